@@ -1,0 +1,160 @@
+/**
+ * tfjs backend selection. Native and GPU backends are optional packages that may be
+ * absent (their install downloads libtensorflow); they are imported only when asked for.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export const BACKEND_NAMES = ['auto', 'cuda', 'tfjs-node', 'wasm', 'webgpu', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type ConcreteBackend = Exclude<BackendName, 'auto'>;
+
+/** Tried in this order by `auto`: expected speed, fastest first. */
+export const AUTO_ORDER: ConcreteBackend[] = ['cuda', 'webgpu', 'tfjs-node', 'wasm', 'cpu'];
+
+export class BackendUnavailableError extends Error {
+  readonly userFacing = true;
+  constructor(
+    readonly backend: ConcreteBackend,
+    reason: string,
+  ) {
+    super(`backend '${backend}' cannot load: ${reason}\n  ${INSTALL_HINTS[backend]}`);
+  }
+}
+
+const INSTALL_HINTS: Record<ConcreteBackend, string> = {
+  cuda:
+    'It needs the optional package @tensorflow/tfjs-node-gpu (CUDA 11.8 + cuDNN 8). Install it with ' +
+    '`npm install @tensorflow/tfjs-node-gpu@4.22.0` on a machine that can download libtensorflow.',
+  'tfjs-node':
+    'It needs the optional package @tensorflow/tfjs-node. Install it with `npm install @tensorflow/tfjs-node@4.22.0` ' +
+    'on a machine that can download libtensorflow.',
+  webgpu:
+    'It needs a WebGPU adapter: the optional package `webgpu` (Dawn for Node) and a Vulkan/Metal/D3D12 GPU driver. ' +
+    'Install it with `npm install webgpu`.',
+  wasm: 'It needs @tensorflow/tfjs-backend-wasm (a regular dependency): run `npm ci`.',
+  cpu: 'The pure-JS cpu backend ships with @tensorflow/tfjs: run `npm ci`.',
+};
+
+/** Name tfjs registers for each of our backends. */
+const TF_NAME: Record<ConcreteBackend, string> = {
+  cuda: 'tensorflow',
+  'tfjs-node': 'tensorflow',
+  webgpu: 'webgpu',
+  wasm: 'wasm',
+  cpu: 'cpu',
+};
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message.split('\n')[0]! : String(e);
+}
+
+async function importOptional(pkg: string): Promise<unknown> {
+  // A variable specifier keeps bundlers and tsc from resolving packages that may be absent.
+  const spec = pkg;
+  return import(spec);
+}
+
+async function loadNative(backend: 'cuda' | 'tfjs-node'): Promise<void> {
+  const pkg = backend === 'cuda' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  try {
+    await importOptional(pkg);
+  } catch (e) {
+    throw new BackendUnavailableError(backend, `package ${pkg} is not installed or failed to load (${errText(e)})`);
+  }
+}
+
+async function loadWebgpu(): Promise<void> {
+  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
+  if (!nav?.gpu) {
+    let mod: { create?: (opts: string[]) => unknown; globals?: object };
+    try {
+      mod = (await importOptional('webgpu')) as typeof mod;
+    } catch (e) {
+      throw new BackendUnavailableError('webgpu', `package webgpu is not installed (${errText(e)})`);
+    }
+    if (!mod.create) throw new BackendUnavailableError('webgpu', 'package webgpu has no create()');
+    if (mod.globals) Object.assign(globalThis, mod.globals);
+    const gpu = mod.create([]);
+    Object.defineProperty(globalThis, 'navigator', { value: { ...(nav ?? {}), gpu }, configurable: true, writable: true });
+  }
+  const gpu = (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<unknown> } } }).navigator.gpu;
+  const adapter = await gpu.requestAdapter().catch(() => null);
+  if (!adapter) throw new BackendUnavailableError('webgpu', 'no WebGPU adapter was found (no usable GPU driver)');
+  await importOptional('@tensorflow/tfjs-backend-webgpu');
+}
+
+async function loadWasm(): Promise<void> {
+  await import('@tensorflow/tfjs-backend-wasm');
+}
+
+async function activate(backend: ConcreteBackend): Promise<void> {
+  if (backend === 'cuda' || backend === 'tfjs-node') await loadNative(backend);
+  else if (backend === 'webgpu') await loadWebgpu();
+  else if (backend === 'wasm') await loadWasm();
+  let ok = false;
+  try {
+    ok = await tf.setBackend(TF_NAME[backend]);
+    await tf.ready();
+  } catch (e) {
+    throw new BackendUnavailableError(backend, errText(e));
+  }
+  if (!ok) throw new BackendUnavailableError(backend, `tf.setBackend('${TF_NAME[backend]}') failed`);
+  if (backend === 'cuda' && !(await nativeHasGpu())) {
+    throw new BackendUnavailableError('cuda', 'libtensorflow loaded but sees no CUDA GPU');
+  }
+}
+
+async function nativeHasGpu(): Promise<boolean> {
+  // tfjs-node-gpu exposes no device query; TF logs the GPU it binds. A GPU build on a
+  // machine without CUDA falls back to CPU, which `cuda` must not accept silently.
+  const env = process.env.CUDA_VISIBLE_DEVICES;
+  if (env !== undefined && env.trim() === '') return false;
+  const { existsSync } = await import('node:fs');
+  return existsSync('/dev/nvidia0') || existsSync('/proc/driver/nvidia/version');
+}
+
+export interface BackendChoice {
+  requested: BackendName;
+  chosen: ConcreteBackend;
+  /** Why each faster backend was passed over (auto only). */
+  skipped: { backend: ConcreteBackend; reason: string }[];
+}
+
+let current: BackendChoice | undefined;
+
+export function parseBackendName(value: string, source: string): BackendName {
+  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
+  throw new Error(`${source}: unknown backend '${value}'; expected one of ${BACKEND_NAMES.join(', ')}`);
+}
+
+/**
+ * Activate a backend. `requested` defaults to $SELFFLOW_BACKEND, then `auto`.
+ * An explicit backend that cannot load throws BackendUnavailableError; `auto` falls through.
+ */
+export async function initBackend(requested?: string): Promise<BackendChoice> {
+  const raw = requested ?? process.env.SELFFLOW_BACKEND ?? 'auto';
+  const name = parseBackendName(raw, requested !== undefined ? '--backend' : 'SELFFLOW_BACKEND');
+  if (current && (current.requested === name || current.chosen === name)) return current;
+  if (name !== 'auto') {
+    await activate(name);
+    current = { requested: name, chosen: name, skipped: [] };
+    return current;
+  }
+  const skipped: BackendChoice['skipped'] = [];
+  for (const candidate of AUTO_ORDER) {
+    try {
+      await activate(candidate);
+      current = { requested: 'auto', chosen: candidate, skipped };
+      return current;
+    } catch (e) {
+      skipped.push({ backend: candidate, reason: errText(e).replace(/^backend '[^']+' cannot load: /, '') });
+    }
+  }
+  throw new Error('no tfjs backend could load (not even cpu)');
+}
+
+export function describeChoice(c: BackendChoice): string {
+  if (c.requested !== 'auto') return `backend: ${c.chosen}`;
+  const passed = c.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ');
+  return `backend: ${c.chosen} (auto${passed ? `; passed over ${passed}` : ''})`;
+}

@@ -1,0 +1,21 @@
+/**
+ * Benchmark suites, one per concern. Each is loaded only when run.
+ * Add a line here for a new suite; `selfflow-wm bench --only NAME` runs one.
+ */
+import type { BenchTable } from './table.js';
+
+export interface BenchOptions {
+  /** Fewer repetitions and sizes, for a smoke run. */
+  quick: boolean;
+  /** Backends to measure where a suite compares them (default: every one that loads). */
+  backends?: string[];
+}
+
+export interface BenchSuite {
+  name: string;
+  summary: string;
+  load: () => Promise<(opts: BenchOptions) => Promise<BenchTable[]>>;
+}
+
+export const SUITES: BenchSuite[] = [
+];

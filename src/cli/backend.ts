@@ -1,0 +1,18 @@
+import { AUTO_ORDER, describeChoice, initBackend } from '../backend/backends.js';
+import { BACKEND_OPTION, str, type Command } from './command.js';
+
+export const backendCommand: Command = {
+  name: 'backend',
+  summary: 'show which tensor backends load here and which `auto` picks',
+  options: { backend: BACKEND_OPTION },
+  async run(opts) {
+    const choice = await initBackend(str(opts, 'backend'));
+    console.log(describeChoice(choice));
+    if (choice.requested === 'auto') {
+      for (const b of AUTO_ORDER) {
+        const skip = choice.skipped.find((s) => s.backend === b);
+        console.log(`  ${b.padEnd(10)} ${b === choice.chosen ? 'loaded (chosen)' : skip ? `unavailable: ${skip.reason}` : 'not tried'}`);
+      }
+    }
+  },
+};

@@ -1,0 +1,70 @@
+/** What every CLI command declares: its flags (for parsing and --help) and its action. */
+export type OptionType = 'string' | 'boolean';
+
+export interface OptionSpec {
+  type: OptionType;
+  description: string;
+  default?: string | boolean;
+  /** Placeholder shown in help, e.g. `N` or `DIR`. */
+  arg?: string;
+  short?: string;
+  multiple?: boolean;
+}
+
+export type Options = Record<string, OptionSpec>;
+export type ParsedOptions = Record<string, string | boolean | string[] | undefined>;
+
+export interface Command {
+  /** Words after `selfflow-wm`, e.g. `model info`. */
+  name: string;
+  summary: string;
+  /** Positional arguments shown in usage, e.g. `[FILE]`. */
+  positionals?: string;
+  options: Options;
+  /** Longer help text printed after the flags. */
+  details?: string;
+  run(opts: ParsedOptions, positionals: string[]): Promise<number | void>;
+}
+
+/** A user-facing error: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {}
+
+export function str(opts: ParsedOptions, key: string): string | undefined {
+  const v = opts[key];
+  if (v === undefined || typeof v === 'boolean') return undefined;
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
+export function requireStr(opts: ParsedOptions, key: string): string {
+  const v = str(opts, key);
+  if (v === undefined || v === '') throw new UsageError(`missing required flag --${key}`);
+  return v;
+}
+
+export function num(opts: ParsedOptions, key: string, fallback?: number): number {
+  const v = str(opts, key);
+  if (v === undefined) {
+    if (fallback === undefined) throw new UsageError(`missing required flag --${key}`);
+    return fallback;
+  }
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${key} expects a number, got '${v}'`);
+  return n;
+}
+
+export function int(opts: ParsedOptions, key: string, fallback?: number): number {
+  const n = num(opts, key, fallback);
+  if (!Number.isInteger(n)) throw new UsageError(`--${key} expects an integer, got '${n}'`);
+  return n;
+}
+
+export function bool(opts: ParsedOptions, key: string): boolean {
+  return opts[key] === true;
+}
+
+/** Shared --backend flag for commands that run tensors. */
+export const BACKEND_OPTION: OptionSpec = {
+  type: 'string',
+  arg: 'NAME',
+  description: 'tensor backend: auto|cuda|tfjs-node|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
+};
