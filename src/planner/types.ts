@@ -33,3 +33,9 @@ export interface Plan {
   /** Imagined frames for the chosen plan, RGB uint8 each (height x width x 3). */
   imagined?: Uint8Array[];
 }
+
+/**
+ * A planner in RxJS form: plans from the latest observation only and the latest goal.
+ * Every robot link and the evaluation drive one of these.
+ */
+export type Planner = (observations$: import('rxjs').Observable<Observation>, goals$: import('rxjs').Observable<Goal>) => import('rxjs').Observable<Plan>;
