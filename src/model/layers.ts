@@ -1,0 +1,98 @@
+/** Stateless building blocks of the DiT, in the official module's numerics. */
+import * as tf from '@tensorflow/tfjs';
+
+export type Params = Record<string, tf.Tensor>;
+
+export function param(p: Params, name: string): tf.Tensor {
+  const t = p[name];
+  if (!t) throw new Error(`missing parameter '${name}'`);
+  return t;
+}
+
+/** PyTorch nn.Linear: weight [out, in], y = x W^T + b over the last axis. */
+export function linear(x: tf.Tensor, p: Params, name: string): tf.Tensor {
+  const w = param(p, `${name}.weight`) as tf.Tensor2D;
+  const inDim = x.shape[x.shape.length - 1]!;
+  const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
+  let y: tf.Tensor = tf.matMul(flat, w, false, true);
+  const b = p[`${name}.bias`];
+  if (b) y = tf.add(y, b);
+  return y.reshape([...x.shape.slice(0, -1), w.shape[0]]);
+}
+
+/** LayerNorm without affine parameters (elementwise_affine=False, eps 1e-6). */
+export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** nn.GELU(approximate='tanh'). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const c = Math.sqrt(2 / Math.PI);
+  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+/** x * (1 + scale) + shift, all per token. */
+export function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {
+  return tf.add(tf.mul(x, tf.add(1, scale)), shift);
+}
+
+/** TimestepEmbedder.timestep_embedding: [cos(t f), sin(t f)] with f = exp(-ln(10000) i / half). */
+export function timestepFrequencies(t: tf.Tensor1D, dim = 256, maxPeriod = 10000): tf.Tensor2D {
+  const half = Math.floor(dim / 2);
+  const freqs = new Float32Array(half);
+  for (let i = 0; i < half; i++) freqs[i] = Math.exp((-Math.log(maxPeriod) * i) / half);
+  const args = tf.mul(t.reshape([-1, 1]), tf.tensor2d(freqs, [1, half]));
+  let emb = tf.concat([tf.cos(args), tf.sin(args)], -1);
+  if (dim % 2) emb = tf.concat([emb, tf.zeros([emb.shape[0]!, 1])], -1);
+  return emb as tf.Tensor2D;
+}
+
+/** TimestepEmbedder: sinusoidal features through Linear-SiLU-Linear. Accepts any shape of t. */
+export function embedTimesteps(p: Params, t: tf.Tensor): tf.Tensor {
+  const f = timestepFrequencies(t.reshape([-1]) as tf.Tensor1D);
+  const h = linear(silu(linear(f, p, 't_embedder.mlp.0')), p, 't_embedder.mlp.2');
+  return h.reshape([...t.shape, h.shape[1]!]);
+}
+
+/** get_1d_sincos_pos_embed_from_grid: [sin(pos w), cos(pos w)], w = 1/10000^(i/(dim/2)), float64 then rounded. */
+export function sincos1d(dim: number, positions: number[]): Float32Array {
+  const half = dim / 2;
+  const out = new Float32Array(positions.length * dim);
+  positions.forEach((pos, r) => {
+    for (let i = 0; i < half; i++) {
+      const a = pos / 10000 ** (i / half);
+      out[r * dim + i] = Math.sin(a);
+      out[r * dim + half + i] = Math.cos(a);
+    }
+  });
+  return out;
+}
+
+/**
+ * get_2d_sincos_pos_embed generalised to a gh x gw grid (row-major tokens). As in the official
+ * code, the first half of the channels encodes the column and the second half the row.
+ */
+export function sincos2d(dim: number, gh: number, gw: number): Float32Array {
+  const cols: number[] = [];
+  const rows: number[] = [];
+  for (let r = 0; r < gh; r++) {
+    for (let c = 0; c < gw; c++) {
+      cols.push(c);
+      rows.push(r);
+    }
+  }
+  const a = sincos1d(dim / 2, cols);
+  const b = sincos1d(dim / 2, rows);
+  const out = new Float32Array(gh * gw * dim);
+  for (let n = 0; n < gh * gw; n++) {
+    out.set(a.subarray(n * (dim / 2), (n + 1) * (dim / 2)), n * dim);
+    out.set(b.subarray(n * (dim / 2), (n + 1) * (dim / 2)), n * dim + dim / 2);
+  }
+  return out;
+}
