@@ -8,6 +8,7 @@ import { numel, toFloat32 } from '../checkpoint/tensor-map.js';
 import { Rng } from '../util/rng.js';
 import type { DiTConfig, WorldModelConfig } from './config.js';
 import { officialPosEmbed } from './dit.js';
+import { worldPosEmbed } from './world-model.js';
 import type { Params } from './layers.js';
 
 export type Layout = Map<string, number[]>;
@@ -159,4 +160,8 @@ export async function toHost(params: Params): Promise<TensorMap> {
     out.set(name, { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(data) } satisfies HostTensor);
   }
   return out;
+}
+
+export function worldModelInit(w: WorldModelConfig, seed: number): TensorMap {
+  return initHost(worldModelLayout(w), seed, () => worldPosEmbed(w));
 }

@@ -1,0 +1,251 @@
+/**
+ * The world model: the Self-Flow trunk over a sequence of frames plus one action token per
+ * step, every token with its own timestep, frame-causal attention, and a key/value cache of
+ * the clean context frames so planning computes them once for all candidates and flow steps.
+ *
+ * Token order: frame 0 patches, then per later frame f: [action a_{f-1}, frame f patches].
+ * The action that leads from frame f-1 to f sits with frame f, so context frames never
+ * see a candidate's actions. Time convention as the official forward(): t = 0 is data,
+ * t = 1 noise, and the model returns the velocity d x / d t = noise - data.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { WorldModelConfig } from './config.js';
+import { embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
+import { finalNorm, runTrunk, type KVCache, type TrunkOutput } from './trunk.js';
+
+export interface FrameBatch {
+  /** [B, F, H, W, 3], pixels in [-1, 1] (noised where t > 0). */
+  frames: tf.Tensor5D;
+  /** [B, F, N] per-token or [B, F] per-frame timesteps of the patch tokens. */
+  frameT: tf.Tensor;
+  /** [B, F', A] actions; actions[:, j] leads into the j-th frame of this batch that has an action token. */
+  actions: tf.Tensor3D;
+  /** [B, F'] timesteps of the action tokens. */
+  actionT: tf.Tensor2D;
+}
+
+export interface WorldModelConditioning {
+  /** [B, languageDim] or [1, languageDim]. */
+  language?: tf.Tensor2D;
+  /** [B] or [1] class ids (task/embodiment); default 0. */
+  y?: tf.Tensor1D;
+}
+
+export interface WorldModelOutput {
+  /** Velocity for every frame [B, F, H, W, 3]. */
+  frameVelocity: tf.Tensor5D;
+  /** Velocity for every action token [B, F', A]. */
+  actionVelocity: tf.Tensor3D;
+  /** Projected student features after studentLayer, patch tokens only: [B, F, N, D]. */
+  projected?: tf.Tensor4D;
+  /** Raw features after teacherLayer, patch tokens only: [B, F, N, D]. */
+  raw?: tf.Tensor4D;
+}
+
+export interface ForwardOptions {
+  projectedLayer?: number;
+  rawLayer?: number;
+}
+
+export function patchGrid(cfg: WorldModelConfig): { gh: number; gw: number; n: number; p: number } {
+  const p = cfg.dit.patch_size;
+  const gh = cfg.imageHeight / p;
+  const gw = cfg.imageWidth / p;
+  return { gh, gw, n: gh * gw, p };
+}
+
+/** [B, F, H, W, C] -> [B, F, N, C*p*p] with the official (c, p1, p2) channel order. */
+export function patchify(frames: tf.Tensor5D, cfg: WorldModelConfig): tf.Tensor4D {
+  const [b, f, , , ch] = frames.shape;
+  const { gh, gw, n, p } = patchGrid(cfg);
+  return frames
+    .reshape([b, f, gh, p, gw, p, ch])
+    .transpose([0, 1, 2, 4, 6, 3, 5])
+    .reshape([b, f, n, ch * p * p]) as tf.Tensor4D;
+}
+
+/** Inverse of the final layer's (p, q, c) token layout: [B, F, N, p*p*C] -> [B, F, H, W, C]. */
+export function unpatchify(tokens: tf.Tensor4D, cfg: WorldModelConfig): tf.Tensor5D {
+  const [b, f] = tokens.shape;
+  const { gh, gw, p } = patchGrid(cfg);
+  const ch = cfg.dit.in_channels;
+  return tokens
+    .reshape([b, f, gh, gw, p, p, ch])
+    .transpose([0, 1, 2, 4, 3, 5, 6])
+    .reshape([b, f, cfg.imageHeight, cfg.imageWidth, ch]) as tf.Tensor5D;
+}
+
+/** The model's fixed spatial pos_embed for its (possibly non-square) patch grid. */
+export function worldPosEmbed(cfg: WorldModelConfig): Float32Array {
+  const { gh, gw } = patchGrid(cfg);
+  return sincos2d(cfg.dit.hidden_size, gh, gw);
+}
+
+const temporalCache = new Map<string, Float32Array>();
+/** Temporal (frame-index) sin-cos embedding; fixed, so any number of frames works. */
+function temporalEmbed(dim: number, frame: number): Float32Array {
+  const key = `${dim}:${frame}`;
+  let e = temporalCache.get(key);
+  if (!e) temporalCache.set(key, (e = sincos1d(dim, [frame])));
+  return e;
+}
+
+interface Layout {
+  /** Frame index of every token in sequence order. */
+  frameOf: number[];
+  /** Sequence positions of patch tokens per frame, and of action tokens. */
+  patchStart: number[];
+  actionPos: number[];
+}
+
+/**
+ * Sequence layout for frames firstFrame..firstFrame+F-1; the first frame of the whole sequence
+ * (index 0) has no action token.
+ */
+function sequenceLayout(firstFrame: number, frames: number, n: number): Layout {
+  const frameOf: number[] = [];
+  const patchStart: number[] = [];
+  const actionPos: number[] = [];
+  for (let j = 0; j < frames; j++) {
+    const f = firstFrame + j;
+    if (f > 0) {
+      actionPos.push(frameOf.length);
+      frameOf.push(f);
+    }
+    patchStart.push(frameOf.length);
+    for (let i = 0; i < n; i++) frameOf.push(f);
+  }
+  return { frameOf, patchStart, actionPos };
+}
+
+/** Additive frame-causal bias [Tq, Tk]: a query sees keys of its own and earlier frames. */
+function causalBias(queryFrames: number[], keyFrames: number[]): tf.Tensor2D {
+  const data = new Float32Array(queryFrames.length * keyFrames.length);
+  for (let i = 0; i < queryFrames.length; i++) {
+    for (let j = 0; j < keyFrames.length; j++) if (keyFrames[j]! > queryFrames[i]!) data[i * keyFrames.length + j] = -1e9;
+  }
+  return tf.tensor2d(data, [queryFrames.length, keyFrames.length]);
+}
+
+/** Embeds tokens and per-token conditioning for frames starting at `firstFrame`. */
+function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firstFrame: number, cond: WorldModelConditioning) {
+  const [b, f] = batch.frames.shape;
+  const { n } = patchGrid(cfg);
+  const d = cfg.dit.hidden_size;
+  const layout = sequenceLayout(firstFrame, f, n);
+  const nActions = layout.actionPos.length;
+  if (batch.actions.shape[1] !== nActions) {
+    throw new Error(`world model: ${f} frames starting at frame ${firstFrame} need ${nActions} action tokens, got ${batch.actions.shape[1]}`);
+  }
+  const patches = linear(patchify(batch.frames, cfg), p, 'x_embedder.proj') as tf.Tensor4D; // [B, F, N, D]
+  const pos = param(p, 'pos_embed').reshape([1, 1, n, d]);
+  const temporal = tf.tensor4d(
+    Float32Array.from({ length: f * d }, (_, k) => temporalEmbed(d, firstFrame + Math.floor(k / d))[k % d]!),
+    [1, f, 1, d],
+  );
+  const patchTokens = tf.add(tf.add(patches, pos), temporal) as tf.Tensor4D;
+  const frameT = batch.frameT.rank === 2 ? tf.tile(batch.frameT.expandDims(2), [1, 1, n]) : batch.frameT;
+  const patchT = tf.sub(1, frameT) as tf.Tensor3D; // official internal time
+  const actT = tf.sub(1, batch.actionT) as tf.Tensor2D;
+  let actionTokens: tf.Tensor3D | undefined;
+  if (nActions > 0) {
+    const actTemporal = tf.tensor3d(
+      Float32Array.from({ length: nActions * d }, (_, k) => temporalEmbed(d, layout.frameOf[layout.actionPos[Math.floor(k / d)]!]!)[k % d]!),
+      [1, nActions, d],
+    );
+    actionTokens = tf.add(tf.add(linear(batch.actions, p, 'action_embedder.proj'), param(p, 'action_embedder.type_embed')), actTemporal) as tf.Tensor3D;
+  }
+  // Interleave per frame: [action_f]? + patches_f.
+  const tokenParts: tf.Tensor[] = [];
+  const timeParts: tf.Tensor[] = [];
+  let a = 0;
+  for (let j = 0; j < f; j++) {
+    if (firstFrame + j > 0) {
+      tokenParts.push(actionTokens!.slice([0, a, 0], [b, 1, d]));
+      timeParts.push(actT.slice([0, a], [b, 1]));
+      a++;
+    }
+    tokenParts.push(patchTokens.slice([0, j, 0, 0], [b, 1, n, d]).reshape([b, n, d]));
+    timeParts.push(patchT.slice([0, j, 0], [b, 1, n]).reshape([b, n]));
+  }
+  const x = tf.concat(tokenParts, 1) as tf.Tensor3D;
+  const tAll = tf.concat(timeParts, 1) as tf.Tensor2D;
+  let c = embedTimesteps(p, tAll) as tf.Tensor3D;
+  const y = cond.y ?? tf.zeros([1], 'int32');
+  c = tf.add(c, tf.gather(param(p, 'y_embedder.embedding_table.weight'), tf.cast(y, 'int32')).expandDims(1)) as tf.Tensor3D;
+  if (cfg.languageDim > 0 && cond.language) c = tf.add(c, linear(cond.language, p, 'lang_embedder.proj').expandDims(1)) as tf.Tensor3D;
+  return { x, c, layout };
+}
+
+function gatherPatchTokens(t: tf.Tensor3D, layout: Layout, n: number): tf.Tensor4D {
+  const parts = layout.patchStart.map((s) => t.slice([0, s, 0], [t.shape[0], n, t.shape[2]]).expandDims(1));
+  return tf.concat(parts, 1) as tf.Tensor4D;
+}
+
+function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: tf.Tensor3D, layout: Layout): WorldModelOutput {
+  const { n } = patchGrid(cfg);
+  const h = finalNorm(p, trunk.x, c);
+  const patchOut = gatherPatchTokens(linear(h, p, 'final_layer.linear') as tf.Tensor3D, layout, n);
+  const frameVelocity = tf.neg(unpatchify(patchOut, cfg)) as tf.Tensor5D;
+  const b = trunk.x.shape[0];
+  let actionVelocity: tf.Tensor3D;
+  if (layout.actionPos.length) {
+    const actH = tf.concat(layout.actionPos.map((s) => h.slice([0, s, 0], [b, 1, h.shape[2]])), 1);
+    actionVelocity = tf.neg(linear(actH, p, 'action_head.linear')) as tf.Tensor3D;
+  } else actionVelocity = tf.zeros([b, 0, cfg.actionDim]) as tf.Tensor3D;
+  return {
+    frameVelocity,
+    actionVelocity,
+    projected: trunk.projected ? gatherPatchTokens(trunk.projected, layout, n) : undefined,
+    raw: trunk.raw ? gatherPatchTokens(trunk.raw, layout, n) : undefined,
+  };
+}
+
+/** Full forward over a whole sequence starting at frame 0 (training, and the cache's reference). */
+export function worldModelForward(p: Params, cfg: WorldModelConfig, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
+  const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
+  const mask = causalBias(layout.frameOf, layout.frameOf);
+  const trunk = runTrunk(p, cfg.dit, x, c, { mask, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
+  return decodeOutputs(p, cfg, trunk, c, layout);
+}
+
+/** Keys/values of clean context frames 0..K-1 (and the actions between them), computed once. */
+export interface ContextCache {
+  kv: KVCache;
+  contextFrames: number;
+  frameOf: number[];
+  /** Raw features of the context patch tokens at `rawLayer`, if asked for. */
+  raw?: tf.Tensor4D;
+}
+
+/**
+ * Encodes the context (all tokens clean, t = 0). `context.actions` holds the K-1 executed actions
+ * between context frames. The returned tensors are kept; free them with disposeContext().
+ */
+export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tensor5D, actions: tf.Tensor3D, cond: WorldModelConditioning = {}, rawLayer?: number): ContextCache {
+  return tf.tidy(() => {
+    const [b, k] = frames.shape;
+    const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
+    const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
+    const mask = causalBias(layout.frameOf, layout.frameOf);
+    const trunk = runTrunk(p, cfg.dit, x, c, { mask, recordCache: true, rawFeaturesLayer: rawLayer });
+    const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
+    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw } as unknown as ContextCache & tf.TensorContainerObject;
+  }) as unknown as ContextCache;
+}
+
+export function disposeContext(ctx: ContextCache): void {
+  tf.dispose([...ctx.kv.keys, ...ctx.kv.values]);
+  if (ctx.raw) ctx.raw.dispose();
+}
+
+/**
+ * Forward of future frames K..K+H-1 against a cached context. `batch.actions[:, j]` leads from
+ * frame K-1+j to K+j. The cache (batch 1 or B) is shared by every candidate in the batch.
+ */
+export function forwardWithContext(p: Params, cfg: WorldModelConfig, ctx: ContextCache, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
+  const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
+  const mask = causalBias(layout.frameOf, [...ctx.frameOf, ...layout.frameOf]);
+  const trunk = runTrunk(p, cfg.dit, x, c, { mask, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
+  return decodeOutputs(p, cfg, trunk, c, layout);
+}
