@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DiTConfig } from './config.js';
-import { embedTimesteps, linear, param, sincos2d, type Params } from './layers.js';
+import { embedLabels, embedTimesteps, linear, param, sincos2d, type Params } from './layers.js';
 import { finalNorm, runTrunk } from './trunk.js';
 
 export interface DiTForwardOptions {
@@ -40,7 +40,7 @@ export function ditForward(p: Params, cfg: DiTConfig, x: tf.Tensor3D, t: tf.Tens
   const tInternal = tf.sub(1, t);
   const h = tf.add(linear(x, p, 'x_embedder.proj'), param(p, 'pos_embed')) as tf.Tensor3D;
   const tEmb = t.rank === 1 ? tf.tile(embedTimesteps(p, tInternal).expandDims(1), [1, n, 1]) : embedTimesteps(p, tInternal);
-  const yEmb = tf.gather(param(p, 'y_embedder.embedding_table.weight'), tf.cast(y, 'int32')).expandDims(1);
+  const yEmb = embedLabels(p, y);
   const c = tf.add(tEmb, yEmb) as tf.Tensor3D;
   const trunk = runTrunk(p, cfg, h, c, { featuresLayer: opts.featuresLayer, rawFeaturesLayer: opts.rawFeaturesLayer });
   let out = linear(finalNorm(p, trunk.x, c), p, 'final_layer.linear');

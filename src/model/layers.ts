@@ -96,3 +96,14 @@ export function sincos2d(dim: number, gh: number, gw: number): Float32Array {
   }
   return out;
 }
+
+/**
+ * LabelEmbedder lookup as one-hot x table: same values as a gather, but differentiable on
+ * backends without an UnsortedSegmentSum kernel (wasm). Returns [B, 1, D].
+ */
+export function embedLabels(p: Params, y: tf.Tensor): tf.Tensor {
+  const table = param(p, 'y_embedder.embedding_table.weight') as tf.Tensor2D;
+  // tf.oneHot rejects depth 1 (a single-class table), so compare against a range instead.
+  const oneHot = tf.equal(tf.cast(y, 'int32').reshape([-1, 1]), tf.range(0, table.shape[0], 1, 'int32').reshape([1, -1])).toFloat() as tf.Tensor2D;
+  return tf.matMul(oneHot, table).expandDims(1);
+}

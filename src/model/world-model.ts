@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WorldModelConfig } from './config.js';
-import { embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
+import { embedLabels, embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
 import { finalNorm, runTrunk, type KVCache, type TrunkOutput } from './trunk.js';
 
 export interface FrameBatch {
@@ -172,7 +172,7 @@ function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firs
   const tAll = tf.concat(timeParts, 1) as tf.Tensor2D;
   let c = embedTimesteps(p, tAll) as tf.Tensor3D;
   const y = cond.y ?? tf.zeros([1], 'int32');
-  c = tf.add(c, tf.gather(param(p, 'y_embedder.embedding_table.weight'), tf.cast(y, 'int32')).expandDims(1)) as tf.Tensor3D;
+  c = tf.add(c, embedLabels(p, y)) as tf.Tensor3D;
   if (cfg.languageDim > 0 && cond.language) c = tf.add(c, linear(cond.language, p, 'lang_embedder.proj').expandDims(1)) as tf.Tensor3D;
   return { x, c, layout };
 }

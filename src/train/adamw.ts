@@ -1,0 +1,72 @@
+/**
+ * AdamW (decoupled weight decay) with global-norm gradient clipping. Written out rather than
+ * using tf.train.adam because we need weight decay and a saveable, resumable state.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this (0 = no clipping). */
+  maxGradNorm: number;
+}
+
+export const DEFAULT_ADAMW: AdamWOptions = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 };
+
+/** No decay on biases, norms, embeddings and fixed buffers, as is usual for transformers. */
+export function decays(name: string): boolean {
+  return name.endsWith('.weight') && !name.includes('embedding_table') && !name.endsWith('type_embed');
+}
+
+export class AdamW {
+  step = 0;
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+
+  constructor(readonly opts: AdamWOptions = DEFAULT_ADAMW) {}
+
+  /** Applies one update; returns the global gradient norm before clipping. */
+  apply(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number): number {
+    const names = Object.keys(grads);
+    const norm = tf.tidy(() => Math.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!)))).dataSync()[0]!));
+    const clip = this.opts.maxGradNorm > 0 && norm > this.opts.maxGradNorm ? this.opts.maxGradNorm / (norm + 1e-6) : 1;
+    this.step++;
+    const { beta1, beta2, eps, weightDecay } = this.opts;
+    const bc1 = 1 - beta1 ** this.step;
+    const bc2 = 1 - beta2 ** this.step;
+    for (const name of names) {
+      const p = params[name]!;
+      if (!this.m.has(name)) {
+        this.m.set(name, tf.variable(tf.zerosLike(p), false));
+        this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      }
+      const m = this.m.get(name)!;
+      const v = this.v.get(name)!;
+      tf.tidy(() => {
+        const g = tf.mul(grads[name]!, clip);
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        let next = tf.sub(p, tf.mul(update, lr));
+        if (weightDecay > 0 && decays(name)) next = tf.sub(next, tf.mul(p, lr * weightDecay));
+        p.assign(next);
+      });
+    }
+    return norm;
+  }
+
+  dispose(): void {
+    tf.dispose([...this.m.values(), ...this.v.values()]);
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
+/** Linear warm-up to `peak`, then cosine decay to `peak * minRatio` at `total`. */
+export function learningRate(step: number, peak: number, warmup: number, total: number, minRatio = 0.1): number {
+  if (step < warmup) return (peak * (step + 1)) / warmup;
+  const progress = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+  return peak * (minRatio + (1 - minRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}

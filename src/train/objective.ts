@@ -1,0 +1,175 @@
+/**
+ * The Self-Flow training objective on world-model sequences:
+ * - linear-path flow matching with velocity prediction (official time convention);
+ * - Dual-Timestep Scheduling: two noise levels per sample, a random subset of the future-frame
+ *   tokens gets the second, so one sequence mixes noise levels;
+ * - self-distillation: the EMA teacher sees every noised token at the lower level; the student's
+ *   projected features after block k predict the teacher's raw features after block m (cosine);
+ * - `vanilla`: one timestep per sample and no teacher, for the paper's ablation.
+ * Context frames stay clean; action tokens are clean (world-model query) or, in a fraction of
+ * samples, noised too (policy query), so one model learns both.
+ * All randomness comes from the caller's seeded Rng so a resumed run redraws the same noise.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { noisy, velocityTarget } from '../flow/path.js';
+import type { WorldModelConfig } from '../model/config.js';
+import type { Params } from '../model/layers.js';
+import { patchGrid, worldModelForward, type FrameBatch } from '../model/world-model.js';
+import type { Rng } from '../util/rng.js';
+
+export type ObjectiveKind = 'selfflow' | 'vanilla';
+
+export interface ObjectiveOptions {
+  kind: ObjectiveKind;
+  /** Fraction of future-frame tokens that get the second timestep (paper default 0.25). */
+  maskRatio: number;
+  /** Fraction of samples whose action tokens are noised too (policy query). */
+  policyFraction: number;
+  /** Weight lambda of the self-distillation loss. */
+  sslWeight: number;
+  /** Weight of the action velocity loss (policy-query samples only). */
+  actionWeight: number;
+}
+
+export const DEFAULT_OBJECTIVE: ObjectiveOptions = { kind: 'selfflow', maskRatio: 0.25, policyFraction: 0.3, sslWeight: 1, actionWeight: 1 };
+
+/** A training batch of clean sequences. */
+export interface SequenceBatch {
+  /** [B, K+H, height, width, 3] in [-1, 1]. */
+  frames: tf.Tensor5D;
+  /** [B, K+H-1, A] normalised; actions[:, f-1] leads from frame f-1 to f. */
+  actions: tf.Tensor3D;
+  language?: tf.Tensor2D;
+  contextFrames: number;
+}
+
+/** Host-side random draws for one batch (all a step needs, so it can be redrawn exactly). */
+export interface NoiseDraw {
+  frameNoise: Float32Array;
+  actionNoise: Float32Array;
+  /** Student per-token time of patch tokens [B, F, N] (0 for context). */
+  studentT: Float32Array;
+  /** Teacher per-token time: noised tokens at min(t1, t2). */
+  teacherT: Float32Array;
+  /** Action token time [B, F-1] (0 unless a policy-query sample). */
+  actionT: Float32Array;
+  /** 1 for policy-query samples. */
+  policy: Float32Array;
+  /** 1 for second-timestep tokens [B, F, N]. */
+  secondMask: Float32Array;
+}
+
+export function drawNoise(rng: Rng, cfg: WorldModelConfig, b: number, frames: number, contextFrames: number, o: ObjectiveOptions): NoiseDraw {
+  const { n } = patchGrid(cfg);
+  const pix = cfg.imageHeight * cfg.imageWidth * 3;
+  const frameNoise = Float32Array.from({ length: b * frames * pix }, () => rng.normal());
+  const actionNoise = Float32Array.from({ length: b * (frames - 1) * cfg.actionDim }, () => rng.normal());
+  const studentT = new Float32Array(b * frames * n);
+  const teacherT = new Float32Array(b * frames * n);
+  const secondMask = new Float32Array(b * frames * n);
+  const actionT = new Float32Array(b * (frames - 1));
+  const policy = new Float32Array(b);
+  for (let i = 0; i < b; i++) {
+    const t1 = rng.next();
+    const t2 = o.kind === 'selfflow' ? rng.next() : t1;
+    const tMin = Math.min(t1, t2);
+    for (let f = contextFrames; f < frames; f++) {
+      for (let k = 0; k < n; k++) {
+        const idx = (i * frames + f) * n + k;
+        const second = o.kind === 'selfflow' && rng.next() < o.maskRatio;
+        secondMask[idx] = second ? 1 : 0;
+        studentT[idx] = second ? t2 : t1;
+        teacherT[idx] = tMin;
+      }
+    }
+    if (rng.next() < o.policyFraction) {
+      policy[i] = 1;
+      // Executed context actions stay clean; the actions into future frames are what a policy predicts.
+      for (let a = contextFrames - 1; a < frames - 1; a++) actionT[i * (frames - 1) + a] = t1;
+    }
+  }
+  return { frameNoise, actionNoise, studentT, teacherT, actionT, policy, secondMask };
+}
+
+export interface LossParts {
+  total: tf.Scalar;
+  frame: tf.Scalar;
+  action: tf.Scalar;
+  ssl: tf.Scalar;
+}
+
+function noisedBatch(batch: SequenceBatch, draw: NoiseDraw, frameT: Float32Array, cfg: WorldModelConfig): { input: FrameBatch; eps: tf.Tensor; epsA: tf.Tensor } {
+  const [b, f] = batch.frames.shape;
+  const { n } = patchGrid(cfg);
+  const eps = tf.tensor(draw.frameNoise, batch.frames.shape);
+  const epsA = tf.tensor(draw.actionNoise, batch.actions.shape);
+  const t = tf.tensor3d(frameT, [b, f, n]);
+  const aT = tf.tensor2d(draw.actionT, [b, f - 1]);
+  // Per-token time on pixels: broadcast each patch's time over its p x p pixels.
+  const { gh, gw, p } = patchGrid(cfg);
+  const tPix = t.reshape([b, f, gh, 1, gw, 1, 1]).tile([1, 1, 1, p, 1, p, 1]).reshape([b, f, cfg.imageHeight, cfg.imageWidth, 1]);
+  const input: FrameBatch = {
+    frames: noisy(batch.frames, eps, tPix) as tf.Tensor5D,
+    frameT: t,
+    actions: noisy(batch.actions, epsA, aT) as tf.Tensor3D,
+    actionT: aT,
+  };
+  return { input, eps, epsA };
+}
+
+/** Teacher raw features after `teacherLayer` on the cleaner input; computed outside any gradient tape. */
+export function teacherFeatures(teacher: Params, cfg: WorldModelConfig, batch: SequenceBatch, draw: NoiseDraw): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { input } = noisedBatch(batch, draw, draw.teacherT, cfg);
+    return worldModelForward(teacher, cfg, input, { language: batch.language }, { rawLayer: cfg.teacherLayer }).raw!;
+  });
+}
+
+/** Mean of 1 - cos(a, b) over the future-frame tokens. */
+export function cosineLoss(a: tf.Tensor4D, b: tf.Tensor4D, contextFrames: number): tf.Scalar {
+  const [bs, f, n, d] = a.shape;
+  const fa = a.slice([0, contextFrames, 0, 0], [bs, f - contextFrames, n, d]);
+  const fb = b.slice([0, contextFrames, 0, 0], [bs, f - contextFrames, n, d]);
+  const dot = tf.sum(tf.mul(fa, fb), -1);
+  const norms = tf.mul(tf.norm(fa, 'euclidean', -1), tf.norm(fb, 'euclidean', -1));
+  return tf.mean(tf.sub(1, tf.div(dot, tf.maximum(norms, 1e-8)))) as tf.Scalar;
+}
+
+/** The student's loss on one batch; `teacherRaw` is required for the selfflow objective. */
+export function studentLoss(
+  student: Params,
+  cfg: WorldModelConfig,
+  batch: SequenceBatch,
+  draw: NoiseDraw,
+  o: ObjectiveOptions,
+  teacherRaw?: tf.Tensor4D,
+): LossParts {
+  const [b, f] = batch.frames.shape;
+  const k = batch.contextFrames;
+  const { input, eps, epsA } = noisedBatch(batch, draw, draw.studentT, cfg);
+  const out = worldModelForward(student, cfg, input, { language: batch.language }, { projectedLayer: o.kind === 'selfflow' ? cfg.studentLayer : undefined });
+  const target = velocityTarget(batch.frames, eps);
+  const hw = [cfg.imageHeight, cfg.imageWidth, 3];
+  const futureErr = tf.sub(out.frameVelocity, target).slice([0, k, 0, 0, 0], [b, f - k, ...hw]);
+  const frame = tf.mean(tf.square(futureErr)) as tf.Scalar;
+  const aTarget = velocityTarget(batch.actions, epsA);
+  const aErr = tf.sub(out.actionVelocity, aTarget).slice([0, k - 1, 0], [b, f - k, cfg.actionDim]);
+  const perSample = tf.mean(tf.square(aErr), [1, 2]);
+  const policy = tf.tensor1d(draw.policy);
+  const nPolicy = draw.policy.reduce((a, c) => a + c, 0);
+  const action = (nPolicy > 0 ? tf.div(tf.sum(tf.mul(perSample, policy)), nPolicy) : tf.scalar(0)) as tf.Scalar;
+  let ssl = tf.scalar(0);
+  if (o.kind === 'selfflow') {
+    if (!teacherRaw || !out.projected) throw new Error('selfflow objective needs teacher features');
+    ssl = cosineLoss(out.projected, teacherRaw, k);
+  }
+  const total = tf.addN([frame, tf.mul(action, o.actionWeight), tf.mul(ssl, o.sslWeight)]) as tf.Scalar;
+  return { total, frame, action, ssl };
+}
+
+/** teacher <- decay * teacher + (1 - decay) * student, in place. */
+export function emaUpdate(teacher: Record<string, tf.Variable>, student: Params, decay: number): void {
+  tf.tidy(() => {
+    for (const [name, t] of Object.entries(teacher)) t.assign(tf.add(tf.mul(t, decay), tf.mul(student[name]!, 1 - decay)));
+  });
+}
