@@ -3,6 +3,7 @@
  * absent (their install downloads libtensorflow); they are imported only when asked for.
  */
 import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
 
 export const BACKEND_NAMES = ['auto', 'cuda', 'tfjs-node', 'wasm', 'webgpu', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -59,11 +60,20 @@ async function loadNative(backend: 'cuda' | 'tfjs-node'): Promise<void> {
   try {
     await importOptional(pkg);
   } catch (e) {
-    throw new BackendUnavailableError(backend, `package ${pkg} is not installed or failed to load (${errText(e)})`);
+    const missing = (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND';
+    throw new BackendUnavailableError(backend, missing ? `package ${pkg} is not installed` : `package ${pkg} failed to load (${errText(e)})`);
   }
 }
 
+/** Dawn needs a Vulkan loader on Linux; without one it only prints a warning and finds no adapter. */
+function hasVulkanLoader(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', ...(process.env.LD_LIBRARY_PATH ?? '').split(':')];
+  return dirs.some((d) => d && existsSync(`${d}/libvulkan.so.1`));
+}
+
 async function loadWebgpu(): Promise<void> {
+  if (!hasVulkanLoader()) throw new BackendUnavailableError('webgpu', 'no Vulkan loader (libvulkan.so.1) on this machine');
   const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
   if (!nav?.gpu) {
     let mod: { create?: (opts: string[]) => unknown; globals?: object };
@@ -109,7 +119,6 @@ async function nativeHasGpu(): Promise<boolean> {
   // machine without CUDA falls back to CPU, which `cuda` must not accept silently.
   const env = process.env.CUDA_VISIBLE_DEVICES;
   if (env !== undefined && env.trim() === '') return false;
-  const { existsSync } = await import('node:fs');
   return existsSync('/dev/nvidia0') || existsSync('/proc/driver/nvidia/version');
 }
 

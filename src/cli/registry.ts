@@ -12,5 +12,8 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'backend', summary: 'show which tensor backends load here and which `auto` picks', load: async () => (await import('./backend.js')).backendCommand },
+  { name: 'model info', summary: 'parameter counts per part for a model config', load: async () => (await import('./model.js')).modelInfoCommand },
+  { name: 'model run', summary: 'evaluate an official-layout Self-Flow checkpoint on named input tensors', load: async () => (await import('./model.js')).modelRunCommand },
+  { name: 'model import', summary: 'import an official Self-Flow checkpoint into a world-model config', load: async () => (await import('./model.js')).modelImportCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
 ];

@@ -1,0 +1,49 @@
+/**
+ * Imports an official Self-Flow checkpoint (or any official-layout state dict) into a
+ * world-model config: tensors whose name and shape match are copied, the rest initialised.
+ */
+import type { TensorMap } from '../checkpoint/tensor-map.js';
+import { shapeText } from '../checkpoint/tensor-map.js';
+import type { WorldModelConfig } from './config.js';
+import { worldModelInit, worldModelLayout } from './params.js';
+
+export interface ImportReport {
+  copied: string[];
+  /** Initialised because the source lacks them or has another shape. */
+  initialised: { name: string; reason: string }[];
+  /** Source tensors the world model has no use for. */
+  unused: string[];
+}
+
+export function importIntoWorldModel(source: TensorMap, cfg: WorldModelConfig, seed: number): { tensors: TensorMap; report: ImportReport } {
+  const tensors = worldModelInit(cfg, seed);
+  const layout = worldModelLayout(cfg);
+  const report: ImportReport = { copied: [], initialised: [], unused: [] };
+  for (const [name, shape] of layout) {
+    const src = source.get(name);
+    if (name === 'pos_embed') {
+      // A fixed sin-cos buffer for the patch grid: regenerate it, since another grid with the same token count would match by shape.
+      report.initialised.push({ name, reason: 'fixed sin-cos buffer, regenerated for this patch grid' });
+    } else if (!src) {
+      report.initialised.push({ name, reason: 'not in the source (world-model part)' });
+    } else if (JSON.stringify(src.shape) !== JSON.stringify(shape)) {
+      report.initialised.push({ name, reason: `source shape ${shapeText(src.shape)} != ${shapeText(shape)}` });
+    } else {
+      tensors.set(name, { dtype: 'float32', shape, data: Float32Array.from(src.data as ArrayLike<number>, Number) });
+      report.copied.push(name);
+    }
+  }
+  for (const name of source.keys()) if (!layout.has(name)) report.unused.push(name);
+  return { tensors, report };
+}
+
+export function summariseImport(r: ImportReport, source: TensorMap): string {
+  const count = (names: string[]) => names.reduce((n, k) => n + (source.get(k)?.data.length ?? 0), 0);
+  const lines = [
+    `copied ${r.copied.length} tensors (${count(r.copied).toLocaleString('en-US')} values) whose name and shape match`,
+    `initialised ${r.initialised.length} tensors:`,
+    ...r.initialised.map((i) => `  ${i.name}: ${i.reason}`),
+  ];
+  if (r.unused.length) lines.push(`ignored ${r.unused.length} source tensors the world model does not have: ${r.unused.slice(0, 8).join(', ')}${r.unused.length > 8 ? ', ...' : ''}`);
+  return lines.join('\n');
+}
