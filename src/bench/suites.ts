@@ -18,4 +18,5 @@ export interface BenchSuite {
 }
 
 export const SUITES: BenchSuite[] = [
+  { name: 'model', summary: 'matmul peak, forward and forward+backward throughput per config and backend', load: async () => (await import('../model/bench.js')).benchModel },
 ];

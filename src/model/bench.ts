@@ -1,0 +1,95 @@
+/**
+ * Model benchmark: each backend's own matmul peak, then world-model forward and forward+backward
+ * throughput for the tiny and small configs on every backend that loads.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { AUTO_ORDER, initBackend, type ConcreteBackend } from '../backend/backends.js';
+import type { BenchOptions } from '../bench/suites.js';
+import { timeMs, type BenchTable } from '../bench/table.js';
+import { DEFAULT_ADAMW } from '../train/adamw.js';
+import { DEFAULT_OBJECTIVE, drawNoise, type SequenceBatch } from '../train/objective.js';
+import { Trainer } from '../train/trainer.js';
+import { Rng } from '../util/rng.js';
+import { worldModelConfig, type ConfigName } from './config.js';
+import { worldModelForwardFlops } from './flops.js';
+import { toTf, worldModelInit } from './params.js';
+import { patchGrid, worldModelForward } from './world-model.js';
+
+export async function loadableBackends(requested?: string[]): Promise<ConcreteBackend[]> {
+  const out: ConcreteBackend[] = [];
+  for (const b of (requested as ConcreteBackend[] | undefined) ?? AUTO_ORDER) {
+    try {
+      await initBackend(b);
+      out.push(b);
+    } catch {
+      /* not available here: not measured */
+    }
+  }
+  return out;
+}
+
+export async function matmulGflops(n: number, reps: number): Promise<number> {
+  const a = tf.randomNormal([n, n]);
+  const b = tf.randomNormal([n, n]);
+  const ms = await timeMs(() => tf.tidy(() => tf.matMul(a, b).dataSync()), reps);
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / (ms / 1000) / 1e9;
+}
+
+function sequenceBatch(cfg: ReturnType<typeof worldModelConfig>, b: number, f: number): SequenceBatch {
+  const rng = new Rng(1);
+  const px = cfg.imageHeight * cfg.imageWidth * 3;
+  return {
+    frames: tf.tensor5d(Float32Array.from({ length: b * f * px }, () => rng.uniform(-1, 1)), [b, f, cfg.imageHeight, cfg.imageWidth, 3]),
+    actions: tf.tensor3d(Float32Array.from({ length: b * (f - 1) * cfg.actionDim }, () => rng.uniform(-1, 1)), [b, f - 1, cfg.actionDim]),
+    language: tf.tensor2d(Float32Array.from({ length: b * cfg.languageDim }, () => rng.normal()), [b, cfg.languageDim]),
+    contextFrames: 2,
+  };
+}
+
+export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
+  const backends = await loadableBackends(opts.backends);
+  const peak: BenchTable = { title: 'Backend matmul peak (float32, square matrices)', columns: ['backend', 'n', 'GFLOP/s'], rows: [] };
+  const model: BenchTable = {
+    title: 'World-model throughput (6 frames: 2 context + 4 future, batch 4)',
+    columns: ['config', 'backend', 'tokens/seq', 'pass', 'ms/batch', 'tokens/s', 'GFLOP/s', '% of matmul peak'],
+    rows: [],
+    notes: ['forward+backward = one full training step (teacher forward, student forward+backward, AdamW, EMA); its FLOPs are counted as 4x forward (teacher 1x + student 3x).'],
+  };
+  for (const backend of backends) {
+    await initBackend(backend);
+    const slow = backend === 'cpu';
+    const n = slow || opts.quick ? 256 : 1024;
+    const gf = await matmulGflops(n, slow ? 2 : 5);
+    peak.rows.push([backend, n, gf]);
+    const configs: ConfigName[] = slow || opts.quick ? ['tiny'] : ['tiny', 'small'];
+    for (const name of configs) {
+      const cfg = worldModelConfig(name, { maxFrames: 6 });
+      const b = 4;
+      const f = 6;
+      const tokens = f * patchGrid(cfg).n + f - 1;
+      const batch = sequenceBatch(cfg, b, f);
+      const params = toTf(worldModelInit(cfg, 0));
+      const reps = slow || name !== 'tiny' ? 2 : 5;
+      const fwdMs = await timeMs(
+        () =>
+          tf.tidy(() => {
+            const t = tf.zeros([b, f]);
+            worldModelForward(params, cfg, { frames: batch.frames, frameT: t, actions: batch.actions, actionT: tf.zeros([b, f - 1]) }, { language: batch.language }).frameVelocity.dataSync();
+          }),
+        reps,
+      );
+      const flops = worldModelForwardFlops(cfg, b, f);
+      model.rows.push([name, backend, tokens, 'forward', fwdMs, (b * tokens) / (fwdMs / 1000), flops / (fwdMs / 1000) / 1e9, `${((100 * flops) / (fwdMs / 1000) / 1e9 / gf).toFixed(0)} %`]);
+      tf.dispose(Object.values(params));
+      const trainer = new Trainer(cfg, DEFAULT_OBJECTIVE, worldModelInit(cfg, 0), undefined, DEFAULT_ADAMW, 0.999);
+      const rng = new Rng(2);
+      const stepMs = await timeMs(() => trainer.step(batch, drawNoise(rng, cfg, b, f, 2, DEFAULT_OBJECTIVE), 1e-4), reps);
+      const stepFlops = 4 * flops;
+      model.rows.push([name, backend, tokens, 'forward+backward', stepMs, (b * tokens) / (stepMs / 1000), stepFlops / (stepMs / 1000) / 1e9, `${((100 * stepFlops) / (stepMs / 1000) / 1e9 / gf).toFixed(0)} %`]);
+      trainer.dispose();
+      tf.dispose([batch.frames, batch.actions, batch.language!]);
+    }
+  }
+  return [peak, model];
+}
