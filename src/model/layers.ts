@@ -9,15 +9,63 @@ export function param(p: Params, name: string): tf.Tensor {
   return t;
 }
 
+/**
+ * Matrix product over the last two axes (leading axes are batch; `b` may have batch 1).
+ * On wasm, XNNPACK only serves plain 2-D products: a transposed operand runs ~10x and a
+ * batched product ~4x slower (measured), so we transpose explicitly and loop over 2-D slices.
+ */
+export function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
+  const wasm = tf.getBackend() === 'wasm';
+  const bb = transposeB && wasm ? swapLastAxes(b) : b;
+  const tb = transposeB && !wasm;
+  const bBatch = bb.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+  if (a.rank === 2 && bb.rank === 2) return tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, false, tb);
+  const batchShape = a.shape.slice(0, -2);
+  const n = batchShape.reduce((x, y) => x * y, 1);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const [bk, bn] = bb.shape.slice(-2) as [number, number];
+  if (!wasm) {
+    const b3 = bBatch === n ? bb.reshape([n, bk, bn]) : tf.tile(bb.reshape([1, bk, bn]), [n, 1, 1]);
+    return tf.matMul(a.reshape([n, m, k]) as tf.Tensor3D, b3 as tf.Tensor3D, false, tb).reshape([...batchShape, m, tb ? bk : bn]);
+  }
+  // Slices, not tf.unstack: wasm's Unpack kernel is slower than the products themselves (measured).
+  const a3 = a.reshape([n, m, k]);
+  const b3 = bb.reshape([bBatch, bk, bn]);
+  const b0 = bBatch === 1 ? b3.reshape([bk, bn]) : undefined;
+  const outs = Array.from({ length: n }, (_, i) =>
+    tf.matMul(a3.slice([i, 0, 0], [1, m, k]).reshape([m, k]) as tf.Tensor2D, (b0 ?? b3.slice([i, 0, 0], [1, bk, bn]).reshape([bk, bn])) as tf.Tensor2D),
+  );
+  return tf.stack(outs).reshape([...batchShape, m, bn]);
+}
+
+function swapLastAxes(t: tf.Tensor): tf.Tensor {
+  const perm = t.shape.map((_, i) => i);
+  [perm[t.rank - 2], perm[t.rank - 1]] = [perm[t.rank - 1]!, perm[t.rank - 2]!];
+  return tf.transpose(t, perm);
+}
+
 /** PyTorch nn.Linear: weight [out, in], y = x W^T + b over the last axis. */
 export function linear(x: tf.Tensor, p: Params, name: string): tf.Tensor {
   const w = param(p, `${name}.weight`) as tf.Tensor2D;
   const inDim = x.shape[x.shape.length - 1]!;
   const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
-  let y: tf.Tensor = tf.matMul(flat, w, false, true);
+  let y: tf.Tensor = matmul(flat, w, true);
   const b = p[`${name}.bias`];
   if (b) y = tf.add(y, b);
   return y.reshape([...x.shape.slice(0, -1), w.shape[0]]);
+}
+
+/**
+ * Rows [start, start + count) of a linear layer's output, computed from the matching slice of
+ * its weight. Cheaper than splitting the full output on wasm, where splitting the last axis of
+ * a large activation is slow (measured).
+ */
+export function linearRows(x: tf.Tensor, p: Params, name: string, start: number, count: number): tf.Tensor {
+  const w = param(p, `${name}.weight`);
+  const b = p[`${name}.bias`];
+  const sub: Params = { [`${name}.weight`]: w.slice([start, 0], [count, w.shape[1]!]) };
+  if (b) sub[`${name}.bias`] = b.slice([start], [count]);
+  return linear(x, sub, name);
 }
 
 /** LayerNorm without affine parameters (elementwise_affine=False, eps 1e-6). */
@@ -33,7 +81,7 @@ export function silu(x: tf.Tensor): tf.Tensor {
 /** nn.GELU(approximate='tanh'). */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   const c = Math.sqrt(2 / Math.PI);
-  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))));
   return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
 }
 
@@ -105,5 +153,5 @@ export function embedLabels(p: Params, y: tf.Tensor): tf.Tensor {
   const table = param(p, 'y_embedder.embedding_table.weight') as tf.Tensor2D;
   // tf.oneHot rejects depth 1 (a single-class table), so compare against a range instead.
   const oneHot = tf.equal(tf.cast(y, 'int32').reshape([-1, 1]), tf.range(0, table.shape[0], 1, 'int32').reshape([1, -1])).toFloat() as tf.Tensor2D;
-  return tf.matMul(oneHot, table).expandDims(1);
+  return matmul(oneHot, table).expandDims(1);
 }

@@ -3,7 +3,7 @@
  * `blocks.{i}.*`), with optional attention masks and a key/value cache for a clean prefix.
  */
 import * as tf from '@tensorflow/tfjs';
-import { geluTanh, layerNorm, linear, modulate, silu, type Params } from './layers.js';
+import { geluTanh, layerNorm, linear, linearRows, matmul, modulate, silu, type Params } from './layers.js';
 
 export interface TrunkGeometry {
   hidden_size: number;
@@ -42,12 +42,6 @@ function splitHeads(t: tf.Tensor, b: number, n: number, heads: number): tf.Tenso
   return t.reshape([b, n, heads, -1]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
 }
 
-/** Batched matmul that lets a batch-1 cache serve every candidate. */
-function bmm(a: tf.Tensor4D, b: tf.Tensor4D, transposeB: boolean): tf.Tensor4D {
-  const bb = b.shape[0] === a.shape[0] ? b : (tf.tile(b, [a.shape[0] / b.shape[0], 1, 1, 1]) as tf.Tensor4D);
-  return tf.matMul(a, bb, false, transposeB);
-}
-
 function attention(
   p: Params,
   prefix: string,
@@ -58,34 +52,66 @@ function attention(
   record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] },
 ): tf.Tensor3D {
   const [b, n, d] = x.shape;
-  const qkv = linear(x, p, `${prefix}.qkv`).reshape([b, n, 3, heads, d / heads]).transpose([2, 0, 3, 1, 4]);
-  const [q, k, v] = tf.unstack(qkv, 0) as tf.Tensor4D[];
+  // q, k, v from row blocks of the fused qkv weight: avoids a slow 5-D transpose of the fused output.
+  const [q, k, v] = [0, 1, 2].map((i) => splitHeads(linearRows(x, p, `${prefix}.qkv`, i * d, d), b, n, heads));
   if (record) {
     record.keys.push(tf.keep(k!));
     record.values.push(tf.keep(v!));
   }
   const scale = 1 / Math.sqrt(d / heads);
   const qs = tf.mul(q!, scale) as tf.Tensor4D;
-  let scores = tf.matMul(qs, k!, false, true) as tf.Tensor4D;
-  const cache = opts.cache;
-  if (cache) scores = tf.concat([bmm(qs, cache.keys[block]!, true), scores], 3) as tf.Tensor4D;
-  if (opts.mask) scores = tf.add(scores, opts.mask) as tf.Tensor4D;
-  const probs = tf.softmax(scores, -1) as tf.Tensor4D;
-  let out: tf.Tensor4D;
-  if (cache) {
-    const [pc, pn] = tf.split(probs, [cache.length, n], 3) as tf.Tensor4D[];
-    out = tf.add(bmm(pc!, cache.values[block]!, false), tf.matMul(pn!, v!)) as tf.Tensor4D;
-  } else {
-    out = tf.matMul(probs, v!) as tf.Tensor4D;
-  }
+  const out = tf.getBackend() === 'wasm' ? attendSliced(qs, k!, v!, opts.mask, opts.cache, block) : attendBatched(qs, k!, v!, opts.mask, opts.cache, block);
   const merged = out.transpose([0, 2, 1, 3]).reshape([b, n, d]);
   return linear(merged, p, `${prefix}.proj`) as tf.Tensor3D;
 }
 
+/** softmax(q k^T + mask) v over [B, H, N, hd], with an optional cached key/value prefix. */
+function attendBatched(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
+  const keys = cache ? tf.concat([tileTo(cache.keys[block]!, q.shape[0]), k], 2) : k;
+  const values = cache ? tf.concat([tileTo(cache.values[block]!, q.shape[0]), v], 2) : v;
+  let scores = matmul(q, keys, true);
+  if (mask) scores = tf.add(scores, mask);
+  return matmul(tf.softmax(scores, -1), values) as tf.Tensor4D;
+}
+
+function tileTo(t: tf.Tensor4D, batch: number): tf.Tensor4D {
+  return t.shape[0] === batch ? t : (tf.tile(t, [batch / t.shape[0], 1, 1, 1]) as tf.Tensor4D);
+}
+
+/**
+ * The same attention as one small 2-D problem per (sample, head). On wasm, batched products,
+ * transposed operands and slicing large tensors are all slow (measured 4-10x); unstacking the
+ * small q/k/v and stacking the small outputs is not. A batch-1 cache is shared by all samples.
+ */
+function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
+  const [b, h, n, hd] = q.shape;
+  const qs = tf.unstack(q.reshape([b * h, n, hd]));
+  const kTs = tf.unstack(k.transpose([0, 1, 3, 2]).reshape([b * h, hd, n]));
+  const vs = tf.unstack(v.reshape([b * h, n, hd]));
+  let ckT: tf.Tensor[] = [];
+  let cv: tf.Tensor[] = [];
+  let cb = 1;
+  if (cache) {
+    const ck = cache.keys[block]!;
+    cb = ck.shape[0];
+    ckT = tf.unstack(ck.transpose([0, 1, 3, 2]).reshape([cb * h, hd, cache.length]));
+    cv = tf.unstack(cache.values[block]!.reshape([cb * h, cache.length, hd]));
+  }
+  const outs = qs.map((qi, i) => {
+    const ci = cb === 1 ? i % h : i;
+    const keys = cache ? tf.concat([ckT[ci]!, kTs[i]!], 1) : kTs[i]!;
+    const values = cache ? tf.concat([cv[ci]!, vs[i]!], 0) : vs[i]!;
+    let scores: tf.Tensor = tf.matMul(qi as tf.Tensor2D, keys as tf.Tensor2D);
+    if (mask) scores = tf.add(scores, mask);
+    return tf.matMul(tf.softmax(scores, -1) as tf.Tensor2D, values as tf.Tensor2D);
+  });
+  return tf.stack(outs).reshape([b, h, n, hd]) as tf.Tensor4D;
+}
+
 /** PerTokenDiTBlock.forward. */
-function block(p: Params, i: number, x: tf.Tensor3D, mod: tf.Tensor3D, heads: number, opts: TrunkOptions, record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] }): tf.Tensor3D {
+function block(p: Params, i: number, x: tf.Tensor3D, mod: tf.Tensor[], heads: number, opts: TrunkOptions, record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] }): tf.Tensor3D {
   const pre = `blocks.${i}`;
-  const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(mod, 6, -1);
+  const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = mod;
   const h = modulate(layerNorm(x), shiftMsa!, scaleMsa!) as tf.Tensor3D;
   x = tf.add(x, tf.mul(gateMsa!, attention(p, `${pre}.attn`, h, heads, i, opts, record))) as tf.Tensor3D;
   const h2 = modulate(layerNorm(x), shiftMlp!, scaleMlp!);
@@ -108,7 +134,8 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   const record = opts.recordCache ? { keys: [] as tf.Tensor4D[], values: [] as tf.Tensor4D[] } : undefined;
   const sc = silu(c);
   for (let i = 0; i < g.depth; i++) {
-    const mod = linear(sc, p, `blocks.${i}.adaLN_modulation.1`) as tf.Tensor3D;
+    const d = g.hidden_size;
+    const mod = [0, 1, 2, 3, 4, 5].map((j) => linearRows(sc, p, `blocks.${i}.adaLN_modulation.1`, j * d, d));
     x = block(p, i, x, mod, g.num_heads, opts, record);
     if (opts.featuresLayer === i + 1) out.projected = projector(p, x) as tf.Tensor3D;
     if (opts.rawFeaturesLayer === i + 1) out.raw = x;
@@ -120,8 +147,11 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
 
 /** PerTokenFinalLayer up to (not including) its output linear: adaLN-modulated final norm. */
 export function finalNorm(p: Params, x: tf.Tensor3D, c: tf.Tensor3D): tf.Tensor3D {
-  const [shift, scale] = tf.split(linear(silu(c), p, 'final_layer.adaLN_modulation.1'), 2, -1);
-  return modulate(layerNorm(x), shift!, scale!) as tf.Tensor3D;
+  const d = x.shape[2];
+  const sc = silu(c);
+  const shift = linearRows(sc, p, 'final_layer.adaLN_modulation.1', 0, d);
+  const scale = linearRows(sc, p, 'final_layer.adaLN_modulation.1', d, d);
+  return modulate(layerNorm(x), shift, scale) as tf.Tensor3D;
 }
 
 export function disposeCache(cache: KVCache | undefined): void {
