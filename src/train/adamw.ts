@@ -3,6 +3,7 @@
  * using tf.train.adam because we need weight decay and a saveable, resumable state.
  */
 import * as tf from '@tensorflow/tfjs';
+import { toFloat32, type TensorMap } from '../checkpoint/tensor-map.js';
 
 export interface AdamWOptions {
   beta1: number;
@@ -39,8 +40,9 @@ export class AdamW {
     for (const name of names) {
       const p = params[name]!;
       if (!this.m.has(name)) {
-        this.m.set(name, tf.variable(tf.zerosLike(p), false));
-        this.v.set(name, tf.variable(tf.zerosLike(p), false));
+        // Variables share their initial tensor's data; tidy frees the temporary handle.
+        this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+        this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
@@ -55,6 +57,25 @@ export class AdamW {
       });
     }
     return norm;
+  }
+
+  /** Moments as host tensors `m/<name>`, `v/<name>` (step is stored by the caller). */
+  async stateTensors(): Promise<Map<string, { dtype: 'float32'; shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { dtype: 'float32'; shape: number[]; data: Float32Array }>();
+    for (const [prefix, map] of [['m', this.m], ['v', this.v]] as const) {
+      for (const [name, t] of map) out.set(`${prefix}/${name}`, { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(await t.data()) });
+    }
+    return out;
+  }
+
+  loadState(tensors: TensorMap, step: number): void {
+    this.dispose();
+    this.step = step;
+    for (const [key, t] of tensors) {
+      const slash = key.indexOf('/');
+      const map = key.slice(0, slash) === 'm' ? this.m : this.v;
+      map.set(key.slice(slash + 1), tf.tidy(() => tf.variable(tf.tensor(toFloat32(t), t.shape), false)));
+    }
   }
 
   dispose(): void {

@@ -65,7 +65,7 @@ export class Trainer {
     });
   }
 
-  step(batch: SequenceBatch, draw: NoiseDraw, lr: number): StepStats {
+  step(batch: SequenceBatch, draw: NoiseDraw, lr: number, emaDecay = this.emaDecay): StepStats {
     const raw = this.objective.kind === 'selfflow' ? teacherFeatures(this.teacherParams(), this.cfg, batch, draw) : undefined;
     let kept: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
@@ -83,7 +83,7 @@ export class Trainer {
     }
     const gradNorm = this.optimizer.apply(this.student, byName, lr);
     tf.dispose(Object.values(grads));
-    if (this.objective.kind === 'selfflow') emaUpdate(this.teacher, this.student, this.emaDecay);
+    if (this.objective.kind === 'selfflow') emaUpdate(this.teacher, this.student, emaDecay);
     const [frame, action, ssl, loss] = kept.map((t) => t.dataSync()[0]!);
     tf.dispose(kept);
     return { loss: loss!, frame: frame!, action: action!, ssl: ssl!, gradNorm };

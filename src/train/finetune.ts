@@ -1,0 +1,189 @@
+/**
+ * The fine-tuning loop: batches of training windows -> Self-Flow (or vanilla) steps, periodic
+ * validation and checkpoints, resumable to the same loss curve, Ctrl-C saves and exits.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TensorMap } from '../checkpoint/tensor-map.js';
+import type { WorldModelConfig } from '../model/config.js';
+import { toHost } from '../model/params.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { Progress } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
+import { learningRate, type AdamWOptions } from './adamw.js';
+import { drawNoise, type ObjectiveOptions, type SequenceBatch } from './objective.js';
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointFiles } from './run-files.js';
+import { Trainer, type StepStats } from './trainer.js';
+
+/** What the loop needs of a training window (src/data/windows.ts produces these). */
+export interface WindowLike {
+  /** (K+H) x h x w x 3 in [-1, 1]. */
+  frames: Float32Array;
+  /** H x A normalised: row j leads from frame K-1+j to K+j. */
+  actions: Float32Array;
+  language?: Float32Array;
+}
+
+export interface WindowSource {
+  /** Training windows in a seeded order; `skip` windows are dropped first (resume). */
+  train(skip: number): AsyncIterable<WindowLike>;
+  /** A fixed set of validation windows. */
+  val(count: number): Promise<WindowLike[]>;
+}
+
+export interface FinetuneSettings {
+  runDir: string;
+  cfg: WorldModelConfig;
+  objective: ObjectiveOptions;
+  optimizer: AdamWOptions;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  emaDecay: number;
+  contextFrames: number;
+  futureFrames: number;
+  seed: number;
+  checkpointEvery: number;
+  valEvery: number;
+  valWindows: number;
+  /** Writes a PNG strip (context | predicted | true) for these val windows; returns the file written. */
+  renderStrip?: (trainer: Trainer, windows: WindowLike[], step: number) => Promise<string | undefined>;
+  init: TensorMap;
+  resume: boolean;
+  log: (line: string) => void;
+}
+
+export interface FinetuneResult {
+  finalStep: number;
+  interrupted: boolean;
+  lastStats?: StepStats;
+  valLoss?: number;
+}
+
+/** Seeds noise by (seed, step) so a resumed run redraws exactly the noise an uninterrupted one would. */
+export function stepRng(seed: number, step: number): Rng {
+  return new Rng(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b));
+}
+
+/** Effective EMA decay: ramps up early so the teacher is not stuck at the initial weights. */
+export function emaDecayAt(step: number, decay: number): number {
+  return Math.min(decay, (1 + step) / (10 + step));
+}
+
+export function toBatch(windows: WindowLike[], cfg: WorldModelConfig, contextFrames: number, futureFrames: number): SequenceBatch {
+  const b = windows.length;
+  const f = contextFrames + futureFrames;
+  const px = cfg.imageHeight * cfg.imageWidth * 3;
+  const frames = new Float32Array(b * f * px);
+  // Actions between context frames are left at zero (the normalised mid-range) in training and planning
+  // alike: the model reads motion from the context frames and is conditioned only on the actions it must predict.
+  const actions = new Float32Array(b * (f - 1) * cfg.actionDim);
+  windows.forEach((w, i) => {
+    if (w.frames.length !== f * px) throw new Error(`training window has ${w.frames.length} frame values, expected ${f} frames of ${cfg.imageHeight}x${cfg.imageWidth}x3`);
+    if (w.actions.length !== futureFrames * cfg.actionDim) throw new Error(`training window has ${w.actions.length} action values, expected ${futureFrames} x ${cfg.actionDim}`);
+    frames.set(w.frames, i * f * px);
+    actions.set(w.actions, (i * (f - 1) + contextFrames - 1) * cfg.actionDim);
+  });
+  const language = cfg.languageDim > 0 && windows.every((w) => w.language) ? tf.tensor2d(Float32Array.from(windows.flatMap((w) => [...w.language!])), [b, cfg.languageDim]) : undefined;
+  return {
+    frames: tf.tensor5d(frames, [b, f, cfg.imageHeight, cfg.imageWidth, 3]),
+    actions: tf.tensor3d(actions, [b, f - 1, cfg.actionDim]),
+    language,
+    contextFrames,
+  };
+}
+
+function disposeBatch(b: SequenceBatch): void {
+  tf.dispose([b.frames, b.actions, ...(b.language ? [b.language] : [])]);
+}
+
+async function snapshot(trainer: Trainer, step: number, valLoss?: number): Promise<CheckpointFiles> {
+  const student = await toHost(trainer.studentParams());
+  const ema = await toHost(trainer.teacherParams());
+  const optimizer = (await trainer.optimizer.stateTensors()) as TensorMap;
+  return { student, ema, optimizer, state: { step, optimizerStep: trainer.optimizer.step, valLoss, time: new Date().toISOString() } };
+}
+
+/** Keeps metrics.jsonl consistent with a resumed checkpoint: lines after its step are dropped. */
+function truncateMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && (JSON.parse(l) as { step: number }).step <= step);
+  writeFileAtomic(path, kept.length ? `${kept.join('\n')}\n` : '');
+}
+
+export async function finetune(s: FinetuneSettings, data: WindowSource, signal?: AbortSignal): Promise<FinetuneResult> {
+  mkdirSync(s.runDir, { recursive: true });
+  const metricsPath = join(s.runDir, 'metrics.jsonl');
+  let start = 0;
+  let trainer: Trainer;
+  const latest = s.resume ? latestCheckpoint(s.runDir) : undefined;
+  if (latest) {
+    const ck = loadCheckpoint(latest.dir);
+    trainer = new Trainer(s.cfg, s.objective, ck.student, ck.ema, s.optimizer, s.emaDecay);
+    trainer.optimizer.loadState(ck.optimizer, ck.state.optimizerStep);
+    start = ck.state.step;
+    truncateMetrics(metricsPath, start);
+    s.log(`resumed from ${latest.dir} at step ${start}`);
+  } else {
+    trainer = new Trainer(s.cfg, s.objective, s.init, undefined, s.optimizer, s.emaDecay);
+    writeFileAtomic(metricsPath, '');
+  }
+  const valWindows = s.valEvery > 0 ? await data.val(s.valWindows) : [];
+  const validate = (): number | undefined => {
+    if (!valWindows.length) return undefined;
+    const batch = toBatch(valWindows, s.cfg, s.contextFrames, s.futureFrames);
+    // Fixed noise for validation so the curve compares like with like; the EMA weights are what planning uses.
+    const draw = drawNoise(new Rng(s.seed + 7919), s.cfg, valWindows.length, s.contextFrames + s.futureFrames, s.contextFrames, { ...s.objective, kind: 'vanilla', policyFraction: 0 });
+    const r = trainer.evaluate(batch, draw, true);
+    disposeBatch(batch);
+    return r.frame;
+  };
+
+  const progress = new Progress('finetune', s.steps);
+  const source = data.train(start * s.batchSize)[Symbol.asyncIterator]();
+  let step = start;
+  let last: StepStats | undefined;
+  let valLoss: number | undefined;
+  let interrupted = false;
+  let windowsSeen = 0;
+  const t0 = performance.now();
+  while (step < s.steps) {
+    if (signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    const windows: WindowLike[] = [];
+    while (windows.length < s.batchSize) {
+      const next = await source.next();
+      if (next.done) throw new Error(`training data ran out after ${windowsSeen + windows.length} windows`);
+      windows.push(next.value);
+    }
+    windowsSeen += windows.length;
+    const batch = toBatch(windows, s.cfg, s.contextFrames, s.futureFrames);
+    const draw = drawNoise(stepRng(s.seed, step), s.cfg, windows.length, s.contextFrames + s.futureFrames, s.contextFrames, s.objective);
+    const lr = learningRate(step, s.lr, s.warmup, s.steps);
+    const ts = performance.now();
+    last = trainer.step(batch, draw, lr, emaDecayAt(step, s.emaDecay));
+    disposeBatch(batch);
+    step++;
+    const samplesPerSec = windows.length / ((performance.now() - ts) / 1000);
+    const record: Record<string, number | string> = { step, loss: last.loss, frame_loss: last.frame, action_loss: last.action, ssl_loss: last.ssl, grad_norm: last.gradNorm, lr, samples_per_s: samplesPerSec };
+    if (s.valEvery > 0 && (step % s.valEvery === 0 || step === s.steps)) {
+      valLoss = validate();
+      if (valLoss !== undefined) record.val_loss = valLoss;
+      const png = await s.renderStrip?.(trainer, valWindows.slice(0, 4), step);
+      if (png) record.val_strip = png;
+    }
+    appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
+    progress.update(step - start, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}`);
+    if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
+  }
+  if (interrupted && step > start && step % s.checkpointEvery !== 0) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
+  progress.finish(last ? `loss ${last.loss.toFixed(4)}, ${(((step - start) * s.batchSize) / ((performance.now() - t0) / 1000)).toFixed(1)} samples/s` : '');
+  trainer.dispose();
+  return { finalStep: step, interrupted, lastStats: last, valLoss };
+}
