@@ -38,7 +38,7 @@ export type ConfigName = (typeof CONFIG_NAMES)[number];
 /** Trunk geometries: `xl` is SiT-XL/2 (the official Self-Flow checkpoint); the rest follow DiT's S/B/L. */
 const TRUNKS: Record<ConfigName, Pick<DiTConfig, 'hidden_size' | 'depth' | 'num_heads'> & { patch: number; image: [number, number] }> = {
   tiny: { hidden_size: 64, depth: 4, num_heads: 4, patch: 4, image: [32, 40] },
-  small: { hidden_size: 384, depth: 12, num_heads: 6, patch: 4, image: [64, 80] },
+  small: { hidden_size: 384, depth: 12, num_heads: 6, patch: 8, image: [64, 80] },
   base: { hidden_size: 768, depth: 12, num_heads: 12, patch: 8, image: [128, 160] },
   large: { hidden_size: 1024, depth: 24, num_heads: 16, patch: 8, image: [128, 160] },
   xl: { hidden_size: 1152, depth: 28, num_heads: 16, patch: 2, image: [32, 32] },

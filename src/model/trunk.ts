@@ -135,8 +135,13 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   const sc = silu(c);
   for (let i = 0; i < g.depth; i++) {
     const d = g.hidden_size;
-    const mod = [0, 1, 2, 3, 4, 5].map((j) => linearRows(sc, p, `blocks.${i}.adaLN_modulation.1`, j * d, d));
-    x = block(p, i, x, mod, g.num_heads, opts, record);
+    const xi = x;
+    // Per-block tidy bounds inference memory to one block's attention maps; under a gradient
+    // tape tfjs keeps what backprop needs, so training is unaffected.
+    x = tf.tidy(() => {
+      const mod = [0, 1, 2, 3, 4, 5].map((j) => linearRows(sc, p, `blocks.${i}.adaLN_modulation.1`, j * d, d));
+      return block(p, i, xi, mod, g.num_heads, opts, record);
+    });
     if (opts.featuresLayer === i + 1) out.projected = projector(p, x) as tf.Tensor3D;
     if (opts.rawFeaturesLayer === i + 1) out.raw = x;
   }
