@@ -14,12 +14,27 @@ export function param(p: Params, name: string): tf.Tensor {
  * On wasm, XNNPACK only serves plain 2-D products: a transposed operand runs ~10x and a
  * batched product ~4x slower (measured), so we transpose explicitly and loop over 2-D slices.
  */
+/**
+ * 2-D product whose gradient also avoids transposed operands (tf.matMul's gradient uses
+ * transposeA/transposeB products, the slow path on wasm).
+ */
+const plainMatMul2d = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+      tf.matMul(dy as tf.Tensor2D, tf.transpose(saved[1]!) as tf.Tensor2D),
+      tf.matMul(tf.transpose(saved[0]!) as tf.Tensor2D, dy as tf.Tensor2D),
+    ],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
+
 export function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
   const wasm = tf.getBackend() === 'wasm';
   const bb = transposeB && wasm ? swapLastAxes(b) : b;
   const tb = transposeB && !wasm;
   const bBatch = bb.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-  if (a.rank === 2 && bb.rank === 2) return tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, false, tb);
+  if (a.rank === 2 && bb.rank === 2) return wasm ? plainMatMul2d(a, bb) : tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, false, tb);
   const batchShape = a.shape.slice(0, -2);
   const n = batchShape.reduce((x, y) => x * y, 1);
   const [m, k] = a.shape.slice(-2) as [number, number];
@@ -33,7 +48,7 @@ export function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tenso
   const b3 = bb.reshape([bBatch, bk, bn]);
   const b0 = bBatch === 1 ? b3.reshape([bk, bn]) : undefined;
   const outs = Array.from({ length: n }, (_, i) =>
-    tf.matMul(a3.slice([i, 0, 0], [1, m, k]).reshape([m, k]) as tf.Tensor2D, (b0 ?? b3.slice([i, 0, 0], [1, bk, bn]).reshape([bk, bn])) as tf.Tensor2D),
+    plainMatMul2d(a3.slice([i, 0, 0], [1, m, k]).reshape([m, k]), b0 ?? b3.slice([i, 0, 0], [1, bk, bn]).reshape([bk, bn])),
   );
   return tf.stack(outs).reshape([...batchShape, m, bn]);
 }

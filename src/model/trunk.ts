@@ -101,9 +101,9 @@ function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.T
     const ci = cb === 1 ? i % h : i;
     const keys = cache ? tf.concat([ckT[ci]!, kTs[i]!], 1) : kTs[i]!;
     const values = cache ? tf.concat([cv[ci]!, vs[i]!], 0) : vs[i]!;
-    let scores: tf.Tensor = tf.matMul(qi as tf.Tensor2D, keys as tf.Tensor2D);
+    let scores: tf.Tensor = matmul(qi, keys);
     if (mask) scores = tf.add(scores, mask);
-    return tf.matMul(tf.softmax(scores, -1) as tf.Tensor2D, values as tf.Tensor2D);
+    return matmul(tf.softmax(scores, -1), values);
   });
   return tf.stack(outs).reshape([b, h, n, hd]) as tf.Tensor4D;
 }
