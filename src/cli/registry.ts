@@ -15,5 +15,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'model info', summary: 'parameter counts per part for a model config', load: async () => (await import('./model.js')).modelInfoCommand },
   { name: 'model run', summary: 'evaluate an official-layout Self-Flow checkpoint on named input tensors', load: async () => (await import('./model.js')).modelRunCommand },
   { name: 'model import', summary: 'import an official Self-Flow checkpoint into a world-model config', load: async () => (await import('./model.js')).modelImportCommand },
+  { name: 'data inspect', summary: 'shards, episodes, steps, features, images and instructions of an RLDS dataset', load: async () => (await import('./data.js')).dataInspectCommand },
+  { name: 'data stats', summary: 'per-dimension action statistics used to normalise actions', load: async () => (await import('./data.js')).dataStatsCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
 ];

@@ -1,0 +1,48 @@
+import { computeActionStats } from '../data/action-stats.js';
+import { loadCard } from '../data/card.js';
+import { checkFeaturesJson } from '../data/features-json.js';
+import { formatInspect, inspectDataset } from '../data/inspect.js';
+import { readEpisodes } from '../data/rlds.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
+import { bool, requireStr, str, type Command, type Options } from './command.js';
+
+export const DATA_OPTIONS: Options = {
+  data: { type: 'string', arg: 'NAME|PATH', description: 'dataset card: a name in datasets/ (rt1, bridge) or a card file', default: 'rt1' },
+  'data-dir': { type: 'string', arg: 'DIR', description: 'directory holding the TFRecord shards' },
+  'skip-corrupt': { type: 'boolean', description: 'skip corrupt records (counted and reported) instead of stopping at the first' },
+};
+
+export const dataInspectCommand: Command = {
+  name: 'data inspect',
+  summary: 'shards, episodes, steps, features, image codec/size, instructions and episode lengths of a dataset',
+  options: { ...DATA_OPTIONS, json: { type: 'boolean', description: 'print one JSON object instead of text' } },
+  async run(opts) {
+    const card = loadCard(requireStr(opts, 'data'));
+    const report = await inspectDataset(requireStr(opts, 'data-dir'), card, bool(opts, 'skip-corrupt'));
+    console.log(bool(opts, 'json') ? JSON.stringify(report, null, 2) : formatInspect(report));
+    if (report.corrupt_skipped) console.error(`skipped ${report.corrupt_skipped} corrupt record(s)`);
+  },
+};
+
+export const dataStatsCommand: Command = {
+  name: 'data stats',
+  summary: 'per-dimension action statistics (mean, std, min, max, q01, q99) used to normalise actions',
+  options: { ...DATA_OPTIONS, out: { type: 'string', arg: 'FILE', description: 'write the statistics as JSON here (default: print)' } },
+  async run(opts) {
+    const card = loadCard(requireStr(opts, 'data'));
+    const dataDir = requireStr(opts, 'data-dir');
+    const fj = checkFeaturesJson(dataDir, card);
+    if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
+    let skipped = 0;
+    const stats = await computeActionStats(card, readEpisodes(dataDir, card, { skipCorrupt: bool(opts, 'skip-corrupt'), onCorrupt: (m) => (skipped++, console.error(`skipped: ${m}`)) }));
+    const out = str(opts, 'out');
+    if (out) {
+      writeJsonAtomic(out, stats);
+      console.log(`wrote ${out}: ${stats.count} steps, ${stats.names.length} action dimensions`);
+    } else console.log(JSON.stringify(stats, null, 2));
+    const w = Math.max(...stats.names.map((n) => n.length));
+    console.error(['dimension'.padEnd(w) + '      mean       std       q01       q99', ...stats.names.map((n, i) => `${n.padEnd(w)} ${[stats.mean[i]!, stats.std[i]!, stats.q01[i]!, stats.q99[i]!].map((v) => v.toFixed(4).padStart(9)).join(' ')}`)].join('\n'));
+    if (skipped) console.error(`skipped ${skipped} corrupt record(s)`);
+  },
+};

@@ -1,0 +1,121 @@
+/**
+ * Per-dimension action statistics (mean, std, min, max, q01, q99) and the normalisation
+ * training and planning share: q01/q99 map to -1/+1, clipped. Quantiles come from a seeded
+ * uniform reservoir sample of up to RESERVOIR values per dimension (exact below that), so
+ * memory stays bounded on the full 111 GiB RT-1.
+ */
+import { Rng } from '../util/rng.js';
+import { actionNames, type DatasetCard } from './card.js';
+import { stepRow, type Episode } from './rlds.js';
+
+export const RESERVOIR = 200_000;
+
+export interface ActionStats {
+  names: string[];
+  count: number;
+  mean: number[];
+  std: number[];
+  min: number[];
+  max: number[];
+  q01: number[];
+  q99: number[];
+}
+
+/** The model's action vector of step t, in card order (raw units). */
+export function rawActionAt(card: DatasetCard, ep: Episode, t: number): Float32Array {
+  const out = new Float32Array(actionNames(card).length);
+  let o = 0;
+  for (const part of card.action) {
+    const f = ep.fields.get(part.feature);
+    if (!f) throw new Error(`${ep.key}: action part '${part.feature}' missing`);
+    const row = stepRow(f, t);
+    out.set(row, o);
+    o += row.length;
+  }
+  return out;
+}
+
+export class ActionStatsAccumulator {
+  private n = 0;
+  private readonly mean: Float64Array;
+  private readonly m2: Float64Array;
+  private readonly min: Float64Array;
+  private readonly max: Float64Array;
+  private readonly samples: number[][];
+  private readonly rng = new Rng(12345);
+
+  constructor(readonly names: string[]) {
+    const d = names.length;
+    this.mean = new Float64Array(d);
+    this.m2 = new Float64Array(d);
+    this.min = new Float64Array(d).fill(Infinity);
+    this.max = new Float64Array(d).fill(-Infinity);
+    this.samples = names.map(() => []);
+  }
+
+  add(v: ArrayLike<number>): void {
+    this.n++;
+    const slot = this.n <= RESERVOIR ? this.n - 1 : this.rng.int(this.n);
+    for (let i = 0; i < this.names.length; i++) {
+      const x = v[i]!;
+      const delta = x - this.mean[i]!;
+      this.mean[i]! += delta / this.n;
+      this.m2[i]! += delta * (x - this.mean[i]!);
+      if (x < this.min[i]!) this.min[i] = x;
+      if (x > this.max[i]!) this.max[i] = x;
+      if (slot < RESERVOIR) this.samples[i]![slot] = x;
+    }
+  }
+
+  result(): ActionStats {
+    const q = (i: number, p: number) => {
+      const s = [...this.samples[i]!].sort((a, b) => a - b);
+      if (!s.length) return NaN;
+      const pos = p * (s.length - 1);
+      const lo = Math.floor(pos);
+      return s[lo]! + (s[Math.min(s.length - 1, lo + 1)]! - s[lo]!) * (pos - lo);
+    };
+    const idx = this.names.map((_, i) => i);
+    return {
+      names: this.names,
+      count: this.n,
+      mean: idx.map((i) => this.mean[i]!),
+      std: idx.map((i) => (this.n > 1 ? Math.sqrt(this.m2[i]! / (this.n - 1)) : 0)),
+      min: idx.map((i) => this.min[i]!),
+      max: idx.map((i) => this.max[i]!),
+      q01: idx.map((i) => q(i, 0.01)),
+      q99: idx.map((i) => q(i, 0.99)),
+    };
+  }
+}
+
+export async function computeActionStats(card: DatasetCard, episodes: AsyncIterable<Episode>): Promise<ActionStats> {
+  const acc = new ActionStatsAccumulator(actionNames(card));
+  for await (const ep of episodes) for (let t = 0; t < ep.steps; t++) acc.add(rawActionAt(card, ep, t));
+  return acc.result();
+}
+
+/** q01 -> -1, q99 -> +1, clipped to [-1, 1]; a constant dimension maps to 0. */
+export function normaliseActions(stats: ActionStats, raw: Float32Array): Float32Array {
+  const d = stats.names.length;
+  const out = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const k = i % d;
+    const lo = stats.q01[k]!;
+    const hi = stats.q99[k]!;
+    out[i] = hi > lo ? Math.max(-1, Math.min(1, (2 * (raw[i]! - lo)) / (hi - lo) - 1)) : 0;
+  }
+  return out;
+}
+
+export function denormaliseActions(stats: ActionStats, norm: Float32Array): Float32Array {
+  const d = stats.names.length;
+  const out = new Float32Array(norm.length);
+  for (let i = 0; i < norm.length; i++) {
+    const k = i % d;
+    const lo = stats.q01[k]!;
+    const hi = stats.q99[k]!;
+    out[i] = hi > lo ? lo + ((Math.max(-1, Math.min(1, norm[i]!)) + 1) / 2) * (hi - lo) : lo;
+  }
+  return out;
+}

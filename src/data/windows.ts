@@ -1,0 +1,117 @@
+/**
+ * Training windows (context frames, action chunk, future frames) sampled across episodes:
+ * episode-level train/val split (a hash of the episode key, stable across runs), a seeded
+ * shuffle buffer, and bounded memory whatever the dataset size (one episode decoded at a time
+ * plus the buffer).
+ */
+import { decodeImage } from '../image/decode.js';
+import { toModelFrame } from '../image/resize.js';
+import { Rng } from '../util/rng.js';
+import { normaliseActions, rawActionAt, type ActionStats } from './action-stats.js';
+import { actionDim, type DatasetCard } from './card.js';
+import { listShards, readEpisodes, stepRow, type Episode } from './rlds.js';
+
+export interface WindowSpec {
+  contextFrames: number;
+  futureFrames: number;
+  imageHeight: number;
+  imageWidth: number;
+}
+
+export interface TrainingWindow {
+  /** (K+H) x imageHeight x imageWidth x 3 in [-1, 1], oldest first. */
+  frames: Float32Array;
+  /** H x actionDim normalised; row j = the action taken at frame K-1+j (leads to frame K+j). */
+  actions: Float32Array;
+  language?: Float32Array;
+  instruction?: string;
+  episodeKey: string;
+  start: number;
+}
+
+export interface WindowStreamOptions {
+  dataDir: string;
+  card: DatasetCard;
+  spec: WindowSpec;
+  split: 'train' | 'val';
+  valFraction?: number;
+  seed: number;
+  shuffleBuffer?: number;
+  skipCorrupt?: boolean;
+  stats: ActionStats;
+  /** Passes over the data (train default: endless; val default 1). */
+  epochs?: number;
+  onCorrupt?: (message: string) => void;
+}
+
+/** FNV-1a of the episode key -> [0, 1): the same episode is always on the same side of the split. */
+export function splitValue(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h >>> 0) / 4294967296;
+}
+
+export function isValEpisode(key: string, valFraction: number): boolean {
+  return splitValue(key) < valFraction;
+}
+
+/** All windows of one episode, images decoded once. */
+export function episodeWindows(ep: Episode, card: DatasetCard, spec: WindowSpec, stats: ActionStats, stride = 1): TrainingWindow[] {
+  const f = spec.contextFrames + spec.futureFrames;
+  if (ep.steps < f) return [];
+  const images = ep.fields.get(card.image)!.values as Uint8Array[];
+  const px = spec.imageHeight * spec.imageWidth * 3;
+  const frames = images.map((bytes, t) => toModelFrame(decodeImage(bytes, `${ep.key} step ${t} '${card.image}'`), spec.imageHeight, spec.imageWidth));
+  const a = actionDim(card);
+  const actions = Array.from({ length: ep.steps }, (_, t) => normaliseActions(stats, rawActionAt(card, ep, t)));
+  const lang = card.language_embedding && ep.fields.get(card.language_embedding) ? Float32Array.from(stepRow(ep.fields.get(card.language_embedding)!, 0)) : undefined;
+  const out: TrainingWindow[] = [];
+  for (let s = 0; s + f <= ep.steps; s += stride) {
+    const fr = new Float32Array(f * px);
+    for (let i = 0; i < f; i++) fr.set(frames[s + i]!, i * px);
+    const act = new Float32Array(spec.futureFrames * a);
+    for (let j = 0; j < spec.futureFrames; j++) act.set(actions[s + spec.contextFrames - 1 + j]!, j * a);
+    out.push({ frames: fr, actions: act, language: lang, instruction: ep.instruction, episodeKey: ep.key, start: s });
+  }
+  return out;
+}
+
+export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<TrainingWindow> {
+  const valFraction = o.valFraction ?? 0.1;
+  const epochs = o.epochs ?? (o.split === 'train' ? Infinity : 1);
+  const shards = listShards(o.dataDir, o.card);
+  const rng = new Rng(o.seed);
+  const bufferSize = o.split === 'train' ? (o.shuffleBuffer ?? 256) : 0;
+  const buffer: TrainingWindow[] = [];
+  let any = false;
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const order = o.split === 'train' ? rng.shuffle([...shards]) : shards;
+    let produced = false;
+    for await (const ep of readEpisodes(o.dataDir, o.card, { shards: order, skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt })) {
+      if (isValEpisode(ep.key, valFraction) !== (o.split === 'val')) continue;
+      const wins = episodeWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
+      for (const w of wins) {
+        produced = any = true;
+        if (bufferSize === 0) {
+          yield w;
+          continue;
+        }
+        if (buffer.length < bufferSize) buffer.push(w);
+        else {
+          const i = rng.int(bufferSize);
+          const out = buffer[i]!;
+          buffer[i] = w;
+          yield out;
+        }
+      }
+    }
+    if (!produced) break;
+  }
+  rng.shuffle(buffer);
+  yield* buffer;
+  if (!any) {
+    throw new Error(
+      `${o.dataDir}: no ${o.split} windows of ${o.spec.contextFrames}+${o.spec.futureFrames} frames (episodes too short, or none on the ${o.split} side of the ${valFraction} split)`,
+    );
+  }
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { ActionStatsAccumulator, computeActionStats, denormaliseActions, normaliseActions } from '../../src/data/action-stats.js';
+import { loadCard } from '../../src/data/card.js';
+import { readEpisodes } from '../../src/data/rlds.js';
+import { isValEpisode, windowStream, type TrainingWindow } from '../../src/data/windows.js';
+import { resizeRgb } from '../../src/image/resize.js';
+import { sharedFixture } from '../helpers/fixtures.js';
+
+const dir = () => sharedFixture('rlds-bridge-octo');
+const spec = { contextFrames: 2, futureFrames: 3, imageHeight: 16, imageWidth: 16 };
+
+async function take(it: AsyncIterable<TrainingWindow>, n: number): Promise<TrainingWindow[]> {
+  const out: TrainingWindow[] = [];
+  for await (const w of it) {
+    out.push(w);
+    if (out.length >= n) break;
+  }
+  return out;
+}
+
+describe('action statistics', () => {
+  it('computes mean/std/min/max/quantiles and normalises q01/q99 to [-1, 1] with clipping', async () => {
+    const card = loadCard('bridge');
+    const stats = await computeActionStats(card, readEpisodes(dir(), card));
+    expect(stats.count).toBe(250);
+    expect(stats.names).toHaveLength(7);
+    const acc = new ActionStatsAccumulator(['a']);
+    for (let i = 0; i <= 100; i++) acc.add([i]);
+    const s = acc.result();
+    expect(s.mean[0]).toBeCloseTo(50, 10);
+    expect(s.std[0]).toBeCloseTo(Math.sqrt(85850 / 100), 6); // sample std of 0..100
+    expect([s.min[0], s.max[0], s.q01[0], s.q99[0]]).toEqual([0, 100, 1, 99]);
+    expect(Array.from(normaliseActions(s, Float32Array.from([1, 50, 99, 500])))).toEqual([-1, 0, 1, 1]);
+    expect(Array.from(denormaliseActions(s, Float32Array.from([-1, 0, 1])))).toEqual([1, 50, 99]);
+  });
+});
+
+describe('training windows', () => {
+  it('have the documented shapes and ranges, and the split is by episode', async () => {
+    const card = loadCard('bridge');
+    const stats = await computeActionStats(card, readEpisodes(dir(), card));
+    const train = await take(windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0.3, seed: 1, stats, shuffleBuffer: 16, epochs: 1 }), 1000);
+    const val = await take(windowStream({ dataDir: dir(), card, spec, split: 'val', valFraction: 0.3, seed: 1, stats }), 1000);
+    expect(train.length).toBeGreaterThan(0);
+    expect(val.length).toBeGreaterThan(0);
+    const w = train[0]!;
+    expect(w.frames.length).toBe(5 * 16 * 16 * 3);
+    expect(w.actions.length).toBe(3 * 7);
+    expect(w.language?.length).toBe(512);
+    expect(w.frames.every((v) => v >= -1 && v <= 1)).toBe(true);
+    expect(w.actions.every((v) => v >= -1 && v <= 1)).toBe(true);
+    const trainEps = new Set(train.map((x) => x.episodeKey));
+    const valEps = new Set(val.map((x) => x.episodeKey));
+    expect([...trainEps].filter((k) => valEps.has(k))).toEqual([]);
+    for (const k of valEps) expect(isValEpisode(k, 0.3)).toBe(true);
+    // 10-step episodes give 6 windows of 5 frames each for training (stride 1) and 2 for validation (stride 5).
+    expect(train.length).toBe(trainEps.size * 6);
+    expect(val.length).toBe(valEps.size * 2);
+  });
+
+  it('are reproducible for a seed and shuffled differently for another', async () => {
+    const card = loadCard('bridge');
+    const stats = await computeActionStats(card, readEpisodes(dir(), card));
+    const run = (seed: number) => take(windowStream({ dataDir: dir(), card, spec, split: 'train', seed, stats, shuffleBuffer: 32 }), 20);
+    const a = (await run(5)).map((w) => `${w.episodeKey}@${w.start}`);
+    const b = (await run(5)).map((w) => `${w.episodeKey}@${w.start}`);
+    const c = (await run(6)).map((w) => `${w.episodeKey}@${w.start}`);
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+  });
+
+  it('area resize averages exactly', () => {
+    const img = { width: 4, height: 2, data: Uint8Array.from([0, 0, 0, 10, 10, 10, 20, 20, 20, 30, 30, 30, 40, 40, 40, 50, 50, 50, 60, 60, 60, 70, 70, 70]) };
+    expect(Array.from(resizeRgb(img, 1, 2))).toEqual([25, 25, 25, 45, 45, 45]);
+  });
+});
