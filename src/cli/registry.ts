@@ -17,5 +17,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'model import', summary: 'import an official Self-Flow checkpoint into a world-model config', load: async () => (await import('./model.js')).modelImportCommand },
   { name: 'data inspect', summary: 'shards, episodes, steps, features, images and instructions of an RLDS dataset', load: async () => (await import('./data.js')).dataInspectCommand },
   { name: 'data stats', summary: 'per-dimension action statistics used to normalise actions', load: async () => (await import('./data.js')).dataStatsCommand },
+  { name: 'finetune', summary: 'train a Self-Flow world model on RT-1-format (RLDS) episodes', load: async () => (await import('./finetune.js')).finetuneCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
 ];

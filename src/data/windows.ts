@@ -44,10 +44,16 @@ export interface WindowStreamOptions {
   onCorrupt?: (message: string) => void;
 }
 
-/** FNV-1a of the episode key -> [0, 1): the same episode is always on the same side of the split. */
+/** Hash of the episode key -> [0, 1): the same episode is always on the same side of the split. */
 export function splitValue(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  // Final avalanche (murmur3 fmix32): keys differing only in a trailing digit must still spread.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return (h >>> 0) / 4294967296;
 }
 

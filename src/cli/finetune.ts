@@ -1,0 +1,179 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeChoice, initBackend } from '../backend/backends.js';
+import { loadStateDict } from '../checkpoint/load.js';
+import { computeActionStats, type ActionStats } from '../data/action-stats.js';
+import { actionDim, loadCard } from '../data/card.js';
+import { checkFeaturesJson } from '../data/features-json.js';
+import { readEpisodes } from '../data/rlds.js';
+import { windowStream } from '../data/windows.js';
+import { isWorldModelFile, readWorldModel } from '../model/checkpoint-io.js';
+import { CONFIG_NAMES, isConfigName, worldModelConfig } from '../model/config.js';
+import { importIntoWorldModel, summariseImport } from '../model/import.js';
+import { worldModelInit } from '../model/params.js';
+import { readSafetensors } from '../checkpoint/safetensors.js';
+import { DEFAULT_ADAMW } from '../train/adamw.js';
+import { finetune, type WindowSource } from '../train/finetune.js';
+import { DEFAULT_OBJECTIVE, type ObjectiveKind } from '../train/objective.js';
+import { latestCheckpoint, readManifest, writeManifest, type RunManifest } from '../train/run-files.js';
+import { renderValidationStrip } from '../train/val-strip.js';
+import { UserError } from '../util/errors.js';
+import { readFileSync } from 'node:fs';
+import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
+import { DATA_OPTIONS } from './data.js';
+import { parseImageSize } from './model.js';
+
+export const finetuneCommand: Command = {
+  name: 'finetune',
+  summary: 'train a Self-Flow world model on RT-1-format (RLDS) episodes',
+  options: {
+    ...DATA_OPTIONS,
+    config: { type: 'string', arg: 'NAME', description: `model size: ${CONFIG_NAMES.join('|')}`, default: 'tiny' },
+    init: { type: 'string', arg: 'CKPT', description: 'start from an official Self-Flow checkpoint (.pt/.safetensors) or one of ours (imports what matches)' },
+    out: { type: 'string', arg: 'runs/NAME', description: 'run directory (checkpoints, metrics.jsonl, val/)' },
+    steps: { type: 'string', arg: 'N', description: 'optimisation steps', default: '2000' },
+    'batch-size': { type: 'string', arg: 'B', description: 'windows per step', default: '8' },
+    lr: { type: 'string', arg: 'LR', description: 'peak learning rate (AdamW; warm-up then cosine decay)', default: '3e-4' },
+    warmup: { type: 'string', arg: 'N', description: 'warm-up steps', default: '100' },
+    'weight-decay': { type: 'string', arg: 'W', description: 'AdamW decoupled weight decay', default: '0' },
+    'context-frames': { type: 'string', arg: 'K', description: 'clean context frames per window', default: '2' },
+    'future-frames': { type: 'string', arg: 'H', description: 'predicted frames (and actions) per window', default: '2' },
+    'image-size': { type: 'string', arg: 'HxW', description: 'training resolution (default per config: tiny 32x40)' },
+    objective: { type: 'string', arg: 'KIND', description: 'selfflow (dual timesteps + self-distillation) or vanilla (the ablation)', default: 'selfflow' },
+    'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
+    'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
+    'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
+    'ema-decay': { type: 'string', arg: 'D', description: 'teacher EMA decay', default: '0.999' },
+    'val-fraction': { type: 'string', arg: 'F', description: 'fraction of episodes held out for validation', default: '0.1' },
+    'val-every': { type: 'string', arg: 'N', description: 'steps between validations (0 = never)', default: '250' },
+    'checkpoint-every': { type: 'string', arg: 'N', description: 'steps between checkpoints', default: '250' },
+    stats: { type: 'string', arg: 'FILE', description: 'action statistics JSON from `data stats` (default: computed now)' },
+    resume: { type: 'boolean', description: 'continue the run in --out from its latest checkpoint' },
+    seed: { type: 'string', arg: 'S', description: 'seed for init, data order and noise', default: '0' },
+    backend: BACKEND_OPTION,
+  },
+  details: 'Every default is printed at start. Ctrl-C saves a checkpoint and exits; --resume continues with the same loss curve.',
+  async run(opts) {
+    const out = requireStr(opts, 'out');
+    const dataDir = requireStr(opts, 'data-dir');
+    const resume = bool(opts, 'resume');
+    if (resume && !existsSync(join(out, 'run.json'))) throw new UserError(`${out}: nothing to resume (no run.json)`);
+    if (!resume && latestCheckpoint(out)) throw new UserError(`${out}: already holds a run; pass --resume to continue it or choose another --out`);
+    const configName = requireStr(opts, 'config');
+    if (!isConfigName(configName)) throw new UsageError(`--config must be one of ${CONFIG_NAMES.join(', ')}`);
+    const kind = requireStr(opts, 'objective') as ObjectiveKind;
+    if (kind !== 'selfflow' && kind !== 'vanilla') throw new UsageError(`--objective must be selfflow or vanilla, got '${kind}'`);
+    const card = loadCard(requireStr(opts, 'data'));
+    const fj = checkFeaturesJson(dataDir, card);
+    if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
+    const seed = int(opts, 'seed', 0);
+    const contextFrames = int(opts, 'context-frames', 2);
+    const futureFrames = int(opts, 'future-frames', 2);
+    if (contextFrames < 1 || futureFrames < 1) throw new UsageError('--context-frames and --future-frames must be >= 1');
+    const prior: RunManifest | undefined = resume ? readManifest(out) : undefined;
+    const cfg = prior?.model ?? worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0 });
+    const settings = {
+      steps: int(opts, 'steps', 2000),
+      batchSize: int(opts, 'batch-size', 8),
+      lr: num(opts, 'lr', 3e-4),
+      warmup: int(opts, 'warmup', 100),
+      emaDecay: num(opts, 'ema-decay', 0.999),
+      checkpointEvery: int(opts, 'checkpoint-every', 250),
+      valEvery: int(opts, 'val-every', 250),
+      valFraction: num(opts, 'val-fraction', 0.1),
+      objective: { ...DEFAULT_OBJECTIVE, kind, maskRatio: num(opts, 'mask-ratio', 0.25), policyFraction: num(opts, 'policy-fraction', 0.3), sslWeight: num(opts, 'ssl-weight', 1) },
+      optimizer: { ...DEFAULT_ADAMW, weightDecay: num(opts, 'weight-decay', 0) },
+    };
+    const choice = await initBackend(str(opts, 'backend'));
+    console.error(describeChoice(choice));
+    console.error(
+      `finetune: data ${card.name} (${dataDir}), config ${configName} (${cfg.imageHeight}x${cfg.imageWidth}, patch ${cfg.dit.patch_size}, action ${cfg.actionDim}), ` +
+        `objective ${kind}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
+        `context ${contextFrames} + future ${futureFrames} frames, mask ratio ${settings.objective.maskRatio}, policy fraction ${settings.objective.policyFraction}, ` +
+        `lambda ${settings.objective.sslWeight}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
+    );
+    let stats: ActionStats;
+    const statsPath = str(opts, 'stats');
+    if (prior) stats = prior.actionStats as ActionStats;
+    else if (statsPath) stats = JSON.parse(readFileSync(statsPath, 'utf8')) as ActionStats;
+    else {
+      console.error('computing action statistics (pass --stats FILE from `data stats` to skip)...');
+      stats = await computeActionStats(card, readEpisodes(dataDir, card, { skipCorrupt: bool(opts, 'skip-corrupt') }));
+    }
+    if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions, the card's action vector has ${cfg.actionDim}`);
+    let init = worldModelInit(cfg, seed);
+    const initPath = str(opts, 'init');
+    if (initPath && !prior) {
+      const isOurs = initPath.endsWith('.safetensors') && isWorldModelFile(readSafetensors(initPath).metadata);
+      const source = isOurs ? readWorldModel(initPath).tensors : loadStateDict(initPath).tensors;
+      const imported = importIntoWorldModel(source, cfg, seed);
+      console.error(summariseImport(imported.report, source));
+      init = imported.tensors;
+    }
+    if (!prior) {
+      writeManifest(out, {
+        format: 'selfflow-wm/run@1',
+        model: cfg,
+        configName,
+        data: { card, cardName: card.name, dataDir },
+        actionStats: stats,
+        contextFrames,
+        futureFrames,
+        training: { ...settings, seed, init: initPath ?? null },
+      });
+    }
+    const skipCorrupt = bool(opts, 'skip-corrupt');
+    const spec = { contextFrames, futureFrames, imageHeight: cfg.imageHeight, imageWidth: cfg.imageWidth };
+    const data: WindowSource = {
+      async *train(skip) {
+        let i = 0;
+        for await (const w of windowStream({ dataDir, card, spec, split: 'train', valFraction: settings.valFraction, seed, stats, skipCorrupt })) if (i++ >= skip) yield w;
+      },
+      async val(count) {
+        const out = [];
+        for await (const w of windowStream({ dataDir, card, spec, split: 'val', valFraction: settings.valFraction, seed, stats, skipCorrupt })) {
+          out.push(w);
+          if (out.length >= count) break;
+        }
+        return out;
+      },
+    };
+    const abort = new AbortController();
+    const onSigint = () => {
+      console.error('\ninterrupt: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort without saving)');
+      abort.abort();
+      process.once('SIGINT', () => process.exit(130));
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const r = await finetune(
+        {
+          runDir: out,
+          cfg,
+          objective: settings.objective,
+          optimizer: settings.optimizer,
+          steps: settings.steps,
+          batchSize: settings.batchSize,
+          lr: settings.lr,
+          warmup: settings.warmup,
+          emaDecay: settings.emaDecay,
+          contextFrames,
+          futureFrames,
+          seed,
+          checkpointEvery: settings.checkpointEvery,
+          valEvery: settings.valEvery,
+          valWindows: 8,
+          renderStrip: (trainer, windows, step) => renderValidationStrip(out, trainer, windows, step, contextFrames, futureFrames, seed),
+          init,
+          resume,
+          log: (l) => console.error(l),
+        },
+        data,
+        abort.signal,
+      );
+      console.log(`${r.interrupted ? 'interrupted' : 'finished'} at step ${r.finalStep}${r.valLoss !== undefined ? `, val loss ${r.valLoss.toFixed(4)}` : ''}; run in ${out}${r.interrupted ? ' (continue with --resume)' : ''}`);
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  },
+};

@@ -1,0 +1,82 @@
+import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { worldModelConfig } from '../../src/model/config.js';
+import { patchGrid } from '../../src/model/world-model.js';
+import { cosineLoss, DEFAULT_OBJECTIVE, drawNoise } from '../../src/train/objective.js';
+import { Rng } from '../../src/util/rng.js';
+import { sharedFixture } from '../helpers/fixtures.js';
+import { useTestBackend } from '../helpers/tf.js';
+
+const cfg = worldModelConfig('tiny', { imageHeight: 32, imageWidth: 40, actionDim: 7 });
+
+describe('Dual-Timestep Scheduling', () => {
+  it('gives the configured fraction of future tokens the second timestep, keeps context clean, teacher at the lower level', () => {
+    const b = 64;
+    const f = 4;
+    const k = 2;
+    const d = drawNoise(new Rng(1), cfg, b, f, k, { ...DEFAULT_OBJECTIVE, maskRatio: 0.25, policyFraction: 0.3 });
+    const { n } = patchGrid(cfg);
+    let second = 0;
+    let future = 0;
+    for (let i = 0; i < b; i++) {
+      const tokens = (fr: number) => Array.from({ length: n }, (_, j) => (i * f + fr) * n + j);
+      for (let fr = 0; fr < k; fr++) for (const idx of tokens(fr)) expect(d.studentT[idx]).toBe(0);
+      const levels = new Set<number>();
+      for (let fr = k; fr < f; fr++) {
+        for (const idx of tokens(fr)) {
+          future++;
+          second += d.secondMask[idx]!;
+          levels.add(d.studentT[idx]!);
+          expect(d.teacherT[idx]).toBeLessThanOrEqual(d.studentT[idx]!);
+        }
+      }
+      expect(levels.size).toBeLessThanOrEqual(2);
+      expect(new Set(tokens(k).map((idx) => d.teacherT[idx])).size).toBe(1);
+    }
+    expect(second / future).toBeGreaterThan(0.23);
+    expect(second / future).toBeLessThan(0.27);
+    const policy = d.policy.reduce((a, c) => a + c, 0) / b;
+    expect(policy).toBeGreaterThan(0.15);
+    expect(policy).toBeLessThan(0.45);
+  });
+
+  it('vanilla uses one timestep per sample and no second-level tokens', () => {
+    const d = drawNoise(new Rng(2), cfg, 8, 3, 1, { ...DEFAULT_OBJECTIVE, kind: 'vanilla' });
+    expect(d.secondMask.every((v) => v === 0)).toBe(true);
+    const { n } = patchGrid(cfg);
+    for (let i = 0; i < 8; i++) expect(new Set(Array.from(d.studentT.subarray((i * 3 + 1) * n, (i * 3 + 3) * n))).size).toBe(1);
+  });
+});
+
+describe('self-distillation loss', () => {
+  beforeAll(useTestBackend);
+  it('is zero when student and teacher features coincide and positive otherwise', () => {
+    const a = tf.randomNormal([2, 3, 5, 8]) as tf.Tensor4D;
+    expect(cosineLoss(a, a, 1).dataSync()[0]).toBeCloseTo(0, 5);
+    expect(cosineLoss(a, tf.neg(a) as tf.Tensor4D, 1).dataSync()[0]).toBeCloseTo(2, 5);
+  });
+});
+
+describe('selfflow-wm finetune on the BridgeData fixture', () => {
+  it('trains the tiny config: loss falls, checkpoints and metrics are written', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'sfwm-ft-')), 'run');
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const code = await main(['finetune', '--data', 'bridge', '--data-dir', sharedFixture('rlds-bridge-octo'), '--out', out, '--steps', '40', '--batch-size', '4', '--image-size', '16x16', '--val-every', '20', '--checkpoint-every', '20', '--lr', '2e-3', '--warmup', '5', '--val-fraction', '0.2', '--backend', 'wasm']);
+    log.mockRestore();
+    err.mockRestore();
+    expect(code).toBe(0);
+    const m = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; frame_loss: number; val_loss?: number });
+    expect(m).toHaveLength(40);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(m.slice(-10).map((x) => x.frame_loss))).toBeLessThan(0.8 * mean(m.slice(0, 10).map((x) => x.frame_loss)));
+    expect(m[39]!.val_loss).toBeLessThan(m[19]!.val_loss!);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(run.actionStats.names).toHaveLength(7);
+    expect(JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')).step).toBe(40);
+  });
+});
