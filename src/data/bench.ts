@@ -1,0 +1,52 @@
+/**
+ * Data benchmark on the fixtures beside the repo: TFRecord records/s (with CRC and Example
+ * decode), JPEG frames/s at 256x320 and after resizing to the tiny model's 32x40, and training
+ * windows/s, to compare with the training step rate.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchOptions } from '../bench/suites.js';
+import type { BenchTable } from '../bench/table.js';
+import { decodeImage } from '../image/decode.js';
+import { toModelFrame } from '../image/resize.js';
+import { packageRoot } from '../util/package-root.js';
+import { computeActionStats } from './action-stats.js';
+import { loadCard } from './card.js';
+import { readEpisodes } from './rlds.js';
+import { readTfRecords } from './tfrecord.js';
+import { decodeExample } from './example.js';
+import { windowStream } from './windows.js';
+
+export async function benchData(opts: BenchOptions): Promise<BenchTable[]> {
+  const rt1Dir = join(packageRoot(), '..', 'shared', 'fixtures', 'rt1-fractal-sample');
+  if (!existsSync(rt1Dir)) return [{ title: 'Data pipeline', columns: ['note'], rows: [['skipped: ../shared/fixtures/rt1-fractal-sample not found']] }];
+  const card = loadCard('rt1');
+  const shard = join(rt1Dir, 'fractal20220817_data-train.tfrecord-00000-of-00001');
+  const reps = opts.quick ? 3 : 20;
+  const table: BenchTable = { title: 'Data pipeline (RT-1 fixture: 256x320 JPEG frames)', columns: ['stage', 'rate', 'unit'], rows: [] };
+
+  let t0 = performance.now();
+  let records = 0;
+  for (let r = 0; r < reps; r++) for await (const rec of readTfRecords(shard)) (decodeExample(rec.data), records++);
+  table.rows.push(['TFRecord read + CRC + tf.train.Example decode', records / ((performance.now() - t0) / 1000), 'records/s']);
+
+  const images: Uint8Array[] = [];
+  for await (const ep of readEpisodes(rt1Dir, card)) images.push(...(ep.fields.get(card.image)!.values as Uint8Array[]));
+  t0 = performance.now();
+  for (let r = 0; r < reps; r++) for (const im of images) decodeImage(im);
+  const decodeRate = (reps * images.length) / ((performance.now() - t0) / 1000);
+  table.rows.push(['JPEG decode at 256x320 (jpeg-js)', decodeRate, 'frames/s']);
+  const decoded = images.map((im) => decodeImage(im));
+  t0 = performance.now();
+  for (let r = 0; r < reps; r++) for (const im of decoded) toModelFrame(im, 32, 40);
+  table.rows.push(['area resize 256x320 -> 32x40 + scale to [-1, 1]', (reps * decoded.length) / ((performance.now() - t0) / 1000), 'frames/s']);
+
+  const stats = await computeActionStats(card, readEpisodes(rt1Dir, card));
+  const spec = { contextFrames: 2, futureFrames: 2, imageHeight: 32, imageWidth: 40 };
+  t0 = performance.now();
+  let windows = 0;
+  for await (const w of windowStream({ dataDir: rt1Dir, card, spec, split: 'train', valFraction: 0, seed: 0, stats, shuffleBuffer: 8, epochs: reps })) windows += w ? 1 : 0;
+  table.rows.push(['training windows (2+2 frames at 32x40, decode included)', windows / ((performance.now() - t0) / 1000), 'windows/s']);
+  table.notes = ['Compare windows/s with the training samples/s of the model suite: the loader must stay ahead of training.'];
+  return [table];
+}
