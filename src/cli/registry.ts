@@ -18,5 +18,9 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'data inspect', summary: 'shards, episodes, steps, features, images and instructions of an RLDS dataset', load: async () => (await import('./data.js')).dataInspectCommand },
   { name: 'data stats', summary: 'per-dimension action statistics used to normalise actions', load: async () => (await import('./data.js')).dataStatsCommand },
   { name: 'finetune', summary: 'train a Self-Flow world model on RT-1-format (RLDS) episodes', load: async () => (await import('./finetune.js')).finetuneCommand },
+  { name: 'sim tasks', summary: 'list the simulator tasks with instructions and stages', load: async () => (await import('./sim.js')).simTasksCommand },
+  { name: 'sim render', summary: 'render a task scene to PNG', load: async () => (await import('./sim.js')).simRenderCommand },
+  { name: 'sim run', summary: 'run the scripted expert or random policy; success rate and episode GIF', load: async () => (await import('./sim.js')).simRunCommand },
+  { name: 'sim collect', summary: 'collect expert episodes as RT-1 RLDS shards', load: async () => (await import('./sim.js')).simCollectCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
 ];

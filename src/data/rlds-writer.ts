@@ -46,13 +46,13 @@ function flatten(name: string, spec: FeatureSpec, values: StepValue[], where: st
 }
 
 /** TFDS features.json for the card's features (so readers can check a dataset against a card). */
-export function featuresJson(card: DatasetCard): unknown {
+export function featuresJson(card: DatasetCard, imageShape?: number[]): unknown {
   const steps: Record<string, unknown> = {};
   const episode: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(card.features)) {
     const leaf =
       spec.dtype === 'image'
-        ? { pythonClassName: 'tensorflow_datasets.core.features.image_feature.Image', image: { shape: { dimensions: spec.shape.map(String) }, dtype: 'uint8', encodingFormat: spec.encoding ?? 'jpeg' } }
+        ? { pythonClassName: 'tensorflow_datasets.core.features.image_feature.Image', image: { shape: { dimensions: (name === card.image && imageShape ? imageShape : spec.shape).map(String) }, dtype: 'uint8', encodingFormat: spec.encoding ?? 'jpeg' } }
         : spec.dtype === 'string'
           ? { pythonClassName: 'tensorflow_datasets.core.features.text_feature.Text', text: {} }
           : { pythonClassName: 'tensorflow_datasets.core.features.tensor_feature.Tensor', tensor: { shape: spec.shape.length ? { dimensions: spec.shape.map(String) } : {}, dtype: spec.dtype, encoding: 'none' } };
@@ -80,12 +80,15 @@ export class RldsWriter {
   private readonly split: string;
   private readonly perShard: number;
   private readonly name: string;
+  /** Actual [H, W, C] of the card's camera, when it differs from the card's nominal size. */
+  private readonly imageShape?: number[];
 
   constructor(
     readonly outDir: string,
     readonly card: DatasetCard,
-    opts: { split?: string; episodesPerShard?: number; datasetName?: string } = {},
+    opts: { split?: string; episodesPerShard?: number; datasetName?: string; imageShape?: number[] } = {},
   ) {
+    this.imageShape = opts.imageShape;
     this.split = opts.split ?? 'train';
     this.perShard = opts.episodesPerShard ?? 100;
     this.name = opts.datasetName ?? card.dataset;
@@ -151,7 +154,7 @@ export class RldsWriter {
   }
 
   private writeMetadata(): void {
-    writeJsonAtomic(join(this.outDir, 'features.json'), featuresJson(this.card));
+    writeJsonAtomic(join(this.outDir, 'features.json'), featuresJson(this.card, this.imageShape));
     writeJsonAtomic(join(this.outDir, 'dataset_info.json'), {
       name: this.name,
       fileFormat: 'tfrecord',

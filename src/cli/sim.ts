@@ -1,0 +1,144 @@
+import { encodePng } from '../image/png.js';
+import { writeGif } from '../image/gif.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
+
+function imageSize(text: string | undefined, fallback: [number, number]): [number, number] {
+  if (!text) return fallback;
+  const m = /^(\d+)x(\d+)$/.exec(text);
+  if (!m) throw new UsageError(`--image-size expects HxW (e.g. 64x80), got '${text}'`);
+  const [h, w] = [Number(m[1]), Number(m[2])];
+  if (h > 256 || w > 320 || h < 8 || w < 8) throw new UsageError(`--image-size must be between 8x8 and the native 256x320, got ${text}`);
+  return [h, w];
+}
+
+export const simTasksCommand: Command = {
+  name: 'sim tasks',
+  summary: 'list the simulator tasks with their instructions, stages and time limits',
+  options: { json: { type: 'boolean', description: 'print JSON' } },
+  async run(opts) {
+    const { listTasks } = await import('../sim/tasks.js');
+    const tasks = listTasks();
+    if (bool(opts, 'json')) return void console.log(JSON.stringify(tasks, null, 2));
+    for (const t of tasks) console.log(`${t.name.padEnd(14)} "${t.instruction}"  stages: ${t.stages.join(' -> ')}  limit ${t.timeLimitSteps} steps (${(t.timeLimitSteps / 3).toFixed(0)} s at 3 Hz)`);
+  },
+};
+
+export const simRenderCommand: Command = {
+  name: 'sim render',
+  summary: 'render the camera view of a task at reset (or after the expert) to a PNG',
+  options: {
+    task: { type: 'string', arg: 'T', description: 'task name (see sim tasks)', default: 'pick-can' },
+    seed: { type: 'string', arg: 'S', description: 'randomisation seed', default: '0' },
+    out: { type: 'string', arg: 'FILE.png', description: 'output PNG', default: 'frame.png' },
+    'image-size': { type: 'string', arg: 'HxW', description: 'image size (native 256x320)' },
+    'after-expert': { type: 'boolean', description: 'render the final state after the scripted expert ran' },
+  },
+  async run(opts) {
+    const { SimEnv } = await import('../sim/env.js');
+    const [h, w] = imageSize(str(opts, 'image-size'), [256, 320]);
+    const task = requireStr(opts, 'task');
+    const seed = int(opts, 'seed', 0);
+    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w });
+    let r = env.reset(seed);
+    if (bool(opts, 'after-expert')) {
+      const { makeScriptedPolicy } = await import('../sim/expert.js');
+      const p = makeScriptedPolicy('expert', task, seed);
+      p.reset(env);
+      while (!r.done) r = env.stepAction(p.act(r));
+    }
+    const out = requireStr(opts, 'out');
+    writeFileAtomic(out, encodePng(r.observation.image, w, h));
+    console.log(`wrote ${out} (${task}, seed ${seed}, ${h}x${w}, stage ${r.stagesDone}/${r.stageCount})`);
+    env.close();
+  },
+};
+
+export const simRunCommand: Command = {
+  name: 'sim run',
+  summary: 'run the scripted expert or the random policy on a task and write an episode GIF',
+  options: {
+    task: { type: 'string', arg: 'T', description: 'task name', default: 'pick-can' },
+    policy: { type: 'string', arg: 'P', description: 'expert or random', default: 'expert' },
+    seed: { type: 'string', arg: 'S', description: 'seed', default: '0' },
+    episodes: { type: 'string', arg: 'N', description: 'episodes (seeds S..S+N-1); prints the success rate', default: '1' },
+    noise: { type: 'string', arg: 'X', description: 'expert action noise (std, metres per step)', default: '0' },
+    gif: { type: 'string', arg: 'FILE.gif', description: 'write the first episode as a GIF' },
+    'image-size': { type: 'string', arg: 'HxW', description: 'camera size for the GIF', default: '128x160' },
+  },
+  async run(opts) {
+    const { SimEnv } = await import('../sim/env.js');
+    const { makeScriptedPolicy } = await import('../sim/expert.js');
+    const task = requireStr(opts, 'task');
+    const policyName = requireStr(opts, 'policy');
+    if (policyName !== 'expert' && policyName !== 'random') throw new UsageError(`--policy must be expert or random, got '${policyName}'`);
+    const seed = int(opts, 'seed', 0);
+    const n = int(opts, 'episodes', 1);
+    const [h, w] = imageSize(str(opts, 'image-size'), [128, 160]);
+    const gifPath = str(opts, 'gif');
+    let ok = 0;
+    for (let i = 0; i < n; i++) {
+      const s = seed + i;
+      const env = await SimEnv.create({ task, seed: s, imageHeight: gifPath && i === 0 ? h : 16, imageWidth: gifPath && i === 0 ? w : 20 });
+      const p = makeScriptedPolicy(policyName, task, s, { noise: num(opts, 'noise', 0) });
+      let r = env.reset(s);
+      p.reset(env);
+      const frames = [{ data: r.observation.image, width: r.observation.width, height: r.observation.height }];
+      while (!r.done) {
+        r = env.stepAction(p.act(r));
+        frames.push({ data: r.observation.image, width: r.observation.width, height: r.observation.height });
+      }
+      ok += r.success ? 1 : 0;
+      if (n <= 10) console.log(`seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount}, ${r.step} steps`);
+      if (gifPath && i === 0) writeGif(gifPath, frames);
+      env.close();
+    }
+    console.log(`${task} ${policyName}: ${ok}/${n} successful (${((100 * ok) / n).toFixed(1)} %)`);
+  },
+};
+
+export const simCollectCommand: Command = {
+  name: 'sim collect',
+  summary: "collect expert episodes as RT-1 (fractal20220817_data) RLDS shards",
+  options: {
+    task: { type: 'string', arg: 'T[,T2]', description: 'task(s), episodes alternate between them', default: 'pick-can' },
+    episodes: { type: 'string', arg: 'N', description: 'episodes to collect', default: '100' },
+    out: { type: 'string', arg: 'DIR', description: 'output directory (shards, features.json, dataset_info.json)' },
+    seed: { type: 'string', arg: 'S', description: 'episode i uses seed S+i', default: '0' },
+    noise: { type: 'string', arg: 'X', description: 'Gaussian action noise of the expert (m per step)', default: '0.005' },
+    explore: { type: 'string', arg: 'P', description: 'probability per step of a random exploration segment', default: '0.05' },
+    'image-size': { type: 'string', arg: 'HxW', description: 'camera resolution (RT-1 native 256x320)', default: '256x320' },
+    'episodes-per-shard': { type: 'string', arg: 'N', description: 'episodes per TFRecord shard', default: '50' },
+  },
+  async run(opts) {
+    const { collect } = await import('../sim/collect.js');
+    const { taskByName } = await import('../sim/tasks.js');
+    const tasks = requireStr(opts, 'task').split(',').map((t) => t.trim());
+    tasks.forEach((t) => taskByName(t));
+    const [h, w] = imageSize(str(opts, 'image-size'), [256, 320]);
+    const abort = new AbortController();
+    const onSigint = () => {
+      console.error('\ninterrupt: finishing the episode, keeping complete shards');
+      abort.abort();
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const r = await collect({
+        tasks,
+        episodes: int(opts, 'episodes', 100),
+        outDir: requireStr(opts, 'out'),
+        seed: int(opts, 'seed', 0),
+        noise: num(opts, 'noise', 0.005),
+        explore: num(opts, 'explore', 0.05),
+        imageHeight: h,
+        imageWidth: w,
+        episodesPerShard: int(opts, 'episodes-per-shard', 50),
+        signal: abort.signal,
+      });
+      for (const [t, s] of Object.entries(r.perTask)) console.log(`${t}: ${s.successes}/${s.episodes} successful`);
+      console.log(`${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} episodes in ${r.shards.length} shard(s) to ${requireStr(opts, 'out')} (read with --data rt1 --data-dir ${requireStr(opts, 'out')})`);
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  },
+};

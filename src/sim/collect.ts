@@ -1,0 +1,124 @@
+/**
+ * Data collection: scripted (optionally noisy) experts in the simulator, written through the RLDS
+ * writer in RT-1's fractal20220817_data layout so `--data rt1 --data-dir DIR` reads it unchanged.
+ * Observation fields the simulator has no counterpart for are written as zeros (documented in
+ * docs/sim.md); each episode records its task, the stage reached and success.
+ */
+import jpeg from 'jpeg-js';
+import { loadCard } from '../data/card.js';
+import { embedInstruction } from '../data/language-embedding.js';
+import { RldsWriter, type EpisodeRecord, type StepRecord } from '../data/rlds-writer.js';
+import type { Rt1Action } from '../robot/action.js';
+import { Progress } from '../util/progress.js';
+import { SimEnv, type StepResult } from './env.js';
+import { makeScriptedPolicy } from './expert.js';
+
+export interface CollectOptions {
+  tasks: string[];
+  episodes: number;
+  outDir: string;
+  seed: number;
+  noise: number;
+  explore: number;
+  imageHeight: number;
+  imageWidth: number;
+  episodesPerShard?: number;
+  signal?: AbortSignal;
+}
+
+function encodeJpeg(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  const rgba = new Uint8Array(width * height * 4);
+  for (let i = 0; i < width * height; i++) {
+    rgba[i * 4] = rgb[i * 3]!;
+    rgba[i * 4 + 1] = rgb[i * 3 + 1]!;
+    rgba[i * 4 + 2] = rgb[i * 3 + 2]!;
+    rgba[i * 4 + 3] = 255;
+  }
+  return new Uint8Array(jpeg.encode({ data: rgba, width, height }, 92).data);
+}
+
+const Z3 = [0, 0, 0];
+
+function stepRecord(r: StepResult, a: Rt1Action, language: Float32Array, instruction: string, first: boolean, last: boolean): StepRecord {
+  const p = r.observation.proprio!;
+  const closed = p[4]! < 0.03 ? 1 : 0;
+  return {
+    'observation/image': encodeJpeg(r.observation.image, r.observation.width, r.observation.height),
+    'observation/natural_language_instruction': instruction,
+    'observation/natural_language_embedding': language,
+    'observation/base_pose_tool_reached': [p[0]!, p[1]!, p[2]!, Math.cos(p[3]! / 2), 0, 0, Math.sin(p[3]! / 2)],
+    'observation/gripper_closed': [closed],
+    'observation/gripper_closedness_commanded': [a.gripperClosedness],
+    'observation/height_to_bottom': [p[2]!],
+    'observation/orientation_box': [0, 0, 0, 0, 0, 0],
+    'observation/orientation_start': [1, 0, 0, 0],
+    'observation/robot_orientation_positions_box': [0, 0, 0, 0, 0, 0, 0, 0, 0],
+    'observation/rotation_delta_to_go': Z3,
+    'observation/src_rotation': [1, 0, 0, 0],
+    'observation/vector_to_go': Z3,
+    'observation/workspace_bounds': [0.2, -0.42, 0.02, 0.92, 0.42, 0.42, 0, 0, 0],
+    'action/world_vector': a.worldVector,
+    'action/rotation_delta': a.rotationDelta,
+    'action/gripper_closedness_action': [a.gripperClosedness],
+    'action/base_displacement_vector': [0, 0],
+    'action/base_displacement_vertical_rotation': [0],
+    'action/terminate_episode': a.terminateEpisode,
+    is_first: first,
+    is_last: last,
+    is_terminal: last && r.success,
+    reward: last && r.success ? 1 : 0,
+  };
+}
+
+/** Runs one episode and returns it as an RLDS record plus its outcome. */
+export async function collectEpisode(task: string, seed: number, o: Pick<CollectOptions, 'noise' | 'explore' | 'imageHeight' | 'imageWidth'>): Promise<{ record: EpisodeRecord; success: boolean; stages: number }> {
+  const env = await SimEnv.create({ task, seed, imageHeight: o.imageHeight, imageWidth: o.imageWidth });
+  try {
+    const policy = makeScriptedPolicy('expert', task, seed, { noise: o.noise, explore: o.explore });
+    let r = env.reset(seed);
+    policy.reset(env);
+    const language = embedInstruction(env.task.instruction);
+    const steps: StepRecord[] = [];
+    while (!r.done) {
+      const a = policy.act(r);
+      steps.push(stepRecord(r, a, language, env.task.instruction, steps.length === 0, false));
+      r = env.stepAction(a);
+    }
+    const final: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [1, 0, 0] };
+    steps.push(stepRecord(r, final, language, env.task.instruction, steps.length === 0, true));
+    return {
+      record: { steps, metadata: { 'aspects/success': r.success, 'aspects/feasible': true, 'episode_metadata/stage_reached': r.stagesDone, 'episode_metadata/task': task } },
+      success: r.success,
+      stages: r.stagesDone,
+    };
+  } finally {
+    env.close();
+  }
+}
+
+export async function collect(o: CollectOptions): Promise<{ episodes: number; successes: number; shards: string[]; interrupted: boolean; perTask: Record<string, { episodes: number; successes: number }> }> {
+  const writer = new RldsWriter(o.outDir, loadCard('rt1'), { episodesPerShard: o.episodesPerShard ?? 50, imageShape: [o.imageHeight, o.imageWidth, 3] });
+  const progress = new Progress('collect', o.episodes);
+  const perTask: Record<string, { episodes: number; successes: number }> = {};
+  let successes = 0;
+  let done = 0;
+  for (let i = 0; i < o.episodes; i++) {
+    if (o.signal?.aborted) {
+      const r = await writer.abort();
+      progress.finish(`interrupted: ${r.episodes} episodes in complete shards kept`);
+      return { episodes: r.episodes, successes, shards: r.shards, interrupted: true, perTask };
+    }
+    const task = o.tasks[i % o.tasks.length]!;
+    const ep = await collectEpisode(task, o.seed + i, o);
+    await writer.add(ep.record);
+    done++;
+    successes += ep.success ? 1 : 0;
+    const t = (perTask[task] ??= { episodes: 0, successes: 0 });
+    t.episodes++;
+    t.successes += ep.success ? 1 : 0;
+    progress.update(done, `${task} ${ep.success ? 'success' : `stage ${ep.stages}`}, ${successes}/${done} successful`);
+  }
+  const r = await writer.close();
+  progress.finish(`${successes}/${done} successful`);
+  return { episodes: r.episodes, successes, shards: r.shards, interrupted: false, perTask };
+}

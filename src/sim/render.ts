@@ -1,0 +1,198 @@
+/**
+ * Software renderer for the simulator's camera: one ray per pixel against every visible geom
+ * (plane, box, sphere, capsule, cylinder) from MuJoCo's poses, sizes and colours, keeping the
+ * nearest hit (a per-pixel depth buffer) and Lambert shading from one directional light.
+ * Deterministic: the same state gives identical pixels. Smaller images are rendered at twice
+ * the size and area-averaged, so thin objects do not alias away.
+ */
+import { resizeRgb } from '../image/resize.js';
+import { rayDirection, type Camera } from './camera.js';
+
+export const GEOM = { plane: 0, sphere: 2, capsule: 3, ellipsoid: 4, cylinder: 5, box: 6 } as const;
+
+export interface GeomSnapshot {
+  type: number;
+  /** World position and row-major rotation (world = R * local). */
+  pos: ArrayLike<number>;
+  mat: ArrayLike<number>;
+  size: ArrayLike<number>;
+  rgb: [number, number, number];
+}
+
+const LIGHT = (() => {
+  const l = [-0.35, 0.25, 1];
+  const n = Math.hypot(...l);
+  return l.map((v) => v / n) as [number, number, number];
+})();
+const AMBIENT = 0.38;
+const BACKGROUND: [number, number, number] = [205, 212, 222];
+
+/** Nearest positive root of a t^2 + b t + c = 0 beyond `min`, or Infinity. */
+function root(a: number, b: number, c: number, min: number): number {
+  const disc = b * b - 4 * a * c;
+  if (disc < 0 || a === 0) return Infinity;
+  const s = Math.sqrt(disc);
+  const t0 = (-b - s) / (2 * a);
+  if (t0 > min) return t0;
+  const t1 = (-b + s) / (2 * a);
+  return t1 > min ? t1 : Infinity;
+}
+
+interface Hit {
+  t: number;
+  n: [number, number, number];
+}
+
+const EPS = 1e-6;
+
+/** Ray (o, d) in the geom's local frame against its shape; returns the hit distance and local normal. */
+function intersectLocal(type: number, size: ArrayLike<number>, o: number[], d: number[], out: Hit): boolean {
+  out.t = Infinity;
+  if (type === GEOM.plane) {
+    if (Math.abs(d[2]!) < EPS) return false;
+    const t = -o[2]! / d[2]!;
+    if (t <= EPS) return false;
+    const x = o[0]! + t * d[0]!;
+    const y = o[1]! + t * d[1]!;
+    if ((size[0]! > 0 && Math.abs(x) > size[0]!) || (size[1]! > 0 && Math.abs(y) > size[1]!)) return false;
+    out.t = t;
+    out.n = [0, 0, o[2]! > 0 ? 1 : -1];
+    return true;
+  }
+  if (type === GEOM.sphere || type === GEOM.ellipsoid) {
+    const r = size[0]!;
+    const t = root(d[0]! ** 2 + d[1]! ** 2 + d[2]! ** 2, 2 * (o[0]! * d[0]! + o[1]! * d[1]! + o[2]! * d[2]!), o[0]! ** 2 + o[1]! ** 2 + o[2]! ** 2 - r * r, EPS);
+    if (t === Infinity) return false;
+    out.t = t;
+    out.n = [(o[0]! + t * d[0]!) / r, (o[1]! + t * d[1]!) / r, (o[2]! + t * d[2]!) / r];
+    return true;
+  }
+  if (type === GEOM.box) {
+    let tmin = -Infinity;
+    let tmax = Infinity;
+    let axis = 0;
+    let sign = 1;
+    for (let i = 0; i < 3; i++) {
+      const s = size[i]!;
+      if (Math.abs(d[i]!) < EPS) {
+        if (Math.abs(o[i]!) > s) return false;
+        continue;
+      }
+      let t1 = (-s - o[i]!) / d[i]!;
+      let t2 = (s - o[i]!) / d[i]!;
+      let sg = -1;
+      if (t1 > t2) {
+        [t1, t2] = [t2, t1];
+        sg = 1;
+      }
+      if (t1 > tmin) {
+        tmin = t1;
+        axis = i;
+        sign = sg;
+      }
+      tmax = Math.min(tmax, t2);
+      if (tmin > tmax) return false;
+    }
+    if (tmin <= EPS) return false;
+    out.t = tmin;
+    out.n = [0, 0, 0];
+    out.n[axis] = sign;
+    return true;
+  }
+  if (type === GEOM.cylinder || type === GEOM.capsule) {
+    const r = size[0]!;
+    const h = size[1]!;
+    let best = Infinity;
+    let n: [number, number, number] = [0, 0, 1];
+    const ts = root(d[0]! ** 2 + d[1]! ** 2, 2 * (o[0]! * d[0]! + o[1]! * d[1]!), o[0]! ** 2 + o[1]! ** 2 - r * r, EPS);
+    if (ts < best && Math.abs(o[2]! + ts * d[2]!) <= h) {
+      best = ts;
+      n = [(o[0]! + ts * d[0]!) / r, (o[1]! + ts * d[1]!) / r, 0];
+    }
+    for (const zc of [h, -h]) {
+      if (type === GEOM.cylinder) {
+        if (Math.abs(d[2]!) < EPS) continue;
+        const t = (zc - o[2]!) / d[2]!;
+        if (t > EPS && t < best && (o[0]! + t * d[0]!) ** 2 + (o[1]! + t * d[1]!) ** 2 <= r * r) {
+          best = t;
+          n = [0, 0, Math.sign(zc)];
+        }
+      } else {
+        const oz = o[2]! - zc;
+        const t = root(d[0]! ** 2 + d[1]! ** 2 + d[2]! ** 2, 2 * (o[0]! * d[0]! + o[1]! * d[1]! + oz * d[2]!), o[0]! ** 2 + o[1]! ** 2 + oz * oz - r * r, EPS);
+        if (t < best) {
+          best = t;
+          n = [(o[0]! + t * d[0]!) / r, (o[1]! + t * d[1]!) / r, (oz + t * d[2]!) / r];
+        }
+      }
+    }
+    if (best === Infinity) return false;
+    out.t = best;
+    out.n = n;
+    return true;
+  }
+  return false;
+}
+
+export interface RenderResult {
+  rgb: Uint8Array;
+  /** Distance along each pixel's ray to the nearest surface (Infinity for background). */
+  depth: Float32Array;
+}
+
+function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: number): RenderResult {
+  const rgb = new Uint8Array(height * width * 3);
+  const depth = new Float32Array(height * width).fill(Infinity);
+  // Camera origin in each geom's local frame is the same for every pixel.
+  const locals = geoms.map((g) => {
+    const m = g.mat;
+    const dp = [cam.pos[0] - g.pos[0]!, cam.pos[1] - g.pos[1]!, cam.pos[2] - g.pos[2]!];
+    return [0, 1, 2].map((j) => m[j]! * dp[0]! + m[3 + j]! * dp[1]! + m[6 + j]! * dp[2]!);
+  });
+  const hit: Hit = { t: Infinity, n: [0, 0, 1] };
+  const ld = [0, 0, 0];
+  for (let row = 0; row < height; row++) {
+    for (let col = 0; col < width; col++) {
+      const dir = rayDirection(cam, col, row, height, width);
+      let best = Infinity;
+      let bestG = -1;
+      let bn: [number, number, number] = [0, 0, 1];
+      for (let gi = 0; gi < geoms.length; gi++) {
+        const g = geoms[gi]!;
+        const m = g.mat;
+        for (let j = 0; j < 3; j++) ld[j] = m[j]! * dir[0] + m[3 + j]! * dir[1] + m[6 + j]! * dir[2];
+        if (intersectLocal(g.type, g.size, locals[gi]!, ld, hit) && hit.t < best) {
+          best = hit.t;
+          bestG = gi;
+          bn = hit.n;
+        }
+      }
+      const p = (row * width + col) * 3;
+      if (bestG < 0) {
+        rgb.set(BACKGROUND, p);
+        continue;
+      }
+      depth[row * width + col] = best;
+      const g = geoms[bestG]!;
+      const m = g.mat;
+      // Local normal back to world: n_world = R n_local.
+      const nw = [0, 1, 2].map((i) => m[i * 3]! * bn[0] + m[i * 3 + 1]! * bn[1] + m[i * 3 + 2]! * bn[2]);
+      const len = Math.hypot(nw[0]!, nw[1]!, nw[2]!) || 1;
+      let lam = (nw[0]! * LIGHT[0] + nw[1]! * LIGHT[1] + nw[2]! * LIGHT[2]) / len;
+      if (nw[0]! * dir[0] + nw[1]! * dir[1] + nw[2]! * dir[2] > 0) lam = -lam; // back face seen from inside
+      const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam);
+      for (let c = 0; c < 3; c++) rgb[p + c] = Math.max(0, Math.min(255, Math.round(g.rgb[c]! * 255 * shade)));
+    }
+  }
+  return { rgb, depth };
+}
+
+/** Renders at height x width; sizes below 256x320 are supersampled 2x and area-averaged. */
+export function render(geoms: GeomSnapshot[], cam: Camera, height: number, width: number): RenderResult {
+  if (height >= 256 || width >= 320) return renderExact(geoms, cam, height, width);
+  const big = renderExact(geoms, cam, height * 2, width * 2);
+  const small = resizeRgb({ data: big.rgb, width: width * 2, height: height * 2 }, height, width);
+  const depth = new Float32Array(height * width);
+  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) depth[r * width + c] = Math.min(big.depth[2 * r * 2 * width + 2 * c]!, big.depth[(2 * r + 1) * 2 * width + 2 * c + 1]!);
+  return { rgb: Uint8Array.from(small, (v) => Math.round(v)), depth };
+}

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCard } from '../../src/data/card.js';
+import { inspectDataset } from '../../src/data/inspect.js';
+import { readEpisodes } from '../../src/data/rlds.js';
+import { HEAD_CAMERA, project } from '../../src/sim/camera.js';
+import { collect } from '../../src/sim/collect.js';
+import { SimEnv } from '../../src/sim/env.js';
+import { makeScriptedPolicy } from '../../src/sim/expert.js';
+import { render } from '../../src/sim/render.js';
+import { listTasks, taskByName } from '../../src/sim/tasks.js';
+
+const hash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function runExpert(task: string, seed: number, h = 16, w = 20) {
+  const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w });
+  const p = makeScriptedPolicy('expert', task, seed);
+  let r = env.reset(seed);
+  p.reset(env);
+  const frames = [hash(r.observation.image)];
+  const actions: number[][] = [];
+  while (!r.done) {
+    const a = p.act(r);
+    actions.push([...a.worldVector, a.gripperClosedness]);
+    r = env.stepAction(a);
+    frames.push(hash(r.observation.image));
+  }
+  env.close();
+  return { r, frames, actions };
+}
+
+describe('simulator', () => {
+  it('lists the six SIMPLER-like tasks with stages', () => {
+    expect(listTasks().map((t) => t.name)).toEqual(['pick-can', 'move-near', 'drawer-open', 'drawer-close', 'drawer-place', 'drawer-chain']);
+    expect(taskByName('drawer-chain').stages).toHaveLength(3);
+  });
+
+  it('is deterministic: the same seed gives the same frames and actions (hashed)', async () => {
+    const a = await runExpert('pick-can', 3, 32, 40);
+    const b = await runExpert('pick-can', 3, 32, 40);
+    expect(a.frames).toEqual(b.frames);
+    expect(a.actions).toEqual(b.actions);
+    const c = await runExpert('pick-can', 4, 32, 40);
+    expect(c.frames[0]).not.toEqual(a.frames[0]);
+  });
+
+  for (const task of ['pick-can', 'move-near', 'drawer-open', 'drawer-close', 'drawer-place', 'drawer-chain']) {
+    it(`the scripted expert solves ${task} on a few seeds`, async () => {
+      for (const seed of [0, 1]) {
+        const { r } = await runExpert(task, seed);
+        expect(r.success, `${task} seed ${seed}`).toBe(true);
+        expect(r.stagesDone).toBe(r.stageCount);
+      }
+    });
+  }
+
+  it('predicates follow the physical state, stage by stage', async () => {
+    const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
+    const s = env.scene;
+    const zero = { worldVector: [0, 0, 0] as [number, number, number], rotationDelta: [0, 0, 0] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] };
+    expect(env.stepAction(zero).stagesDone).toBe(0);
+    // Hand-built states: open the drawer, then put the apple inside it, then close it.
+    s.setJoint('drawer', -0.16);
+    expect(env.stepAction(zero).stagesDone).toBe(1);
+    const d = s.drawerInterior();
+    // Near the back, so the apple stays inside when the drawer is then closed around it.
+    s.placeObject('apple', [d.xMax - 0.04, (d.yMin + d.yMax) / 2, d.floor + 0.035]);
+    expect(env.stepAction(zero).stagesDone).toBe(2);
+    s.setJoint('drawer', -0.01);
+    const last = env.stepAction(zero);
+    expect(last.stagesDone).toBe(3);
+    expect(last.success && last.done).toBe(true);
+    env.close();
+  });
+
+  it('clamps actions to the robot limits', async () => {
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
+    const before = env.scene.gripper().pos;
+    env.stepAction({ worldVector: [5, -5, 5], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] });
+    const after = env.scene.gripper().pos;
+    expect(Math.abs(after[0] - before[0])).toBeLessThan(0.065);
+    expect(Math.abs(after[1] - before[1])).toBeLessThan(0.065);
+    env.close();
+  });
+
+  it('renders a coloured object where the camera model projects it', () => {
+    const sphere = { type: 2, pos: [0.55, 0.1, 0.05], mat: [1, 0, 0, 0, 1, 0, 0, 0, 1], size: [0.04, 0, 0], rgb: [1, 0, 0] as [number, number, number] };
+    const plane = { type: 0, pos: [0, 0, 0], mat: [1, 0, 0, 0, 1, 0, 0, 0, 1], size: [0, 0, 0], rgb: [0, 0, 1] as [number, number, number] };
+    const { rgb, depth } = render([plane, sphere], HEAD_CAMERA, 256, 320);
+    const [col, row] = project(HEAD_CAMERA, [0.55, 0.1, 0.05], 256, 320)!.map(Math.round) as [number, number];
+    const px = (row * 320 + col) * 3;
+    expect(rgb[px]).toBeGreaterThan(100);
+    expect(rgb[px + 2]).toBe(0);
+    // Depth at the centre pixel is the camera-to-sphere distance minus the radius (approximately).
+    const dist = Math.hypot(0.55 - HEAD_CAMERA.pos[0], 0.1 - HEAD_CAMERA.pos[1], 0.05 - HEAD_CAMERA.pos[2]);
+    expect(Math.abs(depth[row * 320 + col]! - (dist - 0.04))).toBeLessThan(0.01);
+    // Far from the sphere: the blue table.
+    expect(rgb[(250 * 320 + 5) * 3 + 2]).toBeGreaterThan(100);
+  });
+
+  it('collect writes RT-1 layout shards that --data rt1 reads back unchanged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-collect-'));
+    const r = await collect({ tasks: ['drawer-open'], episodes: 2, outDir: dir, seed: 0, noise: 0.003, explore: 0, imageHeight: 32, imageWidth: 40, episodesPerShard: 1 });
+    expect(r).toMatchObject({ episodes: 2, successes: 2, interrupted: false });
+    const card = loadCard('rt1');
+    const report = await inspectDataset(dir, card, false);
+    expect(report.features_json).toEqual({ present: true, problems: [] });
+    expect(report.image.sizes).toEqual({ '32x40': 6 });
+    for await (const ep of readEpisodes(dir, card)) {
+      const first = ep.fields.get('steps/is_first')!.values as Int32Array;
+      const last = ep.fields.get('steps/is_last')!.values as Int32Array;
+      expect(first[0]).toBe(1);
+      expect(last[ep.steps - 1]).toBe(1);
+      expect((ep.fields.get('steps/reward')!.values as Float32Array)[ep.steps - 1]).toBe(1);
+      expect((ep.fields.get('episode_metadata/stage_reached')!.values as Int32Array)[0]).toBe(1);
+      expect(ep.instruction).toBe('open top drawer');
+    }
+  });
+});
