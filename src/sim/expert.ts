@@ -100,12 +100,12 @@ export class ScriptedExpert implements Policy {
       case 'target1':
         return s.bodyPos(t[1]!);
       case 'beside_target1': {
-        // 6 cm from target 1 on the side target 0 came from: the approach side, away from distractors behind it.
+        // 7.5 cm from target 1 (clear of its corners at any yaw) on the side target 0 came from, away from distractors behind it.
         const b = s.bodyPos(t[1]!);
         const dx = this.target0Start[0] - b[0];
         const dy = this.target0Start[1] - b[1];
         const l = Math.hypot(dx, dy) || 1;
-        return [b[0] + (0.06 * dx) / l, b[1] + (0.06 * dy) / l, b[2]];
+        return [b[0] + (0.075 * dx) / l, b[1] + (0.075 * dy) / l, b[2]];
       }
       case 'knob':
         return s.knob();

@@ -43,12 +43,18 @@ function spot(rng: Rng, taken: [number, number][], x: [number, number] = [0.38, 
   throw new Error('could not place objects without overlap');
 }
 
-function place(s: SceneState, rng: Rng, objs: ObjectName[], region?: { x: [number, number]; y: [number, number] }): void {
-  const taken: [number, number][] = [];
-  for (const o of objs) {
-    const p = spot(rng, taken, region?.x, region?.y);
-    taken.push(p);
-    s.placeObject(o, [p[0], p[1], REST_Z[o]], rng.uniform(-Math.PI, Math.PI));
+function place(s: SceneState, rng: Rng, objs: ObjectName[], region?: { x: [number, number]; y: [number, number] }, clearance = 0.1): void {
+  // Greedy placement can paint itself into a corner; start over (same rng stream, so still seeded) when it does.
+  for (let attempt = 0; ; attempt++) {
+    const taken: [number, number][] = [];
+    try {
+      for (const o of objs) taken.push(spot(rng, taken, region?.x, region?.y, clearance));
+    } catch (e) {
+      if (attempt < 20) continue;
+      throw e;
+    }
+    objs.forEach((o, i) => s.placeObject(o, [taken[i]![0], taken[i]![1], REST_Z[o]], rng.uniform(-Math.PI, Math.PI)));
+    return;
   }
 }
 
@@ -77,19 +83,19 @@ export const TASKS: TaskSpec[] = [
   {
     name: 'move-near',
     instruction: 'move blue block near yellow block',
-    stages: ['blue block within 8 cm of yellow block'],
+    stages: ['blue block within 10 cm of yellow block (centres)'],
     timeLimitSteps: 50,
     setup(s, rng) {
       park(s, ['block_blue', 'block_yellow', 'block_purple', 'apple']);
-      // Objects are placed >= 10 cm apart, so A is never near B at reset.
-      place(s, rng, ['block_blue', 'block_yellow', 'block_purple', 'apple']);
+      // Objects are placed >= 14 cm apart, so A is never near B at reset.
+      place(s, rng, ['block_blue', 'block_yellow', 'block_purple', 'apple'], { x: [0.35, 0.62], y: [-0.32, 0.06] }, 0.14);
       return { targets: ['block_blue', 'block_yellow'], drawerOpening: 0 };
     },
     predicates: [
       (s) => {
         const a = s.bodyPos('block_blue');
         const b = s.bodyPos('block_yellow');
-        return Math.hypot(a[0] - b[0], a[1] - b[1]) < 0.08 && a[2] < 0.05;
+        return Math.hypot(a[0] - b[0], a[1] - b[1]) < 0.1 && a[2] < 0.05;
       },
     ],
   },
