@@ -22,5 +22,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'sim render', summary: 'render a task scene to PNG', load: async () => (await import('./sim.js')).simRenderCommand },
   { name: 'sim run', summary: 'run the scripted expert or random policy; success rate and episode GIF', load: async () => (await import('./sim.js')).simRunCommand },
   { name: 'sim collect', summary: 'collect expert episodes as RT-1 RLDS shards', load: async () => (await import('./sim.js')).simCollectCommand },
+  { name: 'plan', summary: 'plan one simulated episode closed-loop with the world model; GIF of real | imagined | goal', load: async () => (await import('./plan.js')).planCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
 ];

@@ -1,0 +1,138 @@
+/**
+ * The world-model planner: every plan encodes the latest K camera frames once (context cache),
+ * optimises action sequences with CEM/MPPI whose candidates are imagined by the model and scored
+ * against the goal image, mixes in the model's own policy-query proposals, and returns the best
+ * sequence as RT-1 actions with the imagined frames of the chosen plan.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { from, type Observable } from 'rxjs';
+import { initBackend } from '../backend/backends.js';
+import type { ActionStats } from '../data/action-stats.js';
+import { modelActionToRt1 } from '../data/action-mapping.js';
+import { embedInstruction } from '../data/language-embedding.js';
+import type { WorldModelConfig } from '../model/config.js';
+import type { Params } from '../model/layers.js';
+import { toTf } from '../model/params.js';
+import { loadInferenceWeights } from '../train/run-files.js';
+import { UserError } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import { observationToTensor, tensorToImages } from './frames.js';
+import { makePlanner } from './loop.js';
+import { optimize, shiftPlan } from './optimizer.js';
+import { loadPlannerPreset, type PlannerPreset } from './presets.js';
+import type { Goal, Observation, Plan, Planner } from './types.js';
+import { WorldModelScorer } from './wm-scorer.js';
+
+export interface WorldModelPlannerOptions {
+  backend?: string;
+  seed?: number;
+  /** Keep imagined frames of the chosen plan on every Plan (for GIFs and dashboards). */
+  imagine?: boolean;
+}
+
+export class WorldModelPlanning {
+  private readonly history: { stamp: number; frame: tf.Tensor3D }[] = [];
+  private goalRef?: Goal;
+  private previous?: Float32Array;
+  private readonly rng: Rng;
+  readonly scorer: WorldModelScorer;
+
+  constructor(
+    readonly params: Params,
+    readonly cfg: WorldModelConfig,
+    readonly stats: ActionStats,
+    readonly contextFrames: number,
+    readonly preset: PlannerPreset,
+    private readonly opts: WorldModelPlannerOptions = {},
+  ) {
+    this.rng = new Rng(opts.seed ?? 0);
+    this.scorer = new WorldModelScorer(params, cfg, preset.cost, { ...preset.rollout, seed: opts.seed ?? 0 });
+    if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
+  }
+
+  private pushFrame(obs: Observation): tf.Tensor3D[] {
+    if (!this.history.length || this.history[this.history.length - 1]!.stamp !== obs.stamp) {
+      this.history.push({ stamp: obs.stamp, frame: observationToTensor(obs, this.cfg.imageHeight, this.cfg.imageWidth) });
+      while (this.history.length > this.contextFrames) this.history.shift()!.frame.dispose();
+    }
+    const frames = this.history.map((h) => h.frame);
+    while (frames.length < this.contextFrames) frames.unshift(frames[0]!);
+    return frames;
+  }
+
+  /** One plan from the latest observation and goal; honours the preset's time budget. */
+  async plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
+    const t0 = performance.now();
+    const p = this.preset;
+    const h = p.optimizer.horizon;
+    const a = this.cfg.actionDim;
+    if (!goal.images.length) throw new Error('goal has no image');
+    const frames = this.pushFrame(obs);
+    const ctx = tf.stack(frames) as tf.Tensor4D;
+    this.scorer.setContext(ctx);
+    ctx.dispose();
+    if (goal !== this.goalRef) {
+      const g = observationToTensor(goal.images[goal.images.length - 1]!, this.cfg.imageHeight, this.cfg.imageWidth);
+      this.scorer.setGoal(g);
+      g.dispose();
+      this.goalRef = goal;
+    }
+    if (goal.instruction && this.cfg.languageDim > 0) (this.scorer.cond as { language?: tf.Tensor2D }).language ??= tf.tensor2d(embedInstruction(goal.instruction), [1, this.cfg.languageDim]);
+    const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
+    const seed = this.rng.int(1 << 30);
+    const result = await optimize({ ...p.optimizer, actionDim: a }, async (c, n) => this.scorer.score(c, n, h, false, seed).costs, {
+      rng: this.rng,
+      warmStart: warm,
+      proposals: p.optimizer.proposalFraction > 0 ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
+      deadline: t0 + p.budgetMs,
+      signal,
+    });
+    this.previous = result.best;
+    let imagined: Uint8Array[] | undefined;
+    if (this.opts.imagine) {
+      const r = this.scorer.score(result.best, 1, h, true, seed);
+      imagined = tensorToImages(r.frames!);
+      r.frames!.dispose();
+    }
+    const actions = Array.from({ length: h }, (_, t) => modelActionToRt1(this.stats, result.best.subarray(t * a, (t + 1) * a)));
+    return {
+      actions,
+      cost: result.bestCost,
+      iterations: result.iterations,
+      candidatesEvaluated: result.candidatesEvaluated,
+      latencyMs: performance.now() - t0,
+      observationStamp: obs.stamp,
+      safe: false,
+      imagined,
+    };
+  }
+
+  /** Forget the context and warm start (new episode). */
+  reset(): void {
+    this.history.splice(0).forEach((h) => h.frame.dispose());
+    this.previous = undefined;
+    this.goalRef = undefined;
+  }
+
+  dispose(): void {
+    this.reset();
+    this.scorer.dispose();
+  }
+
+  planner(): Planner {
+    return makePlanner((obs, goal, signal): Observable<Plan> => from(this.plan(obs, goal, signal)), { budgetMs: this.preset.budgetMs, graceMs: this.preset.graceMs });
+  }
+}
+
+/** Loads a run (or weight file + statistics) and a preset; used by `plan`, `eval` and `serve`. */
+export async function loadWorldModelPlanning(presetNameOrPath: string, checkpoint: string, opts: WorldModelPlannerOptions = {}): Promise<WorldModelPlanning> {
+  await initBackend(opts.backend);
+  const preset = loadPlannerPreset(presetNameOrPath);
+  const w = loadInferenceWeights(checkpoint);
+  if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
+  return new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats as ActionStats, w.manifest.contextFrames, preset, opts);
+}
+
+export async function createWorldModelPlanner(presetNameOrPath: string, checkpointDir: string, opts: WorldModelPlannerOptions = {}): Promise<Planner> {
+  return (await loadWorldModelPlanning(presetNameOrPath, checkpointDir, opts)).planner();
+}
