@@ -36,12 +36,14 @@ export function planLatest<O, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>):
           catchError((e: unknown) => of(o.safePlan(v[0], `planning error: ${e instanceof Error ? e.message : String(e)}`))),
         );
         const deadline = timer(o.budgetMs + o.graceMs, o.scheduler).pipe(map(() => o.safePlan(v[0], `deadline missed (${o.budgetMs + o.graceMs} ms)`)));
-        running = race(work, deadline).subscribe({
+        let finished = false;
+        const s = race(work, deadline).subscribe({
           next: (p) => {
             if (p.safe) ac.abort();
             sub.next(p);
           },
           complete: () => {
+            finished = true;
             running = undefined;
             if (pending) {
               const next = pending;
@@ -50,6 +52,8 @@ export function planLatest<O, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>):
             } else if (sourceDone) sub.complete();
           },
         });
+        // A plan that completed synchronously has already cleared `running` (and maybe started the next).
+        if (!finished) running = s;
       };
       const src = source.subscribe({
         next: (v) => (running ? (pending = v) : start(v)),

@@ -120,7 +120,8 @@ export async function optimize(s: OptimizerSettings, cost: SequenceCost, o: Opti
         mean[j] = m / z;
         let v = 0;
         for (let i = 0; i < n; i++) v += w[i]! * (cands[i * len + j]! - mean[j]!) ** 2;
-        std[j] = Math.max(s.minStd, Math.sqrt(v / z));
+        // Smoothed: the weighted spread of a sharp temperature collapses in one step otherwise.
+        std[j] = Math.max(s.minStd, 0.5 * std[j]! + 0.5 * Math.sqrt(v / z));
       }
     }
   }
