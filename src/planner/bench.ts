@@ -1,0 +1,93 @@
+/**
+ * Planner benchmark (tiny config, default preset geometry): replanning latency p50/p95 through
+ * the full world-model planner, imagined candidate-frames per second, the speed-up of the
+ * context key/value cache over re-encoding the context for every candidate and flow step, and
+ * achieved GFLOP/s against the backend's matmul peak.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/backends.js';
+import type { BenchOptions } from '../bench/suites.js';
+import { percentile, timeMs, type BenchTable } from '../bench/table.js';
+import { contextCache, disposeContext, imagine } from '../flow/imagine.js';
+import { integrate } from '../flow/sampler.js';
+import { worldModelConfig } from '../model/config.js';
+import { worldModelForwardFlops } from '../model/flops.js';
+import { matmulGflops } from '../model/bench.js';
+import { toTf, worldModelInit } from '../model/params.js';
+import { patchGrid, worldModelForward } from '../model/world-model.js';
+import type { ActionStats } from '../data/action-stats.js';
+import { loadPlannerPreset } from './presets.js';
+import { WorldModelPlanning } from './world-model-planner.js';
+
+export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
+  await initBackend(opts.backends?.[0] ?? 'wasm');
+  const backend = tf.getBackend();
+  const preset = loadPlannerPreset('wm-cem-fast');
+  const cfg = worldModelConfig('tiny', { maxFrames: 4, patchSize: 8 });
+  const params = toTf(worldModelInit(cfg, 0));
+  const names = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'rotation_delta.roll', 'rotation_delta.pitch', 'rotation_delta.yaw', 'gripper_closedness_action'];
+  const stats: ActionStats = { names, count: 1, mean: names.map(() => 0), std: names.map(() => 1), min: names.map(() => -1), max: names.map(() => 1), q01: names.map(() => -0.05), q99: names.map(() => 0.05) };
+  const planning = new WorldModelPlanning(params, cfg, stats, 2, preset, { seed: 0 });
+  const img = () => ({ image: Uint8Array.from({ length: 64 * 80 * 3 }, (_, i) => (i * 7) % 255), height: 64, width: 80, stamp: 0 });
+  const goal = { images: [img()] };
+  const reps = opts.quick ? 3 : 12;
+  const lat: number[] = [];
+  const iters: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const p = await planning.plan({ ...img(), stamp: i }, goal);
+    lat.push(p.latencyMs);
+    iters.push(p.iterations);
+  }
+  lat.sort((a, b) => a - b);
+  const h = preset.optimizer.horizon;
+  const n = preset.optimizer.candidates;
+  const k = preset.rollout.flowSteps;
+  const peak = await matmulGflops(512, 3);
+  const latency: BenchTable = {
+    title: `Replanning latency, preset wm-cem-fast (tiny config 32x40 patch 8, ${n} candidates x horizon ${h}, ${k} ${preset.rollout.integrator} flow steps, budget ${preset.budgetMs} ms, ${backend})`,
+    columns: ['p50 ms', 'p95 ms', 'mean iterations within budget'],
+    rows: [[percentile(lat, 50), percentile(lat, 95), iters.reduce((a, b) => a + b, 0) / iters.length]],
+  };
+  // Imagination throughput with and without the context cache.
+  const frames = tf.randomUniform([1, 2, cfg.imageHeight, cfg.imageWidth, 3], -1, 1) as tf.Tensor5D;
+  const acts = tf.randomUniform([n, h, cfg.actionDim], -1, 1) as tf.Tensor3D;
+  const cached = await timeMs(() => {
+    const ctx = contextCache(params, cfg, frames, tf.zeros([1, 1, cfg.actionDim]) as tf.Tensor3D);
+    const out = imagine(params, cfg, ctx, acts, {}, { steps: k, integrator: preset.rollout.integrator, seed: 1 });
+    out.frames.dataSync();
+    tf.dispose(out.frames);
+    disposeContext(ctx);
+  }, reps);
+  const uncached = await timeMs(() => {
+    const out = tf.tidy(() =>
+      integrate(
+        (x, t) => {
+          const all = tf.concat([tf.tile(frames, [n, 1, 1, 1, 1]), x], 1) as tf.Tensor5D;
+          const frameT = tf.concat([tf.zeros([n, 2]), tf.fill([n, h], t)], 1);
+          const actions = tf.concat([tf.zeros([n, 1, cfg.actionDim]), acts], 1) as tf.Tensor3D;
+          return worldModelForward(params, cfg, { frames: all, frameT, actions, actionT: tf.zeros([n, h + 1]) as tf.Tensor2D }).frameVelocity.slice([0, 2, 0, 0, 0], [n, h, -1, -1, -1]);
+        },
+        tf.randomNormal([n, h, cfg.imageHeight, cfg.imageWidth, 3]),
+        k,
+        preset.rollout.integrator,
+      ),
+    );
+    out.dataSync();
+    out.dispose();
+  }, reps);
+  const { n: tokens } = patchGrid(cfg);
+  // FLOPs of the cached rollout: future tokens only, attending to the cached context as well.
+  const flops = k * worldModelForwardFlops(cfg, n, h, 2 * tokens + 1) + worldModelForwardFlops(cfg, 1, 2);
+  const throughput: BenchTable = {
+    title: `Imagination throughput (${n} candidates x ${h} frames, ${k} flow steps, 2 context frames)`,
+    columns: ['rollout', 'ms', 'candidate-frames/s', 'GFLOP/s', `% of matmul peak (${peak.toFixed(1)} GFLOP/s)`],
+    rows: [
+      ['with context KV cache', cached, (n * h) / (cached / 1000), flops / (cached / 1000) / 1e9, `${((100 * flops) / (cached / 1000) / 1e9 / peak).toFixed(0)} %`],
+      ['re-encoding the context every step', uncached, (n * h) / (uncached / 1000), '', ''],
+    ],
+    notes: [`context cache speed-up: ${(uncached / cached).toFixed(2)}x`],
+  };
+  planning.dispose();
+  tf.dispose([frames, acts]);
+  return [latency, throughput];
+}
