@@ -1,9 +1,11 @@
 /** Animated GIF writer (gifenc): equal-size RGB frames, a per-frame delay, written atomically. */
-import gifenc from 'gifenc';
+import * as gifencModule from 'gifenc';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { RgbImage } from './decode.js';
 
-const { GIFEncoder, quantize, applyPalette } = gifenc as unknown as {
+// gifenc is CommonJS: Node exposes its exports as `default`, bundlers (vitest) as named exports.
+const mod = gifencModule as unknown as Record<string, unknown> & { default?: Record<string, unknown> };
+const { GIFEncoder, quantize, applyPalette } = (mod.GIFEncoder ? mod : mod.default) as unknown as {
   GIFEncoder: () => { writeFrame(index: Uint8Array, w: number, h: number, o: { palette: number[][]; delay: number }): void; finish(): void; bytes(): Uint8Array };
   quantize: (rgba: Uint8Array, n: number) => number[][];
   applyPalette: (rgba: Uint8Array, palette: number[][]) => Uint8Array;

@@ -1,5 +1,2 @@
-// gifenc ships no type declarations; these cover the calls src/image/gif.ts makes.
-declare module 'gifenc' {
-  const gifenc: unknown;
-  export default gifenc;
-}
+// gifenc ships no type declarations; src/image/gif.ts narrows what it uses.
+declare module 'gifenc';
