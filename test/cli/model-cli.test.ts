@@ -2,29 +2,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/backends.js';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
 import { toFloat32 } from '../../src/checkpoint/tensor-map.js';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 import { maxAbs, maxAbsDiff } from '../helpers/tf.js';
 
 const F = (n: string) => sharedFixture(`selfflow-reference/${n}`);
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a) => void err.push(a.join(' ')));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
+const run = runCli;
 
 describe('selfflow-wm model run', () => {
   it('writes the fixture outputs under their names, within 1e-4 of the reference (config under "config" key)', async () => {

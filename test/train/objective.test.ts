@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
 import { worldModelConfig } from '../../src/model/config.js';
 import { patchGrid } from '../../src/model/world-model.js';
 import { cosineLoss, DEFAULT_OBJECTIVE, drawNoise } from '../../src/train/objective.js';
@@ -64,11 +64,7 @@ describe('self-distillation loss', () => {
 describe('selfflow-wm finetune on the BridgeData fixture', () => {
   it('trains the tiny config: loss falls, checkpoints and metrics are written', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'sfwm-ft-')), 'run');
-    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
-    const code = await main(['finetune', '--data', 'bridge', '--data-dir', sharedFixture('rlds-bridge-octo'), '--out', out, '--steps', '40', '--batch-size', '4', '--image-size', '16x16', '--val-every', '20', '--checkpoint-every', '20', '--lr', '2e-3', '--warmup', '5', '--val-fraction', '0.2', '--backend', 'wasm']);
-    log.mockRestore();
-    err.mockRestore();
+    const { code } = await runCli(['finetune', '--data', 'bridge', '--data-dir', sharedFixture('rlds-bridge-octo'), '--out', out, '--steps', '40', '--batch-size', '4', '--image-size', '16x16', '--val-every', '20', '--checkpoint-every', '20', '--lr', '2e-3', '--warmup', '5', '--val-fraction', '0.2', '--backend', 'wasm']);
     expect(code).toBe(0);
     const m = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; frame_loss: number; val_loss?: number });
     expect(m).toHaveLength(40);
