@@ -92,10 +92,38 @@ export interface EpisodeReadOptions {
   /** Called for every skipped record (with --skip-corrupt). */
   onCorrupt?: (message: string) => void;
   shards?: string[];
+  /** Read this many shards at once, one episode from each in turn (1 = shard after shard). */
+  interleave?: number;
 }
 
 export async function* readEpisodes(dataDir: string, card: DatasetCard, opts: EpisodeReadOptions = {}): AsyncGenerator<Episode> {
-  for (const shard of opts.shards ?? listShards(dataDir, card)) {
+  const shards = opts.shards ?? listShards(dataDir, card);
+  const k = Math.max(1, Math.min(opts.interleave ?? 1, shards.length));
+  if (k === 1) {
+    yield* readShardsInOrder(shards, card, opts);
+    return;
+  }
+  // Round-robin over k open shards; a finished shard's slot takes the next unread shard.
+  let next = 0;
+  const open = (): AsyncGenerator<Episode> | undefined => (next < shards.length ? readShardsInOrder([shards[next++]!], card, opts) : undefined);
+  const slots = Array.from({ length: k }, open).filter((g): g is AsyncGenerator<Episode> => g !== undefined);
+  while (slots.length) {
+    for (let i = 0; i < slots.length; ) {
+      const r = await slots[i]!.next();
+      if (r.done) {
+        const g = open();
+        if (g) slots[i] = g;
+        else slots.splice(i, 1);
+        continue;
+      }
+      yield r.value;
+      i++;
+    }
+  }
+}
+
+async function* readShardsInOrder(shards: string[], card: DatasetCard, opts: EpisodeReadOptions): AsyncGenerator<Episode> {
+  for (const shard of shards) {
     const records = readTfRecords(shard, { skipCorrupt: opts.skipCorrupt, onCorrupt: (e) => opts.onCorrupt?.(e.message) });
     try {
       for await (const r of records) {

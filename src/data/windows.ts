@@ -93,7 +93,8 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = o.split === 'train' ? rng.shuffle([...shards]) : shards;
     let produced = false;
-    for await (const ep of readEpisodes(o.dataDir, o.card, { shards: order, skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt })) {
+    // Training reads 4 shards interleaved, so the shuffle buffer mixes episodes from several shards.
+    for await (const ep of readEpisodes(o.dataDir, o.card, { shards: order, skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt, interleave: o.split === 'train' ? 4 : 1 })) {
       if (isValEpisode(ep.key, valFraction) !== (o.split === 'val')) continue;
       const wins = episodeWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
       for (const w of wins) {

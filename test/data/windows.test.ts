@@ -74,3 +74,22 @@ describe('training windows', () => {
     expect(Array.from(resizeRgb(img, 1, 2))).toEqual([25, 25, 25, 45, 45, 45]);
   });
 });
+
+describe('reading many shards', () => {
+  it('interleaves episodes round-robin across shards, and reads them in order otherwise', async () => {
+    const { mkdtempSync, copyFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-shards-'));
+    const src = sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001');
+    for (const i of [0, 1]) copyFileSync(src, join(dir, `fractal20220817_data-train.tfrecord-0000${i}-of-00002`));
+    const card = loadCard('rt1');
+    const keys = async (interleave: number) => {
+      const out: string[] = [];
+      for await (const ep of readEpisodes(dir, card, { interleave })) out.push(ep.key.replace('fractal20220817_data-train.tfrecord-', ''));
+      return out;
+    };
+    expect(await keys(1)).toEqual(['00000-of-00002#0', '00000-of-00002#1', '00000-of-00002#2', '00001-of-00002#0', '00001-of-00002#1', '00001-of-00002#2']);
+    expect(await keys(2)).toEqual(['00000-of-00002#0', '00001-of-00002#0', '00000-of-00002#1', '00001-of-00002#1', '00000-of-00002#2', '00001-of-00002#2']);
+  });
+});
