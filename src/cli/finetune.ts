@@ -39,6 +39,7 @@ export const finetuneCommand: Command = {
     'context-frames': { type: 'string', arg: 'K', description: 'clean context frames per window', default: '2' },
     'future-frames': { type: 'string', arg: 'H', description: 'predicted frames (and actions) per window', default: '2' },
     'image-size': { type: 'string', arg: 'HxW', description: 'training resolution (default per config: tiny 32x40)' },
+    'patch-size': { type: 'string', arg: 'P', description: 'patch size in pixels (default per config: tiny 4)' },
     objective: { type: 'string', arg: 'KIND', description: 'selfflow (dual timesteps + self-distillation) or vanilla (the ablation)', default: 'selfflow' },
     'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
     'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
@@ -71,7 +72,10 @@ export const finetuneCommand: Command = {
     const futureFrames = int(opts, 'future-frames', 2);
     if (contextFrames < 1 || futureFrames < 1) throw new UsageError('--context-frames and --future-frames must be >= 1');
     const prior: RunManifest | undefined = resume ? readManifest(out) : undefined;
-    const cfg = prior?.model ?? worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0 });
+    const patch = str(opts, 'patch-size');
+    const cfg =
+      prior?.model ??
+      worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0 });
     const settings = {
       steps: int(opts, 'steps', 2000),
       batchSize: int(opts, 'batch-size', 8),
