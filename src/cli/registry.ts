@@ -11,6 +11,7 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: CommandEntry[] = [
+  { name: 'demo', summary: 'plan one multi-step simulated episode with the shipped tiny model and write a GIF', load: async () => (await import('./demo.js')).demoCommand },
   { name: 'backend', summary: 'show which tensor backends load here and which `auto` picks', load: async () => (await import('./backend.js')).backendCommand },
   { name: 'model info', summary: 'parameter counts per part for a model config', load: async () => (await import('./model.js')).modelInfoCommand },
   { name: 'model run', summary: 'evaluate an official-layout Self-Flow checkpoint on named input tensors', load: async () => (await import('./model.js')).modelRunCommand },

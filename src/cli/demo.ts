@@ -1,0 +1,44 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeChoice, initBackend } from '../backend/backends.js';
+import { percentile } from '../bench/table.js';
+import { writeGif } from '../image/gif.js';
+import { UserError } from '../util/errors.js';
+import { packageRoot } from '../util/package-root.js';
+import { BACKEND_OPTION, int, requireStr, str, type Command } from './command.js';
+
+/** The tiny world model trained with our own finetune on simulator data, shipped in the repository. */
+export const SHIPPED_MODEL = 'models/tiny-sim';
+
+export const demoCommand: Command = {
+  name: 'demo',
+  summary: 'plan one multi-step simulated episode with the shipped tiny world model and write a GIF',
+  options: {
+    task: { type: 'string', arg: 'T', description: 'simulator task', default: 'drawer-place' },
+    seed: { type: 'string', arg: 'S', description: 'episode seed', default: '0' },
+    policy: { type: 'string', arg: 'P', description: 'planner preset', default: 'wm-cem-fast' },
+    gif: { type: 'string', arg: 'FILE.gif', description: 'where to write the episode GIF', default: 'demo.gif' },
+    checkpoint: { type: 'string', arg: 'RUN', description: `model to plan with (default: the shipped ${SHIPPED_MODEL})` },
+    backend: BACKEND_OPTION,
+  },
+  async run(opts) {
+    const checkpoint = str(opts, 'checkpoint') ?? join(packageRoot(), SHIPPED_MODEL);
+    if (!existsSync(join(checkpoint, 'run.json'))) throw new UserError(`${checkpoint}: no trained model there (run.json missing)`);
+    const choice = await initBackend(str(opts, 'backend'));
+    console.log(describeChoice(choice));
+    const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
+    const { runPlannedEpisode } = await import('../planner/episode.js');
+    const task = requireStr(opts, 'task');
+    const seed = int(opts, 'seed', 0);
+    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true });
+    const t0 = Date.now();
+    console.log(`demo: ${task} (seed ${seed}) with ${checkpoint} and preset ${planning.preset.name}`);
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l) });
+    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`);
+    const gif = requireStr(opts, 'gif');
+    writeGif(gif, r.frames, 500);
+    console.log(`wrote ${gif} (real camera | imagined future of the chosen plan | goal)`);
+    planning.dispose();
+  },
+};
