@@ -9,6 +9,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Backends to measure where a suite compares them (default: every one that loads). */
   backends?: string[];
+  /** A trained run for the suites that need real weights (planner proposals). */
+  checkpoint?: string;
 }
 
 export interface BenchSuite {

@@ -89,5 +89,55 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
   };
   planning.dispose();
   tf.dispose([frames, acts]);
-  return [latency, throughput];
+  const proposals = await proposalComparison(opts);
+  return proposals ? [latency, throughput, proposals] : [latency, throughput];
+}
+
+/**
+ * With trained weights: the best cost one plan reaches (lower is better) with and without the
+ * model's policy proposals, at several population sizes, on real simulator start states and
+ * goals. Equal cost with fewer candidates is the speed-up proposals buy.
+ */
+async function proposalComparison(opts: BenchOptions): Promise<BenchTable | undefined> {
+  const { existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { packageRoot } = await import('../util/package-root.js');
+  const { loadWorldModelPlanning } = await import('./world-model-planner.js');
+  const { SimEnv } = await import('../sim/env.js');
+  const { goalObservations } = await import('../sim/goals.js');
+  const run = opts.checkpoint ?? join(packageRoot(), 'models', 'tiny-sim');
+  if (!existsSync(join(run, 'run.json'))) return undefined;
+  const configs = [
+    { candidates: 8, proposalFraction: 0.5 },
+    { candidates: 16, proposalFraction: 0.25 },
+    { candidates: 16, proposalFraction: 0 },
+    { candidates: 48, proposalFraction: 0 },
+  ];
+  const cases = opts.quick ? 2 : 6;
+  const table: BenchTable = {
+    title: `Policy proposals vs Gaussian samples (trained ${run.split('/').slice(-2).join('/')}, ${cases} start states of drawer-open/pick-can, 3 CEM iterations, no time limit)`,
+    columns: ['candidates', 'proposal fraction', 'mean best cost', 'mean ms per plan'],
+    rows: [],
+  };
+  for (const c of configs) {
+    let cost = 0;
+    let ms = 0;
+    for (let i = 0; i < cases; i++) {
+      const task = i % 2 ? 'pick-can' : 'drawer-open';
+      const planning = await loadWorldModelPlanning('wm-cem-fast', run, { seed: i });
+      const preset = planning.preset;
+      preset.optimizer = { ...preset.optimizer, ...c, elites: Math.max(2, Math.round(c.candidates / 4)) };
+      preset.budgetMs = 1e9;
+      const env = await SimEnv.create({ task, seed: 100 + i, imageHeight: 64, imageWidth: 80 });
+      const goals = await goalObservations(task, 100 + i, 64, 80);
+      const r = env.reset(100 + i);
+      const plan = await planning.plan(r.observation, { images: [goals[goals.length - 1]!] });
+      cost += plan.cost;
+      ms += plan.latencyMs;
+      env.close();
+      planning.dispose();
+    }
+    table.rows.push([c.candidates, c.proposalFraction, cost / cases, ms / cases]);
+  }
+  return table;
 }
