@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { unitToImage } from '../image/canvas.js';
 import { toModelFrame } from '../image/resize.js';
 import type { Observation } from './types.js';
 
@@ -8,16 +9,10 @@ export function observationToTensor(obs: Observation, height: number, width: num
   return tf.tensor3d(toModelFrame({ data: obs.image, width: obs.width, height: obs.height }, height, width), [height, width, 3]);
 }
 
-/** [-1, 1] frame(s) to RGB uint8, row-major h x w x 3 each. */
+/** [-1, 1] frame(s) [..., h, w, 3] to RGB uint8 images, h x w x 3 each. */
 export function tensorToImages(frames: tf.Tensor): Uint8Array[] {
   const [h, w] = frames.shape.slice(-3, -1) as [number, number];
   const data = frames.dataSync();
   const per = h * w * 3;
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < data.length / per; i++) {
-    const img = new Uint8Array(per);
-    for (let j = 0; j < per; j++) img[j] = Math.max(0, Math.min(255, Math.round((data[i * per + j]! + 1) * 127.5)));
-    out.push(img);
-  }
-  return out;
+  return Array.from({ length: data.length / per }, (_, i) => unitToImage(data.subarray(i * per, (i + 1) * per), w, h).data);
 }
