@@ -8,11 +8,11 @@ import { writeWorldModel } from '../model/checkpoint-io.js';
 import { importIntoWorldModel, summariseImport } from '../model/import.js';
 import { checkAgainstLayout, countByPart, countParams, officialLayout, worldModelLayout, type Layout } from '../model/params.js';
 import { UserError } from '../util/errors.js';
-import { BACKEND_OPTION, int, requireStr, str, UsageError, type Command } from './command.js';
+import { BACKEND_OPTION, int, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
 
-function resolveOfficialConfig(opts: Record<string, unknown>): DiTConfig {
-  const file = str(opts as never, 'model-config');
-  const name = str(opts as never, 'config');
+function resolveOfficialConfig(opts: ParsedOptions): DiTConfig {
+  const file = str(opts, 'model-config');
+  const name = str(opts, 'config');
   if (file && name) throw new UsageError('give either --model-config FILE or --config NAME, not both');
   if (file) return readDiTConfigFile(file);
   if (name) {

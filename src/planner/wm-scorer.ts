@@ -60,8 +60,14 @@ export class WorldModelScorer {
     readonly cfg: WorldModelConfig,
     readonly weights: CostWeights,
     readonly rollout: RolloutSettings,
-    readonly cond: WorldModelConditioning = {},
+    private cond: WorldModelConditioning = {},
   ) {}
+
+  /** Language conditioning [1, languageDim] (or none); takes effect from the next setContext. */
+  setLanguage(language: tf.Tensor2D | undefined): void {
+    this.cond.language?.dispose();
+    this.cond = { ...this.cond, language: language ? tf.keep(language) : undefined };
+  }
 
   /** Context frames [K, h, w, 3] (oldest first) in [-1, 1]; the cache is reused until the next call. */
   setContext(frames: tf.Tensor4D): void {
@@ -132,6 +138,7 @@ export class WorldModelScorer {
 
   dispose(): void {
     this.disposeContext();
+    this.setLanguage(undefined);
     this.goalImage?.dispose();
     this.goalFeatures?.dispose();
     this.goalImage = undefined;

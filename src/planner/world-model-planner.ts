@@ -33,6 +33,7 @@ export interface WorldModelPlannerOptions {
 export class WorldModelPlanning {
   private readonly history: { stamp: number; frame: tf.Tensor3D }[] = [];
   private goalRef?: Goal;
+  private instruction?: string;
   private previous?: Float32Array;
   private readonly rng: Rng;
   readonly scorer: WorldModelScorer;
@@ -67,6 +68,12 @@ export class WorldModelPlanning {
     const h = p.optimizer.horizon;
     const a = this.cfg.actionDim;
     if (!goal.images.length) throw new Error('goal has no image');
+    if (goal.instruction !== this.instruction) {
+      // Language conditions every token, the context included, so it is set before the context is encoded.
+      this.instruction = goal.instruction;
+      this.scorer.setLanguage(goal.instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(goal.instruction), [1, this.cfg.languageDim]) : undefined);
+      this.goalRef = undefined;
+    }
     const frames = this.pushFrame(obs);
     const ctx = tf.stack(frames) as tf.Tensor4D;
     this.scorer.setContext(ctx);
@@ -77,7 +84,6 @@ export class WorldModelPlanning {
       g.dispose();
       this.goalRef = goal;
     }
-    if (goal.instruction && this.cfg.languageDim > 0) (this.scorer.cond as { language?: tf.Tensor2D }).language ??= tf.tensor2d(embedInstruction(goal.instruction), [1, this.cfg.languageDim]);
     const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
     const seed = this.rng.int(1 << 30);
     const result = await optimize({ ...p.optimizer, actionDim: a }, async (c, n) => this.scorer.score(c, n, h, false, seed).costs, {
@@ -112,6 +118,7 @@ export class WorldModelPlanning {
     this.history.splice(0).forEach((h) => h.frame.dispose());
     this.previous = undefined;
     this.goalRef = undefined;
+    this.instruction = undefined;
   }
 
   dispose(): void {
