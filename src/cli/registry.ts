@@ -24,5 +24,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'sim run', summary: 'run the scripted expert or random policy; success rate and episode GIF', load: async () => (await import('./sim.js')).simRunCommand },
   { name: 'sim collect', summary: 'collect expert episodes as RT-1 RLDS shards', load: async () => (await import('./sim.js')).simCollectCommand },
   { name: 'plan', summary: 'plan one simulated episode closed-loop with the world model; GIF of real | imagined | goal', load: async () => (await import('./plan.js')).planCommand },
+  { name: 'eval', summary: 'multi-step task success rates for expert, random and world-model policies', load: async () => (await import('./eval.js')).evalCommand },
+  { name: 'eval worker', summary: '(internal) evaluation worker process', load: async () => (await import('./eval.js')).evalWorkerCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
 ];

@@ -43,7 +43,7 @@ function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Uint8Ar
 export async function runPlannedEpisode(planning: WorldModelPlanning, task: string, seed: number, opts: { recordGif?: boolean; log?: (l: string) => void } = {}): Promise<EpisodeResult> {
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w });
   const goals = await goalObservations(task, seed, VIEW.h, VIEW.w);
-  planning.reset();
+  planning.reset(seed);
   let r = env.reset(seed);
   const latencies: number[] = [];
   const frames: RgbImage[] = [];

@@ -35,7 +35,7 @@ export class WorldModelPlanning {
   private goalRef?: Goal;
   private instruction?: string;
   private previous?: Float32Array;
-  private readonly rng: Rng;
+  private rng: Rng;
   readonly scorer: WorldModelScorer;
 
   constructor(
@@ -113,8 +113,9 @@ export class WorldModelPlanning {
     };
   }
 
-  /** Forget the context and warm start (new episode). */
-  reset(): void {
+  /** Forget the context and warm start (new episode); a seed makes the episode reproducible on its own. */
+  reset(seed?: number): void {
+    if (seed !== undefined) this.rng = new Rng(seed);
     this.history.splice(0).forEach((h) => h.frame.dispose());
     this.previous = undefined;
     this.goalRef = undefined;

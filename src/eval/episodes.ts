@@ -1,0 +1,63 @@
+/** Runs one evaluation episode for a policy: a scripted one (expert, random) or the world-model planner. */
+import type { RgbImage } from '../image/decode.js';
+import { runPlannedEpisode } from '../planner/episode.js';
+import { loadWorldModelPlanning, type WorldModelPlanning } from '../planner/world-model-planner.js';
+import { SimEnv } from '../sim/env.js';
+import { makeScriptedPolicy } from '../sim/expert.js';
+import { UserError } from '../util/errors.js';
+import type { EpisodeOutcome } from './metrics.js';
+
+export const SCRIPTED = ['expert', 'random'] as const;
+
+/** `wm` is the default planner preset; any other non-scripted name is a preset in policies/. */
+export function presetOf(policy: string): string {
+  return policy === 'wm' ? 'wm-cem-fast' : policy;
+}
+
+export class EpisodeRunner {
+  private readonly planners = new Map<string, WorldModelPlanning>();
+
+  constructor(
+    private readonly checkpoint?: string,
+    private readonly backend?: string,
+  ) {}
+
+  async run(policy: string, task: string, seed: number, recordGif = false): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
+    if ((SCRIPTED as readonly string[]).includes(policy)) return this.scripted(policy as 'expert' | 'random', task, seed, recordGif);
+    let planning = this.planners.get(policy);
+    if (!planning) {
+      if (!this.checkpoint) throw new UserError(`policy '${policy}' plans with a world model: give --checkpoint RUN`);
+      planning = await loadWorldModelPlanning(presetOf(policy), this.checkpoint, { backend: this.backend, seed, imagine: true });
+      this.planners.set(policy, planning);
+    }
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif });
+    return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.steps, latenciesMs: r.latenciesMs, safeActions: r.safeActions, frames: r.frames };
+  }
+
+  private async scripted(policy: 'expert' | 'random', task: string, seed: number, recordGif: boolean): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
+    const [h, w] = recordGif ? [128, 160] : [8, 10];
+    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w });
+    try {
+      const p = makeScriptedPolicy(policy, task, seed);
+      let r = env.reset(seed);
+      p.reset(env);
+      const latencies: number[] = [];
+      const frames: RgbImage[] = recordGif ? [{ data: r.observation.image, width: w, height: h }] : [];
+      while (!r.done) {
+        const t0 = performance.now();
+        const a = p.act(r);
+        latencies.push(performance.now() - t0);
+        r = env.stepAction(a);
+        if (recordGif) frames.push({ data: r.observation.image, width: w, height: h });
+      }
+      return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.step, latenciesMs: latencies, safeActions: 0, frames };
+    } finally {
+      env.close();
+    }
+  }
+
+  dispose(): void {
+    for (const p of this.planners.values()) p.dispose();
+    this.planners.clear();
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The multi-step task success-rate evaluation: every (policy, task, seed) episode, run in
+ * worker processes, appended to episodes.jsonl as it finishes (so an interrupted evaluation
+ * resumes without redoing finished episodes), then summarised into report.json / report.md
+ * with GIFs of the first failures per task. Same seeds and checkpoint give the same numbers.
+ */
+import { fork } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeGif } from '../image/gif.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { packageRoot } from '../util/package-root.js';
+import { Progress } from '../util/progress.js';
+import { EpisodeRunner } from './episodes.js';
+import type { EpisodeOutcome } from './metrics.js';
+import { buildReport, writeReport, type Report } from './report.js';
+
+export interface EvalJob {
+  policy: string;
+  task: string;
+  seed: number;
+}
+
+export interface EvalOptions {
+  policies: string[];
+  tasks: string[];
+  /** Episodes per task. */
+  episodes: Record<string, number>;
+  seed: number;
+  outDir: string;
+  workers: number;
+  checkpoint?: string;
+  backend?: string;
+  /** GIFs of the first N failures per policy and task. */
+  failureGifs: number;
+  log?: (line: string) => void;
+}
+
+export function jobsFor(o: Pick<EvalOptions, 'policies' | 'tasks' | 'episodes' | 'seed'>): EvalJob[] {
+  const jobs: EvalJob[] = [];
+  for (const policy of o.policies) for (const task of o.tasks) for (let i = 0; i < (o.episodes[task] ?? 0); i++) jobs.push({ policy, task, seed: o.seed + i });
+  return jobs;
+}
+
+const key = (j: EvalJob) => `${j.policy}|${j.task}|${j.seed}`;
+
+/** Finished episodes from an earlier run; a torn last line (killed mid-write) is ignored. */
+export function readFinished(path: string): EpisodeOutcome[] {
+  if (!existsSync(path)) return [];
+  const out: EpisodeOutcome[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as EpisodeOutcome);
+    } catch {
+      /* torn final line */
+    }
+  }
+  return out;
+}
+
+async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
+  const runner = new EpisodeRunner(o.checkpoint, o.backend);
+  try {
+    for (const j of jobs) {
+      const { frames: _frames, ...outcome } = await runner.run(j.policy, j.task, j.seed);
+      onDone(outcome);
+    }
+  } finally {
+    runner.dispose();
+  }
+}
+
+/** Worker processes pull jobs one at a time over IPC (`selfflow-wm eval worker`). */
+async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
+  const queue = [...jobs];
+  const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
+  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : [])];
+  await Promise.all(
+    Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
+      new Promise<void>((resolve, reject) => {
+        const child = fork(bin, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const next = () => {
+          const j = queue.shift();
+          child.send(j ? { job: j } : { done: true });
+        };
+        child.on('message', (m: { ready?: boolean; outcome?: EpisodeOutcome; error?: string }) => {
+          if (m.error) return reject(new Error(`eval worker: ${m.error}`));
+          if (m.outcome) onDone(m.outcome);
+          next();
+        });
+        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`eval worker exited with code ${code}`))));
+      }),
+    ),
+  );
+}
+
+export async function evaluate(o: EvalOptions): Promise<Report> {
+  mkdirSync(o.outDir, { recursive: true });
+  const log = o.log ?? (() => {});
+  const episodesPath = join(o.outDir, 'episodes.jsonl');
+  const all = jobsFor(o);
+  const wanted = new Set(all.map(key));
+  const finished = readFinished(episodesPath).filter((r) => wanted.has(key(r)));
+  const done = new Set(finished.map(key));
+  const todo = all.filter((j) => !done.has(key(j)));
+  if (existsSync(episodesPath)) {
+    // Keep only complete records, so a line torn by a kill cannot swallow the next one.
+    const valid = readFinished(episodesPath);
+    writeFileAtomic(episodesPath, valid.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  }
+  if (finished.length) log(`resuming: ${finished.length} of ${all.length} episodes already finished in ${episodesPath}`);
+  const progress = new Progress('eval', all.length);
+  const outcomes = [...finished];
+  const onDone = (r: EpisodeOutcome) => {
+    appendFileSync(episodesPath, `${JSON.stringify(r)}\n`);
+    outcomes.push(r);
+    progress.update(outcomes.length, `${r.policy} ${r.task} seed ${r.seed}: ${r.success ? 'success' : `stage ${r.stagesDone}/${r.stageCount}`}`);
+  };
+  if (o.workers > 1 && todo.length > 1) await runInWorkers(todo, o, onDone);
+  else await runInProcess(todo, o, onDone);
+  progress.finish();
+  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint);
+  writeReport(o.outDir, report);
+  // GIFs of the first failures: failed episodes are replayed deterministically with the camera recording.
+  if (o.failureGifs > 0) {
+    const runner = new EpisodeRunner(o.checkpoint, o.backend);
+    try {
+      for (const policy of o.policies) {
+        for (const task of o.tasks) {
+          const fails = outcomes.filter((r) => r.policy === policy && r.task === task && !r.success).sort((a, b) => a.seed - b.seed).slice(0, o.failureGifs);
+          for (const f of fails) {
+            const file = join(o.outDir, `failure-${policy}-${task}-seed${f.seed}.gif`);
+            if (existsSync(file)) continue;
+            const r = await runner.run(policy, task, f.seed, true);
+            writeGif(file, r.frames, policy === 'expert' || policy === 'random' ? 333 : 500);
+            log(`wrote ${file}`);
+          }
+        }
+      }
+    } finally {
+      runner.dispose();
+    }
+  }
+  return report;
+}
+
+/** The worker side of runInWorkers. */
+export async function workerLoop(checkpoint?: string, backend?: string): Promise<void> {
+  const runner = new EpisodeRunner(checkpoint, backend);
+  await new Promise<void>((resolve) => {
+    process.on('message', (m: { job?: EvalJob; done?: boolean }) => {
+      if (m.done || !m.job) {
+        runner.dispose();
+        resolve();
+        return;
+      }
+      runner
+        .run(m.job.policy, m.job.task, m.job.seed)
+        .then(({ frames: _f, ...outcome }) => process.send!({ outcome }))
+        .catch((e: Error) => process.send!({ error: e.message }));
+    });
+    process.send!({ ready: true });
+  });
+  process.disconnect?.();
+}
