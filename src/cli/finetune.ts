@@ -88,6 +88,12 @@ export const finetuneCommand: Command = {
       objective: { ...DEFAULT_OBJECTIVE, kind, maskRatio: num(opts, 'mask-ratio', 0.25), policyFraction: num(opts, 'policy-fraction', 0.3), sslWeight: num(opts, 'ssl-weight', 1) },
       optimizer: { ...DEFAULT_ADAMW, weightDecay: num(opts, 'weight-decay', 0) },
     };
+    const tokenDim = cfg.dit.patch_size ** 2 * cfg.dit.in_channels;
+    if (tokenDim > cfg.dit.hidden_size) {
+      // Measured: tiny at patch 8 (192 values per token, hidden 64) never learned to denoise; its val loss stayed at
+      // the mean-prediction level. Velocity prediction must carry the noise of every pixel through the trunk.
+      console.error(`warning: a patch holds ${tokenDim} values but the trunk is ${cfg.dit.hidden_size} wide; velocity prediction in pixel space needs patch^2 x 3 <= hidden size (use a smaller --patch-size)`);
+    }
     const choice = await initBackend(str(opts, 'backend'));
     console.error(describeChoice(choice));
     console.error(

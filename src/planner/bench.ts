@@ -23,7 +23,7 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
   await initBackend(opts.backends?.[0] ?? 'wasm');
   const backend = tf.getBackend();
   const preset = loadPlannerPreset('wm-cem-fast');
-  const cfg = worldModelConfig('tiny', { maxFrames: 4, patchSize: 8 });
+  const cfg = worldModelConfig('tiny', { maxFrames: 4 });
   const params = toTf(worldModelInit(cfg, 0));
   const names = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'rotation_delta.roll', 'rotation_delta.pitch', 'rotation_delta.yaw', 'gripper_closedness_action'];
   const stats: ActionStats = { names, count: 1, mean: names.map(() => 0), std: names.map(() => 1), min: names.map(() => -1), max: names.map(() => 1), q01: names.map(() => -0.05), q99: names.map(() => 0.05) };
@@ -44,7 +44,7 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
   const k = preset.rollout.flowSteps;
   const peak = await matmulGflops(512, 3);
   const latency: BenchTable = {
-    title: `Replanning latency, preset wm-cem-fast (tiny config 32x40 patch 8, ${n} candidates x horizon ${h}, ${k} ${preset.rollout.integrator} flow steps, budget ${preset.budgetMs} ms, ${backend})`,
+    title: `Replanning latency, preset wm-cem-fast (tiny config 32x40 patch 4, ${n} candidates x horizon ${h}, ${k} ${preset.rollout.integrator} flow steps, budget ${preset.budgetMs} ms, ${backend})`,
     columns: ['p50 ms', 'p95 ms', 'mean iterations within budget'],
     rows: [[percentile(lat, 50), percentile(lat, 95), iters.reduce((a, b) => a + b, 0) / iters.length]],
   };
