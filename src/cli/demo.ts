@@ -16,7 +16,7 @@ export const demoCommand: Command = {
   options: {
     task: { type: 'string', arg: 'T', description: 'simulator task', default: 'drawer-place' },
     seed: { type: 'string', arg: 'S', description: 'episode seed', default: '0' },
-    policy: { type: 'string', arg: 'P', description: 'planner preset', default: 'wm-cem-fast' },
+    policy: { type: 'string', arg: 'P', description: 'planner preset', default: 'wm-demo' },
     gif: { type: 'string', arg: 'FILE.gif', description: 'where to write the episode GIF', default: 'demo.gif' },
     checkpoint: { type: 'string', arg: 'RUN', description: `model to plan with (default: the shipped ${SHIPPED_MODEL})` },
     backend: BACKEND_OPTION,
