@@ -137,7 +137,7 @@ async function proposalComparison(opts: BenchOptions): Promise<BenchTable | unde
       env.close();
       planning.dispose();
     }
-    table.rows.push([c.candidates, c.proposalFraction, cost / cases, ms / cases]);
+    table.rows.push([String(c.candidates), String(c.proposalFraction), (cost / cases).toPrecision(4), ms / cases]);
   }
   return table;
 }
