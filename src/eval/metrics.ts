@@ -1,17 +1,9 @@
 /** Evaluation arithmetic: Wilson score intervals, per-stage success, chain length, latency percentiles. */
 import { percentile } from '../bench/table.js';
+import type { EpisodeStats } from '../planner/episode.js';
 
-export interface EpisodeOutcome {
+export interface EpisodeOutcome extends EpisodeStats {
   policy: string;
-  task: string;
-  seed: number;
-  success: boolean;
-  stagesDone: number;
-  stageCount: number;
-  steps: number;
-  /** Per-step decision latency (planning time for the world model; act() time for scripted policies). */
-  latenciesMs: number[];
-  safeActions: number;
 }
 
 /** Wilson score interval for k successes in n trials (z = 1.96 for 95 %). */

@@ -13,15 +13,20 @@ import { goalObservations } from '../sim/goals.js';
 import type { Goal } from './types.js';
 import type { WorldModelPlanning } from './world-model-planner.js';
 
-export interface EpisodeResult {
+/** What an episode achieved; the evaluation adds the policy name to it. */
+export interface EpisodeStats {
   task: string;
   seed: number;
   success: boolean;
   stagesDone: number;
   stageCount: number;
   steps: number;
+  /** Per-step decision latency (planning time for the world model; act() time for scripted policies). */
   latenciesMs: number[];
   safeActions: number;
+}
+
+export interface EpisodeResult extends EpisodeStats {
   frames: RgbImage[];
 }
 
