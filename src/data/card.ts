@@ -49,6 +49,10 @@ export function perStepSize(spec: FeatureSpec): number {
   return spec.shape.reduce((a, b) => a * b, 1);
 }
 
+// The model-action <-> RT-1 action mappings belong with the card's action list (implemented beside the statistics).
+export { modelActionToRt1, rt1ToModelAction } from './action-mapping.js';
+
+/** Length of the model's action vector: the card's action parts, concatenated in order. */
 export function actionDim(card: DatasetCard): number {
   return card.action.reduce((n, p) => n + p.names.length, 0);
 }

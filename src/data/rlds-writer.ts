@@ -1,10 +1,12 @@
 /**
  * Writes RLDS episodes in TFDS layout: sharded TFRecords of tf.train.Example (per-step fields
  * flattened under steps/...), plus features.json and dataset_info.json, so a dataset card
- * reads them back unchanged. Each shard is written under a temp name and renamed when
- * complete, so an interrupted collection leaves only complete shards.
+ * reads them back unchanged. Each shard is written under a hidden temp name and renamed when
+ * complete to `NAME-SPLIT.tfrecord-0000i` (readable, metadata updated), and close() gives the
+ * TFDS names `NAME-SPLIT.tfrecord-0000i-of-0000N`: a killed collection leaves only complete,
+ * readable shards.
  */
-import { mkdirSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
@@ -93,6 +95,15 @@ export class RldsWriter {
     this.perShard = opts.episodesPerShard ?? 100;
     this.name = opts.datasetName ?? card.dataset;
     mkdirSync(outDir, { recursive: true });
+    // Shards of an earlier collection would be read together with ours (and shard counts would disagree).
+    const prefix = `${this.name}-${this.split}.tfrecord-`;
+    const old = readdirSync(outDir).filter((f) => f.startsWith(prefix));
+    if (old.length) throw new UserError(`${outDir}: already holds ${old.length} shard(s) of ${this.name}-${this.split} (e.g. ${old[0]}); write to an empty directory`);
+  }
+
+  private shardName(i: number, of?: number): string {
+    const idx = String(i).padStart(5, '0');
+    return join(this.outDir, `${this.name}-${this.split}.tfrecord-${idx}${of === undefined ? '' : `-of-${String(of).padStart(5, '0')}`}`);
   }
 
   encode(ep: EpisodeRecord, where: string): Uint8Array {
@@ -119,7 +130,7 @@ export class RldsWriter {
   async add(ep: EpisodeRecord): Promise<void> {
     if (ep.steps.length === 0) throw new UserError(`episode ${this.episodes}: has no steps`);
     const bytes = this.encode(ep, `episode ${this.episodes}`);
-    if (!this.current) this.current = new TfRecordWriter(join(this.outDir, `.partial-${this.shardIndex}.tfrecord`));
+    this.current ??= new TfRecordWriter(this.shardName(this.shardIndex));
     await this.current.write(bytes);
     this.bytes += bytes.length;
     this.episodes++;
@@ -134,6 +145,7 @@ export class RldsWriter {
     this.written.push(this.current.path);
     this.current = undefined;
     this.shardIndex++;
+    this.writeMetadata();
   }
 
   /** Abandon the shard in progress (Ctrl-C): complete shards stay, the partial one is removed. */
@@ -147,7 +159,7 @@ export class RldsWriter {
 
   private finalNames(): string[] {
     const n = this.written.length;
-    const names = this.written.map((_, i) => join(this.outDir, `${this.name}-${this.split}.tfrecord-${String(i).padStart(5, '0')}-of-${String(n).padStart(5, '0')}`));
+    const names = this.written.map((_, i) => this.shardName(i, n));
     this.written.forEach((p, i) => renameSync(p, names[i]!));
     this.written.splice(0, n, ...names);
     return names;
