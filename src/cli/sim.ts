@@ -45,7 +45,7 @@ export const simRenderCommand: Command = {
       const { makeScriptedPolicy } = await import('../sim/expert.js');
       const p = makeScriptedPolicy('expert', task, seed);
       p.reset(env);
-      while (!r.done) r = env.stepAction(p.act(r));
+      while (!r.done) r = env.step(p.act(r));
     }
     const out = requireStr(opts, 'out');
     writeFileAtomic(out, encodePng(r.observation.image, w, h));
@@ -85,7 +85,7 @@ export const simRunCommand: Command = {
       p.reset(env);
       const frames = [{ data: r.observation.image, width: r.observation.width, height: r.observation.height }];
       while (!r.done) {
-        r = env.stepAction(p.act(r));
+        r = env.step(p.act(r));
         frames.push({ data: r.observation.image, width: r.observation.width, height: r.observation.height });
       }
       ok += r.success ? 1 : 0;

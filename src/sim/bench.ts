@@ -21,7 +21,7 @@ export async function expertSuccess(task: string, episodes: number, policy: 'exp
     const p = makeScriptedPolicy(policy, task, seed);
     let r = env.reset(seed);
     p.reset(env);
-    while (!r.done) r = env.stepAction(p.act(r));
+    while (!r.done) r = env.step(p.act(r));
     successes += r.success ? 1 : 0;
     steps += r.step;
     env.close();

@@ -82,7 +82,7 @@ export async function collectEpisode(task: string, seed: number, o: Pick<Collect
     while (!r.done) {
       const a = policy.act(r);
       steps.push(stepRecord(r, a, language, env.task.instruction, steps.length === 0, false));
-      r = env.stepAction(a);
+      r = env.step(a);
     }
     const final: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [1, 0, 0] };
     steps.push(stepRecord(r, final, language, env.task.instruction, steps.length === 0, true));

@@ -5,12 +5,15 @@
  */
 import type { Observation } from '../planner/types.js';
 import type { Rt1Action } from '../robot/action.js';
+import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { HEAD_CAMERA } from './camera.js';
 import { loadScene, type MjData, type MjModel, type Mujoco } from './mujoco.js';
 import { render, type GeomSnapshot } from './render.js';
 import { SceneState } from './state.js';
 import { taskByName, type TaskInfo, type TaskSetup, type TaskSpec } from './tasks.js';
+
+export { listTasks, type TaskInfo } from './tasks.js';
 
 export interface SimEnvOptions {
   task: string;
@@ -58,6 +61,7 @@ export class SimEnv {
   readonly height: number;
   readonly width: number;
   private readonly substeps: number;
+  private readonly controlHz: number;
   private readonly maxSteps: number;
   private seed: number;
 
@@ -72,8 +76,13 @@ export class SimEnv {
     this.state = new SceneState(mj, model, data);
     this.height = opts.imageHeight ?? 256;
     this.width = opts.imageWidth ?? 320;
-    if (opts.physicsTimestep) model.opt.timestep = opts.physicsTimestep;
-    this.substeps = Math.max(1, Math.round(1 / ((opts.controlHz ?? 3) * model.opt.timestep)));
+    if (opts.physicsTimestep !== undefined) {
+      if (!(opts.physicsTimestep > 0 && opts.physicsTimestep <= 0.02)) throw new UserError(`physicsTimestep must be in (0, 0.02] s, got ${opts.physicsTimestep}`);
+      model.opt.timestep = opts.physicsTimestep;
+    }
+    this.controlHz = opts.controlHz ?? 3;
+    if (!(this.controlHz > 0 && this.controlHz <= 1 / model.opt.timestep)) throw new UserError(`controlHz must be in (0, ${1 / model.opt.timestep}] (one physics step per action at most), got ${opts.controlHz}`);
+    this.substeps = Math.max(1, Math.round(1 / (this.controlHz * model.opt.timestep)));
     this.maxSteps = opts.maxSteps ?? this.spec.timeLimitSteps;
     this.seed = opts.seed;
   }
@@ -95,7 +104,8 @@ export class SimEnv {
     return this.setup;
   }
 
-  get step(): number {
+  /** Control steps taken since the last reset. */
+  get stepIndex(): number {
     return this.stepCount;
   }
 
@@ -109,8 +119,8 @@ export class SimEnv {
     for (const [j, v] of [['grip_x', this.target.x], ['grip_y', this.target.y], ['grip_z', this.target.z], ['grip_yaw', 0], ['finger_left', LIMITS.fingerOpen], ['finger_right', LIMITS.fingerOpen]] as const) this.state.setJoint(j, v);
     this.applyTargets();
     this.mj.mj_forward(this.model, this.data);
-    // Let objects settle on the table before the episode starts.
-    for (let i = 0; i < 100; i++) this.mj.mj_step(this.model, this.data);
+    // Let objects settle on the table (0.2 s of physics) before the episode starts.
+    for (let i = 0, n = Math.round(0.2 / this.model.opt.timestep); i < n; i++) this.mj.mj_step(this.model, this.data);
     this.stages = 0;
     this.stepCount = 0;
     this.terminated = false;
@@ -129,7 +139,7 @@ export class SimEnv {
   }
 
   /** Applies one RT-1 action (clamped to the robot's limits) and advances physics by one control period. */
-  stepAction(action: Rt1Action): StepResult {
+  step(action: Rt1Action): StepResult {
     const [dx, dy, dz] = action.worldVector.map((v) => clamp(Number.isFinite(v) ? v : 0, -LIMITS.maxTranslation, LIMITS.maxTranslation));
     const w = LIMITS.workspace;
     this.target.x = clamp(this.target.x + dx!, w.x[0], w.x[1]);
@@ -146,6 +156,11 @@ export class SimEnv {
     if (action.terminateEpisode[0] > 0.5) this.terminated = true;
     this.updateStages();
     return this.result();
+  }
+
+  /** Same as `step`; the name the evaluation and planner were first written against. */
+  stepAction(action: Rt1Action): StepResult {
+    return this.step(action);
   }
 
   private updateStages(): void {
@@ -173,7 +188,7 @@ export class SimEnv {
   }
 
   observation(): Observation {
-    return { image: this.render(this.height, this.width), height: this.height, width: this.width, proprio: this.proprio(), stamp: this.stepCount * (1000 / 3) };
+    return { image: this.render(this.height, this.width), height: this.height, width: this.width, proprio: this.proprio(), stamp: (this.stepCount * 1000) / this.controlHz };
   }
 
   geoms(): GeomSnapshot[] {

@@ -15,7 +15,7 @@ export async function goalObservations(task: string, seed: number, height: numbe
     const goals: Observation[] = [];
     while (!r.done) {
       const before = r.stagesDone;
-      r = env.stepAction(policy.act(r));
+      r = env.step(policy.act(r));
       if (r.stagesDone > before) goals.push(r.observation);
     }
     if (goals.length < r.stageCount) throw new Error(`expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}); no goal images`);

@@ -25,7 +25,7 @@ async function runExpert(task: string, seed: number, h = 16, w = 20) {
   while (!r.done) {
     const a = p.act(r);
     actions.push([...a.worldVector, a.gripperClosedness]);
-    r = env.stepAction(a);
+    r = env.step(a);
     frames.push(hash(r.observation.image));
   }
   env.close();
@@ -61,16 +61,16 @@ describe('simulator', () => {
     const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
     const s = env.scene;
     const zero = { worldVector: [0, 0, 0] as [number, number, number], rotationDelta: [0, 0, 0] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] };
-    expect(env.stepAction(zero).stagesDone).toBe(0);
+    expect(env.step(zero).stagesDone).toBe(0);
     // Hand-built states: open the drawer, then put the apple inside it, then close it.
     s.setJoint('drawer', -0.16);
-    expect(env.stepAction(zero).stagesDone).toBe(1);
+    expect(env.step(zero).stagesDone).toBe(1);
     const d = s.drawerInterior();
     // Near the back, so the apple stays inside when the drawer is then closed around it.
     s.placeObject('apple', [d.xMax - 0.04, (d.yMin + d.yMax) / 2, d.floor + 0.035]);
-    expect(env.stepAction(zero).stagesDone).toBe(2);
+    expect(env.step(zero).stagesDone).toBe(2);
     s.setJoint('drawer', -0.01);
-    const last = env.stepAction(zero);
+    const last = env.step(zero);
     expect(last.stagesDone).toBe(3);
     expect(last.success && last.done).toBe(true);
     env.close();
@@ -79,7 +79,7 @@ describe('simulator', () => {
   it('clamps actions to the robot limits', async () => {
     const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
     const before = env.scene.gripper().pos;
-    env.stepAction({ worldVector: [5, -5, 5], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] });
+    env.step({ worldVector: [5, -5, 5], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] });
     const after = env.scene.gripper().pos;
     expect(Math.abs(after[0] - before[0])).toBeLessThan(0.065);
     expect(Math.abs(after[1] - before[1])).toBeLessThan(0.065);
