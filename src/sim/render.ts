@@ -6,7 +6,7 @@
  * the size and area-averaged, so thin objects do not alias away.
  */
 import { resizeRgb } from '../image/resize.js';
-import { rayDirection, type Camera } from './camera.js';
+import type { Camera } from './camera.js';
 
 export const GEOM = { plane: 0, sphere: 2, capsule: 3, ellipsoid: 4, cylinder: 5, box: 6 } as const;
 
@@ -140,6 +140,52 @@ export interface RenderResult {
   depth: Float32Array;
 }
 
+/** Radius of a sphere around the geom's centre that contains it (Infinity for planes: always tested). */
+function boundingRadius(g: GeomSnapshot): number {
+  const s = g.size;
+  switch (g.type) {
+    case GEOM.sphere:
+      return s[0]!;
+    case GEOM.ellipsoid:
+      return Math.max(s[0]!, s[1]!, s[2]!);
+    case GEOM.box:
+      return Math.hypot(s[0]!, s[1]!, s[2]!);
+    case GEOM.cylinder:
+      return Math.hypot(s[0]!, s[1]!);
+    case GEOM.capsule:
+      return s[0]! + s[1]!;
+    default:
+      return Infinity;
+  }
+}
+
+/**
+ * Conservative pixel rectangle [colMin, colMax, rowMin, rowMax] that a geom can cover: its bounding
+ * sphere's camera-space box projected through the pinhole. Only geoms whose rectangle holds a pixel
+ * are ray-tested there, so a frame costs a few intersections per pixel instead of one per geom.
+ */
+function screenRect(g: GeomSnapshot, cam: Camera, height: number, width: number): [number, number, number, number] {
+  const all: [number, number, number, number] = [0, width - 1, 0, height - 1];
+  const r = boundingRadius(g);
+  if (!Number.isFinite(r)) return all;
+  const d = [g.pos[0]! - cam.pos[0], g.pos[1]! - cam.pos[1], g.pos[2]! - cam.pos[2]];
+  const x = d[0]! * cam.right[0] + d[1]! * cam.right[1] + d[2]! * cam.right[2];
+  const y = d[0]! * cam.up[0] + d[1]! * cam.up[1] + d[2]! * cam.up[2];
+  const z = d[0]! * cam.forward[0] + d[1]! * cam.forward[1] + d[2]! * cam.forward[2];
+  if (z + r <= 0) return [1, 0, 1, 0]; // entirely behind the camera
+  if (z - r <= 1e-3) return all; // straddles the camera plane: no finite bound
+  const f = height / 2 / Math.tan(cam.fovy / 2);
+  // Over the box [x ± r] x [z ± r], X/Z is extremal at corners: the largest X over the nearest Z when X > 0, etc.
+  const hi = (v: number) => (v > 0 ? v / (z - r) : v / (z + r));
+  const lo = (v: number) => (v > 0 ? v / (z + r) : v / (z - r));
+  // Pixel centres: col + 0.5 = width/2 + f*u, row + 0.5 = height/2 - f*v; one pixel of slack for rounding.
+  const colMin = Math.floor(width / 2 + f * lo(x - r) - 0.5) - 1;
+  const colMax = Math.ceil(width / 2 + f * hi(x + r) - 0.5) + 1;
+  const rowMin = Math.floor(height / 2 - f * hi(y + r) - 0.5) - 1;
+  const rowMax = Math.ceil(height / 2 - f * lo(y - r) - 0.5) + 1;
+  return [Math.max(0, colMin), Math.min(width - 1, colMax), Math.max(0, rowMin), Math.min(height - 1, rowMax)];
+}
+
 function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: number): RenderResult {
   const rgb = new Uint8Array(height * width * 3);
   const depth = new Float32Array(height * width).fill(Infinity);
@@ -149,15 +195,33 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
     const dp = [cam.pos[0] - g.pos[0]!, cam.pos[1] - g.pos[1]!, cam.pos[2] - g.pos[2]!];
     return [0, 1, 2].map((j) => m[j]! * dp[0]! + m[3 + j]! * dp[1]! + m[6 + j]! * dp[2]!);
   });
+  const rects = geoms.map((g) => screenRect(g, cam, height, width));
   const hit: Hit = { t: Infinity, n: [0, 0, 1] };
   const ld = [0, 0, 0];
+  const rowGeoms: number[] = [];
+  // Ray directions as camera.ts rayDirection computes them, inlined: this loop runs once per pixel.
+  const f = height / 2 / Math.tan(cam.fovy / 2);
+  const dir = [0, 0, 0];
   for (let row = 0; row < height; row++) {
+    // Geoms that may cover this row, in scene order (so ties resolve exactly as without culling).
+    rowGeoms.length = 0;
+    for (let gi = 0; gi < geoms.length; gi++) if (rects[gi]![2] <= row && row <= rects[gi]![3]) rowGeoms.push(gi);
     for (let col = 0; col < width; col++) {
-      const dir = rayDirection(cam, col, row, height, width);
+      const x = (col + 0.5 - width / 2) / f;
+      const y = (height / 2 - row - 0.5) / f;
+      const v0 = cam.forward[0] + x * cam.right[0] + y * cam.up[0];
+      const v1 = cam.forward[1] + x * cam.right[1] + y * cam.up[1];
+      const v2 = cam.forward[2] + x * cam.right[2] + y * cam.up[2];
+      const l = Math.hypot(v0, v1, v2);
+      dir[0] = v0 / l;
+      dir[1] = v1 / l;
+      dir[2] = v2 / l;
       let best = Infinity;
       let bestG = -1;
       let bn: [number, number, number] = [0, 0, 1];
-      for (let gi = 0; gi < geoms.length; gi++) {
+      for (const gi of rowGeoms) {
+        const rc = rects[gi]!;
+        if (col < rc[0] || col > rc[1]) continue;
         const g = geoms[gi]!;
         const m = g.mat;
         for (let j = 0; j < 3; j++) ld[j] = m[j]! * dir[0] + m[3 + j]! * dir[1] + m[6 + j]! * dir[2];
@@ -176,10 +240,12 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
       const g = geoms[bestG]!;
       const m = g.mat;
       // Local normal back to world: n_world = R n_local.
-      const nw = [0, 1, 2].map((i) => m[i * 3]! * bn[0] + m[i * 3 + 1]! * bn[1] + m[i * 3 + 2]! * bn[2]);
-      const len = Math.hypot(nw[0]!, nw[1]!, nw[2]!) || 1;
-      let lam = (nw[0]! * LIGHT[0] + nw[1]! * LIGHT[1] + nw[2]! * LIGHT[2]) / len;
-      if (nw[0]! * dir[0] + nw[1]! * dir[1] + nw[2]! * dir[2] > 0) lam = -lam; // back face seen from inside
+      const n0 = m[0]! * bn[0] + m[1]! * bn[1] + m[2]! * bn[2];
+      const n1 = m[3]! * bn[0] + m[4]! * bn[1] + m[5]! * bn[2];
+      const n2 = m[6]! * bn[0] + m[7]! * bn[1] + m[8]! * bn[2];
+      const len = Math.hypot(n0, n1, n2) || 1;
+      let lam = (n0 * LIGHT[0] + n1 * LIGHT[1] + n2 * LIGHT[2]) / len;
+      if (n0 * dir[0]! + n1 * dir[1]! + n2 * dir[2]! > 0) lam = -lam; // back face seen from inside
       const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam);
       for (let c = 0; c < 3; c++) rgb[p + c] = Math.max(0, Math.min(255, Math.round(g.rgb[c]! * 255 * shade)));
     }
@@ -194,5 +260,7 @@ export function render(geoms: GeomSnapshot[], cam: Camera, height: number, width
   const small = resizeRgb({ data: big.rgb, width: width * 2, height: height * 2 }, height, width);
   const depth = new Float32Array(height * width);
   for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) depth[r * width + c] = Math.min(big.depth[2 * r * 2 * width + 2 * c]!, big.depth[(2 * r + 1) * 2 * width + 2 * c + 1]!);
-  return { rgb: Uint8Array.from(small, (v) => Math.round(v)), depth };
+  const rgb = new Uint8Array(small.length);
+  for (let i = 0; i < small.length; i++) rgb[i] = Math.round(small[i]!);
+  return { rgb, depth };
 }
