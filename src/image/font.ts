@@ -1,5 +1,5 @@
 /** A 3x5 bitmap font (digits, letters, a little punctuation) for labels burned into GIF frames. */
-import type { Canvas } from './canvas.js';
+import type { RgbImage } from './decode.js';
 
 // Each glyph: 5 rows of 3 bits (MSB = left column).
 const GLYPHS: Record<string, number[]> = {
@@ -11,10 +11,16 @@ const GLYPHS: Record<string, number[]> = {
   s: [7, 4, 7, 1, 7], t: [7, 2, 2, 2, 2], u: [5, 5, 5, 5, 7], v: [5, 5, 5, 5, 2], w: [5, 5, 7, 7, 5], x: [5, 5, 2, 5, 5],
   y: [5, 5, 2, 2, 2], z: [7, 1, 2, 4, 7], ' ': [0, 0, 0, 0, 0], ':': [0, 2, 0, 2, 0], '.': [0, 0, 0, 0, 2], '-': [0, 0, 7, 0, 0],
   '/': [1, 1, 2, 4, 4], '|': [2, 2, 2, 2, 2], '%': [5, 1, 2, 4, 5], '=': [0, 7, 0, 7, 0], '(': [1, 2, 2, 2, 1], ')': [4, 2, 2, 2, 4],
+  '·': [0, 0, 2, 0, 0], ',': [0, 0, 0, 2, 4], '+': [0, 2, 7, 2, 0], '_': [0, 0, 0, 0, 7], '>': [4, 2, 1, 2, 4], '<': [1, 2, 4, 2, 1],
+  '[': [3, 2, 2, 2, 3], ']': [6, 2, 2, 2, 6], '!': [2, 2, 2, 0, 2], '?': [7, 1, 3, 0, 2], "'": [2, 2, 0, 0, 0], '#': [5, 7, 5, 7, 5],
+  '*': [0, 5, 2, 5, 0], '~': [0, 3, 6, 0, 0], '"': [5, 5, 0, 0, 0],
 };
 
-/** Draws `text` (lower-cased; unknown characters as blanks) at (x, y), each font pixel `scale` pixels wide. */
-export function drawText(c: Canvas, text: string, x: number, y: number, scale = 1, rgb: [number, number, number] = [255, 255, 255]): void {
+/** Vertical advance of one text line in font pixels (5 rows of glyph + 1 of spacing). */
+export const LINE_HEIGHT = 6;
+
+/** Draws `text` (lower-cased; unknown characters as blanks) at (x, y), each font pixel `scale` pixels wide; clipped to the image. */
+export function drawText(c: RgbImage, text: string, x: number, y: number, scale = 1, rgb: [number, number, number] = [255, 255, 255]): void {
   let cx = x;
   for (const ch of text.toLowerCase()) {
     const g = GLYPHS[ch] ?? GLYPHS[' ']!;
