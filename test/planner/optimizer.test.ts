@@ -58,7 +58,7 @@ describe('CEM and MPPI find known minima', () => {
 
   it('the entry points per kind are the ones optimize() dispatches to', async () => {
     const viaCem = await optimizeCem(base, quadratic, { rng: new Rng(9) });
-    const viaMppi = await optimizeMppi({ ...base, kind: 'mppi' }, quadratic, { rng: new Rng(9) });
+    const viaMppi = await optimizeMppi(base, quadratic, { rng: new Rng(9) });
     expect(Array.from((await optimize(base, quadratic, { rng: new Rng(9) })).best)).toEqual(Array.from(viaCem.best));
     expect(Array.from((await optimize({ ...base, kind: 'mppi' }, quadratic, { rng: new Rng(9) })).best)).toEqual(Array.from(viaMppi.best));
     await expect(optimize({ ...base, kind: 'bogus' as 'cem' }, quadratic, { rng: new Rng(9) })).rejects.toThrow(/unknown optimiser kind "bogus"/);
