@@ -1,0 +1,237 @@
+/**
+ * The service's configuration: topics, rates, safety limits, gripper and WebSocket API. The same
+ * tree is read from a ROS 2 params file (`NODE: ros__parameters: ...`, nested maps = dotted
+ * parameter names) and from `-p name:=value` overrides, so launch files and the CLI agree.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { UserError } from '../util/errors.js';
+
+export interface Box {
+  x: [number, number];
+  y: [number, number];
+  z: [number, number];
+}
+
+export interface SafetyConfig {
+  /** End-effector speed limits; one RT-1 step may move at most this times the action period. */
+  maxLinearVelocity: number;
+  maxAngularVelocity: number;
+  /** Workspace box (m, robot base frame); needs an end-effector pose. Omit to disable. */
+  workspace?: Box;
+  /** Zero the command when the newest camera frame arrived longer ago than this. */
+  maxImageAgeMs: number;
+  /** Zero the command when no plan arrived for this long (the planner missed its deadline). */
+  planDeadlineMs: number;
+  /** Zero the command when the end-effector pose (workspace check) is older than this. */
+  maxPoseAgeMs: number;
+}
+
+export interface ServiceConfig {
+  namespace: string;
+  topics: {
+    image: string;
+    compressedImage: string;
+    /** Subscribe to `image_raw/compressed` (sensor_msgs/CompressedImage) instead of `image_raw`. */
+    useCompressed: boolean;
+    jointStates: string;
+    eePose: string;
+    action: string;
+    twist: string;
+    gripper: string;
+    goalImage: string;
+    estop: string;
+    status: string;
+  };
+  /** frame_id of the twist (MoveIt Servo's planning frame). */
+  twistFrame: string;
+  /** Joints (in order) that make the planner's proprioception; empty = every joint in message order. */
+  proprioJoints: string[];
+  /** RT-1 action rate (Hz) and the twist republish rate (Hz; MoveIt Servo stops after 0.1 s without a command). */
+  actionHz: number;
+  twistHz: number;
+  statusHz: number;
+  /** `rate`: one action per 1/actionHz from the latest plan. `lockstep`: one action per observation (simulators, replays). */
+  controlMode: 'rate' | 'lockstep';
+  /** Start planning as soon as the service is up (otherwise wait for a `start` on the WebSocket API). */
+  autoStart: boolean;
+  safety: SafetyConfig;
+  gripper: { openPosition: number; closedPosition: number; maxEffort: number };
+  api: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    /** Every client message must carry this token; empty disables control messages entirely. */
+    token: string;
+    maxMessageBytes: number;
+  };
+}
+
+export function defaultConfig(): ServiceConfig {
+  return {
+    namespace: '',
+    topics: {
+      image: 'image_raw',
+      compressedImage: 'image_raw/compressed',
+      useCompressed: false,
+      jointStates: 'joint_states',
+      eePose: 'ee_pose',
+      action: 'selfflow/action',
+      twist: 'servo/delta_twist_cmds',
+      gripper: 'gripper/command',
+      goalImage: 'selfflow/goal_image',
+      estop: 'selfflow/estop',
+      status: 'selfflow/status',
+    },
+    twistFrame: 'base_link',
+    proprioJoints: [],
+    actionHz: 3,
+    twistHz: 20,
+    statusHz: 2,
+    controlMode: 'rate',
+    autoStart: true,
+    safety: { maxLinearVelocity: 0.25, maxAngularVelocity: 1.0, maxImageAgeMs: 500, planDeadlineMs: 1500, maxPoseAgeMs: 500 },
+    gripper: { openPosition: 0.045, closedPosition: 0, maxEffort: 40 },
+    api: { enabled: true, host: '127.0.0.1', port: 8765, token: '', maxMessageBytes: 4 * 1024 * 1024 },
+  };
+}
+
+/** snake_case parameter name (params YAML, `-p`) -> path in ServiceConfig. */
+const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'boolean' | 'strings' | 'range' | 'enum'; values?: string[] }> = {
+  namespace: { path: ['namespace'], kind: 'string' },
+  'topics.image': { path: ['topics', 'image'], kind: 'string' },
+  'topics.compressed_image': { path: ['topics', 'compressedImage'], kind: 'string' },
+  'topics.use_compressed': { path: ['topics', 'useCompressed'], kind: 'boolean' },
+  'topics.joint_states': { path: ['topics', 'jointStates'], kind: 'string' },
+  'topics.ee_pose': { path: ['topics', 'eePose'], kind: 'string' },
+  'topics.action': { path: ['topics', 'action'], kind: 'string' },
+  'topics.twist': { path: ['topics', 'twist'], kind: 'string' },
+  'topics.gripper': { path: ['topics', 'gripper'], kind: 'string' },
+  'topics.goal_image': { path: ['topics', 'goalImage'], kind: 'string' },
+  'topics.estop': { path: ['topics', 'estop'], kind: 'string' },
+  'topics.status': { path: ['topics', 'status'], kind: 'string' },
+  twist_frame: { path: ['twistFrame'], kind: 'string' },
+  proprio_joints: { path: ['proprioJoints'], kind: 'strings' },
+  'rates.action_hz': { path: ['actionHz'], kind: 'number' },
+  'rates.twist_hz': { path: ['twistHz'], kind: 'number' },
+  'rates.status_hz': { path: ['statusHz'], kind: 'number' },
+  control_mode: { path: ['controlMode'], kind: 'enum', values: ['rate', 'lockstep'] },
+  auto_start: { path: ['autoStart'], kind: 'boolean' },
+  'safety.max_linear_velocity': { path: ['safety', 'maxLinearVelocity'], kind: 'number' },
+  'safety.max_angular_velocity': { path: ['safety', 'maxAngularVelocity'], kind: 'number' },
+  'safety.max_image_age_ms': { path: ['safety', 'maxImageAgeMs'], kind: 'number' },
+  'safety.plan_deadline_ms': { path: ['safety', 'planDeadlineMs'], kind: 'number' },
+  'safety.max_pose_age_ms': { path: ['safety', 'maxPoseAgeMs'], kind: 'number' },
+  'safety.workspace.x': { path: ['safety', 'workspace', 'x'], kind: 'range' },
+  'safety.workspace.y': { path: ['safety', 'workspace', 'y'], kind: 'range' },
+  'safety.workspace.z': { path: ['safety', 'workspace', 'z'], kind: 'range' },
+  'gripper.open_position': { path: ['gripper', 'openPosition'], kind: 'number' },
+  'gripper.closed_position': { path: ['gripper', 'closedPosition'], kind: 'number' },
+  'gripper.max_effort': { path: ['gripper', 'maxEffort'], kind: 'number' },
+  'api.enabled': { path: ['api', 'enabled'], kind: 'boolean' },
+  'api.host': { path: ['api', 'host'], kind: 'string' },
+  'api.port': { path: ['api', 'port'], kind: 'number' },
+  'api.token': { path: ['api', 'token'], kind: 'string' },
+  'api.max_message_bytes': { path: ['api', 'maxMessageBytes'], kind: 'number' },
+};
+
+export const PARAM_NAMES = Object.keys(PARAMS);
+
+function coerce(name: string, value: unknown, where: string): unknown {
+  const spec = PARAMS[name]!;
+  const bad = (want: string) => new UserError(`${where}: parameter '${name}' expects ${want}, got ${JSON.stringify(value)}`);
+  switch (spec.kind) {
+    case 'string':
+      if (typeof value === 'number') return String(value);
+      if (typeof value !== 'string') throw bad('a string');
+      return value;
+    case 'number': {
+      const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw bad('a non-negative number');
+      return n;
+    }
+    case 'boolean':
+      if (value === true || value === 'true' || value === 'True') return true;
+      if (value === false || value === 'false' || value === 'False') return false;
+      throw bad('true or false');
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values!.includes(value)) throw bad(spec.values!.join(' or '));
+      return value;
+    case 'strings': {
+      const arr = typeof value === 'string' ? parseListString(value) : value;
+      if (!Array.isArray(arr) || arr.some((v) => typeof v !== 'string')) throw bad('a list of strings');
+      return arr;
+    }
+    case 'range': {
+      const arr = typeof value === 'string' ? parseListString(value).map(Number) : value;
+      if (!Array.isArray(arr) || arr.length !== 2 || arr.some((v) => typeof v !== 'number' || !Number.isFinite(v)) || arr[0] >= arr[1]) throw bad('[min, max] with min < max');
+      return arr;
+    }
+  }
+}
+
+/** `[a, b]` or `a,b` as `-p` passes lists. */
+function parseListString(v: string): string[] {
+  const inner = v.trim().replace(/^\[/, '').replace(/\]$/, '');
+  return inner === '' ? [] : inner.split(',').map((s) => s.trim().replace(/^['"]|['"]$/g, ''));
+}
+
+/** Sets one snake_case parameter (dotted name) on a config. */
+export function setParam(cfg: ServiceConfig, name: string, value: unknown, where: string): void {
+  if (!PARAMS[name]) throw new UserError(`${where}: unknown parameter '${name}' (known: ${PARAM_NAMES.join(', ')})`);
+  const v = coerce(name, value, where);
+  let node = cfg as unknown as Record<string, unknown>;
+  const path = PARAMS[name].path;
+  for (const key of path.slice(0, -1)) {
+    if (node[key] === undefined) node[key] = key === 'workspace' ? { x: [-Infinity, Infinity], y: [-Infinity, Infinity], z: [-Infinity, Infinity] } : {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = v;
+}
+
+/** Flattens nested maps into dotted names (the ROS 2 convention for params files). */
+function flatten(obj: Record<string, unknown>, prefix: string, out: [string, unknown][]): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const name = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !PARAMS[name]) flatten(v as Record<string, unknown>, name, out);
+    else out.push([name, v]);
+  }
+}
+
+/**
+ * Applies a ROS 2 params file: parameters under `/**`, the node's name or its fully qualified name
+ * (`/ns/name`), each with `ros__parameters`. Unknown parameters are errors naming file and key.
+ */
+export function applyParamsFile(cfg: ServiceConfig, file: string, nodeName: string, namespace = ''): void {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${file}: cannot read params file (${(e as Error).message})`);
+  }
+  if (doc === null || typeof doc !== 'object') throw new UserError(`${file}: expected a map of node names to ros__parameters`);
+  const fq = `${namespace.replace(/\/$/, '')}/${nodeName}`.replace(/^\/?/, '/');
+  const matches = new Set(['/**', nodeName, fq, fq.slice(1)]);
+  let found = false;
+  for (const [key, section] of Object.entries(doc as Record<string, unknown>)) {
+    if (!matches.has(key)) continue;
+    const params = (section as { ros__parameters?: unknown } | null)?.ros__parameters;
+    if (params === undefined || params === null || typeof params !== 'object') throw new UserError(`${file}: '${key}' has no ros__parameters map`);
+    found = true;
+    const flat: [string, unknown][] = [];
+    flatten(params as Record<string, unknown>, '', flat);
+    for (const [name, value] of flat) setParam(cfg, name, value, `${file} (${key}.ros__parameters)`);
+  }
+  if (!found) throw new UserError(`${file}: no section for node '${nodeName}' (expected '/**', '${nodeName}' or '${fq}' with ros__parameters)`);
+}
+
+/** Cross-field checks once every source has been applied. */
+export function validateConfig(cfg: ServiceConfig, where = 'config'): ServiceConfig {
+  if (!(cfg.actionHz > 0)) throw new UserError(`${where}: rates.action_hz must be > 0`);
+  if (cfg.twistHz !== 0 && (cfg.twistHz < 10 || cfg.twistHz > 30)) throw new UserError(`${where}: rates.twist_hz must be 10..30 (MoveIt Servo's 0.1 s timeout) or 0 to disable, got ${cfg.twistHz}`);
+  if (cfg.twistHz !== 0 && cfg.twistHz < cfg.actionHz) throw new UserError(`${where}: rates.twist_hz (${cfg.twistHz}) must not be below rates.action_hz (${cfg.actionHz})`);
+  if (!Number.isInteger(cfg.api.port) || cfg.api.port > 65535) throw new UserError(`${where}: api.port must be an integer port, got ${cfg.api.port}`);
+  const w = cfg.safety.workspace;
+  if (w) for (const axis of ['x', 'y', 'z'] as const) if (!(w[axis][0] < w[axis][1])) throw new UserError(`${where}: safety.workspace.${axis} needs all three axes set as [min, max]`);
+  return cfg;
+}
