@@ -6,7 +6,8 @@
  */
 import { Rng } from '../util/rng.js';
 import { actionNames, type DatasetCard } from './card.js';
-import { stepRow, type Episode } from './rlds.js';
+import { UserError } from '../util/errors.js';
+import { recordWhere, stepRow, type Episode } from './rlds.js';
 
 export const RESERVOIR = 200_000;
 
@@ -27,7 +28,7 @@ export function rawActionAt(card: DatasetCard, ep: Episode, t: number): Float32A
   let o = 0;
   for (const part of card.action) {
     const f = ep.fields.get(part.feature);
-    if (!f) throw new Error(`${ep.key}: action part '${part.feature}' missing`);
+    if (!f) throw new UserError(`${recordWhere(ep)}: missing feature '${part.feature}' (an action part of card '${card.name}')`);
     const row = stepRow(f, t);
     out.set(row, o);
     o += row.length;

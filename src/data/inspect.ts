@@ -2,7 +2,8 @@
 import { decodeImage, imageCodec } from '../image/decode.js';
 import type { DatasetCard } from './card.js';
 import { checkFeaturesJson } from './features-json.js';
-import { listShards, readEpisodes } from './rlds.js';
+import { UserError } from '../util/errors.js';
+import { listShards, readEpisodes, recordWhere } from './rlds.js';
 
 export interface InspectReport {
   data_dir: string;
@@ -16,6 +17,8 @@ export interface InspectReport {
   image: { feature: string; codecs: Record<string, number>; sizes: Record<string, number> };
   instructions: Record<string, number>;
   step_histogram: Record<string, number>;
+  /** Features found in the records that the card does not describe: name -> episodes holding it. */
+  unknown_features: Record<string, number>;
   features_json: { present: boolean; problems: string[] };
 }
 
@@ -37,6 +40,7 @@ export async function inspectDataset(dataDir: string, card: DatasetCard, skipCor
     image: { feature: card.image, codecs: {}, sizes: {} },
     instructions: {},
     step_histogram: {},
+    unknown_features: {},
     features_json: { present: fj.present, problems: fj.problems },
   };
   const onCorrupt = (m: string) => {
@@ -44,6 +48,24 @@ export async function inspectDataset(dataDir: string, card: DatasetCard, skipCor
     if (r.corrupt_messages.length < 20) r.corrupt_messages.push(m);
   };
   for await (const ep of readEpisodes(dataDir, card, { shards, skipCorrupt, onCorrupt })) {
+    // Sampled frames are decoded first: a record with an undecodable image is corrupt, and is skipped whole.
+    const imgs = (ep.fields.get(card.image)?.values as Uint8Array[] | undefined) ?? [];
+    const picks = imgs.length ? [...new Set([0, Math.floor(imgs.length / 2), imgs.length - 1])].slice(0, IMAGES_PER_EPISODE) : [];
+    let sampled: { codec: string; size: string }[];
+    try {
+      sampled = picks.map((i) => {
+        const img = decodeImage(imgs[i]!, `${recordWhere(ep)}: feature '${card.image}' step ${i}`);
+        return { codec: imageCodec(imgs[i]!), size: `${img.height}x${img.width}` };
+      });
+    } catch (e) {
+      if (!skipCorrupt) throw new UserError(`${(e as Error).message} (use --skip-corrupt to skip such records)`);
+      onCorrupt((e as Error).message);
+      continue;
+    }
+    for (const { codec, size } of sampled) {
+      r.image.codecs[codec] = (r.image.codecs[codec] ?? 0) + 1;
+      r.image.sizes[size] = (r.image.sizes[size] ?? 0) + 1;
+    }
     r.episodes++;
     r.steps += ep.steps;
     const bucket = ep.steps < 10 ? String(ep.steps) : `${Math.floor(ep.steps / 10) * 10}-${Math.floor(ep.steps / 10) * 10 + 9}`;
@@ -52,18 +74,8 @@ export async function inspectDataset(dataDir: string, card: DatasetCard, skipCor
       const e = (r.features[name] ??= { dtype: f.spec.dtype, shape: f.spec.shape, per: f.spec.per ?? 'step', present_in: 0 });
       e.present_in++;
     }
+    for (const name of ep.unknownFeatures) r.unknown_features[name] = (r.unknown_features[name] ?? 0) + 1;
     if (ep.instruction !== undefined) r.instructions[ep.instruction] = (r.instructions[ep.instruction] ?? 0) + 1;
-    const imgs = ep.fields.get(card.image)?.values as Uint8Array[] | undefined;
-    if (imgs?.length) {
-      const picks = [...new Set([0, Math.floor(imgs.length / 2), imgs.length - 1])].slice(0, IMAGES_PER_EPISODE);
-      for (const i of picks) {
-        const codec = imageCodec(imgs[i]!);
-        r.image.codecs[codec] = (r.image.codecs[codec] ?? 0) + 1;
-        const img = decodeImage(imgs[i]!, `${ep.key} step ${i}`);
-        const size = `${img.height}x${img.width}`;
-        r.image.sizes[size] = (r.image.sizes[size] ?? 0) + 1;
-      }
-    }
   }
   return r;
 }
@@ -76,6 +88,7 @@ export function formatInspect(r: InspectReport): string {
     ...r.features_json.problems.map((p) => `  ${p}`),
     'features (per step unless marked):',
     ...Object.entries(r.features).map(([n, f]) => `  ${n.padEnd(56)} ${f.dtype.padEnd(8)} [${f.shape.join(', ')}]${f.per === 'episode' ? ' (episode)' : ''}${f.present_in < r.episodes ? ` in ${f.present_in}/${r.episodes} episodes` : ''}`),
+    ...(Object.keys(r.unknown_features).length ? ['in the data but not in the card (not decoded):', ...Object.entries(r.unknown_features).map(([n, c]) => `  ${n} in ${c}/${r.episodes} episodes`)] : []),
     `image ${r.image.feature}: codecs ${JSON.stringify(r.image.codecs)}, sizes ${JSON.stringify(r.image.sizes)} (sampled ${IMAGES_PER_EPISODE} per episode)`,
     'instructions:',
     ...Object.entries(r.instructions)

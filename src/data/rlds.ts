@@ -27,6 +27,8 @@ export interface Episode {
   steps: number;
   fields: Map<string, Field>;
   instruction?: string;
+  /** Features in the record that the card does not describe (not decoded; `data inspect` lists them). */
+  unknownFeatures: string[];
 }
 
 export function listShards(dataDir: string, card: DatasetCard): string[] {
@@ -84,7 +86,8 @@ export function decodeEpisode(data: Uint8Array, card: DatasetCard, shard: string
     fields.set(name, { spec, values });
   }
   const instr = card.instruction ? (fields.get(card.instruction)?.values as string[] | undefined)?.[0] : undefined;
-  return { key: `${shard.split('/').pop()}#${index}`, shard, index, offset, steps, fields, instruction: instr };
+  const unknownFeatures = [...ex.keys()].filter((k) => !(k in card.features));
+  return { key: `${shard.split('/').pop()}#${index}`, shard, index, offset, steps, fields, instruction: instr, unknownFeatures };
 }
 
 export interface EpisodeReadOptions {
@@ -146,6 +149,11 @@ async function* readShardsInOrder(shards: string[], card: DatasetCard, opts: Epi
       throw e;
     }
   }
+}
+
+/** `SHARD: record I at byte B`, the prefix of every error about this episode's record. */
+export function recordWhere(ep: Pick<Episode, 'shard' | 'index' | 'offset'>): string {
+  return `${ep.shard}: record ${ep.index} at byte ${ep.offset}`;
 }
 
 /** Rows of a numeric per-step field as plain numbers: step t -> values[t*size .. (t+1)*size). */

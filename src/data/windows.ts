@@ -9,7 +9,8 @@ import { toModelFrame } from '../image/resize.js';
 import { Rng } from '../util/rng.js';
 import { normaliseActions, rawActionAt, type ActionStats } from './action-stats.js';
 import { actionDim, type DatasetCard } from './card.js';
-import { listShards, readEpisodes, stepRow, type Episode } from './rlds.js';
+import { listShards, readEpisodes, recordWhere, stepRow, type Episode } from './rlds.js';
+import { UserError } from '../util/errors.js';
 
 export interface WindowSpec {
   contextFrames: number;
@@ -67,7 +68,7 @@ export function episodeWindows(ep: Episode, card: DatasetCard, spec: WindowSpec,
   if (ep.steps < f) return [];
   const images = ep.fields.get(card.image)!.values as Uint8Array[];
   const px = spec.imageHeight * spec.imageWidth * 3;
-  const frames = images.map((bytes, t) => toModelFrame(decodeImage(bytes, `${ep.key} step ${t} '${card.image}'`), spec.imageHeight, spec.imageWidth));
+  const frames = images.map((bytes, t) => toModelFrame(decodeImage(bytes, `${recordWhere(ep)}: feature '${card.image}' step ${t}`), spec.imageHeight, spec.imageWidth));
   const a = actionDim(card);
   const actions = Array.from({ length: ep.steps }, (_, t) => normaliseActions(stats, rawActionAt(card, ep, t)));
   const lang = card.language_embedding && ep.fields.get(card.language_embedding) ? Float32Array.from(stepRow(ep.fields.get(card.language_embedding)!, 0)) : undefined;
@@ -96,7 +97,16 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
     // Training reads 4 shards interleaved, so the shuffle buffer mixes episodes from several shards.
     for await (const ep of readEpisodes(o.dataDir, o.card, { shards: order, skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt, interleave: o.split === 'train' ? 4 : 1 })) {
       if (isValEpisode(ep.key, valFraction) !== (o.split === 'val')) continue;
-      const wins = episodeWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
+      let wins: TrainingWindow[];
+      try {
+        wins = episodeWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
+      } catch (e) {
+        // An undecodable image is a corrupt record like a CRC failure: stop, or skip and count with --skip-corrupt.
+        if (e instanceof UserError) throw e;
+        if (!o.skipCorrupt) throw new UserError(`${(e as Error).message} (use --skip-corrupt to skip such records)`);
+        o.onCorrupt?.((e as Error).message);
+        continue;
+      }
       for (const w of wins) {
         produced = any = true;
         if (bufferSize === 0) {
@@ -117,7 +127,7 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
   rng.shuffle(buffer);
   yield* buffer;
   if (!any) {
-    throw new Error(
+    throw new UserError(
       `${o.dataDir}: no ${o.split} windows of ${o.spec.contextFrames}+${o.spec.futureFrames} frames (episodes too short, or none on the ${o.split} side of the ${valFraction} split)`,
     );
   }

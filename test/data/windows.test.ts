@@ -93,3 +93,35 @@ describe('reading many shards', () => {
     expect(await keys(2)).toEqual(['00000-of-00002#0', '00001-of-00002#0', '00000-of-00002#1', '00001-of-00002#1', '00000-of-00002#2', '00001-of-00002#2']);
   });
 });
+
+describe('an undecodable image inside a record with a valid CRC', () => {
+  it('stops the window stream naming shard, record, byte offset, feature and step; --skip-corrupt skips and counts it', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { readTfRecords, frameRecord } = await import('../../src/data/tfrecord.js');
+    const { decodeExample, encodeExample } = await import('../../src/data/example.js');
+    const { inspectDataset } = await import('../../src/data/inspect.js');
+    const records: Uint8Array[] = [];
+    for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001'))) records.push(r.data);
+    const ex = decodeExample(records[1]!);
+    const imgs = ex.get('steps/observation/image')!.value as Uint8Array[];
+    imgs[2] = new TextEncoder().encode('GIF89a not a frame');
+    records[1] = encodeExample(ex);
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-badimg-'));
+    const shard = join(dir, 'fractal20220817_data-train.tfrecord-00000-of-00001');
+    writeFileSync(shard, Buffer.concat(records.map(frameRecord)));
+    const offset = 16 + records[0]!.length;
+    const card = loadCard('rt1');
+    const stats = await computeActionStats(card, readEpisodes(dir, card));
+    const small = { contextFrames: 1, futureFrames: 1, imageHeight: 8, imageWidth: 10 };
+    const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) => windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
+    await expect(take(stream(false), 100)).rejects.toThrow(`${shard}: record 1 at byte ${offset}: feature 'steps/observation/image' step 2: not a JPEG or PNG image (starts with 47 49 46 38) (use --skip-corrupt to skip such records)`);
+    const skipped: string[] = [];
+    const wins = await take(stream(true, (m) => skipped.push(m)), 100);
+    expect(skipped).toHaveLength(1);
+    expect(new Set(wins.map((w) => w.episodeKey))).toEqual(new Set(['fractal20220817_data-train.tfrecord-00000-of-00001#0', 'fractal20220817_data-train.tfrecord-00000-of-00001#2']));
+    await expect(inspectDataset(dir, card, false)).rejects.toThrow(/record 1 at byte \d+: feature 'steps\/observation\/image' step 2: not a JPEG or PNG/);
+    expect(await inspectDataset(dir, card, true)).toMatchObject({ episodes: 2, steps: 12, corrupt_skipped: 1 });
+  });
+});
