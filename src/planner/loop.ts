@@ -1,27 +1,55 @@
 /**
- * The planning loop in RxJS. `planLatest` turns (observation, goal) pairs into plans, planning
- * from the latest pair only: while a plan is being made, newer observations replace each other
- * (never queued) and the newest is planned next. Every plan runs against a deadline; a missed
- * deadline or an error yields a safe plan (zero motion, gripper unchanged) with its reason.
- * Unsubscribing aborts the running plan and clears its timer. `executePlans` turns plans and a
- * control tick into one action per tick (receding horizon: the previous plan keeps running
- * while the next is computed; an exhausted plan gives the safe action).
+ * The planning loop in RxJS.
+ *
+ * - `planLatest`: (observation, goal) pairs -> plans, from the latest pair only. While a plan is
+ *   being made, newer pairs replace each other (never queued; each replaced one is reported as
+ *   dropped) and the newest is planned next. Every plan runs against a deadline (budget + grace);
+ *   a missed deadline, an error or a plan step that ends without a plan yields a safe plan (zero
+ *   motion, gripper unchanged) with its reason, reported on the event side channel too.
+ *   Unsubscribing aborts the running plan and clears its timer.
+ * - `makePlanner`: a Planner (observations$, goals$) -> plans$ around any plan step; no plan
+ *   before the first goal, a new goal replans the latest observation, plans$ completes with
+ *   observations$.
+ * - `createOptimizingPlanner`: the model-independent planner: a per-plan cost from a factory
+ *   (disposed after every plan, also an aborted one), CEM/MPPI anytime within the budget,
+ *   warm-started from the shifted previous plan, normalised actions mapped to RT-1 actions.
+ * - `executePlans` / `execute`: plans + a control tick -> one action per tick (receding horizon:
+ *   the previous plan keeps running while the next is computed; an exhausted or stale plan gives
+ *   the safe action).
  */
-import { Observable, race, timer, of, type SchedulerLike, type Subscription, type OperatorFunction, combineLatest } from 'rxjs';
-import { catchError, filter, map, take } from 'rxjs/operators';
+import { defer, from, Observable, race, Subject, timer, asyncScheduler, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { map, take, throwIfEmpty } from 'rxjs/operators';
 import { safeAction, type Rt1Action } from '../robot/action.js';
+import { errorMessage } from '../util/errors.js';
+import { Rng } from '../util/rng.js';
+import { optimize, type OptimizerSettings } from './optimizer.js';
+import { shiftPlan, type ProposalSource, type SequenceCost } from './sequence.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
 
 export type PlanStep<O, G> = (obs: O, goal: G, signal: AbortSignal) => Observable<Plan>;
 
+/** What the loop reports besides the plans themselves (status displays, logs, metrics). */
+export type PlannerEvent =
+  | { type: 'plan'; observationStamp: number; latencyMs: number; iterations: number; candidatesEvaluated: number; cost: number }
+  | { type: 'safe'; observationStamp: number; latencyMs: number; reason: string; error?: unknown }
+  | { type: 'dropped'; observationStamp: number; reason: string };
+
 export interface PlanLatestOptions<O> {
   budgetMs: number;
+  /** Extra time after the budget before the plan counts as missed (the optimiser's last iteration may overrun). */
   graceMs: number;
+  /** Clock of the deadline timer and latencies (a TestScheduler in marble tests). */
   scheduler?: SchedulerLike;
-  safePlan: (obs: O, reason: string) => Plan;
+  safePlan: (obs: O, reason: string, latencyMs: number) => Plan;
+  /** Side channel: every plan, safe plan and dropped observation. */
+  report?: (e: PlannerEvent) => void;
 }
 
-export function planLatest<O, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>): OperatorFunction<[O, G], Plan> {
+const SHUTDOWN = 'planner shut down';
+
+export function planLatest<O extends { stamp: number }, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>): OperatorFunction<[O, G], Plan> {
+  const sched = o.scheduler ?? asyncScheduler;
+  const limit = o.budgetMs + o.graceMs;
   return (source) =>
     new Observable<Plan>((sub) => {
       let running: Subscription | undefined;
@@ -29,22 +57,43 @@ export function planLatest<O, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>):
       let pending: [O, G] | undefined;
       let sourceDone = false;
       const start = (v: [O, G]) => {
-        abort = new AbortController();
-        const ac = abort;
-        const work = step(v[0], v[1], ac.signal).pipe(
+        const [obs, goal] = v;
+        const ac = (abort = new AbortController());
+        const t0 = sched.now();
+        const safe = (reason: string, error?: unknown): Plan => {
+          const latencyMs = sched.now() - t0;
+          o.report?.({ type: 'safe', observationStamp: obs.stamp, latencyMs, reason, error });
+          return o.safePlan(obs, reason, latencyMs);
+        };
+        const work = defer(() => step(obs, goal, ac.signal)).pipe(
           take(1),
-          catchError((e: unknown) => of(o.safePlan(v[0], `planning error: ${e instanceof Error ? e.message : String(e)}`))),
+          throwIfEmpty(() => new Error('the plan step finished without a plan')),
+          map((p) => {
+            if (p.safe) o.report?.({ type: 'safe', observationStamp: obs.stamp, latencyMs: p.latencyMs, reason: p.reason ?? 'safe plan' });
+            else o.report?.({ type: 'plan', observationStamp: obs.stamp, latencyMs: p.latencyMs, iterations: p.iterations, candidatesEvaluated: p.candidatesEvaluated, cost: p.cost });
+            return p;
+          }),
         );
-        const deadline = timer(o.budgetMs + o.graceMs, o.scheduler).pipe(map(() => o.safePlan(v[0], `deadline missed (${o.budgetMs + o.graceMs} ms)`)));
+        const guarded = new Observable<Plan>((inner) =>
+          work.subscribe({
+            next: (p) => inner.next(p),
+            // An error is answered with the safe action, reported, never swallowed.
+            error: (e: unknown) => (inner.next(safe(`planning error: ${errorMessage(e)}`, e)), inner.complete()),
+            complete: () => inner.complete(),
+          }),
+        );
+        const deadline = timer(limit, sched).pipe(map(() => safe(`deadline missed (${limit} ms)`)));
         let finished = false;
-        const s = race(work, deadline).subscribe({
+        const s = race(guarded, deadline).subscribe({
           next: (p) => {
-            if (p.safe) ac.abort();
+            // The deadline won (or the step gave up): stop the optimiser at its next iteration boundary.
+            if (p.safe) ac.abort(new Error(p.reason));
             sub.next(p);
           },
           complete: () => {
             finished = true;
             running = undefined;
+            if (abort === ac) abort = undefined;
             if (pending) {
               const next = pending;
               pending = undefined;
@@ -56,7 +105,11 @@ export function planLatest<O, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>):
         if (!finished) running = s;
       };
       const src = source.subscribe({
-        next: (v) => (running ? (pending = v) : start(v)),
+        next: (v) => {
+          if (!running) return start(v);
+          if (pending) o.report?.({ type: 'dropped', observationStamp: pending[0].stamp, reason: `superseded by the observation at ${v[0].stamp} while planning` });
+          pending = v;
+        },
         error: (e) => sub.error(e),
         complete: () => {
           sourceDone = true;
@@ -66,35 +119,201 @@ export function planLatest<O, G>(step: PlanStep<O, G>, o: PlanLatestOptions<O>):
       return () => {
         src.unsubscribe();
         running?.unsubscribe();
-        abort?.abort();
+        abort?.abort(new Error(SHUTDOWN));
       };
     });
 }
 
-/** A Planner from a plan step: pairs every observation with the latest goal (none planned before a goal). */
-export function makePlanner(step: PlanStep<Observation, Goal>, o: Omit<PlanLatestOptions<Observation>, 'safePlan'>): Planner {
-  return (observations$, goals$) =>
-    combineLatest([observations$, goals$]).pipe(
-      filter(([obs]) => obs !== undefined),
-      planLatest(step, { ...o, safePlan: safePlanFor }),
-    );
+/**
+ * Pairs every observation with the latest goal: nothing before the first goal; a new goal
+ * replans the latest observation; completes when observations$ completes (goals$ may live on).
+ */
+export function latestPairs<O, G>(observations$: Observable<O>, goals$: Observable<G>): Observable<[O, G]> {
+  return new Observable<[O, G]>((sub) => {
+    let goal: { v: G } | undefined;
+    let obs: { v: O } | undefined;
+    const gs = goals$.subscribe({ next: (g) => ((goal = { v: g }), obs && sub.next([obs.v, g])), error: (e) => sub.error(e) });
+    const os = observations$.subscribe({ next: (o) => ((obs = { v: o }), goal && sub.next([o, goal.v])), error: (e) => sub.error(e), complete: () => sub.complete() });
+    return () => {
+      gs.unsubscribe();
+      os.unsubscribe();
+    };
+  });
 }
 
-export function safePlanFor(obs: Observation, reason: string): Plan {
-  return { actions: [safeAction()], cost: Infinity, iterations: 0, candidatesEvaluated: 0, latencyMs: 0, observationStamp: obs.stamp, safe: true, reason };
+export interface MakePlannerOptions {
+  budgetMs: number;
+  graceMs: number;
+  scheduler?: SchedulerLike;
+  report?: (e: PlannerEvent) => void;
+}
+
+/** A Planner from a plan step (see planLatest and latestPairs for the semantics). */
+export function makePlanner(step: PlanStep<Observation, Goal>, o: MakePlannerOptions): Planner {
+  return (observations$, goals$) => latestPairs(observations$, goals$).pipe(planLatest(step, { ...o, safePlan: safePlanFor }));
+}
+
+/** The plan sent when planning failed: one safe action (zero motion, gripper unchanged). */
+export function safePlanFor(obs: Observation, reason: string, latencyMs = 0): Plan {
+  return { actions: [safeAction()], cost: Infinity, iterations: 0, candidatesEvaluated: 0, latencyMs, observationStamp: obs.stamp, safe: true, reason };
+}
+
+/** One plan's cost, made for one (observation, goal) by a CostFactory and disposed after the plan. */
+export interface PlanCost {
+  /** Batched cost of candidate sequences (n x H x A, normalised actions). */
+  cost: SequenceCost;
+  /** Candidate sequences from the model's own policy query, mixed in at the preset's fraction. */
+  proposals?: ProposalSource;
+  /** Frames imagined for the chosen sequence (RGB uint8, h x w x 3 each), attached to the plan. */
+  imagine?: (best: Float32Array) => Promise<Uint8Array[]>;
+  /** Frees what the cost holds (tensors, caches). Called once per plan, after the optimiser has stopped. */
+  dispose(): void;
+}
+
+export type CostFactory = (obs: Observation, goal: Goal) => PlanCost | Promise<PlanCost>;
+
+export interface OptimizingPlannerOptions {
+  optimizer: OptimizerSettings;
+  makeCost: CostFactory;
+  /** One step of the normalised sequence (actionDim values in [-1, 1]) to an RT-1 action. */
+  toAction: (normalised: Float32Array) => Rt1Action;
+  budgetMs: number;
+  graceMs: number;
+  seed: number;
+  /** Actions of the previous plan executed before the next plan starts (warm-start shift); default 1. */
+  executeSteps?: number;
+  /** Overrides executeSteps with what the executor really did (see ExecutionProgress). */
+  executed?: (previous: Plan) => number;
+  scheduler?: SchedulerLike;
+  /** Clock of the optimiser's budget; default the scheduler's clock, or performance.now without one. */
+  now?: () => number;
+}
+
+export interface OptimizingPlanner {
+  planner: Planner;
+  /** Every plan, safe plan (with its reason and error) and dropped observation. */
+  events$: Observable<PlannerEvent>;
+  /** Forget the warm start (a new episode); a seed restarts the random stream. */
+  reset(seed?: number): void;
+}
+
+/**
+ * The model-independent planner: per plan, makeCost(observation, goal) -> optimise within the
+ * budget -> best sequence as RT-1 actions. Plans never overlap: a plan whose predecessor was
+ * aborted (deadline) waits until that one has really stopped and disposed its cost, since both
+ * would share the model; the wait counts against the new plan's own deadline.
+ */
+export function createOptimizingPlanner(o: OptimizingPlannerOptions): OptimizingPlanner {
+  const events = new Subject<PlannerEvent>();
+  const now = o.now ?? (o.scheduler ? () => o.scheduler!.now() : () => performance.now());
+  const { horizon, actionDim } = o.optimizer;
+  let rng = new Rng(o.seed);
+  let previous: Plan | undefined;
+  let settled: Promise<void> = Promise.resolve();
+
+  async function plan(obs: Observation, goal: Goal, signal: AbortSignal): Promise<Plan> {
+    const t0 = now();
+    const before = settled;
+    let release!: () => void;
+    settled = new Promise<void>((r) => (release = r));
+    try {
+      await before;
+      signal.throwIfAborted();
+      const planRng = rng.fork(obs.stamp);
+      const cost = await o.makeCost(obs, goal);
+      try {
+        const prev = previous;
+        const warmStart = prev?.sequence && prev.sequence.length > 0 ? shiftPlan(prev.sequence, o.executed?.(prev) ?? o.executeSteps ?? 1, horizon, actionDim, o.optimizer.warmStartPad) : undefined;
+        const r = await optimize(o.optimizer, cost.cost, { rng: planRng, warmStart, proposals: cost.proposals, deadline: t0 + o.budgetMs, now, signal });
+        signal.throwIfAborted();
+        if (!Number.isFinite(r.bestCost)) throw new Error(`no candidate got a finite cost (${r.candidatesEvaluated} evaluated)`);
+        const imagined = cost.imagine ? await cost.imagine(r.best) : undefined;
+        signal.throwIfAborted();
+        const actions = Array.from({ length: horizon }, (_, t) => o.toAction(r.best.slice(t * actionDim, (t + 1) * actionDim)));
+        const p: Plan = { actions, cost: r.bestCost, iterations: r.iterations, candidatesEvaluated: r.candidatesEvaluated, latencyMs: now() - t0, observationStamp: obs.stamp, safe: false, sequence: r.best, imagined };
+        previous = p;
+        return p;
+      } finally {
+        cost.dispose();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  const planner: Planner = (observations$, goals$) =>
+    latestPairs(observations$, goals$).pipe(
+      planLatest((obs, goal, signal) => from(plan(obs, goal, signal)), { budgetMs: o.budgetMs, graceMs: o.graceMs, scheduler: o.scheduler, safePlan: safePlanFor, report: (e) => events.next(e) }),
+    );
+  return {
+    planner,
+    events$: events.asObservable(),
+    reset(seed?: number) {
+      previous = undefined;
+      if (seed !== undefined) rng = new Rng(seed);
+    },
+  };
+}
+
+/**
+ * Counts how many actions of each plan the executor has sent, so the next plan's warm start is
+ * shifted by what really happened (pass it to executePlans and to createOptimizingPlanner's
+ * `executed`: `(p) => progress.executed(p)`).
+ */
+export class ExecutionProgress {
+  private current?: Plan;
+  private sent = 0;
+
+  started(plan: Plan): void {
+    this.current = plan;
+    this.sent = 0;
+  }
+
+  sentOne(): void {
+    this.sent++;
+  }
+
+  /** Actions of `plan` sent so far (0 for a plan the executor never started). */
+  executed(plan: Plan): number {
+    return plan === this.current ? this.sent : 0;
+  }
+}
+
+export interface ExecuteOptions {
+  /** A plan that arrived longer ago than this (scheduler time) is stale: the safe action is sent instead. */
+  maxPlanAgeMs?: number;
+  scheduler?: SchedulerLike;
+  progress?: ExecutionProgress;
 }
 
 /**
  * One action per tick from the latest plan: a new plan restarts at its first action; when the
- * current plan is used up (or none has arrived yet) the safe action is sent.
+ * current plan is used up, stale, or none has arrived yet, the safe action is sent. Completes
+ * with tick$; plans$ completing leaves the last plan running out.
  */
-export function executePlans(plans$: Observable<Plan>, tick$: Observable<unknown>): Observable<Rt1Action> {
+export function executePlans(plans$: Observable<Plan>, tick$: Observable<unknown>, opts: ExecuteOptions = {}): Observable<Rt1Action> {
+  const sched = opts.scheduler ?? asyncScheduler;
   return new Observable<Rt1Action>((sub) => {
     let plan: Plan | undefined;
+    let arrived = 0;
     let index = 0;
-    const ps = plans$.subscribe({ next: (p) => ((plan = p), (index = 0)), error: (e) => sub.error(e) });
+    const ps = plans$.subscribe({
+      next: (p) => {
+        plan = p;
+        index = 0;
+        arrived = sched.now();
+        opts.progress?.started(p);
+      },
+      error: (e) => sub.error(e),
+    });
     const ts = tick$.subscribe({
-      next: () => sub.next(plan && index < plan.actions.length ? plan.actions[index++]! : safeAction()),
+      next: () => {
+        const fresh = opts.maxPlanAgeMs === undefined || sched.now() - arrived <= opts.maxPlanAgeMs;
+        if (plan && fresh && index < plan.actions.length) {
+          opts.progress?.sentOne();
+          sub.next(plan.actions[index++]!);
+        } else sub.next(safeAction());
+      },
       complete: () => sub.complete(),
       error: (e) => sub.error(e),
     });
@@ -103,4 +322,9 @@ export function executePlans(plans$: Observable<Plan>, tick$: Observable<unknown
       ts.unsubscribe();
     };
   });
+}
+
+/** executePlans as an operator on plans$: `plans$.pipe(execute(tick$))`. */
+export function execute(tick$: Observable<unknown>, opts: ExecuteOptions = {}): OperatorFunction<Plan, Rt1Action> {
+  return (plans$) => executePlans(plans$, tick$, opts);
 }

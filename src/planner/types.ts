@@ -30,6 +30,8 @@ export interface Plan {
   safe: boolean;
   /** Why a safe action was emitted. */
   reason?: string;
+  /** The chosen sequence in normalised action space (horizon x action dim, [-1, 1]); the next plan's warm start. */
+  sequence?: Float32Array;
   /** Imagined frames for the chosen plan, RGB uint8 each (height x width x 3). */
   imagined?: Uint8Array[];
 }
