@@ -20,7 +20,8 @@ export interface Policy {
 }
 
 /** Waypoint anchors: task objects, the drawer knob (now / when closed), the drawer interior, the gripper now, at episode start, or at phase start. */
-type Anchor = 'target0' | 'target1' | 'beside_target1' | 'knob' | 'knob_closed' | 'drawer_interior' | 'gripper' | 'start' | 'here';
+const ANCHORS = ['target0', 'target1', 'beside_target1', 'knob', 'knob_closed', 'drawer_interior', 'gripper', 'start', 'here'] as const;
+type Anchor = (typeof ANCHORS)[number];
 
 interface Phase {
   name: string;
@@ -34,6 +35,12 @@ interface Phase {
   maxSteps?: number;
   /** Largest move per step (m); default 90 % of the robot's limit. Slow phases pull drawers without slipping. */
   speed?: number;
+  /**
+   * Gripper yaw to hold (rad): a number, 'align' (square to target 0, a block: its yaw folded into
+   * [-45, 45] degrees) or 'keep' (the yaw at phase start). Default 0. The phase is reached only
+   * once the yaw is within 0.05 rad too, so exploration segments that turn the gripper are undone.
+   */
+  yaw?: number | 'align' | 'keep';
 }
 
 interface ExpertScript {
@@ -47,15 +54,46 @@ export function expertScript(task: string): ExpertScript {
   let s = scripts.get(task);
   if (!s) {
     const file = join(packageRoot(), 'policies', 'experts', `${task}.json`);
+    let raw: unknown;
     try {
-      s = JSON.parse(readFileSync(file, 'utf8')) as ExpertScript;
+      raw = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
       throw new UserError(`${file}: cannot read expert script (${(e as Error).message})`);
     }
+    s = validateScript(raw, file);
     scripts.set(task, s);
   }
   return s;
 }
+
+/** Checks a parsed expert script field by field; errors name the file, the phase and the field. */
+export function validateScript(raw: unknown, file: string): ExpertScript {
+  const fail = (where: string, msg: string): never => {
+    throw new UserError(`${file}: ${where}: ${msg}`);
+  };
+  if (typeof raw !== 'object' || raw === null) fail('top level', 'expected an object with "task" and "phases"');
+  const o = raw as Record<string, unknown>;
+  if (typeof o.task !== 'string') fail('"task"', 'expected a task name string');
+  if (!Array.isArray(o.phases) || o.phases.length === 0) fail('"phases"', 'expected a non-empty array');
+  const known = new Set(['name', 'anchor', 'offset', 'gripper', 'tolerance', 'hold', 'maxSteps', 'speed', 'yaw']);
+  (o.phases as unknown[]).forEach((p, i) => {
+    const where = `phase ${i}`;
+    if (typeof p !== 'object' || p === null) fail(where, 'expected an object');
+    const ph = p as Record<string, unknown>;
+    for (const k of Object.keys(ph)) if (!known.has(k)) fail(`${where} ("${String(ph.name)}")`, `unknown field "${k}" (known: ${[...known].join(', ')})`);
+    const at = `${where} ("${String(ph.name)}")`;
+    if (typeof ph.name !== 'string') fail(where, '"name" must be a string');
+    if (!ANCHORS.includes(ph.anchor as Anchor)) fail(at, `"anchor" must be one of ${ANCHORS.join(', ')}, got ${JSON.stringify(ph.anchor)}`);
+    if (!Array.isArray(ph.offset) || ph.offset.length !== 3 || !ph.offset.every((v) => typeof v === 'number' && Number.isFinite(v))) fail(at, `"offset" must be 3 numbers (m), got ${JSON.stringify(ph.offset)}`);
+    if (!['open', 'close', 'keep'].includes(ph.gripper as string)) fail(at, `"gripper" must be open, close or keep, got ${JSON.stringify(ph.gripper)}`);
+    for (const k of ['tolerance', 'speed'] as const) if (ph[k] !== undefined && !(typeof ph[k] === 'number' && (ph[k] as number) > 0)) fail(at, `"${k}" must be a positive number, got ${JSON.stringify(ph[k])}`);
+    for (const k of ['hold', 'maxSteps'] as const) if (ph[k] !== undefined && !(Number.isInteger(ph[k]) && (ph[k] as number) >= (k === 'hold' ? 0 : 1))) fail(at, `"${k}" must be an integer >= ${k === 'hold' ? 0 : 1}, got ${JSON.stringify(ph[k])}`);
+    if (ph.yaw !== undefined && ph.yaw !== 'align' && ph.yaw !== 'keep' && !(typeof ph.yaw === 'number' && Math.abs(ph.yaw) <= LIMITS.yaw[1])) fail(at, `"yaw" must be 'align', 'keep' or a number within ±${LIMITS.yaw[1]} rad, got ${JSON.stringify(ph.yaw)}`);
+  });
+  return raw as ExpertScript;
+}
+
+const wrapAngle = (a: number) => Math.atan2(Math.sin(a), Math.cos(a));
 
 const ZERO: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] };
 
@@ -69,6 +107,8 @@ export class ScriptedExpert implements Policy {
   private target0Start: Vec3 = [0, 0, 0];
   private exploring = 0;
   private exploreDir: Vec3 = [0, 0, 0];
+  private exploreYaw = 0;
+  private phaseStartYaw = 0;
 
   constructor(
     readonly script: ExpertScript,
@@ -87,6 +127,7 @@ export class ScriptedExpert implements Policy {
     this.exploring = 0;
     this.start = env.scene.gripper().pos;
     this.phaseStart = this.start;
+    this.phaseStartYaw = env.scene.gripper().yaw;
     const t0 = env.taskSetup.targets[0];
     if (t0) this.target0Start = env.scene.bodyPos(t0);
   }
@@ -128,16 +169,31 @@ export class ScriptedExpert implements Policy {
     }
   }
 
+  private yawTarget(y: Phase['yaw']): number {
+    if (y === 'keep') return this.phaseStartYaw;
+    if (y === 'align') {
+      const t0 = this.env.taskSetup.targets[0];
+      if (!t0) return 0;
+      // A square block looks the same every 90 degrees: turn the least.
+      const q = Math.PI / 2;
+      const a = this.env.scene.bodyYaw(t0);
+      return a - q * Math.round(a / q);
+    }
+    return y ?? 0;
+  }
+
   act(_result: StepResult): Rt1Action {
     if (this.phase >= this.script.phases.length) return ZERO;
-    const g = this.env.scene.gripper().pos;
+    const grip = this.env.scene.gripper();
+    const g = grip.pos;
     if (this.exploring > 0) {
       this.exploring--;
-      return { ...ZERO, worldVector: this.exploreDir };
+      return { ...ZERO, worldVector: this.exploreDir, rotationDelta: [0, 0, this.exploreYaw] };
     }
     if (this.explore > 0 && this.rng.next() < this.explore) {
       this.exploring = 1 + this.rng.int(3);
       this.exploreDir = [this.rng.uniform(-0.04, 0.04), this.rng.uniform(-0.04, 0.04), this.rng.uniform(-0.02, 0.03)];
+      this.exploreYaw = this.rng.uniform(-0.25, 0.25);
     }
     const ph = this.script.phases[this.phase]!;
     const a = this.anchor(ph.anchor);
@@ -146,17 +202,23 @@ export class ScriptedExpert implements Policy {
     const dist = Math.hypot(...delta);
     const step = Math.min(1, (ph.speed ?? LIMITS.maxTranslation * 0.9) / Math.max(dist, 1e-9));
     const move: Vec3 = [delta[0] * step, delta[1] * step, delta[2] * step];
-    if (this.noise > 0) for (let i = 0; i < 3; i++) move[i] = move[i]! + this.rng.normal() * this.noise;
+    const yawErr = wrapAngle(this.yawTarget(ph.yaw) - grip.yaw);
+    let turn = Math.max(-0.9 * LIMITS.maxYaw, Math.min(0.9 * LIMITS.maxYaw, yawErr));
+    if (this.noise > 0) {
+      for (let i = 0; i < 3; i++) move[i] = move[i]! + this.rng.normal() * this.noise;
+      turn += this.rng.normal() * this.noise * 2;
+    }
     this.inPhase++;
-    const reached = dist < (ph.tolerance ?? 0.012);
+    const reached = dist < (ph.tolerance ?? 0.012) && Math.abs(yawErr) < 0.05;
     if (reached) this.held++;
     if ((reached && this.held > (ph.hold ?? 0)) || this.inPhase >= (ph.maxSteps ?? 25)) {
       this.phase++;
       this.phaseStart = g;
+      this.phaseStartYaw = grip.yaw;
       this.inPhase = 0;
       this.held = 0;
     }
-    return { worldVector: move, rotationDelta: [0, 0, 0], gripperClosedness: ph.gripper === 'close' ? 1 : ph.gripper === 'open' ? -1 : 0, terminateEpisode: [0, 1, 0] };
+    return { worldVector: move, rotationDelta: [0, 0, turn], gripperClosedness: ph.gripper === 'close' ? 1 : ph.gripper === 'open' ? -1 : 0, terminateEpisode: [0, 1, 0] };
   }
 }
 

@@ -27,6 +27,13 @@ export class SceneState {
     return [x[i]!, x[i + 1]!, x[i + 2]!];
   }
 
+  /** Heading of a body about the vertical axis (rad), from its world rotation matrix. */
+  bodyYaw(name: string): number {
+    const i = this.body.get(name)! * 9;
+    const m = this.data.xmat;
+    return Math.atan2(m[i + 3]!, m[i]!);
+  }
+
   joint(name: string): number {
     return this.data.qpos[this.qadr.get(name)!]!;
   }
