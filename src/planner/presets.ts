@@ -1,10 +1,16 @@
-/** Planner presets (policies/NAME.json): optimiser, rollout and cost settings, validated field by field. */
-import { existsSync, readFileSync } from 'node:fs';
+/**
+ * Planner presets (policies/NAME.json): optimiser, budget, rollout and cost settings, validated
+ * field by field. Every error names the file and the field; unknown fields are errors too, so a
+ * misspelt setting never silently falls back to something else. The rollout and cost sections are
+ * read by the world-model scorer (flow steps, integrator, cost weights), not by the optimiser.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Integrator } from '../flow/sampler.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import type { OptimizerKind, OptimizerSettings } from './optimizer.js';
+import type { WarmStartPad } from './sequence.js';
 import type { CostWeights } from './wm-scorer.js';
 
 export interface PlannerPreset {
@@ -21,57 +27,103 @@ export interface PlannerPreset {
   executeSteps: number;
 }
 
-function num(v: unknown, where: string, min: number, max = Infinity, integer = false): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    throw new UserError(`${where} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${JSON.stringify(v)}`);
-  }
-  return v;
+const FIELDS = {
+  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps'],
+  optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
+  rollout: ['flowSteps', 'integrator'],
+  cost: ['representation', 'pixel', 'actionMagnitude', 'terminal'],
+} as const;
+
+type Json = Record<string, unknown>;
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export function validatePreset(raw: Record<string, unknown>, file: string): PlannerPreset {
-  const o = (raw.optimizer ?? {}) as Record<string, unknown>;
-  const r = (raw.rollout ?? {}) as Record<string, unknown>;
-  const c = (raw.cost ?? {}) as Record<string, unknown>;
+export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const f = (k: string) => `${file}: '${k}'`;
-  if (o.kind !== 'cem' && o.kind !== 'mppi') throw new UserError(`${f('optimizer.kind')} must be "cem" or "mppi", got ${JSON.stringify(o.kind)}`);
-  if (r.integrator !== 'euler' && r.integrator !== 'heun') throw new UserError(`${f('rollout.integrator')} must be "euler" or "heun", got ${JSON.stringify(r.integrator)}`);
-  if (o.warmStartPad !== 'repeat' && o.warmStartPad !== 'zero') throw new UserError(`${f('optimizer.warmStartPad')} must be "repeat" or "zero"`);
-  const candidates = num(o.candidates, f('optimizer.candidates'), 2, 4096, true);
-  const horizon = num(o.horizon, f('optimizer.horizon'), 1, 64, true);
+  const section = (v: unknown, name: keyof typeof FIELDS, prefix: string): Json => {
+    if (!isObject(v)) throw new UserError(prefix ? `${f(prefix)} must be an object, got ${JSON.stringify(v)}` : `${file}: a planner preset must be a JSON object`);
+    const allowed: readonly string[] = FIELDS[name];
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) throw new UserError(`${f(prefix ? `${prefix}.${k}` : k)} is not a preset field (${prefix || 'top level'} has: ${allowed.join(', ')})`);
+    }
+    return v;
+  };
+  const num = (v: unknown, where: string, min: number, max = Infinity, integer = false): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
+      throw new UserError(`${f(where)} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const oneOf = <T extends string>(v: unknown, where: string, options: readonly T[]): T => {
+    if (typeof v !== 'string' || !options.includes(v as T)) throw new UserError(`${f(where)} must be ${options.map((x) => JSON.stringify(x)).join(' or ')}, got ${JSON.stringify(v)}`);
+    return v as T;
+  };
+  const text = (v: unknown, where: string): string | undefined => {
+    if (v !== undefined && typeof v !== 'string') throw new UserError(`${f(where)} must be a string, got ${JSON.stringify(v)}`);
+    return v as string | undefined;
+  };
+
+  const top = section(raw, 'top', '');
+  const o = section(top.optimizer, 'optimizer', 'optimizer');
+  const r = section(top.rollout, 'rollout', 'rollout');
+  const c = section(top.cost, 'cost', 'cost');
+  const candidates = num(o.candidates, 'optimizer.candidates', 2, 4096, true);
+  const horizon = num(o.horizon, 'optimizer.horizon', 1, 64, true);
+  const initStd = num(o.initStd, 'optimizer.initStd', 0, 2);
+  const minStd = num(o.minStd, 'optimizer.minStd', 0, 2);
+  if (minStd > initStd) throw new UserError(`${f('optimizer.minStd')} (${minStd}) must not exceed 'optimizer.initStd' (${initStd})`);
   return {
-    name: typeof raw.name === 'string' ? raw.name : file,
-    description: typeof raw.description === 'string' ? raw.description : undefined,
+    name: text(top.name, 'name') ?? file,
+    description: text(top.description, 'description'),
     optimizer: {
-      kind: o.kind as OptimizerKind,
+      kind: oneOf<OptimizerKind>(o.kind, 'optimizer.kind', ['cem', 'mppi']),
       horizon,
       candidates,
-      iterations: num(o.iterations, f('optimizer.iterations'), 1, 1000, true),
-      elites: num(o.elites, f('optimizer.elites'), 1, candidates, true),
-      temperature: num(o.temperature, f('optimizer.temperature'), 1e-6),
-      initStd: num(o.initStd, f('optimizer.initStd'), 0, 2),
-      minStd: num(o.minStd, f('optimizer.minStd'), 0, 2),
-      proposalFraction: num(o.proposalFraction, f('optimizer.proposalFraction'), 0, 1),
-      warmStartPad: o.warmStartPad,
+      iterations: num(o.iterations, 'optimizer.iterations', 1, 1000, true),
+      elites: num(o.elites, 'optimizer.elites', 1, candidates, true),
+      temperature: num(o.temperature, 'optimizer.temperature', 1e-6),
+      initStd,
+      minStd,
+      proposalFraction: num(o.proposalFraction, 'optimizer.proposalFraction', 0, 1),
+      warmStartPad: oneOf<WarmStartPad>(o.warmStartPad, 'optimizer.warmStartPad', ['repeat', 'zero']),
     },
-    budgetMs: num(raw.budgetMs, f('budgetMs'), 1),
-    graceMs: num(raw.graceMs, f('graceMs'), 0),
-    rollout: { flowSteps: num(r.flowSteps, f('rollout.flowSteps'), 1, 100, true), integrator: r.integrator },
+    budgetMs: num(top.budgetMs, 'budgetMs', 1),
+    graceMs: num(top.graceMs, 'graceMs', 0),
+    rollout: {
+      flowSteps: num(r.flowSteps, 'rollout.flowSteps', 1, 100, true),
+      integrator: oneOf<Integrator>(r.integrator, 'rollout.integrator', ['euler', 'heun']),
+    },
     cost: {
-      representation: num(c.representation, f('cost.representation'), 0),
-      pixel: num(c.pixel, f('cost.pixel'), 0),
-      actionMagnitude: num(c.actionMagnitude, f('cost.actionMagnitude'), 0),
-      terminal: num(c.terminal, f('cost.terminal'), 0, 1),
+      representation: num(c.representation, 'cost.representation', 0),
+      pixel: num(c.pixel, 'cost.pixel', 0),
+      actionMagnitude: num(c.actionMagnitude, 'cost.actionMagnitude', 0),
+      terminal: num(c.terminal, 'cost.terminal', 0, 1),
     },
-    executeSteps: num(raw.executeSteps, f('executeSteps'), 1, horizon, true),
+    executeSteps: num(top.executeSteps, 'executeSteps', 1, horizon, true),
   };
 }
 
-/** `--policy NAME` -> policies/NAME.json; a path is read as given. */
+/** Names of the presets shipped in policies/ (the experts live in policies/experts/). */
+export function presetNames(): string[] {
+  const dir = join(packageRoot(), 'policies');
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((n) => n.endsWith('.json'))
+        .map((n) => n.slice(0, -5))
+        .sort()
+    : [];
+}
+
+/** `--policy NAME` -> policies/NAME.json; a path (with a slash or ending in .json) is read as given. */
 export function loadPlannerPreset(nameOrPath: string): PlannerPreset {
   const isPath = nameOrPath.includes('/') || nameOrPath.endsWith('.json');
   const file = isPath ? nameOrPath : join(packageRoot(), 'policies', `${nameOrPath}.json`);
-  if (!existsSync(file)) throw new UserError(`${file}: planner preset not found`);
-  let raw: Record<string, unknown>;
+  if (!existsSync(file)) {
+    throw new UserError(isPath ? `${file}: planner preset not found` : `planner preset '${nameOrPath}' not found (${file}); shipped presets: ${presetNames().join(', ')}`);
+  }
+  let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {

@@ -1,0 +1,71 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadPlannerPreset, presetNames, validatePreset } from '../../src/planner/presets.js';
+import { UserError } from '../../src/util/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sfwm-preset-'));
+const good = () => JSON.parse(JSON.stringify(loadPlannerPreset('wm-cem-fast'))) as Record<string, Record<string, unknown>>;
+const escape = (s: string) => s.replace(/[/.[\]()]/g, '\\$&');
+
+function write(name: string, content: unknown): string {
+  const file = join(dir, name);
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+describe('planner presets', () => {
+  it('ships wm-cem-fast, wm-cem-quality and wm-mppi, all valid, with the optimiser each names', () => {
+    const names = presetNames();
+    for (const n of ['wm-cem-fast', 'wm-cem-quality', 'wm-mppi']) expect(names).toContain(n);
+    for (const n of names) expect(loadPlannerPreset(n).name).toBe(n);
+    expect(loadPlannerPreset('wm-cem-fast').optimizer.kind).toBe('cem');
+    expect(loadPlannerPreset('wm-mppi').optimizer.kind).toBe('mppi');
+    const q = loadPlannerPreset('wm-cem-quality');
+    const f = loadPlannerPreset('wm-cem-fast');
+    expect(q.optimizer.candidates * q.optimizer.iterations).toBeGreaterThan(f.optimizer.candidates * f.optimizer.iterations);
+  });
+
+  it('reads a preset by path and keeps every field the world-model rollout needs', () => {
+    const p = loadPlannerPreset(write('ok.json', good()));
+    expect(p).toEqual(loadPlannerPreset('wm-cem-fast'));
+    expect(Object.keys(p.rollout).sort()).toEqual(['flowSteps', 'integrator']);
+    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'pixel', 'representation', 'terminal']);
+  });
+
+  const cases: [string, (r: Record<string, Record<string, unknown>>) => void, string][] = [
+    ['elites above the population', (r) => (r.optimizer!.elites = 100), `'optimizer.elites' must be an integer in [1, 16], got 100`],
+    ['a fractional horizon', (r) => (r.optimizer!.horizon = 2.5), `'optimizer.horizon' must be an integer in [1, 64], got 2.5`],
+    ['an unknown optimiser', (r) => (r.optimizer!.kind = 'mpc'), `'optimizer.kind' must be "cem" or "mppi", got "mpc"`],
+    ['a missing integrator', (r) => delete r.rollout!.integrator, `'rollout.integrator' must be "euler" or "heun", got undefined`],
+    ['a bad warm-start pad', (r) => (r.optimizer!.warmStartPad = 'last'), `'optimizer.warmStartPad' must be "repeat" or "zero", got "last"`],
+    ['a proposal fraction above 1', (r) => (r.optimizer!.proposalFraction = 1.5), `'optimizer.proposalFraction' must be a number in [0, 1], got 1.5`],
+    ['a negative pixel weight', (r) => (r.cost!.pixel = -1), `'cost.pixel' must be a number in [0, Infinity], got -1`],
+    ['a terminal weight above 1', (r) => (r.cost!.terminal = 2), `'cost.terminal' must be a number in [0, 1], got 2`],
+    ['a budget given as a string', (r) => ((r as Record<string, unknown>).budgetMs = '1500'), `'budgetMs' must be a number in [1, Infinity], got "1500"`],
+    ['more executed steps than the horizon', (r) => ((r as Record<string, unknown>).executeSteps = 3), `'executeSteps' must be an integer in [1, 2], got 3`],
+    ['minStd above initStd', (r) => (r.optimizer!.minStd = 0.9), `'optimizer.minStd' (0.9) must not exceed 'optimizer.initStd' (0.6)`],
+    ['a misspelt field', (r) => (r.optimizer!.candidate = 8), `'optimizer.candidate' is not a preset field (optimizer has: kind, horizon`],
+    ['an unknown top-level field', (r) => ((r as Record<string, unknown>).budget = 8), `'budget' is not a preset field (top level has: name`],
+    ['a missing section', (r) => delete r.cost, `'cost' must be an object, got undefined`],
+    ['a non-string name', (r) => ((r as Record<string, unknown>).name = 5), `'name' must be a string, got 5`],
+  ];
+  for (const [what, edit, message] of cases) {
+    it(`names the file and field of ${what}`, () => {
+      const raw = good();
+      edit(raw);
+      const file = write(`${what.replace(/\W+/g, '-')}.json`, raw);
+      expect(() => loadPlannerPreset(file)).toThrow(new RegExp(`^${escape(file)}: ${escape(message)}`));
+      expect(() => loadPlannerPreset(file)).toThrow(UserError);
+    });
+  }
+
+  it('rejects a file that is not JSON or not an object, and names the shipped presets for an unknown name', () => {
+    const notJson = write('broken.json', '{"optimizer": ');
+    expect(() => loadPlannerPreset(notJson)).toThrow(new RegExp(`^${escape(notJson)}: not valid JSON`));
+    expect(() => validatePreset([1, 2], 'x.json')).toThrow(/^x\.json: a planner preset must be a JSON object/);
+    expect(() => loadPlannerPreset('wm-nope')).toThrow(/planner preset 'wm-nope' not found .*shipped presets: .*wm-cem-fast/);
+    expect(() => loadPlannerPreset(join(dir, 'missing.json'))).toThrow(/missing\.json: planner preset not found/);
+  });
+});
