@@ -1,11 +1,12 @@
 /**
  * Training windows (context frames, action chunk, future frames) sampled across episodes:
  * episode-level train/val split (a hash of the episode key, stable across runs), a seeded
- * shuffle buffer, and bounded memory whatever the dataset size (one episode decoded at a time
- * plus the buffer).
+ * shuffle buffer, and bounded memory whatever the dataset size: one episode decoded at a time
+ * plus the buffer, whose windows keep their resized frames as uint8 (converted to [-1, 1] floats
+ * when yielded), e.g. 256 windows of 2+2 frames at 128x160 hold 63 MB.
  */
 import { decodeImage } from '../image/decode.js';
-import { toModelFrame } from '../image/resize.js';
+import { resizeRgb } from '../image/resize.js';
 import { Rng } from '../util/rng.js';
 import { normaliseActions, rawActionAt, type ActionStats } from './action-stats.js';
 import { actionDim, type DatasetCard } from './card.js';
@@ -62,34 +63,63 @@ export function isValEpisode(key: string, valFraction: number): boolean {
   return splitValue(key) < valFraction;
 }
 
-/** All windows of one episode, images decoded once. */
-export function episodeWindows(ep: Episode, card: DatasetCard, spec: WindowSpec, stats: ActionStats, stride = 1): TrainingWindow[] {
+/** A window as the shuffle buffer holds it: frames as resized uint8 (a quarter of float32's memory). */
+export interface PackedWindow extends Omit<TrainingWindow, 'frames'> {
+  pixels: Uint8Array;
+}
+
+/** Resized frame (0..255 floats) rounded to uint8: at most 0.5/127.5 away in [-1, 1] units. */
+function toBytes(resized: Float32Array): Uint8Array {
+  const out = new Uint8Array(resized.length);
+  for (let i = 0; i < resized.length; i++) out[i] = Math.round(resized[i]!);
+  return out;
+}
+
+export function unpackWindow(w: PackedWindow): TrainingWindow {
+  const { pixels, ...rest } = w;
+  const frames = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) frames[i] = pixels[i]! / 127.5 - 1;
+  return { frames, ...rest };
+}
+
+/** All windows of one episode (every `stride` steps), each image decoded and resized once. */
+export function episodePackedWindows(ep: Episode, card: DatasetCard, spec: WindowSpec, stats: ActionStats, stride = 1): PackedWindow[] {
   const f = spec.contextFrames + spec.futureFrames;
   if (ep.steps < f) return [];
   const images = ep.fields.get(card.image)!.values as Uint8Array[];
   const px = spec.imageHeight * spec.imageWidth * 3;
-  const frames = images.map((bytes, t) => toModelFrame(decodeImage(bytes, `${recordWhere(ep)}: feature '${card.image}' step ${t}`), spec.imageHeight, spec.imageWidth));
+  const frames = images.map((bytes, t) => toBytes(resizeRgb(decodeImage(bytes, `${recordWhere(ep)}: feature '${card.image}' step ${t}`), spec.imageHeight, spec.imageWidth)));
   const a = actionDim(card);
   const actions = Array.from({ length: ep.steps }, (_, t) => normaliseActions(stats, rawActionAt(card, ep, t)));
   const lang = card.language_embedding && ep.fields.get(card.language_embedding) ? Float32Array.from(stepRow(ep.fields.get(card.language_embedding)!, 0)) : undefined;
-  const out: TrainingWindow[] = [];
+  const out: PackedWindow[] = [];
   for (let s = 0; s + f <= ep.steps; s += stride) {
-    const fr = new Float32Array(f * px);
-    for (let i = 0; i < f; i++) fr.set(frames[s + i]!, i * px);
+    const pixels = new Uint8Array(f * px);
+    for (let i = 0; i < f; i++) pixels.set(frames[s + i]!, i * px);
     const act = new Float32Array(spec.futureFrames * a);
     for (let j = 0; j < spec.futureFrames; j++) act.set(actions[s + spec.contextFrames - 1 + j]!, j * a);
-    out.push({ frames: fr, actions: act, language: lang, instruction: ep.instruction, episodeKey: ep.key, start: s });
+    out.push({ pixels, actions: act, language: lang, instruction: ep.instruction, episodeKey: ep.key, start: s });
   }
   return out;
 }
 
+/** All windows of one episode as training windows (frames in [-1, 1]). */
+export function episodeWindows(ep: Episode, card: DatasetCard, spec: WindowSpec, stats: ActionStats, stride = 1): TrainingWindow[] {
+  return episodePackedWindows(ep, card, spec, stats, stride).map(unpackWindow);
+}
+
 export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<TrainingWindow> {
   const valFraction = o.valFraction ?? 0.1;
+  const { contextFrames: k, futureFrames: h, imageHeight, imageWidth } = o.spec;
+  for (const [name, v, min] of [['contextFrames', k, 1], ['futureFrames', h, 1], ['imageHeight', imageHeight, 1], ['imageWidth', imageWidth, 1]] as const) {
+    if (!Number.isInteger(v) || v < min) throw new UserError(`training windows: ${name} must be an integer >= ${min}, got ${v}`);
+  }
+  if (!(valFraction >= 0 && valFraction <= 1)) throw new UserError(`training windows: valFraction must lie in [0, 1], got ${valFraction}`);
   const epochs = o.epochs ?? (o.split === 'train' ? Infinity : 1);
   const shards = listShards(o.dataDir, o.card);
   const rng = new Rng(o.seed);
   const bufferSize = o.split === 'train' ? (o.shuffleBuffer ?? 256) : 0;
-  const buffer: TrainingWindow[] = [];
+  const buffer: PackedWindow[] = [];
   let any = false;
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = o.split === 'train' ? rng.shuffle([...shards]) : shards;
@@ -97,9 +127,9 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
     // Training reads 4 shards interleaved, so the shuffle buffer mixes episodes from several shards.
     for await (const ep of readEpisodes(o.dataDir, o.card, { shards: order, skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt, interleave: o.split === 'train' ? 4 : 1 })) {
       if (isValEpisode(ep.key, valFraction) !== (o.split === 'val')) continue;
-      let wins: TrainingWindow[];
+      let wins: PackedWindow[];
       try {
-        wins = episodeWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
+        wins = episodePackedWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
       } catch (e) {
         // An undecodable image is a corrupt record like a CRC failure: stop, or skip and count with --skip-corrupt.
         if (e instanceof UserError) throw e;
@@ -110,7 +140,7 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
       for (const w of wins) {
         produced = any = true;
         if (bufferSize === 0) {
-          yield w;
+          yield unpackWindow(w);
           continue;
         }
         if (buffer.length < bufferSize) buffer.push(w);
@@ -118,14 +148,14 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
           const i = rng.int(bufferSize);
           const out = buffer[i]!;
           buffer[i] = w;
-          yield out;
+          yield unpackWindow(out);
         }
       }
     }
     if (!produced) break;
   }
   rng.shuffle(buffer);
-  yield* buffer;
+  for (const w of buffer) yield unpackWindow(w);
   if (!any) {
     throw new UserError(
       `${o.dataDir}: no ${o.split} windows of ${o.spec.contextFrames}+${o.spec.futureFrames} frames (episodes too short, or none on the ${o.split} side of the ${valFraction} split)`,

@@ -125,3 +125,45 @@ describe('an undecodable image inside a record with a valid CRC', () => {
     expect(await inspectDataset(dir, card, true)).toMatchObject({ episodes: 2, steps: 12, corrupt_skipped: 1 });
   });
 });
+
+describe('window contents', () => {
+  it('frames are the resized, [-1, 1]-scaled images and action row j is the action at frame K-1+j', async () => {
+    const { decodeImage } = await import('../../src/image/decode.js');
+    const { toModelFrame } = await import('../../src/image/resize.js');
+    const { rawActionAt } = await import('../../src/data/action-stats.js');
+    const card = loadCard('rt1');
+    const rt1 = sharedFixture('rt1-fractal-sample');
+    const episodes = [];
+    for await (const ep of readEpisodes(rt1, card)) episodes.push(ep);
+    const stats = await computeActionStats(card, readEpisodes(rt1, card));
+    const k = 2;
+    const h = 2;
+    const s = { contextFrames: k, futureFrames: h, imageHeight: 16, imageWidth: 20 };
+    // val with valFraction 1: every episode, stride K+H, file order, no shuffle.
+    const wins = await take(windowStream({ dataDir: rt1, card, spec: s, split: 'val', valFraction: 1, seed: 0, stats }), 100);
+    expect(wins.map((w) => `${w.episodeKey.split('#')[1]}@${w.start}`)).toEqual(['0@0', '1@0', '2@0']);
+    for (const w of wins) {
+      const ep = episodes[Number(w.episodeKey.split('#')[1])]!;
+      const imgs = ep.fields.get(card.image)!.values as Uint8Array[];
+      const px = 16 * 20 * 3;
+      for (let i = 0; i < k + h; i++) {
+        const want = toModelFrame(decodeImage(imgs[w.start + i]!), 16, 20);
+        const got = w.frames.subarray(i * px, (i + 1) * px);
+        let err = 0;
+        for (let p = 0; p < px; p++) err = Math.max(err, Math.abs(got[p]! - want[p]!));
+        expect(err, `${w.episodeKey} frame ${i}`).toBeLessThanOrEqual(0.5 / 127.5 + 1e-6);
+      }
+      for (let j = 0; j < h; j++) {
+        expect(Array.from(w.actions.subarray(j * 7, (j + 1) * 7))).toEqual(Array.from(normaliseActions(stats, rawActionAt(card, ep, w.start + k - 1 + j))));
+      }
+      expect(w.instruction).toBe(ep.instruction);
+      expect(Array.from(w.language!)).toEqual(Array.from((ep.fields.get('steps/observation/natural_language_embedding')!.values as Float32Array).subarray(0, 512)));
+    }
+  });
+
+  it('rejects a bad window spec by field', async () => {
+    const card = loadCard('bridge');
+    const stats = await computeActionStats(card, readEpisodes(dir(), card));
+    await expect(take(windowStream({ dataDir: dir(), card, spec: { ...spec, futureFrames: 0 }, split: 'train', seed: 0, stats }), 1)).rejects.toThrow('training windows: futureFrames must be an integer >= 1, got 0');
+  });
+});
