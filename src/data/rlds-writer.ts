@@ -20,7 +20,7 @@ export type StepRecord = Record<string, StepValue>;
 
 export interface EpisodeRecord {
   steps: StepRecord[];
-  /** Episode-level features by full name, e.g. 'episode_metadata/task'. */
+  /** Episode-level features by full name ('episode_metadata/task', 'aspects/success') or short name ('task' -> 'episode_metadata/task'). */
   metadata?: Record<string, string | number | boolean | number[]>;
 }
 
@@ -108,9 +108,19 @@ export class RldsWriter {
 
   encode(ep: EpisodeRecord, where: string): Uint8Array {
     const features: ExampleFeatures = new Map();
+    // Nothing is dropped silently: a key the card does not describe is an error (a typo would lose data).
+    const stepKeys = new Set(Object.keys(this.card.features).filter((n) => this.card.features[n]!.per !== 'episode').map((n) => n.replace(/^steps\//, '')));
+    ep.steps.forEach((st, t) => {
+      for (const k of Object.keys(st)) if (!stepKeys.has(k)) throw new UserError(`${where} step ${t}: '${k}' is not a per-step feature of card '${this.card.name}' (keys omit the steps/ prefix)`);
+    });
+    const metaName = (k: string) => (k in this.card.features ? k : `episode_metadata/${k}`);
+    for (const k of Object.keys(ep.metadata ?? {})) {
+      if (this.card.features[metaName(k)]?.per !== 'episode') throw new UserError(`${where}: metadata '${k}' is not an episode feature of card '${this.card.name}'`);
+    }
     for (const [name, spec] of Object.entries(this.card.features)) {
       if (spec.per === 'episode') {
-        const v = ep.metadata?.[name];
+        // Full names ('aspects/success', 'episode_metadata/task') or short ones ('task' -> 'episode_metadata/task').
+        const v = ep.metadata?.[name] ?? (name.startsWith('episode_metadata/') ? ep.metadata?.[name.slice('episode_metadata/'.length)] : undefined);
         if (v === undefined) {
           if (spec.optional) continue;
           throw new UserError(`${where}: missing episode feature '${name}'`);
@@ -132,7 +142,7 @@ export class RldsWriter {
     const bytes = this.encode(ep, `episode ${this.episodes}`);
     this.current ??= new TfRecordWriter(this.shardName(this.shardIndex));
     await this.current.write(bytes);
-    this.bytes += bytes.length;
+    this.bytes += bytes.length + 16;
     this.episodes++;
     this.steps += ep.steps.length;
     if (this.current.count >= this.perShard) await this.finishShard();

@@ -133,3 +133,26 @@ describe('RLDS writer: interrupted and repeated collections', () => {
     await expect(w.add(ep3)).rejects.toThrow("episode 0 step 0: 'steps/observation/image_0' must be encoded image bytes");
   });
 });
+
+describe('RLDS writer: keys the card does not describe', () => {
+  const jpeg = Uint8Array.from([0xff, 0xd8, 0xff, 0xd9]);
+  it('rejects an unknown step key or metadata key instead of dropping it; short metadata names map to episode_metadata/', async () => {
+    const card = loadCard('bridge');
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-writer-'));
+    const w = new RldsWriter(dir, card);
+    const typo = bridgeEpisode(2, jpeg);
+    typo.steps[1]!['observation/imgae_0'] = jpeg;
+    await expect(w.add(typo)).rejects.toThrow("episode 0 step 1: 'observation/imgae_0' is not a per-step feature of card 'bridge' (keys omit the steps/ prefix)");
+    const meta = bridgeEpisode(2, jpeg);
+    meta.metadata!.operator = 'x';
+    await expect(w.add(meta)).rejects.toThrow("episode 0: metadata 'operator' is not an episode feature of card 'bridge'");
+    const short = bridgeEpisode(2, jpeg);
+    delete short.metadata!['episode_metadata/file_path'];
+    short.metadata!.file_path = 'collected/0';
+    await w.add(short);
+    await w.close();
+    const eps = [];
+    for await (const ep of readEpisodes(dir, card)) eps.push(ep);
+    expect(eps[0]!.fields.get('episode_metadata/file_path')!.values).toEqual(['collected/0']);
+  });
+});
