@@ -3,8 +3,8 @@
  *
  * - `planLatest`: (observation, goal) pairs -> plans, from the latest pair only. While a plan is
  *   being made, newer pairs replace each other (never queued; each replaced one is reported as
- *   dropped) and the newest is planned next. Every plan runs against a deadline (budget + grace);
- *   a missed deadline, an error or a plan step that ends without a plan yields a safe plan (zero
+ *   dropped) and the newest is planned next. Every plan runs against a deadline (budget + grace,
+ *   by timer and checked again when the plan arrives); a missed deadline, an error or a plan step that ends without a plan yields a safe plan (zero
  *   motion, gripper unchanged) with its reason, reported on the event side channel too.
  *   Unsubscribing aborts the running plan and clears its timer.
  * - `makePlanner`: a Planner (observations$, goals$) -> plans$ around any plan step; no plan
@@ -69,6 +69,13 @@ export function planLatest<O extends { stamp: number }, G>(step: PlanStep<O, G>,
           take(1),
           throwIfEmpty(() => new Error('the plan step finished without a plan')),
           map((p) => {
+            // A cost that never yields to the event loop (synchronous tensor reads) keeps the deadline
+            // timer from firing until the plan is done, so lateness is also checked on arrival.
+            const took = sched.now() - t0;
+            if (!p.safe && took > limit) {
+              ac.abort(new Error('deadline missed'));
+              return safe(`deadline missed (plan took ${Math.round(took)} ms, limit ${limit} ms)`);
+            }
             if (p.safe) o.report?.({ type: 'safe', observationStamp: obs.stamp, latencyMs: p.latencyMs, reason: p.reason ?? 'safe plan' });
             else o.report?.({ type: 'plan', observationStamp: obs.stamp, latencyMs: p.latencyMs, iterations: p.iterations, candidatesEvaluated: p.candidatesEvaluated, cost: p.cost });
             return p;

@@ -247,6 +247,16 @@ describe('createOptimizingPlanner (fake timers)', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('a plan that arrives late (a cost that blocked the event loop, so no timer could fire) is a missed deadline too', async () => {
+    const h = harness(() => ({ cost: async (c, n) => (vi.setSystemTime(Date.now() + 400), quadratic(c, n)), dispose() {} }), { optimizer: { ...settings, iterations: 1 } });
+    h.goals.next(goal);
+    h.observations.next(observation(1));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.plans.map((p) => [p.safe, p.reason, p.latencyMs])).toEqual([[true, 'deadline missed (plan took 400 ms, limit 150 ms)', 400]]);
+    expect(h.events.map((e) => e.type)).toEqual(['safe']);
+    h.sub.unsubscribe();
+  });
+
   it('an error in the cost factory or the cost gives the safe action, reported with the error', async () => {
     const h = harness((o) => {
       if (o.stamp === 1) throw new Error('goal image has the wrong size');
