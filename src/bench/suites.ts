@@ -21,6 +21,7 @@ export interface BenchSuite {
 
 export const SUITES: BenchSuite[] = [
   { name: 'planner', summary: 'replanning latency p50/p95, imagined candidate-frames/s, context-cache speed-up', load: async () => (await import('../planner/bench.js')).benchPlanner },
+  { name: 'optimizer', summary: 'CEM/MPPI overhead per iteration without the cost, planning-loop time per plan', load: async () => (await import('../planner/bench.js')).benchOptimizer },
   { name: 'sim', summary: 'physics steps/s, rendered frames/s, episodes/min, expert success table', load: async () => (await import('../sim/bench.js')).benchSim },
   { name: 'data', summary: 'TFRecord records/s, JPEG frames/s, resize and training windows/s', load: async () => (await import('../data/bench.js')).benchData },
   { name: 'model', summary: 'matmul peak, forward and forward+backward throughput per config and backend', load: async () => (await import('../model/bench.js')).benchModel },
