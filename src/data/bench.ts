@@ -26,6 +26,8 @@ export async function benchData(opts: BenchOptions): Promise<BenchTable[]> {
   const reps = opts.quick ? 3 : 20;
   const table: BenchTable = { title: 'Data pipeline (RT-1 fixture: 256x320 JPEG frames)', columns: ['stage', 'rate', 'unit'], rows: [] };
 
+  // Warm-up: the first decode loads the .proto and JIT-compiles the reader.
+  for await (const rec of readTfRecords(shard)) decodeExample(rec.data);
   let t0 = performance.now();
   let records = 0;
   for (let r = 0; r < reps; r++) for await (const rec of readTfRecords(shard)) (decodeExample(rec.data), records++);

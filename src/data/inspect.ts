@@ -77,6 +77,10 @@ export async function inspectDataset(dataDir: string, card: DatasetCard, skipCor
     for (const name of ep.unknownFeatures) r.unknown_features[name] = (r.unknown_features[name] ?? 0) + 1;
     if (ep.instruction !== undefined) r.instructions[ep.instruction] = (r.instructions[ep.instruction] ?? 0) + 1;
   }
+  // The camera's shape as decoded (the card's is nominal: releases differ, frames are resized anyway).
+  const common = Object.entries(r.image.sizes).sort((a, b) => b[1] - a[1])[0]?.[0];
+  const cam = r.features[card.image];
+  if (common && cam) cam.shape = [...common.split('x').map(Number), cam.shape[2] ?? 3];
   return r;
 }
 

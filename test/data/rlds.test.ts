@@ -74,6 +74,9 @@ describe('BridgeData V2 fixture (real TFDS output)', () => {
     expect(r).toMatchObject({ shards: 1, episodes: 25, steps: 250, corrupt_skipped: 0 });
     expect(r.features_json).toEqual({ present: true, problems: [] });
     expect(r.image.sizes).toEqual({ '64x64': 75 });
+    // The camera's shape is reported as decoded, not the card's nominal 256x256.
+    expect(r.features['steps/observation/image_0']!.shape).toEqual([64, 64, 3]);
+    expect(loadCard('bridge').features['steps/observation/image_0']!.shape).toEqual([256, 256, 3]);
   });
 
   it('rejects a card that disagrees with features.json, naming the feature', async () => {
