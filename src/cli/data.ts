@@ -1,9 +1,8 @@
-import { computeActionStats } from '../data/action-stats.js';
+import { computeActionStats, saveActionStats } from '../data/action-stats.js';
 import { loadCard } from '../data/card.js';
 import { checkFeaturesJson } from '../data/features-json.js';
 import { formatInspect, inspectDataset } from '../data/inspect.js';
 import { readEpisodes } from '../data/rlds.js';
-import { writeJsonAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { bool, requireStr, str, type Command, type Options } from './command.js';
 
@@ -38,7 +37,7 @@ export const dataStatsCommand: Command = {
     const stats = await computeActionStats(card, readEpisodes(dataDir, card, { skipCorrupt: bool(opts, 'skip-corrupt'), onCorrupt: (m) => (skipped++, console.error(`skipped: ${m}`)) }));
     const out = str(opts, 'out');
     if (out) {
-      writeJsonAtomic(out, stats);
+      saveActionStats(out, stats);
       console.log(`wrote ${out}: ${stats.count} steps, ${stats.names.length} action dimensions`);
     } else console.log(JSON.stringify(stats, null, 2));
     const w = Math.max(...stats.names.map((n) => n.length));

@@ -4,6 +4,8 @@
  * uniform reservoir sample of up to RESERVOIR values per dimension (exact below that), so
  * memory stays bounded on the full 111 GiB RT-1.
  */
+import { readFileSync } from 'node:fs';
+import { writeJsonAtomic } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { actionNames, type DatasetCard } from './card.js';
 import { UserError } from '../util/errors.js';
@@ -119,4 +121,37 @@ export function denormaliseActions(stats: ActionStats, norm: Float32Array): Floa
     out[i] = hi > lo ? lo + ((Math.max(-1, Math.min(1, norm[i]!)) + 1) / 2) * (hi - lo) : lo;
   }
   return out;
+}
+
+/** Checks a parsed statistics object field by field; `source` names the file in errors. */
+export function validateActionStats(v: unknown, source: string, card?: DatasetCard): ActionStats {
+  const s = v as Partial<ActionStats> | null;
+  if (!s || typeof s !== 'object') throw new UserError(`${source}: action statistics must be a JSON object`);
+  if (!Array.isArray(s.names) || !s.names.length || !s.names.every((n) => typeof n === 'string')) throw new UserError(`${source}: 'names' must be a non-empty list of dimension names`);
+  const d = s.names.length;
+  for (const key of ['mean', 'std', 'min', 'max', 'q01', 'q99'] as const) {
+    const a = s[key];
+    if (!Array.isArray(a) || a.length !== d || !a.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new UserError(`${source}: '${key}' must be ${d} finite numbers (one per name)`);
+  }
+  if (card) {
+    const want = actionNames(card);
+    if (want.join(',') !== s.names.join(',')) throw new UserError(`${source}: dimensions [${s.names.join(', ')}] differ from card '${card.name}' action [${want.join(', ')}]`);
+  }
+  return { ...(s as ActionStats), count: typeof s.count === 'number' ? s.count : 0 };
+}
+
+/** Reads `data stats --out` output (optionally checked against the card's action vector). */
+export function loadActionStats(path: string, card?: DatasetCard): ActionStats {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path}: cannot read action statistics (${(e as Error).message})`);
+  }
+  return validateActionStats(raw, path, card);
+}
+
+/** Writes statistics atomically (temp file + rename). */
+export function saveActionStats(path: string, stats: ActionStats): void {
+  writeJsonAtomic(path, stats);
 }

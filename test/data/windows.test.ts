@@ -167,3 +167,20 @@ describe('window contents', () => {
     await expect(take(windowStream({ dataDir: dir(), card, spec: { ...spec, futureFrames: 0 }, split: 'train', seed: 0, stats }), 1)).rejects.toThrow('training windows: futureFrames must be an integer >= 1, got 0');
   });
 });
+
+describe('action statistics files', () => {
+  it('load back what data stats writes, and name the file and field when malformed', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { loadActionStats, saveActionStats } = await import('../../src/data/action-stats.js');
+    const card = loadCard('bridge');
+    const stats = await computeActionStats(card, readEpisodes(dir(), card));
+    const d = mkdtempSync(join(tmpdir(), 'sfwm-stats-'));
+    saveActionStats(join(d, 's.json'), stats);
+    expect(loadActionStats(join(d, 's.json'), card)).toEqual(stats);
+    expect(() => loadActionStats(join(d, 's.json'), loadCard('rt1'))).toThrow(/s\.json: dimensions \[dx, .*\] differ from card 'rt1' action \[world_vector\.x/);
+    writeFileSync(join(d, 'bad.json'), JSON.stringify({ ...stats, q99: stats.q99.slice(1) }));
+    expect(() => loadActionStats(join(d, 'bad.json'))).toThrow(/bad\.json: 'q99' must be 7 finite numbers \(one per name\)/);
+  });
+});
