@@ -1,0 +1,34 @@
+/**
+ * Runs only where ROS 2 is installed and sourced (ROS_DISTRO set) and rclnodejs is installed:
+ * two nodes in this process, a fake robot and the service's link, exchange raw CDR messages.
+ */
+import { describe, expect, it } from 'vitest';
+import { firstValueFrom, filter, timeout } from 'rxjs';
+import { rosCodec } from '../../src/robot/msgs.js';
+import { observationToImage } from '../../src/robot/messages.js';
+
+const hasRos = Boolean(process.env.ROS_DISTRO);
+if (!hasRos) console.log('rclnodejs test skipped: ROS_DISTRO is not set (needs a sourced ROS 2 installation and `npm install rclnodejs`)');
+
+describe.skipIf(!hasRos)('rclnodejs link (ROS 2 present)', () => {
+  it('receives a raw CDR image published by another node and publishes an action', async () => {
+    process.env.ROS_LOCALHOST_ONLY ??= '1';
+    const { RclnodejsLink } = await import('../../src/robot/rclnodejs-link.js');
+    const link = await RclnodejsLink.create('selfflow_test_service', '/selfflow_test');
+    const codec = rosCodec();
+    link.subscribe('/selfflow_test/image_raw', 'sensor_msgs/msg/Image');
+    link.advertise('/selfflow_test/image_raw', 'sensor_msgs/msg/Image');
+    const got = firstValueFrom(link.messages$.pipe(filter((m) => m.topic === '/selfflow_test/image_raw'), timeout(10_000)));
+    const frame = codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12).fill(7), height: 2, width: 2, stamp: 5 }, 'cam'));
+    // Publish until the subscription has matched (DDS discovery takes a moment).
+    const timer = setInterval(() => link.publish('/selfflow_test/image_raw', frame), 100);
+    try {
+      const m = await got;
+      expect(m.type).toBe('sensor_msgs/msg/Image');
+      expect([...m.data]).toEqual([...frame]);
+    } finally {
+      clearInterval(timer);
+      await link.close();
+    }
+  });
+});
