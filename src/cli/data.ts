@@ -2,7 +2,8 @@ import { computeActionStats, saveActionStats } from '../data/action-stats.js';
 import { loadCard } from '../data/card.js';
 import { checkFeaturesJson } from '../data/features-json.js';
 import { formatInspect, inspectDataset } from '../data/inspect.js';
-import { readEpisodes } from '../data/rlds.js';
+import { withByteProgress } from '../data/episode-progress.js';
+import { listShards, readEpisodes } from '../data/rlds.js';
 import { UserError } from '../util/errors.js';
 import { bool, requireStr, str, type Command, type Options } from './command.js';
 
@@ -18,7 +19,7 @@ export const dataInspectCommand: Command = {
   options: { ...DATA_OPTIONS, json: { type: 'boolean', description: 'print one JSON object instead of text' } },
   async run(opts) {
     const card = loadCard(requireStr(opts, 'data'));
-    const report = await inspectDataset(requireStr(opts, 'data-dir'), card, bool(opts, 'skip-corrupt'));
+    const report = await inspectDataset(requireStr(opts, 'data-dir'), card, bool(opts, 'skip-corrupt'), true);
     console.log(bool(opts, 'json') ? JSON.stringify(report, null, 2) : formatInspect(report));
     if (report.corrupt_skipped) console.error(`skipped ${report.corrupt_skipped} corrupt record(s)`);
   },
@@ -34,7 +35,9 @@ export const dataStatsCommand: Command = {
     const fj = checkFeaturesJson(dataDir, card);
     if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
     let skipped = 0;
-    const stats = await computeActionStats(card, readEpisodes(dataDir, card, { skipCorrupt: bool(opts, 'skip-corrupt'), onCorrupt: (m) => (skipped++, console.error(`skipped: ${m}`)) }));
+    const shards = listShards(dataDir, card);
+    const episodes = readEpisodes(dataDir, card, { shards, skipCorrupt: bool(opts, 'skip-corrupt'), onCorrupt: (m) => (skipped++, console.error(`skipped: ${m}`)) });
+    const stats = await computeActionStats(card, withByteProgress(episodes, shards, 'stats'));
     const out = str(opts, 'out');
     if (out) {
       saveActionStats(out, stats);

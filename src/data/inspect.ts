@@ -3,6 +3,7 @@ import { decodeImage, imageCodec } from '../image/decode.js';
 import type { DatasetCard } from './card.js';
 import { checkFeaturesJson } from './features-json.js';
 import { UserError } from '../util/errors.js';
+import { withByteProgress } from './episode-progress.js';
 import { listShards, readEpisodes, recordWhere } from './rlds.js';
 
 export interface InspectReport {
@@ -25,7 +26,7 @@ export interface InspectReport {
 /** Decodes at most this many images per episode for codec and size statistics (first, middle, last). */
 const IMAGES_PER_EPISODE = 3;
 
-export async function inspectDataset(dataDir: string, card: DatasetCard, skipCorrupt: boolean): Promise<InspectReport> {
+export async function inspectDataset(dataDir: string, card: DatasetCard, skipCorrupt: boolean, progress = false): Promise<InspectReport> {
   const shards = listShards(dataDir, card);
   const fj = checkFeaturesJson(dataDir, card);
   const r: InspectReport = {
@@ -47,7 +48,8 @@ export async function inspectDataset(dataDir: string, card: DatasetCard, skipCor
     r.corrupt_skipped++;
     if (r.corrupt_messages.length < 20) r.corrupt_messages.push(m);
   };
-  for await (const ep of readEpisodes(dataDir, card, { shards, skipCorrupt, onCorrupt })) {
+  const episodes = readEpisodes(dataDir, card, { shards, skipCorrupt, onCorrupt });
+  for await (const ep of progress ? withByteProgress(episodes, shards, 'inspect') : episodes) {
     // Sampled frames are decoded first: a record with an undecodable image is corrupt, and is skipped whole.
     const imgs = (ep.fields.get(card.image)?.values as Uint8Array[] | undefined) ?? [];
     const picks = imgs.length ? [...new Set([0, Math.floor(imgs.length / 2), imgs.length - 1])].slice(0, IMAGES_PER_EPISODE) : [];
