@@ -27,4 +27,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'eval', summary: 'multi-step task success rates for expert, random and world-model policies', load: async () => (await import('./eval.js')).evalCommand },
   { name: 'eval worker', summary: '(internal) evaluation worker process', load: async () => (await import('./eval.js')).evalWorkerCommand },
   { name: 'bench', summary: 'run the benchmarks and print a table with this machine\'s numbers', load: async () => (await import('./bench.js')).benchCommand },
+  { name: 'serve', summary: 'run the planning service: robot link in, planner, safety layer, commands out, WebSocket API', load: async () => (await import('./serve.js')).serveCommand },
+  { name: 'serve sim-robot', summary: 'serve the MuJoCo simulator as a robot over the Foxglove WebSocket protocol', load: async () => (await import('./serve.js')).serveSimRobotCommand },
 ];

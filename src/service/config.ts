@@ -235,3 +235,13 @@ export function validateConfig(cfg: ServiceConfig, where = 'config'): ServiceCon
   if (w) for (const axis of ['x', 'y', 'z'] as const) if (!(w[axis][0] < w[axis][1])) throw new UserError(`${where}: safety.workspace.${axis} needs all three axes set as [min, max]`);
   return cfg;
 }
+
+/** ROS remapping rules (`-r from:=to`) applied to the configured topic names. */
+export function applyRemaps(cfg: ServiceConfig, remaps: { from: string; to: string }[]): void {
+  const topics = cfg.topics as unknown as Record<string, unknown>;
+  for (const { from, to } of remaps) {
+    for (const [key, name] of Object.entries(topics)) {
+      if (typeof name === 'string' && (name === from || name === from.replace(/^~?\//, ''))) topics[key] = to;
+    }
+  }
+}

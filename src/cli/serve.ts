@@ -1,0 +1,252 @@
+/**
+ * `selfflow-wm serve`: the planning service between a robot and a planner, and
+ * `selfflow-wm serve sim-robot`: the simulator as a robot behind a Foxglove WebSocket server.
+ */
+import { randomBytes } from 'node:crypto';
+import { percentile } from '../bench/table.js';
+import type { Planner } from '../planner/types.js';
+import type { RobotLink } from '../robot/link.js';
+import { processRosArgs } from '../robot/ros-args.js';
+import { applyParamsFile, applyRemaps, defaultConfig, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
+import { UserError } from '../util/errors.js';
+import { BACKEND_OPTION, int, num, str, UsageError, type Command } from './command.js';
+
+const SCRIPTED = ['expert', 'random'] as const;
+
+function imageSize(v: string | undefined): { h: number; w: number } | undefined {
+  if (!v) return undefined;
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  if (!m) throw new UsageError(`--image-size expects HxW, e.g. 128x160, got '${v}'`);
+  return { h: Number(m[1]), w: Number(m[2]) };
+}
+
+const log = (line: string) => console.error(`[selfflow-wm serve ${new Date().toISOString()}] ${line}`);
+
+/** Params file, --ros-args and flags, in that order of precedence (later wins). */
+export function buildServiceConfig(opts: Record<string, unknown>, nodeName: string): ServiceConfig {
+  const ros = processRosArgs();
+  const cfg = defaultConfig();
+  const ns = ros.namespace ?? (opts.namespace as string | undefined) ?? '';
+  const files = [...(opts.params ? [opts.params as string] : []), ...ros.paramsFiles];
+  for (const f of files) applyParamsFile(cfg, f, nodeName, ns);
+  for (const p of ros.params) if (!p.node || p.node === nodeName) setParam(cfg, p.name, p.value, `--ros-args -p ${p.name}`);
+  applyRemaps(cfg, ros.remaps.filter((r) => !r.node || r.node === nodeName));
+  cfg.namespace = ros.namespace ?? (opts.namespace as string | undefined) ?? cfg.namespace;
+  if (opts['control-mode'] !== undefined) setParam(cfg, 'control_mode', opts['control-mode'], '--control-mode');
+  if (opts['api-host'] !== undefined) setParam(cfg, 'api.host', opts['api-host'], '--api-host');
+  if (opts['api-port'] !== undefined) setParam(cfg, 'api.port', opts['api-port'], '--api-port');
+  if (opts['no-api'] === true) cfg.api.enabled = false;
+  const token = (opts['api-token'] as string | undefined) ?? process.env.SELFFLOW_API_TOKEN;
+  if (token) cfg.api.token = token;
+  return validateConfig(cfg, files.length ? files.join(', ') : 'serve');
+}
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run the planning service: robot link in, planner, safety layer, commands out, WebSocket API',
+  options: {
+    robot: { type: 'string', arg: 'LINK', description: 'sim | foxglove:ws://HOST:PORT | ros2 | mcap:FILE.mcap (replay a recording as the robot)', default: 'sim' },
+    policy: { type: 'string', arg: 'P', description: 'planner preset (wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)', default: 'wm-cem-fast' },
+    checkpoint: { type: 'string', arg: 'RUN', description: 'training run directory for world-model presets' },
+    params: { type: 'string', arg: 'FILE.yaml', description: 'ROS 2 params file (NODE: ros__parameters: ...); --ros-args --params-file works too' },
+    'node-name': { type: 'string', arg: 'NAME', description: 'node name (params file section; --ros-args -r __node:= overrides)', default: 'selfflow_planner' },
+    namespace: { type: 'string', arg: 'NS', description: 'topic namespace (--ros-args -r __ns:= overrides)' },
+    record: { type: 'string', arg: 'FILE.mcap', description: 'record everything the service saw and sent (written atomically on exit)' },
+    'control-mode': { type: 'string', arg: 'M', description: 'rate (one action per 1/action_hz) or lockstep (one per camera frame); default rate, lockstep for sim and mcap' },
+    'replay-mode': { type: 'string', arg: 'M', description: 'mcap replay: lockstep (next frame after each action) or timed (recorded timing)', default: 'lockstep' },
+    speed: { type: 'string', arg: 'X', description: 'timed replay speed factor', default: '1' },
+    task: { type: 'string', arg: 'T', description: '--robot sim: simulator task (see sim tasks)', default: 'pick-can' },
+    seed: { type: 'string', arg: 'S', description: '--robot sim: first episode seed (the next episode uses seed + 1); also the planner seed', default: '0' },
+    'image-size': { type: 'string', arg: 'HxW', description: '--robot sim: camera size', default: '256x320' },
+    episodes: { type: 'string', arg: 'N', description: '--robot sim: stop after N episodes (0 = run until interrupted)', default: '0' },
+    'max-commands': { type: 'string', arg: 'N', description: 'stop after N commands (0 = no limit)', default: '0' },
+    'api-host': { type: 'string', arg: 'HOST', description: 'WebSocket API bind address (default 127.0.0.1; params api.host)' },
+    'api-port': { type: 'string', arg: 'PORT', description: 'WebSocket API port (default 8765; 0 = any free port)' },
+    'api-token': { type: 'string', arg: 'TOKEN', description: 'API token (default $SELFFLOW_API_TOKEN, params api.token, else a random one printed at start)' },
+    'no-api': { type: 'boolean', description: 'do not start the WebSocket API' },
+    backend: BACKEND_OPTION,
+  },
+  details: [
+    'ROS 2 launch files start this command; it accepts `--ros-args ... [--]` as launch_ros appends it',
+    '(-r __node:=NAME, -r __ns:=/NS, -r FROM:=TO topic remaps, -p NAME:=VALUE, --params-file FILE).',
+    'SIGINT/SIGTERM send the zero command (safe action, zero twist) before exiting.',
+  ].join('\n'),
+  async run(opts) {
+    const ros = processRosArgs();
+    const nodeName = ros.nodeName ?? str(opts, 'node-name') ?? 'selfflow_planner';
+    const robotSpec = str(opts, 'robot') ?? 'sim';
+    const policy = str(opts, 'policy') ?? 'wm-cem-fast';
+    const scripted = (SCRIPTED as readonly string[]).includes(policy);
+    const isSim = robotSpec === 'sim';
+    const isMcap = robotSpec.startsWith('mcap:');
+    if (!isSim && !isMcap && robotSpec !== 'ros2' && !robotSpec.startsWith('foxglove:')) throw new UsageError(`--robot expects sim, foxglove:ws://HOST:PORT, ros2 or mcap:FILE, got '${robotSpec}'`);
+    if (scripted && !isSim) throw new UsageError(`--policy ${policy} reads the simulator's state, so it needs --robot sim (got --robot ${robotSpec})`);
+    const controlFlag = str(opts, 'control-mode');
+    const cfg = buildServiceConfig({ ...opts, 'control-mode': controlFlag ?? (isSim || isMcap ? 'lockstep' : undefined) }, nodeName);
+    const seed = int(opts, 'seed', 0);
+    const maxCommands = int(opts, 'max-commands', 0);
+    const episodesWanted = int(opts, 'episodes', 0);
+
+    const { startService } = await import('../service/service.js');
+    let link: RobotLink;
+    let planner: Planner;
+    let imaginedShape: { height: number; width: number } | undefined;
+    const closers: (() => void)[] = [];
+    let episodes = 0;
+    let successes = 0;
+    let onEpisode: ((seed: number) => void) | undefined;
+    let finish!: (why: string) => void;
+    const finished = new Promise<string>((resolve) => (finish = resolve));
+
+    if (isSim) {
+      const size = imageSize(str(opts, 'image-size'))!;
+      const task = str(opts, 'task') ?? 'pick-can';
+      const { SimEnv } = await import('../sim/env.js');
+      const { SimRobot, SimLink } = await import('../robot/sim-robot.js');
+      const env = await SimEnv.create({ task, seed, imageHeight: size.h, imageWidth: size.w });
+      closers.push(() => env.close());
+      const sm = scripted ? (await import('../sim/expert.js')).makeScriptedPolicy(policy as 'expert' | 'random', task, seed) : undefined;
+      const robot = new SimRobot(env, seed, {
+        namespace: cfg.namespace,
+        topics: cfg.topics,
+        autoReset: true,
+        onReset: (e, s) => {
+          sm?.reset(e);
+          onEpisode?.(s);
+        },
+        onEpisodeEnd: (r, s) => {
+          episodes++;
+          if (r.success) successes++;
+          log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`);
+          if (episodesWanted > 0 && episodes >= episodesWanted) finish(`${episodes} episodes done`);
+        },
+      });
+      link = new SimLink(robot);
+      if (sm) planner = (await import('../service/scripted-planner.js')).scriptedPlanner(robot, sm);
+    } else if (isMcap) {
+      const { McapReplayLink } = await import('../robot/mcap.js');
+      const mode = str(opts, 'replay-mode');
+      if (mode !== 'lockstep' && mode !== 'timed') throw new UsageError(`--replay-mode expects lockstep or timed, got '${mode}'`);
+      link = new McapReplayLink(robotSpec.slice('mcap:'.length), { mode, speed: num(opts, 'speed', 1) });
+    } else if (robotSpec === 'ros2') {
+      const { RclnodejsLink } = await import('../robot/rclnodejs-link.js');
+      link = await RclnodejsLink.create(nodeName, cfg.namespace);
+    } else {
+      const { FoxgloveLink } = await import('../robot/foxglove-link.js');
+      link = new FoxgloveLink(robotSpec.slice('foxglove:'.length), { log });
+    }
+    const record = str(opts, 'record');
+    if (record) {
+      const { McapRecorder, RecordingLink } = await import('../robot/mcap.js');
+      link = new RecordingLink(link, new McapRecorder(record));
+    }
+
+    if (!scripted) {
+      const checkpoint = str(opts, 'checkpoint');
+      if (!checkpoint) throw new UsageError(`--policy ${policy} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
+      let mod: typeof import('../planner/world-model-planner.js');
+      try {
+        mod = await import('../planner/world-model-planner.js');
+      } catch (e) {
+        throw new UserError(`--policy ${policy}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
+      }
+      const planning = await mod.loadWorldModelPlanning(policy, checkpoint, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
+      closers.push(() => planning.dispose());
+      imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
+      planner = planning.planner();
+      log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms)`);
+    }
+
+    const svc = startService(cfg, planner!, link, { log });
+    if (isSim && !scripted) {
+      // The simulator knows its task: its goal images come from the scripted expert's run of the same seed.
+      const { goalObservations } = await import('../sim/goals.js');
+      const size = imageSize(str(opts, 'image-size'))!;
+      const task = str(opts, 'task') ?? 'pick-can';
+      onEpisode = (s) => void goalObservations(task, s, size.h, size.w).then((images) => svc.setGoal({ images }), (e: Error) => log(`no goal images for seed ${s}: ${e.message}`));
+      onEpisode(seed);
+    }
+
+    let api: Awaited<ReturnType<typeof import('../server/ws-api.js').startWsApi>> | undefined;
+    if (cfg.api.enabled) {
+      if (!cfg.api.token) {
+        cfg.api.token = randomBytes(16).toString('hex');
+        log(`no API token configured; this run's token: ${cfg.api.token}`);
+      }
+      const { startWsApi } = await import('../server/ws-api.js');
+      api = await startWsApi(svc, cfg.api, { imaginedShape, log });
+      log(`WebSocket API on ${api.url} (subprotocols selfflow.v1.protobuf, selfflow.v1.msgpack)`);
+    }
+
+    const latencies: number[] = [];
+    let commands = 0;
+    svc.latency$.subscribe((l) => latencies.push(l.serviceMs));
+    svc.commands$.subscribe(() => {
+      commands++;
+      if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
+    });
+    svc.status$.subscribe((s) => {
+      if (s.link === 'closed') finish('robot link closed');
+    });
+    const onSignal = (sig: string) => finish(sig);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    log(`serving ${link.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz`);
+
+    const why = await finished;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    log(`stopping (${why}): zero command out`);
+    await svc.shutdown();
+    await api?.close();
+    for (const c of closers) c();
+    const sorted = latencies.sort((a, b) => a - b);
+    const st = svc.status();
+    console.log(
+      `${commands} commands (${st.zeroedCommands} zeroed), ${st.plans} plans (${st.safePlans} safe), ${st.decodeErrors} dropped messages` +
+        (sorted.length ? `; service latency p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms` : '') +
+        (episodes ? `; episodes ${successes}/${episodes} successful` : ''),
+    );
+    if (record) console.log(`recorded ${record}`);
+    return 0;
+  },
+};
+
+export const serveSimRobotCommand: Command = {
+  name: 'serve sim-robot',
+  summary: 'serve the MuJoCo simulator as a robot over the Foxglove WebSocket protocol (what foxglove_bridge offers)',
+  options: {
+    task: { type: 'string', arg: 'T', description: 'simulator task (see sim tasks)', default: 'pick-can' },
+    seed: { type: 'string', arg: 'S', description: 'first episode seed (the next uses seed + 1)', default: '0' },
+    'image-size': { type: 'string', arg: 'HxW', description: 'camera size', default: '256x320' },
+    host: { type: 'string', arg: 'HOST', description: 'bind address', default: '127.0.0.1' },
+    port: { type: 'string', arg: 'PORT', description: 'port (0 = any free port)', default: '8766' },
+    namespace: { type: 'string', arg: 'NS', description: 'topic namespace', default: '' },
+  },
+  details: 'Then: selfflow-wm serve --robot foxglove:ws://127.0.0.1:8766 --policy ... (each selfflow/action steps physics by one control period).',
+  async run(opts) {
+    const size = imageSize(str(opts, 'image-size'))!;
+    const task = str(opts, 'task') ?? 'pick-can';
+    const seed = int(opts, 'seed', 0);
+    const { SimEnv } = await import('../sim/env.js');
+    const { SimRobot } = await import('../robot/sim-robot.js');
+    const { serveSimOverFoxglove } = await import('../robot/foxglove-sim-server.js');
+    const env = await SimEnv.create({ task, seed, imageHeight: size.h, imageWidth: size.w });
+    const robot = new SimRobot(env, seed, {
+      namespace: str(opts, 'namespace') ?? '',
+      autoReset: true,
+      onEpisodeEnd: (r, s) => log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps`),
+    });
+    const server = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), log });
+    console.log(`sim robot (${task}, seed ${seed}) on ${server.url}; topics: ${robot.offered().map((o) => o.topic).join(', ')}; actions on ${robot.topics.action}`);
+    const sig = await new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    log(`stopping (${sig})`);
+    await server.close();
+    env.close();
+    return 0;
+  },
+};
+

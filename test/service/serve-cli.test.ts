@@ -1,0 +1,46 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { readMcap } from '../../src/robot/mcap.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'selfflow-serve-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('selfflow-wm serve', () => {
+  it('drives the in-process sim with the expert and records; a world-model replay without a checkpoint is refused', async () => {
+    const file = join(dir, 'run.mcap');
+    const r = await runCli(['serve', '--robot', 'sim', '--policy', 'expert', '--task', 'pick-can', '--image-size', '32x40', '--max-commands', '8', '--no-api', '--record', file]);
+    expect(r.err).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^8 commands \(0 zeroed\)/m);
+    const actions = readMcap(file).filter((m) => m.topic === '/selfflow/action');
+    expect(actions.length).toBeGreaterThanOrEqual(8);
+    const replay = await runCli(['serve', '--robot', `mcap:${file}`, '--policy', 'wm-cem-fast', '--no-api', '--max-commands', '3']);
+    // A world-model policy needs a checkpoint: the replay refuses clearly rather than guessing.
+    expect(replay.code).toBe(2);
+    expect(replay.err).toMatch(/give --checkpoint RUN/);
+  });
+
+  it('refuses scripted policies without the sim and bad links', async () => {
+    const a = await runCli(['serve', '--robot', 'ros2', '--policy', 'expert']);
+    expect(a.code).toBe(2);
+    expect(a.err).toMatch(/--policy expert reads the simulator's state/);
+    const b = await runCli(['serve', '--robot', 'serial:/dev/tty0']);
+    expect(b.err).toMatch(/--robot expects sim, foxglove/);
+  });
+
+  it('names the file and key of a bad params file', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const f = join(dir, 'bad.yaml');
+    writeFileSync(f, 'selfflow_planner:\n  ros__parameters:\n    rates:\n      twist_hz: 50\n');
+    const r = await runCli(['serve', '--params', f, '--policy', 'expert', '--no-api']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(f);
+    expect(r.err).toMatch(/twist_hz must be 10..30/);
+    writeFileSync(f, 'selfflow_planner:\n  ros__parameters:\n    topics:\n      camera: x\n');
+    const r2 = await runCli(['serve', '--params', f, '--policy', 'expert', '--no-api']);
+    expect(r2.err).toMatch(/unknown parameter 'topics.camera'/);
+  });
+});
