@@ -114,7 +114,10 @@ export function planLatest<O extends { stamp: number }, G>(step: PlanStep<O, G>,
       const src = source.subscribe({
         next: (v) => {
           if (!running) return start(v);
-          if (pending) o.report?.({ type: 'dropped', observationStamp: pending[0].stamp, reason: `superseded by the observation at ${v[0].stamp} while planning` });
+          if (pending) {
+            const why = pending[0].stamp === v[0].stamp ? 'superseded by a new goal while planning' : `superseded by the observation at ${v[0].stamp} while planning`;
+            o.report?.({ type: 'dropped', observationStamp: pending[0].stamp, reason: why });
+          }
           pending = v;
         },
         error: (e) => sub.error(e),

@@ -105,6 +105,12 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   };
 }
 
+/** The optimiser and loop settings of a preset for a model with `actionDim` action values (for createOptimizingPlanner). */
+export function presetPlannerSettings(p: PlannerPreset, actionDim: number): { optimizer: OptimizerSettings; budgetMs: number; graceMs: number; executeSteps: number } {
+  if (!Number.isInteger(actionDim) || actionDim < 1) throw new Error(`action dimension must be a positive integer, got ${actionDim}`);
+  return { optimizer: { ...p.optimizer, actionDim }, budgetMs: p.budgetMs, graceMs: p.graceMs, executeSteps: p.executeSteps };
+}
+
 /** Names of the presets shipped in policies/ (the experts live in policies/experts/). */
 export function presetNames(): string[] {
   const dir = join(packageRoot(), 'policies');

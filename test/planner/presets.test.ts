@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadPlannerPreset, presetNames, validatePreset } from '../../src/planner/presets.js';
+import { loadPlannerPreset, presetNames, presetPlannerSettings, validatePreset } from '../../src/planner/presets.js';
 import { UserError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sfwm-preset-'));
@@ -32,6 +32,14 @@ describe('planner presets', () => {
     expect(p).toEqual(loadPlannerPreset('wm-cem-fast'));
     expect(Object.keys(p.rollout).sort()).toEqual(['flowSteps', 'integrator']);
     expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'pixel', 'representation', 'terminal']);
+  });
+
+  it('gives createOptimizingPlanner its settings for a model action dimension', () => {
+    const p = loadPlannerPreset('wm-mppi');
+    const s = presetPlannerSettings(p, 7);
+    expect(s.optimizer).toEqual({ ...p.optimizer, actionDim: 7 });
+    expect([s.budgetMs, s.graceMs, s.executeSteps]).toEqual([p.budgetMs, p.graceMs, p.executeSteps]);
+    expect(() => presetPlannerSettings(p, 0)).toThrow(/positive integer, got 0/);
   });
 
   const cases: [string, (r: Record<string, Record<string, unknown>>) => void, string][] = [
