@@ -118,7 +118,7 @@ export class RosCodec {
   }
 
   /** Decodes CDR; `where` names the topic or file in the error a malformed message raises. */
-  decode<T>(type: RosType, bytes: ArrayBufferView, where = type): T {
+  decode<T>(type: RosType, bytes: ArrayBufferView, where: string = type): T {
     try {
       return this.entry(type).reader.readMessage<T>(bytes);
     } catch (e) {
