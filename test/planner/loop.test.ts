@@ -70,6 +70,7 @@ describe('planLatest (marble tests, virtual time)', () => {
 
   it('unsubscribing cancels the running plan (abort signal, inner unsubscribed) and fires no deadline afterwards', () => {
     let aborted = false;
+    const events: PlannerEvent[] = [];
     scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
       const inner = cold('-----x', { x: planFrom(1) });
       const input = cold('a', pairs(1));
@@ -77,11 +78,13 @@ describe('planLatest (marble tests, virtual time)', () => {
         signal.addEventListener('abort', () => (aborted = true));
         return inner;
       };
-      // Budget 3: had the timer survived the unsubscription at 2, a safe plan would appear at 3.
-      expectObservable(input.pipe(planLatest(step, { budgetMs: 3, graceMs: 0, safePlan: safePlanFor })), '--!').toBe('');
+      // Budget 3: had the deadline timer survived the unsubscription at 2, it would fire at 3 (the
+      // scheduler flushes every scheduled action) and report a safe plan.
+      expectObservable(input.pipe(planLatest(step, { budgetMs: 3, graceMs: 0, safePlan: safePlanFor, report: (e) => events.push(e) })), '--!').toBe('');
       expectSubscriptions(inner.subscriptions).toBe('^-!');
     });
     expect(aborted).toBe(true);
+    expect(events).toEqual([]);
   });
 
   it('completes after the running and the pending plan when the source completes', () => {
