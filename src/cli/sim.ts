@@ -1,5 +1,5 @@
 import { encodePng } from '../image/png.js';
-import { writeGif } from '../image/gif.js';
+import { writeGif, type GifFrame } from '../image/gif.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 
@@ -63,7 +63,8 @@ export const simRunCommand: Command = {
     seed: { type: 'string', arg: 'S', description: 'seed', default: '0' },
     episodes: { type: 'string', arg: 'N', description: 'episodes (seeds S..S+N-1); prints the success rate', default: '1' },
     noise: { type: 'string', arg: 'X', description: 'expert action noise (std, metres per step)', default: '0' },
-    gif: { type: 'string', arg: 'FILE.gif', description: 'write the first episode as a GIF' },
+    explore: { type: 'string', arg: 'P', description: 'expert: probability per step of a random exploration segment', default: '0' },
+    gif: { type: 'string', arg: 'FILE.gif', description: 'write the first episode as a GIF (captioned with step and stage)' },
     'image-size': { type: 'string', arg: 'HxW', description: 'camera size for the GIF', default: '128x160' },
   },
   async run(opts) {
@@ -80,13 +81,20 @@ export const simRunCommand: Command = {
     for (let i = 0; i < n; i++) {
       const s = seed + i;
       const env = await SimEnv.create({ task, seed: s, imageHeight: gifPath && i === 0 ? h : 16, imageWidth: gifPath && i === 0 ? w : 20 });
-      const p = makeScriptedPolicy(policyName, task, s, { noise: num(opts, 'noise', 0) });
+      const p = makeScriptedPolicy(policyName, task, s, { noise: num(opts, 'noise', 0), explore: num(opts, 'explore', 0) });
       let r = env.reset(s);
       p.reset(env);
-      const frames = [{ data: r.observation.image, width: r.observation.width, height: r.observation.height }];
+      const frame = (res: typeof r): GifFrame => ({
+        data: res.observation.image,
+        width: res.observation.width,
+        height: res.observation.height,
+        lines: [`${task} ${policyName} seed ${s}`, `step ${res.step} · stage ${res.stagesDone}/${res.stageCount}${res.success ? ' success' : res.done ? ' failure' : ''}`],
+        delayMs: res.done ? 1500 : 333,
+      });
+      const frames = [frame(r)];
       while (!r.done) {
         r = env.step(p.act(r));
-        frames.push({ data: r.observation.image, width: r.observation.width, height: r.observation.height });
+        frames.push(frame(r));
       }
       ok += r.success ? 1 : 0;
       if (n <= 10) console.log(`seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount}, ${r.step} steps`);

@@ -96,29 +96,46 @@ export async function collectEpisode(task: string, seed: number, o: Pick<Collect
   }
 }
 
-export async function collect(o: CollectOptions): Promise<{ episodes: number; successes: number; shards: string[]; interrupted: boolean; perTask: Record<string, { episodes: number; successes: number }> }> {
+export interface CollectResult {
+  episodes: number;
+  /** Steps in the complete shards. */
+  steps: number;
+  successes: number;
+  shards: string[];
+  interrupted: boolean;
+  perTask: Record<string, { episodes: number; successes: number }>;
+}
+
+export async function collect(o: CollectOptions): Promise<CollectResult> {
   const writer = new RldsWriter(o.outDir, loadCard('rt1'), { episodesPerShard: o.episodesPerShard ?? 50, imageShape: [o.imageHeight, o.imageWidth, 3] });
   const progress = new Progress('collect', o.episodes);
-  const perTask: Record<string, { episodes: number; successes: number }> = {};
+  // Outcomes in order of writing: after an interrupt only the first `kept` (those in complete shards) are reported.
+  const outcomes: { task: string; success: boolean; steps: number }[] = [];
+  const summary = (kept: number, shards: string[], interrupted: boolean): CollectResult => {
+    const ks = outcomes.slice(0, kept);
+    const perTask: CollectResult['perTask'] = {};
+    for (const e of ks) {
+      const t = (perTask[e.task] ??= { episodes: 0, successes: 0 });
+      t.episodes++;
+      t.successes += e.success ? 1 : 0;
+    }
+    return { episodes: kept, steps: ks.reduce((a, e) => a + e.steps, 0), successes: ks.filter((e) => e.success).length, shards, interrupted, perTask };
+  };
   let successes = 0;
-  let done = 0;
   for (let i = 0; i < o.episodes; i++) {
     if (o.signal?.aborted) {
       const r = await writer.abort();
       progress.finish(`interrupted: ${r.episodes} episodes in complete shards kept`);
-      return { episodes: r.episodes, successes, shards: r.shards, interrupted: true, perTask };
+      return summary(r.episodes, r.shards, true);
     }
     const task = o.tasks[i % o.tasks.length]!;
     const ep = await collectEpisode(task, o.seed + i, o);
     await writer.add(ep.record);
-    done++;
+    outcomes.push({ task, success: ep.success, steps: ep.record.steps.length });
     successes += ep.success ? 1 : 0;
-    const t = (perTask[task] ??= { episodes: 0, successes: 0 });
-    t.episodes++;
-    t.successes += ep.success ? 1 : 0;
-    progress.update(done, `${task} ${ep.success ? 'success' : `stage ${ep.stages}`}, ${successes}/${done} successful`);
+    progress.update(i + 1, `${task} ${ep.success ? 'success' : `stage ${ep.stages}`}, ${successes}/${i + 1} successful`);
   }
   const r = await writer.close();
-  progress.finish(`${successes}/${done} successful`);
-  return { episodes: r.episodes, successes, shards: r.shards, interrupted: false, perTask };
+  progress.finish(`${successes}/${outcomes.length} successful`);
+  return summary(r.episodes, r.shards, false);
 }

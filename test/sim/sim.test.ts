@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -118,5 +118,24 @@ describe('simulator', () => {
       expect((ep.fields.get('episode_metadata/stage_reached')!.values as Int32Array)[0]).toBe(1);
       expect(ep.instruction).toBe('open top drawer');
     }
+  });
+
+  it('an interrupt (Ctrl-C) keeps only complete shards, and reports only their episodes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-collect-int-'));
+    // Deterministic stand-in for Ctrl-C: the signal reads as aborted from the 4th check on (after 3 episodes).
+    let checks = 0;
+    const signal = { get aborted() { return ++checks > 3; } } as AbortSignal;
+    const r = await collect({ tasks: ['drawer-close'], episodes: 6, outDir: dir, seed: 0, noise: 0, explore: 0, imageHeight: 16, imageWidth: 20, episodesPerShard: 2, signal });
+    expect(r).toMatchObject({ interrupted: true, episodes: 2, perTask: { 'drawer-close': { episodes: 2 } } });
+    expect(r.shards).toHaveLength(1);
+    expect(readdirSync(dir).filter((f) => f.includes('tfrecord'))).toHaveLength(1);
+    let n = 0;
+    let steps = 0;
+    for await (const ep of readEpisodes(dir, loadCard('rt1'))) {
+      n++;
+      steps += ep.steps;
+    }
+    expect(n).toBe(2);
+    expect(steps).toBe(r.steps);
   });
 });
