@@ -75,6 +75,7 @@ export const simRunCommand: Command = {
     if (policyName !== 'expert' && policyName !== 'random') throw new UsageError(`--policy must be expert or random, got '${policyName}'`);
     const seed = int(opts, 'seed', 0);
     const n = int(opts, 'episodes', 1);
+    if (n < 1) throw new UsageError(`--episodes must be at least 1, got ${n}`);
     const [h, w] = imageSize(str(opts, 'image-size'), [128, 160]);
     const gifPath = str(opts, 'gif');
     let ok = 0;
@@ -124,6 +125,12 @@ export const simCollectCommand: Command = {
     const tasks = requireStr(opts, 'task').split(',').map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
     const [h, w] = imageSize(str(opts, 'image-size'), [256, 320]);
+    const atLeast = (key: string, v: number, min: number) => {
+      if (v < min) throw new UsageError(`--${key} must be at least ${min}, got ${v}`);
+      return v;
+    };
+    const explore = num(opts, 'explore', 0.05);
+    if (explore > 1) throw new UsageError(`--explore is a probability per step (0..1), got ${explore}`);
     const abort = new AbortController();
     const onSigint = () => {
       console.error('\ninterrupt: finishing the episode, keeping complete shards');
@@ -133,14 +140,14 @@ export const simCollectCommand: Command = {
     try {
       const r = await collect({
         tasks,
-        episodes: int(opts, 'episodes', 100),
+        episodes: atLeast('episodes', int(opts, 'episodes', 100), 1),
         outDir: requireStr(opts, 'out'),
         seed: int(opts, 'seed', 0),
-        noise: num(opts, 'noise', 0.005),
-        explore: num(opts, 'explore', 0.05),
+        noise: atLeast('noise', num(opts, 'noise', 0.005), 0),
+        explore: atLeast('explore', explore, 0),
         imageHeight: h,
         imageWidth: w,
-        episodesPerShard: int(opts, 'episodes-per-shard', 50),
+        episodesPerShard: atLeast('episodes-per-shard', int(opts, 'episodes-per-shard', 50), 1),
         signal: abort.signal,
       });
       for (const [t, s] of Object.entries(r.perTask)) console.log(`${t}: ${s.successes}/${s.episodes} successful`);

@@ -2,6 +2,7 @@
  * SIMPLER-like tasks on the tabletop: seeded randomisation of object poses, per-stage success
  * predicates computed from the physical state, and time limits in control steps (3 Hz).
  */
+import { UserError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { OBJECTS, type ObjectName, type SceneState } from './state.js';
 
@@ -151,7 +152,7 @@ export const TASKS: TaskSpec[] = [
 
 export function taskByName(name: string): TaskSpec {
   const t = TASKS.find((x) => x.name === name);
-  if (!t) throw new Error(`unknown task '${name}'; known: ${TASKS.map((x) => x.name).join(', ')}`);
+  if (!t) throw new UserError(`unknown task '${name}'; known: ${TASKS.map((x) => x.name).join(', ')}`);
   return t;
 }
 
