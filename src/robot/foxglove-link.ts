@@ -3,7 +3,7 @@
  * advertise our command topics as client channels (encoding `cdr`, schema `ros2msg`) and publish
  * CDR bytes on them. Reconnects after the socket drops; the link reports `lost` meanwhile.
  */
-import { FoxgloveClient, type Channel } from '@foxglove/ws-protocol';
+import { FoxgloveClient, type Channel } from './foxglove-protocol.js';
 import WebSocket from 'ws';
 import { errorMessage } from '../util/errors.js';
 import { LinkBase } from './link.js';

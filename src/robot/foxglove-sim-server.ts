@@ -4,7 +4,7 @@
  * the service can send actions. Every action message steps the simulation and the new sensor
  * messages go to their subscribers.
  */
-import { FoxgloveServer } from '@foxglove/ws-protocol';
+import { FoxgloveServer } from './foxglove-protocol.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage } from '../util/errors.js';
 import { FOXGLOVE_SUBPROTOCOLS } from './foxglove-link.js';
