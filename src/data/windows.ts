@@ -3,7 +3,7 @@
  * episode-level train/val split (a hash of the episode key, stable across runs), a seeded
  * shuffle buffer, and bounded memory whatever the dataset size: one episode decoded at a time
  * plus the buffer, whose windows keep their resized frames as uint8 (converted to [-1, 1] floats
- * when yielded), e.g. 256 windows of 2+2 frames at 128x160 hold 63 MB.
+ * when yielded) and which holds at most 256 MiB by default.
  */
 import { decodeImage } from '../image/decode.js';
 import { resizeRgb } from '../image/resize.js';
@@ -38,6 +38,7 @@ export interface WindowStreamOptions {
   split: 'train' | 'val';
   valFraction?: number;
   seed: number;
+  /** Windows held for shuffling (train only). Default: defaultShuffleBuffer(spec). */
   shuffleBuffer?: number;
   skipCorrupt?: boolean;
   stats: ActionStats;
@@ -108,6 +109,17 @@ export function episodeWindows(ep: Episode, card: DatasetCard, spec: WindowSpec,
   return episodePackedWindows(ep, card, spec, stats, stride).map(unpackWindow);
 }
 
+/**
+ * As many windows as fit in SHUFFLE_BUFFER_BYTES (uint8 frames), at most 2048: an RT-1 episode
+ * gives ~40 overlapping windows, so a few hundred would hold only a handful of episodes and
+ * batches would be correlated. 2+2 frames at 32x40 -> 2048 windows (31 MB), 128x160 -> 1092.
+ */
+export const SHUFFLE_BUFFER_BYTES = 256 * 2 ** 20;
+export function defaultShuffleBuffer(spec: WindowSpec): number {
+  const bytes = (spec.contextFrames + spec.futureFrames) * spec.imageHeight * spec.imageWidth * 3;
+  return Math.max(16, Math.min(2048, Math.floor(SHUFFLE_BUFFER_BYTES / bytes)));
+}
+
 export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<TrainingWindow> {
   const valFraction = o.valFraction ?? 0.1;
   const { contextFrames: k, futureFrames: h, imageHeight, imageWidth } = o.spec;
@@ -118,7 +130,8 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
   const epochs = o.epochs ?? (o.split === 'train' ? Infinity : 1);
   const shards = listShards(o.dataDir, o.card);
   const rng = new Rng(o.seed);
-  const bufferSize = o.split === 'train' ? (o.shuffleBuffer ?? 256) : 0;
+  let bufferSize = o.split === 'train' ? (o.shuffleBuffer ?? defaultShuffleBuffer(o.spec)) : 0;
+  if (!Number.isInteger(bufferSize) || bufferSize < 0) throw new UserError(`training windows: shuffleBuffer must be an integer >= 0, got ${bufferSize}`);
   const buffer: PackedWindow[] = [];
   let any = false;
   for (let epoch = 0; epoch < epochs; epoch++) {
@@ -153,6 +166,8 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
       }
     }
     if (!produced) break;
+    // A dataset smaller than the buffer: shuffle within what one pass holds rather than fill it over many passes.
+    if (buffer.length < bufferSize) bufferSize = buffer.length;
   }
   rng.shuffle(buffer);
   for (const w of buffer) yield unpackWindow(w);
