@@ -158,6 +158,16 @@ export const serveCommand: Command = {
     }
 
     const svc = startService(cfg, planner!, link, { log });
+    const latencies: number[] = [];
+    let commands = 0;
+    svc.latency$.subscribe((l) => latencies.push(l.serviceMs));
+    svc.commands$.subscribe(() => {
+      commands++;
+      if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
+    });
+    svc.status$.subscribe((s) => {
+      if (s.link === 'closed') finish('robot link closed');
+    });
     if (isSim && !scripted) {
       // The simulator knows its task: its goal images come from the scripted expert's run of the same seed.
       const { goalObservations } = await import('../sim/goals.js');
@@ -178,16 +188,6 @@ export const serveCommand: Command = {
       log(`WebSocket API on ${api.url} (subprotocols selfflow.v1.protobuf, selfflow.v1.msgpack)`);
     }
 
-    const latencies: number[] = [];
-    let commands = 0;
-    svc.latency$.subscribe((l) => latencies.push(l.serviceMs));
-    svc.commands$.subscribe(() => {
-      commands++;
-      if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
-    });
-    svc.status$.subscribe((s) => {
-      if (s.link === 'closed') finish('robot link closed');
-    });
     const onSignal = (sig: string) => finish(sig);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

@@ -62,6 +62,11 @@ export class SafetyGate {
     /** Seconds one action covers (1 / action rate): the speed limits become per-step limits. */
     private readonly actionPeriodS: number,
     private readonly clock: () => number,
+    /**
+     * Off in lockstep mode: a simulator or replay waits for each command, so the frame being
+     * planned from cannot go stale while the planner works (the plan deadline still applies).
+     */
+    private readonly checkCameraAge = true,
   ) {}
 
   onCamera(receivedMs = this.clock()): void {
@@ -105,7 +110,7 @@ export class SafetyGate {
     if (!this.linkUp) return 'robot link lost';
     if (this.lastCameraMs === undefined) return 'no camera frame yet';
     const camAge = now - this.lastCameraMs;
-    if (camAge > this.cfg.maxImageAgeMs) return `camera frame ${camAge.toFixed(0)} ms old (limit ${this.cfg.maxImageAgeMs} ms)`;
+    if (this.checkCameraAge && camAge > this.cfg.maxImageAgeMs) return `camera frame ${camAge.toFixed(0)} ms old (limit ${this.cfg.maxImageAgeMs} ms)`;
     if (this.lastPlanMs === undefined) return 'no plan yet';
     const planAge = now - this.lastPlanMs;
     if (planAge > this.cfg.planDeadlineMs) return `planner missed its deadline: last plan ${planAge.toFixed(0)} ms ago (limit ${this.cfg.planDeadlineMs} ms)`;

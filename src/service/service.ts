@@ -97,7 +97,7 @@ export function startService(config: ServiceConfig, planner: Planner, link: Robo
   const log = opts.log ?? (() => {});
   const codec = rosCodec();
   const periodS = 1 / config.actionHz;
-  const gate = new SafetyGate(config.safety, periodS, clock);
+  const gate = new SafetyGate(config.safety, periodS, clock, config.controlMode !== 'lockstep');
   const t = (name: string) => resolveTopic(config.namespace, name);
   const topics = {
     image: t(config.topics.useCompressed ? config.topics.compressedImage : config.topics.image),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Subject } from 'rxjs';
+import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { clampToWorkspace, SafetyGate } from '../../src/service/safety.js';
 import { startService, type Command } from '../../src/service/service.js';
@@ -118,13 +118,26 @@ describe('the service applies the safety layer between planner and robot', () =>
     expect(s.lastAction()[8]).toBe(1); // terminate_episode.continue
   });
 
-  it('zeroes a plan made from a camera frame that has gone stale', () => {
+  it('zeroes the commands of a rate-mode robot whose camera has gone stale', async () => {
+    // Rate mode ticks on real timers (50 Hz here); the fake clock says how old the frame is.
+    const s = setup({ controlMode: 'rate', actionHz: 50 });
+    s.frame();
+    s.plan(0.001); // under the 0.25 m/s limit over a 20 ms step
+    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(5000)));
+    expect(s.lastAction()[0]).toBeCloseTo(0.001, 6);
+    s.clock.now = 700;
+    const stale = await firstValueFrom(s.svc.commands$.pipe(timeout(5000)));
+    expect(stale.zeroed).toMatch(/camera frame 700 ms old/);
+    expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+    await s.svc.shutdown();
+  });
+
+  it('does not age frames in lockstep mode, where the robot waits for each command', () => {
     const s = setup();
     s.frame();
     s.clock.now = 700;
     s.plan(0.01);
-    expect(s.commands.at(-1)!.zeroed).toMatch(/camera frame 700 ms old/);
-    expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(s.commands.at(-1)!.zeroed).toBeUndefined();
   });
 
   it('sends the safe action for a missed deadline and zeroes once plans stop', () => {
