@@ -177,6 +177,8 @@ export const serveCommand: Command = {
       onEpisode(seed);
     }
 
+    if (!scripted && !isSim) log(`planning starts with a goal: publish sensor_msgs/Image on ${cfg.topics.goalImage} or send setGoal over the WebSocket API`);
+
     let api: Awaited<ReturnType<typeof import('../server/ws-api.js').startWsApi>> | undefined;
     if (cfg.api.enabled) {
       if (!cfg.api.token) {
