@@ -6,7 +6,7 @@
  *     -> one RT-1 action per tick (rate mode) or per observation (lockstep mode)
  *     -> SafetyGate (clamp, or zero) -> selfflow/action, gripper, and the twist republished at twistHz
  */
-import { BehaviorSubject, Subject, interval, filter, type Observable, type Subscription } from 'rxjs';
+import { BehaviorSubject, Subject, interval, filter, throttleTime, type Observable, type Subscription } from 'rxjs';
 import { executePlans } from '../planner/loop.js';
 import type { Goal, Observation, Plan, Planner } from '../planner/types.js';
 import { safeAction, type Rt1Action } from '../robot/action.js';
@@ -248,7 +248,10 @@ export function startService(config: ServiceConfig, planner: Planner, link: Robo
     }),
   );
 
-  const plannerObs$ = observations.pipe(filter(() => running.value));
+  // Rate mode plans at the action rate: a 30 Hz camera would otherwise keep the planner replanning
+  // for frames whose plans are never executed (the newest frame of each period is kept).
+  const runningObs$ = observations.pipe(filter(() => running.value));
+  const plannerObs$ = config.controlMode === 'rate' ? runningObs$.pipe(throttleTime(1000 / config.actionHz, undefined, { leading: true, trailing: true })) : runningObs$;
   const plannerGoals$ = goals.pipe(filter((g): g is Goal => g !== undefined));
   subs.push(
     planner(plannerObs$, plannerGoals$).subscribe({

@@ -1,6 +1,7 @@
 /**
  * Runs only where ROS 2 is installed and sourced (ROS_DISTRO set) and rclnodejs is installed:
- * two nodes in this process, a fake robot and the service's link, exchange raw CDR messages.
+ * the link's node publishes a raw CDR image and receives it back through its own subscription
+ * (ROS 2 delivers a node's own publications), byte for byte.
  */
 import { describe, expect, it } from 'vitest';
 import { firstValueFrom, filter, timeout } from 'rxjs';
@@ -11,7 +12,7 @@ const hasRos = Boolean(process.env.ROS_DISTRO);
 if (!hasRos) console.log('rclnodejs test skipped: ROS_DISTRO is not set (needs a sourced ROS 2 installation and `npm install rclnodejs`)');
 
 describe.skipIf(!hasRos)('rclnodejs link (ROS 2 present)', () => {
-  it('receives a raw CDR image published by another node and publishes an action', async () => {
+  it('publishes and receives a raw CDR image byte for byte', async () => {
     process.env.ROS_LOCALHOST_ONLY ??= '1';
     const { RclnodejsLink } = await import('../../src/robot/rclnodejs-link.js');
     const link = await RclnodejsLink.create('selfflow_test_service', '/selfflow_test');
