@@ -3,7 +3,7 @@
  * @foxglove/ws-protocol's own server, the service as a client. Actions come back and move the
  * simulated gripper; the session is recorded to MCAP and replaying it gives the same actions.
  */
-import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,22 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     await svc2.shutdown();
     expect(replayed.map(flat)).toEqual(live.map(flat));
     expect(recordedActions.slice(0, N)).toEqual(live.map(flat));
+
+    // Timed replay: every recorded camera frame comes out, in order, then the link closes.
+    const timed = new McapReplayLink(file, { mode: 'timed', speed: 20 });
+    const frames: Uint8Array[] = [];
+    timed.messages$.subscribe((m) => m.topic === '/image_raw' && frames.push(m.data));
+    timed.subscribe('/image_raw', 'sensor_msgs/msg/Image');
+    await firstValueFrom(timed.state$.pipe(filter((s) => s === 'closed'), timeout(30_000)));
+    const recordedFrames = rec.filter((m) => m.direction === 'in' && m.topic === '/image_raw').map((m) => m.data);
+    expect(frames).toEqual(recordedFrames);
+    await timed.close();
+  });
+
+  it('rejects a file that is not MCAP, naming it', () => {
+    const bad = join(dir, 'bad.mcap');
+    writeFileSync(bad, 'not an mcap file at all');
+    expect(() => readMcap(bad)).toThrow(new RegExp(`${bad}: not a readable MCAP file`));
   });
 
   it('reports the link lost when the robot goes away and stops publishing', async () => {

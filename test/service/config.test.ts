@@ -1,0 +1,51 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyParamsFile, applyRemaps, defaultConfig, setParam, validateConfig } from '../../src/service/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'selfflow-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, text: string) => {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+};
+
+describe('service configuration', () => {
+  it('reads the section for the node by name, fully qualified name or /**', () => {
+    const f = file('a.yaml', '/arm/planner:\n  ros__parameters:\n    rates: {twist_hz: 25}\nother:\n  ros__parameters:\n    rates: {twist_hz: 11}\n');
+    const cfg = defaultConfig();
+    applyParamsFile(cfg, f, 'planner', '/arm');
+    expect(cfg.twistHz).toBe(25);
+    expect(() => applyParamsFile(defaultConfig(), f, 'planner', '/leg')).toThrow(/no section for node 'planner'/);
+  });
+
+  it('names the file and parameter of a wrong type', () => {
+    const f = file('b.yaml', '/**:\n  ros__parameters:\n    safety: {max_linear_velocity: fast}\n');
+    expect(() => applyParamsFile(defaultConfig(), f, 'n')).toThrow(new RegExp(`${f}.*'safety.max_linear_velocity' expects a non-negative number, got "fast"`));
+    const g = file('c.yaml', '/**:\n  ros__parameters:\n    safety: {workspace: {x: [1, 0]}}\n');
+    expect(() => applyParamsFile(defaultConfig(), g, 'n')).toThrow(/safety.workspace.x' expects \[min, max\] with min < max/);
+  });
+
+  it('coerces -p strings like rcl and checks cross-field rules', () => {
+    const cfg = defaultConfig();
+    setParam(cfg, 'api.port', '9000', '-p');
+    setParam(cfg, 'topics.use_compressed', 'true', '-p');
+    setParam(cfg, 'safety.workspace.z', '[0.0, 0.5]', '-p');
+    expect(cfg.api.port).toBe(9000);
+    expect(cfg.topics.useCompressed).toBe(true);
+    expect(cfg.safety.workspace).toEqual({ x: [-Infinity, Infinity], y: [-Infinity, Infinity], z: [0, 0.5] });
+    expect(() => setParam(cfg, 'control_mode', 'fast', '-p')).toThrow(/rate or lockstep/);
+    cfg.twistHz = 2;
+    expect(() => validateConfig(cfg, 'x.yaml')).toThrow(/x.yaml: rates.twist_hz must be 10..30/);
+  });
+
+  it('applies topic remaps to configured names', () => {
+    const cfg = defaultConfig();
+    applyRemaps(cfg, [{ from: 'image_raw', to: '/camera/color/image_raw' }, { from: '/joint_states', to: 'arm/joint_states' }]);
+    expect(cfg.topics.image).toBe('/camera/color/image_raw');
+    expect(cfg.topics.jointStates).toBe('arm/joint_states');
+    expect(cfg.topics.compressedImage).toBe('image_raw/compressed');
+  });
+});
