@@ -224,8 +224,9 @@ export const serveSimRobotCommand: Command = {
     host: { type: 'string', arg: 'HOST', description: 'bind address', default: '127.0.0.1' },
     port: { type: 'string', arg: 'PORT', description: 'port (0 = any free port)', default: '8766' },
     namespace: { type: 'string', arg: 'NS', description: 'topic namespace', default: '' },
+    transport: { type: 'string', arg: 'T', description: 'foxglove (a Foxglove WebSocket server) or ros2 (a ROS 2 node via rclnodejs, needs ROS_DISTRO)', default: 'foxglove' },
   },
-  details: 'Then: selfflow-wm serve --robot foxglove:ws://127.0.0.1:8766 --policy ... (each selfflow/action steps physics by one control period).',
+  details: 'Then: selfflow-wm serve --robot foxglove:ws://127.0.0.1:8766 --policy ... (each selfflow/action steps physics by one control period);\nwith --transport ros2: selfflow-wm serve --robot ros2 --control-mode lockstep --policy ...',
   async run(opts) {
     const size = imageSize(str(opts, 'image-size'))!;
     const task = str(opts, 'task') ?? 'pick-can';
@@ -239,8 +240,21 @@ export const serveSimRobotCommand: Command = {
       autoReset: true,
       onEpisodeEnd: (r, s) => log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps`),
     });
-    const server = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), log });
-    console.log(`sim robot (${task}, seed ${seed}) on ${server.url}; topics: ${robot.offered().map((o) => o.topic).join(', ')}; actions on ${robot.topics.action}`);
+    const transport = str(opts, 'transport') ?? 'foxglove';
+    if (transport !== 'foxglove' && transport !== 'ros2') throw new UsageError(`--transport expects foxglove or ros2, got '${transport}'`);
+    let server: { close(): Promise<void> };
+    let where: string;
+    if (transport === 'ros2') {
+      const { RclnodejsLink } = await import('../robot/rclnodejs-link.js');
+      const { serveSimOverLink } = await import('../robot/sim-robot.js');
+      server = serveSimOverLink(robot, await RclnodejsLink.create('selfflow_sim_robot', str(opts, 'namespace') ?? ''));
+      where = 'ROS 2 node selfflow_sim_robot';
+    } else {
+      const fox = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), log });
+      server = fox;
+      where = fox.url;
+    }
+    console.log(`sim robot (${task}, seed ${seed}) on ${where}; topics: ${robot.offered().map((o) => o.topic).join(', ')}; actions on ${robot.topics.action}`);
     const sig = await new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));

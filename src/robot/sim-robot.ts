@@ -151,3 +151,32 @@ export class SimLink extends LinkBase {
     await super.close();
   }
 }
+
+/**
+ * Serves the simulated robot through a link that can publish its sensor topics and receive actions
+ * (a ROS 2 node via rclnodejs): the simulator on the same transport as hardware.
+ */
+export function serveSimOverLink(robot: SimRobot, link: import('./link.js').RobotLink, opts: { discoveryRepeatMs?: number } = {}): { close(): Promise<void> } {
+  for (const o of robot.offered()) link.advertise(o.topic, o.type);
+  link.subscribe(robot.topics.action, 'std_msgs/msg/Float32MultiArray');
+  const send = (msgs: OutMessage[]) => {
+    for (const m of msgs) link.publish(m.topic, m.data);
+  };
+  let acted = false;
+  const sub = link.messages$.subscribe((m) => {
+    if (m.topic !== robot.topics.action) return;
+    acted = true;
+    send(robot.handle(m.topic, m.data));
+  });
+  // Until the first action arrives (DDS discovery takes a moment) repeat the current state; never
+  // after, so a slow planner is not handed duplicate frames.
+  const timer = setInterval(() => (acted ? clearInterval(timer) : send(robot.snapshot())), opts.discoveryRepeatMs ?? 1000);
+  send(robot.snapshot());
+  return {
+    async close() {
+      clearInterval(timer);
+      sub.unsubscribe();
+      await link.close();
+    },
+  };
+}
