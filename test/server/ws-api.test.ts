@@ -10,16 +10,20 @@ import { encodePng } from '../../src/image/png.js';
 import { safeAction } from '../../src/robot/action.js';
 import type { Plan } from '../../src/planner/types.js';
 import { FakeLink } from '../service/fakes.js';
+import { rosCodec } from '../../src/robot/msgs.js';
+import { observationToImage } from '../../src/robot/messages.js';
 
 const TOKEN = 'test-token';
 const LIMIT = 64 * 1024;
 let svc: RunningService;
 let api: WsApi;
+let link: FakeLink;
 const plans = new Subject<Plan>();
 
 beforeAll(async () => {
   const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0, api: { enabled: true, host: '127.0.0.1', port: 0, token: TOKEN, maxMessageBytes: LIMIT } };
-  svc = startService(cfg, () => plans, new FakeLink(() => 0), { clock: () => 0 });
+  link = new FakeLink(() => 0);
+  svc = startService(cfg, () => plans, link, { clock: () => 0 });
   api = await startWsApi(svc, cfg.api, { imaginedShape: { height: 4, width: 5 } });
 });
 afterAll(async () => {
@@ -114,6 +118,27 @@ describe.each(SUBPROTOCOLS.map((p) => [p]))('WebSocket API over %s', (protocol) 
     expect(frame.frame).toMatchObject({ width: 5, height: 4 });
     expect(frame.frame!.index ?? 0).toBe(0); // proto3 leaves zero values out
     expect([...frame.frame!.jpeg.subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
+    c.ws.close();
+  });
+});
+
+describe('WebSocket API streams', () => {
+  it('streams status changes, commands and the latency the service added', async () => {
+    const c = await hello('selfflow.v1.protobuf');
+    c.ws.send(encodeClient('selfflow.v1.protobuf', { id: 1, token: TOKEN, subscribe: { streams: ['status', 'commands', 'latency'] } }));
+    expect((await c.next()).ack).toBeDefined();
+    const stamp = 777;
+    link.inject('/image_raw', 'sensor_msgs/msg/Image', rosCodec().encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp }, 'cam')));
+    plans.next({ actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe: false });
+    const command = await c.next();
+    expect(command.command!.action[0]).toBeCloseTo(0.01, 6);
+    const latency = await c.next();
+    expect(latency.latency).toBeDefined();
+    svc.estop();
+    const status = await c.next();
+    expect(status.status).toMatchObject({ estop: true, blocked: 'e-stop latched' });
+    svc.clearEstop();
+    expect((await c.next()).status!.estop ?? false).toBe(false);
     c.ws.close();
   });
 });
