@@ -4,13 +4,12 @@
  * `ros2msg` schemas, one channel per topic, `ros2 bag play`-able); `--robot mcap:FILE` replays
  * what the service saw as if it came from the robot.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { McapStreamReader, McapWriter, type IWritable } from '@mcap/core';
 import { Subscription } from 'rxjs';
 import { UserError, errorMessage } from '../util/errors.js';
-import { LinkBase, type LinkState, type RawMessage, type RobotLink } from './link.js';
+import { LinkBase, type RobotLink } from './link.js';
 import { isRosType, normaliseRosType, rosCodec, type RosType } from './msgs.js';
 
 /** Writes to a temp file beside the target; `commit` fsyncs and renames it into place (atomic output). */
@@ -296,4 +295,3 @@ export class McapReplayLink extends LinkBase {
   }
 }
 
-export type { LinkState, RawMessage };
