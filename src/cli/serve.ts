@@ -250,7 +250,7 @@ export const serveSimRobotCommand: Command = {
       server = serveSimOverLink(robot, await RclnodejsLink.create('selfflow_sim_robot', str(opts, 'namespace') ?? ''));
       where = 'ROS 2 node selfflow_sim_robot';
     } else {
-      const fox = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), log });
+      const fox = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), namespace: str(opts, 'namespace') ?? '', log });
       server = fox;
       where = fox.url;
     }

@@ -8,16 +8,19 @@ import { FoxgloveServer } from './foxglove-protocol.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage } from '../util/errors.js';
 import { FOXGLOVE_SUBPROTOCOLS } from './foxglove-link.js';
+import { resolveTopic } from './link.js';
 import { rosCodec } from './msgs.js';
 import type { OutMessage, SimRobot } from './sim-robot.js';
 
 export interface FoxgloveSimServer {
   port: number;
   url: string;
+  /** The robot's e-stop button: publishes std_msgs/Bool on `selfflow/estop` (true presses, false releases). */
+  setEstop(pressed: boolean): void;
   close(): Promise<void>;
 }
 
-export async function serveSimOverFoxglove(robot: SimRobot, opts: { host?: string; port?: number; log?: (line: string) => void } = {}): Promise<FoxgloveSimServer> {
+export async function serveSimOverFoxglove(robot: SimRobot, opts: { host?: string; port?: number; namespace?: string; log?: (line: string) => void } = {}): Promise<FoxgloveSimServer> {
   const log = opts.log ?? (() => {});
   const host = opts.host ?? '127.0.0.1';
   const server = new FoxgloveServer({ name: 'selfflow-wm sim robot', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
@@ -26,6 +29,8 @@ export async function serveSimOverFoxglove(robot: SimRobot, opts: { host?: strin
   for (const { topic, type } of robot.offered()) {
     channelOf.set(topic, server.addChannel({ topic, encoding: 'cdr', schemaName: type, schema: codec.schema(type).text, schemaEncoding: 'ros2msg' }));
   }
+  const estopTopic = resolveTopic(opts.namespace ?? '', 'selfflow/estop');
+  const estopChannel = server.addChannel({ topic: estopTopic, encoding: 'cdr', schemaName: 'std_msgs/msg/Bool', schema: codec.schema('std_msgs/msg/Bool').text, schemaEncoding: 'ros2msg' });
   const subscribed = new Set<number>();
   const wanted = (topic: string) => subscribed.has(channelOf.get(topic) ?? -1);
   const send = (msgs: OutMessage[]) => {
@@ -68,6 +73,7 @@ export async function serveSimOverFoxglove(robot: SimRobot, opts: { host?: strin
   return {
     port,
     url: `ws://${host}:${port}`,
+    setEstop: (pressed) => server.sendMessage(estopChannel, BigInt(Date.now()) * 1_000_000n, codec.encode('std_msgs/msg/Bool', { data: pressed }) as Uint8Array<ArrayBuffer>),
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();

@@ -75,6 +75,25 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     expect(() => readMcap(bad)).toThrow(new RegExp(`${bad}: not a readable MCAP file`));
   });
 
+  it("latches the robot's e-stop until it is released, and the arm holds still meanwhile", async () => {
+    const env = await SimEnv.create({ task: 'pick-can', seed: 4, imageHeight: 24, imageWidth: 30 });
+    const robot = new SimRobot(env, 4);
+    const server = await serveSimOverFoxglove(robot);
+    const svc = startService(cfg(), imageDrivenPlanner(), new FoxgloveLink(server.url, { reconnectMs: 0 }));
+    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(30_000)));
+    server.setEstop(true);
+    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === 'e-stop latched'), timeout(30_000)));
+    const held = env.proprio()[0]!;
+    const during = await firstValueFrom(svc.commands$.pipe(take(3), toArray(), timeout(30_000)));
+    expect(during.every((c) => c.zeroed === 'e-stop latched' && c.action.worldVector.every((v) => v === 0))).toBe(true);
+    expect(Math.abs(env.proprio()[0]! - held)).toBeLessThan(0.005);
+    server.setEstop(false);
+    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(30_000)));
+    await svc.shutdown();
+    await server.close();
+    env.close();
+  });
+
   it('reports the link lost when the robot goes away and stops publishing', async () => {
     const env = await SimEnv.create({ task: 'pick-can', seed: 1, imageHeight: 24, imageWidth: 30 });
     const server = await serveSimOverFoxglove(new SimRobot(env, 1));
