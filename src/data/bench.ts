@@ -4,15 +4,18 @@
  * model's 32x40 and the base model's 128x160, and training windows/s, to compare with the
  * training step rate.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import type { BenchOptions } from '../bench/suites.js';
 import type { BenchTable } from '../bench/table.js';
 import { decodeImage, JPEG_DECODERS, jpegDecoderName, setJpegDecoder } from '../image/decode.js';
 import { toModelFrame } from '../image/resize.js';
 import { packageRoot } from '../util/package-root.js';
-import { computeActionStats } from './action-stats.js';
-import { loadCard } from './card.js';
+import { computeActionStats, type ActionStats } from './action-stats.js';
+import { loadCard, type DatasetCard } from './card.js';
 import { readEpisodes } from './rlds.js';
 import { readTfRecords } from './tfrecord.js';
 import { decodeExample } from './example.js';
@@ -94,5 +97,48 @@ export async function benchData(opts: BenchOptions): Promise<BenchTable[]> {
   }
   table.notes = [
     `With ${BUSY_MS} ms of work per window the consumer alone could take ${1000 / BUSY_MS} windows/s; the worker overlaps decoding with it (needs a free core).`,'Compare windows/s with the training samples/s of the model suite: the loader must stay ahead of training.'];
-  return [table];
+  return [table, opts.quick ? undefined : await memoryTable(shard, card, stats)].filter((t): t is BenchTable => t !== undefined);
+}
+
+/**
+ * Bounded memory, measured: stream every training window of a dataset made of copies of the
+ * fixture shard (4, then 16 shards, each the shard repeated 20 times; 4 are read interleaved), and
+ * report the process's peak resident set size: it must not grow with the dataset.
+ */
+async function memoryTable(shard: string, card: DatasetCard, stats: ActionStats): Promise<BenchTable> {
+  const SHUFFLE = 256;
+  const table: BenchTable = {
+    title: `Data pipeline memory: streaming every training window once (2+2 frames at 64x80, shuffle buffer ${SHUFFLE})`,
+    columns: ['dataset', 'episodes', 'on disk', 'windows', 'RSS before (MiB)', 'peak RSS (MiB)'],
+    rows: [],
+  };
+  const bytes = readFileSync(shard);
+  const repeated = Buffer.concat(Array.from({ length: 20 }, () => bytes));
+  const spec = { contextFrames: 2, futureFrames: 2, imageHeight: 64, imageWidth: 80 };
+  // Live memory, not garbage: collect before each sample (gc exposed at run time for this measurement).
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const used = () => {
+    gc();
+    return process.memoryUsage().rss;
+  };
+  for (const shards of [4, 16]) {
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-bench-mem-'));
+    try {
+      for (let i = 0; i < shards; i++) writeFileSync(join(dir, `${card.dataset}-train.tfrecord-${String(i).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}`), repeated);
+      const before = used();
+      let peak = before;
+      let windows = 0;
+      for await (const w of windowStream({ dataDir: dir, card, spec, split: 'train', valFraction: 0, seed: 0, stats, shuffleBuffer: SHUFFLE, epochs: 1 })) {
+        windows += w ? 1 : 0;
+        if (windows % 32 === 0) peak = Math.max(peak, used());
+      }
+      table.rows.push([`${shards} shards`, shards * 60, `${((shards * repeated.length) / 2 ** 20).toFixed(0)} MiB`, windows, before / 2 ** 20, peak / 2 ** 20]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const full = (SHUFFLE * 4 * 64 * 80 * 3) / 2 ** 20;
+  table.notes = [`RSS sampled after a forced GC every 32 windows, the larger dataset second. One episode per open shard is decoded at a time; the full shuffle buffer holds ${full.toFixed(1)} MiB of uint8 frames.`];
+  return table;
 }

@@ -142,11 +142,14 @@ export class SimEnv {
   step(action: Rt1Action): StepResult {
     const [dx, dy, dz] = action.worldVector.map((v) => clamp(Number.isFinite(v) ? v : 0, -LIMITS.maxTranslation, LIMITS.maxTranslation));
     const w = LIMITS.workspace;
-    this.target.x = clamp(this.target.x + dx!, w.x[0], w.x[1]);
-    this.target.y = clamp(this.target.y + dy!, w.y[0], w.y[1]);
-    this.target.z = clamp(this.target.z + dz!, w.z[0], w.z[1]);
+    // Displacements are relative to where the end effector is, not to the previous target: a gripper
+    // blocked by the cabinet must not wind up a target that it then jumps to once it slips free.
+    const g = this.state.gripper();
+    this.target.x = clamp(g.pos[0] + dx!, w.x[0], w.x[1]);
+    this.target.y = clamp(g.pos[1] + dy!, w.y[0], w.y[1]);
+    this.target.z = clamp(g.pos[2] + dz!, w.z[0], w.z[1]);
     const dyaw = clamp(Number.isFinite(action.rotationDelta[2]) ? action.rotationDelta[2] : 0, -LIMITS.maxYaw, LIMITS.maxYaw);
-    this.target.yaw = clamp(this.target.yaw + dyaw, LIMITS.yaw[0], LIMITS.yaw[1]);
+    this.target.yaw = clamp(g.yaw + dyaw, LIMITS.yaw[0], LIMITS.yaw[1]);
     // RT-1 semantics: +1 close, -1 open; values near 0 keep the current command.
     if (action.gripperClosedness > 0.3) this.target.finger = 0;
     else if (action.gripperClosedness < -0.3) this.target.finger = LIMITS.fingerOpen;

@@ -41,7 +41,15 @@ interface Phase {
    * once the yaw is within 0.05 rad too, so exploration segments that turn the gripper are undone.
    */
   yaw?: number | 'align' | 'keep';
+  /**
+   * The task stage this phase works towards (default 0). Before entering a phase of a later stage
+   * (or ending the script) with the current stage not reached (a knob slipped, an apple dropped),
+   * the expert starts over from the first phase of the current stage, up to MAX_RETRIES times.
+   */
+  stage?: number;
 }
+
+const MAX_RETRIES = 3;
 
 interface ExpertScript {
   task: string;
@@ -75,7 +83,7 @@ export function validateScript(raw: unknown, file: string): ExpertScript {
   const o = raw as Record<string, unknown>;
   if (typeof o.task !== 'string') fail('"task"', 'expected a task name string');
   if (!Array.isArray(o.phases) || o.phases.length === 0) fail('"phases"', 'expected a non-empty array');
-  const known = new Set(['name', 'anchor', 'offset', 'gripper', 'tolerance', 'hold', 'maxSteps', 'speed', 'yaw']);
+  const known = new Set(['name', 'anchor', 'offset', 'gripper', 'tolerance', 'hold', 'maxSteps', 'speed', 'yaw', 'stage']);
   (o.phases as unknown[]).forEach((p, i) => {
     const where = `phase ${i}`;
     if (typeof p !== 'object' || p === null) fail(where, 'expected an object');
@@ -88,6 +96,7 @@ export function validateScript(raw: unknown, file: string): ExpertScript {
     if (!['open', 'close', 'keep'].includes(ph.gripper as string)) fail(at, `"gripper" must be open, close or keep, got ${JSON.stringify(ph.gripper)}`);
     for (const k of ['tolerance', 'speed'] as const) if (ph[k] !== undefined && !(typeof ph[k] === 'number' && (ph[k] as number) > 0)) fail(at, `"${k}" must be a positive number, got ${JSON.stringify(ph[k])}`);
     for (const k of ['hold', 'maxSteps'] as const) if (ph[k] !== undefined && !(Number.isInteger(ph[k]) && (ph[k] as number) >= (k === 'hold' ? 0 : 1))) fail(at, `"${k}" must be an integer >= ${k === 'hold' ? 0 : 1}, got ${JSON.stringify(ph[k])}`);
+    if (ph.stage !== undefined && !(Number.isInteger(ph.stage) && (ph.stage as number) >= 0)) fail(at, `"stage" must be an integer >= 0, got ${JSON.stringify(ph.stage)}`);
     if (ph.yaw !== undefined && ph.yaw !== 'align' && ph.yaw !== 'keep' && !(typeof ph.yaw === 'number' && Math.abs(ph.yaw) <= LIMITS.yaw[1])) fail(at, `"yaw" must be 'align', 'keep' or a number within ±${LIMITS.yaw[1]} rad, got ${JSON.stringify(ph.yaw)}`);
   });
   return raw as ExpertScript;
@@ -109,6 +118,8 @@ export class ScriptedExpert implements Policy {
   private exploreDir: Vec3 = [0, 0, 0];
   private exploreYaw = 0;
   private phaseStartYaw = 0;
+  private retries = 0;
+  private advanced = false;
 
   constructor(
     readonly script: ExpertScript,
@@ -125,6 +136,8 @@ export class ScriptedExpert implements Policy {
     this.inPhase = 0;
     this.held = 0;
     this.exploring = 0;
+    this.retries = 0;
+    this.advanced = false;
     this.start = env.scene.gripper().pos;
     this.phaseStart = this.start;
     this.phaseStartYaw = env.scene.gripper().yaw;
@@ -182,7 +195,22 @@ export class ScriptedExpert implements Policy {
     return y ?? 0;
   }
 
-  act(_result: StepResult): Rt1Action {
+  /** On entering a later stage's phases (or the end) with the current stage not reached: back to that stage's first phase. */
+  private retryIfStageMissed(result: StepResult): void {
+    const phases = this.script.phases;
+    const next = this.phase < phases.length ? (phases[this.phase]!.stage ?? 0) : result.stageCount;
+    if (result.success || result.stagesDone >= next || this.retries >= MAX_RETRIES) return;
+    const from = phases.findIndex((p) => (p.stage ?? 0) === result.stagesDone);
+    if (from < 0) return;
+    this.retries++;
+    this.phase = from;
+  }
+
+  act(result: StepResult): Rt1Action {
+    if (this.advanced && result) {
+      this.advanced = false;
+      this.retryIfStageMissed(result);
+    }
     if (this.phase >= this.script.phases.length) return ZERO;
     const grip = this.env.scene.gripper();
     const g = grip.pos;
@@ -193,7 +221,7 @@ export class ScriptedExpert implements Policy {
     if (this.explore > 0 && this.rng.next() < this.explore) {
       this.exploring = 1 + this.rng.int(3);
       this.exploreDir = [this.rng.uniform(-0.04, 0.04), this.rng.uniform(-0.04, 0.04), this.rng.uniform(-0.02, 0.03)];
-      this.exploreYaw = this.rng.uniform(-0.25, 0.25);
+      this.exploreYaw = this.rng.uniform(-0.1, 0.1);
     }
     const ph = this.script.phases[this.phase]!;
     const a = this.anchor(ph.anchor);
@@ -213,6 +241,7 @@ export class ScriptedExpert implements Policy {
     if (reached) this.held++;
     if ((reached && this.held > (ph.hold ?? 0)) || this.inPhase >= (ph.maxSteps ?? 25)) {
       this.phase++;
+      this.advanced = true;
       this.phaseStart = g;
       this.phaseStartYaw = grip.yaw;
       this.inPhase = 0;
