@@ -23,6 +23,8 @@ export interface Command {
   options: Options;
   /** Longer help text printed after the flags. */
   details?: string;
+  /** Runs as a ROS 2 node: accepts the `--ros-args ... [--]` section launch_ros appends (see src/robot/ros-args.ts). */
+  rosNode?: boolean;
   run(opts: ParsedOptions, positionals: string[]): Promise<number | void>;
 }
 

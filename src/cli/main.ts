@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { setProcessRosArgs, stripRosArgs, type RosArgs } from '../robot/ros-args.js';
 import { COMMANDS, type CommandEntry } from './registry.js';
 import { UsageError, type Command, type ParsedOptions } from './command.js';
 
@@ -53,7 +54,18 @@ function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | 
   return best;
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(rawArgv: string[]): Promise<number> {
+  // launch_ros appends `--ros-args ... [--]` after a node's own arguments; the strict flag parser
+  // below would reject it, so it is taken out (and kept for the command) first.
+  let argv: string[];
+  let ros: RosArgs;
+  try {
+    ({ argv, ros } = stripRosArgs(rawArgv));
+  } catch (e) {
+    console.error(`selfflow-wm: ${(e as Error).message}`);
+    return 2;
+  }
+  setProcessRosArgs(ros);
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     console.log(topHelp());
     return 0;
@@ -73,6 +85,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const cmd = await found.entry.load();
+  if (ros.present && !cmd.rosNode) {
+    console.error(`selfflow-wm ${cmd.name}: --ros-args is only accepted by commands that run as a ROS 2 node (serve, serve sim-robot)`);
+    return 2;
+  }
   if (found.rest.includes('--help') || found.rest.includes('-h')) {
     console.log(commandHelp(cmd));
     return 0;

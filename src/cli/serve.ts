@@ -44,6 +44,7 @@ export function buildServiceConfig(opts: Record<string, unknown>, nodeName: stri
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the planning service: robot link in, planner, safety layer, commands out, WebSocket API',
+  rosNode: true,
   options: {
     robot: { type: 'string', arg: 'LINK', description: 'sim | foxglove:ws://HOST:PORT | ros2 | mcap:FILE.mcap (replay a recording as the robot)', default: 'sim' },
     policy: { type: 'string', arg: 'P', description: 'planner preset (wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)', default: 'wm-cem-fast' },
@@ -217,6 +218,7 @@ export const serveCommand: Command = {
 export const serveSimRobotCommand: Command = {
   name: 'serve sim-robot',
   summary: 'serve the MuJoCo simulator as a robot over the Foxglove WebSocket protocol (what foxglove_bridge offers)',
+  rosNode: true,
   options: {
     task: { type: 'string', arg: 'T', description: 'simulator task (see sim tasks)', default: 'pick-can' },
     seed: { type: 'string', arg: 'S', description: 'first episode seed (the next uses seed + 1)', default: '0' },
@@ -234,9 +236,11 @@ export const serveSimRobotCommand: Command = {
     const { SimEnv } = await import('../sim/env.js');
     const { SimRobot } = await import('../robot/sim-robot.js');
     const { serveSimOverFoxglove } = await import('../robot/foxglove-sim-server.js');
+    const ros = processRosArgs();
+    const namespace = ros.namespace ?? str(opts, 'namespace') ?? '';
     const env = await SimEnv.create({ task, seed, imageHeight: size.h, imageWidth: size.w });
     const robot = new SimRobot(env, seed, {
-      namespace: str(opts, 'namespace') ?? '',
+      namespace,
       autoReset: true,
       onEpisodeEnd: (r, s) => log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps`),
     });
@@ -247,10 +251,11 @@ export const serveSimRobotCommand: Command = {
     if (transport === 'ros2') {
       const { RclnodejsLink } = await import('../robot/rclnodejs-link.js');
       const { serveSimOverLink } = await import('../robot/sim-robot.js');
-      server = serveSimOverLink(robot, await RclnodejsLink.create('selfflow_sim_robot', str(opts, 'namespace') ?? ''));
-      where = 'ROS 2 node selfflow_sim_robot';
+      const nodeName = ros.nodeName ?? 'selfflow_sim_robot';
+      server = serveSimOverLink(robot, await RclnodejsLink.create(nodeName, namespace));
+      where = `ROS 2 node ${nodeName}`;
     } else {
-      const fox = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), namespace: str(opts, 'namespace') ?? '', log });
+      const fox = await serveSimOverFoxglove(robot, { host: str(opts, 'host'), port: int(opts, 'port', 8766), namespace, log });
       server = fox;
       where = fox.url;
     }

@@ -113,7 +113,7 @@ export function setProcessRosArgs(ros: RosArgs): void {
   processRos = ros;
 }
 
-/** ROS arguments of this process: those main() stripped, else whatever process.argv holds. */
+/** ROS arguments of this process as main() stripped them (none when main() has not run). */
 export function processRosArgs(): RosArgs {
-  return processRos ?? stripRosArgs(process.argv.slice(2)).ros;
+  return processRos ?? { present: false, remaps: [], params: [], paramsFiles: [] };
 }

@@ -23,6 +23,23 @@ describe('selfflow-wm serve', () => {
     expect(replay.err).toMatch(/give --checkpoint RUN/);
   });
 
+  it('accepts --ros-args as launch_ros appends it: node name, namespace, params file, -p and the closing --', async () => {
+    const params = new URL('../../launch/params.yaml', import.meta.url).pathname;
+    const r = await runCli([
+      'serve', '--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--max-commands', '4', '--no-api',
+      '--ros-args', '-r', '__node:=arm_planner', '-r', '__ns:=/arm', '--params-file', params, '-p', 'rates.twist_hz:=25', '--',
+    ]);
+    expect(r.err).not.toMatch(/Unknown option|Error/);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/serving sim in namespace '\/arm' as node arm_planner, lockstep control at 3 Hz, twist 25 Hz/);
+    expect(r.out).toMatch(/^4 commands \(0 zeroed\)/m);
+    // Only commands that run as ROS 2 nodes take ROS arguments; a bad ROS argument is a usage error.
+    expect((await runCli(['sim', 'tasks', '--ros-args', '-r', '__node:=x'])).code).toBe(2);
+    const bad = await runCli(['serve', '--ros-args', '--frobnicate', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/unsupported ROS argument '--frobnicate'/);
+  });
+
   it('refuses scripted policies without the sim and bad links', async () => {
     const a = await runCli(['serve', '--robot', 'ros2', '--policy', 'expert']);
     expect(a.code).toBe(2);
