@@ -8,7 +8,7 @@ import { checkFeaturesJson } from '../data/features-json.js';
 import { readEpisodes } from '../data/rlds.js';
 import { windowStream } from '../data/windows.js';
 import { isWorldModelFile, readWorldModel } from '../model/checkpoint-io.js';
-import { CONFIG_NAMES, isConfigName, worldModelConfig } from '../model/config.js';
+import { CONFIG_NAMES, FRAME_PREDICTIONS, isConfigName, worldModelConfig, type FramePrediction } from '../model/config.js';
 import { importIntoWorldModel, summariseImport } from '../model/import.js';
 import { worldModelInit } from '../model/params.js';
 import { readSafetensors } from '../checkpoint/safetensors.js';
@@ -41,6 +41,11 @@ export const finetuneCommand: Command = {
     'image-size': { type: 'string', arg: 'HxW', description: 'training resolution (default per config: tiny 32x40)' },
     'patch-size': { type: 'string', arg: 'P', description: 'patch size in pixels (default per config: tiny 4)' },
     objective: { type: 'string', arg: 'KIND', description: 'selfflow (dual timesteps + self-distillation) or vanilla (the ablation)', default: 'selfflow' },
+    prediction: {
+      type: 'string',
+      arg: 'KIND',
+      description: 'frame output: residual (clean frame as a change from the last context frame) or velocity (the official convention); default residual, velocity with --init',
+    },
     'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
     'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
     'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
@@ -73,9 +78,12 @@ export const finetuneCommand: Command = {
     if (contextFrames < 1 || futureFrames < 1) throw new UsageError('--context-frames and --future-frames must be >= 1');
     const prior: RunManifest | undefined = resume ? readManifest(out) : undefined;
     const patch = str(opts, 'patch-size');
+    // Released Self-Flow weights predict velocities; a fresh model learns far faster predicting clean frames.
+    const prediction = (str(opts, 'prediction') ?? (str(opts, 'init') ? 'velocity' : 'residual')) as FramePrediction;
+    if (!FRAME_PREDICTIONS.includes(prediction)) throw new UsageError(`--prediction must be ${FRAME_PREDICTIONS.join(' or ')}, got '${prediction}'`);
     const cfg =
       prior?.model ??
-      worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0 });
+      worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0, prediction });
     const settings = {
       steps: int(opts, 'steps', 2000),
       batchSize: int(opts, 'batch-size', 8),
@@ -89,7 +97,7 @@ export const finetuneCommand: Command = {
       optimizer: { ...DEFAULT_ADAMW, weightDecay: num(opts, 'weight-decay', 0) },
     };
     const tokenDim = cfg.dit.patch_size ** 2 * cfg.dit.in_channels;
-    if (tokenDim > cfg.dit.hidden_size) {
+    if (tokenDim > cfg.dit.hidden_size && cfg.prediction !== 'residual') {
       // Measured: tiny at patch 8 (192 values per token, hidden 64) never learned to denoise; its val loss stayed at
       // the mean-prediction level. Velocity prediction must carry the noise of every pixel through the trunk.
       console.error(`warning: a patch holds ${tokenDim} values but the trunk is ${cfg.dit.hidden_size} wide; velocity prediction in pixel space needs patch^2 x 3 <= hidden size (use a smaller --patch-size)`);
@@ -98,7 +106,7 @@ export const finetuneCommand: Command = {
     console.error(describeChoice(choice));
     console.error(
       `finetune: data ${card.name} (${dataDir}), config ${configName} (${cfg.imageHeight}x${cfg.imageWidth}, patch ${cfg.dit.patch_size}, action ${cfg.actionDim}), ` +
-        `objective ${kind}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
+        `objective ${kind}, prediction ${cfg.prediction ?? 'velocity'}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
         `context ${contextFrames} + future ${futureFrames} frames, mask ratio ${settings.objective.maskRatio}, policy fraction ${settings.objective.policyFraction}, ` +
         `lambda ${settings.objective.sslWeight}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
     );
@@ -173,7 +181,7 @@ export const finetuneCommand: Command = {
           checkpointEvery: settings.checkpointEvery,
           valEvery: settings.valEvery,
           valWindows: 8,
-          renderStrip: (trainer, windows, step) => renderValidationStrip(out, trainer, windows, step, contextFrames, futureFrames, seed),
+          renderStrip: (trainer, windows, predicted, step) => renderValidationStrip(out, trainer, windows, predicted, step, contextFrames, futureFrames),
           init,
           resume,
           log: (l) => console.error(l),

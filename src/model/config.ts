@@ -30,7 +30,18 @@ export interface WorldModelConfig {
   /** Self-distillation: student projected features after block `studentLayer` predict teacher raw features after `teacherLayer`. */
   studentLayer: number;
   teacherLayer: number;
+  /**
+   * What the frame output means. `velocity` (absent = velocity): the official convention, the
+   * output is d x / d t. `residual`: the output is the clean frame as a change from the last
+   * context frame (x-prediction); the velocity is derived from it, so samplers and losses are
+   * unchanged. Small models trained from scratch denoise far better this way (high-dimensional
+   * patches through a narrow trunk), and an untrained model already predicts "nothing moves".
+   */
+  prediction?: FramePrediction;
 }
+
+export const FRAME_PREDICTIONS = ['velocity', 'residual'] as const;
+export type FramePrediction = (typeof FRAME_PREDICTIONS)[number];
 
 export const CONFIG_NAMES = ['tiny', 'small', 'base', 'large', 'xl'] as const;
 export type ConfigName = (typeof CONFIG_NAMES)[number];
@@ -89,6 +100,7 @@ export function worldModelConfig(
     // Official: features after block 8 predict block 20 of 28, i.e. ~depth/3 and ~2*depth/3.
     studentLayer: overrides.studentLayer ?? Math.max(1, Math.round((depth * 8) / 28)),
     teacherLayer: overrides.teacherLayer ?? Math.max(2, Math.round((depth * 20) / 28)),
+    ...(overrides.prediction ? { prediction: overrides.prediction } : {}),
   };
   if (name === 'xl' && !overrides.imageHeight) {
     cfg.imageHeight = 128;
@@ -116,6 +128,9 @@ export function validateWorldModelConfig(c: WorldModelConfig, source: string): v
   if (c.imageHeight % p || c.imageWidth % p) throw new UserError(`${source}: image ${c.imageHeight}x${c.imageWidth} is not divisible by patch ${p}`);
   if (!(c.studentLayer >= 1 && c.studentLayer < c.teacherLayer && c.teacherLayer <= c.dit.depth)) {
     throw new UserError(`${source}: need 1 <= studentLayer (${c.studentLayer}) < teacherLayer (${c.teacherLayer}) <= depth (${c.dit.depth})`);
+  }
+  if (c.prediction !== undefined && !(FRAME_PREDICTIONS as readonly string[]).includes(c.prediction)) {
+    throw new UserError(`${source}: 'prediction' must be ${FRAME_PREDICTIONS.join(' or ')}, got ${JSON.stringify(c.prediction)}`);
   }
 }
 

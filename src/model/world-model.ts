@@ -6,7 +6,9 @@
  * Token order: frame 0 patches, then per later frame f: [action a_{f-1}, frame f patches].
  * The action that leads from frame f-1 to f sits with frame f, so context frames never
  * see a candidate's actions. Time convention as the official forward(): t = 0 is data,
- * t = 1 noise, and the model returns the velocity d x / d t = noise - data.
+ * t = 1 noise, and the model returns the velocity d x / d t = noise - data (with
+ * `prediction: 'residual'` the trunk predicts the clean frame as a change from the last context
+ * frame and the velocity is derived from it).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WorldModelConfig } from './config.js';
@@ -22,6 +24,8 @@ export interface FrameBatch {
   actions: tf.Tensor3D;
   /** [B, F'] timesteps of the action tokens. */
   actionT: tf.Tensor2D;
+  /** [B or 1, H, W, 3] the last clean context frame: what `residual` models predict changes from. */
+  reference?: tf.Tensor4D;
 }
 
 export interface WorldModelConditioning {
@@ -34,6 +38,8 @@ export interface WorldModelConditioning {
 export interface WorldModelOutput {
   /** Velocity for every frame [B, F, H, W, 3]. */
   frameVelocity: tf.Tensor5D;
+  /** Residual models only: the clean-frame estimate x̂ for every frame [B, F, H, W, 3]. */
+  frameClean?: tf.Tensor5D;
   /** Velocity for every action token [B, F', A]. */
   actionVelocity: tf.Tensor3D;
   /** Projected student features after studentLayer, patch tokens only: [B, F, N, D]. */
@@ -182,11 +188,34 @@ function gatherPatchTokens(t: tf.Tensor3D, layout: Layout, n: number): tf.Tensor
   return tf.concat(parts, 1) as tf.Tensor4D;
 }
 
-function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: tf.Tensor3D, layout: Layout): WorldModelOutput {
+/** Per-token times [B, F, N] or per-frame [B, F] broadcast to every pixel: [B, F, H, W, 1]. */
+export function pixelTimes(frameT: tf.Tensor, cfg: WorldModelConfig): tf.Tensor5D {
+  const [b, f] = frameT.shape as [number, number];
+  const { gh, gw, n, p } = patchGrid(cfg);
+  const t = frameT.rank === 2 ? tf.tile(frameT.expandDims(2), [1, 1, n]) : frameT;
+  return t.reshape([b, f, gh, 1, gw, 1, 1]).tile([1, 1, 1, p, 1, p, 1]).reshape([b, f, cfg.imageHeight, cfg.imageWidth, 1]) as tf.Tensor5D;
+}
+
+/**
+ * Below this time a residual model's velocity (x_t - x̂) / t is taken at this time instead:
+ * nearly clean tokens would otherwise turn tiny errors into huge velocities.
+ */
+const MIN_RESIDUAL_T = 0.05;
+
+/** Clean-frame estimate x̂ = reference + delta and its velocity v = (x_t - x̂) / t. */
+function residualOutputs(delta: tf.Tensor5D, batch: FrameBatch, cfg: WorldModelConfig): { clean: tf.Tensor5D; velocity: tf.Tensor5D } {
+  if (!batch.reference) throw new Error('world model: a residual model needs the last context frame (FrameBatch.reference)');
+  const clean = tf.add(batch.reference.expandDims(1), delta) as tf.Tensor5D;
+  const t = tf.maximum(pixelTimes(batch.frameT, cfg), MIN_RESIDUAL_T);
+  return { clean, velocity: tf.div(tf.sub(batch.frames, clean), t) as tf.Tensor5D };
+}
+
+function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: tf.Tensor3D, layout: Layout, batch: FrameBatch): WorldModelOutput {
   const { n } = patchGrid(cfg);
   const h = finalNorm(p, trunk.x, c);
   const patchOut = gatherPatchTokens(linear(h, p, 'final_layer.linear') as tf.Tensor3D, layout, n);
-  const frameVelocity = tf.neg(unpatchify(patchOut, cfg)) as tf.Tensor5D;
+  const residual = cfg.prediction === 'residual' ? residualOutputs(unpatchify(patchOut, cfg), batch, cfg) : undefined;
+  const frameVelocity = residual ? residual.velocity : (tf.neg(unpatchify(patchOut, cfg)) as tf.Tensor5D);
   const b = trunk.x.shape[0];
   let actionVelocity: tf.Tensor3D;
   if (layout.actionPos.length) {
@@ -195,6 +224,7 @@ function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: 
   } else actionVelocity = tf.zeros([b, 0, cfg.actionDim]) as tf.Tensor3D;
   return {
     frameVelocity,
+    ...(residual ? { frameClean: residual.clean } : {}),
     actionVelocity,
     projected: trunk.projected ? gatherPatchTokens(trunk.projected, layout, n) : undefined,
     raw: trunk.raw ? gatherPatchTokens(trunk.raw, layout, n) : undefined,
@@ -206,7 +236,7 @@ export function worldModelForward(p: Params, cfg: WorldModelConfig, batch: Frame
   const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
   const trunk = runTrunk(p, cfg.dit, x, c, { mask, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
-  return decodeOutputs(p, cfg, trunk, c, layout);
+  return decodeOutputs(p, cfg, trunk, c, layout, batch);
 }
 
 /** Keys/values of clean context frames 0..K-1 (and the actions between them), computed once. */
@@ -216,6 +246,8 @@ export interface ContextCache {
   frameOf: number[];
   /** Raw features of the context patch tokens at `rawLayer`, if asked for. */
   raw?: tf.Tensor4D;
+  /** The last context frame [B, H, W, 3] (residual models predict changes from it). */
+  reference?: tf.Tensor4D;
 }
 
 /**
@@ -230,13 +262,16 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const mask = causalBias(layout.frameOf, layout.frameOf);
     const trunk = runTrunk(p, cfg.dit, x, c, { mask, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
-    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw } as unknown as ContextCache & tf.TensorContainerObject;
+    const [, , h, w, ch] = frames.shape;
+    const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
+    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference } as unknown as ContextCache & tf.TensorContainerObject;
   }) as unknown as ContextCache;
 }
 
 export function disposeContext(ctx: ContextCache): void {
   tf.dispose([...ctx.kv.keys, ...ctx.kv.values]);
   if (ctx.raw) ctx.raw.dispose();
+  if (ctx.reference) ctx.reference.dispose();
 }
 
 /**
@@ -247,5 +282,5 @@ export function forwardWithContext(p: Params, cfg: WorldModelConfig, ctx: Contex
   const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
   const mask = causalBias(layout.frameOf, [...ctx.frameOf, ...layout.frameOf]);
   const trunk = runTrunk(p, cfg.dit, x, c, { mask, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
-  return decodeOutputs(p, cfg, trunk, c, layout);
+  return decodeOutputs(p, cfg, trunk, c, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
 }

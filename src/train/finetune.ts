@@ -15,6 +15,7 @@ import { learningRate, type AdamWOptions } from './adamw.js';
 import { drawNoise, type ObjectiveOptions, type SequenceBatch } from './objective.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointFiles } from './run-files.js';
 import { Trainer, type StepStats } from './trainer.js';
+import { imaginationError, predictFutures } from './val-strip.js';
 
 /** What the loop needs of a training window (src/data/windows.ts produces these). */
 export interface WindowLike {
@@ -48,8 +49,8 @@ export interface FinetuneSettings {
   checkpointEvery: number;
   valEvery: number;
   valWindows: number;
-  /** Writes a PNG strip (context | predicted | true) for these val windows; returns the file written. */
-  renderStrip?: (trainer: Trainer, windows: WindowLike[], step: number) => Promise<string | undefined>;
+  /** Writes a PNG strip (context | predicted | true) for these val windows and their imagined futures; returns the file written. */
+  renderStrip?: (trainer: Trainer, windows: WindowLike[], predicted: Float32Array[], step: number) => Promise<string | undefined>;
   init: TensorMap;
   resume: boolean;
   log: (line: string) => void;
@@ -175,11 +176,18 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
     if (s.valEvery > 0 && (step % s.valEvery === 0 || step === s.steps)) {
       valLoss = validate();
       if (valLoss !== undefined) record.val_loss = valLoss;
-      const png = await s.renderStrip?.(trainer, valWindows.slice(0, 4), step);
-      if (png) record.val_strip = png;
+      if (valWindows.length) {
+        // What planning sees: sampled futures against the truth, next to a model that predicts no motion.
+        const predicted = predictFutures(trainer.teacherParams(), s.cfg, valWindows, s.contextFrames, s.futureFrames, s.seed);
+        const err = imaginationError(predicted, valWindows, s.contextFrames, s.cfg.imageHeight * s.cfg.imageWidth * 3);
+        record.val_imagine_mse = err.mse;
+        record.val_copy_mse = err.copyMse;
+        const png = await s.renderStrip?.(trainer, valWindows.slice(0, 4), predicted, step);
+        if (png) record.val_strip = png;
+      }
     }
     appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
-    progress.update(step - start, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}`);
+    progress.update(step - start, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}`);
     if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
   }
   if (interrupted && step > start && step % s.checkpointEvery !== 0) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));

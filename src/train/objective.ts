@@ -1,6 +1,7 @@
 /**
  * The Self-Flow training objective on world-model sequences:
- * - linear-path flow matching with velocity prediction (official time convention);
+ * - linear-path flow matching (official time convention): velocity models regress the velocity,
+ *   residual models (clean frame as a change from the last context frame) the clean frame;
  * - Dual-Timestep Scheduling: two noise levels per sample, a random subset of the future-frame
  *   tokens gets the second, so one sequence mixes noise levels;
  * - self-distillation: the EMA teacher sees every noised token at the lower level; the student's
@@ -14,7 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { noisy, velocityTarget } from '../flow/path.js';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
-import { patchGrid, worldModelForward, type FrameBatch } from '../model/world-model.js';
+import { patchGrid, pixelTimes, worldModelForward, type FrameBatch } from '../model/world-model.js';
 import type { Rng } from '../util/rng.js';
 
 export type ObjectiveKind = 'selfflow' | 'vanilla';
@@ -99,20 +100,19 @@ export interface LossParts {
 }
 
 function noisedBatch(batch: SequenceBatch, draw: NoiseDraw, frameT: Float32Array, cfg: WorldModelConfig): { input: FrameBatch; eps: tf.Tensor; epsA: tf.Tensor } {
-  const [b, f] = batch.frames.shape;
+  const [b, f, h, w, ch] = batch.frames.shape;
   const { n } = patchGrid(cfg);
   const eps = tf.tensor(draw.frameNoise, batch.frames.shape);
   const epsA = tf.tensor(draw.actionNoise, batch.actions.shape);
   const t = tf.tensor3d(frameT, [b, f, n]);
   const aT = tf.tensor2d(draw.actionT, [b, f - 1]);
-  // Per-token time on pixels: broadcast each patch's time over its p x p pixels.
-  const { gh, gw, p } = patchGrid(cfg);
-  const tPix = t.reshape([b, f, gh, 1, gw, 1, 1]).tile([1, 1, 1, p, 1, p, 1]).reshape([b, f, cfg.imageHeight, cfg.imageWidth, 1]);
+  const k = batch.contextFrames;
   const input: FrameBatch = {
-    frames: noisy(batch.frames, eps, tPix) as tf.Tensor5D,
+    frames: noisy(batch.frames, eps, pixelTimes(t, cfg)) as tf.Tensor5D,
     frameT: t,
     actions: noisy(batch.actions, epsA, aT) as tf.Tensor3D,
     actionT: aT,
+    reference: batch.frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D,
   };
   return { input, eps, epsA };
 }
@@ -148,9 +148,11 @@ export function studentLoss(
   const k = batch.contextFrames;
   const { input, eps, epsA } = noisedBatch(batch, draw, draw.studentT, cfg);
   const out = worldModelForward(student, cfg, input, { language: batch.language }, { projectedLayer: o.kind === 'selfflow' ? cfg.studentLayer : undefined });
-  const target = velocityTarget(batch.frames, eps);
   const hw = [cfg.imageHeight, cfg.imageWidth, 3];
-  const futureErr = tf.sub(out.frameVelocity, target).slice([0, k, 0, 0, 0], [b, f - k, ...hw]);
+  // Residual models are trained on the clean frame itself: the velocity loss would weight it by 1/t^2,
+  // letting the one nearly clean sample of a batch dominate the gradient.
+  const err = out.frameClean ? tf.sub(out.frameClean, batch.frames) : tf.sub(out.frameVelocity, velocityTarget(batch.frames, eps));
+  const futureErr = err.slice([0, k, 0, 0, 0], [b, f - k, ...hw]);
   const frame = tf.mean(tf.square(futureErr)) as tf.Scalar;
   const aTarget = velocityTarget(batch.actions, epsA);
   const aErr = tf.sub(out.actionVelocity, aTarget).slice([0, k - 1, 0], [b, f - k, cfg.actionDim]);
