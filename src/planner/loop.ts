@@ -236,7 +236,7 @@ export function createOptimizingPlanner(o: OptimizingPlannerOptions): Optimizing
         const warmStart = prev?.sequence && prev.sequence.length > 0 ? shiftPlan(prev.sequence, o.executed?.(prev) ?? o.executeSteps ?? 1, horizon, actionDim, o.optimizer.warmStartPad) : undefined;
         const r = await optimize(o.optimizer, cost.cost, { rng: planRng, warmStart, proposals: cost.proposals, deadline: t0 + o.budgetMs, now, signal });
         signal.throwIfAborted();
-        if (!Number.isFinite(r.bestCost)) throw new Error(`no candidate got a finite cost (${r.candidatesEvaluated} evaluated)`);
+        if (!Number.isFinite(r.bestCost) && o.optimizer.kind !== 'policy') throw new Error(`no candidate got a finite cost (${r.candidatesEvaluated} evaluated)`);
         const imagined = cost.imagine ? await cost.imagine(r.best) : undefined;
         signal.throwIfAborted();
         const actions = Array.from({ length: horizon }, (_, t) => o.toAction(r.best.slice(t * actionDim, (t + 1) * actionDim)));

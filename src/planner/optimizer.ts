@@ -9,12 +9,15 @@
 import type { AnytimeOptions, OptimizeResult } from './anytime.js';
 import { optimizeCem } from './cem.js';
 import { optimizeMppi } from './mppi.js';
+import { optimizePolicy } from './policy-only.js';
 import type { SequenceCost, WarmStartPad } from './sequence.js';
 
 export type { AnytimeOptions as OptimizeOptions, OptimizeResult, StopReason } from './anytime.js';
 export { shiftPlan, type ProposalSource, type SequenceCost, type WarmStartPad } from './sequence.js';
 
-export type OptimizerKind = 'cem' | 'mppi';
+/** `policy`: no search, the model's policy query alone (the baseline; see policy-only.ts). */
+export type OptimizerKind = 'cem' | 'mppi' | 'policy';
+export const OPTIMIZER_KINDS: readonly OptimizerKind[] = ['cem', 'mppi', 'policy'];
 
 export interface OptimizerSettings {
   kind: OptimizerKind;
@@ -42,7 +45,9 @@ export async function optimize(s: OptimizerSettings, cost: SequenceCost, o: Anyt
       return optimizeCem(s, cost, o);
     case 'mppi':
       return optimizeMppi(s, cost, o);
+    case 'policy':
+      return optimizePolicy(s, o);
     default:
-      throw new Error(`unknown optimiser kind ${JSON.stringify((s as { kind: unknown }).kind)} (cem or mppi)`);
+      throw new Error(`unknown optimiser kind ${JSON.stringify((s as { kind: unknown }).kind)} (${OPTIMIZER_KINDS.join(', ')})`);
   }
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Integrator } from '../flow/sampler.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
-import type { OptimizerKind, OptimizerSettings } from './optimizer.js';
+import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './optimizer.js';
 import type { WarmStartPad } from './sequence.js';
 import type { CostWeights } from './wm-scorer.js';
 
@@ -78,7 +78,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     name: text(top.name, 'name') ?? file,
     description: text(top.description, 'description'),
     optimizer: {
-      kind: oneOf<OptimizerKind>(o.kind, 'optimizer.kind', ['cem', 'mppi']),
+      kind: oneOf<OptimizerKind>(o.kind, 'optimizer.kind', OPTIMIZER_KINDS),
       horizon,
       candidates,
       iterations: num(o.iterations, 'optimizer.iterations', 1, 1000, true),

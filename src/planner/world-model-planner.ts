@@ -89,7 +89,7 @@ export class WorldModelPlanning {
     const result = await optimize({ ...p.optimizer, actionDim: a }, async (c, n) => this.scorer.score(c, n, h, false, seed).costs, {
       rng: this.rng,
       warmStart: warm,
-      proposals: p.optimizer.proposalFraction > 0 ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
+      proposals: p.optimizer.proposalFraction > 0 || p.optimizer.kind === 'policy' ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
       deadline: t0 + p.budgetMs,
       signal,
     });

@@ -131,6 +131,23 @@ describe('warm start and proposals', () => {
   });
 });
 
+describe("kind 'policy' (no search)", () => {
+  it('executes the first proposal as it is (clipped), scores nothing, and needs a proposal source', async () => {
+    let costCalls = 0;
+    const cost = async (c: Float32Array, n: number) => {
+      costCalls++;
+      return quadratic(c, n);
+    };
+    const proposal = Float32Array.from([0.1, 2, -0.3, 0.4, -5, 0.6]);
+    const r = await optimize({ ...base, kind: 'policy' }, cost, { rng: new Rng(1), proposals: async (n) => (expect(n).toBe(1), proposal) });
+    expect(Array.from(r.best)).toEqual(Array.from(Float32Array.from([0.1, 1, -0.3, 0.4, -1, 0.6])));
+    expect(costCalls).toBe(0);
+    expect(r.candidatesEvaluated).toBe(0);
+    expect(r.proposalsEvaluated).toBe(1);
+    await expect(optimize({ ...base, kind: 'policy' }, cost, { rng: new Rng(1) })).rejects.toThrow(/proposal source/);
+  });
+});
+
 describe('anytime driver', () => {
   it('stops before an iteration that would overrun the budget, and at the deadline without prediction', async () => {
     let t = 0;

@@ -45,7 +45,7 @@ describe('planner presets', () => {
   const cases: [string, (r: Record<string, Record<string, unknown>>) => void, string][] = [
     ['elites above the population', (r) => (r.optimizer!.elites = 100), `'optimizer.elites' must be an integer in [1, 16], got 100`],
     ['a fractional horizon', (r) => (r.optimizer!.horizon = 2.5), `'optimizer.horizon' must be an integer in [1, 64], got 2.5`],
-    ['an unknown optimiser', (r) => (r.optimizer!.kind = 'mpc'), `'optimizer.kind' must be "cem" or "mppi", got "mpc"`],
+    ['an unknown optimiser', (r) => (r.optimizer!.kind = 'mpc'), `'optimizer.kind' must be "cem" or "mppi" or "policy", got "mpc"`],
     ['a missing integrator', (r) => delete r.rollout!.integrator, `'rollout.integrator' must be "euler" or "heun", got undefined`],
     ['a bad warm-start pad', (r) => (r.optimizer!.warmStartPad = 'last'), `'optimizer.warmStartPad' must be "repeat" or "zero", got "last"`],
     ['a proposal fraction above 1', (r) => (r.optimizer!.proposalFraction = 1.5), `'optimizer.proposalFraction' must be a number in [0, 1], got 1.5`],
