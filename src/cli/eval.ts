@@ -7,7 +7,7 @@ export const evalCommand: Command = {
   name: 'eval',
   summary: 'multi-step task success rates (Wilson 95 % CI, stages, chain length, latency) for one or more policies',
   options: {
-    policy: { type: 'string', arg: 'P[,P2]', description: 'wm | expert | random | a planner preset name; several side by side', default: 'expert' },
+    policy: { type: 'string', arg: 'P[,P2]', description: 'wm | expert | random | a planner preset name, PRESET@RUN for another checkpoint; several side by side', default: 'expert' },
     checkpoint: { type: 'string', arg: 'RUN', description: 'trained run for world-model policies (default: the shipped models/tiny-sim)' },
     tasks: { type: 'string', arg: 'T,T2', description: 'tasks to evaluate', default: ALL_TASKS },
     episodes: { type: 'string', arg: 'N|simpler', description: "episodes per task, or 'simpler' for SIMPLER's trial counts", default: '10' },
@@ -38,7 +38,7 @@ export const evalCommand: Command = {
       if (n < 1) throw new UsageError('--episodes must be >= 1 or simpler');
       episodes = Object.fromEntries(tasks.map((t) => [t, n]));
     }
-    const needsModel = policies.some((p) => p !== 'expert' && p !== 'random');
+    const needsModel = policies.some((p) => p !== 'expert' && p !== 'random' && !p.includes('@'));
     const shipped = join(packageRoot(), 'models', 'tiny-sim');
     const checkpoint = str(opts, 'checkpoint') ?? (needsModel && existsSync(join(shipped, 'run.json')) ? shipped : undefined);
     if (needsModel && !checkpoint) throw new UserError(`policies ${policies.join(', ')} need a world model: give --checkpoint RUN`);

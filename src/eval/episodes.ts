@@ -11,7 +11,22 @@ export const SCRIPTED = ['expert', 'random'] as const;
 
 /** `wm` is the default planner preset; any other non-scripted name is a preset in policies/. */
 export function presetOf(policy: string): string {
-  return policy === 'wm' ? 'wm-cem-fast' : policy;
+  const name = splitPolicy(policy).name;
+  return name === 'wm' ? 'wm-cem-fast' : name;
+}
+
+/**
+ * `PRESET@RUN` plans with that preset and that checkpoint, so two models (an ablation) can be
+ * evaluated side by side in one report; without `@` the evaluation's --checkpoint is used.
+ */
+export function splitPolicy(policy: string): { name: string; checkpoint?: string } {
+  const at = policy.indexOf('@');
+  if (at < 0) return { name: policy };
+  const name = policy.slice(0, at);
+  const checkpoint = policy.slice(at + 1);
+  if (!name || !checkpoint) throw new UserError(`policy '${policy}': expected PRESET@RUN_DIRECTORY`);
+  if ((SCRIPTED as readonly string[]).includes(name)) throw new UserError(`policy '${policy}': scripted policies take no checkpoint`);
+  return { name, checkpoint };
 }
 
 export class EpisodeRunner {
@@ -26,8 +41,9 @@ export class EpisodeRunner {
     if ((SCRIPTED as readonly string[]).includes(policy)) return this.scripted(policy as 'expert' | 'random', task, seed, recordGif);
     let planning = this.planners.get(policy);
     if (!planning) {
-      if (!this.checkpoint) throw new UserError(`policy '${policy}' plans with a world model: give --checkpoint RUN`);
-      planning = await loadWorldModelPlanning(presetOf(policy), this.checkpoint, { backend: this.backend, seed, imagine: true });
+      const checkpoint = splitPolicy(policy).checkpoint ?? this.checkpoint;
+      if (!checkpoint) throw new UserError(`policy '${policy}' plans with a world model: give --checkpoint RUN or PRESET@RUN`);
+      planning = await loadWorldModelPlanning(presetOf(policy), checkpoint, { backend: this.backend, seed, imagine: true });
       this.planners.set(policy, planning);
     }
     const r = await runPlannedEpisode(planning, task, seed, { recordGif });

@@ -130,7 +130,7 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
         for (const task of o.tasks) {
           const fails = outcomes.filter((r) => r.policy === policy && r.task === task && !r.success).sort((a, b) => a.seed - b.seed).slice(0, o.failureGifs);
           for (const f of fails) {
-            const file = join(o.outDir, `failure-${policy}-${task}-seed${f.seed}.gif`);
+            const file = join(o.outDir, `failure-${policy.replace(/[^\w.-]+/g, '_')}-${task}-seed${f.seed}.gif`);
             if (existsSync(file)) continue;
             const r = await runner.run(policy, task, f.seed, true);
             writeGif(file, r.frames, policy === 'expert' || policy === 'random' ? 333 : 500);

@@ -59,10 +59,12 @@ describe('eval', () => {
     expect((await runCli(['finetune', '--data', 'rt1', '--data-dir', join(dir, 'data'), '--out', join(dir, 'run'), '--steps', '2', '--batch-size', '2', '--image-size', '16x20', '--val-every', '0', '--checkpoint-every', '2', '--val-fraction', '0', '--backend', 'wasm'])).code).toBe(0);
     const preset = join(dir, 'tiny-preset.json');
     writeFileSync(preset, JSON.stringify({ name: 'tiny', optimizer: { kind: 'cem', horizon: 1, candidates: 2, iterations: 1, elites: 1, temperature: 0.1, initStd: 0.5, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 5000, graceMs: 5000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 1, pixel: 1, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 }));
-    const r = await runCli(['eval', '--policy', `expert,random,${preset}`, '--checkpoint', join(dir, 'run'), '--tasks', 'drawer-close', '--episodes', '2', '--out', join(dir, 'report'), '--json', '--failure-gifs', '0', '--backend', 'wasm']);
+    // PRESET@RUN names its own checkpoint (how an ablation puts two models side by side); no --checkpoint needed.
+    const withRun = `${preset}@${join(dir, 'run')}`;
+    const r = await runCli(['eval', '--policy', `expert,random,${withRun},wm-policy@${join(dir, 'run')}`, '--tasks', 'drawer-close', '--episodes', '2', '--out', join(dir, 'report'), '--json', '--failure-gifs', '0', '--backend', 'wasm']);
     expect(r.code, r.err).toBe(0);
     const report = JSON.parse(r.out) as { policies: Record<string, { tasks: Record<string, { episodes: number; ci95: number[]; stage_success: number[] }> }> };
-    for (const p of ['expert', 'random', preset]) {
+    for (const p of ['expert', 'random', withRun, `wm-policy@${join(dir, 'run')}`]) {
       const t = report.policies[p]!.tasks['drawer-close']!;
       expect(t.episodes).toBe(2);
       expect(t.ci95).toHaveLength(2);
