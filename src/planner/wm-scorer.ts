@@ -11,12 +11,15 @@ import type { Integrator } from '../flow/sampler.js';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
 import { encodeContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
+import { pyramidDistance } from './image-distance.js';
 
 export interface CostWeights {
   /** Representation-space distance (1 - cosine of teacher features), per token. */
   representation: number;
   /** Pixel MSE in [-1, 1] units. */
   pixel: number;
+  /** Multi-scale pixel MSE (src/planner/image-distance.ts): keeps a gradient while parts do not overlap yet. */
+  pyramid: number;
   /** Mean squared normalised action. */
   actionMagnitude: number;
   /** 1 = only the last imagined frame counts; 0 = every frame equally. */
@@ -114,6 +117,10 @@ export class WorldModelScorer {
       const stepW = tf.tensor1d(Array.from({ length: horizon }, (_, j) => (1 - w.terminal) / horizon + (j === horizon - 1 ? w.terminal : 0)));
       let perStep = tf.zeros([n, horizon]);
       if (w.pixel > 0) perStep = tf.add(perStep, tf.mul(w.pixel, tf.mean(tf.square(tf.sub(img, goalImage)), [2, 3, 4])));
+      if (w.pyramid > 0) {
+        const flat = img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D;
+        perStep = tf.add(perStep, tf.mul(w.pyramid, pyramidDistance(flat, goalImage).reshape([n, horizon])));
+      }
       if (w.representation > 0 && goalFeatures) {
         const feats = frameFeatures(this.params, this.cfg, img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D, this.cfg.teacherLayer, expandCond(this.cond, n * horizon));
         const dot = tf.sum(tf.mul(feats, goalFeatures.expandDims(0)), -1);

@@ -1,0 +1,33 @@
+/**
+ * Multi-scale pixel distance: mean squared error at full resolution and at every level of a
+ * blur-and-halve pyramid down to a few pixels, averaged over levels. Plain MSE is flat while a
+ * small moving part (the gripper, a can) does not overlap its place in the goal image; the coarse
+ * levels spread it over overlapping neighbourhoods (~16 px at 32x40), so the distance keeps
+ * falling as the part approaches.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Levels for an h x w image: halve until the shorter side would drop below 4 pixels. */
+export function pyramidLevels(h: number, w: number): number {
+  let levels = 1;
+  while (Math.min(h, w) / 2 ** levels >= 4 && h % 2 ** levels === 0 && w % 2 ** levels === 0) levels++;
+  return levels;
+}
+
+/** a [N, h, w, 3] against b [h, w, 3] (or [N, h, w, 3]) -> [N]. */
+export function pyramidDistance(a: tf.Tensor4D, b: tf.Tensor3D | tf.Tensor4D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [, h, w] = a.shape;
+    let x: tf.Tensor4D = a;
+    let y = (b.rank === 3 ? b.expandDims(0) : b) as tf.Tensor4D;
+    const levels = pyramidLevels(h, w);
+    let sum = tf.mean(tf.square(tf.sub(x, y)), [1, 2, 3]);
+    for (let l = 1; l < levels; l++) {
+      // Blur before halving: plain 2x2 pooling would snap a part to a cell and go flat between cells.
+      x = tf.avgPool(tf.avgPool(x, 3, 1, 'same'), 2, 2, 'valid');
+      y = tf.avgPool(tf.avgPool(y, 3, 1, 'same'), 2, 2, 'valid');
+      sum = tf.add(sum, tf.mean(tf.square(tf.sub(x, y)), [1, 2, 3]));
+    }
+    return tf.div(sum, levels) as tf.Tensor1D;
+  });
+}
