@@ -92,6 +92,7 @@ export const serveCommand: Command = {
     let link: RobotLink;
     let planner: Planner;
     let imaginedShape: { height: number; width: number } | undefined;
+    let plannerTiming: { budgetMs: number; graceMs: number } | undefined;
     const closers: (() => void)[] = [];
     let episodes = 0;
     let successes = 0;
@@ -154,11 +155,12 @@ export const serveCommand: Command = {
       const planning = await mod.loadWorldModelPlanning(policy, checkpoint, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
       closers.push(() => planning.dispose());
       imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
+      plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
       planner = planning.planner();
       log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms)`);
     }
 
-    const svc = startService(cfg, planner!, link, { log });
+    const svc = startService(cfg, planner!, link, { log, plannerTiming });
     const latencies: number[] = [];
     let commands = 0;
     svc.latency$.subscribe((l) => latencies.push(l.serviceMs));
@@ -194,7 +196,7 @@ export const serveCommand: Command = {
     const onSignal = (sig: string) => finish(sig);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    log(`serving ${link.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz`);
+    log(`serving ${link.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${svc.config.safety.planDeadlineMs} ms`);
 
     const why = await finished;
     process.off('SIGINT', onSignal);

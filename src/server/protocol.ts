@@ -33,7 +33,7 @@ export interface ServerMessage {
   status?: Record<string, unknown>;
   plan?: Record<string, unknown>;
   frame?: { observationStamp: number; index: number; width: number; height: number; jpeg: Uint8Array };
-  latency?: { totalMs: number; planningMs: number; serviceMs: number };
+  latency?: { totalMs: number; planningMs: number; serviceMs: number; waitMs: number };
   command?: { action: number[]; zeroed: string; clamped: string[] };
 }
 

@@ -5,6 +5,8 @@
  * ones get an error reply on that connection only, never touching the service or other clients.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { decodeImage } from '../image/decode.js';
@@ -14,13 +16,21 @@ import { encodeJpeg } from '../robot/messages.js';
 import type { ServiceConfig } from '../service/config.js';
 import type { RunningService, ServiceStatus } from '../service/service.js';
 import { errorMessage } from '../util/errors.js';
+import { packageRoot } from '../util/package-root.js';
 import { decodeClient, encodeServer, ProtocolError, STREAMS, SUBPROTOCOLS, type ClientMessage, type ServerMessage, type StreamName, type Subprotocol } from './protocol.js';
 
 export interface WsApiOptions {
   /** Height x width of the planner's imagined frames (Plan.imagined holds bare RGB). */
   imaginedShape?: { height: number; width: number };
   log?: (line: string) => void;
+  /** hello.version; default the package's version. */
   version?: string;
+}
+
+let pkgVersion: string | undefined;
+function packageVersion(): string {
+  pkgVersion ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return pkgVersion;
 }
 
 export interface WsApi {
@@ -55,6 +65,9 @@ export function statusMessage(s: ServiceStatus): Record<string, unknown> {
     lastError: s.lastError ?? '',
     cameraAgeMs: s.safety.cameraAgeMs ?? -1,
     planAgeMs: s.safety.planAgeMs ?? -1,
+    estopSources: s.safety.estopSources,
+    headerAgeMs: s.safety.headerAgeMs ?? -1,
+    planDeadlineMs: s.planDeadlineMs,
   };
 }
 
@@ -116,7 +129,7 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
         );
       }
     }),
-    service.latency$.subscribe((l) => broadcast('latency', () => [{ latency: { totalMs: l.totalMs, planningMs: l.planningMs, serviceMs: l.serviceMs } }])),
+    service.latency$.subscribe((l) => broadcast('latency', () => [{ latency: { totalMs: l.totalMs, planningMs: l.planningMs, serviceMs: l.serviceMs, waitMs: l.waitMs } }])),
     service.commands$.subscribe((c) => broadcast('commands', () => [{ command: { action: Array.from(flattenAction(c.action)), zeroed: c.zeroed ?? '', clamped: c.clamped } }])),
   ];
 
@@ -134,17 +147,19 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
         service.setGoal({ images, instruction: req.setGoal!.instruction });
         break;
       }
-      case 'start':
-        service.start();
+      case 'start': {
+        const refused = service.start();
+        if (refused) throw new ProtocolError(refused);
         break;
+      }
       case 'stop':
         service.stop();
         break;
       case 'estop':
-        service.estop();
+        service.estop('api');
         break;
       case 'clearEstop':
-        service.clearEstop();
+        service.clearEstop('api');
         break;
       case 'subscribe':
         c.streams = new Set(req.subscribe!.streams);
@@ -183,7 +198,7 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
     ws.on('message', (data, isBinary) => onMessage(c, data, isBinary));
     ws.on('close', () => clients.delete(c));
     ws.on('error', (e) => log(`ws api client: ${errorMessage(e)}`));
-    send(c, { hello: { service: 'selfflow-wm', version: opts.version ?? '', streams: [...STREAMS], maxMessageBytes: cfg.maxMessageBytes } });
+    send(c, { hello: { service: 'selfflow-wm', version: opts.version ?? packageVersion(), streams: [...STREAMS], maxMessageBytes: cfg.maxMessageBytes } });
   });
 
   const port = (wss.address() as { port: number }).port;

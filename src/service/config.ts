@@ -21,7 +21,15 @@ export interface SafetyConfig {
   workspace?: Box;
   /** Zero the command when the newest camera frame arrived longer ago than this. */
   maxImageAgeMs: number;
-  /** Zero the command when no plan arrived for this long (the planner missed its deadline). */
+  /**
+   * Zero the command when the newest frame's header stamp is older than this by the wall clock
+   * (camera and service clocks synchronised, no sim time); 0 disables the check.
+   */
+  maxHeaderAgeMs: number;
+  /**
+   * Zero the command when no plan arrived for this long (the planner missed its deadline);
+   * 0 = auto: the planner preset's budget + grace + one action period (see resolvePlanDeadline).
+   */
   planDeadlineMs: number;
   /** Zero the command when the end-effector pose (workspace check) is older than this. */
   maxPoseAgeMs: number;
@@ -40,7 +48,11 @@ export interface ServiceConfig {
     twist: string;
     gripper: string;
     goalImage: string;
+    /** The goal as sensor_msgs/CompressedImage (JPEG/PNG), subscribed alongside goalImage. */
+    goalImageCompressed: string;
     estop: string;
+    /** std_msgs/Bool: true starts planning and commands, false stops them (the ROS side of the API's start/stop). */
+    run: string;
     status: string;
   };
   /** frame_id of the twist (MoveIt Servo's planning frame). */
@@ -80,7 +92,9 @@ export function defaultConfig(): ServiceConfig {
       twist: 'servo/delta_twist_cmds',
       gripper: 'gripper/command',
       goalImage: 'selfflow/goal_image',
+      goalImageCompressed: 'selfflow/goal_image/compressed',
       estop: 'selfflow/estop',
+      run: 'selfflow/run',
       status: 'selfflow/status',
     },
     twistFrame: 'base_link',
@@ -90,7 +104,8 @@ export function defaultConfig(): ServiceConfig {
     statusHz: 2,
     controlMode: 'rate',
     autoStart: true,
-    safety: { maxLinearVelocity: 0.25, maxAngularVelocity: 1.0, maxImageAgeMs: 500, planDeadlineMs: 1500, maxPoseAgeMs: 500 },
+    // No workspace box in code: it is robot-specific and needs an ee_pose topic; launch/params.yaml ships one.
+    safety: { maxLinearVelocity: 0.25, maxAngularVelocity: 1.0, maxImageAgeMs: 500, maxHeaderAgeMs: 0, planDeadlineMs: 0, maxPoseAgeMs: 500 },
     gripper: { openPosition: 0.045, closedPosition: 0, maxEffort: 40 },
     api: { enabled: true, host: '127.0.0.1', port: 8765, token: '', maxMessageBytes: 4 * 1024 * 1024 },
   };
@@ -108,7 +123,9 @@ const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'bool
   'topics.twist': { path: ['topics', 'twist'], kind: 'string' },
   'topics.gripper': { path: ['topics', 'gripper'], kind: 'string' },
   'topics.goal_image': { path: ['topics', 'goalImage'], kind: 'string' },
+  'topics.goal_image_compressed': { path: ['topics', 'goalImageCompressed'], kind: 'string' },
   'topics.estop': { path: ['topics', 'estop'], kind: 'string' },
+  'topics.run': { path: ['topics', 'run'], kind: 'string' },
   'topics.status': { path: ['topics', 'status'], kind: 'string' },
   twist_frame: { path: ['twistFrame'], kind: 'string' },
   proprio_joints: { path: ['proprioJoints'], kind: 'strings' },
@@ -120,6 +137,7 @@ const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'bool
   'safety.max_linear_velocity': { path: ['safety', 'maxLinearVelocity'], kind: 'number' },
   'safety.max_angular_velocity': { path: ['safety', 'maxAngularVelocity'], kind: 'number' },
   'safety.max_image_age_ms': { path: ['safety', 'maxImageAgeMs'], kind: 'number' },
+  'safety.max_header_age_ms': { path: ['safety', 'maxHeaderAgeMs'], kind: 'number' },
   'safety.plan_deadline_ms': { path: ['safety', 'planDeadlineMs'], kind: 'number' },
   'safety.max_pose_age_ms': { path: ['safety', 'maxPoseAgeMs'], kind: 'number' },
   'safety.workspace.x': { path: ['safety', 'workspace', 'x'], kind: 'range' },
@@ -234,6 +252,20 @@ export function validateConfig(cfg: ServiceConfig, where = 'config'): ServiceCon
   const w = cfg.safety.workspace;
   if (w) for (const axis of ['x', 'y', 'z'] as const) if (!(w[axis][0] < w[axis][1])) throw new UserError(`${where}: safety.workspace.${axis} needs all three axes set as [min, max]`);
   return cfg;
+}
+
+/** Plan deadline of planners without a time budget of their own (the scripted sim policies answer at once). */
+export const UNBUDGETED_PLAN_DEADLINE_MS = 1500;
+
+/**
+ * safety.plan_deadline_ms, with 0 (auto) resolved: a planner that gives up at budget + grace (and
+ * then sends the safe plan) plans again from a frame that may wait up to one action period, so
+ * fresh plans can be that far apart without the planner failing.
+ */
+export function resolvePlanDeadline(cfg: ServiceConfig, timing?: { budgetMs: number; graceMs: number }): number {
+  if (cfg.safety.planDeadlineMs > 0) return cfg.safety.planDeadlineMs;
+  if (!timing) return UNBUDGETED_PLAN_DEADLINE_MS;
+  return Math.ceil(timing.budgetMs + timing.graceMs + 1000 / cfg.actionHz);
 }
 
 /** ROS remapping rules (`-r from:=to`) applied to the configured topic names. */

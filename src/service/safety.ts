@@ -14,11 +14,18 @@ export interface GateResult {
   clamped: string[];
 }
 
+/** Who pressed an e-stop; each source has its own latch and only that source releases it. */
+export type EstopSource = 'topic' | 'api' | (string & {});
+
 export interface SafetyStatus {
   estop: boolean;
+  /** The sources whose e-stop is latched. */
+  estopSources: string[];
   linkUp: boolean;
   shutdown: boolean;
   cameraAgeMs: number | null;
+  /** Age of the newest frame by its header stamp (wall clock), when safety.max_header_age_ms checks it. */
+  headerAgeMs: number | null;
   planAgeMs: number | null;
   /** Why commands are zero right now (none: commands pass). */
   blocked?: string;
@@ -51,9 +58,11 @@ export function clampToWorkspace(pos: [number, number, number], delta: [number, 
 
 export class SafetyGate {
   private lastCameraMs?: number;
+  /** Header-stamp age of the newest frame when it arrived (wall clock minus stamp). */
+  private headerAgeAtArrival?: number;
   private lastPlanMs?: number;
   private pose?: { pos: [number, number, number]; ms: number };
-  private estopLatched = false;
+  private readonly estops = new Set<string>();
   private linkUp = true;
   private stopped = false;
 
@@ -67,10 +76,14 @@ export class SafetyGate {
      * planned from cannot go stale while the planner works (the plan deadline still applies).
      */
     private readonly checkCameraAge = true,
-  ) {}
+  ) {
+    if (!(cfg.planDeadlineMs > 0)) throw new Error(`SafetyGate: safety.plan_deadline_ms must be resolved to a positive value (got ${cfg.planDeadlineMs}; see resolvePlanDeadline)`);
+  }
 
-  onCamera(receivedMs = this.clock()): void {
+  /** A frame arrived; `headerAgeMs` is wall clock minus its header stamp at arrival. */
+  onCamera(receivedMs = this.clock(), headerAgeMs?: number): void {
     this.lastCameraMs = receivedMs;
+    this.headerAgeAtArrival = headerAgeMs;
   }
 
   onPlan(receivedMs = this.clock()): void {
@@ -81,17 +94,22 @@ export class SafetyGate {
     this.pose = { pos, ms: receivedMs };
   }
 
-  /** E-stop latches: only clearEstop() releases it. */
-  estop(): void {
-    this.estopLatched = true;
+  /** Latches `source`'s e-stop: only clearEstop(source) releases it. */
+  estop(source: EstopSource): void {
+    this.estops.add(source);
   }
 
-  clearEstop(): void {
-    this.estopLatched = false;
+  /** Releases `source`'s latch only (another source's stays); true when it was latched. */
+  clearEstop(source: EstopSource): boolean {
+    return this.estops.delete(source);
   }
 
   get estopActive(): boolean {
-    return this.estopLatched;
+    return this.estops.size > 0;
+  }
+
+  estopSources(): string[] {
+    return [...this.estops].sort();
   }
 
   setLinkUp(up: boolean): void {
@@ -106,11 +124,15 @@ export class SafetyGate {
   /** Why commands must be zero now, or undefined when they may pass. */
   blockReason(now = this.clock()): string | undefined {
     if (this.stopped) return 'shutting down';
-    if (this.estopLatched) return 'e-stop latched';
+    if (this.estops.size) return `e-stop latched (${this.estopSources().join(', ')})`;
     if (!this.linkUp) return 'robot link lost';
     if (this.lastCameraMs === undefined) return 'no camera frame yet';
     const camAge = now - this.lastCameraMs;
     if (this.checkCameraAge && camAge > this.cfg.maxImageAgeMs) return `camera frame ${camAge.toFixed(0)} ms old (limit ${this.cfg.maxImageAgeMs} ms)`;
+    const headerAge = this.headerAge(now);
+    if (this.checkCameraAge && this.cfg.maxHeaderAgeMs > 0 && headerAge !== null && headerAge > this.cfg.maxHeaderAgeMs) {
+      return `camera frame stamped ${headerAge.toFixed(0)} ms ago (header stamp; limit ${this.cfg.maxHeaderAgeMs} ms)`;
+    }
     if (this.lastPlanMs === undefined) return 'no plan yet';
     const planAge = now - this.lastPlanMs;
     if (planAge > this.cfg.planDeadlineMs) return `planner missed its deadline: last plan ${planAge.toFixed(0)} ms ago (limit ${this.cfg.planDeadlineMs} ms)`;
@@ -144,12 +166,19 @@ export class SafetyGate {
     return { action: { ...action, worldVector: world, rotationDelta: rot, terminateEpisode: [...action.terminateEpisode] }, clamped };
   }
 
+  private headerAge(now: number): number | null {
+    if (this.headerAgeAtArrival === undefined || this.lastCameraMs === undefined) return null;
+    return this.headerAgeAtArrival + (now - this.lastCameraMs);
+  }
+
   status(now = this.clock()): SafetyStatus {
     return {
-      estop: this.estopLatched,
+      estop: this.estops.size > 0,
+      estopSources: this.estopSources(),
       linkUp: this.linkUp,
       shutdown: this.stopped,
       cameraAgeMs: this.lastCameraMs === undefined ? null : now - this.lastCameraMs,
+      headerAgeMs: this.headerAge(now),
       planAgeMs: this.lastPlanMs === undefined ? null : now - this.lastPlanMs,
       blocked: this.blockReason(now),
     };

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Subject } from 'rxjs';
 import WebSocket from 'ws';
@@ -52,9 +53,13 @@ async function connect(protocol: Subprotocol | undefined): Promise<Conn> {
   return { ws, closed, next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))) };
 }
 
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 async function hello(protocol: Subprotocol): Promise<Conn> {
   const c = await connect(protocol);
-  expect((await c.next()).hello?.maxMessageBytes).toBe(LIMIT);
+  const h = (await c.next()).hello;
+  expect(h?.maxMessageBytes).toBe(LIMIT);
+  expect(h?.version).toBe(VERSION);
   return c;
 }
 
@@ -104,10 +109,18 @@ describe.each(SUBPROTOCOLS.map((p) => [p]))('WebSocket API over %s', (protocol) 
     expect(svc.status().running).toBe(true);
     c.ws.send(encodeClient(protocol, { id: 5, token: TOKEN, estop: {} }));
     await c.next();
-    expect(svc.gate.estopActive).toBe(true);
+    expect(svc.gate.estopSources()).toEqual(['api']);
+    expect(svc.status().running).toBe(false);
+    // Start is refused while the e-stop is latched; clearing it does not restart by itself.
+    c.ws.send(encodeClient(protocol, { id: 51, token: TOKEN, start: {} }));
+    expect(await c.next()).toMatchObject({ id: 51, error: { message: expect.stringMatching(/cannot start: e-stop latched \(api\)/) } });
     c.ws.send(encodeClient(protocol, { id: 6, token: TOKEN, clearEstop: {} }));
     await c.next();
     expect(svc.gate.estopActive).toBe(false);
+    expect(svc.status().running).toBe(false);
+    c.ws.send(encodeClient(protocol, { id: 61, token: TOKEN, start: {} }));
+    expect(await c.next()).toMatchObject({ id: 61, ack: {} });
+    expect(svc.status().running).toBe(true);
     c.ws.send(encodeClient(protocol, { id: 7, token: TOKEN, subscribe: { streams: ['plans', 'frames'] } }));
     await c.next();
     plans.next({ actions: [safeAction()], cost: 1.5, iterations: 2, candidatesEvaluated: 64, latencyMs: 12, observationStamp: 42, safe: false, imagined: [new Uint8Array(4 * 5 * 3).fill(90)] });
@@ -127,18 +140,25 @@ describe('WebSocket API streams', () => {
     const c = await hello('selfflow.v1.protobuf');
     c.ws.send(encodeClient('selfflow.v1.protobuf', { id: 1, token: TOKEN, subscribe: { streams: ['status', 'commands', 'latency'] } }));
     expect((await c.next()).ack).toBeDefined();
-    const stamp = 777;
-    link.inject('/image_raw', 'sensor_msgs/msg/Image', rosCodec().encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp }, 'cam')));
+    let stamp = -1;
+    const sub = svc.observations$.subscribe((o) => (stamp = o.stamp));
+    link.inject('/image_raw', 'sensor_msgs/msg/Image', rosCodec().encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp: 777 }, 'cam')));
+    sub.unsubscribe();
     plans.next({ actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe: false });
     const command = await c.next();
     expect(command.command!.action[0]).toBeCloseTo(0.01, 6);
     const latency = await c.next();
     expect(latency.latency).toBeDefined();
-    svc.estop();
+    svc.estop('api');
+    // The e-stop's own zero command, then the status.
+    expect((await c.next()).command).toMatchObject({ zeroed: 'e-stop (api)' });
     const status = await c.next();
-    expect(status.status).toMatchObject({ estop: true, blocked: 'e-stop latched' });
-    svc.clearEstop();
-    expect((await c.next()).status!.estop ?? false).toBe(false);
+    expect(status.status).toMatchObject({ estop: true, estopSources: ['api'], blocked: 'e-stop latched (api)' });
+    svc.clearEstop('api');
+    const cleared = (await c.next()).status!;
+    expect(cleared.estop ?? false).toBe(false);
+    expect(cleared.running ?? false).toBe(false);
+    expect(svc.start()).toBeUndefined();
     c.ws.close();
   });
 });

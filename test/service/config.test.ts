@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyParamsFile, applyRemaps, defaultConfig, setParam, validateConfig } from '../../src/service/config.js';
+import { applyParamsFile, applyRemaps, defaultConfig, resolvePlanDeadline, setParam, UNBUDGETED_PLAN_DEADLINE_MS, validateConfig } from '../../src/service/config.js';
+import { loadPlannerPreset } from '../../src/planner/presets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'selfflow-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,5 +48,22 @@ describe('service configuration', () => {
     expect(cfg.topics.image).toBe('/camera/color/image_raw');
     expect(cfg.topics.jointStates).toBe('arm/joint_states');
     expect(cfg.topics.compressedImage).toBe('image_raw/compressed');
+  });
+
+  it('derives the plan deadline from the preset unless one is set, so a plan inside budget + grace never trips it', () => {
+    const cfg = defaultConfig();
+    expect(cfg.safety.planDeadlineMs).toBe(0);
+    expect(cfg.safety.workspace).toBeUndefined();
+    for (const name of ['wm-cem-fast', 'wm-cem-quality', 'wm-mppi']) {
+      const p = loadPlannerPreset(name);
+      const d = resolvePlanDeadline(cfg, p);
+      // Fresh plans can be budget + grace apart (a plan that gives up), plus one action period of frame wait.
+      expect(d).toBeGreaterThanOrEqual(p.budgetMs + p.graceMs + 1000 / cfg.actionHz);
+      expect(d).toBeLessThan(p.budgetMs + p.graceMs + 1000 / cfg.actionHz + 1);
+    }
+    expect(resolvePlanDeadline(cfg, loadPlannerPreset('wm-cem-fast'))).toBe(3334);
+    expect(resolvePlanDeadline(cfg)).toBe(UNBUDGETED_PLAN_DEADLINE_MS);
+    setParam(cfg, 'safety.plan_deadline_ms', 2500, '-p');
+    expect(resolvePlanDeadline(cfg, loadPlannerPreset('wm-cem-fast'))).toBe(2500);
   });
 });

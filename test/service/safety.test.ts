@@ -2,16 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { clampToWorkspace, SafetyGate } from '../../src/service/safety.js';
-import { startService, type Command } from '../../src/service/service.js';
+import { startService, type Command, type LatencySample } from '../../src/service/service.js';
 import { rosCodec } from '../../src/robot/msgs.js';
-import { observationToImage, type Float32MultiArrayMsg, type TwistStampedMsg } from '../../src/robot/messages.js';
-import type { Plan } from '../../src/planner/types.js';
+import { observationToCompressed, observationToImage, type Float32MultiArrayMsg, type TwistStampedMsg } from '../../src/robot/messages.js';
+import type { Goal, Observation, Plan } from '../../src/planner/types.js';
 import { FakeLink } from './fakes.js';
 
 const codec = rosCodec();
 const act = (x: number, yaw = 0) => ({ worldVector: [x, 0, 0] as [number, number, number], rotationDelta: [0, 0, yaw] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] });
 
-function gateAt(cfg = defaultConfig().safety) {
+function gateAt(cfg = { ...defaultConfig().safety, planDeadlineMs: 1500 }) {
   const clock = { now: 0 };
   const gate = new SafetyGate(cfg, 1 / 3, () => clock.now);
   return { gate, clock };
@@ -28,7 +28,7 @@ describe('SafetyGate (independent of any planner)', () => {
   });
 
   it('clamps speed by norm, keeping the direction', () => {
-    const { gate } = gateAt({ ...defaultConfig().safety, maxLinearVelocity: 0.3, maxAngularVelocity: 0.9 });
+    const { gate } = gateAt({ ...defaultConfig().safety, planDeadlineMs: 1500, maxLinearVelocity: 0.3, maxAngularVelocity: 0.9 });
     gate.onCamera();
     gate.onPlan();
     const r = gate.filter({ ...act(0), worldVector: [0.3, 0.4, 0], rotationDelta: [0, 0, 1] });
@@ -51,15 +51,19 @@ describe('SafetyGate (independent of any planner)', () => {
     expect(gate.filter(act(0.01)).action.worldVector[0]).toBe(0.01);
   });
 
-  it('latches e-stop until cleared, and zeroes on link loss and shutdown', () => {
+  it('latches e-stop per source until that source clears it, and zeroes on link loss and shutdown', () => {
     const { gate } = gateAt();
     gate.onCamera();
     gate.onPlan();
-    gate.estop();
+    gate.estop('api');
+    gate.estop('topic');
     gate.onCamera();
     gate.onPlan();
-    expect(gate.filter(act(0.01)).zeroed).toBe('e-stop latched');
-    gate.clearEstop();
+    expect(gate.filter(act(0.01)).zeroed).toBe('e-stop latched (api, topic)');
+    expect(gate.clearEstop('topic')).toBe(true);
+    expect(gate.clearEstop('topic')).toBe(false);
+    expect(gate.filter(act(0.01)).zeroed).toBe('e-stop latched (api)');
+    gate.clearEstop('api');
     expect(gate.filter(act(0.01)).zeroed).toBeUndefined();
     gate.setLinkUp(false);
     expect(gate.filter(act(0.01)).zeroed).toBe('robot link lost');
@@ -70,7 +74,7 @@ describe('SafetyGate (independent of any planner)', () => {
 
   it('keeps the end effector in the workspace and needs a fresh pose to move', () => {
     const box = { x: [0.2, 0.9], y: [-0.4, 0.4], z: [0.02, 0.4] } as ServiceConfig['safety']['workspace'];
-    const { gate, clock } = gateAt({ ...defaultConfig().safety, workspace: box });
+    const { gate, clock } = gateAt({ ...defaultConfig().safety, planDeadlineMs: 1500, workspace: box });
     gate.onCamera();
     gate.onPlan();
     expect(gate.filter(act(0.01)).zeroed).toMatch(/no end-effector pose/);
@@ -88,24 +92,38 @@ describe('SafetyGate (independent of any planner)', () => {
   });
 });
 
-function setup(overrides: Partial<ServiceConfig> = {}) {
+function setup(overrides: Partial<ServiceConfig> = {}, wall = { now: 1_000_000 }) {
   const clock = { now: 0 };
   const link = new FakeLink(() => clock.now);
   const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0, ...overrides };
   const plans = new Subject<Plan>();
-  const svc = startService(cfg, () => plans, link, { clock: () => clock.now });
+  const seen: Observation[] = [];
+  const goals: Goal[] = [];
+  const svc = startService(
+    cfg,
+    (obs$, goals$) => {
+      obs$.subscribe((o) => seen.push(o));
+      goals$.subscribe((g) => goals.push(g));
+      return plans;
+    },
+    link,
+    { clock: () => clock.now, wallClock: () => wall.now },
+  );
   const commands: Command[] = [];
+  const latencies: LatencySample[] = [];
   svc.commands$.subscribe((c) => commands.push(c));
-  let stamp = 0;
-  const frame = () => {
-    stamp += 1;
+  svc.latency$.subscribe((l) => latencies.push(l));
+  let header = 0;
+  /** A camera frame; `stamp` is its header stamp (default: one more than the last). */
+  const frame = (stamp = ++header) => {
     link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp }, 'cam')));
-    return stamp;
   };
-  const plan = (x: number, safe = false): void =>
-    plans.next({ actions: [act(x)], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe, reason: safe ? 'deadline missed' : undefined });
+  /** A plan for the newest frame the planner saw. */
+  const plan = (x: number, safe = false, latencyMs = 0): void =>
+    plans.next({ actions: [act(x)], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs, observationStamp: seen.at(-1)?.stamp ?? -1, safe, reason: safe ? 'deadline missed' : undefined });
+  const bool = (topic: string, data: boolean) => link.inject(topic, 'std_msgs/msg/Bool', codec.encode('std_msgs/msg/Bool', { data }));
   const lastAction = () => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', link.on('/selfflow/action').at(-1)!).data);
-  return { clock, link, svc, commands, frame, plan, lastAction };
+  return { clock, wall, link, svc, commands, latencies, seen, goals, frame, plan, bool, lastAction };
 }
 
 describe('the service applies the safety layer between planner and robot', () => {
@@ -154,19 +172,88 @@ describe('the service applies the safety layer between planner and robot', () =>
     expect(s.commands.at(-1)!.zeroed).toMatch(/missed its deadline/);
   });
 
-  it('latches e-stop from the topic until a false clears it', () => {
+  it('latches e-stop per source: the topic releases only its own latch, and nothing restarts without start', () => {
     const s = setup();
     s.frame();
     s.plan(0.01);
-    s.link.inject('/selfflow/estop', 'std_msgs/msg/Bool', codec.encode('std_msgs/msg/Bool', { data: true }));
-    expect(s.lastAction()[0]).toBe(0);
+    expect(s.commands.at(-1)!.zeroed).toBeUndefined();
+    s.bool('/selfflow/estop', true);
+    expect(s.commands.at(-1)!.zeroed).toBe('e-stop (topic)');
+    expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(s.svc.status()).toMatchObject({ running: false, safety: { estop: true, estopSources: ['topic'] } });
+    s.svc.estop('api');
+    const sent = s.commands.length;
     s.frame();
     s.plan(0.01);
-    expect(s.commands.at(-1)!.zeroed).toBe('e-stop latched');
-    s.link.inject('/selfflow/estop', 'std_msgs/msg/Bool', codec.encode('std_msgs/msg/Bool', { data: false }));
+    expect(s.commands.length).toBe(sent); // stopped: no command from a plan
+    // The robot's button released: the operator's API e-stop stays.
+    s.bool('/selfflow/estop', false);
+    expect(s.svc.status().safety.estopSources).toEqual(['api']);
+    expect(s.svc.start()).toMatch(/cannot start: e-stop latched \(api\)/);
+    s.bool('/selfflow/run', true);
+    expect(s.svc.status().running).toBe(false);
+    expect(s.svc.status().lastError).toMatch(/\/selfflow\/run: cannot start: e-stop latched \(api\)/);
+    // Every latch released: still stopped until an explicit start.
+    s.svc.clearEstop('api');
+    expect(s.svc.status()).toMatchObject({ running: false, safety: { estop: false, estopSources: [] } });
     s.frame();
     s.plan(0.01);
+    expect(s.commands.length).toBe(sent);
+    expect(s.svc.start()).toBeUndefined();
+    s.plan(0.01);
+    expect(s.commands.at(-1)!.zeroed).toBeUndefined();
     expect(s.lastAction()[0]).toBeCloseTo(0.01, 6);
+    // selfflow/run false stops with one zero command; true starts again.
+    s.bool('/selfflow/run', false);
+    expect(s.commands.at(-1)!.zeroed).toBe('stopped');
+    s.bool('/selfflow/run', true);
+    expect(s.svc.status().running).toBe(true);
+  });
+
+  it('stamps every frame itself, so a camera with zero or repeated header stamps still gets one plan and one latency sample per frame', () => {
+    const s = setup();
+    for (let i = 0; i < 4; i++) {
+      s.clock.now = i * 100;
+      s.frame(0);
+      s.clock.now += 7;
+      s.plan(0.01, false, 5);
+    }
+    const stamps = s.seen.map((o) => o.stamp);
+    expect(stamps).toEqual([0, 100, 200, 300]);
+    expect(s.commands.filter((c) => c.zeroed === undefined)).toHaveLength(4);
+    expect(s.latencies).toHaveLength(4);
+    for (const l of s.latencies) {
+      expect(l.totalMs).toBe(7);
+      expect(l.planningMs).toBe(5);
+      // 2 ms in the planner that its own latency does not cover count as waiting for it.
+      expect(l.waitMs).toBe(2);
+      expect(l.serviceMs).toBe(0);
+    }
+    // Two frames in the same millisecond still get distinct, increasing stamps.
+    s.frame(0);
+    s.frame(0);
+    const [a, b] = s.seen.slice(-2).map((o) => o.stamp);
+    expect(b!).toBeGreaterThan(a!);
+  });
+
+  it('checks the header-stamp age only when safety.max_header_age_ms is set', () => {
+    const wall = { now: 50_000 };
+    const s = setup({ controlMode: 'rate', twistHz: 0, safety: { ...defaultConfig().safety, maxHeaderAgeMs: 300 } }, wall);
+    s.frame(49_900); // stamped 100 ms ago
+    s.plan(0.01);
+    expect(s.svc.gate.blockReason()).toBeUndefined();
+    s.clock.now = 250; // 350 ms after its stamp
+    expect(s.svc.gate.blockReason()).toMatch(/camera frame stamped 350 ms ago \(header stamp; limit 300 ms\)/);
+    s.frame(0); // a zero stamp is decades old by the wall clock
+    s.plan(0.01);
+    expect(s.svc.gate.blockReason()).toMatch(/header stamp/);
+    const off = setup({ controlMode: 'rate', twistHz: 0 }, wall);
+    off.frame(0);
+    off.plan(0.01);
+    expect(off.svc.gate.blockReason()).toBeUndefined();
+    expect(off.svc.status().safety.headerAgeMs).toBeNull();
+    void s.svc.shutdown();
+    void off.svc.shutdown();
   });
 
   it('zeroes while the link is lost and the twist stops with a stale frame', () => {
@@ -187,6 +274,34 @@ describe('the service applies the safety layer between planner and robot', () =>
     s.frame();
     s.plan(0.01);
     expect(s.commands.at(-1)!.zeroed).toBeUndefined();
+  });
+
+  it('holds the twist through a late control tick instead of a spurious zero between actions', () => {
+    const s = setup({ twistHz: 20 });
+    const twist = () => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
+    s.frame();
+    s.plan(0.01);
+    // The next action is due at 333 ms; a tick 7 ms late must not see a zero twist in between.
+    s.clock.now = 340;
+    s.svc.publishTwist();
+    expect(twist()).toBeCloseTo(0.03, 6);
+    s.clock.now = 380;
+    s.svc.publishTwist();
+    expect(twist()).toBeCloseTo(0.03, 6);
+    // No action for a period plus one twist period: zero.
+    s.clock.now = 384;
+    s.svc.publishTwist();
+    expect(twist()).toBe(0);
+  });
+
+  it('takes the goal as sensor_msgs/CompressedImage too', () => {
+    const s = setup();
+    const img = { image: new Uint8Array(4 * 6 * 3).fill(200), height: 4, width: 6, stamp: 0 };
+    s.link.inject('/selfflow/goal_image/compressed', 'sensor_msgs/msg/CompressedImage', codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')));
+    expect(s.svc.status().hasGoal).toBe(true);
+    expect(s.goals).toHaveLength(1);
+    expect(s.goals[0]!.images[0]).toMatchObject({ height: 4, width: 6 });
+    expect(Math.abs(s.goals[0]!.images[0]!.image[0]! - 200)).toBeLessThan(8);
   });
 
   it('survives malformed messages and sends the zero command on shutdown', async () => {

@@ -14,7 +14,8 @@ describe('selfflow-wm serve', () => {
     const r = await runCli(['serve', '--robot', 'sim', '--policy', 'expert', '--task', 'pick-can', '--image-size', '32x40', '--max-commands', '8', '--no-api', '--record', file]);
     expect(r.err).not.toMatch(/Error/);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^8 commands \(0 zeroed\)/m);
+    // The eight from the expert, then the zero command on exit.
+    expect(r.out).toMatch(/^9 commands \(1 zeroed\)/m);
     const actions = readMcap(file).filter((m) => m.topic === '/selfflow/action');
     expect(actions.length).toBeGreaterThanOrEqual(8);
     const replay = await runCli(['serve', '--robot', `mcap:${file}`, '--policy', 'wm-cem-fast', '--no-api', '--max-commands', '3']);
@@ -32,7 +33,7 @@ describe('selfflow-wm serve', () => {
     expect(r.err).not.toMatch(/Unknown option|Error/);
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/serving sim in namespace '\/arm' as node arm_planner, lockstep control at 3 Hz, twist 25 Hz/);
-    expect(r.out).toMatch(/^4 commands \(0 zeroed\)/m);
+    expect(r.out).toMatch(/^5 commands \(1 zeroed\)/m);
     // Only commands that run as ROS 2 nodes take ROS arguments; a bad ROS argument is a usage error.
     expect((await runCli(['sim', 'tasks', '--ros-args', '-r', '__node:=x'])).code).toBe(2);
     const bad = await runCli(['serve', '--ros-args', '--frobnicate', 'x']);
