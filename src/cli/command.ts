@@ -70,3 +70,17 @@ export const BACKEND_OPTION: OptionSpec = {
   arg: 'NAME',
   description: 'tensor backend: auto|cuda|tfjs-node|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
 };
+
+/** Shared --goals flag of the simulated-episode commands (plan, eval, demo). */
+export const GOALS_OPTION: OptionSpec = {
+  type: 'string',
+  arg: 'stage|phase',
+  description: "goal pictures from an expert replay: one per task stage, or the storyboard of the expert's phases",
+  default: 'phase',
+};
+
+export function goalsOption(opts: ParsedOptions): 'stage' | 'phase' {
+  const g = str(opts, 'goals') ?? 'phase';
+  if (g !== 'stage' && g !== 'phase') throw new UsageError(`--goals must be stage or phase, got '${g}'`);
+  return g;
+}

@@ -1,7 +1,7 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { percentile } from '../bench/table.js';
 import { writeGif } from '../image/gif.js';
-import { BACKEND_OPTION, int, requireStr, str, type Command } from './command.js';
+import { BACKEND_OPTION, GOALS_OPTION, goalsOption, int, requireStr, str, type Command } from './command.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -12,6 +12,7 @@ export const planCommand: Command = {
     seed: { type: 'string', arg: 'S', description: 'episode seed (object layout) and planner seed', default: '0' },
     policy: { type: 'string', arg: 'P', description: 'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi) or a preset file', default: 'wm-cem-fast' },
     gif: { type: 'string', arg: 'FILE.gif', description: 'write real | imagined | goal per step, with latency' },
+    goals: GOALS_OPTION,
     backend: BACKEND_OPTION,
   },
   async run(opts) {
@@ -23,7 +24,7 @@ export const planCommand: Command = {
     const seed = int(opts, 'seed', 0);
     const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif')) });
     console.log(`planning ${task} (seed ${seed}) with ${planning.preset.name}: ${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, horizon ${planning.preset.optimizer.horizon}, budget ${planning.preset.budgetMs} ms`);
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif')), log: (l) => console.log(l) });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif')), log: (l) => console.log(l), goals: goalsOption(opts) });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} in ${r.steps} steps; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms; safe actions ${r.safeActions}`);
     const gif = str(opts, 'gif');

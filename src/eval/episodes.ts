@@ -3,6 +3,7 @@ import type { RgbImage } from '../image/decode.js';
 import { runPlannedEpisode } from '../planner/episode.js';
 import { loadWorldModelPlanning, type WorldModelPlanning } from '../planner/world-model-planner.js';
 import { SimEnv } from '../sim/env.js';
+import type { GoalGranularity } from '../sim/goals.js';
 import { makeScriptedPolicy } from '../sim/expert.js';
 import { UserError } from '../util/errors.js';
 import type { EpisodeOutcome } from './metrics.js';
@@ -35,6 +36,7 @@ export class EpisodeRunner {
   constructor(
     private readonly checkpoint?: string,
     private readonly backend?: string,
+    private readonly goals: GoalGranularity = 'phase',
   ) {}
 
   async run(policy: string, task: string, seed: number, recordGif = false): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
@@ -46,7 +48,7 @@ export class EpisodeRunner {
       planning = await loadWorldModelPlanning(presetOf(policy), checkpoint, { backend: this.backend, seed, imagine: true });
       this.planners.set(policy, planning);
     }
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals });
     return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.steps, latenciesMs: r.latenciesMs, safeActions: r.safeActions, frames: r.frames };
   }
 

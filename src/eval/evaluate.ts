@@ -8,12 +8,14 @@ import { fork } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeGif } from '../image/gif.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Progress } from '../util/progress.js';
 import { EpisodeRunner } from './episodes.js';
 import type { EpisodeOutcome } from './metrics.js';
 import { buildReport, writeReport, type Report } from './report.js';
+import type { GoalGranularity } from '../sim/goals.js';
 
 export interface EvalJob {
   policy: string;
@@ -31,6 +33,8 @@ export interface EvalOptions {
   workers: number;
   checkpoint?: string;
   backend?: string;
+  /** Goal pictures for world-model policies: per stage or the expert's phase storyboard. */
+  goals?: GoalGranularity;
   /** GIFs of the first N failures per policy and task. */
   failureGifs: number;
   log?: (line: string) => void;
@@ -60,7 +64,7 @@ export function readFinished(path: string): EpisodeOutcome[] {
 }
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
-  const runner = new EpisodeRunner(o.checkpoint, o.backend);
+  const runner = new EpisodeRunner(o.checkpoint, o.backend, o.goals);
   try {
     for (const j of jobs) {
       const { frames: _frames, ...outcome } = await runner.run(j.policy, j.task, j.seed);
@@ -75,7 +79,7 @@ async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
 async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
   const queue = [...jobs];
   const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
-  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : [])];
+  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), ...(o.goals ? ['--goals', o.goals] : [])];
   await Promise.all(
     Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
       new Promise<void>((resolve, reject) => {
@@ -95,8 +99,21 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
   );
 }
 
+/** Episodes in one directory must come from the same model and goal pictures, or resuming would mix them. */
+function checkSettings(o: EvalOptions): void {
+  const file = join(o.outDir, 'settings.json');
+  const mine = { checkpoint: o.checkpoint ?? null, goals: o.goals ?? 'phase' };
+  if (existsSync(file)) {
+    const prior = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(mine)) {
+      if (prior[k] !== v) throw new UserError(`${o.outDir} holds episodes run with ${k} ${JSON.stringify(prior[k])}, not ${JSON.stringify(v)}: choose another --out`);
+    }
+  } else writeJsonAtomic(file, mine);
+}
+
 export async function evaluate(o: EvalOptions): Promise<Report> {
   mkdirSync(o.outDir, { recursive: true });
+  checkSettings(o);
   const log = o.log ?? (() => {});
   const episodesPath = join(o.outDir, 'episodes.jsonl');
   const all = jobsFor(o);
@@ -120,11 +137,11 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
   if (o.workers > 1 && todo.length > 1) await runInWorkers(todo, o, onDone);
   else await runInProcess(todo, o, onDone);
   progress.finish();
-  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint);
+  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint, o.goals ?? 'phase');
   writeReport(o.outDir, report);
   // GIFs of the first failures: failed episodes are replayed deterministically with the camera recording.
   if (o.failureGifs > 0) {
-    const runner = new EpisodeRunner(o.checkpoint, o.backend);
+    const runner = new EpisodeRunner(o.checkpoint, o.backend, o.goals);
     try {
       for (const policy of o.policies) {
         for (const task of o.tasks) {
@@ -146,8 +163,8 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
 }
 
 /** The worker side of runInWorkers. */
-export async function workerLoop(checkpoint?: string, backend?: string): Promise<void> {
-  const runner = new EpisodeRunner(checkpoint, backend);
+export async function workerLoop(checkpoint?: string, backend?: string, goals?: GoalGranularity): Promise<void> {
+  const runner = new EpisodeRunner(checkpoint, backend, goals);
   await new Promise<void>((resolve) => {
     process.on('message', (m: { job?: EvalJob; done?: boolean }) => {
       if (m.done || !m.job) {

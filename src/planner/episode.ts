@@ -1,15 +1,16 @@
 /**
  * One closed-loop simulated episode driven by the world-model planner: observe, plan towards the
- * current stage's goal image (stage goals come from an expert replay and advance when the
- * simulator reports the stage done, as an operator would hand over the next goal picture),
- * execute the first actions of the plan, repeat. Records a GIF: real camera | imagined future of
- * the chosen plan | goal, with a per-step latency line.
+ * current goal picture, execute the first actions of the plan, repeat. Goal pictures come from an
+ * expert replay of the same seed: one per stage (`stage`), or the storyboard of the expert's
+ * phases (`phase`), handed over one at a time by a GoalSequence (src/planner/goal-sequence.ts).
+ * Records a GIF: real camera | imagined future of the chosen plan | goal, with a per-step line.
  */
 import { Canvas } from '../image/canvas.js';
 import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
 import { SimEnv } from '../sim/env.js';
-import { goalObservations } from '../sim/goals.js';
+import { subgoals, type GoalGranularity } from '../sim/goals.js';
+import { GoalSequence } from './goal-sequence.js';
 import type { Goal } from './types.js';
 import type { WorldModelPlanning } from './world-model-planner.js';
 
@@ -45,35 +46,47 @@ function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Uint8Ar
   return c;
 }
 
-export async function runPlannedEpisode(planning: WorldModelPlanning, task: string, seed: number, opts: { recordGif?: boolean; log?: (l: string) => void } = {}): Promise<EpisodeResult> {
+export interface PlannedEpisodeOptions {
+  recordGif?: boolean;
+  log?: (l: string) => void;
+  /** Goal pictures per stage or per expert phase (default phase). */
+  goals?: GoalGranularity;
+}
+
+export async function runPlannedEpisode(planning: WorldModelPlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w });
-  const goals = await goalObservations(task, seed, VIEW.h, VIEW.w);
+  const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase');
   planning.reset(seed);
   let r = env.reset(seed);
   const latencies: number[] = [];
   const frames: RgbImage[] = [];
   let safe = 0;
-  let goal: Goal = { images: [goals[0]!], instruction: env.task.instruction };
-  let goalStage = 0;
+  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation);
+  const goalOf = () => ({ images: [sequence.current.observation], instruction: env.task.instruction });
+  let goal: Goal = goalOf();
+  let stagesDone = 0;
   try {
     while (!r.done) {
-      if (r.stagesDone !== goalStage && r.stagesDone < goals.length) {
-        goalStage = r.stagesDone;
-        goal = { images: [goals[goalStage]!], instruction: env.task.instruction };
-        opts.log?.(`  stage ${goalStage}/${r.stageCount} reached at step ${r.step}: ${env.task.stages[goalStage - 1]}`);
-      }
       const plan = await planning.plan(r.observation, goal);
       latencies.push(plan.latencyMs);
       if (plan.safe) safe++;
-      const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount}`;
+      const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${board.length}`;
       if (opts.recordGif) frames.push(panel(r.observation.image, plan.imagined?.[0], goal.images[0]!.image, planning.cfg.imageHeight, planning.cfg.imageWidth, line));
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
         r = env.stepAction(a);
         if (r.done) break;
       }
+      if (r.stagesDone > stagesDone) {
+        stagesDone = r.stagesDone;
+        opts.log?.(`  stage ${stagesDone}/${r.stageCount} reached at step ${r.step}: ${env.task.stages[stagesDone - 1]}`);
+      }
+      const event = r.done ? undefined : sequence.update(r.observation, r.stagesDone);
+      if (event) {
+        goal = goalOf();
+        opts.log?.(`  step ${r.step}: goal ${event.from + 1} ${event.kind}, now ${event.to + 1}/${board.length} (${sequence.current.name})`);
+      }
     }
-    if (r.stagesDone > goalStage) opts.log?.(`  stage ${r.stagesDone}/${r.stageCount} reached at step ${r.step}`);
-    if (opts.recordGif) frames.push(panel(r.observation.image, undefined, goals[goals.length - 1]!.image, planning.cfg.imageHeight, planning.cfg.imageWidth, `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`));
+    if (opts.recordGif) frames.push(panel(r.observation.image, undefined, board[board.length - 1]!.observation.image, planning.cfg.imageHeight, planning.cfg.imageWidth, `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`));
     return { task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.step, latenciesMs: latencies, safeActions: safe, frames };
   } finally {
     env.close();

@@ -17,6 +17,7 @@ import { loadInferenceWeights } from '../train/run-files.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { observationToTensor, tensorToImages } from './frames.js';
+import { pyramidDistance } from './image-distance.js';
 import { makePlanner } from './loop.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
@@ -111,6 +112,14 @@ export class WorldModelPlanning {
       safe: false,
       imagined,
     };
+  }
+
+  /** Multi-scale pixel distance between two camera images at the model's resolution (goal sequencing). */
+  imageDistance(a: Observation, b: Observation): number {
+    return tf.tidy(() => {
+      const x = observationToTensor(a, this.cfg.imageHeight, this.cfg.imageWidth).expandDims(0) as tf.Tensor4D;
+      return pyramidDistance(x, observationToTensor(b, this.cfg.imageHeight, this.cfg.imageWidth)).dataSync()[0]!;
+    });
   }
 
   /** Forget the context and warm start (new episode); a seed makes the episode reproducible on its own. */

@@ -130,6 +130,11 @@ export class ScriptedExpert implements Policy {
     private readonly explore = 0,
   ) {}
 
+  /** Index of the phase being worked on (phases.length when the script is done). */
+  get phaseIndex(): number {
+    return this.phase;
+  }
+
   reset(env: SimEnv): void {
     this.env = env;
     this.phase = 0;

@@ -1,25 +1,66 @@
 /**
  * Goal images for planning: the planner is given pictures, not instructions. For a task and seed
- * we replay the scripted expert and keep the frame at which each stage was first completed.
+ * we replay the scripted expert and keep the frame at which each stage was first completed
+ * (`stage` goals) or at which each phase of the expert's script ended (`phase` goals: a storyboard
+ * of the demonstration, "above the can", "around the can", "can lifted", ...).
  */
 import type { Observation } from '../planner/types.js';
 import { SimEnv } from './env.js';
-import { makeScriptedPolicy } from './expert.js';
+import { makeScriptedPolicy, ScriptedExpert } from './expert.js';
+
+export type GoalGranularity = 'stage' | 'phase';
+export const GOAL_GRANULARITIES: readonly GoalGranularity[] = ['stage', 'phase'];
+
+export interface Subgoal {
+  observation: Observation;
+  /** The task stage this picture works towards (its last subgoal shows the stage completed). */
+  stage: number;
+  /** Control steps the expert took from the previous subgoal to this one. */
+  expertSteps: number;
+  name: string;
+}
 
 export async function goalObservations(task: string, seed: number, height: number, width: number): Promise<Observation[]> {
+  return (await subgoals(task, seed, height, width, 'stage')).map((g) => g.observation);
+}
+
+export async function subgoals(task: string, seed: number, height: number, width: number, granularity: GoalGranularity): Promise<Subgoal[]> {
   const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width });
   try {
-    const policy = makeScriptedPolicy('expert', task, seed);
+    const policy = makeScriptedPolicy('expert', task, seed) as ScriptedExpert;
     let r = env.reset(seed);
     policy.reset(env);
-    const goals: Observation[] = [];
+    const stageGoals: Subgoal[] = [];
+    let phaseGoals: (Subgoal & { phase: number })[] = [];
+    let since = 0;
+    let sinceStage = 0;
     while (!r.done) {
+      const phase = policy.phaseIndex;
       const before = r.stagesDone;
-      r = env.step(policy.act(r));
-      if (r.stagesDone > before) goals.push(r.observation);
+      const action = policy.act(r);
+      // The expert moves on from a phase when the observation it just saw shows that phase done.
+      if (policy.phaseIndex > phase) {
+        phaseGoals.push({ observation: r.observation, stage: r.stagesDone, expertSteps: since, name: policy.script.phases[phase]!.name, phase });
+        since = 0;
+      } else if (policy.phaseIndex < phase) {
+        // A retry: the storyboard keeps only the attempt that worked.
+        phaseGoals = phaseGoals.filter((g) => g.phase < policy.phaseIndex);
+      }
+      r = env.step(action);
+      since++;
+      sinceStage++;
+      if (r.stagesDone > before) {
+        stageGoals.push({ observation: r.observation, stage: before, expertSteps: sinceStage, name: env.task.stages[before]! });
+        sinceStage = 0;
+        // The stage's completion picture ends its part of the storyboard.
+        phaseGoals.push({ observation: r.observation, stage: before, expertSteps: since, name: `${env.task.stages[before]} (done)`, phase: policy.phaseIndex - 0.5 });
+        since = 0;
+      }
     }
-    if (goals.length < r.stageCount) throw new Error(`expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}); no goal images`);
-    return goals;
+    if (stageGoals.length < r.stageCount) throw new Error(`expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}); no goal images`);
+    if (granularity === 'stage') return stageGoals;
+    // Phases after the last stage completes (release, retreat) are not needed to succeed.
+    return phaseGoals.filter((g) => g.stage < r.stageCount).map(({ phase: _p, ...g }) => g);
   } finally {
     env.close();
   }

@@ -51,6 +51,8 @@ describe('eval', () => {
     }
     expect(full.policies.expert!.tasks['pick-can']!.success_rate).toBe(1);
     expect(existsSync(join(out, 'report.md'))).toBe(true);
+    // Resuming with other goal pictures would mix incomparable episodes: refused, naming the setting.
+    await expect(evaluate({ ...o, goals: 'stage' })).rejects.toThrow(/goals "phase", not "stage"/);
   });
 
   it('smoke: two episodes of every policy kind through the CLI (expert, random, world-model planner)', async () => {

@@ -1,0 +1,90 @@
+/**
+ * Hands the planner one goal picture at a time from a storyboard of subgoals (src/sim/goals.ts),
+ * as an operator would: the next picture once the robot's camera looks like the current one, and
+ * the first picture of the next stage as soon as the robot reports a stage done.
+ *
+ * "Looks like" is judged by an image distance d (the multi-scale pixel distance): the current
+ * subgoal k counts as reached when d(obs, g_k) <= reachRatio * d(g_{k-1}, g_k) (most of the way
+ * from the previous picture), or when the camera is already as close to g_{k+1} as g_k itself is.
+ * A subgoal that is not reached within its patience (a multiple of the expert's own steps) is
+ * passed over; the last subgoal of a stage that runs out of patience restarts the stage's
+ * storyboard, since the stage is not done.
+ */
+import type { Subgoal } from '../sim/goals.js';
+import type { Observation } from './types.js';
+
+export interface GoalSequenceOptions {
+  reachRatio: number;
+  /** Patience per subgoal: max(minPatience, patienceFactor x the expert's steps to it). */
+  patienceFactor: number;
+  minPatience: number;
+}
+
+export const DEFAULT_GOAL_SEQUENCE: GoalSequenceOptions = { reachRatio: 0.3, patienceFactor: 2, minPatience: 6 };
+
+export type ImageDistance = (a: Observation, b: Observation) => number;
+
+export type GoalEvent = { kind: 'reached' | 'passed' | 'restarted' | 'stage'; from: number; to: number };
+
+export class GoalSequence {
+  private k = 0;
+  private steps = 0;
+  /** d(g_{k-1}, g_k): how far the current subgoal is from where it starts. */
+  private span: number;
+
+  constructor(
+    readonly subgoals: Subgoal[],
+    private readonly distance: ImageDistance,
+    start: Observation,
+    private readonly o: GoalSequenceOptions = DEFAULT_GOAL_SEQUENCE,
+  ) {
+    if (!subgoals.length) throw new Error('goal sequence: no subgoals');
+    this.span = distance(start, subgoals[0]!.observation);
+  }
+
+  get index(): number {
+    return this.k;
+  }
+
+  get current(): Subgoal {
+    return this.subgoals[this.k]!;
+  }
+
+  private go(to: number, from: Observation): void {
+    this.k = to;
+    this.steps = 0;
+    this.span = this.distance(from, this.subgoals[to]!.observation);
+  }
+
+  /** After each executed step: the new observation and how many stages the robot reports done. */
+  update(obs: Observation, stagesDone: number): GoalEvent | undefined {
+    const from = this.k;
+    const g = this.subgoals;
+    if (stagesDone > g[this.k]!.stage) {
+      const next = g.findIndex((s) => s.stage >= stagesDone);
+      if (next < 0) return undefined; // every stage done: nothing left to show
+      this.go(next, obs);
+      return { kind: 'stage', from, to: next };
+    }
+    this.steps++;
+    const sameStageNext = this.k + 1 < g.length && g[this.k + 1]!.stage === g[this.k]!.stage;
+    if (sameStageNext) {
+      const here = this.distance(obs, g[this.k]!.observation);
+      const towardsNext = this.distance(obs, g[this.k + 1]!.observation) <= this.distance(g[this.k]!.observation, g[this.k + 1]!.observation);
+      if (here <= this.o.reachRatio * this.span || towardsNext) {
+        this.go(this.k + 1, g[this.k]!.observation);
+        return { kind: 'reached', from, to: this.k };
+      }
+    }
+    if (this.steps > Math.max(this.o.minPatience, this.o.patienceFactor * g[this.k]!.expertSteps)) {
+      if (sameStageNext) {
+        this.go(this.k + 1, obs);
+        return { kind: 'passed', from, to: this.k };
+      }
+      const first = g.findIndex((s) => s.stage === g[this.k]!.stage);
+      this.go(first, obs);
+      return { kind: 'restarted', from, to: first };
+    }
+    return undefined;
+  }
+}

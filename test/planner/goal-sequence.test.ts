@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { GoalSequence } from '../../src/planner/goal-sequence.js';
+import type { Observation } from '../../src/planner/types.js';
+import type { Subgoal } from '../../src/sim/goals.js';
+
+/** Observations on a line: the distance between two is how far apart their positions are. */
+const at = (x: number): Observation => ({ image: new Uint8Array([x]), height: 1, width: 1, stamp: x });
+const dist = (a: Observation, b: Observation) => Math.abs(a.image[0]! - b.image[0]!);
+const sub = (x: number, stage: number, expertSteps = 2): Subgoal => ({ observation: at(x), stage, expertSteps, name: `at ${x}` });
+
+describe('goal sequence (storyboard of subgoal pictures)', () => {
+  const board = [sub(10, 0), sub(20, 0), sub(30, 0), sub(60, 1), sub(70, 1)];
+
+  it('hands over the next picture when the camera is most of the way to the current one', () => {
+    const s = new GoalSequence(board, dist, at(0), { reachRatio: 0.3, patienceFactor: 2, minPatience: 6 });
+    expect(s.index).toBe(0);
+    expect(s.update(at(5), 0)).toBeUndefined(); // 5 of 10 away: not yet
+    expect(s.update(at(8), 0)).toEqual({ kind: 'reached', from: 0, to: 1 }); // 2 <= 0.3 x 10
+    // Already as close to subgoal 3 as subgoal 2 itself is: subgoal 2 counts as reached.
+    expect(s.update(at(21), 0)).toEqual({ kind: 'reached', from: 1, to: 2 });
+  });
+
+  it('never walks into the next stage by looks alone; the stage report does that', () => {
+    const s = new GoalSequence(board, dist, at(0));
+    s.update(at(9), 0);
+    s.update(at(19), 0);
+    expect(s.index).toBe(2);
+    expect(s.update(at(30), 0)).toBeUndefined(); // last picture of stage 0, stage not reported done
+    expect(s.update(at(30), 1)).toEqual({ kind: 'stage', from: 2, to: 3 });
+    expect(s.current.stage).toBe(1);
+  });
+
+  it('passes over a subgoal that is not reached in time, and restarts a stage whose last picture times out', () => {
+    const s = new GoalSequence(board, dist, at(0), { reachRatio: 0.3, patienceFactor: 2, minPatience: 3 });
+    const events = [];
+    for (let i = 0; i < 4; i++) events.push(s.update(at(0), 0)); // stuck far away: patience max(3, 2 x 2) = 4
+    expect(events.slice(0, 4)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(s.update(at(0), 0)).toEqual({ kind: 'passed', from: 0, to: 1 });
+    for (let i = 0; i < 5; i++) s.update(at(0), 0);
+    expect(s.index).toBe(2);
+    let last;
+    for (let i = 0; i < 5; i++) last = s.update(at(0), 0) ?? last;
+    expect(last).toEqual({ kind: 'restarted', from: 2, to: 0 });
+  });
+
+  it('jumps past several stages when the robot reports them done at once', () => {
+    const s = new GoalSequence(board, dist, at(0));
+    expect(s.update(at(0), 1)).toEqual({ kind: 'stage', from: 0, to: 3 });
+    expect(s.update(at(0), 2)).toBeUndefined();
+  });
+});
