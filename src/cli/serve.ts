@@ -65,6 +65,7 @@ export const serveCommand: Command = {
     'api-port': { type: 'string', arg: 'PORT', description: 'WebSocket API port (default 8765; 0 = any free port)' },
     'api-token': { type: 'string', arg: 'TOKEN', description: 'API token (default $SELFFLOW_API_TOKEN, params api.token, else a random one printed at start)' },
     'no-api': { type: 'boolean', description: 'do not start the WebSocket API' },
+    'planner-thread': { type: 'string', arg: 'T', description: 'world-model presets: worker (plans in a worker thread, so the safety timers never wait for a plan) or main (debugging only: each plan stalls them)', default: 'worker' },
     backend: BACKEND_OPTION,
   },
   details: [
@@ -93,7 +94,7 @@ export const serveCommand: Command = {
     let planner: Planner;
     let imaginedShape: { height: number; width: number } | undefined;
     let plannerTiming: { budgetMs: number; graceMs: number } | undefined;
-    const closers: (() => void)[] = [];
+    const closers: (() => void | Promise<void>)[] = [];
     let episodes = 0;
     let successes = 0;
     let onEpisode: ((seed: number) => void) | undefined;
@@ -143,21 +144,40 @@ export const serveCommand: Command = {
       link = new RecordingLink(link, new McapRecorder(record));
     }
 
+    let resetPlanner: ((seed: number) => void) | undefined;
     if (!scripted) {
       const checkpoint = str(opts, 'checkpoint');
       if (!checkpoint) throw new UsageError(`--policy ${policy} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
-      let mod: typeof import('../planner/world-model-planner.js');
-      try {
-        mod = await import('../planner/world-model-planner.js');
-      } catch (e) {
-        throw new UserError(`--policy ${policy}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
+      const thread = str(opts, 'planner-thread') ?? 'worker';
+      if (thread !== 'worker' && thread !== 'main') throw new UsageError(`--planner-thread expects worker or main, got '${thread}'`);
+      const { worldModelWorkerScript, startWorkerPlanner } = await import('../service/planner-worker.js');
+      const script = thread === 'worker' ? worldModelWorkerScript() : undefined;
+      if (script) {
+        // A plan blocks its thread for seconds; in a worker the safety timers keep running.
+        const wp = await startWorkerPlanner({ script, workerData: { preset: policy, checkpoint, backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled }, log });
+        closers.push(() => wp.close());
+        const i = wp.info;
+        if (i.imageHeight && i.imageWidth) imaginedShape = { height: i.imageHeight, width: i.imageWidth };
+        plannerTiming = { budgetMs: i.budgetMs, graceMs: i.graceMs };
+        planner = wp.planner;
+        resetPlanner = (s) => wp.reset(s);
+        log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread`);
+      } else {
+        if (thread === 'worker') log('no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan');
+        let mod: typeof import('../planner/world-model-planner.js');
+        try {
+          mod = await import('../planner/world-model-planner.js');
+        } catch (e) {
+          throw new UserError(`--policy ${policy}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
+        }
+        const planning = await mod.loadWorldModelPlanning(policy, checkpoint, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
+        closers.push(() => planning.dispose());
+        imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
+        plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
+        planner = planning.planner();
+        resetPlanner = (s) => planning.reset(s);
+        log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread`);
       }
-      const planning = await mod.loadWorldModelPlanning(policy, checkpoint, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
-      closers.push(() => planning.dispose());
-      imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
-      plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
-      planner = planning.planner();
-      log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms)`);
     }
 
     const svc = startService(cfg, planner!, link, { log, plannerTiming });
@@ -176,7 +196,11 @@ export const serveCommand: Command = {
       const { goalObservations } = await import('../sim/goals.js');
       const size = imageSize(str(opts, 'image-size'))!;
       const task = str(opts, 'task') ?? 'pick-can';
-      onEpisode = (s) => void goalObservations(task, s, size.h, size.w).then((images) => svc.setGoal({ images }), (e: Error) => log(`no goal images for seed ${s}: ${e.message}`));
+      // A new episode starts the planner afresh (context frames and warm start are the old scene's).
+      onEpisode = (s) => {
+        if (s !== seed) resetPlanner?.(s);
+        void goalObservations(task, s, size.h, size.w).then((images) => svc.setGoal({ images }), (e: Error) => log(`no goal images for seed ${s}: ${e.message}`));
+      };
       onEpisode(seed);
     }
 
@@ -204,7 +228,7 @@ export const serveCommand: Command = {
     log(`stopping (${why}): zero command out`);
     await svc.shutdown();
     await api?.close();
-    for (const c of closers) c();
+    for (const c of closers) await c();
     const sorted = latencies.sort((a, b) => a - b);
     const st = svc.status();
     console.log(
