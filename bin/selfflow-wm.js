@@ -11,4 +11,8 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 const { main } = await import(pathToFileURL(entry).href);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// serve has sent its zero command and closed everything it could; a socket or worker that still
+// holds the event loop (a peer that never answers) must not keep a stopped node alive.
+if (process.argv[2] === 'serve') setTimeout(() => process.exit(code), 2000).unref();

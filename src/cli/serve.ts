@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { percentile } from '../bench/table.js';
 import type { Planner } from '../planner/types.js';
 import type { RobotLink } from '../robot/link.js';
+import type { RunningService } from '../service/service.js';
 import { processRosArgs } from '../robot/ros-args.js';
 import { applyParamsFile, applyRemaps, defaultConfig, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
 import { UserError } from '../util/errors.js';
@@ -21,6 +22,21 @@ function imageSize(v: string | undefined): { h: number; w: number } | undefined 
 }
 
 const log = (line: string) => console.error(`[selfflow-wm serve ${new Date().toISOString()}] ${line}`);
+
+/**
+ * uncaughtException / unhandledRejection while serving: the zero command goes out at once (the
+ * synchronous start of shutdown), then `finish` runs the normal exit path; the process exits 1.
+ */
+export function zeroOnFatal(svc: Pick<RunningService, 'shutdown'>, finish: (why: string) => void, logLine: (line: string) => void = log): (e: unknown) => void {
+  let fatal = false;
+  return (e: unknown) => {
+    logLine(`fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    if (fatal) return;
+    fatal = true;
+    void svc.shutdown().catch(() => {});
+    finish(`fatal error: ${e instanceof Error ? e.message : String(e)}`);
+  };
+}
 
 /** Params file, --ros-args and flags, in that order of precedence (later wins). */
 export function buildServiceConfig(opts: Record<string, unknown>, nodeName: string): ServiceConfig {
@@ -71,7 +87,8 @@ export const serveCommand: Command = {
   details: [
     'ROS 2 launch files start this command; it accepts `--ros-args ... [--]` as launch_ros appends it',
     '(-r __node:=NAME, -r __ns:=/NS, -r FROM:=TO topic remaps, -p NAME:=VALUE, --params-file FILE).',
-    'SIGINT/SIGTERM send the zero command (safe action, zero twist) before exiting.',
+    'SIGINT/SIGTERM, an uncaught exception or unhandled rejection send the zero command (safe action, zero twist) before exiting;',
+    'a robot link or planner worker that does not close within about a second is dropped.',
   ].join('\n'),
   async run(opts) {
     const ros = processRosArgs();
@@ -181,9 +198,14 @@ export const serveCommand: Command = {
     }
 
     const svc = startService(cfg, planner!, link, { log, plannerTiming });
+    let failed = false;
+    const onFatal = zeroOnFatal(svc, (why) => ((failed = true), finish(why)));
+    process.on('uncaughtException', onFatal);
+    process.on('unhandledRejection', onFatal);
     const latencies: number[] = [];
+    const waits: number[] = [];
     let commands = 0;
-    svc.latency$.subscribe((l) => latencies.push(l.serviceMs));
+    svc.latency$.subscribe((l) => (latencies.push(l.serviceMs), waits.push(l.waitMs)));
     svc.commands$.subscribe(() => {
       commands++;
       if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
@@ -229,15 +251,20 @@ export const serveCommand: Command = {
     await svc.shutdown();
     await api?.close();
     for (const c of closers) await c();
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
     const sorted = latencies.sort((a, b) => a - b);
+    const waited = waits.sort((a, b) => a - b);
     const st = svc.status();
     console.log(
-      `${commands} commands (${st.zeroedCommands} zeroed), ${st.plans} plans (${st.safePlans} safe), ${st.decodeErrors} dropped messages` +
-        (sorted.length ? `; service latency p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms` : '') +
+      `${commands} commands (${st.zeroedCommands} zeroed, the exit's zero command included), ${st.plans} plans (${st.safePlans} safe), ${st.decodeErrors} dropped messages` +
+        (sorted.length
+          ? `; service latency (decode, hand-off, gate, encode; planning and waits excluded) p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms; waits for the action rate and a busy planner p50 ${percentile(waited, 50).toFixed(0)} ms`
+          : '') +
         (episodes ? `; episodes ${successes}/${episodes} successful` : ''),
     );
     if (record) console.log(`recorded ${record}`);
-    return 0;
+    return failed ? 1 : 0;
   },
 };
 

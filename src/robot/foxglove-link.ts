@@ -19,6 +19,8 @@ export interface FoxgloveLinkOptions {
   log?: (line: string) => void;
   /** Largest incoming WebSocket message (bytes). */
   maxPayload?: number;
+  /** close() waits this long for the server's close reply, then drops the socket (ws alone waits 30 s). */
+  closeTimeoutMs?: number;
 }
 
 export class FoxgloveLink extends LinkBase {
@@ -130,7 +132,11 @@ export class FoxgloveLink extends LinkBase {
     const ws = this.ws;
     if (ws && ws.readyState !== WebSocket.CLOSED) {
       await new Promise<void>((resolve) => {
-        ws.once('close', () => resolve());
+        const timer = setTimeout(() => {
+          this.log(`${this.url}: no close reply within ${this.opts.closeTimeoutMs ?? 1000} ms; dropping the connection`);
+          ws.terminate();
+        }, this.opts.closeTimeoutMs ?? 1000);
+        ws.once('close', () => (clearTimeout(timer), resolve()));
         // Let queued commands (the final zero command) leave before closing.
         setImmediate(() => ws.close());
       });

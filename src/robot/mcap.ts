@@ -139,10 +139,15 @@ export class RecordingLink implements RobotLink {
     if (ok && type) this.recorder.record(topic, type, data, 'out');
     return ok;
   }
+  /** Commits the recording without waiting for the link: a link whose close hangs must not lose it. */
   async close(): Promise<void> {
-    await this.inner.close();
     this.sub.unsubscribe();
-    await this.recorder.close();
+    const link = this.inner.close();
+    try {
+      await this.recorder.close();
+    } finally {
+      await link;
+    }
   }
 }
 

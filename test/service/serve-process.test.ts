@@ -1,0 +1,75 @@
+/**
+ * `selfflow-wm serve` as its own process, the way a launch file runs it (bin/selfflow-wm.js on
+ * the compiled code, --ros-args appended): SIGTERM leaves the zero command as the last thing sent
+ * and recorded, and the process exits promptly; a world-model preset plans in a worker thread.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readMcap } from '../../src/robot/mcap.js';
+import { rosCodec } from '../../src/robot/msgs.js';
+import type { Float32MultiArrayMsg, TwistStampedMsg } from '../../src/robot/messages.js';
+import { ensureDist, ROOT } from '../helpers/dist.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'selfflow-serve-proc-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+beforeAll(() => ensureDist(), 120_000);
+const codec = rosCodec();
+
+function serve(args: string[]) {
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; at: number }>((r) => child.on('exit', (code) => r({ code, at: performance.now() })));
+  const waitFor = async (re: RegExp, ms: number) => {
+    const t0 = performance.now();
+    while (!re.test(err)) {
+      if (performance.now() - t0 > ms || child.exitCode !== null) throw new Error(`no ${re} in ${ms} ms; stderr:\n${err}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { child, exited, waitFor, out: () => out, err: () => err };
+}
+
+describe('serve as a process', () => {
+  it('on SIGTERM sends and records the zero command last and exits promptly (started as launch_ros starts it)', async () => {
+    const file = join(dir, 'sigterm.mcap');
+    const p = serve([
+      '--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--control-mode', 'rate', '--record', file,
+      '--ros-args', '-r', '__node:=selfflow_planner', '-r', '__ns:=/arm', '--params-file', join(ROOT, 'launch', 'params.yaml'), '-p', 'api.enabled:=false',
+    ]);
+    await p.waitFor(/serving sim \(recording .*\) in namespace '\/arm' as node selfflow_planner, rate control at 3 Hz, twist 20 Hz/, 60_000);
+    // A few actions at 3 Hz and twists at 20 Hz, then the signal.
+    await new Promise((r) => setTimeout(r, 1500));
+    const t = performance.now();
+    p.child.kill('SIGTERM');
+    const { code, at } = await p.exited;
+    expect(code, p.err()).toBe(0);
+    expect(at - t).toBeLessThan(3000);
+    expect(p.err()).toMatch(/stopping \(SIGTERM\): zero command out/);
+    expect(existsSync(file)).toBe(true);
+    const rec = readMcap(file);
+    const actions = rec.filter((m) => m.topic === '/arm/selfflow/action').map((m) => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', m.data).data));
+    const twists = rec.filter((m) => m.topic === '/arm/servo/delta_twist_cmds').map((m) => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', m.data).twist);
+    // The expert moved the arm before the signal, so a zero at the end is the shutdown's.
+    expect(actions.some((a) => a.slice(0, 6).some((v) => v !== 0))).toBe(true);
+    expect(twists.some((w) => w.linear.x !== 0 || w.linear.y !== 0 || w.linear.z !== 0)).toBe(true);
+    expect(actions.at(-1)!.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    const last = twists.at(-1)!;
+    expect([last.linear.x, last.linear.y, last.linear.z, last.angular.x, last.angular.y, last.angular.z]).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('plans a world-model preset in a worker thread', async () => {
+    const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--max-commands', '2', '--no-api']);
+    const { code } = await p.exited;
+    expect(code, p.err()).toBe(0);
+    expect(p.err()).toMatch(/planning with wm-cem-fast \(cem, 16 candidates, budget 1500 ms\) in a worker thread/);
+    expect(p.err()).toMatch(/plan deadline 3334 ms/);
+    expect(p.err()).toMatch(/planner worker stopped/);
+    expect(p.out()).toMatch(/^3 commands .*, [23] plans/m);
+  }, 180_000);
+});
