@@ -20,7 +20,16 @@ export interface FoxgloveSimServer {
   close(): Promise<void>;
 }
 
-export async function serveSimOverFoxglove(robot: SimRobot, opts: { host?: string; port?: number; namespace?: string; log?: (line: string) => void } = {}): Promise<FoxgloveSimServer> {
+export interface FoxgloveSimServerOptions {
+  host?: string;
+  port?: number;
+  namespace?: string;
+  log?: (line: string) => void;
+  /** Every message a client publishes (the twist and gripper too), as it arrives. */
+  onClientMessage?: (topic: string, data: Uint8Array) => void;
+}
+
+export async function serveSimOverFoxglove(robot: SimRobot, opts: FoxgloveSimServerOptions = {}): Promise<FoxgloveSimServer> {
   const log = opts.log ?? (() => {});
   const host = opts.host ?? '127.0.0.1';
   const server = new FoxgloveServer({ name: 'selfflow-wm sim robot', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
@@ -50,7 +59,9 @@ export async function serveSimOverFoxglove(robot: SimRobot, opts: { host?: strin
   server.on('message', (e) => {
     try {
       const d = e.data;
-      send(robot.handle(e.channel.topic, new Uint8Array(d.buffer, d.byteOffset, d.byteLength), wanted));
+      const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      opts.onClientMessage?.(e.channel.topic, bytes);
+      send(robot.handle(e.channel.topic, bytes, wanted));
     } catch (err) {
       log(`sim robot: ${errorMessage(err)}`);
     }

@@ -1,6 +1,7 @@
 /**
  * Service benchmark: observation-to-command latency the service adds (a zero-cost planner, so
- * planning time is excluded), in process and over a loopback Foxglove WebSocket, and 640x480 image
+ * planning time is excluded), in process and over a loopback Foxglove WebSocket, in lockstep and
+ * in rate mode (3 Hz actions, 20 Hz twist republish, a 30 Hz camera), and 640x480 image
  * throughput through the codec (raw and JPEG) and the Foxglove transport.
  */
 import { FoxgloveServer } from '../robot/foxglove-protocol.js';
@@ -14,7 +15,7 @@ import { LinkBase } from '../robot/link.js';
 import { compressedToObservation, imageToObservation, observationToCompressed, observationToImage, type CompressedImageMsg, type ImageMsg } from '../robot/messages.js';
 import { rosCodec, type RosType } from '../robot/msgs.js';
 import { defaultConfig, type ServiceConfig } from './config.js';
-import { startService } from './service.js';
+import { startService, type LatencySample } from './service.js';
 
 const zeroCostPlanner: Planner = (obs$) =>
   obs$.pipe(map((o): Plan => ({ actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 0, candidatesEvaluated: 0, latencyMs: 0, observationStamp: o.stamp, safe: false })));
@@ -120,6 +121,51 @@ async function foxgloveLatency(h: number, w: number, n: number): Promise<number[
   return out;
 }
 
+/**
+ * Rate mode as on a robot: a 30 Hz 640x480 camera over loopback Foxglove, 3 Hz actions, the twist
+ * republished at 20 Hz. Intervals are measured where the robot receives the messages.
+ */
+async function rateModeOverFoxglove(seconds: number) {
+  const codec = rosCodec();
+  const server = new FoxgloveServer({ name: 'bench robot', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
+  const ch = server.addChannel({ topic: '/image_raw', encoding: 'cdr', schemaName: 'sensor_msgs/msg/Image', schema: codec.schema('sensor_msgs/msg/Image').text, schemaEncoding: 'ros2msg' });
+  let subscribed!: () => void;
+  const ready = new Promise<void>((r) => (subscribed = r));
+  server.on('subscribe', (id) => id === ch && subscribed());
+  const arrivals = { twist: [] as number[], action: [] as number[] };
+  server.on('message', (e) => {
+    if (e.channel.topic === '/servo/delta_twist_cmds') arrivals.twist.push(performance.now());
+    else if (e.channel.topic === '/selfflow/action') arrivals.action.push(performance.now());
+  });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20, handleProtocols: (p) => FOXGLOVE_SUBPROTOCOLS.find((x) => p.has(x)) ?? false });
+  wss.on('connection', (ws: WebSocket) => server.handleConnection(ws as unknown as Parameters<FoxgloveServer['handleConnection']>[0], 'service'));
+  await new Promise<void>((r) => wss.once('listening', r));
+  const link = new FoxgloveLink(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, { reconnectMs: 0 });
+  const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'rate', actionHz: 3, twistHz: 20, statusHz: 0 };
+  const svc = startService(cfg, zeroCostPlanner, link);
+  const samples: LatencySample[] = [];
+  svc.latency$.subscribe((l) => samples.push(l));
+  await ready;
+  const img = await simFrame(480, 640);
+  let stamp = 0;
+  const camera = setInterval(() => server.sendMessage(ch, BigInt(Date.now()) * 1_000_000n, codec.encode('sensor_msgs/msg/Image', observationToImage({ ...img, stamp: ++stamp }, 'cam')) as Uint8Array<ArrayBuffer>), 1000 / 30);
+  // The first second settles (connection, first plan); measure after it.
+  await new Promise((r) => setTimeout(r, 1000));
+  const from = performance.now();
+  const fromSample = samples.length;
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  clearInterval(camera);
+  await svc.shutdown();
+  await new Promise<void>((r) => (wss.clients.forEach((c) => c.terminate()), wss.close(() => r())));
+  const gaps = (ts: number[]) => {
+    const t = ts.filter((x) => x >= from);
+    return t.slice(1).map((x, i) => x - t[i]!).sort((a, b) => a - b);
+  };
+  const measured = samples.slice(fromSample);
+  const sorted = (f: (l: LatencySample) => number) => measured.map(f).sort((a, b) => a - b);
+  return { twist: gaps(arrivals.twist), action: gaps(arrivals.action), service: sorted((l) => l.serviceMs), waits: sorted((l) => l.waitMs), total: sorted((l) => l.totalMs) };
+}
+
 async function foxgloveThroughput(h: number, w: number, n: number): Promise<number> {
   const rig = await foxgloveRig();
   const link = new FoxgloveLink(rig.url, { reconnectMs: 0 });
@@ -161,6 +207,15 @@ export async function benchService(opts: BenchOptions): Promise<BenchTable[]> {
     const xs = (await fn()).sort((a, b) => a - b);
     latRows.push([label, String(xs.length), percentile(xs, 50), percentile(xs, 99)]);
   }
+  const rm = await rateModeOverFoxglove(opts.quick ? 3 : 15);
+  const row = (label: string, xs: number[]) => [label, String(xs.length), percentile(xs, 50), percentile(xs, 99), xs.at(-1) ?? NaN];
+  const rateRows = [
+    row('twist interval at the robot (20 Hz: 50 ms)', rm.twist),
+    row('action interval at the robot (3 Hz: 333 ms)', rm.action),
+    row('latency added by the service (decode, hand-off, gate, encode)', rm.service),
+    row('deliberate waits (action-rate throttle, control tick)', rm.waits),
+    row('camera arrival to action sent, total', rm.total),
+  ];
   const codec = rosCodec();
   const img = await simFrame(480, 640);
   const raw = codec.encode('sensor_msgs/msg/Image', observationToImage(img, 'cam'));
@@ -179,6 +234,14 @@ export async function benchService(opts: BenchOptions): Promise<BenchTable[]> {
       columns: ['path', 'frames', 'p50 ms', 'p99 ms'],
       rows: latRows,
       notes: ['Camera message arrival (or, over Foxglove, the robot sending it) to the selfflow/action message leaving: decode, safety gate, encode; planning excluded.'],
+    },
+    {
+      title: 'Service: rate mode over Foxglove WebSocket (loopback), 30 Hz 640x480 camera, 3 Hz actions, 20 Hz twist (zero-cost planner)',
+      columns: ['measure', 'n', 'p50 ms', 'p99 ms', 'max ms'],
+      rows: rateRows,
+      notes: [
+        'Intervals as the robot receives them (MoveIt Servo stops after 100 ms without a twist). The service latency excludes planning and the waits, which are the rate itself: a frame waits up to one action period for the throttle and its plan up to one for the next control tick.',
+      ],
     },
     {
       title: 'Service: 640x480 image throughput',

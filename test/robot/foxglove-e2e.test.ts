@@ -6,7 +6,9 @@
 import { mkdtempSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureDist } from '../helpers/dist.js';
 import { firstValueFrom, filter, take, toArray, timeout } from 'rxjs';
 import { SimEnv } from '../../src/sim/env.js';
 import { SimRobot } from '../../src/robot/sim-robot.js';
@@ -16,7 +18,7 @@ import { McapRecorder, McapReplayLink, RecordingLink, readMcap } from '../../src
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { startService, type Command } from '../../src/service/service.js';
 import { rosCodec } from '../../src/robot/msgs.js';
-import type { Float32MultiArrayMsg } from '../../src/robot/messages.js';
+import type { Float32MultiArrayMsg, TwistStampedMsg } from '../../src/robot/messages.js';
 import { imageDrivenPlanner } from '../service/fakes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'selfflow-e2e-'));
@@ -116,5 +118,55 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     expect(link.publish('/selfflow/action', new Uint8Array(4))).toBe(false);
     await link.close();
     env.close();
+  });
+});
+
+describe('rate mode over foxglove: the twist republished between actions', () => {
+  beforeAll(() => ensureDist(), 120_000);
+
+  it('sends actions at action_hz and the twist at twist_hz, holding each action until the next without zeros between', async () => {
+    // The robot in its own thread, as on hardware: its physics steps must not stall the service.
+    const robot = new Worker(new URL('./fixtures/sim-robot-worker.mjs', import.meta.url), { workerData: { task: 'pick-can', seed: 5, height: 24, width: 30 } });
+    const got: { topic: string; t: number; data: Uint8Array }[] = [];
+    let onClosed!: (moved: number) => void;
+    const closed = new Promise<number>((r) => (onClosed = r));
+    const url = await new Promise<string>((resolve, reject) => {
+      robot.on('error', reject);
+      robot.on('message', (m: { type: string; url?: string; topic?: string; t?: number; data?: Uint8Array; moved?: number }) => {
+        if (m.type === 'ready') resolve(m.url!);
+        else if (m.type === 'msg') got.push({ topic: m.topic!, t: m.t!, data: m.data! });
+        else if (m.type === 'closed') onClosed(m.moved!);
+      });
+    });
+    const epochNow = () => performance.timeOrigin + performance.now();
+    const rateCfg: ServiceConfig = { ...defaultConfig(), controlMode: 'rate', actionHz: 3, twistHz: 20, statusHz: 0 };
+    const svc = startService(rateCfg, imageDrivenPlanner(), new FoxgloveLink(url, { reconnectMs: 0 }));
+    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(30_000)));
+    const t0 = epochNow();
+    await new Promise((r) => setTimeout(r, 3000));
+    const t1 = epochNow();
+    await svc.shutdown();
+    robot.postMessage({ type: 'close' });
+    const moved = await closed;
+    await robot.terminate();
+    const codec = rosCodec();
+    const inWindow = got.filter((g) => g.t >= t0 && g.t <= t1);
+    const twists = inWindow.filter((g) => g.topic === '/servo/delta_twist_cmds').map((g) => ({ t: g.t, x: codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', g.data).twist.linear.x }));
+    const actions = inWindow.filter((g) => g.topic === '/selfflow/action').map((g) => ({ t: g.t, x: codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', g.data).data[0]! }));
+    // Rates as configured (timer jitter on a shared 2-core machine allowed for).
+    expect(actions.length).toBeGreaterThanOrEqual(8);
+    expect(actions.length).toBeLessThanOrEqual(10);
+    expect(twists.length).toBeGreaterThanOrEqual(52);
+    expect(twists.length).toBeLessThanOrEqual(62);
+    const gaps = twists.slice(1).map((w, i) => w.t - twists[i]!.t);
+    expect(Math.max(...gaps)).toBeLessThan(100); // MoveIt Servo's command timeout
+    // Each twist carries the newest action over its period (x / (1/3 s)); no zero twist while actions move.
+    for (const w of twists) {
+      const a = actions.filter((c) => c.t <= w.t).at(-1);
+      if (a) expect(w.x).toBeCloseTo(a.x * 3, 5);
+    }
+    expect(actions.every((a) => a.x > 0)).toBe(true);
+    expect(twists.filter((w) => w.t > actions[0]!.t).every((w) => w.x > 0)).toBe(true);
+    expect(moved).toBeGreaterThan(0.1);
   });
 });
