@@ -1,7 +1,8 @@
 /**
  * The Self-Flow training objective on world-model sequences:
  * - linear-path flow matching (official time convention): velocity models regress the velocity,
- *   residual models (clean frame as a change from the last context frame) the clean frame;
+ *   residual models (clean frame as a change from the last context frame) the clean frame, with
+ *   the error measured relative to predicting no motion;
  * - Dual-Timestep Scheduling: two noise levels per sample, a random subset of the future-frame
  *   tokens gets the second, so one sequence mixes noise levels;
  * - self-distillation: the EMA teacher sees every noised token at the lower level; the student's
@@ -135,6 +136,9 @@ export function cosineLoss(a: tf.Tensor4D, b: tf.Tensor4D, contextFrames: number
   return tf.mean(tf.sub(1, tf.div(dot, tf.maximum(norms, 1e-8)))) as tf.Scalar;
 }
 
+/** Floor of the no-motion error a residual frame loss is divided by (a batch where nothing moves). */
+const NO_MOTION_FLOOR = 1e-4;
+
 /** The student's loss on one batch; `teacherRaw` is required for the selfflow objective. */
 export function studentLoss(
   student: Params,
@@ -149,11 +153,16 @@ export function studentLoss(
   const { input, eps, epsA } = noisedBatch(batch, draw, draw.studentT, cfg);
   const out = worldModelForward(student, cfg, input, { language: batch.language }, { projectedLayer: o.kind === 'selfflow' ? cfg.studentLayer : undefined });
   const hw = [cfg.imageHeight, cfg.imageWidth, 3];
-  // Residual models are trained on the clean frame itself: the velocity loss would weight it by 1/t^2,
-  // letting the one nearly clean sample of a batch dominate the gradient.
-  const err = out.frameClean ? tf.sub(out.frameClean, batch.frames) : tf.sub(out.frameVelocity, velocityTarget(batch.frames, eps));
-  const futureErr = err.slice([0, k, 0, 0, 0], [b, f - k, ...hw]);
-  const frame = tf.mean(tf.square(futureErr)) as tf.Scalar;
+  const future = (x: tf.Tensor) => x.slice([0, k, 0, 0, 0], [b, f - k, ...hw]);
+  let frame: tf.Scalar;
+  if (out.frameClean) {
+    // Residual models regress the clean frame (the velocity loss would weight it by 1/t^2, letting the one
+    // nearly clean sample of a batch dominate), relative to the batch's no-motion error: 1 = "nothing moves".
+    // Raw pixel MSE is ~100x smaller than the action and distillation losses and starved under gradient clipping.
+    const last = batch.frames.slice([0, k - 1, 0, 0, 0], [b, 1, ...hw]);
+    const noMotion = tf.maximum(tf.mean(tf.square(tf.sub(future(batch.frames), last))), NO_MOTION_FLOOR);
+    frame = tf.div(tf.mean(tf.square(future(tf.sub(out.frameClean, batch.frames)))), noMotion) as tf.Scalar;
+  } else frame = tf.mean(tf.square(future(tf.sub(out.frameVelocity, velocityTarget(batch.frames, eps))))) as tf.Scalar;
   const aTarget = velocityTarget(batch.actions, epsA);
   const aErr = tf.sub(out.actionVelocity, aTarget).slice([0, k - 1, 0], [b, f - k, cfg.actionDim]);
   const perSample = tf.mean(tf.square(aErr), [1, 2]);
