@@ -1,0 +1,37 @@
+/**
+ * What a registry install gets (`npm pack`): everything bin/selfflow-wm.js and serve need at run
+ * time — the compiled CLI and planner worker, presets, dataset cards, sim scenes, launch files,
+ * .msg definitions, the API schema and the shipped tiny model.
+ */
+import { execFileSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureDist, ROOT } from '../helpers/dist.js';
+
+beforeAll(() => ensureDist(), 120_000);
+
+describe('npm pack', () => {
+  it('contains what the installed CLI needs', () => {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const files = new Set((JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+    for (const f of [
+      'package.json',
+      'bin/selfflow-wm.js',
+      'dist/src/cli/main.js',
+      'dist/src/cli/serve.js',
+      'dist/src/service/planner-worker-main.js',
+      'dist/src/data/window-worker.js',
+      'policies/wm-cem-fast.json',
+      'datasets/rt1.json',
+      'sim/scenes/tabletop.xml',
+      'launch/params.yaml',
+      'launch/selfflow_planner.launch.xml',
+      'msgs/sensor_msgs/msg/Image.msg',
+      'proto/selfflow_v1.proto',
+      'models/tiny-sim/run.json',
+    ]) {
+      expect(files, f).toContain(f);
+    }
+    // Sources and tests stay out of the tarball.
+    expect([...files].some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false);
+  });
+});
