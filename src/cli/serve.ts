@@ -76,17 +76,22 @@ export const serveCommand: Command = {
     seed: { type: 'string', arg: 'S', description: '--robot sim: first episode seed (the next episode uses seed + 1); also the planner seed', default: '0' },
     'image-size': { type: 'string', arg: 'HxW', description: '--robot sim: camera size', default: '256x320' },
     episodes: { type: 'string', arg: 'N', description: '--robot sim: stop after N episodes (0 = run until interrupted)', default: '0' },
-    'max-commands': { type: 'string', arg: 'N', description: 'stop after N commands (0 = no limit)', default: '0' },
+    'max-commands': { type: 'string', arg: 'N', description: 'stop after N commands (0 = no limit; the zero command on exit comes on top)', default: '0' },
     'api-host': { type: 'string', arg: 'HOST', description: 'WebSocket API bind address (default 127.0.0.1; params api.host)' },
     'api-port': { type: 'string', arg: 'PORT', description: 'WebSocket API port (default 8765; 0 = any free port)' },
     'api-token': { type: 'string', arg: 'TOKEN', description: 'API token (default $SELFFLOW_API_TOKEN, params api.token, else a random one printed at start)' },
     'no-api': { type: 'boolean', description: 'do not start the WebSocket API' },
-    'planner-thread': { type: 'string', arg: 'T', description: 'world-model presets: worker (plans in a worker thread, so the safety timers never wait for a plan) or main (debugging only: each plan stalls them)', default: 'worker' },
+    'planner-thread': { type: 'string', arg: 'T', description: 'world-model presets: worker (plans in a worker thread, so twist republish, e-stop and signals do not wait for a plan) or main (debugging only: each plan stalls them)', default: 'worker' },
     backend: BACKEND_OPTION,
   },
   details: [
     'ROS 2 launch files start this command; it accepts `--ros-args ... [--]` as launch_ros appends it',
     '(-r __node:=NAME, -r __ns:=/NS, -r FROM:=TO topic remaps, -p NAME:=VALUE, --params-file FILE).',
+    'E-stop: selfflow/estop (true) and the API each latch their own e-stop, released only by the same source;',
+    'releasing does not restart: start again with the API start or true on selfflow/run.',
+    'Plan deadline (safety.plan_deadline_ms, 0 = auto): the preset\'s budget + grace + one action period.',
+    '--robot sim runs the physics on this thread (50-250 ms a step on a small CPU): fine in lockstep;',
+    'for rate mode run the simulator apart with `serve sim-robot` and --robot foxglove:ws://...',
     'SIGINT/SIGTERM, an uncaught exception or unhandled rejection send the zero command (safe action, zero twist) before exiting;',
     'a robot link or planner worker that does not close within about a second is dropped.',
   ].join('\n'),
@@ -198,6 +203,8 @@ export const serveCommand: Command = {
     }
 
     const svc = startService(cfg, planner!, link, { log, plannerTiming });
+    // A log pipe that went away (the launcher died) must not turn every log line into a fatal error.
+    for (const stream of [process.stdout, process.stderr]) if (!stream.listenerCount('error')) stream.on('error', () => {});
     let failed = false;
     const onFatal = zeroOnFatal(svc, (why) => ((failed = true), finish(why)));
     process.on('uncaughtException', onFatal);
@@ -248,9 +255,20 @@ export const serveCommand: Command = {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     log(`stopping (${why}): zero command out`);
-    await svc.shutdown();
-    await api?.close();
-    for (const c of closers) await c();
+    // Everything gets closed even when one step fails (a recording that cannot be written must not
+    // leave the link open); the first failure is reported after the summary.
+    let closeError: unknown;
+    const attempt = async (f: () => unknown) => {
+      try {
+        await f();
+      } catch (e) {
+        closeError ??= e;
+        log(`while stopping: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
+    await attempt(() => svc.shutdown());
+    await attempt(() => api?.close());
+    for (const c of closers) await attempt(c);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
     const sorted = latencies.sort((a, b) => a - b);
@@ -263,6 +281,7 @@ export const serveCommand: Command = {
           : '') +
         (episodes ? `; episodes ${successes}/${episodes} successful` : ''),
     );
+    if (closeError) throw closeError;
     if (record) console.log(`recorded ${record}`);
     return failed ? 1 : 0;
   },

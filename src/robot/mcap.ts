@@ -38,6 +38,10 @@ class TempFileWritable implements IWritable {
   abort(): void {
     try {
       closeSync(this.fd);
+    } catch {
+      /* closed by a commit that failed later */
+    }
+    try {
       unlinkSync(this.tmp);
     } catch {
       /* already gone */
@@ -104,7 +108,12 @@ export class McapRecorder {
       this.out.abort();
       throw new UserError(`${this.path}: recording failed (${errorMessage(this.failed)})`);
     }
-    this.out.commit();
+    try {
+      this.out.commit();
+    } catch (e) {
+      this.out.abort();
+      throw new UserError(`${this.path}: cannot write the recording (${errorMessage(e)})`);
+    }
   }
 }
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readMcap } from '../../src/robot/mcap.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import type { Float32MultiArrayMsg, TwistStampedMsg } from '../../src/robot/messages.js';
@@ -17,9 +17,16 @@ const dir = mkdtempSync(join(tmpdir(), 'selfflow-serve-proc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeAll(() => ensureDist(), 120_000);
 const codec = rosCodec();
+const children = new Set<ReturnType<typeof spawn>>();
+// A failed assertion must not leave a serve process running.
+afterEach(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  children.clear();
+});
 
 function serve(args: string[]) {
   const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -61,6 +68,18 @@ describe('serve as a process', () => {
     expect(actions.at(-1)!.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 0, 0]);
     const last = twists.at(-1)!;
     expect([last.linear.x, last.linear.y, last.linear.z, last.angular.x, last.angular.y, last.angular.z]).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('closes everything and exits 1 naming the file when the recording cannot be written', async () => {
+    const sub = mkdtempSync(join(dir, 'gone-'));
+    const p = serve(['--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--no-api', '--record', join(sub, 'x.mcap')]);
+    await p.waitFor(/serving sim/, 60_000);
+    rmSync(sub, { recursive: true, force: true });
+    p.child.kill('SIGTERM');
+    const { code } = await p.exited;
+    expect(code).toBe(1);
+    expect(p.err()).toMatch(/zero command: shutdown/);
+    expect(p.err()).toMatch(new RegExp(`selfflow-wm serve: ${join(sub, 'x.mcap')}: cannot write the recording`));
   });
 
   it('plans a world-model preset in a worker thread', async () => {
