@@ -1,6 +1,9 @@
 """Start the selfflow-wm planning service as a ROS 2 node.
 
 ros2 launch launch/selfflow_planner.launch.py checkpoint:=/path/to/run namespace:=arm
+
+Ctrl-C / SIGTERM: serve publishes the zero action and zero twist, then exits. params.yaml limits
+motion to the simulator's workspace box: give your arm's box in params_file.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -17,7 +20,7 @@ def generate_launch_description():
         DeclareLaunchArgument('robot', default_value='ros2', description='robot link: ros2, foxglove:ws://HOST:PORT, sim or mcap:FILE'),
         DeclareLaunchArgument('executable', default_value='selfflow-wm', description='the selfflow-wm launcher on PATH or its full path'),
         # No package: launch_ros finds the executable on PATH and appends --ros-args (node name,
-        # namespace, --params-file), which `selfflow-wm serve` accepts.
+        # namespace, --params-file); the CLI strips them before parsing serve's own flags.
         Node(
             executable=LaunchConfiguration('executable'),
             name='selfflow_planner',
