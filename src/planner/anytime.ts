@@ -36,6 +36,12 @@ export interface AnytimeOptions {
   now?: () => number;
   /** Checked between iterations: an abort ends the optimisation with the best plan so far. */
   signal?: AbortSignal;
+  /**
+   * Awaited between iterations. A synchronous cost (the world model reads its tensors back
+   * synchronously) never lets the event loop run, so an abort message could not arrive until
+   * the whole plan ended; yielding here (e.g. to setImmediate) lets it in.
+   */
+  between?: () => Promise<void>;
   onIteration?: (it: IterationReport) => void;
 }
 
@@ -96,6 +102,13 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
     if (o.signal?.aborted) {
       stopReason = 'aborted';
       break;
+    }
+    if (it > 0 && o.between) {
+      await o.between();
+      if (o.signal?.aborted) {
+        stopReason = 'aborted';
+        break;
+      }
     }
     if (it > 0) {
       const t = now();

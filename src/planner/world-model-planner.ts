@@ -93,6 +93,8 @@ export class WorldModelPlanning {
       proposals: p.optimizer.proposalFraction > 0 || p.optimizer.kind === 'policy' ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
       deadline: t0 + p.budgetMs,
       signal,
+      // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
+      between: () => new Promise((resolve) => setImmediate(resolve)),
     });
     this.previous = result.best;
     let imagined: Uint8Array[] | undefined;

@@ -149,6 +149,25 @@ describe("kind 'policy' (no search)", () => {
 });
 
 describe('anytime driver', () => {
+  it('an abort that can only arrive through the event loop is honoured between iterations when the driver yields', async () => {
+    const busy = async (c: Float32Array, n: number) => {
+      const end = performance.now() + 15; // a synchronous cost: no event-loop turn while it runs
+      while (performance.now() < end);
+      return quadratic(c, n);
+    };
+    const run = async (between?: () => Promise<void>) => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 0);
+      return optimize({ ...base, candidates: 8, iterations: 5 }, busy, { rng: new Rng(1), signal: ac.signal, between });
+    };
+    const blind = await run();
+    expect(blind.iterations).toBe(5); // the timer never got to fire
+    const yielding = await run(() => new Promise((r) => setImmediate(r)));
+    expect(yielding.stopReason).toBe('aborted');
+    // The timer fires at the first or second break, depending on which event-loop phase the first one lands in.
+    expect(yielding.iterations).toBeLessThanOrEqual(2);
+  });
+
   it('stops before an iteration that would overrun the budget, and at the deadline without prediction', async () => {
     let t = 0;
     const slow = async (c: Float32Array, n: number) => ((t += 100), quadratic(c, n));
