@@ -8,7 +8,7 @@ import { checkFeaturesJson } from '../data/features-json.js';
 import { readEpisodes } from '../data/rlds.js';
 import { windowStream } from '../data/windows.js';
 import { isWorldModelFile, readWorldModel } from '../model/checkpoint-io.js';
-import { CONFIG_NAMES, FRAME_PREDICTIONS, isConfigName, worldModelConfig, type FramePrediction } from '../model/config.js';
+import { ACTION_CONDITIONINGS, CONFIG_NAMES, FRAME_PREDICTIONS, isConfigName, worldModelConfig, type ActionConditioning, type FramePrediction } from '../model/config.js';
 import { importIntoWorldModel, summariseImport } from '../model/import.js';
 import { worldModelInit } from '../model/params.js';
 import { readSafetensors } from '../checkpoint/safetensors.js';
@@ -46,6 +46,7 @@ export const finetuneCommand: Command = {
       arg: 'KIND',
       description: 'frame output: residual (clean frame as a change from the last context frame) or velocity (the official convention); default residual, velocity with --init',
     },
+    'action-conditioning': { type: 'string', arg: 'KIND', description: 'adaln (the action also conditions every patch of its frame through adaLN) or token (attention only)', default: 'adaln' },
     'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
     'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
     'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
@@ -81,9 +82,11 @@ export const finetuneCommand: Command = {
     // Released Self-Flow weights predict velocities; a fresh model learns far faster predicting clean frames.
     const prediction = (str(opts, 'prediction') ?? (str(opts, 'init') ? 'velocity' : 'residual')) as FramePrediction;
     if (!FRAME_PREDICTIONS.includes(prediction)) throw new UsageError(`--prediction must be ${FRAME_PREDICTIONS.join(' or ')}, got '${prediction}'`);
+    const actionConditioning = requireStr(opts, 'action-conditioning') as ActionConditioning;
+    if (!ACTION_CONDITIONINGS.includes(actionConditioning)) throw new UsageError(`--action-conditioning must be ${ACTION_CONDITIONINGS.join(' or ')}, got '${actionConditioning}'`);
     const cfg =
       prior?.model ??
-      worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0, prediction });
+      worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0, prediction, actionConditioning });
     const settings = {
       steps: int(opts, 'steps', 2000),
       batchSize: int(opts, 'batch-size', 8),
@@ -106,7 +109,7 @@ export const finetuneCommand: Command = {
     console.error(describeChoice(choice));
     console.error(
       `finetune: data ${card.name} (${dataDir}), config ${configName} (${cfg.imageHeight}x${cfg.imageWidth}, patch ${cfg.dit.patch_size}, action ${cfg.actionDim}), ` +
-        `objective ${kind}, prediction ${cfg.prediction ?? 'velocity'}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
+        `objective ${kind}, prediction ${cfg.prediction ?? 'velocity'}, action conditioning ${cfg.actionConditioning ?? 'token'}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
         `context ${contextFrames} + future ${futureFrames} frames, mask ratio ${settings.objective.maskRatio}, policy fraction ${settings.objective.policyFraction}, ` +
         `lambda ${settings.objective.sslWeight}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
     );

@@ -38,7 +38,17 @@ export interface WorldModelConfig {
    * patches through a narrow trunk), and an untrained model already predicts "nothing moves".
    */
   prediction?: FramePrediction;
+  /**
+   * How a frame sees the action that leads into it. `token` (absent = token): only through the
+   * action token it can attend to. `adaln`: also added to the adaLN conditioning of every patch
+   * token of that frame (as DiT conditions on its class label: DiT measured in-context tokens as
+   * its weakest conditioning), so each patch knows the action without having to find it.
+   */
+  actionConditioning?: ActionConditioning;
 }
+
+export const ACTION_CONDITIONINGS = ['token', 'adaln'] as const;
+export type ActionConditioning = (typeof ACTION_CONDITIONINGS)[number];
 
 export const FRAME_PREDICTIONS = ['velocity', 'residual'] as const;
 export type FramePrediction = (typeof FRAME_PREDICTIONS)[number];
@@ -101,6 +111,7 @@ export function worldModelConfig(
     studentLayer: overrides.studentLayer ?? Math.max(1, Math.round((depth * 8) / 28)),
     teacherLayer: overrides.teacherLayer ?? Math.max(2, Math.round((depth * 20) / 28)),
     ...(overrides.prediction ? { prediction: overrides.prediction } : {}),
+    ...(overrides.actionConditioning ? { actionConditioning: overrides.actionConditioning } : {}),
   };
   if (name === 'xl' && !overrides.imageHeight) {
     cfg.imageHeight = 128;
@@ -128,6 +139,9 @@ export function validateWorldModelConfig(c: WorldModelConfig, source: string): v
   if (c.imageHeight % p || c.imageWidth % p) throw new UserError(`${source}: image ${c.imageHeight}x${c.imageWidth} is not divisible by patch ${p}`);
   if (!(c.studentLayer >= 1 && c.studentLayer < c.teacherLayer && c.teacherLayer <= c.dit.depth)) {
     throw new UserError(`${source}: need 1 <= studentLayer (${c.studentLayer}) < teacherLayer (${c.teacherLayer}) <= depth (${c.dit.depth})`);
+  }
+  if (c.actionConditioning !== undefined && !(ACTION_CONDITIONINGS as readonly string[]).includes(c.actionConditioning)) {
+    throw new UserError(`${source}: 'actionConditioning' must be ${ACTION_CONDITIONINGS.join(' or ')}, got ${JSON.stringify(c.actionConditioning)}`);
   }
   if (c.prediction !== undefined && !(FRAME_PREDICTIONS as readonly string[]).includes(c.prediction)) {
     throw new UserError(`${source}: 'prediction' must be ${FRAME_PREDICTIONS.join(' or ')}, got ${JSON.stringify(c.prediction)}`);

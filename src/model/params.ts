@@ -67,6 +67,10 @@ export function worldModelLayout(w: WorldModelConfig): Layout {
   l.set('action_embedder.proj.weight', [d, w.actionDim]);
   l.set('action_embedder.proj.bias', [d]);
   l.set('action_embedder.type_embed', [1, 1, d]);
+  if (w.actionConditioning === 'adaln') {
+    l.set('action_embedder.cond.weight', [d, w.actionDim]);
+    l.set('action_embedder.cond.bias', [d]);
+  }
   l.set('action_head.linear.weight', [w.actionDim, d]);
   l.set('action_head.linear.bias', [w.actionDim]);
   if (w.languageDim > 0) {

@@ -177,10 +177,27 @@ function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firs
   const x = tf.concat(tokenParts, 1) as tf.Tensor3D;
   const tAll = tf.concat(timeParts, 1) as tf.Tensor2D;
   let c = embedTimesteps(p, tAll) as tf.Tensor3D;
+  if (cfg.actionConditioning === 'adaln' && nActions > 0) c = tf.add(c, actionConditioning(p, batch.actions, firstFrame, f, n)) as tf.Tensor3D;
   const y = cond.y ?? tf.zeros([1], 'int32');
   c = tf.add(c, embedLabels(p, y)) as tf.Tensor3D;
   if (cfg.languageDim > 0 && cond.language) c = tf.add(c, linear(cond.language, p, 'lang_embedder.proj').expandDims(1)) as tf.Tensor3D;
   return { x, c, layout };
+}
+
+/** Per-token conditioning [B, T, D]: each frame's patch tokens get the embedding of the action leading into it. */
+function actionConditioning(p: Params, actions: tf.Tensor3D, firstFrame: number, frames: number, n: number): tf.Tensor3D {
+  const emb = linear(actions, p, 'action_embedder.cond') as tf.Tensor3D; // [B, F', D]
+  const [b, , d] = emb.shape;
+  const parts: tf.Tensor[] = [];
+  let a = 0;
+  for (let j = 0; j < frames; j++) {
+    if (firstFrame + j > 0) {
+      parts.push(tf.zeros([b, 1, d])); // the action token itself
+      parts.push(tf.tile(emb.slice([0, a, 0], [b, 1, d]), [1, n, 1]));
+      a++;
+    } else parts.push(tf.zeros([b, n, d]));
+  }
+  return tf.concat(parts, 1) as tf.Tensor3D;
 }
 
 function gatherPatchTokens(t: tf.Tensor3D, layout: Layout, n: number): tf.Tensor4D {
