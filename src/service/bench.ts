@@ -77,8 +77,8 @@ async function inProcessLatency(h: number, w: number, n: number, compressed: boo
   return out.slice(5, n + 5);
 }
 
-/** A Foxglove server that sends camera frames and reports when the action for each comes back. */
-async function foxgloveRig() {
+/** A Foxglove server that sends camera frames; `onMessage` sees every topic the service publishes. */
+async function foxgloveRig(onMessage?: (topic: string) => void) {
   const codec = rosCodec();
   const server = new FoxgloveServer({ name: 'bench robot', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
   const ch = server.addChannel({ topic: '/image_raw', encoding: 'cdr', schemaName: 'sensor_msgs/msg/Image', schema: codec.schema('sensor_msgs/msg/Image').text, schemaEncoding: 'ros2msg' });
@@ -86,7 +86,10 @@ async function foxgloveRig() {
   const ready = new Promise<void>((r) => (subscribed = r));
   server.on('subscribe', (id) => id === ch && subscribed());
   let onAction: (() => void) | undefined;
-  server.on('message', (e) => e.channel.topic === '/selfflow/action' && onAction?.());
+  server.on('message', (e) => {
+    onMessage?.(e.channel.topic);
+    if (e.channel.topic === '/selfflow/action') onAction?.();
+  });
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20, handleProtocols: (p) => FOXGLOVE_SUBPROTOCOLS.find((x) => p.has(x)) ?? false });
   wss.on('connection', (ws: WebSocket) => server.handleConnection(ws as unknown as Parameters<FoxgloveServer['handleConnection']>[0], 'service'));
   await new Promise<void>((r) => wss.once('listening', r));
@@ -127,28 +130,20 @@ async function foxgloveLatency(h: number, w: number, n: number): Promise<number[
  */
 async function rateModeOverFoxglove(seconds: number) {
   const codec = rosCodec();
-  const server = new FoxgloveServer({ name: 'bench robot', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
-  const ch = server.addChannel({ topic: '/image_raw', encoding: 'cdr', schemaName: 'sensor_msgs/msg/Image', schema: codec.schema('sensor_msgs/msg/Image').text, schemaEncoding: 'ros2msg' });
-  let subscribed!: () => void;
-  const ready = new Promise<void>((r) => (subscribed = r));
-  server.on('subscribe', (id) => id === ch && subscribed());
   const arrivals = { twist: [] as number[], action: [] as number[] };
-  server.on('message', (e) => {
-    if (e.channel.topic === '/servo/delta_twist_cmds') arrivals.twist.push(performance.now());
-    else if (e.channel.topic === '/selfflow/action') arrivals.action.push(performance.now());
+  const rig = await foxgloveRig((topic) => {
+    if (topic === '/servo/delta_twist_cmds') arrivals.twist.push(performance.now());
+    else if (topic === '/selfflow/action') arrivals.action.push(performance.now());
   });
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20, handleProtocols: (p) => FOXGLOVE_SUBPROTOCOLS.find((x) => p.has(x)) ?? false });
-  wss.on('connection', (ws: WebSocket) => server.handleConnection(ws as unknown as Parameters<FoxgloveServer['handleConnection']>[0], 'service'));
-  await new Promise<void>((r) => wss.once('listening', r));
-  const link = new FoxgloveLink(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, { reconnectMs: 0 });
+  const link = new FoxgloveLink(rig.url, { reconnectMs: 0 });
   const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'rate', actionHz: 3, twistHz: 20, statusHz: 0 };
   const svc = startService(cfg, zeroCostPlanner, link);
   const samples: LatencySample[] = [];
   svc.latency$.subscribe((l) => samples.push(l));
-  await ready;
+  await rig.ready;
   const img = await simFrame(480, 640);
   let stamp = 0;
-  const camera = setInterval(() => server.sendMessage(ch, BigInt(Date.now()) * 1_000_000n, codec.encode('sensor_msgs/msg/Image', observationToImage({ ...img, stamp: ++stamp }, 'cam')) as Uint8Array<ArrayBuffer>), 1000 / 30);
+  const camera = setInterval(() => rig.send(codec.encode('sensor_msgs/msg/Image', observationToImage({ ...img, stamp: ++stamp }, 'cam'))), 1000 / 30);
   // The first second settles (connection, first plan); measure after it.
   await new Promise((r) => setTimeout(r, 1000));
   const from = performance.now();
@@ -156,7 +151,7 @@ async function rateModeOverFoxglove(seconds: number) {
   await new Promise((r) => setTimeout(r, seconds * 1000));
   clearInterval(camera);
   await svc.shutdown();
-  await new Promise<void>((r) => (wss.clients.forEach((c) => c.terminate()), wss.close(() => r())));
+  await rig.close();
   const gaps = (ts: number[]) => {
     const t = ts.filter((x) => x >= from);
     return t.slice(1).map((x, i) => x - t[i]!).sort((a, b) => a - b);
