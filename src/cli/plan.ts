@@ -1,6 +1,7 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { percentile } from '../bench/table.js';
 import { writeGif } from '../image/gif.js';
+import { writeContactSheet } from '../image/sheet.js';
 import { BACKEND_OPTION, GOALS_OPTION, goalsOption, int, requireStr, str, type Command } from './command.js';
 
 export const planCommand: Command = {
@@ -10,27 +11,33 @@ export const planCommand: Command = {
     checkpoint: { type: 'string', arg: 'RUN', description: 'training run directory (uses its latest EMA weights and action statistics)' },
     task: { type: 'string', arg: 'T', description: 'simulator task (see sim tasks)', default: 'drawer-place' },
     seed: { type: 'string', arg: 'S', description: 'episode seed (object layout) and planner seed', default: '0' },
-    policy: { type: 'string', arg: 'P', description: 'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi) or a preset file', default: 'wm-cem-fast' },
+    policy: { type: 'string', arg: 'P', description: 'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi, wm-policy) or a preset file; oracle[:PRESET] plans with the simulator as the model', default: 'wm-cem-fast' },
     gif: { type: 'string', arg: 'FILE.gif', description: 'write real | imagined | goal per step, with latency' },
+    sheet: { type: 'string', arg: 'FILE.png', description: 'the same panels as one PNG contact sheet (every step, up to 60)' },
     goals: GOALS_OPTION,
     backend: BACKEND_OPTION,
   },
   async run(opts) {
     const choice = await initBackend(str(opts, 'backend'));
     console.error(describeChoice(choice));
-    const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
+    const { loadEpisodePlanning } = await import('../planner/episode-planning.js');
     const { runPlannedEpisode } = await import('../planner/episode.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
-    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif')) });
+    const planning = await loadEpisodePlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif') || str(opts, 'sheet')) });
     console.log(`planning ${task} (seed ${seed}) with ${planning.preset.name}: ${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, horizon ${planning.preset.optimizer.horizon}, budget ${planning.preset.budgetMs} ms`);
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif')), log: (l) => console.log(l), goals: goalsOption(opts) });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif') || str(opts, 'sheet')), log: (l) => console.log(l), goals: goalsOption(opts) });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} in ${r.steps} steps; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms; safe actions ${r.safeActions}`);
     const gif = str(opts, 'gif');
     if (gif) {
       writeGif(gif, r.frames, 500);
       console.log(`wrote ${gif}`);
+    }
+    const sheet = str(opts, 'sheet');
+    if (sheet) {
+      writeContactSheet(sheet, r.frames.slice(0, 60), 3);
+      console.log(`wrote ${sheet}`);
     }
     planning.dispose();
     return 0;

@@ -1,7 +1,11 @@
-/** Runs one evaluation episode for a policy: a scripted one (expert, random) or the world-model planner. */
+/**
+ * Runs one evaluation episode for a policy: a scripted one (expert, random), the world-model
+ * planner (`wm`, a preset name), or the same planner with the simulator as its model (`oracle`,
+ * `oracle:PRESET`: the upper bound of the planner design with a perfect world model).
+ */
 import type { RgbImage } from '../image/decode.js';
-import { runPlannedEpisode } from '../planner/episode.js';
-import { loadWorldModelPlanning, type WorldModelPlanning } from '../planner/world-model-planner.js';
+import { runPlannedEpisode, type EpisodePlanning } from '../planner/episode.js';
+import { loadEpisodePlanning, presetName } from '../planner/episode-planning.js';
 import { SimEnv } from '../sim/env.js';
 import type { GoalGranularity } from '../sim/goals.js';
 import { makeScriptedPolicy } from '../sim/expert.js';
@@ -10,10 +14,9 @@ import type { EpisodeOutcome } from './metrics.js';
 
 export const SCRIPTED = ['expert', 'random'] as const;
 
-/** `wm` is the default planner preset; any other non-scripted name is a preset in policies/. */
+/** `wm` is the default planner preset; any other non-scripted name is a preset in policies/ (`oracle:P` plans with preset P). */
 export function presetOf(policy: string): string {
-  const name = splitPolicy(policy).name;
-  return name === 'wm' ? 'wm-cem-fast' : name;
+  return presetName(splitPolicy(policy).name);
 }
 
 /**
@@ -31,7 +34,7 @@ export function splitPolicy(policy: string): { name: string; checkpoint?: string
 }
 
 export class EpisodeRunner {
-  private readonly planners = new Map<string, WorldModelPlanning>();
+  private readonly planners = new Map<string, EpisodePlanning>();
 
   constructor(
     private readonly checkpoint?: string,
@@ -45,7 +48,7 @@ export class EpisodeRunner {
     if (!planning) {
       const checkpoint = splitPolicy(policy).checkpoint ?? this.checkpoint;
       if (!checkpoint) throw new UserError(`policy '${policy}' plans with a world model: give --checkpoint RUN or PRESET@RUN`);
-      planning = await loadWorldModelPlanning(presetOf(policy), checkpoint, { backend: this.backend, seed, imagine: true });
+      planning = await loadEpisodePlanning(splitPolicy(policy).name, checkpoint, { backend: this.backend, seed, imagine: true });
       this.planners.set(policy, planning);
     }
     const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals });

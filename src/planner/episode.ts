@@ -11,8 +11,20 @@ import type { RgbImage } from '../image/decode.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, type GoalGranularity } from '../sim/goals.js';
 import { GoalSequence } from './goal-sequence.js';
-import type { Goal } from './types.js';
-import type { WorldModelPlanning } from './world-model-planner.js';
+import type { PlannerPreset } from './presets.js';
+import type { Goal, Observation, Plan } from './types.js';
+
+/** What an episode needs of a planner: the world-model planner, or the simulator oracle (src/planner/sim-oracle.ts). */
+export interface EpisodePlanning {
+  readonly preset: PlannerPreset;
+  readonly cfg: { imageHeight: number; imageWidth: number };
+  plan(obs: Observation, goal: Goal): Promise<Plan>;
+  reset(seed?: number): void;
+  imageDistance(a: Observation, b: Observation): number;
+  /** Planners that play candidates out on the episode's own simulator get it here. */
+  attach?(env: SimEnv): void;
+  dispose(): void;
+}
 
 /** What an episode achieved; the evaluation adds the policy name to it. */
 export interface EpisodeStats {
@@ -53,11 +65,12 @@ export interface PlannedEpisodeOptions {
   goals?: GoalGranularity;
 }
 
-export async function runPlannedEpisode(planning: WorldModelPlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
+export async function runPlannedEpisode(planning: EpisodePlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w });
   const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase');
   planning.reset(seed);
   let r = env.reset(seed);
+  planning.attach?.(env);
   const latencies: number[] = [];
   const frames: RgbImage[] = [];
   let safe = 0;

@@ -53,6 +53,11 @@ function expandCond(cond: WorldModelConditioning, n: number): WorldModelConditio
   return { language: cond.language && cond.language.shape[0] === 1 && n > 1 ? (tf.tile(cond.language, [n, 1]) as tf.Tensor2D) : cond.language, y: cond.y };
 }
 
+/** Per-step cost weights: the terminal fraction on the last step, the rest spread evenly. */
+export function stepWeights(horizon: number, terminal: number): number[] {
+  return Array.from({ length: horizon }, (_, j) => (1 - terminal) / horizon + (j === horizon - 1 ? terminal : 0));
+}
+
 export class WorldModelScorer {
   private ctx?: ContextCache;
   private goalImage?: tf.Tensor3D;
@@ -113,8 +118,7 @@ export class WorldModelScorer {
       const actions = tf.tensor3d(candidates.subarray(0, n * horizon * this.cfg.actionDim), [n, horizon, this.cfg.actionDim]);
       const img = imagine(this.params, this.cfg, ctx, actions, this.cond, { steps: this.rollout.flowSteps, integrator: this.rollout.integrator, seed }).frames;
       const w = this.weights;
-      // Per-step weights: terminal fraction on the last step, the rest spread evenly.
-      const stepW = tf.tensor1d(Array.from({ length: horizon }, (_, j) => (1 - w.terminal) / horizon + (j === horizon - 1 ? w.terminal : 0)));
+      const stepW = tf.tensor1d(stepWeights(horizon, w.terminal));
       let perStep = tf.zeros([n, horizon]);
       if (w.pixel > 0) perStep = tf.add(perStep, tf.mul(w.pixel, tf.mean(tf.square(tf.sub(img, goalImage)), [2, 3, 4])));
       if (w.pyramid > 0) {

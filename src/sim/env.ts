@@ -49,6 +49,17 @@ export const LIMITS = {
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 
+export interface SimSnapshot {
+  qpos: Float64Array;
+  qvel: Float64Array;
+  ctrl: Float64Array;
+  time: number;
+  target: { x: number; y: number; z: number; yaw: number; finger: number };
+  stages: number;
+  stepCount: number;
+  terminated: boolean;
+}
+
 export class SimEnv {
   readonly task: TaskInfo;
   private readonly spec: TaskSpec;
@@ -159,6 +170,25 @@ export class SimEnv {
     if (action.terminateEpisode[0] > 0.5) this.terminated = true;
     this.updateStages();
     return this.result();
+  }
+
+  /** Everything `restore` needs to put the episode back exactly here (physics state, targets, progress). */
+  snapshot(): SimSnapshot {
+    const d = this.data;
+    return { qpos: Float64Array.from(d.qpos), qvel: Float64Array.from(d.qvel), ctrl: Float64Array.from(d.ctrl), time: d.time, target: { ...this.target }, stages: this.stages, stepCount: this.stepCount, terminated: this.terminated };
+  }
+
+  restore(s: SimSnapshot): void {
+    const d = this.data;
+    d.qpos.set(s.qpos);
+    d.qvel.set(s.qvel);
+    d.ctrl.set(s.ctrl);
+    d.time = s.time;
+    this.target = { ...s.target };
+    this.stages = s.stages;
+    this.stepCount = s.stepCount;
+    this.terminated = s.terminated;
+    this.mj.mj_forward(this.model, this.data);
   }
 
   /** Same as `step`; the name the evaluation and planner were first written against. */
