@@ -33,7 +33,7 @@ export function reportMarkdown(r: Report): string {
   const lines = [
     `# Evaluation report`,
     '',
-    `${r.created}${r.checkpoint ? `, checkpoint ${r.checkpoint}` : ''}, base seed ${r.seed}${r.goals ? `, ${r.goals} goal pictures` : ''}. Success rate with Wilson 95 % interval; stages reached;`,
+    `${r.created}${r.checkpoint ? `, checkpoint ${r.checkpoint}` : ''}, base seed ${r.seed}${r.goals ? `, goal pictures for planners: ${r.goals}` : ''}. Success rate with Wilson 95 % interval; stages reached;`,
     `average completed stages (CALVIN's average length); mean episode length; decision latency p50/p95. Summary line: ${r.average}.`,
     '',
     `| task | ${pols.map((p) => `${p} success (95 % CI)`).join(' | ')} | ${pols.map((p) => `${p} stages reached`).join(' | ')} | ${pols.map((p) => `${p} avg stages`).join(' | ')} | ${pols.map((p) => `${p} steps`).join(' | ')} | ${pols.map((p) => `${p} latency p50/p95 ms`).join(' | ')} |`,
