@@ -83,7 +83,8 @@ export class Trainer {
     }
     const gradNorm = this.optimizer.apply(this.student, byName, lr);
     tf.dispose(Object.values(grads));
-    if (this.objective.kind === 'selfflow') emaUpdate(this.teacher, this.student, emaDecay);
+    // The EMA is what planning samples with, for both objectives; only selfflow also uses it as the teacher.
+    emaUpdate(this.teacher, this.student, emaDecay);
     const [frame, action, ssl, loss] = kept.map((t) => t.dataSync()[0]!);
     tf.dispose(kept);
     return { loss: loss!, frame: frame!, action: action!, ssl: ssl!, gradNorm };
