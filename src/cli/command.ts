@@ -74,13 +74,13 @@ export const BACKEND_OPTION: OptionSpec = {
 /** Shared --goals flag of the simulated-episode commands (plan, eval, demo). */
 export const GOALS_OPTION: OptionSpec = {
   type: 'string',
-  arg: 'stage|phase',
-  description: "goal pictures from an expert replay: one per task stage, or the storyboard of the expert's phases",
+  arg: 'stage|phase|dense',
+  description: "goal pictures from an expert replay: one per task stage, the end of each expert phase, or every 2nd expert frame",
   default: 'phase',
 };
 
-export function goalsOption(opts: ParsedOptions): 'stage' | 'phase' {
+export function goalsOption(opts: ParsedOptions): 'stage' | 'phase' | 'dense' {
   const g = str(opts, 'goals') ?? 'phase';
-  if (g !== 'stage' && g !== 'phase') throw new UsageError(`--goals must be stage or phase, got '${g}'`);
+  if (g !== 'stage' && g !== 'phase' && g !== 'dense') throw new UsageError(`--goals must be stage, phase or dense, got '${g}'`);
   return g;
 }

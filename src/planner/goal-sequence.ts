@@ -3,10 +3,11 @@
  * as an operator would: the next picture once the robot's camera looks like the current one, and
  * the first picture of the next stage as soon as the robot reports a stage done.
  *
- * "Looks like" is judged by an image distance d (the multi-scale pixel distance): the current
- * subgoal k counts as reached when d(obs, g_k) <= reachRatio * d(g_{k-1}, g_k) (most of the way
- * from the previous picture), or when the camera is already as close to g_{k+1} as g_k itself is.
- * A subgoal that is not reached within its patience (a multiple of the expert's own steps) is
+ * "Looks like" is judged by an image distance d (the share of pixels that differ): the current
+ * subgoal k counts as reached when d(obs, g_k) <= reachRatio * d(g_{k-1}, g_k), i.e. most of what
+ * separated it from the previous picture is gone. (A test "as close to g_{k+1} as g_k is" was
+ * dropped: while the moving part overlaps neither picture every distance is the same, so it fired
+ * at once.) A subgoal that is not reached within its patience (a multiple of the expert's own steps) is
  * passed over; the last subgoal of a stage that runs out of patience restarts the stage's
  * storyboard, since the stage is not done.
  */
@@ -70,8 +71,7 @@ export class GoalSequence {
     const sameStageNext = this.k + 1 < g.length && g[this.k + 1]!.stage === g[this.k]!.stage;
     if (sameStageNext) {
       const here = this.distance(obs, g[this.k]!.observation);
-      const towardsNext = this.distance(obs, g[this.k + 1]!.observation) <= this.distance(g[this.k]!.observation, g[this.k + 1]!.observation);
-      if (here <= this.o.reachRatio * this.span || towardsNext) {
+      if (here <= this.o.reachRatio * this.span) {
         this.go(this.k + 1, g[this.k]!.observation);
         return { kind: 'reached', from, to: this.k };
       }

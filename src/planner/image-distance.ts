@@ -31,3 +31,27 @@ export function pyramidDistance(a: tf.Tensor4D, b: tf.Tensor3D | tf.Tensor4D): t
     return tf.div(sum, levels) as tf.Tensor1D;
   });
 }
+
+/** Pixel change (in [-1, 1] units) that counts fully in a change map; smaller changes count in proportion. */
+export const CHANGE_SCALE = 0.2;
+
+/** Where `x` differs from `now`, per pixel in [0, 1]: [N, h, w, 1]. Contrast-free, so a dark part over a dark background still shows. */
+export function changeMap(x: tf.Tensor4D, now: tf.Tensor3D): tf.Tensor4D {
+  return tf.tidy(() => tf.minimum(tf.div(tf.max(tf.abs(tf.sub(x, now.expandDims(0))), -1, true), CHANGE_SCALE), 1) as tf.Tensor4D);
+}
+
+/**
+ * Change-map distance: the multi-scale distance between where the candidate's frames differ from
+ * the current camera frame and where the goal picture does. Plain pixel distances are dominated by
+ * contrast: moving the gripper in front of a dark cabinet "hides" it and lowers the pixel error
+ * more than moving it towards its goal position (measured with the simulator oracle); change maps
+ * mark both positions alike whatever the background.
+ */
+export function changeDistance(frames: tf.Tensor4D, now: tf.Tensor3D, goal: tf.Tensor3D): tf.Tensor1D {
+  return tf.tidy(() => pyramidDistance(changeMap(frames, now), changeMap(goal.expandDims(0) as tf.Tensor4D, now).squeeze([0]) as tf.Tensor3D));
+}
+
+/** Share of pixels (weighted by how much they changed, see changeMap) where two frames differ: how far from "the same picture". */
+export function differingFraction(a: tf.Tensor3D, b: tf.Tensor3D): number {
+  return tf.tidy(() => tf.mean(changeMap(a.expandDims(0) as tf.Tensor4D, b)).dataSync()[0]!);
+}

@@ -11,7 +11,7 @@ import { modelActionToRt1 } from '../data/action-mapping.js';
 import type { SimEnv } from '../sim/env.js';
 import { Rng } from '../util/rng.js';
 import { observationToTensor } from './frames.js';
-import { pyramidDistance } from './image-distance.js';
+import { changeDistance, differingFraction, pyramidDistance } from './image-distance.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
@@ -42,7 +42,7 @@ export class SimOraclePlanning {
   }
 
   imageDistance(a: Observation, b: Observation): number {
-    return tf.tidy(() => pyramidDistance(this.frame(a).expandDims(0) as tf.Tensor4D, this.frame(b)).dataSync()[0]!);
+    return tf.tidy(() => differingFraction(this.frame(a), this.frame(b)));
   }
 
   async plan(obs: Observation, goal: Goal): Promise<Plan> {
@@ -54,6 +54,7 @@ export class SimOraclePlanning {
     const a = this.stats.names.length;
     const snap = env.snapshot();
     const goalFrame = this.frame(goal.images[goal.images.length - 1]!);
+    const nowFrame = this.frame(obs);
     const w = stepWeights(h, p.cost.terminal);
     const cost = async (cands: Float32Array, n: number): Promise<Float32Array> => {
       const out = new Float32Array(n);
@@ -69,6 +70,7 @@ export class SimOraclePlanning {
             let d = 0;
             if (p.cost.pixel > 0) d += p.cost.pixel * tf.mean(tf.square(tf.sub(f, goalFrame))).dataSync()[0]!;
             if (p.cost.pyramid > 0) d += p.cost.pyramid * pyramidDistance(f.expandDims(0) as tf.Tensor4D, goalFrame).dataSync()[0]!;
+            if (p.cost.change > 0) d += p.cost.change * changeDistance(f.expandDims(0) as tf.Tensor4D, nowFrame, goalFrame).dataSync()[0]!;
             return d;
           });
           for (const v of seq) m += v * v;
@@ -86,7 +88,7 @@ export class SimOraclePlanning {
       return { actions, cost: result.bestCost, iterations: result.iterations, candidatesEvaluated: result.candidatesEvaluated, latencyMs: performance.now() - t0, observationStamp: obs.stamp, safe: false };
     } finally {
       env.restore(snap);
-      goalFrame.dispose();
+      tf.dispose([goalFrame, nowFrame]);
     }
   }
 

@@ -11,7 +11,7 @@ import type { Integrator } from '../flow/sampler.js';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
 import { encodeContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
-import { pyramidDistance } from './image-distance.js';
+import { changeDistance, pyramidDistance } from './image-distance.js';
 
 export interface CostWeights {
   /** Representation-space distance (1 - cosine of teacher features), per token. */
@@ -20,6 +20,8 @@ export interface CostWeights {
   pixel: number;
   /** Multi-scale pixel MSE (src/planner/image-distance.ts): keeps a gradient while parts do not overlap yet. */
   pyramid: number;
+  /** Change-map distance to the goal relative to the current frame (src/planner/image-distance.ts): contrast-free. */
+  change: number;
   /** Mean squared normalised action. */
   actionMagnitude: number;
   /** 1 = only the last imagined frame counts; 0 = every frame equally. */
@@ -60,6 +62,8 @@ export function stepWeights(horizon: number, terminal: number): number[] {
 
 export class WorldModelScorer {
   private ctx?: ContextCache;
+  /** The newest context frame (what change maps are relative to). */
+  private currentFrame?: tf.Tensor3D;
   private goalImage?: tf.Tensor3D;
   private goalFeatures?: tf.Tensor2D;
 
@@ -81,6 +85,7 @@ export class WorldModelScorer {
   setContext(frames: tf.Tensor4D): void {
     this.disposeContext();
     const k = frames.shape[0];
+    this.currentFrame = tf.keep(frames.slice([k - 1, 0, 0, 0], [1, -1, -1, -1]).squeeze([0]) as tf.Tensor3D);
     const seq = frames.expandDims(0) as tf.Tensor5D;
     const actions = tf.zeros([1, k - 1, this.cfg.actionDim]) as tf.Tensor3D;
     this.ctx = contextCache(this.params, this.cfg, seq, actions, this.cond);
@@ -121,10 +126,9 @@ export class WorldModelScorer {
       const stepW = tf.tensor1d(stepWeights(horizon, w.terminal));
       let perStep = tf.zeros([n, horizon]);
       if (w.pixel > 0) perStep = tf.add(perStep, tf.mul(w.pixel, tf.mean(tf.square(tf.sub(img, goalImage)), [2, 3, 4])));
-      if (w.pyramid > 0) {
-        const flat = img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D;
-        perStep = tf.add(perStep, tf.mul(w.pyramid, pyramidDistance(flat, goalImage).reshape([n, horizon])));
-      }
+      const flat = img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D;
+      if (w.pyramid > 0) perStep = tf.add(perStep, tf.mul(w.pyramid, pyramidDistance(flat, goalImage).reshape([n, horizon])));
+      if (w.change > 0) perStep = tf.add(perStep, tf.mul(w.change, changeDistance(flat, this.currentFrame!, goalImage).reshape([n, horizon])));
       if (w.representation > 0 && goalFeatures) {
         const feats = frameFeatures(this.params, this.cfg, img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D, this.cfg.teacherLayer, expandCond(this.cond, n * horizon));
         const dot = tf.sum(tf.mul(feats, goalFeatures.expandDims(0)), -1);
@@ -145,6 +149,8 @@ export class WorldModelScorer {
   private disposeContext(): void {
     if (this.ctx) disposeContext(this.ctx);
     this.ctx = undefined;
+    this.currentFrame?.dispose();
+    this.currentFrame = undefined;
   }
 
   dispose(): void {

@@ -17,7 +17,7 @@ import { loadInferenceWeights } from '../train/run-files.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { observationToTensor, tensorToImages } from './frames.js';
-import { pyramidDistance } from './image-distance.js';
+import { differingFraction } from './image-distance.js';
 import { makePlanner } from './loop.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
@@ -116,12 +116,9 @@ export class WorldModelPlanning {
     };
   }
 
-  /** Multi-scale pixel distance between two camera images at the model's resolution (goal sequencing). */
+  /** How much two camera images differ at the model's resolution (goal sequencing; see differingFraction). */
   imageDistance(a: Observation, b: Observation): number {
-    return tf.tidy(() => {
-      const x = observationToTensor(a, this.cfg.imageHeight, this.cfg.imageWidth).expandDims(0) as tf.Tensor4D;
-      return pyramidDistance(x, observationToTensor(b, this.cfg.imageHeight, this.cfg.imageWidth)).dataSync()[0]!;
-    });
+    return tf.tidy(() => differingFraction(observationToTensor(a, this.cfg.imageHeight, this.cfg.imageWidth), observationToTensor(b, this.cfg.imageHeight, this.cfg.imageWidth)));
   }
 
   /** Forget the context and warm start (new episode); a seed makes the episode reproducible on its own. */

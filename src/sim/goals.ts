@@ -8,8 +8,14 @@ import type { Observation } from '../planner/types.js';
 import { SimEnv } from './env.js';
 import { makeScriptedPolicy, ScriptedExpert } from './expert.js';
 
-export type GoalGranularity = 'stage' | 'phase';
-export const GOAL_GRANULARITIES: readonly GoalGranularity[] = ['stage', 'phase'];
+/**
+ * `stage`: one picture per task stage (the stage completed); `phase`: the end of every phase of
+ * the expert's script; `dense`: every DENSE_EVERY-th frame of the expert's demonstration (and
+ * every stage completion), so each picture is a move or two from the previous one.
+ */
+export type GoalGranularity = 'stage' | 'phase' | 'dense';
+export const GOAL_GRANULARITIES: readonly GoalGranularity[] = ['stage', 'phase', 'dense'];
+export const DENSE_EVERY = 2;
 
 export interface Subgoal {
   observation: Observation;
@@ -31,6 +37,8 @@ export async function subgoals(task: string, seed: number, height: number, width
     let r = env.reset(seed);
     policy.reset(env);
     const stageGoals: Subgoal[] = [];
+    const denseGoals: Subgoal[] = [];
+    let sinceDense = 0;
     let phaseGoals: (Subgoal & { phase: number })[] = [];
     let since = 0;
     let sinceStage = 0;
@@ -49,6 +57,11 @@ export async function subgoals(task: string, seed: number, height: number, width
       r = env.step(action);
       since++;
       sinceStage++;
+      sinceDense++;
+      if (sinceDense >= DENSE_EVERY || r.stagesDone > before) {
+        denseGoals.push({ observation: r.observation, stage: before, expertSteps: sinceDense, name: `expert step ${r.step}${r.stagesDone > before ? ` (${env.task.stages[before]} done)` : ''}` });
+        sinceDense = 0;
+      }
       if (r.stagesDone > before) {
         stageGoals.push({ observation: r.observation, stage: before, expertSteps: sinceStage, name: env.task.stages[before]! });
         sinceStage = 0;
@@ -59,6 +72,7 @@ export async function subgoals(task: string, seed: number, height: number, width
     }
     if (stageGoals.length < r.stageCount) throw new Error(`expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}); no goal images`);
     if (granularity === 'stage') return stageGoals;
+    if (granularity === 'dense') return denseGoals.filter((g) => g.stage < r.stageCount);
     // Phases after the last stage completes (release, retreat) are not needed to succeed.
     return phaseGoals.filter((g) => g.stage < r.stageCount).map(({ phase: _p, ...g }) => g);
   } finally {

@@ -16,7 +16,8 @@ describe('goal sequence (storyboard of subgoal pictures)', () => {
     expect(s.index).toBe(0);
     expect(s.update(at(5), 0)).toBeUndefined(); // 5 of 10 away: not yet
     expect(s.update(at(8), 0)).toEqual({ kind: 'reached', from: 0, to: 1 }); // 2 <= 0.3 x 10
-    // Already as close to subgoal 3 as subgoal 2 itself is: subgoal 2 counts as reached.
+    // Past subgoal 2 on the way to 3 does not count; at it does.
+    expect(s.update(at(24), 0)).toBeUndefined();
     expect(s.update(at(21), 0)).toEqual({ kind: 'reached', from: 1, to: 2 });
   });
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { pyramidDistance, pyramidLevels } from '../../src/planner/image-distance.js';
+import { changeDistance, differingFraction, pyramidDistance, pyramidLevels } from '../../src/planner/image-distance.js';
 import { useTestBackend } from '../helpers/tf.js';
 
 /** A 32x40 grey image with a 3x3 white square whose left column is at x. */
@@ -30,5 +30,32 @@ describe('multi-scale pixel distance', () => {
     // ...but the multi-scale distance decreases at every step towards the goal and is 0 there.
     for (let i = 1; i < pyr.length; i++) expect(pyr[i]!).toBeLessThan(pyr[i - 1]!);
     expect(pyr[pyr.length - 1]).toBeCloseTo(0, 6);
+  });
+
+  it('change maps ignore contrast: a part over a dark background counts as much as over a bright one', () => {
+    // Background: bright on the left half, dark on the right; the part (value 0) is 0.3 from the dark side.
+    const scene = (x: number | undefined) => {
+      const d = new Float32Array(32 * 40 * 3);
+      for (let r = 0; r < 32; r++) for (let c = 0; c < 40; c++) for (let k = 0; k < 3; k++) d[(r * 40 + c) * 3 + k] = c < 20 ? 0.9 : -0.3;
+      if (x !== undefined) for (let r = 14; r < 17; r++) for (let c = x; c < x + 3; c++) for (let k = 0; k < 3; k++) d[(r * 40 + c) * 3 + k] = 0;
+      return tf.tensor3d(d, [32, 40, 3]);
+    };
+    const now = scene(2); // on the bright side
+    const goal = scene(12);
+    // Hiding the part on the dark side, far from its goal, lowers plain pixel error below staying put...
+    const hide = scene(30);
+    const stay = scene(2);
+    const px = (a: tf.Tensor3D) => pyramidDistance(a.expandDims(0) as tf.Tensor4D, goal).dataSync()[0]!;
+    expect(px(hide)).toBeLessThan(px(stay));
+    // ...but not the change-map distance, which prefers the move towards the goal over both.
+    const ch = (a: tf.Tensor3D) => changeDistance(a.expandDims(0) as tf.Tensor4D, now, goal).dataSync()[0]!;
+    const toward = scene(6);
+    expect(ch(toward)).toBeLessThan(ch(stay));
+    expect(ch(toward)).toBeLessThan(ch(hide));
+    expect(ch(goal)).toBeCloseTo(0, 6);
+    expect(differingFraction(goal, goal)).toBe(0);
+    // The differing share only falls once the part overlaps its goal position (what goal sequencing needs).
+    expect(differingFraction(scene(11), goal)).toBeLessThan(differingFraction(toward, goal));
+    expect(differingFraction(hide, goal)).toBe(differingFraction(toward, goal));
   });
 });

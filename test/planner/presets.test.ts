@@ -31,11 +31,12 @@ describe('planner presets', () => {
     const p = loadPlannerPreset(write('ok.json', good()));
     expect(p).toEqual(loadPlannerPreset('wm-cem-fast'));
     expect(Object.keys(p.rollout).sort()).toEqual(['flowSteps', 'integrator']);
-    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'pixel', 'pyramid', 'representation', 'terminal']);
+    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'change', 'pixel', 'pyramid', 'representation', 'terminal']);
     // A preset written before the pyramid term existed keeps its meaning: weight 0.
     const old = good();
     delete old.cost!.pyramid;
-    expect(loadPlannerPreset(write('old.json', old)).cost.pyramid).toBe(0);
+    delete old.cost!.change;
+    expect(loadPlannerPreset(write('old.json', old)).cost).toMatchObject({ pyramid: 0, change: 0 });
   });
 
   it('gives createOptimizingPlanner its settings for a model action dimension', () => {
