@@ -48,7 +48,7 @@ export class EpisodeRunner {
     if (!planning) {
       const checkpoint = splitPolicy(policy).checkpoint ?? this.checkpoint;
       if (!checkpoint) throw new UserError(`policy '${policy}' plans with a world model: give --checkpoint RUN or PRESET@RUN`);
-      planning = await loadEpisodePlanning(splitPolicy(policy).name, checkpoint, { backend: this.backend, seed, imagine: true });
+      planning = await loadEpisodePlanning(splitPolicy(policy).name, checkpoint, { backend: this.backend, seed, imagine: true, lockstep: true });
       this.planners.set(policy, planning);
     }
     const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals });

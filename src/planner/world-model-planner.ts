@@ -29,6 +29,12 @@ export interface WorldModelPlannerOptions {
   seed?: number;
   /** Keep imagined frames of the chosen plan on every Plan (for GIFs and dashboards). */
   imagine?: boolean;
+  /**
+   * The robot waits for every plan (a simulated episode): no wall-clock deadline, the preset's
+   * iteration cap alone ends a plan, so a seed gives the same episode however loaded the machine is.
+   * Off for real robots, where the preset's budgetMs holds.
+   */
+  lockstep?: boolean;
 }
 
 export class WorldModelPlanning {
@@ -91,7 +97,7 @@ export class WorldModelPlanning {
       rng: this.rng,
       warmStart: warm,
       proposals: p.optimizer.proposalFraction > 0 || p.optimizer.kind === 'policy' ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
-      deadline: t0 + p.budgetMs,
+      deadline: this.opts.lockstep ? Infinity : t0 + p.budgetMs,
       signal,
       // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
       between: () => new Promise((resolve) => setImmediate(resolve)),
