@@ -50,6 +50,7 @@ export const finetuneCommand: Command = {
     'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
     'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
     'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
+    'time-shift': { type: 'string', arg: 'S', description: 'shift noise levels towards noise, t = S*u/(1+(S-1)*u) (1 = uniform; planning samples from t = 1)', default: '1' },
     'ema-decay': { type: 'string', arg: 'D', description: 'teacher EMA decay', default: '0.999' },
     'val-fraction': { type: 'string', arg: 'F', description: 'fraction of episodes held out for validation', default: '0.1' },
     'val-every': { type: 'string', arg: 'N', description: 'steps between validations (0 = never)', default: '250' },
@@ -96,9 +97,10 @@ export const finetuneCommand: Command = {
       checkpointEvery: int(opts, 'checkpoint-every', 250),
       valEvery: int(opts, 'val-every', 250),
       valFraction: num(opts, 'val-fraction', 0.1),
-      objective: { ...DEFAULT_OBJECTIVE, kind, maskRatio: num(opts, 'mask-ratio', 0.25), policyFraction: num(opts, 'policy-fraction', 0.3), sslWeight: num(opts, 'ssl-weight', 1) },
+      objective: { ...DEFAULT_OBJECTIVE, kind, maskRatio: num(opts, 'mask-ratio', 0.25), policyFraction: num(opts, 'policy-fraction', 0.3), sslWeight: num(opts, 'ssl-weight', 1), timeShift: num(opts, 'time-shift', 1) },
       optimizer: { ...DEFAULT_ADAMW, weightDecay: num(opts, 'weight-decay', 0) },
     };
+    if (!(settings.objective.timeShift > 0)) throw new UsageError(`--time-shift must be > 0, got ${settings.objective.timeShift}`);
     const tokenDim = cfg.dit.patch_size ** 2 * cfg.dit.in_channels;
     if (tokenDim > cfg.dit.hidden_size && cfg.prediction !== 'residual') {
       // Measured: tiny at patch 8 (192 values per token, hidden 64) never learned to denoise; its val loss stayed at
@@ -111,7 +113,7 @@ export const finetuneCommand: Command = {
       `finetune: data ${card.name} (${dataDir}), config ${configName} (${cfg.imageHeight}x${cfg.imageWidth}, patch ${cfg.dit.patch_size}, action ${cfg.actionDim}), ` +
         `objective ${kind}, prediction ${cfg.prediction ?? 'velocity'}, action conditioning ${cfg.actionConditioning ?? 'token'}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
         `context ${contextFrames} + future ${futureFrames} frames, mask ratio ${settings.objective.maskRatio}, policy fraction ${settings.objective.policyFraction}, ` +
-        `lambda ${settings.objective.sslWeight}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
+        `lambda ${settings.objective.sslWeight}, time shift ${settings.objective.timeShift}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
     );
     let stats: ActionStats;
     const statsPath = str(opts, 'stats');

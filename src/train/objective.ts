@@ -31,9 +31,20 @@ export interface ObjectiveOptions {
   sslWeight: number;
   /** Weight of the action velocity loss (policy-query samples only). */
   actionWeight: number;
+  /**
+   * Shift s of the noise-level distribution towards noise: t = s*u / (1 + (s-1)*u), u uniform
+   * (1 = uniform). Planning rollouts take 1-3 flow steps from t = 1, where only the context and
+   * the action say what comes next; nearly clean inputs teach denoising, not dynamics.
+   */
+  timeShift: number;
 }
 
-export const DEFAULT_OBJECTIVE: ObjectiveOptions = { kind: 'selfflow', maskRatio: 0.25, policyFraction: 0.3, sslWeight: 1, actionWeight: 1 };
+export const DEFAULT_OBJECTIVE: ObjectiveOptions = { kind: 'selfflow', maskRatio: 0.25, policyFraction: 0.3, sslWeight: 1, actionWeight: 1, timeShift: 1 };
+
+/** A uniform draw u in [0, 1) mapped to a noise level shifted towards 1 by `s` (s = 1: t = u). */
+export function shiftTime(u: number, s: number): number {
+  return (s * u) / (1 + (s - 1) * u);
+}
 
 /** A training batch of clean sequences. */
 export interface SequenceBatch {
@@ -72,8 +83,9 @@ export function drawNoise(rng: Rng, cfg: WorldModelConfig, b: number, frames: nu
   const actionT = new Float32Array(b * (frames - 1));
   const policy = new Float32Array(b);
   for (let i = 0; i < b; i++) {
-    const t1 = rng.next();
-    const t2 = o.kind === 'selfflow' ? rng.next() : t1;
+    const shift = o.timeShift ?? 1;
+    const t1 = shiftTime(rng.next(), shift);
+    const t2 = o.kind === 'selfflow' ? shiftTime(rng.next(), shift) : t1;
     const tMin = Math.min(t1, t2);
     for (let f = contextFrames; f < frames; f++) {
       for (let k = 0; k < n; k++) {

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { worldModelConfig } from '../../src/model/config.js';
 import { patchGrid } from '../../src/model/world-model.js';
-import { cosineLoss, DEFAULT_OBJECTIVE, drawNoise } from '../../src/train/objective.js';
+import { cosineLoss, DEFAULT_OBJECTIVE, drawNoise, shiftTime } from '../../src/train/objective.js';
 import { Rng } from '../../src/util/rng.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 import { useTestBackend } from '../helpers/tf.js';
@@ -49,6 +49,25 @@ describe('Dual-Timestep Scheduling', () => {
     expect(d.secondMask.every((v) => v === 0)).toBe(true);
     const { n } = patchGrid(cfg);
     for (let i = 0; i < 8; i++) expect(new Set(Array.from(d.studentT.subarray((i * 3 + 1) * n, (i * 3 + 3) * n))).size).toBe(1);
+  });
+});
+
+describe('time shift', () => {
+  it('maps [0, 1] onto itself, is the identity at 1 and moves the median noise level to s/(1+s)', () => {
+    expect(shiftTime(0, 3)).toBe(0);
+    expect(shiftTime(1, 3)).toBe(1);
+    expect(shiftTime(0.3, 1)).toBeCloseTo(0.3, 12);
+    expect(shiftTime(0.5, 3)).toBeCloseTo(0.75, 12);
+    const level = (shift: number) => {
+      const d = drawNoise(new Rng(3), cfg, 400, 3, 2, { ...DEFAULT_OBJECTIVE, kind: 'vanilla', timeShift: shift });
+      const { n } = patchGrid(cfg);
+      const t = Array.from({ length: 400 }, (_, i) => d.studentT[(i * 3 + 2) * n]!).sort((a, b) => a - b);
+      return t[200]!;
+    };
+    expect(level(1)).toBeGreaterThan(0.42);
+    expect(level(1)).toBeLessThan(0.58);
+    expect(level(3)).toBeGreaterThan(0.69);
+    expect(level(3)).toBeLessThan(0.81);
   });
 });
 
