@@ -103,9 +103,9 @@ export interface RunningService {
   setGoal(goal: Goal): void;
   /** Start planning and commands; refused (the reason returned) while any e-stop is latched. */
   start(): string | undefined;
-  /** Stop planning and send the zero command once. */
+  /** Stop planning, discard the current plan and send the zero command once. */
   stop(): void;
-  /** Latch `source`'s e-stop, stop, zero command now. */
+  /** Latch `source`'s e-stop, stop (the current plan discarded), zero command now. */
   estop(source?: EstopSource): void;
   /** Release `source`'s latch only; the service stays stopped until start(). */
   clearEstop(source?: EstopSource): void;
@@ -228,6 +228,15 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
 
   // When each plan reached the service (for the tick wait of its first action).
   const planArrivals = new WeakMap<Plan, number>();
+  // Plans made from frames up to this stamp are never executed: stop, e-stop and link loss void the
+  // plan in hand and any plan still being computed, so motion resumes only from a newer frame.
+  let voidUpTo = -Infinity;
+  // Rate mode: the plans the control tick may execute (an empty one holds it at the safe action).
+  const executable = new Subject<Plan>();
+  const discardPlans = (why: string) => {
+    voidUpTo = lastStamp;
+    if (config.controlMode === 'rate') executable.next({ actions: [], cost: 0, iterations: 0, candidatesEvaluated: 0, latencyMs: 0, observationStamp: lastStamp, safe: true, reason: why });
+  };
 
   const sendCommand = (requested: Rt1Action, plan: Plan | undefined) => {
     const now = clock();
@@ -284,14 +293,20 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     if (gate.estopActive) return `cannot start: e-stop latched (${gate.estopSources().join(', ')}); clear it first`;
     if (running.value) return undefined;
     running.next(true);
-    // Plan from the newest frame right away rather than waiting for the next one.
-    if (lastObservation) observations.next(lastObservation);
+    if (config.controlMode === 'rate') {
+      // A streaming camera: only frames taken after the start count (zero command until their plan).
+      discardPlans('started: waiting for a plan from a new frame');
+    } else if (lastObservation) {
+      // Lockstep: the robot waits for a command on its newest frame (taken after the stop's zero command).
+      observations.next(lastObservation);
+    }
     emitStatus();
     return undefined;
   };
   const stop = () => {
     if (!running.value) return;
     running.next(false);
+    discardPlans('stopped');
     sendZero('stopped');
     emitStatus();
   };
@@ -299,6 +314,7 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     gate.estop(source);
     // Stopped as well: releasing every latch does not restart motion, an explicit start does.
     running.next(false);
+    discardPlans(`e-stop (${source})`);
     sendZero(`e-stop (${source})`);
     emitStatus();
   };
@@ -327,9 +343,11 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
   subs.push(link.messages$.subscribe(onMessage));
   subs.push(
     link.state$.subscribe((s) => {
+      // Back up counts as a restart: only frames that arrive from now on are planned for execution.
+      if ((s === 'lost' || (s === 'up' && linkState === 'lost')) && linkState !== s) discardPlans(s === 'lost' ? 'robot link lost' : 'robot link back');
       linkState = s;
       gate.setLinkUp(s === 'up');
-      if (s === 'lost') log('robot link lost: commands are zero until it is back');
+      if (s === 'lost') log('robot link lost: commands are zero until it is back and a plan from a new frame arrives');
       if (!closed) statusSubject.next(status());
     }),
   );
@@ -351,11 +369,13 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
         planArrivals.set(p, clock());
         counters.plans++;
         if (p.safe) counters.safePlans++;
-        // A safe plan (missed deadline, error) is not a fresh plan for the gate's deadline check.
-        if (!p.safe) gate.onPlan();
         lastPlan = p;
         plans.next(p);
-        if (config.controlMode === 'lockstep' && running.value) sendCommand(p.safe ? safeAction() : (p.actions[0] ?? safeAction()), p);
+        if (p.observationStamp <= voidUpTo) return;
+        // A safe plan (missed deadline, error) is not a fresh plan for the gate's deadline check.
+        if (!p.safe) gate.onPlan();
+        if (config.controlMode === 'rate') executable.next(p);
+        else if (running.value) sendCommand(p.safe ? safeAction() : (p.actions[0] ?? safeAction()), p);
       },
       error: (e) => {
         lastError = `planner failed: ${errorMessage(e)}`;
@@ -369,10 +389,10 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     // Which plan each executed action came from, for the latency sample of its first action.
     let current: Plan | undefined;
     let fresh = false;
-    subs.push(plans.subscribe((p) => ((current = p), (fresh = true))));
+    subs.push(executable.subscribe((p) => ((current = p), (fresh = true))));
     const tick$ = interval(1000 / config.actionHz).pipe(filter(() => running.value));
     subs.push(
-      executePlans(plans, tick$).subscribe((a) => {
+      executePlans(executable, tick$).subscribe((a) => {
         sendCommand(a, fresh ? current : undefined);
         fresh = false;
       }),
@@ -402,7 +422,7 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
       sendZero('shutdown');
       closed = true;
       for (const s of subs) s.unsubscribe();
-      for (const s of [observations, plans, commands, latency, statusSubject]) s.complete();
+      for (const s of [observations, plans, executable, commands, latency, statusSubject]) s.complete();
       await link.close();
     },
   };

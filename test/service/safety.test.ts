@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
+import { Subject, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { clampToWorkspace, SafetyGate } from '../../src/service/safety.js';
 import { startService, type Command, type LatencySample } from '../../src/service/service.js';
@@ -118,9 +118,9 @@ function setup(overrides: Partial<ServiceConfig> = {}, wall = { now: 1_000_000 }
   const frame = (stamp = ++header) => {
     link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp }, 'cam')));
   };
-  /** A plan for the newest frame the planner saw. */
-  const plan = (x: number, safe = false, latencyMs = 0): void =>
-    plans.next({ actions: [act(x)], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs, observationStamp: seen.at(-1)?.stamp ?? -1, safe, reason: safe ? 'deadline missed' : undefined });
+  /** A plan of `steps` actions for the newest frame the planner saw. */
+  const plan = (x: number, safe = false, latencyMs = 0, steps = 1): void =>
+    plans.next({ actions: Array.from({ length: steps }, () => act(x)), cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs, observationStamp: seen.at(-1)?.stamp ?? -1, safe, reason: safe ? 'deadline missed' : undefined });
   const bool = (topic: string, data: boolean) => link.inject(topic, 'std_msgs/msg/Bool', codec.encode('std_msgs/msg/Bool', { data }));
   const lastAction = () => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', link.on('/selfflow/action').at(-1)!).data);
   return { clock, wall, link, svc, commands, latencies, seen, goals, frame, plan, bool, lastAction };
@@ -147,6 +147,36 @@ describe('the service applies the safety layer between planner and robot', () =>
     const stale = await firstValueFrom(s.svc.commands$.pipe(timeout(5000)));
     expect(stale.zeroed).toMatch(/camera frame 700 ms old/);
     expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+    await s.svc.shutdown();
+  });
+
+  it('in rate mode, stop, e-stop and link loss discard the plan in hand: after a restart only a plan from a newer frame moves the robot', async () => {
+    // Real 50 Hz ticks; the fake clock stands still, so the frame and plan stay fresh for the gate.
+    const s = setup({ controlMode: 'rate', actionHz: 50 });
+    const ticks = (n: number) => firstValueFrom(s.svc.commands$.pipe(take(n), toArray(), timeout(5000)));
+    const moved = (cs: Command[]) => cs.map((c) => c.action.worldVector[0]);
+    s.frame();
+    s.plan(0.001, false, 0, 100);
+    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+    const restarts: [string, () => void][] = [
+      ['e-stop', () => (s.svc.estop('api'), s.svc.clearEstop('api'), s.svc.start())],
+      ['stop', () => (s.svc.stop(), s.svc.start())],
+      ['link loss', () => (s.link.drop(), s.link.restore())],
+    ];
+    for (const [i, [what, restart]] of restarts.entries()) {
+      restart();
+      expect(moved(await ticks(4)), `${what}: the old plan resumed`).toEqual([0, 0, 0, 0]);
+      // A plan still being computed from a frame of before the restart arrives: not executed either.
+      s.plan(0.002, false, 0, 100);
+      expect(moved(await ticks(4)), `${what}: a plan from an old frame was executed`).toEqual([0, 0, 0, 0]);
+      expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+      // A frame taken after the restart, and its plan: motion again.
+      s.frame();
+      const x = 0.003 + i * 0.001;
+      s.plan(x, false, 0, 100);
+      await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+      expect(s.lastAction()[0]).toBeCloseTo(x, 6);
+    }
     await s.svc.shutdown();
   });
 
