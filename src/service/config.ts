@@ -111,8 +111,11 @@ export function defaultConfig(): ServiceConfig {
   };
 }
 
-/** snake_case parameter name (params YAML, `-p`) -> path in ServiceConfig. */
-const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'boolean' | 'strings' | 'range' | 'enum'; values?: string[] }> = {
+/** api.max_message_bytes above this is a typo, not a goal image (the default is 4 MiB). */
+export const MAX_MESSAGE_BYTES_LIMIT = 256 * 1024 * 1024;
+
+/** snake_case parameter name (params YAML, `-p`) -> path in ServiceConfig; `integer` with its allowed range. */
+const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'boolean' | 'strings' | 'range' | 'enum'; values?: string[]; integer?: [number, number] }> = {
   namespace: { path: ['namespace'], kind: 'string' },
   'topics.image': { path: ['topics', 'image'], kind: 'string' },
   'topics.compressed_image': { path: ['topics', 'compressedImage'], kind: 'string' },
@@ -150,7 +153,7 @@ const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'bool
   'api.host': { path: ['api', 'host'], kind: 'string' },
   'api.port': { path: ['api', 'port'], kind: 'number' },
   'api.token': { path: ['api', 'token'], kind: 'string' },
-  'api.max_message_bytes': { path: ['api', 'maxMessageBytes'], kind: 'number' },
+  'api.max_message_bytes': { path: ['api', 'maxMessageBytes'], kind: 'number', integer: [1, MAX_MESSAGE_BYTES_LIMIT] },
 };
 
 export const PARAM_NAMES = Object.keys(PARAMS);
@@ -166,6 +169,7 @@ function coerce(name: string, value: unknown, where: string): unknown {
     case 'number': {
       const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
       if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw bad('a non-negative number');
+      if (spec.integer && !(Number.isInteger(n) && n >= spec.integer[0] && n <= spec.integer[1])) throw bad(`an integer from ${spec.integer[0]} to ${spec.integer[1]}`);
       return n;
     }
     case 'boolean':
@@ -249,6 +253,9 @@ export function validateConfig(cfg: ServiceConfig, where = 'config'): ServiceCon
   if (cfg.twistHz !== 0 && (cfg.twistHz < 10 || cfg.twistHz > 30)) throw new UserError(`${where}: rates.twist_hz must be 10..30 (MoveIt Servo's 0.1 s timeout) or 0 to disable, got ${cfg.twistHz}`);
   if (cfg.twistHz !== 0 && cfg.twistHz < cfg.actionHz) throw new UserError(`${where}: rates.twist_hz (${cfg.twistHz}) must not be below rates.action_hz (${cfg.actionHz})`);
   if (!Number.isInteger(cfg.api.port) || cfg.api.port > 65535) throw new UserError(`${where}: api.port must be an integer port, got ${cfg.api.port}`);
+  // 0 would reach ws as maxPayload 0, which means no limit at all.
+  const mmb = cfg.api.maxMessageBytes;
+  if (!Number.isInteger(mmb) || mmb < 1 || mmb > MAX_MESSAGE_BYTES_LIMIT) throw new UserError(`${where}: api.max_message_bytes must be an integer from 1 to ${MAX_MESSAGE_BYTES_LIMIT} (256 MiB), got ${mmb}`);
   const w = cfg.safety.workspace;
   if (w) for (const axis of ['x', 'y', 'z'] as const) if (!(w[axis][0] < w[axis][1])) throw new UserError(`${where}: safety.workspace.${axis} needs all three axes set as [min, max]`);
   return cfg;

@@ -42,6 +42,19 @@ describe('service configuration', () => {
     expect(() => validateConfig(cfg, 'x.yaml')).toThrow(/x.yaml: rates.twist_hz must be 10..30/);
   });
 
+  it('rejects an api.max_message_bytes of 0 (ws would read it as no limit) or an absurd one, naming the field and file', () => {
+    for (const v of ['0', '268435457', '1.5']) {
+      const f = file(`mmb-${v}.yaml`, `/**:\n  ros__parameters:\n    api: {max_message_bytes: ${v}}\n`);
+      expect(() => applyParamsFile(defaultConfig(), f, 'n')).toThrow(new RegExp(`${f} \\(/\\*\\*.ros__parameters\\): parameter 'api.max_message_bytes' expects an integer from 1 to 268435456`));
+    }
+    expect(() => setParam(defaultConfig(), 'api.max_message_bytes', '0', '--ros-args -p api.max_message_bytes')).toThrow(/--ros-args -p api.max_message_bytes: parameter 'api.max_message_bytes' expects an integer from 1/);
+    const cfg = defaultConfig();
+    cfg.api.maxMessageBytes = 0;
+    expect(() => validateConfig(cfg, 'arm.yaml')).toThrow(/arm.yaml: api.max_message_bytes must be an integer from 1 to 268435456 \(256 MiB\), got 0/);
+    cfg.api.maxMessageBytes = 1;
+    expect(validateConfig(cfg).api.maxMessageBytes).toBe(1);
+  });
+
   it('applies topic remaps to configured names', () => {
     const cfg = defaultConfig();
     applyRemaps(cfg, [{ from: 'image_raw', to: '/camera/color/image_raw' }, { from: '/joint_states', to: 'arm/joint_states' }]);
