@@ -8,7 +8,7 @@ import type { Planner } from '../planner/types.js';
 import type { RobotLink } from '../robot/link.js';
 import type { RunningService } from '../service/service.js';
 import { processRosArgs } from '../robot/ros-args.js';
-import { applyParamsFile, applyRemaps, defaultConfig, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
+import { applyParamsFile, applyRemaps, defaultConfig, isStringParam, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
 import { UserError } from '../util/errors.js';
 import { BACKEND_OPTION, int, num, str, UsageError, type Command } from './command.js';
 
@@ -45,7 +45,12 @@ export function buildServiceConfig(opts: Record<string, unknown>, nodeName: stri
   const ns = ros.namespace ?? (opts.namespace as string | undefined) ?? '';
   const files = [...(opts.params ? [opts.params as string] : []), ...ros.paramsFiles];
   for (const f of files) applyParamsFile(cfg, f, nodeName, ns);
-  for (const p of ros.params) if (!p.node || p.node === nodeName) setParam(cfg, p.name, p.value, `--ros-args -p ${p.name}`);
+  for (const p of ros.params) {
+    if (p.node && p.node !== nodeName) continue;
+    // YAML reads `api.token:=007` as the number 7; a string parameter takes the text as written.
+    const value = isStringParam(p.name) && (typeof p.value === 'number' || typeof p.value === 'boolean') ? p.text : p.value;
+    setParam(cfg, p.name, value, `--ros-args -p ${p.name}`);
+  }
   applyRemaps(cfg, ros.remaps.filter((r) => !r.node || r.node === nodeName));
   cfg.namespace = ros.namespace ?? (opts.namespace as string | undefined) ?? cfg.namespace;
   if (opts['control-mode'] !== undefined) setParam(cfg, 'control_mode', opts['control-mode'], '--control-mode');

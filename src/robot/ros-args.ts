@@ -13,8 +13,8 @@ export interface RosArgs {
   namespace?: string;
   /** Topic remaps `from:=to` (node-prefixed ones `node:from:=to` keep only what applies to every node or ours). */
   remaps: { from: string; to: string; node?: string }[];
-  /** `-p name:=value`, values parsed as YAML like rcl does. */
-  params: { name: string; value: unknown; node?: string }[];
+  /** `-p name:=value`, values parsed as YAML like rcl does; `text` as written (string parameters keep it: `007` is not 7). */
+  params: { name: string; value: unknown; text: string; node?: string }[];
   paramsFiles: string[];
   logLevel?: string;
   enclave?: string;
@@ -82,7 +82,7 @@ export function stripRosArgs(argv: string[]): { argv: string[]; ros: RosArgs } {
           } catch {
             parsed = v;
           }
-          ros.params.push({ name, value: parsed ?? v, node });
+          ros.params.push({ name, value: parsed ?? v, text: v, node });
           break;
         }
         case '--params-file':

@@ -4,7 +4,7 @@
  * parameter names) and from `-p name:=value` overrides, so launch files and the CLI agree.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { isScalar, parseDocument } from 'yaml';
 import { UserError } from '../util/errors.js';
 
 export interface Box {
@@ -158,6 +158,11 @@ const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'bool
 
 export const PARAM_NAMES = Object.keys(PARAMS);
 
+/** Whether a parameter is declared as a string (its value is taken as written, never as a YAML number). */
+export function isStringParam(name: string): boolean {
+  return PARAMS[name]?.kind === 'string';
+}
+
 function coerce(name: string, value: unknown, where: string): unknown {
   const spec = PARAMS[name]!;
   const bad = (want: string) => new UserError(`${where}: parameter '${name}' expects ${want}, got ${JSON.stringify(value)}`);
@@ -211,12 +216,12 @@ export function setParam(cfg: ServiceConfig, name: string, value: unknown, where
   node[path[path.length - 1]!] = v;
 }
 
-/** Flattens nested maps into dotted names (the ROS 2 convention for params files). */
-function flatten(obj: Record<string, unknown>, prefix: string, out: [string, unknown][]): void {
+/** Flattens nested maps into dotted names (the ROS 2 convention for params files), keeping each value's key path. */
+function flatten(obj: Record<string, unknown>, prefix: string, keys: string[], out: [string, unknown, string[]][]): void {
   for (const [k, v] of Object.entries(obj)) {
     const name = prefix ? `${prefix}.${k}` : k;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !PARAMS[name]) flatten(v as Record<string, unknown>, name, out);
-    else out.push([name, v]);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !PARAMS[name]) flatten(v as Record<string, unknown>, name, [...keys, k], out);
+    else out.push([name, v, [...keys, k]]);
   }
 }
 
@@ -225,9 +230,12 @@ function flatten(obj: Record<string, unknown>, prefix: string, out: [string, unk
  * (`/ns/name`), each with `ros__parameters`. Unknown parameters are errors naming file and key.
  */
 export function applyParamsFile(cfg: ServiceConfig, file: string, nodeName: string, namespace = ''): void {
+  let yamlDoc: ReturnType<typeof parseDocument>;
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
+    yamlDoc = parseDocument(readFileSync(file, 'utf8'));
+    if (yamlDoc.errors.length) throw yamlDoc.errors[0]!;
+    doc = yamlDoc.toJS();
   } catch (e) {
     throw new UserError(`${file}: cannot read params file (${(e as Error).message})`);
   }
@@ -240,9 +248,14 @@ export function applyParamsFile(cfg: ServiceConfig, file: string, nodeName: stri
     const params = (section as { ros__parameters?: unknown } | null)?.ros__parameters;
     if (params === undefined || params === null || typeof params !== 'object') throw new UserError(`${file}: '${key}' has no ros__parameters map`);
     found = true;
-    const flat: [string, unknown][] = [];
-    flatten(params as Record<string, unknown>, '', flat);
-    for (const [name, value] of flat) setParam(cfg, name, value, `${file} (${key}.ros__parameters)`);
+    const flat: [string, unknown, string[]][] = [];
+    flatten(params as Record<string, unknown>, '', [], flat);
+    for (const [name, value, keys] of flat) {
+      // A string parameter written as a plain number or boolean (token: 007) keeps its text.
+      const node = isStringParam(name) && (typeof value === 'number' || typeof value === 'boolean') ? yamlDoc.getIn([key, 'ros__parameters', ...keys], true) : undefined;
+      const text = isScalar(node) && typeof node.source === 'string' ? node.source : undefined;
+      setParam(cfg, name, text ?? value, `${file} (${key}.ros__parameters)`);
+    }
   }
   if (!found) throw new UserError(`${file}: no section for node '${nodeName}' (expected '/**', '${nodeName}' or '${fq}' with ros__parameters)`);
 }

@@ -13,8 +13,8 @@ describe('stripRosArgs', () => {
     expect(r.argv).toEqual(['serve', '--robot', 'sim']);
     expect(r.ros.logLevel).toBe('debug');
     expect(r.ros.params).toEqual([
-      { name: 'api.token', value: 'abc', node: undefined },
-      { name: 'proprio_joints', value: ['a', 'b'], node: undefined },
+      { name: 'api.token', value: 'abc', text: 'abc', node: undefined },
+      { name: 'proprio_joints', value: ['a', 'b'], text: '[a, b]', node: undefined },
     ]);
   });
 
@@ -28,6 +28,6 @@ describe('stripRosArgs', () => {
   it('reads node-prefixed remaps and params', () => {
     const r = stripRosArgs(['--ros-args', '-r', 'planner:__ns:=/x', '-p', 'planner:api.port:=9000']);
     expect(r.ros.namespace).toBe('/x');
-    expect(r.ros.params[0]).toEqual({ name: 'api.port', value: 9000, node: 'planner' });
+    expect(r.ros.params[0]).toEqual({ name: 'api.port', value: 9000, text: '9000', node: 'planner' });
   });
 });

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyParamsFile, applyRemaps, defaultConfig, resolvePlanDeadline, setParam, UNBUDGETED_PLAN_DEADLINE_MS, validateConfig } from '../../src/service/config.js';
 import { loadPlannerPreset } from '../../src/planner/presets.js';
+import { buildServiceConfig } from '../../src/cli/serve.js';
+import { setProcessRosArgs, stripRosArgs } from '../../src/robot/ros-args.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'selfflow-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -53,6 +55,26 @@ describe('service configuration', () => {
     expect(() => validateConfig(cfg, 'arm.yaml')).toThrow(/arm.yaml: api.max_message_bytes must be an integer from 1 to 268435456 \(256 MiB\), got 0/);
     cfg.api.maxMessageBytes = 1;
     expect(validateConfig(cfg).api.maxMessageBytes).toBe(1);
+  });
+
+  it('keeps string parameters as written: a token 007 stays "007" from -p and from a params file', () => {
+    try {
+      setProcessRosArgs(stripRosArgs(['--ros-args', '-p', 'api.token:=007', '-p', 'twist_frame:=true', '-p', 'api.port:=9000', '-p', 'api.host:="::1"']).ros);
+      const cfg = buildServiceConfig({}, 'selfflow_planner');
+      expect(cfg.api.token).toBe('007');
+      expect(cfg.twistFrame).toBe('true');
+      expect(cfg.api.port).toBe(9000);
+      expect(cfg.api.host).toBe('::1'); // a YAML-quoted string loses its quotes, as in rcl
+    } finally {
+      setProcessRosArgs(stripRosArgs([]).ros);
+    }
+    const f = file('token.yaml', '/**:\n  ros__parameters:\n    api: {token: 007, max_message_bytes: 0x100}\n    twist_frame: 1e3\n    topics.image: "010"\n');
+    const cfg = defaultConfig();
+    applyParamsFile(cfg, f, 'n');
+    expect(cfg.api.token).toBe('007');
+    expect(cfg.twistFrame).toBe('1e3');
+    expect(cfg.topics.image).toBe('010');
+    expect(cfg.api.maxMessageBytes).toBe(256);
   });
 
   it('applies topic remaps to configured names', () => {
