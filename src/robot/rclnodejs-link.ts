@@ -7,6 +7,7 @@
 import { UserError, errorMessage } from '../util/errors.js';
 import { LinkBase } from './link.js';
 import type { RosType } from './msgs.js';
+import { stripRosArgs } from './ros-args.js';
 
 /** The part of rclnodejs this link uses (subscriptions with `isRaw` hand over the CDR Buffer; publish(Buffer) sends raw). */
 interface RclPublisher {
@@ -18,8 +19,9 @@ interface RclNode {
   spin(): void;
   destroy(): void;
 }
-interface Rclnodejs {
-  init(): Promise<void>;
+export interface Rclnodejs {
+  /** rclnodejs 2.x: `init(context = Context.defaultContext(), argv = process.argv)`. */
+  init(context?: unknown, argv?: string[]): Promise<void>;
   Node: new (name: string, namespace?: string) => RclNode;
   QoS?: { profileSensorData?: unknown; profileDefault?: unknown };
   shutdown(): void;
@@ -39,6 +41,15 @@ export async function loadRclnodejs(): Promise<Rclnodejs> {
   }
 }
 
+/**
+ * The argv for rcl: process.argv without its `--ros-args … [--]` sections. The CLI has applied
+ * them already (node name, namespace, remaps, -p, --params-file); rcl would apply the remaps a
+ * second time and parse the params file with its own YAML parser.
+ */
+export function rclInitArgv(argv: string[] = process.argv): string[] {
+  return [...argv.slice(0, 2), ...stripRosArgs(argv.slice(2)).argv];
+}
+
 const SENSOR_TYPES = new Set<RosType>(['sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/JointState', 'geometry_msgs/msg/PoseStamped']);
 
 export class RclnodejsLink extends LinkBase {
@@ -53,10 +64,14 @@ export class RclnodejsLink extends LinkBase {
     super('ros2 (rclnodejs)', clock);
   }
 
-  /** Starts a node named `nodeName` in `namespace` (as launch_ros passes them in --ros-args). */
-  static async create(nodeName: string, namespace = '', clock?: () => number): Promise<RclnodejsLink> {
-    const rcl = await loadRclnodejs();
-    await rcl.init();
+  /**
+   * Starts a node named `nodeName` in `namespace` (as launch_ros passes them in --ros-args).
+   * `deps` replaces the rclnodejs module and the process argv (tests).
+   */
+  static async create(nodeName: string, namespace = '', clock?: () => number, deps: { rcl?: Rclnodejs; argv?: string[] } = {}): Promise<RclnodejsLink> {
+    const rcl = deps.rcl ?? (await loadRclnodejs());
+    // undefined: rclnodejs's default context.
+    await rcl.init(undefined, rclInitArgv(deps.argv));
     const node = new rcl.Node(nodeName, namespace);
     const link = new RclnodejsLink(rcl, node, clock);
     node.spin();
