@@ -1,8 +1,8 @@
 /**
  * A real ROS 2 node through rclnodejs, in raw (serialized CDR) mode so the one codec of
- * src/robot/msgs.ts serves it like every other transport. rclnodejs is an optional dependency
- * that only builds on a machine with ROS 2, so it is imported dynamically and only when
- * ROS_DISTRO is set (`source /opt/ros/<distro>/setup.bash`, then `npm install rclnodejs`).
+ * src/robot/msgs.ts serves it like every other transport. rclnodejs is an optionalDependency
+ * that only builds against a sourced ROS 2 (npm skips it elsewhere), so it is imported
+ * dynamically and only when ROS_DISTRO is set.
  */
 import { UserError, errorMessage } from '../util/errors.js';
 import { LinkBase } from './link.js';
@@ -37,7 +37,8 @@ export async function loadRclnodejs(): Promise<Rclnodejs> {
     const mod = (await import(name)) as { default?: Rclnodejs } & Rclnodejs;
     return mod.default ?? mod;
   } catch (e) {
-    throw new UserError(`--robot ros2: cannot load rclnodejs (${errorMessage(e)}); install it on the robot with \`npm install rclnodejs\` after sourcing ROS 2 ${process.env.ROS_DISTRO}`);
+    // npm skips the optional rclnodejs when ROS 2 was not sourced at install time.
+    throw new UserError(`--robot ros2: cannot load rclnodejs (${errorMessage(e)}); it builds only against a sourced ROS 2: source ROS 2 ${process.env.ROS_DISTRO}, then install selfflow-wm again (or \`npm install rclnodejs\` beside it)`);
   }
 }
 
