@@ -26,6 +26,8 @@ export function buildReport(outcomes: EpisodeOutcome[], policies: string[], task
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+/** Scripted policies decide in microseconds: two significant digits below 10 ms instead of a bare 0. */
+const ms = (x: number) => (x >= 10 ? x.toFixed(0) : x.toPrecision(2));
 
 export function reportMarkdown(r: Report): string {
   const pols = Object.keys(r.policies);
@@ -44,7 +46,7 @@ export function reportMarkdown(r: Report): string {
     lines.push(
       `| ${t} | ${s.map((x) => `${x.successes}/${x.episodes} = ${pct(x.success_rate)} (${pct(x.ci95[0])}-${pct(x.ci95[1])})`).join(' | ')} | ${s.map((x) => x.stage_success.map(pct).join(' / ')).join(' | ')} | ${s
         .map((x) => x.avg_completed_stages.toFixed(2))
-        .join(' | ')} | ${s.map((x) => x.episode_length.mean.toFixed(1)).join(' | ')} | ${s.map((x) => `${x.latency_ms.p50.toFixed(0)}/${x.latency_ms.p95.toFixed(0)}`).join(' | ')} |`,
+        .join(' | ')} | ${s.map((x) => x.episode_length.mean.toFixed(1)).join(' | ')} | ${s.map((x) => `${ms(x.latency_ms.p50)}/${ms(x.latency_ms.p95)}`).join(' | ')} |`,
     );
   }
   lines.push(`| **average** | ${pols.map((p) => pct(r.policies[p]!.average_success_rate)).join(' | ')} |${' |'.repeat(4 * pols.length)}`);
