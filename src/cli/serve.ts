@@ -9,7 +9,7 @@ import type { RobotLink } from '../robot/link.js';
 import type { RunningService } from '../service/service.js';
 import { processRosArgs } from '../robot/ros-args.js';
 import { applyParamsFile, applyRemaps, defaultConfig, isStringParam, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
-import { UserError } from '../util/errors.js';
+import { UserError, errorMessage } from '../util/errors.js';
 import { BACKEND_OPTION, int, num, str, UsageError, type Command } from './command.js';
 
 const SCRIPTED = ['expert', 'random'] as const;
@@ -98,6 +98,7 @@ export const serveCommand: Command = {
     '--robot sim runs the physics on this thread (50-250 ms a step on a small CPU): fine in lockstep;',
     'for rate mode run the simulator apart with `serve sim-robot` and --robot foxglove:ws://...',
     'SIGINT/SIGTERM, an uncaught exception or unhandled rejection send the zero command (safe action, zero twist) before exiting;',
+    'so does a startup step that fails after the service started (the API port taken), exiting 1;',
     'a robot link or planner worker that does not close within about a second is dropped.',
   ].join('\n'),
   async run(opts) {
@@ -115,151 +116,185 @@ export const serveCommand: Command = {
     const seed = int(opts, 'seed', 0);
     const maxCommands = int(opts, 'max-commands', 0);
     const episodesWanted = int(opts, 'episodes', 0);
+    const replayMode = str(opts, 'replay-mode');
+    if (isMcap && replayMode !== 'lockstep' && replayMode !== 'timed') throw new UsageError(`--replay-mode expects lockstep or timed, got '${replayMode}'`);
+    const checkpoint = str(opts, 'checkpoint');
+    if (!scripted && !checkpoint) throw new UsageError(`--policy ${policy} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
+    const thread = str(opts, 'planner-thread') ?? 'worker';
+    if (thread !== 'worker' && thread !== 'main') throw new UsageError(`--planner-thread expects worker or main, got '${thread}'`);
 
-    const { startService } = await import('../service/service.js');
-    let link: RobotLink;
-    let planner: Planner;
-    let imaginedShape: { height: number; width: number } | undefined;
-    let plannerTiming: { budgetMs: number; graceMs: number } | undefined;
+    // Signals and fatal errors are handled from here on: a SIGINT/SIGTERM while a world model loads
+    // (seconds) or a failure half-way through startup closes what is open so far, zero command first.
+    let finish!: (why: string) => void;
+    const finished = new Promise<string>((resolve) => (finish = resolve));
+    const startup = new AbortController();
+    const onSignal = (sig: string) => (startup.abort(new Error(sig)), finish(sig));
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let svc: RunningService | undefined;
+    let failed = false;
+    const onFatal = zeroOnFatal({ shutdown: () => svc?.shutdown() ?? Promise.resolve() }, (why) => ((failed = true), startup.abort(new Error(why)), finish(why)));
+    process.on('uncaughtException', onFatal);
+    process.on('unhandledRejection', onFatal);
+    // A log pipe that went away (the launcher died) must not turn every log line into a fatal error.
+    for (const stream of [process.stdout, process.stderr]) if (!stream.listenerCount('error')) stream.on('error', () => {});
+
+    let link: RobotLink | undefined;
+    let api: Awaited<ReturnType<typeof import('../server/ws-api.js').startWsApi>> | undefined;
     const closers: (() => void | Promise<void>)[] = [];
     let episodes = 0;
     let successes = 0;
-    let onEpisode: ((seed: number) => void) | undefined;
-    let finish!: (why: string) => void;
-    const finished = new Promise<string>((resolve) => (finish = resolve));
-
-    if (isSim) {
-      const size = imageSize(str(opts, 'image-size'))!;
-      const task = str(opts, 'task') ?? 'pick-can';
-      const { SimEnv } = await import('../sim/env.js');
-      const { SimRobot, SimLink } = await import('../robot/sim-robot.js');
-      const env = await SimEnv.create({ task, seed, imageHeight: size.h, imageWidth: size.w });
-      closers.push(() => env.close());
-      const sm = scripted ? (await import('../sim/expert.js')).makeScriptedPolicy(policy as 'expert' | 'random', task, seed) : undefined;
-      const robot = new SimRobot(env, seed, {
-        namespace: cfg.namespace,
-        topics: cfg.topics,
-        autoReset: true,
-        onReset: (e, s) => {
-          sm?.reset(e);
-          onEpisode?.(s);
-        },
-        onEpisodeEnd: (r, s) => {
-          episodes++;
-          if (r.success) successes++;
-          log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`);
-          if (episodesWanted > 0 && episodes >= episodesWanted) finish(`${episodes} episodes done`);
-        },
-      });
-      link = new SimLink(robot);
-      if (sm) planner = (await import('../service/scripted-planner.js')).scriptedPlanner(robot, sm);
-    } else if (isMcap) {
-      const { McapReplayLink } = await import('../robot/mcap.js');
-      const mode = str(opts, 'replay-mode');
-      if (mode !== 'lockstep' && mode !== 'timed') throw new UsageError(`--replay-mode expects lockstep or timed, got '${mode}'`);
-      link = new McapReplayLink(robotSpec.slice('mcap:'.length), { mode, speed: num(opts, 'speed', 1) });
-    } else if (robotSpec === 'ros2') {
-      const { RclnodejsLink } = await import('../robot/rclnodejs-link.js');
-      link = await RclnodejsLink.create(nodeName, cfg.namespace);
-    } else {
-      const { FoxgloveLink } = await import('../robot/foxglove-link.js');
-      link = new FoxgloveLink(robotSpec.slice('foxglove:'.length), { log });
-    }
-    const record = str(opts, 'record');
-    if (record) {
-      const { McapRecorder, RecordingLink } = await import('../robot/mcap.js');
-      link = new RecordingLink(link, new McapRecorder(record));
-    }
-
-    let resetPlanner: ((seed: number) => void) | undefined;
-    if (!scripted) {
-      const checkpoint = str(opts, 'checkpoint');
-      if (!checkpoint) throw new UsageError(`--policy ${policy} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
-      const thread = str(opts, 'planner-thread') ?? 'worker';
-      if (thread !== 'worker' && thread !== 'main') throw new UsageError(`--planner-thread expects worker or main, got '${thread}'`);
-      const { worldModelWorkerScript, startWorkerPlanner } = await import('../service/planner-worker.js');
-      const script = thread === 'worker' ? worldModelWorkerScript() : undefined;
-      if (script) {
-        // A plan blocks its thread for seconds; in a worker the safety timers keep running.
-        const wp = await startWorkerPlanner({ script, workerData: { preset: policy, checkpoint, backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled }, log });
-        closers.push(() => wp.close());
-        const i = wp.info;
-        if (i.imageHeight && i.imageWidth) imaginedShape = { height: i.imageHeight, width: i.imageWidth };
-        plannerTiming = { budgetMs: i.budgetMs, graceMs: i.graceMs };
-        planner = wp.planner;
-        resetPlanner = (s) => wp.reset(s);
-        log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread`);
-      } else {
-        if (thread === 'worker') log('no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan');
-        let mod: typeof import('../planner/world-model-planner.js');
-        try {
-          mod = await import('../planner/world-model-planner.js');
-        } catch (e) {
-          throw new UserError(`--policy ${policy}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
-        }
-        const planning = await mod.loadWorldModelPlanning(policy, checkpoint, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
-        closers.push(() => planning.dispose());
-        imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
-        plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
-        planner = planning.planner();
-        resetPlanner = (s) => planning.reset(s);
-        log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread`);
-      }
-    }
-
-    const svc = startService(cfg, planner!, link, { log, plannerTiming });
-    // A log pipe that went away (the launcher died) must not turn every log line into a fatal error.
-    for (const stream of [process.stdout, process.stderr]) if (!stream.listenerCount('error')) stream.on('error', () => {});
-    let failed = false;
-    const onFatal = zeroOnFatal(svc, (why) => ((failed = true), finish(why)));
-    process.on('uncaughtException', onFatal);
-    process.on('unhandledRejection', onFatal);
     const latencies: number[] = [];
     const waits: number[] = [];
     let commands = 0;
-    svc.latency$.subscribe((l) => (latencies.push(l.serviceMs), waits.push(l.waitMs)));
-    svc.commands$.subscribe(() => {
-      commands++;
-      if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
-    });
-    svc.status$.subscribe((s) => {
-      if (s.link === 'closed') finish('robot link closed');
-    });
-    if (isSim && !scripted) {
-      // The simulator knows its task: its goal images come from the scripted expert's run of the same seed.
-      const { goalObservations } = await import('../sim/goals.js');
-      const size = imageSize(str(opts, 'image-size'))!;
-      const task = str(opts, 'task') ?? 'pick-can';
-      // A new episode starts the planner afresh (context frames and warm start are the old scene's).
-      onEpisode = (s) => {
-        if (s !== seed) resetPlanner?.(s);
-        void goalObservations(task, s, size.h, size.w).then((images) => svc.setGoal({ images }), (e: Error) => log(`no goal images for seed ${s}: ${e.message}`));
+    const record = str(opts, 'record');
+
+    const start = async (): Promise<void> => {
+      /** Stops startup between steps once a signal or fatal error has asked for it. */
+      const go = () => {
+        if (startup.signal.aborted) throw startup.signal.reason;
       };
-      onEpisode(seed);
-    }
-
-    if (!scripted && !isSim) log(`planning starts with a goal: publish sensor_msgs/Image on ${cfg.topics.goalImage} or send setGoal over the WebSocket API`);
-
-    let api: Awaited<ReturnType<typeof import('../server/ws-api.js').startWsApi>> | undefined;
-    if (cfg.api.enabled) {
-      if (!cfg.api.token) {
-        cfg.api.token = randomBytes(16).toString('hex');
-        log(`no API token configured; this run's token: ${cfg.api.token}`);
+      const { startService } = await import('../service/service.js');
+      let planner: Planner;
+      let imaginedShape: { height: number; width: number } | undefined;
+      let plannerTiming: { budgetMs: number; graceMs: number } | undefined;
+      let onEpisode: ((seed: number) => void) | undefined;
+      go();
+      if (isSim) {
+        const size = imageSize(str(opts, 'image-size'))!;
+        const task = str(opts, 'task') ?? 'pick-can';
+        const { SimEnv } = await import('../sim/env.js');
+        const { SimRobot, SimLink } = await import('../robot/sim-robot.js');
+        const env = await SimEnv.create({ task, seed, imageHeight: size.h, imageWidth: size.w });
+        closers.push(() => env.close());
+        go();
+        const sm = scripted ? (await import('../sim/expert.js')).makeScriptedPolicy(policy as 'expert' | 'random', task, seed) : undefined;
+        const robot = new SimRobot(env, seed, {
+          namespace: cfg.namespace,
+          topics: cfg.topics,
+          autoReset: true,
+          onReset: (e, s) => {
+            sm?.reset(e);
+            onEpisode?.(s);
+          },
+          onEpisodeEnd: (r, s) => {
+            episodes++;
+            if (r.success) successes++;
+            log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`);
+            if (episodesWanted > 0 && episodes >= episodesWanted) finish(`${episodes} episodes done`);
+          },
+        });
+        link = new SimLink(robot);
+        if (sm) planner = (await import('../service/scripted-planner.js')).scriptedPlanner(robot, sm);
+      } else if (isMcap) {
+        const { McapReplayLink } = await import('../robot/mcap.js');
+        link = new McapReplayLink(robotSpec.slice('mcap:'.length), { mode: replayMode as 'lockstep' | 'timed', speed: num(opts, 'speed', 1) });
+      } else if (robotSpec === 'ros2') {
+        const { RclnodejsLink } = await import('../robot/rclnodejs-link.js');
+        link = await RclnodejsLink.create(nodeName, cfg.namespace);
+      } else {
+        const { FoxgloveLink } = await import('../robot/foxglove-link.js');
+        link = new FoxgloveLink(robotSpec.slice('foxglove:'.length), { log });
       }
-      const { startWsApi } = await import('../server/ws-api.js');
-      api = await startWsApi(svc, cfg.api, { imaginedShape, log });
-      log(`WebSocket API on ${api.url} (subprotocols selfflow.v1.protobuf, selfflow.v1.msgpack)`);
-    }
+      go();
+      if (record) {
+        const { McapRecorder, RecordingLink } = await import('../robot/mcap.js');
+        link = new RecordingLink(link, new McapRecorder(record));
+      }
 
-    const onSignal = (sig: string) => finish(sig);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    log(`serving ${link.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${svc.config.safety.planDeadlineMs} ms`);
+      let resetPlanner: ((seed: number) => void) | undefined;
+      if (!scripted) {
+        const { worldModelWorkerScript, startWorkerPlanner } = await import('../service/planner-worker.js');
+        const script = thread === 'worker' ? worldModelWorkerScript() : undefined;
+        go();
+        if (script) {
+          log(`loading ${policy} with ${checkpoint} in a worker thread`);
+          // A plan blocks its thread for seconds; in a worker the safety timers keep running.
+          const wp = await startWorkerPlanner({ script, workerData: { preset: policy, checkpoint, backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled }, log, signal: startup.signal });
+          closers.push(() => wp.close());
+          go();
+          const i = wp.info;
+          if (i.imageHeight && i.imageWidth) imaginedShape = { height: i.imageHeight, width: i.imageWidth };
+          plannerTiming = { budgetMs: i.budgetMs, graceMs: i.graceMs };
+          planner = wp.planner;
+          resetPlanner = (s) => wp.reset(s);
+          log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread`);
+        } else {
+          if (thread === 'worker') log('no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan');
+          let mod: typeof import('../planner/world-model-planner.js');
+          try {
+            mod = await import('../planner/world-model-planner.js');
+          } catch (e) {
+            throw new UserError(`--policy ${policy}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
+          }
+          const planning = await mod.loadWorldModelPlanning(policy, checkpoint!, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
+          closers.push(() => planning.dispose());
+          go();
+          imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
+          plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
+          planner = planning.planner();
+          resetPlanner = (s) => planning.reset(s);
+          log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread`);
+        }
+      }
+      let goalObservations: typeof import('../sim/goals.js').goalObservations | undefined;
+      if (isSim && !scripted) goalObservations = (await import('../sim/goals.js')).goalObservations;
+      const startWsApi = cfg.api.enabled ? (await import('../server/ws-api.js')).startWsApi : undefined;
+      go();
 
-    const why = await finished;
+      // From here on the robot can be commanded.
+      const s = (svc = startService(cfg, planner!, link, { log, plannerTiming }));
+      s.latency$.subscribe((l) => (latencies.push(l.serviceMs), waits.push(l.waitMs)));
+      s.commands$.subscribe(() => {
+        commands++;
+        if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
+      });
+      s.status$.subscribe((st) => {
+        if (st.link === 'closed') finish('robot link closed');
+      });
+      if (goalObservations) {
+        // The simulator knows its task: its goal images come from the scripted expert's run of the same seed.
+        const size = imageSize(str(opts, 'image-size'))!;
+        const task = str(opts, 'task') ?? 'pick-can';
+        const goals = goalObservations;
+        // A new episode starts the planner afresh (context frames and warm start are the old scene's).
+        onEpisode = (ep) => {
+          if (ep !== seed) resetPlanner?.(ep);
+          void goals(task, ep, size.h, size.w).then((images) => s.setGoal({ images }), (e: Error) => log(`no goal images for seed ${ep}: ${e.message}`));
+        };
+        onEpisode(seed);
+      }
+
+      if (!scripted && !isSim) log(`planning starts with a goal: publish sensor_msgs/Image on ${cfg.topics.goalImage} or send setGoal over the WebSocket API`);
+
+      if (startWsApi) {
+        if (!cfg.api.token) {
+          cfg.api.token = randomBytes(16).toString('hex');
+          log(`no API token configured; this run's token: ${cfg.api.token}`);
+        }
+        api = await startWsApi(s, cfg.api, { imaginedShape, log });
+        go();
+        log(`WebSocket API on ${api.url} (subprotocols selfflow.v1.protobuf, selfflow.v1.msgpack)`);
+      }
+      log(`serving ${link.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${s.config.safety.planDeadlineMs} ms`);
+    };
+
+    let startupError: unknown;
+    const started = start().then(
+      () => undefined,
+      // Startup stopped on purpose (a signal, or a fatal error that has been reported) is not a startup failure.
+      (e: unknown) => void (startup.signal.aborted ? undefined : (startupError = e)),
+    );
+    await Promise.race([started, finished]);
+    // Stopped during startup: it ends at its next step; one stuck on a step a fatal error broke
+    // (a server that never listens) gets a second, then what is open so far is closed.
+    let wait: NodeJS.Timeout | undefined;
+    await Promise.race([started, new Promise((r) => (wait = setTimeout(r, 1000)))]);
+    clearTimeout(wait);
+    const why = startupError !== undefined ? `startup failed: ${errorMessage(startupError)}` : await finished;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    log(`stopping (${why}): zero command out`);
+    log(`stopping (${why})${svc ? ': zero command out' : ''}`);
     // Everything gets closed even when one step fails (a recording that cannot be written must not
     // leave the link open); the first failure is reported after the summary.
     let closeError: unknown;
@@ -271,23 +306,26 @@ export const serveCommand: Command = {
         log(`while stopping: ${e instanceof Error ? e.message : String(e)}`);
       }
     };
-    await attempt(() => svc.shutdown());
+    // The service's shutdown closes the link; a link the service never got is closed here.
+    const openLink = link as RobotLink | undefined;
+    await attempt(() => (svc ? svc.shutdown() : openLink?.close()));
     await attempt(() => api?.close());
     for (const c of closers) await attempt(c);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
+    if (startupError !== undefined) throw startupError;
+    const st = svc?.status();
     const sorted = latencies.sort((a, b) => a - b);
     const waited = waits.sort((a, b) => a - b);
-    const st = svc.status();
     console.log(
-      `${commands} commands (${st.zeroedCommands} zeroed, the exit's zero command included), ${st.plans} plans (${st.safePlans} safe), ${st.decodeErrors} dropped messages` +
+      `${commands} commands (${st?.zeroedCommands ?? 0} zeroed, the exit's zero command included), ${st?.plans ?? 0} plans (${st?.safePlans ?? 0} safe), ${st?.decodeErrors ?? 0} dropped messages` +
         (sorted.length
           ? `; service latency (decode, hand-off, gate, encode; planning and waits excluded) p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms; waits for the action rate and a busy planner p50 ${percentile(waited, 50).toFixed(0)} ms`
           : '') +
         (episodes ? `; episodes ${successes}/${episodes} successful` : ''),
     );
     if (closeError) throw closeError;
-    if (record) console.log(`recorded ${record}`);
+    if (record && svc) console.log(`recorded ${record}`);
     return failed ? 1 : 0;
   },
 };

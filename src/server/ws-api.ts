@@ -15,7 +15,7 @@ import { flattenAction } from '../robot/action.js';
 import { encodeJpeg } from '../robot/messages.js';
 import type { ServiceConfig } from '../service/config.js';
 import type { RunningService, ServiceStatus } from '../service/service.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { decodeClient, encodeServer, ProtocolError, STREAMS, SUBPROTOCOLS, type ClientMessage, type ServerMessage, type StreamName, type Subprotocol } from './protocol.js';
 
@@ -96,7 +96,10 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
   });
   await new Promise<void>((resolve, reject) => {
     wss.once('listening', resolve);
-    wss.once('error', reject);
+    wss.once('error', (e) => {
+      wss.close();
+      reject(new UserError(`WebSocket API: cannot listen on ${cfg.host}:${cfg.port} (api.host, api.port; --api-port, or --no-api): ${errorMessage(e)}`, { cause: e }));
+    });
   });
   wss.on('error', (e) => log(`ws api: ${errorMessage(e)}`));
 

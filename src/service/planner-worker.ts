@@ -20,7 +20,7 @@ import { Worker } from 'node:worker_threads';
 import { Observable } from 'rxjs';
 import { safePlanFor } from '../planner/loop.js';
 import type { Goal, Observation, Plan, Planner } from '../planner/types.js';
-import { UserError } from '../util/errors.js';
+import { UserError, errorMessage } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import type { FromWorker, PlannerWorkerInfo, ToWorker } from './planner-worker-host.js';
 import type { PlanTiming } from './service.js';
@@ -42,6 +42,8 @@ export interface WorkerPlannerOptions {
   /** How long to wait for the worker's `ready` (model loading). */
   readyTimeoutMs?: number;
   log?: (line: string) => void;
+  /** Aborting while the worker loads terminates it (serve stopped by a signal during startup). */
+  signal?: AbortSignal;
 }
 
 export interface WorkerPlanner {
@@ -86,10 +88,12 @@ export async function startWorkerPlanner(o: WorkerPlannerOptions): Promise<Worke
       else if (m.type === 'fatal') done(m.user ? new UserError(m.message) : new Error(`planner worker: ${m.message}`));
     };
     const onDeath = (why: string) => done(new Error(why));
+    const onAbort = () => done(new Error(`planner worker: loading stopped (${errorMessage(o.signal!.reason)})`));
     const done = (e?: Error, v?: PlannerWorkerInfo) => {
       clearTimeout(timer);
       listeners.delete(onMsg);
       deathListeners.delete(onDeath);
+      o.signal?.removeEventListener('abort', onAbort);
       if (e) {
         void worker.terminate();
         reject(e);
@@ -97,6 +101,8 @@ export async function startWorkerPlanner(o: WorkerPlannerOptions): Promise<Worke
     };
     listeners.add(onMsg);
     deathListeners.add(onDeath);
+    if (o.signal?.aborted) onAbort();
+    else o.signal?.addEventListener('abort', onAbort, { once: true });
   });
   const limit = info.budgetMs + info.graceMs;
   const post = (m: ToWorker, transfer: ArrayBuffer[] = []) => {

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +69,70 @@ describe('serve as a process', () => {
     expect(actions.at(-1)!.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 0, 0]);
     const last = twists.at(-1)!;
     expect([last.linear.x, last.linear.y, last.linear.z, last.angular.x, last.angular.y, last.angular.z]).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('on SIGINT (Ctrl-C) sends the zero command and exits 0', async () => {
+    const p = serve(['--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--control-mode', 'rate', '--no-api']);
+    await p.waitFor(/serving sim/, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const t = performance.now();
+    p.child.kill('SIGINT');
+    const { code, at } = await p.exited;
+    expect(code, p.err()).toBe(0);
+    expect(at - t).toBeLessThan(3000);
+    expect(p.err()).toMatch(/stopping \(SIGINT\): zero command out/);
+    expect(p.err()).toMatch(/zero command: shutdown/);
+  });
+
+  it('on SIGINT while the world model loads stops the worker and exits 0 without serving', async () => {
+    const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--no-api']);
+    await p.waitFor(/loading wm-cem-fast with .* in a worker thread/, 60_000);
+    const t = performance.now();
+    p.child.kill('SIGINT');
+    const { code, at } = await p.exited;
+    expect(code, p.err()).toBe(0);
+    expect(at - t).toBeLessThan(3000);
+    expect(p.err()).toMatch(/stopping \(SIGINT\)/);
+    expect(p.err()).not.toMatch(/serving sim/);
+  });
+
+  describe('a startup failure after the service started (the API port is taken)', () => {
+    let blocker: Server;
+    let port: number;
+    beforeAll(async () => {
+      blocker = createServer();
+      await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+      port = (blocker.address() as { port: number }).port;
+    });
+    afterAll(() => new Promise<void>((r) => blocker.close(() => r())));
+
+    it('sends the zero command, writes the recording and exits 1 naming the port', async () => {
+      const file = join(dir, 'port-taken.mcap');
+      const p = serve(['--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--api-port', String(port), '--record', file]);
+      const { code } = await p.exited;
+      expect(code, p.err()).toBe(1);
+      expect(p.err()).toMatch(new RegExp(`selfflow-wm serve: WebSocket API: cannot listen on 127.0.0.1:${port} \\(api.host, api.port; --api-port, or --no-api\\): .*EADDRINUSE`));
+      expect(p.err()).toMatch(/stopping \(startup failed: .*\): zero command out/);
+      expect(p.err()).toMatch(/zero command: shutdown/);
+      // The recorder was closed (the file appears on close). The API fails within milliseconds, often
+      // before the sim link is up, so there may be no action at all; if the expert moved, zero is last.
+      expect(existsSync(file)).toBe(true);
+      const actions = readMcap(file)
+        .filter((m) => m.topic === '/selfflow/action')
+        .map((m) => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', m.data).data));
+      if (actions.length) expect(actions.at(-1)!.slice(0, 7)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+    });
+
+    it('with a world-model preset closes the planner worker and exits 1 instead of hanging', async () => {
+      const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--api-port', String(port)]);
+      const hung = setTimeout(() => p.child.kill('SIGKILL'), 150_000);
+      const { code } = await p.exited;
+      clearTimeout(hung);
+      expect(code, p.err()).toBe(1);
+      expect(p.err()).toMatch(/EADDRINUSE/);
+      expect(p.err()).toMatch(/zero command: shutdown/);
+      expect(p.err()).toMatch(/planner worker stopped/);
+    }, 180_000);
   });
 
   it('closes everything and exits 1 naming the file when the recording cannot be written', async () => {
