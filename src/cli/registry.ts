@@ -15,6 +15,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'backend', summary: 'show which tensor backends load here and which `auto` picks', load: async () => (await import('./backend.js')).backendCommand },
   { name: 'model info', summary: 'parameter counts per part for a model config', load: async () => (await import('./model.js')).modelInfoCommand },
   { name: 'model run', summary: 'evaluate an official-layout Self-Flow checkpoint on named input tensors', load: async () => (await import('./model.js')).modelRunCommand },
+  { name: 'model probe', summary: 'does the world model listen to the action? imagined vs simulated futures of six displacements', load: async () => (await import('./probe.js')).modelProbeCommand },
   { name: 'model import', summary: 'import an official Self-Flow checkpoint into a world-model config', load: async () => (await import('./model.js')).modelImportCommand },
   { name: 'data inspect', summary: 'shards, episodes, steps, features, images and instructions of an RLDS dataset', load: async () => (await import('./data.js')).dataInspectCommand },
   { name: 'data stats', summary: 'per-dimension action statistics used to normalise actions', load: async () => (await import('./data.js')).dataStatsCommand },

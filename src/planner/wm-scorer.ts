@@ -112,16 +112,25 @@ export class WorldModelScorer {
     return out;
   }
 
+  /** Imagined frames [n, H, h, w, 3] of candidates (n x H x A normalised actions) from the context; caller disposes. */
+  imagineFrames(candidates: Float32Array, n: number, horizon: number, seed = this.rollout.seed): tf.Tensor5D {
+    if (!this.ctx) throw new Error('WorldModelScorer: no context set');
+    const ctx = this.ctx;
+    return tf.tidy(() => {
+      const actions = tf.tensor3d(candidates.subarray(0, n * horizon * this.cfg.actionDim), [n, horizon, this.cfg.actionDim]);
+      return imagine(this.params, this.cfg, ctx, actions, this.cond, { steps: this.rollout.flowSteps, integrator: this.rollout.integrator, seed }).frames;
+    });
+  }
+
   /** candidates: n x H x A normalised actions. */
   score(candidates: Float32Array, n: number, horizon: number, keepFrames = false, seed = this.rollout.seed): ScoreResult {
     if (!this.ctx || !this.goalImage) throw new Error('WorldModelScorer: context and goal must be set before scoring');
-    const ctx = this.ctx;
     const goalImage = this.goalImage;
     const goalFeatures = this.goalFeatures;
     let frames: tf.Tensor5D | undefined;
     const costs = tf.tidy(() => {
       const actions = tf.tensor3d(candidates.subarray(0, n * horizon * this.cfg.actionDim), [n, horizon, this.cfg.actionDim]);
-      const img = imagine(this.params, this.cfg, ctx, actions, this.cond, { steps: this.rollout.flowSteps, integrator: this.rollout.integrator, seed }).frames;
+      const img = this.imagineFrames(candidates, n, horizon, seed);
       const w = this.weights;
       const stepW = tf.tensor1d(stepWeights(horizon, w.terminal));
       let perStep = tf.zeros([n, horizon]);

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { from, type Observable } from 'rxjs';
 import { initBackend } from '../backend/backends.js';
 import type { ActionStats } from '../data/action-stats.js';
-import { modelActionToRt1 } from '../data/action-mapping.js';
+import { modelActionToRt1, rt1ToModelAction } from '../data/action-mapping.js';
 import { embedInstruction } from '../data/language-embedding.js';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
@@ -21,6 +21,7 @@ import { differingFraction } from './image-distance.js';
 import { makePlanner } from './loop.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
+import type { Rt1Action } from '../robot/action.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
 import { WorldModelScorer } from './wm-scorer.js';
 
@@ -120,6 +121,28 @@ export class WorldModelPlanning {
       safe: false,
       imagined,
     };
+  }
+
+  /**
+   * Imagined frames [N, H, h, w, 3] of RT-1 action sequences (N sequences of H actions) from context
+   * observations (oldest first), for probes and tools; caller disposes. The next plan() re-encodes its own context.
+   */
+  imagineSequences(context: Observation[], instruction: string, sequences: Rt1Action[][], seed = 0): tf.Tensor5D {
+    const h = sequences[0]?.length ?? 0;
+    if (!h || sequences.some((s) => s.length !== h)) throw new Error('imagineSequences: sequences must be non-empty and equally long');
+    if (instruction !== this.instruction) {
+      this.instruction = instruction;
+      this.scorer.setLanguage(instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(instruction), [1, this.cfg.languageDim]) : undefined);
+    }
+    const frames = context.slice(-this.contextFrames).map((o) => observationToTensor(o, this.cfg.imageHeight, this.cfg.imageWidth));
+    while (frames.length < this.contextFrames) frames.unshift(frames[0]!.clone());
+    const ctx = tf.stack(frames) as tf.Tensor4D;
+    this.scorer.setContext(ctx);
+    tf.dispose([ctx, ...frames]);
+    const a = this.cfg.actionDim;
+    const flat = new Float32Array(sequences.length * h * a);
+    sequences.forEach((seq, i) => seq.forEach((act, t) => flat.set(rt1ToModelAction(this.stats, act), (i * h + t) * a)));
+    return this.scorer.imagineFrames(flat, sequences.length, h, seed);
   }
 
   /** How much two camera images differ at the model's resolution (goal sequencing; see differingFraction). */

@@ -73,5 +73,13 @@ describe('eval', () => {
       expect(t.stage_success).toHaveLength(1);
     }
     expect(report.policies.expert!.tasks['drawer-close']!.stage_success[0]).toBe(1);
+    // The action probe runs on the same run through the CLI: 3 states x 6 directions.
+    const probe = await runCli(['model', 'probe', '--checkpoint', join(dir, 'run'), '--policy', preset, '--tasks', 'drawer-close', '--seeds', '1', '--json', '--backend', 'wasm']);
+    expect(probe.code, probe.err).toBe(0);
+    const pr = JSON.parse(probe.out) as { trials: number; accuracy: number; accuracyByDirection: number[] };
+    expect(pr.trials).toBe(18);
+    expect(pr.accuracyByDirection).toHaveLength(6);
+    expect(pr.accuracy).toBeGreaterThanOrEqual(0);
+    expect(pr.accuracy).toBeLessThanOrEqual(1);
   });
 });
