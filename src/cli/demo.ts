@@ -31,7 +31,7 @@ export const demoCommand: Command = {
     const { runPlannedEpisode } = await import('../planner/episode.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
-    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true, lockstep: true });
+    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true, lockstep: true, backend: str(opts, 'backend') });
     const t0 = Date.now();
     console.log(`demo: ${task} (seed ${seed}) with ${checkpoint} and preset ${planning.preset.name}`);
     const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l), goals: goalsOption(opts) });

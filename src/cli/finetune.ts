@@ -50,7 +50,7 @@ export const finetuneCommand: Command = {
     'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
     'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
     'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
-    'time-shift': { type: 'string', arg: 'S', description: 'shift noise levels towards noise, t = S*u/(1+(S-1)*u) (1 = uniform; planning samples from t = 1)', default: '1' },
+    'time-shift': { type: 'string', arg: 'S', description: 'noise-level shift t = S*u/(1+(S-1)*u): S > 1 towards noise, S < 1 towards data, 1 = uniform (planning samples from t = 1)', default: '1' },
     'ema-decay': { type: 'string', arg: 'D', description: 'teacher EMA decay', default: '0.999' },
     'val-fraction': { type: 'string', arg: 'F', description: 'fraction of episodes held out for validation', default: '0.1' },
     'val-every': { type: 'string', arg: 'N', description: 'steps between validations (0 = never)', default: '250' },

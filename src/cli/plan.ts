@@ -24,7 +24,7 @@ export const planCommand: Command = {
     const { runPlannedEpisode } = await import('../planner/episode.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
-    const planning = await loadEpisodePlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif') || str(opts, 'sheet')), lockstep: true });
+    const planning = await loadEpisodePlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif') || str(opts, 'sheet')), lockstep: true, backend: str(opts, 'backend') });
     console.log(`planning ${task} (seed ${seed}) with ${planning.preset.name}: ${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, horizon ${planning.preset.optimizer.horizon}, budget ${planning.preset.budgetMs} ms`);
     const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif') || str(opts, 'sheet')), log: (l) => console.log(l), goals: goalsOption(opts) });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);

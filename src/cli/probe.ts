@@ -33,7 +33,7 @@ export const modelProbeCommand: Command = {
     if (seeds < 1) throw new UsageError('--seeds must be >= 1');
     const displacement = num(opts, 'displacement', 0.05);
     if (!(displacement > 0 && displacement <= 0.06)) throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
-    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed: 0 });
+    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed: 0, backend: str(opts, 'backend') });
     const o = { ...DEFAULT_PROBE, tasks, seeds: Array.from({ length: seeds }, (_, i) => 100 + i), displacement };
     const progress = new Progress('probe', tasks.length * seeds * o.warmSteps.length);
     const r = await probeActions(worldModelProbed(planning), o, (done) => progress.update(done));
@@ -44,7 +44,7 @@ export const modelProbeCommand: Command = {
       return;
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-    console.log(`${checkpoint}: action discrimination ${r.correct}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states`);
+    console.log(`${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states`);
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);
   },

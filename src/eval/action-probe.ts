@@ -36,7 +36,7 @@ export interface ProbeOptions {
   warmSteps: number[];
   /** Displacement per control step, metres. */
   displacement: number;
-  /** Control steps each action is held (the planner's horizon). */
+  /** Control steps each action is held (2 = the shipped presets' horizon). */
   repeat: number;
   /** Camera resolution the simulator renders at (the model resizes). */
   cameraHeight: number;
@@ -50,6 +50,7 @@ export const PROBE_DIRECTIONS = ['+x', '-x', '+y', '-y', '+z', '-z'] as const;
 export interface ProbeResult {
   states: number;
   trials: number;
+  /** Hits, a tie among k indistinguishable outcomes counting 1/k. */
   correct: number;
   /** correct / trials; chance is 1 / 6. */
   accuracy: number;
@@ -67,15 +68,24 @@ function directionAction(i: number, m: number): Rt1Action {
   return { ...safeAction(), worldVector: v };
 }
 
-/** Index of the smallest value in each row of a square distance matrix. */
-export function nearestPerRow(dist: number[][]): number[] {
-  return dist.map((row) => row.reduce((best, v, j) => (v < row[best]! ? j : best), 0));
+/**
+ * Credit per row of a square distance matrix (imagined i x true j): 1 when the row's own column is
+ * the unique nearest, 1/k when it ties with k-1 others (actions whose true outcomes are identical,
+ * e.g. a gripper blocked by the table, cannot be told apart), 0 otherwise.
+ */
+export function diagonalCredit(dist: number[][]): number[] {
+  return dist.map((row, i) => {
+    const min = Math.min(...row);
+    const tied = row.filter((v) => v <= min + 1e-12).length;
+    return row[i]! <= min + 1e-12 ? 1 / tied : 0;
+  });
 }
 
 export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT_PROBE, onState?: (done: number, total: number) => void): Promise<ProbeResult> {
   const actions = PROBE_DIRECTIONS.map((_, i) => directionAction(i, o.displacement));
   const hits = new Array<number>(actions.length).fill(0);
   let states = 0;
+  let visited = 0;
   let imaginedSq = 0;
   let noMotionSq = 0;
   const total = o.tasks.length * o.seeds.length * o.warmSteps.length;
@@ -92,6 +102,8 @@ export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT
             r = env.step(expert.act(r));
             seen.push(r.observation);
           }
+          // An expert that finished early would repeat an earlier state: count each state once.
+          if (r.done) continue;
           const context = seen.slice(-model.contextFrames);
           while (context.length < model.contextFrames) context.unshift(context[0]!);
           const snap = env.snapshot();
@@ -108,16 +120,16 @@ export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT
           env.restore(snap);
           const current = observationToTensor(r.observation, model.imageHeight, model.imageWidth);
           const dist = tf.tidy(() => tf.mean(tf.square(tf.sub(imagined.expandDims(1), truth.expandDims(0))), [2, 3, 4]).arraySync() as number[][]);
-          nearestPerRow(dist).forEach((j, i) => {
-            if (j === i) hits[i]!++;
+          diagonalCredit(dist).forEach((credit, i) => {
+            hits[i]! += credit;
             imaginedSq += dist[i]![i]!;
           });
           noMotionSq += tf.tidy(() => tf.sum(tf.mean(tf.square(tf.sub(truth, current.expandDims(0))), [1, 2, 3])).dataSync()[0]!);
           tf.dispose([imagined, truth, current]);
           states++;
-          onState?.(states, total);
         } finally {
           env.close();
+          onState?.(++visited, total);
         }
       }
     }

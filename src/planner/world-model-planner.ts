@@ -69,7 +69,7 @@ export class WorldModelPlanning {
     return frames;
   }
 
-  /** One plan from the latest observation and goal; honours the preset's time budget. */
+  /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
   async plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
     const t0 = performance.now();
     const p = this.preset;
@@ -125,13 +125,16 @@ export class WorldModelPlanning {
 
   /**
    * Imagined frames [N, H, h, w, 3] of RT-1 action sequences (N sequences of H actions) from context
-   * observations (oldest first), for probes and tools; caller disposes. The next plan() re-encodes its own context.
+   * observations (oldest first), for probes and tools; caller disposes. The next plan() re-encodes its own context;
+   * not to be called while a plan() is running (it swaps the scorer's context).
    */
   imagineSequences(context: Observation[], instruction: string, sequences: Rt1Action[][], seed = 0): tf.Tensor5D {
     const h = sequences[0]?.length ?? 0;
     if (!h || sequences.some((s) => s.length !== h)) throw new Error('imagineSequences: sequences must be non-empty and equally long');
+    if (!context.length) throw new Error('imagineSequences: no context observation');
     if (instruction !== this.instruction) {
       this.instruction = instruction;
+      this.goalRef = undefined;
       this.scorer.setLanguage(instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(instruction), [1, this.cfg.languageDim]) : undefined);
     }
     const frames = context.slice(-this.contextFrames).map((o) => observationToTensor(o, this.cfg.imageHeight, this.cfg.imageWidth));

@@ -137,8 +137,8 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
   const validate = (): number | undefined => {
     if (!valWindows.length) return undefined;
     const batch = toBatch(valWindows, s.cfg, s.contextFrames, s.futureFrames);
-    // Fixed noise for validation so the curve compares like with like; the EMA weights are what planning uses.
-    const draw = drawNoise(new Rng(s.seed + 7919), s.cfg, valWindows.length, s.contextFrames + s.futureFrames, s.contextFrames, { ...s.objective, kind: 'vanilla', policyFraction: 0 });
+    // Fixed, unshifted noise for validation so curves compare like with like (also across --time-shift); the EMA weights are what planning uses.
+    const draw = drawNoise(new Rng(s.seed + 7919), s.cfg, valWindows.length, s.contextFrames + s.futureFrames, s.contextFrames, { ...s.objective, kind: 'vanilla', policyFraction: 0, timeShift: 1 });
     const r = trainer.evaluate(batch, draw, true);
     disposeBatch(batch);
     return r.frame;

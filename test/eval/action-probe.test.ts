@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PROBE, nearestPerRow, probeActions, type ProbedModel } from '../../src/eval/action-probe.js';
+import { DEFAULT_PROBE, diagonalCredit, probeActions, type ProbedModel } from '../../src/eval/action-probe.js';
 import { observationToTensor } from '../../src/planner/frames.js';
 import { useTestBackend } from '../helpers/tf.js';
 
@@ -12,8 +12,10 @@ describe('action probe', () => {
     await useTestBackend();
   });
 
-  it('nearestPerRow picks the smallest distance of each row', () => {
-    expect(nearestPerRow([[3, 1, 2], [0, 5, 5], [2, 2, 1]])).toEqual([1, 0, 2]);
+  it('credits a row when its own column is nearest, sharing the credit among tied columns', () => {
+    expect(diagonalCredit([[1, 3, 2], [0, 5, 5], [2, 2, 1]])).toEqual([1, 0, 1]);
+    // Two actions with the same true outcome: each of the two rows gets half.
+    expect(diagonalCredit([[0, 0, 4], [0, 0, 4], [3, 3, 1]])).toEqual([0.5, 0.5, 1]);
   });
 
   it('a model that plays the actions out in the simulator is right; one that ignores the action scores chance', async () => {

@@ -151,7 +151,7 @@ describe('serve as a process', () => {
     const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--max-commands', '2', '--no-api']);
     const { code } = await p.exited;
     expect(code, p.err()).toBe(0);
-    expect(p.err()).toMatch(/planning with wm-cem-fast \(cem, 16 candidates, budget 1500 ms\) in a worker thread/);
+    expect(p.err()).toMatch(/planning with wm-cem-fast \(cem, 8 candidates, budget 1500 ms\) in a worker thread/);
     expect(p.err()).toMatch(/plan deadline 3334 ms/);
     expect(p.err()).toMatch(/planner worker stopped/);
     expect(p.out()).toMatch(/^3 commands .*, [23] plans/m);
