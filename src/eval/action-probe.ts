@@ -12,6 +12,7 @@ import type { Observation } from '../planner/types.js';
 import { safeAction, type Rt1Action } from '../robot/action.js';
 import { SimEnv } from '../sim/env.js';
 import { makeScriptedPolicy } from '../sim/expert.js';
+import { UserError } from '../util/errors.js';
 import type { WorldModelPlanning } from '../planner/world-model-planner.js';
 
 /** What a probed model sees of a state. `env` sits at that state; only reference models (tests) may use it. */
@@ -134,6 +135,7 @@ export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT
       }
     }
   }
+  if (states === 0) throw new UserError(`model probe: the expert finished every task before the first warm-up step (${o.warmSteps.join(', ')}); nothing to probe`);
   const trials = states * actions.length;
   const correct = hits.reduce((a, b) => a + b, 0);
   return { states, trials, correct, accuracy: correct / trials, accuracyByDirection: hits.map((h) => h / states), imaginedMse: imaginedSq / trials, noMotionMse: noMotionSq / trials };

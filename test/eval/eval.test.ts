@@ -73,11 +73,14 @@ describe('eval', () => {
       expect(t.stage_success).toHaveLength(1);
     }
     expect(report.policies.expert!.tasks['drawer-close']!.stage_success[0]).toBe(1);
-    // The action probe runs on the same run through the CLI: 3 states x 6 directions.
+    // The action probe runs on the same run through the CLI: up to 3 states (fewer when the expert
+    // finishes before a warm-up point) x 6 directions.
     const probe = await runCli(['model', 'probe', '--checkpoint', join(dir, 'run'), '--policy', preset, '--tasks', 'drawer-close', '--seeds', '1', '--json', '--backend', 'wasm']);
     expect(probe.code, probe.err).toBe(0);
-    const pr = JSON.parse(probe.out) as { trials: number; accuracy: number; accuracyByDirection: number[] };
-    expect(pr.trials).toBe(18);
+    const pr = JSON.parse(probe.out) as { states: number; trials: number; accuracy: number; accuracyByDirection: number[] };
+    expect(pr.states).toBeGreaterThanOrEqual(1);
+    expect(pr.states).toBeLessThanOrEqual(3);
+    expect(pr.trials).toBe(pr.states * 6);
     expect(pr.accuracyByDirection).toHaveLength(6);
     expect(pr.accuracy).toBeGreaterThanOrEqual(0);
     expect(pr.accuracy).toBeLessThanOrEqual(1);
