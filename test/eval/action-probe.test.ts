@@ -56,4 +56,15 @@ describe('action probe', () => {
     expect(chance.correct).toBe(2);
     expect(chance.imaginedMse).toBeCloseTo(chance.noMotionMse, 6);
   });
+
+  it('says so when the expert finishes every task before the first warm-up step, instead of reporting NaN', async () => {
+    const never: ProbedModel = {
+      contextFrames: 1,
+      ...size,
+      imagineEnd: () => {
+        throw new Error('no state should be probed');
+      },
+    };
+    await expect(probeActions(never, { ...probe, tasks: ['drawer-close'], warmSteps: [500] })).rejects.toThrow(/finished every task before the first warm-up step \(500\)/);
+  });
 });
