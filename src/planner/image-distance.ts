@@ -51,6 +51,41 @@ export function changeDistance(frames: tf.Tensor4D, now: tf.Tensor3D, goal: tf.T
   return tf.tidy(() => pyramidDistance(changeMap(frames, now), changeMap(goal.expandDims(0) as tf.Tensor4D, now).squeeze([0]) as tf.Tensor3D));
 }
 
+/** Change mass (in fully changed pixels) below which a change map counts as "nothing changed". */
+const MIN_CHANGE_MASS = 0.5;
+
+/** Centre of each change map [N, h, w, 1] -> rows [N, 2] (y, x in pixels) and masses [N]. */
+function changeCentres(maps: tf.Tensor4D): { centres: tf.Tensor2D; mass: tf.Tensor1D } {
+  const [, h, w] = maps.shape;
+  const mass = tf.sum(maps, [1, 2, 3]) as tf.Tensor1D;
+  const safe = tf.maximum(mass, 1e-6);
+  const cy = tf.div(tf.sum(tf.mul(maps, tf.range(0, h).reshape([1, h, 1, 1])), [1, 2, 3]), safe);
+  const cx = tf.div(tf.sum(tf.mul(maps, tf.range(0, w).reshape([1, 1, w, 1])), [1, 2, 3]), safe);
+  return { centres: tf.stack([cy, cx], 1) as tf.Tensor2D, mass };
+}
+
+/**
+ * Reach distance: how far the centre of what changed in each candidate frame lies from the centre of
+ * what changed in the goal picture (both against the current frame), as a share of the image
+ * diagonal. A part going from A to B marks A and B in the goal's change map and A and C in the
+ * candidate's, so the centres are (A+B)/2 and (A+C)/2 and the distance falls in proportion as C
+ * approaches B, however far apart they are; the change and pyramid distances level off once the part
+ * overlaps its goal position at no scale, which left the planner drifting towards far goals (measured
+ * with the simulator oracle). A goal with no change gives 0 (nothing to reach); a candidate with no
+ * change while the goal has some gives 1.
+ */
+export function reachDistance(frames: tf.Tensor4D, now: tf.Tensor3D, goal: tf.Tensor3D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const [n, h, w] = frames.shape;
+    const cand = changeCentres(changeMap(frames, now));
+    const target = changeCentres(changeMap(goal.expandDims(0) as tf.Tensor4D, now));
+    const dist = tf.div(tf.norm(tf.sub(cand.centres, target.centres), 'euclidean', 1), Math.hypot(h - 1, w - 1));
+    const goalMoved = tf.greaterEqual(target.mass, MIN_CHANGE_MASS).tile([n]);
+    const candMoved = tf.greaterEqual(cand.mass, MIN_CHANGE_MASS);
+    return tf.where(goalMoved, tf.where(candMoved, dist, tf.onesLike(dist)), tf.zerosLike(dist)) as tf.Tensor1D;
+  });
+}
+
 /** Share of pixels (weighted by how much they changed, see changeMap) where two frames differ: how far from "the same picture". */
 export function differingFraction(a: tf.Tensor3D, b: tf.Tensor3D): number {
   return tf.tidy(() => tf.mean(changeMap(a.expandDims(0) as tf.Tensor4D, b)).dataSync()[0]!);

@@ -31,7 +31,7 @@ const FIELDS = {
   top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps'],
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
-  cost: ['representation', 'pixel', 'pyramid', 'change', 'actionMagnitude', 'terminal'],
+  cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'actionMagnitude', 'terminal'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -101,6 +101,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       // Optional (added later): presets written before it keep their meaning.
       pyramid: c.pyramid === undefined ? 0 : num(c.pyramid, 'cost.pyramid', 0),
       change: c.change === undefined ? 0 : num(c.change, 'cost.change', 0),
+      reach: c.reach === undefined ? 0 : num(c.reach, 'cost.reach', 0),
       actionMagnitude: num(c.actionMagnitude, 'cost.actionMagnitude', 0),
       terminal: num(c.terminal, 'cost.terminal', 0, 1),
     },

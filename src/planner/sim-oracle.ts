@@ -11,7 +11,7 @@ import { modelActionToRt1 } from '../data/action-mapping.js';
 import type { SimEnv } from '../sim/env.js';
 import { Rng } from '../util/rng.js';
 import { observationToTensor } from './frames.js';
-import { changeDistance, differingFraction, pyramidDistance } from './image-distance.js';
+import { changeDistance, differingFraction, pyramidDistance, reachDistance } from './image-distance.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
@@ -71,6 +71,7 @@ export class SimOraclePlanning {
             if (p.cost.pixel > 0) d += p.cost.pixel * tf.mean(tf.square(tf.sub(f, goalFrame))).dataSync()[0]!;
             if (p.cost.pyramid > 0) d += p.cost.pyramid * pyramidDistance(f.expandDims(0) as tf.Tensor4D, goalFrame).dataSync()[0]!;
             if (p.cost.change > 0) d += p.cost.change * changeDistance(f.expandDims(0) as tf.Tensor4D, nowFrame, goalFrame).dataSync()[0]!;
+            if (p.cost.reach > 0) d += p.cost.reach * reachDistance(f.expandDims(0) as tf.Tensor4D, nowFrame, goalFrame).dataSync()[0]!;
             return d;
           });
           for (const v of seq) m += v * v;

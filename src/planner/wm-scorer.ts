@@ -11,7 +11,7 @@ import type { Integrator } from '../flow/sampler.js';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
 import { encodeContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
-import { changeDistance, pyramidDistance } from './image-distance.js';
+import { changeDistance, pyramidDistance, reachDistance } from './image-distance.js';
 
 export interface CostWeights {
   /** Representation-space distance (1 - cosine of teacher features), per token. */
@@ -22,6 +22,8 @@ export interface CostWeights {
   pyramid: number;
   /** Change-map distance to the goal relative to the current frame (src/planner/image-distance.ts): contrast-free. */
   change: number;
+  /** Distance between the centres of the candidate's and the goal's change maps (src/planner/image-distance.ts): pulls towards far goals. */
+  reach: number;
   /** Mean squared normalised action. */
   actionMagnitude: number;
   /** 1 = only the last imagined frame counts; 0 = every frame equally. */
@@ -138,6 +140,7 @@ export class WorldModelScorer {
       const flat = img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D;
       if (w.pyramid > 0) perStep = tf.add(perStep, tf.mul(w.pyramid, pyramidDistance(flat, goalImage).reshape([n, horizon])));
       if (w.change > 0) perStep = tf.add(perStep, tf.mul(w.change, changeDistance(flat, this.currentFrame!, goalImage).reshape([n, horizon])));
+      if (w.reach > 0) perStep = tf.add(perStep, tf.mul(w.reach, reachDistance(flat, this.currentFrame!, goalImage).reshape([n, horizon])));
       if (w.representation > 0 && goalFeatures) {
         const feats = frameFeatures(this.params, this.cfg, img.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D, this.cfg.teacherLayer, expandCond(this.cond, n * horizon));
         const dot = tf.sum(tf.mul(feats, goalFeatures.expandDims(0)), -1);

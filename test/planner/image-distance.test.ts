@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { changeDistance, differingFraction, pyramidDistance, pyramidLevels } from '../../src/planner/image-distance.js';
+import { changeDistance, differingFraction, pyramidDistance, pyramidLevels, reachDistance } from '../../src/planner/image-distance.js';
 import { useTestBackend } from '../helpers/tf.js';
 
 /** A 32x40 grey image with a 3x3 white square whose left column is at x. */
@@ -57,5 +57,25 @@ describe('multi-scale pixel distance', () => {
     // The differing share only falls once the part overlaps its goal position (what goal sequencing needs).
     expect(differingFraction(scene(11), goal)).toBeLessThan(differingFraction(toward, goal));
     expect(differingFraction(hide, goal)).toBe(differingFraction(toward, goal));
+  });
+
+  it('reach distance falls in proportion as a part approaches a far goal, where the change distance levels off', () => {
+    // The part starts at x = 2 and should go to x = 34; candidates moved it to 5, 8, ..., 34.
+    const now = tf.tensor3d(blob(2), [32, 40, 3]);
+    const goal = tf.tensor3d(blob(34), [32, 40, 3]);
+    const xs = [5, 8, 11, 14, 17, 20, 23, 26, 29, 34];
+    const cands = tf.tensor4d(Float32Array.from(xs.flatMap((x) => [...blob(x)])), [xs.length, 32, 40, 3]);
+    const reach = Array.from(reachDistance(cands, now, goal).dataSync());
+    // Centres (2+x)/2 and (2+34)/2 lie (34-x)/2 px apart, over the 31 x 39 diagonal.
+    xs.forEach((x, i) => expect(reach[i]).toBeCloseTo((34 - x) / 2 / Math.hypot(31, 39), 4));
+    // The change distance is flat over the first moves (no overlap with the goal at any pyramid level yet):
+    // the first 3 px earn a tenth of the whole way with reach, almost nothing with change.
+    const change = Array.from(changeDistance(cands, now, goal).dataSync());
+    const firstStepGain = (v: number[]) => (v[0]! - v[1]!) / (v[0]! - v[v.length - 1]!);
+    expect(firstStepGain(reach)).toBeGreaterThan(0.09);
+    expect(firstStepGain(change)).toBeLessThan(0.01);
+    // Nothing to reach when the goal is the current picture; standing still while the goal moved costs the most.
+    expect(Array.from(reachDistance(cands, now, now).dataSync())).toEqual(xs.map(() => 0));
+    expect(reachDistance(now.expandDims(0) as tf.Tensor4D, now, goal).dataSync()[0]).toBe(1);
   });
 });

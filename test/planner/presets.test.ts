@@ -31,12 +31,13 @@ describe('planner presets', () => {
     const p = loadPlannerPreset(write('ok.json', good()));
     expect(p).toEqual(loadPlannerPreset('wm-cem-fast'));
     expect(Object.keys(p.rollout).sort()).toEqual(['flowSteps', 'integrator']);
-    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'change', 'pixel', 'pyramid', 'representation', 'terminal']);
-    // A preset written before the pyramid term existed keeps its meaning: weight 0.
+    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'change', 'pixel', 'pyramid', 'reach', 'representation', 'terminal']);
+    // A preset written before the pyramid, change and reach terms existed keeps its meaning: weight 0.
     const old = good();
     delete old.cost!.pyramid;
     delete old.cost!.change;
-    expect(loadPlannerPreset(write('old.json', old)).cost).toMatchObject({ pyramid: 0, change: 0 });
+    delete old.cost!.reach;
+    expect(loadPlannerPreset(write('old.json', old)).cost).toMatchObject({ pyramid: 0, change: 0, reach: 0 });
   });
 
   it('gives createOptimizingPlanner its settings for a model action dimension', () => {
@@ -55,6 +56,7 @@ describe('planner presets', () => {
     ['a bad warm-start pad', (r) => (r.optimizer!.warmStartPad = 'last'), `'optimizer.warmStartPad' must be "repeat" or "zero", got "last"`],
     ['a proposal fraction above 1', (r) => (r.optimizer!.proposalFraction = 1.5), `'optimizer.proposalFraction' must be a number in [0, 1], got 1.5`],
     ['a negative pixel weight', (r) => (r.cost!.pixel = -1), `'cost.pixel' must be a number in [0, Infinity], got -1`],
+    ['a negative reach weight', (r) => (r.cost!.reach = -0.5), `'cost.reach' must be a number in [0, Infinity], got -0.5`],
     ['a terminal weight above 1', (r) => (r.cost!.terminal = 2), `'cost.terminal' must be a number in [0, 1], got 2`],
     ['a budget given as a string', (r) => ((r as Record<string, unknown>).budgetMs = '1500'), `'budgetMs' must be a number in [1, Infinity], got "1500"`],
     ['more executed steps than the horizon', (r) => ((r as Record<string, unknown>).executeSteps = 3), `'executeSteps' must be an integer in [1, 2], got 3`],

@@ -36,4 +36,22 @@ describe('planner with the simulator as its model (oracle)', () => {
       env.close();
     }
   });
+
+  it('with the reach cost alone, heads for a goal picture six moves away', async () => {
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 64, imageWidth: 80 });
+    try {
+      const start = env.reset(0);
+      const side = { worldVector: [0, -0.06, 0] as [number, number, number], rotationDelta: [0, 0, 0] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] };
+      let goal = start.observation;
+      for (let i = 0; i < 6; i++) goal = env.step(side).observation;
+      env.reset(0);
+      const reachOnly = validatePreset({ ...preset, cost: { representation: 0, pixel: 0, pyramid: 0, change: 0, reach: 1, actionMagnitude: 0, terminal: 1 } }, 'reach preset');
+      const oracle = new SimOraclePlanning(reachOnly, { imageHeight: 32, imageWidth: 40 }, stats, 1);
+      oracle.attach(env);
+      const plan = await oracle.plan(start.observation, { images: [goal] });
+      expect(plan.actions[0]!.worldVector[1]).toBeLessThan(-0.02);
+    } finally {
+      env.close();
+    }
+  });
 });
