@@ -46,7 +46,7 @@ export const finetuneCommand: Command = {
       arg: 'KIND',
       description: 'frame output: residual (clean frame as a change from the last context frame) or velocity (the official convention); default residual, velocity with --init',
     },
-    'action-conditioning': { type: 'string', arg: 'KIND', description: 'adaln (the action also conditions every patch of its frame through adaLN) or token (attention only)', default: 'adaln' },
+    'action-conditioning': { type: 'string', arg: 'KIND', description: 'adaln (the action also conditions every patch of its frame through adaLN), shift (adaln plus a learned action-dependent attention offset to the previous frame) or token (attention only)', default: 'adaln' },
     'mask-ratio': { type: 'string', arg: 'R', description: 'fraction of future tokens at the second timestep', default: '0.25' },
     'policy-fraction': { type: 'string', arg: 'P', description: 'fraction of samples with noised actions (policy query)', default: '0.3' },
     'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
@@ -84,7 +84,7 @@ export const finetuneCommand: Command = {
     const prediction = (str(opts, 'prediction') ?? (str(opts, 'init') ? 'velocity' : 'residual')) as FramePrediction;
     if (!FRAME_PREDICTIONS.includes(prediction)) throw new UsageError(`--prediction must be ${FRAME_PREDICTIONS.join(' or ')}, got '${prediction}'`);
     const actionConditioning = requireStr(opts, 'action-conditioning') as ActionConditioning;
-    if (!ACTION_CONDITIONINGS.includes(actionConditioning)) throw new UsageError(`--action-conditioning must be ${ACTION_CONDITIONINGS.join(' or ')}, got '${actionConditioning}'`);
+    if (!ACTION_CONDITIONINGS.includes(actionConditioning)) throw new UsageError(`--action-conditioning must be ${ACTION_CONDITIONINGS.join(', ')}, got '${actionConditioning}'`);
     const cfg =
       prior?.model ??
       worldModelConfig(configName, { ...parseImageSize(str(opts, 'image-size')), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}), actionDim: actionDim(card), maxFrames: contextFrames + futureFrames, languageDim: card.language_embedding ? 512 : 0, prediction, actionConditioning });

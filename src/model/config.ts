@@ -43,12 +43,19 @@ export interface WorldModelConfig {
    * action token it can attend to. `adaln`: also added to the adaLN conditioning of every patch
    * token of that frame (as DiT conditions on its class label: DiT measured in-context tokens as
    * its weakest conditioning), so each patch knows the action without having to find it.
+   * `shift`: adaln plus the action-shift attention prior (action-shift.ts): each head learns a 2-D
+   * displacement from the action, and a patch looks first where its content was in the frame before.
    */
   actionConditioning?: ActionConditioning;
 }
 
-export const ACTION_CONDITIONINGS = ['token', 'adaln'] as const;
+export const ACTION_CONDITIONINGS = ['token', 'adaln', 'shift'] as const;
 export type ActionConditioning = (typeof ACTION_CONDITIONINGS)[number];
+
+/** Whether patch tokens get the action through adaLN (`adaln`, and `shift` which builds on it). */
+export function usesAdalnAction(c: { actionConditioning?: ActionConditioning }): boolean {
+  return c.actionConditioning === 'adaln' || c.actionConditioning === 'shift';
+}
 
 export const FRAME_PREDICTIONS = ['velocity', 'residual'] as const;
 export type FramePrediction = (typeof FRAME_PREDICTIONS)[number];

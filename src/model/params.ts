@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HostTensor, TensorMap } from '../checkpoint/tensor-map.js';
 import { numel, toFloat32 } from '../checkpoint/tensor-map.js';
 import { Rng } from '../util/rng.js';
-import type { DiTConfig, WorldModelConfig } from './config.js';
+import { usesAdalnAction, type DiTConfig, type WorldModelConfig } from './config.js';
 import { officialPosEmbed } from './dit.js';
 import { worldPosEmbed } from './world-model.js';
 import type { Params } from './layers.js';
@@ -67,9 +67,14 @@ export function worldModelLayout(w: WorldModelConfig): Layout {
   l.set('action_embedder.proj.weight', [d, w.actionDim]);
   l.set('action_embedder.proj.bias', [d]);
   l.set('action_embedder.type_embed', [1, 1, d]);
-  if (w.actionConditioning === 'adaln') {
+  if (usesAdalnAction(w)) {
     l.set('action_embedder.cond.weight', [d, w.actionDim]);
     l.set('action_embedder.cond.bias', [d]);
+  }
+  if (w.actionConditioning === 'shift') {
+    l.set('action_shift.proj.weight', [2 * c.num_heads, w.actionDim]);
+    l.set('action_shift.proj.bias', [2 * c.num_heads]);
+    l.set('action_shift.gain', [c.num_heads]);
   }
   l.set('action_head.linear.weight', [w.actionDim, d]);
   l.set('action_head.linear.bias', [w.actionDim]);
@@ -117,7 +122,8 @@ function normalInit(rng: Rng, shape: number[], std: number): Float32Array {
 /**
  * Host initialisation following the official initialize_weights(): xavier-uniform linears with zero
  * bias, N(0, 0.02) label table and timestep MLP, zeroed adaLN and final linear (adaLN-Zero), sin-cos
- * pos_embed. New world-model heads follow the same rules (action head zeroed like final_layer.linear).
+ * pos_embed. New world-model heads follow the same rules (action head zeroed like final_layer.linear;
+ * action-shift gains zeroed, so the prior starts switched off).
  */
 export function initHost(layout: Layout, seed: number, posEmbed: (shape: number[]) => Float32Array): TensorMap {
   const rng = new Rng(seed);
@@ -125,7 +131,7 @@ export function initHost(layout: Layout, seed: number, posEmbed: (shape: number[
   for (const [name, shape] of layout) {
     let data: Float32Array;
     if (name === 'pos_embed') data = posEmbed(shape);
-    else if (name.endsWith('.bias') || /adaLN_modulation\.1\.weight$/.test(name) || name.startsWith('final_layer.linear') || name.startsWith('action_head.')) {
+    else if (name.endsWith('.bias') || /adaLN_modulation\.1\.weight$/.test(name) || name.startsWith('final_layer.linear') || name.startsWith('action_head.') || name === 'action_shift.gain') {
       data = new Float32Array(numel(shape));
     } else if (name === 'y_embedder.embedding_table.weight' || name.startsWith('t_embedder.mlp') || name === 'action_embedder.type_embed') {
       data = normalInit(rng, shape, 0.02);

@@ -21,6 +21,8 @@ export interface KVCache {
 export interface TrunkOptions {
   /** Additive attention bias [Tq, Tk] (0 = attend, large negative = blocked); Tk includes the cached prefix. */
   mask?: tf.Tensor2D;
+  /** Per-sample, per-head additive bias [B, heads, Tq, Tk] on top of `mask` (the action-shift prior). */
+  headBias?: tf.Tensor4D;
   /** Keys/values of earlier tokens that the new tokens attend to (not recomputed). */
   cache?: KVCache;
   /** Record keys/values of these tokens into a new cache. */
@@ -49,6 +51,7 @@ function attention(
   heads: number,
   block: number,
   opts: TrunkOptions,
+  bias: AttentionBias,
   record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] },
 ): tf.Tensor3D {
   const [b, n, d] = x.shape;
@@ -60,13 +63,32 @@ function attention(
   }
   const scale = 1 / Math.sqrt(d / heads);
   const qs = tf.mul(q!, scale) as tf.Tensor4D;
-  const out = tf.getBackend() === 'wasm' ? attendSliced(qs, k!, v!, opts.mask, opts.cache, block) : attendBatched(qs, k!, v!, opts.mask, opts.cache, block);
+  const out = bias.sliced ? attendSliced(qs, k!, v!, bias.sliced, opts.cache, block) : attendBatched(qs, k!, v!, bias.batched, opts.cache, block);
   const merged = out.transpose([0, 2, 1, 3]).reshape([b, n, d]);
   return linear(merged, p, `${prefix}.proj`) as tf.Tensor3D;
 }
 
+/**
+ * The logit bias in the form each attention path wants it, built once per trunk call: batched
+ * ([Tq, Tk] or [B, H, Tq, Tk]), or on wasm one [Tq, Tk] per (sample, head) (a single shared one
+ * when there is no per-head part).
+ */
+interface AttentionBias {
+  batched?: tf.Tensor;
+  sliced?: (i: number) => tf.Tensor | undefined;
+}
+
+function attentionBias(opts: TrunkOptions): AttentionBias {
+  const batched = opts.headBias ? (opts.mask ? tf.add(opts.headBias, opts.mask) : opts.headBias) : opts.mask;
+  if (tf.getBackend() !== 'wasm') return { batched };
+  if (!opts.headBias) return { sliced: () => opts.mask };
+  const [b, h, tq, tk] = opts.headBias.shape;
+  const perHead = tf.unstack(batched!.reshape([b * h, tq, tk]));
+  return { sliced: (i) => perHead[i] };
+}
+
 /** softmax(q k^T + mask) v over [B, H, N, hd], with an optional cached key/value prefix. */
-function attendBatched(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
+function attendBatched(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
   const keys = cache ? tf.concat([tileTo(cache.keys[block]!, q.shape[0]), k], 2) : k;
   const values = cache ? tf.concat([tileTo(cache.values[block]!, q.shape[0]), v], 2) : v;
   let scores = matmul(q, keys, true);
@@ -83,7 +105,7 @@ function tileTo(t: tf.Tensor4D, batch: number): tf.Tensor4D {
  * transposed operands and slicing large tensors are all slow (measured 4-10x); unstacking the
  * small q/k/v and stacking the small outputs is not. A batch-1 cache is shared by all samples.
  */
-function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
+function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, biasOf: (i: number) => tf.Tensor | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
   const [b, h, n, hd] = q.shape;
   const qs = tf.unstack(q.reshape([b * h, n, hd]));
   const kTs = tf.unstack(k.transpose([0, 1, 3, 2]).reshape([b * h, hd, n]));
@@ -102,18 +124,19 @@ function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.T
     const keys = cache ? tf.concat([ckT[ci]!, kTs[i]!], 1) : kTs[i]!;
     const values = cache ? tf.concat([cv[ci]!, vs[i]!], 0) : vs[i]!;
     let scores: tf.Tensor = matmul(qi, keys);
-    if (mask) scores = tf.add(scores, mask);
+    const bias = biasOf(i);
+    if (bias) scores = tf.add(scores, bias);
     return matmul(tf.softmax(scores, -1), values);
   });
   return tf.stack(outs).reshape([b, h, n, hd]) as tf.Tensor4D;
 }
 
 /** PerTokenDiTBlock.forward. */
-function block(p: Params, i: number, x: tf.Tensor3D, mod: tf.Tensor[], heads: number, opts: TrunkOptions, record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] }): tf.Tensor3D {
+function block(p: Params, i: number, x: tf.Tensor3D, mod: tf.Tensor[], heads: number, opts: TrunkOptions, bias: AttentionBias, record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] }): tf.Tensor3D {
   const pre = `blocks.${i}`;
   const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = mod;
   const h = modulate(layerNorm(x), shiftMsa!, scaleMsa!) as tf.Tensor3D;
-  x = tf.add(x, tf.mul(gateMsa!, attention(p, `${pre}.attn`, h, heads, i, opts, record))) as tf.Tensor3D;
+  x = tf.add(x, tf.mul(gateMsa!, attention(p, `${pre}.attn`, h, heads, i, opts, bias, record))) as tf.Tensor3D;
   const h2 = modulate(layerNorm(x), shiftMlp!, scaleMlp!);
   const mlp = linear(geluTanh(linear(h2, p, `${pre}.mlp.fc1`)), p, `${pre}.mlp.fc2`);
   return tf.add(x, tf.mul(gateMlp!, mlp)) as tf.Tensor3D;
@@ -133,6 +156,7 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   const out: TrunkOutput = { x };
   const record = opts.recordCache ? { keys: [] as tf.Tensor4D[], values: [] as tf.Tensor4D[] } : undefined;
   const sc = silu(c);
+  const bias = attentionBias(opts);
   for (let i = 0; i < g.depth; i++) {
     const d = g.hidden_size;
     const xi = x;
@@ -140,7 +164,7 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
     // tape tfjs keeps what backprop needs, so training is unaffected.
     x = tf.tidy(() => {
       const mod = [0, 1, 2, 3, 4, 5].map((j) => linearRows(sc, p, `blocks.${i}.adaLN_modulation.1`, j * d, d));
-      return block(p, i, xi, mod, g.num_heads, opts, record);
+      return block(p, i, xi, mod, g.num_heads, opts, bias, record);
     });
     if (opts.featuresLayer === i + 1) out.projected = projector(p, x) as tf.Tensor3D;
     if (opts.rawFeaturesLayer === i + 1) out.raw = x;

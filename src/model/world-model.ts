@@ -11,7 +11,8 @@
  * frame and the velocity is derived from it).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WorldModelConfig } from './config.js';
+import { usesAdalnAction, type WorldModelConfig } from './config.js';
+import { actionShiftBias, tokenGrid } from './action-shift.js';
 import { embedLabels, embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
 import { finalNorm, runTrunk, type KVCache, type TrunkOutput } from './trunk.js';
 
@@ -133,6 +134,14 @@ function causalBias(queryFrames: number[], keyFrames: number[]): tf.Tensor2D {
   return tf.tensor2d(data, [queryFrames.length, keyFrames.length]);
 }
 
+/** The action-shift prior of `shift` models as a per-head logit bias, queries `layout` against keys `keyFrameOf`. */
+function shiftBias(p: Params, cfg: WorldModelConfig, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D | undefined {
+  if (cfg.actionConditioning !== 'shift' || layout.actionPos.length === 0) return undefined;
+  const { gw } = patchGrid(cfg);
+  const actionFrames = layout.actionPos.map((pos) => layout.frameOf[pos]!);
+  return actionShiftBias(p, cfg.dit.num_heads, batch.actions, batch.actionT, actionFrames, tokenGrid(layout.frameOf, gw), tokenGrid(keyFrameOf, gw));
+}
+
 /** Embeds tokens and per-token conditioning for frames starting at `firstFrame`. */
 function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firstFrame: number, cond: WorldModelConditioning) {
   const [b, f] = batch.frames.shape;
@@ -177,7 +186,7 @@ function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firs
   const x = tf.concat(tokenParts, 1) as tf.Tensor3D;
   const tAll = tf.concat(timeParts, 1) as tf.Tensor2D;
   let c = embedTimesteps(p, tAll) as tf.Tensor3D;
-  if (cfg.actionConditioning === 'adaln' && nActions > 0) c = tf.add(c, actionConditioning(p, batch.actions, firstFrame, f, n)) as tf.Tensor3D;
+  if (usesAdalnAction(cfg) && nActions > 0) c = tf.add(c, actionConditioning(p, batch.actions, firstFrame, f, n)) as tf.Tensor3D;
   const y = cond.y ?? tf.zeros([1], 'int32');
   c = tf.add(c, embedLabels(p, y)) as tf.Tensor3D;
   if (cfg.languageDim > 0 && cond.language) c = tf.add(c, linear(cond.language, p, 'lang_embedder.proj').expandDims(1)) as tf.Tensor3D;
@@ -252,7 +261,8 @@ function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: 
 export function worldModelForward(p: Params, cfg: WorldModelConfig, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
   const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
-  const trunk = runTrunk(p, cfg.dit, x, c, { mask, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
+  const headBias = shiftBias(p, cfg, batch, layout, layout.frameOf);
+  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
   return decodeOutputs(p, cfg, trunk, c, layout, batch);
 }
 
@@ -277,7 +287,8 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
     const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
     const mask = causalBias(layout.frameOf, layout.frameOf);
-    const trunk = runTrunk(p, cfg.dit, x, c, { mask, recordCache: true, rawFeaturesLayer: rawLayer });
+    const headBias = shiftBias(p, cfg, batch, layout, layout.frameOf);
+    const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
     const [, , h, w, ch] = frames.shape;
     const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
@@ -297,7 +308,9 @@ export function disposeContext(ctx: ContextCache): void {
  */
 export function forwardWithContext(p: Params, cfg: WorldModelConfig, ctx: ContextCache, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
   const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
-  const mask = causalBias(layout.frameOf, [...ctx.frameOf, ...layout.frameOf]);
-  const trunk = runTrunk(p, cfg.dit, x, c, { mask, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
+  const keyFrameOf = [...ctx.frameOf, ...layout.frameOf];
+  const mask = causalBias(layout.frameOf, keyFrameOf);
+  const headBias = shiftBias(p, cfg, batch, layout, keyFrameOf);
+  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
   return decodeOutputs(p, cfg, trunk, c, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
 }
