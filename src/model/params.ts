@@ -123,7 +123,7 @@ function normalInit(rng: Rng, shape: number[], std: number): Float32Array {
  * Host initialisation following the official initialize_weights(): xavier-uniform linears with zero
  * bias, N(0, 0.02) label table and timestep MLP, zeroed adaLN and final linear (adaLN-Zero), sin-cos
  * pos_embed. New world-model heads follow the same rules (action head zeroed like final_layer.linear;
- * action-shift gains zeroed, so the prior starts switched off).
+ * the action-shift map zeroed and its gains 1: a same-position prior the actions learn to move).
  */
 export function initHost(layout: Layout, seed: number, posEmbed: (shape: number[]) => Float32Array): TensorMap {
   const rng = new Rng(seed);
@@ -131,8 +131,10 @@ export function initHost(layout: Layout, seed: number, posEmbed: (shape: number[
   for (const [name, shape] of layout) {
     let data: Float32Array;
     if (name === 'pos_embed') data = posEmbed(shape);
-    else if (name.endsWith('.bias') || /adaLN_modulation\.1\.weight$/.test(name) || name.startsWith('final_layer.linear') || name.startsWith('action_head.') || name === 'action_shift.gain') {
+    else if (name.endsWith('.bias') || /adaLN_modulation\.1\.weight$/.test(name) || name.startsWith('final_layer.linear') || name.startsWith('action_head.') || name === 'action_shift.proj.weight') {
       data = new Float32Array(numel(shape));
+    } else if (name === 'action_shift.gain') {
+      data = new Float32Array(numel(shape)).fill(1);
     } else if (name === 'y_embedder.embedding_table.weight' || name.startsWith('t_embedder.mlp') || name === 'action_embedder.type_embed') {
       data = normalInit(rng, shape, 0.02);
     } else data = xavierUniform(rng, shape);

@@ -134,12 +134,14 @@ function causalBias(queryFrames: number[], keyFrames: number[]): tf.Tensor2D {
   return tf.tensor2d(data, [queryFrames.length, keyFrames.length]);
 }
 
-/** The action-shift prior of `shift` models as a per-head logit bias, queries `layout` against keys `keyFrameOf`. */
-function shiftBias(p: Params, cfg: WorldModelConfig, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D | undefined {
-  if (cfg.actionConditioning !== 'shift' || layout.actionPos.length === 0) return undefined;
+/**
+ * The action-shift prior of `shift` models as a per-head logit bias, queries `layout` against keys
+ * `keyFrameOf`. `actions`/`actionT` are all actions into frames 1.. (context ones included).
+ */
+function shiftBias(p: Params, cfg: WorldModelConfig, actions: tf.Tensor3D, actionT: tf.Tensor2D, layout: Layout, keyFrameOf: number[]): tf.Tensor4D | undefined {
+  if (cfg.actionConditioning !== 'shift' || actions.shape[1] === 0) return undefined;
   const { gw } = patchGrid(cfg);
-  const actionFrames = layout.actionPos.map((pos) => layout.frameOf[pos]!);
-  return actionShiftBias(p, cfg.dit.num_heads, batch.actions, batch.actionT, actionFrames, tokenGrid(layout.frameOf, gw), tokenGrid(keyFrameOf, gw));
+  return actionShiftBias(p, cfg.dit.num_heads, actions, actionT, tokenGrid(layout.frameOf, gw), tokenGrid(keyFrameOf, gw));
 }
 
 /** Embeds tokens and per-token conditioning for frames starting at `firstFrame`. */
@@ -261,7 +263,7 @@ function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: 
 export function worldModelForward(p: Params, cfg: WorldModelConfig, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
   const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
-  const headBias = shiftBias(p, cfg, batch, layout, layout.frameOf);
+  const headBias = shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf);
   const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
   return decodeOutputs(p, cfg, trunk, c, layout, batch);
 }
@@ -275,6 +277,8 @@ export interface ContextCache {
   raw?: tf.Tensor4D;
   /** The last context frame [B, H, W, 3] (residual models predict changes from it). */
   reference?: tf.Tensor4D;
+  /** `shift` models: the context actions [B, K-1, A], whose displacements future frames add up. */
+  shiftActions?: tf.Tensor3D;
 }
 
 /**
@@ -287,12 +291,13 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
     const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
     const mask = causalBias(layout.frameOf, layout.frameOf);
-    const headBias = shiftBias(p, cfg, batch, layout, layout.frameOf);
+    const headBias = shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf);
     const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
     const [, , h, w, ch] = frames.shape;
     const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
-    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference } as unknown as ContextCache & tf.TensorContainerObject;
+    const shiftActions = cfg.actionConditioning === 'shift' ? tf.keep(actions.clone()) : undefined;
+    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shiftActions } as unknown as ContextCache & tf.TensorContainerObject;
   }) as unknown as ContextCache;
 }
 
@@ -300,6 +305,17 @@ export function disposeContext(ctx: ContextCache): void {
   tf.dispose([...ctx.kv.keys, ...ctx.kv.values]);
   if (ctx.raw) ctx.raw.dispose();
   if (ctx.reference) ctx.reference.dispose();
+  if (ctx.shiftActions) ctx.shiftActions.dispose();
+}
+
+/** The shift prior of future frames, their actions preceded by the (clean) context ones. */
+function contextShiftBias(p: Params, cfg: WorldModelConfig, contextActions: tf.Tensor3D, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D | undefined {
+  const [b, nc] = [batch.actions.shape[0], contextActions.shape[1]];
+  if (nc === 0) return shiftBias(p, cfg, batch.actions, batch.actionT, layout, keyFrameOf);
+  const ctxActions = contextActions.shape[0] === b ? contextActions : tf.tile(contextActions, [b / contextActions.shape[0], 1, 1]);
+  const actions = tf.concat([ctxActions, batch.actions], 1) as tf.Tensor3D;
+  const actionT = tf.concat([tf.zeros([b, nc]), batch.actionT], 1) as tf.Tensor2D;
+  return shiftBias(p, cfg, actions, actionT, layout, keyFrameOf);
 }
 
 /**
@@ -310,7 +326,7 @@ export function forwardWithContext(p: Params, cfg: WorldModelConfig, ctx: Contex
   const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
   const keyFrameOf = [...ctx.frameOf, ...layout.frameOf];
   const mask = causalBias(layout.frameOf, keyFrameOf);
-  const headBias = shiftBias(p, cfg, batch, layout, keyFrameOf);
+  const headBias = ctx.shiftActions ? contextShiftBias(p, cfg, ctx.shiftActions, batch, layout, keyFrameOf) : undefined;
   const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
   return decodeOutputs(p, cfg, trunk, c, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
 }
