@@ -4,10 +4,12 @@
  * from, i.e. at an offset that depends on the action. A small trunk learns such action-dependent
  * lookups very slowly (our tiny models ignored the action after 2,000 steps), so each head gets it
  * directly: a learned linear map from the action to a 2-D displacement s_h (in patches), and a bias
- *   -gain_h * (1 - t_action) * |(q - k) - (sum of s_h over the actions from k's frame to q's)|^2
- * on the logits of a frame-f patch query q for the patch keys k of earlier frames. The map starts at
- * zero and the gains at 1: a "content stays where it was" prior that the actions then learn to move;
- * noised actions (policy queries) fade it out.
+ *   -gain_h * (1 - t_action) * |(q - k) - m_h(k) * (sum of s_h over the actions from k's frame to q's)|^2
+ * on the logits of a frame-f patch query q for the patch keys k of earlier frames. Only the gripper
+ * (and what it carries) moves with the action, the background stays: m_h(k) in (0, 1) is a learned
+ * "moves with the action" score of key k's pixels, so the static majority of patches does not pull
+ * the displacement to zero. The map starts at zero and the gains at 1: a "content stays where it
+ * was" prior that the actions then learn to move; noised actions (policy queries) fade it out.
  */
 import * as tf from '@tensorflow/tfjs';
 import { linear, matmul, param, type Params } from './layers.js';
@@ -84,8 +86,9 @@ function pairConstants(query: TokenGrid, key: TokenGrid, nActions: number) {
  * are the actions into frames 1..F' (every frame the query and key tokens belong to). A query of
  * frame f and a key of an earlier frame g are offset by the summed displacements of the actions
  * into frames g+1..f, so a frame being denoised can also look back past a still-noisy one.
+ * `movable` [B, heads, Tk] is m_h of every key token (see movableScores).
  */
-export function actionShiftBias(p: Params, heads: number, actions: tf.Tensor3D, actionT: tf.Tensor2D, query: TokenGrid, key: TokenGrid): tf.Tensor4D {
+export function actionShiftBias(p: Params, heads: number, actions: tf.Tensor3D, actionT: tf.Tensor2D, query: TokenGrid, key: TokenGrid, movable: tf.Tensor3D): tf.Tensor4D {
   const [b, nA] = actions.shape;
   const [tq, tk] = [query.frame.length, key.frame.length];
   const c = pairConstants(query, key, nA);
@@ -93,10 +96,23 @@ export function actionShiftBias(p: Params, heads: number, actions: tf.Tensor3D, 
   const shift = (linear(actions, p, 'action_shift.proj') as tf.Tensor3D).transpose([0, 2, 1]).reshape([b * 2 * heads, nA]) as tf.Tensor2D;
   const atQuery = tf.unstack(matmul(shift, c.upToQuery).reshape([b, heads, 2, tq]), 2).map((s) => s.expandDims(3));
   const atKey = tf.unstack(matmul(shift, c.upToKey).reshape([b, heads, 2, tk]), 2).map((s) => s.expandDims(2));
-  const offRow = tf.sub(c.dRow, tf.sub(atQuery[0]!, atKey[0]!));
-  const offCol = tf.sub(c.dCol, tf.sub(atQuery[1]!, atKey[1]!));
+  const m = movable.expandDims(2);
+  const offRow = tf.sub(c.dRow, tf.mul(m, tf.sub(atQuery[0]!, atKey[0]!)));
+  const offCol = tf.sub(c.dCol, tf.mul(m, tf.sub(atQuery[1]!, atKey[1]!)));
   // Clean actions count fully; a fully noised action (a policy query) not at all.
   const weight = matmul(tf.sub(1, actionT) as tf.Tensor2D, c.own).reshape([b, 1, tq, 1]);
   const gain = param(p, 'action_shift.gain').reshape([1, heads, 1, 1]);
   return tf.mul(tf.mul(tf.neg(gain), weight), tf.mul(c.valid, tf.add(tf.square(offRow), tf.square(offCol)))) as tf.Tensor4D;
+}
+
+/**
+ * m_h of every token [B, heads, T] in sequence order: sigmoid of a linear map of its patch's pixels
+ * `patches` [B, F, N, P] (0 for action tokens, which the prior never touches).
+ */
+export function movableScores(p: Params, heads: number, patches: tf.Tensor4D, patchStart: number[], tokens: number): tf.Tensor3D {
+  const [b, f, n] = patches.shape;
+  const m = tf.sigmoid(linear(patches, p, 'action_shift.movable')).reshape([b, f * n, heads]).transpose([0, 2, 1]).reshape([b * heads, f * n]);
+  const place = new Float32Array(f * n * tokens);
+  for (let j = 0; j < f; j++) for (let i = 0; i < n; i++) place[(j * n + i) * tokens + patchStart[j]! + i] = 1;
+  return matmul(m as tf.Tensor2D, tf.tensor2d(place, [f * n, tokens])).reshape([b, heads, tokens]) as tf.Tensor3D;
 }

@@ -75,6 +75,8 @@ export function worldModelLayout(w: WorldModelConfig): Layout {
     l.set('action_shift.proj.weight', [2 * c.num_heads, w.actionDim]);
     l.set('action_shift.proj.bias', [2 * c.num_heads]);
     l.set('action_shift.gain', [c.num_heads]);
+    l.set('action_shift.movable.weight', [c.num_heads, p * p * c.in_channels]);
+    l.set('action_shift.movable.bias', [c.num_heads]);
   }
   l.set('action_head.linear.weight', [w.actionDim, d]);
   l.set('action_head.linear.bias', [w.actionDim]);

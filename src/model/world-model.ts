@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { usesAdalnAction, type WorldModelConfig } from './config.js';
-import { actionShiftBias, tokenGrid } from './action-shift.js';
+import { actionShiftBias, movableScores, tokenGrid } from './action-shift.js';
 import { embedLabels, embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
 import { finalNorm, runTrunk, type KVCache, type TrunkOutput } from './trunk.js';
 
@@ -136,12 +136,23 @@ function causalBias(queryFrames: number[], keyFrames: number[]): tf.Tensor2D {
 
 /**
  * The action-shift prior of `shift` models as a per-head logit bias, queries `layout` against keys
- * `keyFrameOf`. `actions`/`actionT` are all actions into frames 1.. (context ones included).
+ * `keyFrameOf`. `actions`/`actionT` are all actions into frames 1.. (context ones included);
+ * `movable` the keys' movable scores.
  */
-function shiftBias(p: Params, cfg: WorldModelConfig, actions: tf.Tensor3D, actionT: tf.Tensor2D, layout: Layout, keyFrameOf: number[]): tf.Tensor4D | undefined {
-  if (cfg.actionConditioning !== 'shift' || actions.shape[1] === 0) return undefined;
+function shiftBias(p: Params, cfg: WorldModelConfig, actions: tf.Tensor3D, actionT: tf.Tensor2D, layout: Layout, keyFrameOf: number[], movable: tf.Tensor3D): tf.Tensor4D {
   const { gw } = patchGrid(cfg);
-  return actionShiftBias(p, cfg.dit.num_heads, actions, actionT, tokenGrid(layout.frameOf, gw), tokenGrid(keyFrameOf, gw));
+  return actionShiftBias(p, cfg.dit.num_heads, actions, actionT, tokenGrid(layout.frameOf, gw), tokenGrid(keyFrameOf, gw), movable);
+}
+
+/** Movable scores of the tokens of `layout` (frames of `frames`), for `shift` models. */
+function layoutMovable(p: Params, cfg: WorldModelConfig, frames: tf.Tensor5D, layout: Layout): tf.Tensor3D {
+  return movableScores(p, cfg.dit.num_heads, patchify(frames, cfg), layout.patchStart, layout.frameOf.length);
+}
+
+/** The shift prior of a whole sequence from frame 0 (undefined unless a `shift` model with actions). */
+function sequenceShiftBias(p: Params, cfg: WorldModelConfig, batch: FrameBatch, layout: Layout): tf.Tensor4D | undefined {
+  if (cfg.actionConditioning !== 'shift' || batch.actions.shape[1] === 0) return undefined;
+  return shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf, layoutMovable(p, cfg, batch.frames, layout));
 }
 
 /** Embeds tokens and per-token conditioning for frames starting at `firstFrame`. */
@@ -263,7 +274,7 @@ function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: 
 export function worldModelForward(p: Params, cfg: WorldModelConfig, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
   const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
-  const headBias = shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf);
+  const headBias = sequenceShiftBias(p, cfg, batch, layout);
   const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
   return decodeOutputs(p, cfg, trunk, c, layout, batch);
 }
@@ -277,8 +288,8 @@ export interface ContextCache {
   raw?: tf.Tensor4D;
   /** The last context frame [B, H, W, 3] (residual models predict changes from it). */
   reference?: tf.Tensor4D;
-  /** `shift` models: the context actions [B, K-1, A], whose displacements future frames add up. */
-  shiftActions?: tf.Tensor3D;
+  /** `shift` models: the context actions [B, K-1, A] (future frames add up their displacements) and movable scores [B, heads, Tc]. */
+  shift?: { actions: tf.Tensor3D; movable: tf.Tensor3D };
 }
 
 /**
@@ -291,13 +302,13 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
     const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
     const mask = causalBias(layout.frameOf, layout.frameOf);
-    const headBias = shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf);
+    const headBias = sequenceShiftBias(p, cfg, batch, layout);
     const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
     const [, , h, w, ch] = frames.shape;
     const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
-    const shiftActions = cfg.actionConditioning === 'shift' ? tf.keep(actions.clone()) : undefined;
-    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shiftActions } as unknown as ContextCache & tf.TensorContainerObject;
+    const shift = cfg.actionConditioning === 'shift' ? { actions: tf.keep(actions.clone()), movable: tf.keep(layoutMovable(p, cfg, frames, layout)) } : undefined;
+    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shift } as unknown as ContextCache & tf.TensorContainerObject;
   }) as unknown as ContextCache;
 }
 
@@ -305,17 +316,18 @@ export function disposeContext(ctx: ContextCache): void {
   tf.dispose([...ctx.kv.keys, ...ctx.kv.values]);
   if (ctx.raw) ctx.raw.dispose();
   if (ctx.reference) ctx.reference.dispose();
-  if (ctx.shiftActions) ctx.shiftActions.dispose();
+  if (ctx.shift) tf.dispose([ctx.shift.actions, ctx.shift.movable]);
 }
 
-/** The shift prior of future frames, their actions preceded by the (clean) context ones. */
-function contextShiftBias(p: Params, cfg: WorldModelConfig, contextActions: tf.Tensor3D, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D | undefined {
-  const [b, nc] = [batch.actions.shape[0], contextActions.shape[1]];
-  if (nc === 0) return shiftBias(p, cfg, batch.actions, batch.actionT, layout, keyFrameOf);
-  const ctxActions = contextActions.shape[0] === b ? contextActions : tf.tile(contextActions, [b / contextActions.shape[0], 1, 1]);
-  const actions = tf.concat([ctxActions, batch.actions], 1) as tf.Tensor3D;
-  const actionT = tf.concat([tf.zeros([b, nc]), batch.actionT], 1) as tf.Tensor2D;
-  return shiftBias(p, cfg, actions, actionT, layout, keyFrameOf);
+/** The shift prior of future frames: their actions preceded by the (clean) context ones, their keys by the context's. */
+function contextShiftBias(p: Params, cfg: WorldModelConfig, ctx: { actions: tf.Tensor3D; movable: tf.Tensor3D }, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D {
+  const b = batch.actions.shape[0];
+  const tileTo = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.tile(t, [b / t.shape[0]!, 1, 1]) as T));
+  const nc = ctx.actions.shape[1];
+  const actions = nc ? (tf.concat([tileTo(ctx.actions), batch.actions], 1) as tf.Tensor3D) : batch.actions;
+  const actionT = nc ? (tf.concat([tf.zeros([b, nc]), batch.actionT], 1) as tf.Tensor2D) : batch.actionT;
+  const movable = tf.concat([tileTo(ctx.movable), layoutMovable(p, cfg, batch.frames, layout)], 2) as tf.Tensor3D;
+  return shiftBias(p, cfg, actions, actionT, layout, keyFrameOf, movable);
 }
 
 /**
@@ -326,7 +338,7 @@ export function forwardWithContext(p: Params, cfg: WorldModelConfig, ctx: Contex
   const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
   const keyFrameOf = [...ctx.frameOf, ...layout.frameOf];
   const mask = causalBias(layout.frameOf, keyFrameOf);
-  const headBias = ctx.shiftActions ? contextShiftBias(p, cfg, ctx.shiftActions, batch, layout, keyFrameOf) : undefined;
+  const headBias = ctx.shift ? contextShiftBias(p, cfg, ctx.shift, batch, layout, keyFrameOf) : undefined;
   const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
   return decodeOutputs(p, cfg, trunk, c, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
 }

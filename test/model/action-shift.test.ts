@@ -35,6 +35,7 @@ describe('action-shift attention prior', () => {
     expect(layout.get('action_embedder.cond.weight')).toEqual([64, 5]);
     expect(layout.get('action_shift.proj.weight')).toEqual([8, 5]);
     expect(layout.get('action_shift.gain')).toEqual([4]);
+    expect(layout.get('action_shift.movable.weight')).toEqual([4, 48]);
     const init = worldModelInit(cfg, 1);
     expect(Array.from(init.get('action_shift.gain')!.data as Float32Array)).toEqual([1, 1, 1, 1]);
     expect(maxAbs(init.get('action_shift.proj.weight')!.data as Float32Array)).toBe(0);
@@ -57,7 +58,7 @@ describe('action-shift attention prior', () => {
       'action_shift.proj.bias': tf.zeros([4]),
       'action_shift.gain': tf.tensor1d([2, 0.5]),
     };
-    const bias = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.zeros([1, 1]) as tf.Tensor2D, grid, grid).arraySync()[0]!;
+    const bias = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.zeros([1, 1]) as tf.Tensor2D, grid, grid, tf.ones([1, 2, 13])).arraySync()[0]!;
     const q = 7 + 1 * 3 + 1; // frame 1, row 1, col 1
     // Head 0: displacement (1, 0), so the patch came from row 0, col 1 (token 1).
     expect(bias[0]![q]![1]).toBeCloseTo(0);
@@ -71,17 +72,21 @@ describe('action-shift attention prior', () => {
     expect(maxAbs(bias[0]![2]!)).toBe(0);
     expect(maxAbs(bias[0]![6]!)).toBe(0);
     // A fully noised action (a policy query) switches the prior off; half noise halves it.
-    const noised = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.ones([1, 1]) as tf.Tensor2D, grid, grid);
+    const noised = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.ones([1, 1]) as tf.Tensor2D, grid, grid, tf.ones([1, 2, 13]));
     expect(maxAbs(noised.dataSync())).toBe(0);
     // Frame 2 looking back at frame 0 adds up both actions' displacements.
     const frames3 = tokenGrid([...frameOf, 2, 2, 2, 2, 2, 2, 2], 3);
-    const two = actionShiftBias(p, 2, tf.tensor3d([[[1, 0], [0, 1]]]), tf.zeros([1, 2]) as tf.Tensor2D, frames3, frames3).arraySync()[0]!;
+    const two = actionShiftBias(p, 2, tf.tensor3d([[[1, 0], [0, 1]]]), tf.zeros([1, 2]) as tf.Tensor2D, frames3, frames3, tf.ones([1, 2, 20])).arraySync()[0]!;
     const q2 = 14 + 1 * 3 + 2; // frame 2, row 1, col 2
     expect(two[0]![q2]![2]).toBeCloseTo(0); // head 0: (1, 0) in total, from row 0, col 2
     expect(two[1]![q2]![4]).toBeCloseTo(0); // head 1: (0, 1) in total, from row 1, col 1
     expect(two[1]![q2]![7 + 4]).toBeCloseTo(0); // ... and from frame 1 the same (the first action does not move head 1)
     expect(two[0]![q2]![7 + 5]).toBeCloseTo(0); // head 0 from frame 1: the second action moves it by 0
-    const half = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.fill([1, 1], 0.5) as tf.Tensor2D, grid, grid).arraySync()[0]!;
+    // A key that does not move with the action (background) keeps its place.
+    const still = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.zeros([1, 1]) as tf.Tensor2D, grid, grid, tf.zeros([1, 2, 13])).arraySync()[0]!;
+    expect(still[0]![q]![4]).toBeCloseTo(0);
+    expect(still[0]![q]![1]).toBeCloseTo(-2);
+    const half = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.fill([1, 1], 0.5) as tf.Tensor2D, grid, grid, tf.ones([1, 2, 13])).arraySync()[0]!;
     expect(half[0]![q]![4]).toBeCloseTo(-1);
   });
 
