@@ -25,5 +25,6 @@ export const SUITES: BenchSuite[] = [
   { name: 'sim', summary: 'physics steps/s, rendered frames/s, episodes/min, expert success table', load: async () => (await import('../sim/bench.js')).benchSim },
   { name: 'data', summary: 'TFRecord records/s, JPEG frames/s, resize and training windows/s', load: async () => (await import('../data/bench.js')).benchData },
   { name: 'model', summary: 'matmul peak, forward and forward+backward throughput per config and backend', load: async () => (await import('../model/bench.js')).benchModel },
+  { name: 'action-toy', summary: 'how fast each --action-conditioning learns action-driven motion on a synthetic moving square (~5 min)', load: async () => (await import('../model/bench.js')).benchActionToy },
   { name: 'service', summary: 'observation-to-command latency added by the service p50/p99 (lockstep and rate mode), twist and action intervals, 640x480 image throughput', load: async () => (await import('../service/bench.js')).benchService },
 ];
