@@ -149,10 +149,10 @@ function layoutMovable(p: Params, cfg: WorldModelConfig, frames: tf.Tensor5D, la
   return movableScores(p, cfg.dit.num_heads, patchify(frames, cfg), layout.patchStart, layout.frameOf.length);
 }
 
-/** The shift prior of a whole sequence from frame 0 (undefined unless a `shift` model with actions). */
-function sequenceShiftBias(p: Params, cfg: WorldModelConfig, batch: FrameBatch, layout: Layout): tf.Tensor4D | undefined {
+/** The shift prior of a whole sequence from frame 0 (undefined unless a `shift` model with actions); `movable` if already computed. */
+function sequenceShiftBias(p: Params, cfg: WorldModelConfig, batch: FrameBatch, layout: Layout, movable?: tf.Tensor3D): tf.Tensor4D | undefined {
   if (cfg.actionConditioning !== 'shift' || batch.actions.shape[1] === 0) return undefined;
-  return shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf, layoutMovable(p, cfg, batch.frames, layout));
+  return shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf, movable ?? layoutMovable(p, cfg, batch.frames, layout));
 }
 
 /** Embeds tokens and per-token conditioning for frames starting at `firstFrame`. */
@@ -302,12 +302,13 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
     const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
     const mask = causalBias(layout.frameOf, layout.frameOf);
-    const headBias = sequenceShiftBias(p, cfg, batch, layout);
+    const movable = cfg.actionConditioning === 'shift' ? layoutMovable(p, cfg, frames, layout) : undefined;
+    const headBias = sequenceShiftBias(p, cfg, batch, layout, movable);
     const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
     const [, , h, w, ch] = frames.shape;
     const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
-    const shift = cfg.actionConditioning === 'shift' ? { actions: tf.keep(actions.clone()), movable: tf.keep(layoutMovable(p, cfg, frames, layout)) } : undefined;
+    const shift = movable ? { actions: tf.keep(actions.clone()), movable: tf.keep(movable) } : undefined;
     return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shift } as unknown as ContextCache & tf.TensorContainerObject;
   }) as unknown as ContextCache;
 }
