@@ -71,6 +71,12 @@ export const BACKEND_OPTION: OptionSpec = {
   description: 'tensor backend: auto|cuda|tfjs-node|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
 };
 
+/** Shared --shadows flag of the commands that render the simulator (sim collect, plan). */
+export const SHADOWS_OPTION: OptionSpec = {
+  type: 'boolean',
+  description: 'render shadows, a height cue for the single head camera (the shipped models were trained without them)',
+};
+
 /** Shared --goals flag of the simulated-episode commands (plan, eval, demo). */
 export const GOALS_OPTION: OptionSpec = {
   type: 'string',

@@ -1,7 +1,7 @@
 import { encodePng } from '../image/png.js';
 import { writeGif, type GifFrame } from '../image/gif.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
+import { bool, int, num, requireStr, SHADOWS_OPTION, str, UsageError, type Command } from './command.js';
 
 function imageSize(text: string | undefined, fallback: [number, number]): [number, number] {
   if (!text) return fallback;
@@ -118,6 +118,7 @@ export const simCollectCommand: Command = {
     explore: { type: 'string', arg: 'P', description: 'probability per step of a random exploration segment', default: '0.05' },
     'image-size': { type: 'string', arg: 'HxW', description: 'camera resolution (RT-1 native 256x320)', default: '256x320' },
     'episodes-per-shard': { type: 'string', arg: 'N', description: 'episodes per TFRecord shard', default: '50' },
+    shadows: SHADOWS_OPTION,
   },
   async run(opts) {
     const { collect } = await import('../sim/collect.js');
@@ -147,6 +148,7 @@ export const simCollectCommand: Command = {
         explore: atLeast('explore', explore, 0),
         imageHeight: h,
         imageWidth: w,
+        shadows: bool(opts, 'shadows'),
         episodesPerShard: atLeast('episodes-per-shard', int(opts, 'episodes-per-shard', 50), 1),
         signal: abort.signal,
       });

@@ -63,11 +63,13 @@ export interface PlannedEpisodeOptions {
   log?: (l: string) => void;
   /** Goal pictures per stage or per expert phase (default phase). */
   goals?: GoalGranularity;
+  /** Render the episode and its goal pictures with shadows. */
+  shadows?: boolean;
 }
 
 export async function runPlannedEpisode(planning: EpisodePlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
-  const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w });
-  const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase');
+  const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w, shadows: opts.shadows });
+  const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
   planning.reset(seed);
   let r = env.reset(seed);
   planning.attach?.(env);

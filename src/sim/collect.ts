@@ -22,6 +22,8 @@ export interface CollectOptions {
   explore: number;
   imageHeight: number;
   imageWidth: number;
+  /** Render shadows (see SimEnvOptions.shadows). */
+  shadows?: boolean;
   episodesPerShard?: number;
   signal?: AbortSignal;
 }
@@ -71,8 +73,8 @@ function stepRecord(r: StepResult, a: Rt1Action, language: Float32Array, instruc
 }
 
 /** Runs one episode and returns it as an RLDS record plus its outcome. */
-export async function collectEpisode(task: string, seed: number, o: Pick<CollectOptions, 'noise' | 'explore' | 'imageHeight' | 'imageWidth'>): Promise<{ record: EpisodeRecord; success: boolean; stages: number }> {
-  const env = await SimEnv.create({ task, seed, imageHeight: o.imageHeight, imageWidth: o.imageWidth });
+export async function collectEpisode(task: string, seed: number, o: Pick<CollectOptions, 'noise' | 'explore' | 'imageHeight' | 'imageWidth' | 'shadows'>): Promise<{ record: EpisodeRecord; success: boolean; stages: number }> {
+  const env = await SimEnv.create({ task, seed, imageHeight: o.imageHeight, imageWidth: o.imageWidth, shadows: o.shadows });
   try {
     const policy = makeScriptedPolicy('expert', task, seed, { noise: o.noise, explore: o.explore });
     let r = env.reset(seed);

@@ -25,6 +25,8 @@ export interface SimEnvOptions {
   /** Physics timestep (s); default the scene's 2 ms. */
   physicsTimestep?: number;
   maxSteps?: number;
+  /** Render shadows (src/sim/render.ts); frames then differ from the data the shipped models saw. */
+  shadows?: boolean;
 }
 
 export interface StepResult {
@@ -75,6 +77,7 @@ export class SimEnv {
   private readonly controlHz: number;
   private readonly maxSteps: number;
   private seed: number;
+  private readonly shadows: boolean;
 
   private constructor(
     private readonly mj: Mujoco,
@@ -96,6 +99,7 @@ export class SimEnv {
     this.substeps = Math.max(1, Math.round(1 / (this.controlHz * model.opt.timestep)));
     this.maxSteps = opts.maxSteps ?? this.spec.timeLimitSteps;
     this.seed = opts.seed;
+    this.shadows = opts.shadows ?? false;
   }
 
   static async create(opts: SimEnvOptions): Promise<SimEnv> {
@@ -239,7 +243,7 @@ export class SimEnv {
   }
 
   render(height = this.height, width = this.width): Uint8Array {
-    return render(this.geoms(), HEAD_CAMERA, height, width).rgb;
+    return render(this.geoms(), HEAD_CAMERA, height, width, { shadows: this.shadows }).rgb;
   }
 
   close(): void {

@@ -30,8 +30,8 @@ export async function goalObservations(task: string, seed: number, height: numbe
   return (await subgoals(task, seed, height, width, 'stage')).map((g) => g.observation);
 }
 
-export async function subgoals(task: string, seed: number, height: number, width: number, granularity: GoalGranularity): Promise<Subgoal[]> {
-  const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width });
+export async function subgoals(task: string, seed: number, height: number, width: number, granularity: GoalGranularity, render: { shadows?: boolean } = {}): Promise<Subgoal[]> {
+  const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width, shadows: render.shadows });
   try {
     const policy = makeScriptedPolicy('expert', task, seed) as ScriptedExpert;
     let r = env.reset(seed);

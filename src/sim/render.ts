@@ -1,7 +1,8 @@
 /**
  * Software renderer for the simulator's camera: one ray per pixel against every visible geom
  * (plane, box, sphere, capsule, cylinder) from MuJoCo's poses, sizes and colours, keeping the
- * nearest hit (a per-pixel depth buffer) and Lambert shading from one directional light.
+ * nearest hit (a per-pixel depth buffer) and Lambert shading from one directional light, optionally
+ * with the shadows that light casts.
  * Deterministic: the same state gives identical pixels. Smaller images are rendered at twice
  * the size and area-averaged, so thin objects do not alias away.
  */
@@ -19,7 +20,8 @@ export interface GeomSnapshot {
   rgb: [number, number, number];
 }
 
-const LIGHT = (() => {
+/** Direction towards the light (unit vector, world frame). */
+export const LIGHT = (() => {
   const l = [-0.35, 0.25, 1];
   const n = Math.hypot(...l);
   return l.map((v) => v / n) as [number, number, number];
@@ -186,7 +188,38 @@ function screenRect(g: GeomSnapshot, cam: Camera, height: number, width: number)
   return [Math.max(0, colMin), Math.min(width - 1, colMax), Math.max(0, rowMin), Math.min(height - 1, rowMax)];
 }
 
-function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: number): RenderResult {
+const shadowHit: Hit = { t: Infinity, n: [0, 0, 1] };
+
+/**
+ * Whether the world point p (on geom `self`) is hidden from the light by another geom. A shadow on
+ * the table is the only cue in a single head-camera frame that tells "higher" from "nearer the
+ * camera" (the gripper projects to the same pixels along the camera ray).
+ */
+function inShadow(geoms: GeomSnapshot[], self: number, px: number, py: number, pz: number): boolean {
+  const o = [0, 0, 0];
+  const d = [0, 0, 0];
+  for (let gi = 0; gi < geoms.length; gi++) {
+    if (gi === self) continue;
+    const g = geoms[gi]!;
+    if (g.type === GEOM.plane) continue;
+    const r = boundingRadius(g);
+    const dx = g.pos[0]! - px;
+    const dy = g.pos[1]! - py;
+    const dz = g.pos[2]! - pz;
+    const along = dx * LIGHT[0] + dy * LIGHT[1] + dz * LIGHT[2];
+    if (along < -r) continue;
+    if (dx * dx + dy * dy + dz * dz - along * along > r * r) continue;
+    const m = g.mat;
+    for (let j = 0; j < 3; j++) {
+      o[j] = m[j]! * -dx + m[3 + j]! * -dy + m[6 + j]! * -dz;
+      d[j] = m[j]! * LIGHT[0] + m[3 + j]! * LIGHT[1] + m[6 + j]! * LIGHT[2];
+    }
+    if (intersectLocal(g.type, g.size, o, d, shadowHit) && shadowHit.t > 1e-4) return true;
+  }
+  return false;
+}
+
+function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: number, shadows: boolean): RenderResult {
   const rgb = new Uint8Array(height * width * 3);
   const depth = new Float32Array(height * width).fill(Infinity);
   // Camera origin in each geom's local frame is the same for every pixel.
@@ -246,17 +279,24 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
       const len = Math.hypot(n0, n1, n2) || 1;
       let lam = (n0 * LIGHT[0] + n1 * LIGHT[1] + n2 * LIGHT[2]) / len;
       if (n0 * dir[0]! + n1 * dir[1]! + n2 * dir[2]! > 0) lam = -lam; // back face seen from inside
-      const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam);
+      const lit = lam > 0 && shadows ? (inShadow(geoms, bestG, cam.pos[0] + best * dir[0]!, cam.pos[1] + best * dir[1]!, cam.pos[2] + best * dir[2]!) ? 0 : 1) : 1;
+      const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam) * lit;
       for (let c = 0; c < 3; c++) rgb[p + c] = Math.max(0, Math.min(255, Math.round(g.rgb[c]! * 255 * shade)));
     }
   }
   return { rgb, depth };
 }
 
+export interface RenderOptions {
+  /** Cast shadows from the light (off by default: the shipped models were trained without them). */
+  shadows?: boolean;
+}
+
 /** Renders at height x width; sizes below 256x320 are supersampled 2x and area-averaged. */
-export function render(geoms: GeomSnapshot[], cam: Camera, height: number, width: number): RenderResult {
-  if (height >= 256 || width >= 320) return renderExact(geoms, cam, height, width);
-  const big = renderExact(geoms, cam, height * 2, width * 2);
+export function render(geoms: GeomSnapshot[], cam: Camera, height: number, width: number, opts: RenderOptions = {}): RenderResult {
+  const shadows = opts.shadows ?? false;
+  if (height >= 256 || width >= 320) return renderExact(geoms, cam, height, width, shadows);
+  const big = renderExact(geoms, cam, height * 2, width * 2, shadows);
   const small = resizeRgb({ data: big.rgb, width: width * 2, height: height * 2 }, height, width);
   const depth = new Float32Array(height * width);
   for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) depth[r * width + c] = Math.min(big.depth[2 * r * 2 * width + 2 * c]!, big.depth[(2 * r + 1) * 2 * width + 2 * c + 1]!);

@@ -4,7 +4,7 @@ import { HEAD_CAMERA, project } from '../../src/sim/camera.js';
 import { LIMITS, listTasks, SimEnv } from '../../src/sim/env.js';
 import { makeScriptedPolicy } from '../../src/sim/expert.js';
 import { goalObservations } from '../../src/sim/goals.js';
-import { GEOM, render, type GeomSnapshot } from '../../src/sim/render.js';
+import { GEOM, LIGHT, render, type GeomSnapshot } from '../../src/sim/render.js';
 
 const I = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 const table: GeomSnapshot = { type: GEOM.plane, pos: [0, 0, 0], mat: I, size: [0, 0, 0], rgb: [0, 0, 1] };
@@ -63,6 +63,36 @@ describe('renderer geometry', () => {
       const [col, row] = project(HEAD_CAMERA, [0.7, 0, 0.05], 256, 320)!.map(Math.round) as [number, number];
       expect(depth[row * 320 + col]!).toBeLessThan(Math.hypot(mid[0] - c[0], mid[2] - c[2]));
     }
+  });
+
+  it('shadows: a floating box darkens the table where the light ray through it lands, further away the higher it floats', () => {
+    const sum = (p: number[]) => p[0]! + p[1]! + p[2]!;
+    // Where the light ray through (x, y, z) meets the table.
+    const under = (x: number, z: number): [number, number, number] => [x - (z * LIGHT[0]) / LIGHT[2], -(z * LIGHT[1]) / LIGHT[2], 0];
+    const far: [number, number, number] = [0.45, 0.3, 0];
+    for (const z of [0.12, 0.36]) {
+      const box: GeomSnapshot = { type: GEOM.box, pos: [0.55, 0, z], mat: I, size: [0.025, 0.025, 0.025], rgb: [1, 0, 0] };
+      const lit = render([table, box], HEAD_CAMERA, 128, 160).rgb;
+      const shaded = render([table, box], HEAD_CAMERA, 128, 160, { shadows: true }).rgb;
+      expect(sum(pixelAt(shaded, under(0.55, z), 128, 160))).toBeLessThan(0.7 * sum(pixelAt(lit, under(0.55, z), 128, 160)));
+      expect(pixelAt(shaded, far, 128, 160)).toEqual(pixelAt(lit, far, 128, 160));
+      // The other height's shadow spot is lit: the shadow tells the height.
+      const other = under(0.55, z === 0.12 ? 0.36 : 0.12);
+      expect(pixelAt(shaded, other, 128, 160)).toEqual(pixelAt(lit, other, 128, 160));
+    }
+  });
+
+  it('SimEnv renders shadows only when asked, deterministically', async () => {
+    const plain = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 64, imageWidth: 80 });
+    const shadowed = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 64, imageWidth: 80, shadows: true });
+    const a = shadowed.render();
+    expect(hash(shadowed.render())).toBe(hash(a));
+    expect(hash(plain.render())).not.toBe(hash(a));
+    // Shadows only darken.
+    const b = plain.render();
+    expect(a.every((v, i) => v <= b[i]!)).toBe(true);
+    plain.close();
+    shadowed.close();
   });
 
   it('the same state gives identical pixels; smaller sizes are area-averaged views of the same scene', async () => {
