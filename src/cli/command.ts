@@ -71,7 +71,7 @@ export const BACKEND_OPTION: OptionSpec = {
   description: 'tensor backend: auto|cuda|tfjs-node|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
 };
 
-/** Shared --shadows flag of the commands that render the simulator (sim collect, plan). */
+/** Shared --shadows flag of the commands that render the simulator (sim collect, plan, eval). */
 export const SHADOWS_OPTION: OptionSpec = {
   type: 'boolean',
   description: 'render shadows, a height cue for the single head camera (the shipped models were trained without them)',

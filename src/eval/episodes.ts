@@ -40,6 +40,7 @@ export class EpisodeRunner {
     private readonly checkpoint?: string,
     private readonly backend?: string,
     private readonly goals: GoalGranularity = 'phase',
+    private readonly shadows = false,
   ) {}
 
   async run(policy: string, task: string, seed: number, recordGif = false): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
@@ -51,13 +52,13 @@ export class EpisodeRunner {
       planning = await loadEpisodePlanning(splitPolicy(policy).name, checkpoint, { backend: this.backend, seed, imagine: true, lockstep: true });
       this.planners.set(policy, planning);
     }
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals, shadows: this.shadows });
     return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.steps, latenciesMs: r.latenciesMs, safeActions: r.safeActions, frames: r.frames };
   }
 
   private async scripted(policy: 'expert' | 'random', task: string, seed: number, recordGif: boolean): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
     const [h, w] = recordGif ? [128, 160] : [8, 10];
-    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w });
+    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.shadows });
     try {
       const p = makeScriptedPolicy(policy, task, seed);
       let r = env.reset(seed);
