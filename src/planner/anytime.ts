@@ -7,6 +7,7 @@
  * half-way (the cost is one batched model call).
  */
 import type { Rng } from '../util/rng.js';
+import { applyPins, type PinnedDim } from './pinned-actions.js';
 import { rankByCost, samplePopulation, type SequenceGaussian } from './population.js';
 import { checkBatch, type ProposalSource, type SequenceCost, type SequenceShape } from './sequence.js';
 
@@ -43,6 +44,8 @@ export interface AnytimeOptions {
    */
   between?: () => Promise<void>;
   onIteration?: (it: IterationReport) => void;
+  /** Action dimensions held at fixed values in every candidate (src/planner/pinned-actions.ts). */
+  pinned?: readonly PinnedDim[];
 }
 
 export interface IterationReport {
@@ -90,6 +93,7 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
   const deadline = Math.min(o.deadline ?? Infinity, o.budgetMs !== undefined ? t0 + o.budgetMs : Infinity);
   const predictive = o.predictive ?? true;
   const dist: SequenceGaussian = { mean: o.warmStart ? Float32Array.from(o.warmStart) : new Float32Array(len), std: new Float32Array(len).fill(s.initStd) };
+  applyPins(dist.mean, s.actionDim, o.pinned ?? []);
   let best = Float32Array.from(dist.mean, (v) => Math.max(-1, Math.min(1, v)));
   let bestCost = Infinity;
   let evaluated = 0;
@@ -120,6 +124,7 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
     }
     const tIt = now();
     const pop = await samplePopulation(dist, s.candidates, o.rng, { source: o.proposals, fraction: s.proposalFraction }, now);
+    applyPins(pop.candidates, s.actionDim, o.pinned ?? []);
     const tCost = now();
     const costs = await cost(pop.candidates, pop.n);
     externalMs += pop.proposalMs + (now() - tCost);

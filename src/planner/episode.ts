@@ -8,6 +8,7 @@
 import { Canvas } from '../image/canvas.js';
 import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
+import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, type GoalGranularity } from '../sim/goals.js';
 import { GoalSequence } from './goal-sequence.js';
@@ -67,6 +68,34 @@ export interface PlannedEpisodeOptions {
   shadows?: boolean;
 }
 
+type Vec3 = [number, number, number];
+const gripperPos = (o: Observation): Vec3 | undefined => (o.proprio && o.proprio.length >= 3 ? [o.proprio[0]!, o.proprio[1]!, o.proprio[2]!] : undefined);
+
+/**
+ * The gripper's closest approach to where it was in the current goal picture (the expert's pose;
+ * privileged simulator state, for the log only): tells a planner that never gets there from one
+ * that gets there at the wrong depth along the camera ray.
+ */
+class ClosestApproach {
+  private best?: ReturnType<typeof rayError>;
+
+  update(obs: Observation, goal: Observation): void {
+    const p = gripperPos(obs);
+    const q = gripperPos(goal);
+    if (!p || !q) return;
+    const e = rayError(HEAD_CAMERA, p, q);
+    if (!this.best || e.distance < this.best.distance) this.best = e;
+  }
+
+  /** The log text for the goal just left, and a fresh start for the next one. */
+  take(): string {
+    const b = this.best;
+    this.best = undefined;
+    const cm = (x: number) => (100 * x).toFixed(1);
+    return b ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)` : '';
+  }
+}
+
 export async function runPlannedEpisode(planning: EpisodePlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w, shadows: opts.shadows });
   const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
@@ -77,9 +106,10 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
   const frames: RgbImage[] = [];
   let safe = 0;
   const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation);
-  const goalOf = () => ({ images: [sequence.current.observation], instruction: env.task.instruction });
+  const goalOf = (): Goal => ({ images: [sequence.current.observation], instruction: env.task.instruction, gripper: sequence.current.gripper });
   let goal: Goal = goalOf();
   let stagesDone = 0;
+  const approach = new ClosestApproach();
   try {
     while (!r.done) {
       const plan = await planning.plan(r.observation, goal);
@@ -95,10 +125,11 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
         stagesDone = r.stagesDone;
         opts.log?.(`  stage ${stagesDone}/${r.stageCount} reached at step ${r.step}: ${env.task.stages[stagesDone - 1]}`);
       }
+      approach.update(r.observation, goal.images[0]!);
       const event = r.done ? undefined : sequence.update(r.observation, r.stagesDone);
       if (event) {
         goal = goalOf();
-        opts.log?.(`  step ${r.step}: goal ${event.from + 1} ${event.kind}, now ${event.to + 1}/${board.length} (${sequence.current.name})`);
+        opts.log?.(`  step ${r.step}: goal ${event.from + 1} ${event.kind}${approach.take()}, now ${event.to + 1}/${board.length} (${sequence.current.name})`);
       }
     }
     if (opts.recordGif) frames.push(panel(r.observation.image, undefined, board[board.length - 1]!.observation.image, planning.cfg.imageHeight, planning.cfg.imageWidth, `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`));

@@ -4,6 +4,7 @@
  * CEM/MPPI add on top of it comes from scoring imagined futures against the goal.
  */
 import type { AnytimeOptions, OptimizeResult } from './anytime.js';
+import { applyPins } from './pinned-actions.js';
 import { checkBatch, clipUnit, type SequenceShape } from './sequence.js';
 
 export async function optimizePolicy(s: SequenceShape, o: AnytimeOptions): Promise<OptimizeResult> {
@@ -14,6 +15,7 @@ export async function optimizePolicy(s: SequenceShape, o: AnytimeOptions): Promi
   const p = await o.proposals(1);
   checkBatch('the proposal source', p, len);
   const best = Float32Array.from(p.subarray(0, len), (v) => (Number.isFinite(v) ? clipUnit(v) : 0));
+  applyPins(best, s.actionDim, o.pinned ?? []);
   const elapsed = now() - t0;
   return { best, bestCost: NaN, mean: best, iterations: 1, candidatesEvaluated: 0, proposalsEvaluated: 1, costHistory: [], stopReason: 'iterations', elapsedMs: elapsed, externalMs: elapsed };
 }

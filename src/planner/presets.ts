@@ -11,6 +11,7 @@ import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './optimizer.js';
 import type { WarmStartPad } from './sequence.js';
+import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './wm-scorer.js';
 
 export interface PlannerPreset {
@@ -25,13 +26,16 @@ export interface PlannerPreset {
   cost: CostWeights;
   /** Actions executed from each plan before replanning (receding horizon). */
   executeSteps: number;
+  /** Action parts taken out of the search (optional section `actions`). */
+  actions: ActionPins;
 }
 
 const FIELDS = {
-  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps'],
+  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions'],
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'actionMagnitude', 'terminal'],
+  actions: ['hold', 'gripper'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -69,6 +73,12 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const o = section(top.optimizer, 'optimizer', 'optimizer');
   const r = section(top.rollout, 'rollout', 'rollout');
   const c = section(top.cost, 'cost', 'cost');
+  const act = top.actions === undefined ? undefined : section(top.actions, 'actions', 'actions');
+  let hold: Record<string, number> = {};
+  if (act?.hold !== undefined) {
+    if (!isObject(act.hold)) throw new UserError(`${f('actions.hold')} must be an object of action name -> raw value, got ${JSON.stringify(act.hold)}`);
+    hold = Object.fromEntries(Object.entries(act.hold).map(([k, v]) => [k, num(v, `actions.hold.${k}`, -Infinity)]));
+  }
   const candidates = num(o.candidates, 'optimizer.candidates', 2, 4096, true);
   const horizon = num(o.horizon, 'optimizer.horizon', 1, 64, true);
   const initStd = num(o.initStd, 'optimizer.initStd', 0, 2);
@@ -106,6 +116,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       terminal: num(c.terminal, 'cost.terminal', 0, 1),
     },
     executeSteps: num(top.executeSteps, 'executeSteps', 1, horizon, true),
+    actions: act ? { hold, gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']) } : NO_PINS,
   };
 }
 

@@ -13,6 +13,7 @@ import { Rng } from '../util/rng.js';
 import { observationToTensor } from './frames.js';
 import { changeDistance, differingFraction, pyramidDistance, reachDistance } from './image-distance.js';
 import { optimize, shiftPlan } from './optimizer.js';
+import { checkPins, pinnedDims } from './pinned-actions.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
 import { stepWeights } from './wm-scorer.js';
@@ -30,6 +31,7 @@ export class SimOraclePlanning {
     seed = 0,
   ) {
     this.rng = new Rng(seed);
+    checkPins(preset, stats);
   }
 
   /** The episode's environment: plans are played out on snapshots of it. */
@@ -83,7 +85,7 @@ export class SimOraclePlanning {
     };
     try {
       const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
-      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity });
+      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal) });
       this.previous = result.best;
       const actions = Array.from({ length: h }, (_, t) => modelActionToRt1(this.stats, result.best.subarray(t * a, (t + 1) * a)));
       return { actions, cost: result.bestCost, iterations: result.iterations, candidatesEvaluated: result.candidatesEvaluated, latencyMs: performance.now() - t0, observationStamp: obs.stamp, safe: false };

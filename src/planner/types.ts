@@ -15,6 +15,8 @@ export interface Observation {
 export interface Goal {
   images: Observation[];
   instruction?: string;
+  /** Whether the gripper is open or closed in the (last) goal picture, when the goal giver knows it. */
+  gripper?: 'open' | 'closed';
 }
 
 export interface Plan {

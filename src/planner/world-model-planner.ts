@@ -20,6 +20,7 @@ import { observationToTensor, tensorToImages } from './frames.js';
 import { differingFraction } from './image-distance.js';
 import { makePlanner } from './loop.js';
 import { optimize, shiftPlan } from './optimizer.js';
+import { checkPins, pinnedDims } from './pinned-actions.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../robot/action.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
@@ -57,6 +58,7 @@ export class WorldModelPlanning {
     this.rng = new Rng(opts.seed ?? 0);
     this.scorer = new WorldModelScorer(params, cfg, preset.cost, { ...preset.rollout, seed: opts.seed ?? 0 });
     if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
+    checkPins(preset, stats);
   }
 
   private pushFrame(obs: Observation): tf.Tensor3D[] {
@@ -100,6 +102,7 @@ export class WorldModelPlanning {
       proposals: p.optimizer.proposalFraction > 0 || p.optimizer.kind === 'policy' ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
       deadline: this.opts.lockstep ? Infinity : t0 + p.budgetMs,
       signal,
+      pinned: pinnedDims(p.actions, this.stats, goal),
       // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
       between: () => new Promise((resolve) => setImmediate(resolve)),
     });

@@ -40,6 +40,19 @@ export function project(cam: Camera, p: V, height: number, width: number): [numb
   return [width / 2 + (f * dot(d, cam.right)) / z - 0.5, height / 2 - (f * dot(d, cam.up)) / z - 0.5];
 }
 
+/**
+ * How far point p is from target q (metres), split into the part along the camera ray through q
+ * (invisible in the picture but for size and shadows: positive = further from the camera) and the
+ * part across it (what moves the point in the picture).
+ */
+export function rayError(cam: Camera, p: V, q: V): { distance: number; along: number; across: number } {
+  const ray = norm(sub(q, cam.pos));
+  const d = sub(p, q);
+  const distance = Math.hypot(...d);
+  const along = dot(d, ray);
+  return { distance, along, across: Math.sqrt(Math.max(0, distance * distance - along * along)) };
+}
+
 /** World-space ray direction through the centre of pixel (col, row). */
 export function rayDirection(cam: Camera, col: number, row: number, height: number, width: number): V {
   const f = height / 2 / Math.tan(cam.fovy / 2);

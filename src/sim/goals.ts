@@ -24,6 +24,8 @@ export interface Subgoal {
   /** Control steps the expert took from the previous subgoal to this one. */
   expertSteps: number;
   name: string;
+  /** The expert's gripper command in force in this picture (absent when not known). */
+  gripper?: 'open' | 'closed';
 }
 
 export async function goalObservations(task: string, seed: number, height: number, width: number): Promise<Observation[]> {
@@ -42,31 +44,35 @@ export async function subgoals(task: string, seed: number, height: number, width
     let phaseGoals: (Subgoal & { phase: number })[] = [];
     let since = 0;
     let sinceStage = 0;
+    // Episodes start with the gripper open; RT-1 semantics: > 0.3 closes, < -0.3 opens, else keeps.
+    let gripper: 'open' | 'closed' = 'open';
     while (!r.done) {
       const phase = policy.phaseIndex;
       const before = r.stagesDone;
       const action = policy.act(r);
       // The expert moves on from a phase when the observation it just saw shows that phase done.
       if (policy.phaseIndex > phase) {
-        phaseGoals.push({ observation: r.observation, stage: r.stagesDone, expertSteps: since, name: policy.script.phases[phase]!.name, phase });
+        phaseGoals.push({ observation: r.observation, stage: r.stagesDone, expertSteps: since, name: policy.script.phases[phase]!.name, gripper, phase });
         since = 0;
       } else if (policy.phaseIndex < phase) {
         // A retry: the storyboard keeps only the attempt that worked.
         phaseGoals = phaseGoals.filter((g) => g.phase < policy.phaseIndex);
       }
       r = env.step(action);
+      if (action.gripperClosedness > 0.3) gripper = 'closed';
+      else if (action.gripperClosedness < -0.3) gripper = 'open';
       since++;
       sinceStage++;
       sinceDense++;
       if (sinceDense >= DENSE_EVERY || r.stagesDone > before) {
-        denseGoals.push({ observation: r.observation, stage: before, expertSteps: sinceDense, name: `expert step ${r.step}${r.stagesDone > before ? ` (${env.task.stages[before]} done)` : ''}` });
+        denseGoals.push({ observation: r.observation, stage: before, expertSteps: sinceDense, name: `expert step ${r.step}${r.stagesDone > before ? ` (${env.task.stages[before]} done)` : ''}`, gripper });
         sinceDense = 0;
       }
       if (r.stagesDone > before) {
-        stageGoals.push({ observation: r.observation, stage: before, expertSteps: sinceStage, name: env.task.stages[before]! });
+        stageGoals.push({ observation: r.observation, stage: before, expertSteps: sinceStage, name: env.task.stages[before]!, gripper });
         sinceStage = 0;
         // The stage's completion picture ends its part of the storyboard.
-        phaseGoals.push({ observation: r.observation, stage: before, expertSteps: since, name: `${env.task.stages[before]} (done)`, phase: policy.phaseIndex - 0.5 });
+        phaseGoals.push({ observation: r.observation, stage: before, expertSteps: since, name: `${env.task.stages[before]} (done)`, gripper, phase: policy.phaseIndex - 0.5 });
         since = 0;
       }
     }

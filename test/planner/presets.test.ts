@@ -65,6 +65,8 @@ describe('planner presets', () => {
     ['an unknown top-level field', (r) => ((r as Record<string, unknown>).budget = 8), `'budget' is not a preset field (top level has: name`],
     ['a missing section', (r) => delete r.cost, `'cost' must be an object, got undefined`],
     ['a non-string name', (r) => ((r as Record<string, unknown>).name = 5), `'name' must be a string, got 5`],
+    ['a gripper mode that does not exist', (r) => ((r as Record<string, unknown>).actions = { gripper: 'auto' }), `'actions.gripper' must be "plan" or "goal", got "auto"`],
+    ['a held action without a number', (r) => ((r as Record<string, unknown>).actions = { hold: { 'rotation_delta.yaw': 'zero' } }), `'actions.hold.rotation_delta.yaw' must be a number`],
   ];
   for (const [what, edit, message] of cases) {
     it(`names the file and field of ${what}`, () => {

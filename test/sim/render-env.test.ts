@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { HEAD_CAMERA, project } from '../../src/sim/camera.js';
+import { HEAD_CAMERA, project, rayError } from '../../src/sim/camera.js';
 import { LIMITS, listTasks, SimEnv } from '../../src/sim/env.js';
 import { makeScriptedPolicy } from '../../src/sim/expert.js';
 import { goalObservations } from '../../src/sim/goals.js';
@@ -63,6 +63,21 @@ describe('renderer geometry', () => {
       const [col, row] = project(HEAD_CAMERA, [0.7, 0, 0.05], 256, 320)!.map(Math.round) as [number, number];
       expect(depth[row * 320 + col]!).toBeLessThan(Math.hypot(mid[0] - c[0], mid[2] - c[2]));
     }
+  });
+
+  it('rayError splits a position error into along and across the camera ray (the part a picture cannot show)', () => {
+    const q: [number, number, number] = [0.5, -0.1, 0.15];
+    const c = HEAD_CAMERA.pos;
+    const len = Math.hypot(q[0] - c[0], q[1] - c[1], q[2] - c[2]);
+    const further = rayError(HEAD_CAMERA, [q[0] + (0.1 * (q[0] - c[0])) / len, q[1] + (0.1 * (q[1] - c[1])) / len, q[2] + (0.1 * (q[2] - c[2])) / len], q);
+    expect(further.along).toBeCloseTo(0.1, 6);
+    expect(further.across).toBeCloseTo(0, 4);
+    // Same pixel, so the picture cannot tell them apart.
+    const moved = project(HEAD_CAMERA, [q[0] + (0.1 * (q[0] - c[0])) / len, q[1] + (0.1 * (q[1] - c[1])) / len, q[2] + (0.1 * (q[2] - c[2])) / len], 64, 80)!;
+    expect(moved.map((v, i) => Math.abs(v - project(HEAD_CAMERA, q, 64, 80)![i]!)).every((d) => d < 1e-6)).toBe(true);
+    const sideways = rayError(HEAD_CAMERA, [q[0], q[1] + 0.05, q[2]], q);
+    expect(sideways.distance).toBeCloseTo(0.05, 6);
+    expect(sideways.across).toBeGreaterThan(0.049);
   });
 
   it('shadows: a floating box darkens the table where the light ray through it lands, further away the higher it floats', () => {

@@ -1,0 +1,59 @@
+/**
+ * Action parts a preset takes out of the search. `hold` fixes a part at a raw value (e.g. yaw 0
+ * for tasks that never turn the gripper: searching it only adds noise to a 16-candidate search);
+ * `gripper: "goal"` takes the gripper command from the goal (the storyboard says whether the
+ * gripper is open or closed in each picture), because at 32x40 pixels the fingers are one or two
+ * pixels wide and the image costs cannot tell an open gripper from a closed one.
+ */
+import { normaliseActions, type ActionStats } from '../data/action-stats.js';
+import { UserError } from '../util/errors.js';
+import type { PlannerPreset } from './presets.js';
+import type { Goal } from './types.js';
+
+export const GRIPPER_ACTION = 'gripper_closedness_action';
+
+export interface ActionPins {
+  /** Raw values by action name (the statistics' names), never searched. */
+  hold: Record<string, number>;
+  /** 'goal': the goal's gripper state sets the gripper command when the goal has one. */
+  gripper: 'plan' | 'goal';
+}
+
+export const NO_PINS: ActionPins = { hold: {}, gripper: 'plan' };
+
+/** A normalised value for one action dimension, applied to every step of every candidate. */
+export interface PinnedDim {
+  index: number;
+  value: number;
+}
+
+/** The pinned dimensions for this goal, in the normalised action space of `stats`. */
+export function pinnedDims(pins: ActionPins, stats: ActionStats, goal?: Goal): PinnedDim[] {
+  const raw = new Map(Object.entries(pins.hold));
+  // RT-1 semantics: +1 close, -1 open.
+  if (pins.gripper === 'goal' && goal?.gripper) raw.set(GRIPPER_ACTION, goal.gripper === 'closed' ? 1 : -1);
+  const out: PinnedDim[] = [];
+  for (const [name, v] of raw) {
+    const index = stats.names.indexOf(name);
+    if (index < 0) throw new Error(`pinned action '${name}' is not one of the model's actions (${stats.names.join(', ')})`);
+    const one = new Float32Array(stats.names.length);
+    one[index] = v;
+    out.push({ index, value: normaliseActions(stats, one)[index]! });
+  }
+  return out;
+}
+
+/** A preset's pins must name the model's actions: checked when a planner is built, not at the first goal. */
+export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
+  try {
+    pinnedDims(preset.actions, stats, { images: [], gripper: 'open' });
+  } catch (e) {
+    throw new UserError(`planner preset '${preset.name}', actions: ${(e as Error).message}`);
+  }
+}
+
+/** Overwrites the pinned dimensions of n sequences laid out n x H x A. */
+export function applyPins(seqs: Float32Array, actionDim: number, pins: readonly PinnedDim[]): void {
+  if (!pins.length) return;
+  for (let o = 0; o < seqs.length; o += actionDim) for (const p of pins) seqs[o + p.index] = p.value;
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import type { ActionStats } from '../../src/data/action-stats.js';
+import { optimize } from '../../src/planner/optimizer.js';
+import { pinnedDims } from '../../src/planner/pinned-actions.js';
+import { validatePreset } from '../../src/planner/presets.js';
+import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
+import { subgoals } from '../../src/sim/goals.js';
+import { Rng } from '../../src/util/rng.js';
+
+// Yaw +-0.3 rad maps to +-1; the gripper -1..1 to itself; x is asymmetric so 0 is not the middle.
+const names = ['world_vector.x', 'rotation_delta.yaw', 'gripper_closedness_action'];
+const stats: ActionStats = { names, count: 1, mean: [0, 0, 0], std: [1, 1, 1], min: [-0.02, -0.3, -1], max: [0.06, 0.3, 1], q01: [-0.02, -0.3, -1], q99: [0.06, 0.3, 1] };
+const base = { name: 'p', optimizer: { kind: 'cem', horizon: 2, candidates: 6, iterations: 3, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, pyramid: 1, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 };
+
+describe('pinned action parts', () => {
+  it('holds raw values and takes the gripper from the goal, in the normalised space', () => {
+    const pins = validatePreset({ ...base, actions: { hold: { 'world_vector.x': 0, 'rotation_delta.yaw': 0.15 }, gripper: 'goal' } }, 'p.json').actions;
+    expect(pinnedDims(pins, stats, { images: [], gripper: 'closed' })).toEqual([
+      { index: 0, value: -0.5 },
+      { index: 1, value: 0.5 },
+      { index: 2, value: 1 },
+    ]);
+    // A goal that does not say how the gripper is leaves it to the search.
+    expect(pinnedDims(pins, stats, { images: [] }).map((p) => p.index)).toEqual([0, 1]);
+    expect(pinnedDims(pins, stats, { images: [], gripper: 'open' })[2]).toEqual({ index: 2, value: -1 });
+    // Presets without the section search everything.
+    expect(pinnedDims(validatePreset(base, 'p.json').actions, stats, { images: [], gripper: 'closed' })).toEqual([]);
+  });
+
+  it('every candidate the cost sees, and the plan, carry the pinned values; the rest is searched', async () => {
+    const seen: number[][] = [];
+    const cost = async (c: Float32Array, n: number) => {
+      for (let i = 0; i < n * 2; i++) seen.push([c[i * 3]!, c[i * 3 + 1]!, c[i * 3 + 2]!]);
+      // Prefers x at +0.8: a cost the pinned dimension would otherwise follow.
+      return Float32Array.from({ length: n }, (_, i) => (c[i * 6]! - 0.8) ** 2 + (c[i * 6 + 2]! - 0.8) ** 2);
+    };
+    const warm = new Float32Array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9]);
+    const r = await optimize({ kind: 'cem', horizon: 2, actionDim: 3, candidates: 6, iterations: 3, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, cost, { rng: new Rng(1), warmStart: warm, pinned: [{ index: 1, value: 0.25 }] });
+    expect(seen).toHaveLength(3 * 6 * 2);
+    expect(seen.every((a) => a[1] === 0.25)).toBe(true);
+    expect(new Set(seen.map((a) => a[0])).size).toBeGreaterThan(10);
+    expect(r.best[1]).toBe(0.25);
+    expect(r.best[4]).toBe(0.25);
+  });
+
+  it('a preset holding an action the model does not have is refused when the planner is built', () => {
+    const preset = validatePreset({ ...base, actions: { hold: { 'rotation_delta.roll': 0 } } }, 'p.json');
+    expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/planner preset 'p', actions: pinned action 'rotation_delta.roll' is not one of the model's actions/);
+  });
+
+  it("the expert's storyboard says when the gripper is closed (pick-can: open above and around the can, closed once grasped)", async () => {
+    const board = await subgoals('pick-can', 0, 16, 20, 'phase');
+    expect(board.map((g) => g.gripper)).toEqual(['open', 'open', 'closed', 'closed']);
+  });
+});
