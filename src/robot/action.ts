@@ -14,6 +14,11 @@ export interface Rt1Action {
   terminateEpisode: [number, number, number];
 }
 
+/** RT-1 semantics of `gripperClosedness`: above 0.3 closes, below -0.3 opens, in between keeps the last command. */
+export function gripperCommand(a: Rt1Action): 'close' | 'open' | 'keep' {
+  return a.gripperClosedness > 0.3 ? 'close' : a.gripperClosedness < -0.3 ? 'open' : 'keep';
+}
+
 /** Names of the 10 values of the flat layout, in order. */
 export const RT1_ACTION_LAYOUT = [
   'world_vector.x',

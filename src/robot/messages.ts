@@ -6,7 +6,7 @@ import jpeg from 'jpeg-js';
 import { decodeImage } from '../image/decode.js';
 import type { Observation } from '../planner/types.js';
 import { UserError } from '../util/errors.js';
-import { flattenAction, RT1_ACTION_SIZE, unflattenAction, type Rt1Action } from './action.js';
+import { flattenAction, gripperCommand, RT1_ACTION_SIZE, unflattenAction, type Rt1Action } from './action.js';
 
 export interface TimeMsg {
   sec: number;
@@ -182,9 +182,9 @@ export interface GripperConfig {
   maxEffort: number;
 }
 
-/** RT-1 semantics: > 0.3 close, < -0.3 open, otherwise hold (no command). */
+/** RT-1 semantics (gripperCommand): close, open, otherwise hold (no command). */
 export function gripperCommandFor(a: Rt1Action, g: GripperConfig): GripperCommandMsg | undefined {
-  if (a.gripperClosedness > 0.3) return { position: g.closedPosition, max_effort: g.maxEffort };
-  if (a.gripperClosedness < -0.3) return { position: g.openPosition, max_effort: g.maxEffort };
-  return undefined;
+  const cmd = gripperCommand(a);
+  if (cmd === 'keep') return undefined;
+  return { position: cmd === 'close' ? g.closedPosition : g.openPosition, max_effort: g.maxEffort };
 }

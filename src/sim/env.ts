@@ -4,7 +4,7 @@
  * from the software renderer plus proprioception.
  */
 import type { Observation } from '../planner/types.js';
-import type { Rt1Action } from '../robot/action.js';
+import { gripperCommand, type Rt1Action } from '../robot/action.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { HEAD_CAMERA } from './camera.js';
@@ -166,8 +166,9 @@ export class SimEnv {
     const dyaw = clamp(Number.isFinite(action.rotationDelta[2]) ? action.rotationDelta[2] : 0, -LIMITS.maxYaw, LIMITS.maxYaw);
     this.target.yaw = clamp(g.yaw + dyaw, LIMITS.yaw[0], LIMITS.yaw[1]);
     // RT-1 semantics: +1 close, -1 open; values near 0 keep the current command.
-    if (action.gripperClosedness > 0.3) this.target.finger = 0;
-    else if (action.gripperClosedness < -0.3) this.target.finger = LIMITS.fingerOpen;
+    const grip = gripperCommand(action);
+    if (grip === 'close') this.target.finger = 0;
+    else if (grip === 'open') this.target.finger = LIMITS.fingerOpen;
     this.applyTargets();
     for (let i = 0; i < this.substeps; i++) this.mj.mj_step(this.model, this.data);
     this.stepCount++;

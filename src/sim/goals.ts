@@ -5,6 +5,7 @@
  * of the demonstration, "above the can", "around the can", "can lifted", ...).
  */
 import type { Observation } from '../planner/types.js';
+import { gripperCommand } from '../robot/action.js';
 import { SimEnv } from './env.js';
 import { makeScriptedPolicy, ScriptedExpert } from './expert.js';
 
@@ -44,7 +45,7 @@ export async function subgoals(task: string, seed: number, height: number, width
     let phaseGoals: (Subgoal & { phase: number })[] = [];
     let since = 0;
     let sinceStage = 0;
-    // Episodes start with the gripper open; RT-1 semantics: > 0.3 closes, < -0.3 opens, else keeps.
+    // Episodes start with the gripper open.
     let gripper: 'open' | 'closed' = 'open';
     while (!r.done) {
       const phase = policy.phaseIndex;
@@ -59,8 +60,8 @@ export async function subgoals(task: string, seed: number, height: number, width
         phaseGoals = phaseGoals.filter((g) => g.phase < policy.phaseIndex);
       }
       r = env.step(action);
-      if (action.gripperClosedness > 0.3) gripper = 'closed';
-      else if (action.gripperClosedness < -0.3) gripper = 'open';
+      const grip = gripperCommand(action);
+      if (grip !== 'keep') gripper = grip === 'close' ? 'closed' : 'open';
       since++;
       sinceStage++;
       sinceDense++;

@@ -195,9 +195,8 @@ const shadowHit: Hit = { t: Infinity, n: [0, 0, 1] };
  * the table is the only cue in a single head-camera frame that tells "higher" from "nearer the
  * camera" (the gripper projects to the same pixels along the camera ray).
  */
-function inShadow(geoms: GeomSnapshot[], self: number, px: number, py: number, pz: number): boolean {
+function inShadow(geoms: GeomSnapshot[], lightLocal: number[][], self: number, px: number, py: number, pz: number): boolean {
   const o = [0, 0, 0];
-  const d = [0, 0, 0];
   for (let gi = 0; gi < geoms.length; gi++) {
     if (gi === self) continue;
     const g = geoms[gi]!;
@@ -210,11 +209,8 @@ function inShadow(geoms: GeomSnapshot[], self: number, px: number, py: number, p
     if (along < -r) continue;
     if (dx * dx + dy * dy + dz * dz - along * along > r * r) continue;
     const m = g.mat;
-    for (let j = 0; j < 3; j++) {
-      o[j] = m[j]! * -dx + m[3 + j]! * -dy + m[6 + j]! * -dz;
-      d[j] = m[j]! * LIGHT[0] + m[3 + j]! * LIGHT[1] + m[6 + j]! * LIGHT[2];
-    }
-    if (intersectLocal(g.type, g.size, o, d, shadowHit) && shadowHit.t > 1e-4) return true;
+    for (let j = 0; j < 3; j++) o[j] = m[j]! * -dx + m[3 + j]! * -dy + m[6 + j]! * -dz;
+    if (intersectLocal(g.type, g.size, o, lightLocal[gi]!, shadowHit) && shadowHit.t > 1e-4) return true;
   }
   return false;
 }
@@ -229,6 +225,8 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
     return [0, 1, 2].map((j) => m[j]! * dp[0]! + m[3 + j]! * dp[1]! + m[6 + j]! * dp[2]!);
   });
   const rects = geoms.map((g) => screenRect(g, cam, height, width));
+  // The light's direction in each geom's local frame, for shadow rays.
+  const lightLocal = shadows ? geoms.map((g) => [0, 1, 2].map((j) => g.mat[j]! * LIGHT[0] + g.mat[3 + j]! * LIGHT[1] + g.mat[6 + j]! * LIGHT[2])) : [];
   const hit: Hit = { t: Infinity, n: [0, 0, 1] };
   const ld = [0, 0, 0];
   const rowGeoms: number[] = [];
@@ -279,7 +277,7 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
       const len = Math.hypot(n0, n1, n2) || 1;
       let lam = (n0 * LIGHT[0] + n1 * LIGHT[1] + n2 * LIGHT[2]) / len;
       if (n0 * dir[0]! + n1 * dir[1]! + n2 * dir[2]! > 0) lam = -lam; // back face seen from inside
-      const lit = lam > 0 && shadows ? (inShadow(geoms, bestG, cam.pos[0] + best * dir[0]!, cam.pos[1] + best * dir[1]!, cam.pos[2] + best * dir[2]!) ? 0 : 1) : 1;
+      const lit = lam > 0 && shadows ? (inShadow(geoms, lightLocal, bestG, cam.pos[0] + best * dir[0]!, cam.pos[1] + best * dir[1]!, cam.pos[2] + best * dir[2]!) ? 0 : 1) : 1;
       const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam) * lit;
       for (let c = 0; c < 3; c++) rgb[p + c] = Math.max(0, Math.min(255, Math.round(g.rgb[c]! * 255 * shade)));
     }
