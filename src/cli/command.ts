@@ -1,5 +1,3 @@
-import { HANDOVERS, type Handover } from '../planner/goal-sequence.js';
-
 /** What every CLI command declares: its flags (for parsing and --help) and its action. */
 export type OptionType = 'string' | 'boolean';
 
@@ -91,18 +89,4 @@ export function goalsOption(opts: ParsedOptions): 'stage' | 'phase' | 'dense' {
   const g = str(opts, 'goals') ?? 'phase';
   if (g !== 'stage' && g !== 'phase' && g !== 'dense') throw new UsageError(`--goals must be stage, phase or dense, got '${g}'`);
   return g;
-}
-
-/** Shared --handover flag of the simulated-episode commands (plan, eval, demo). */
-export const HANDOVER_OPTION: OptionSpec = {
-  type: 'string',
-  arg: 'strict|settle',
-  description: 'when a goal picture counts as reached: most of the way there, or also once the approach stalls near it',
-  default: 'strict',
-};
-
-export function handoverOption(opts: ParsedOptions): Handover {
-  const h = str(opts, 'handover') ?? 'strict';
-  if (!(HANDOVERS as readonly string[]).includes(h)) throw new UsageError(`--handover must be ${HANDOVERS.join(' or ')}, got '${h}'`);
-  return h as Handover;
 }

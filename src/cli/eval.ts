@@ -1,5 +1,5 @@
 import { UserError } from '../util/errors.js';
-import { BACKEND_OPTION, bool, GOALS_OPTION, goalsOption, HANDOVER_OPTION, handoverOption, int, requireStr, SHADOWS_OPTION, str, UsageError, type Command } from './command.js';
+import { BACKEND_OPTION, bool, GOALS_OPTION, goalsOption, int, requireStr, SHADOWS_OPTION, str, UsageError, type Command } from './command.js';
 
 const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
 
@@ -17,7 +17,6 @@ export const evalCommand: Command = {
     'failure-gifs': { type: 'string', arg: 'N', description: 'GIFs of the first N failures per policy and task', default: '1' },
     json: { type: 'boolean', description: 'print report.json to stdout' },
     goals: GOALS_OPTION,
-    handover: HANDOVER_OPTION,
     shadows: SHADOWS_OPTION,
     backend: BACKEND_OPTION,
   },
@@ -56,7 +55,6 @@ export const evalCommand: Command = {
       backend: str(opts, 'backend'),
       goals: goalsOption(opts),
       shadows: bool(opts, 'shadows'),
-      handover: handoverOption(opts),
       failureGifs: int(opts, 'failure-gifs', 1),
       log: (l) => console.error(l),
     });
@@ -67,10 +65,10 @@ export const evalCommand: Command = {
 export const evalWorkerCommand: Command = {
   name: 'eval worker',
   summary: '(internal) an evaluation worker process, driven over IPC by eval --workers',
-  options: { checkpoint: { type: 'string', arg: 'RUN', description: 'trained run' }, goals: GOALS_OPTION, handover: HANDOVER_OPTION, shadows: SHADOWS_OPTION, backend: BACKEND_OPTION },
+  options: { checkpoint: { type: 'string', arg: 'RUN', description: 'trained run' }, goals: GOALS_OPTION, shadows: SHADOWS_OPTION, backend: BACKEND_OPTION },
   async run(opts) {
     if (!process.send) throw new UsageError('eval worker is started by `eval --workers N`, not by hand');
     const { workerLoop } = await import('../eval/evaluate.js');
-    await workerLoop(str(opts, 'checkpoint'), str(opts, 'backend'), { goals: goalsOption(opts), shadows: bool(opts, 'shadows'), handover: handoverOption(opts) });
+    await workerLoop(str(opts, 'checkpoint'), str(opts, 'backend'), goalsOption(opts), bool(opts, 'shadows'));
   },
 };

@@ -4,7 +4,6 @@
  * `oracle:PRESET`: the upper bound of the planner design with a perfect world model).
  */
 import type { RgbImage } from '../image/decode.js';
-import type { Handover } from '../planner/goal-sequence.js';
 import { runPlannedEpisode, type EpisodePlanning } from '../planner/episode.js';
 import { loadEpisodePlanning, presetName } from '../planner/episode-planning.js';
 import { SimEnv } from '../sim/env.js';
@@ -14,25 +13,6 @@ import { UserError } from '../util/errors.js';
 import type { EpisodeOutcome } from './metrics.js';
 
 export const SCRIPTED = ['expert', 'random'] as const;
-
-/** How planners' episodes are staged: goal pictures, rendering and goal handover. One evaluation directory holds one setting. */
-export interface EpisodeSettings {
-  goals: GoalGranularity;
-  shadows: boolean;
-  handover: Handover;
-}
-
-/** The settings of older evaluation directories, which recorded only some of them. */
-export const DEFAULT_EPISODE_SETTINGS: EpisodeSettings = { goals: 'phase', shadows: false, handover: 'strict' };
-
-export function episodeSettings(o: Partial<EpisodeSettings>): EpisodeSettings {
-  return { goals: o.goals ?? DEFAULT_EPISODE_SETTINGS.goals, shadows: o.shadows ?? DEFAULT_EPISODE_SETTINGS.shadows, handover: o.handover ?? DEFAULT_EPISODE_SETTINGS.handover };
-}
-
-/** The same settings as `eval worker` flags. */
-export function settingsArgs(s: EpisodeSettings): string[] {
-  return ['--goals', s.goals, '--handover', s.handover, ...(s.shadows ? ['--shadows'] : [])];
-}
 
 /** `wm` is the default planner preset; any other non-scripted name is a preset in policies/ (`oracle:P` plans with preset P). */
 export function presetOf(policy: string): string {
@@ -59,7 +39,8 @@ export class EpisodeRunner {
   constructor(
     private readonly checkpoint?: string,
     private readonly backend?: string,
-    private readonly settings: EpisodeSettings = DEFAULT_EPISODE_SETTINGS,
+    private readonly goals: GoalGranularity = 'phase',
+    private readonly shadows = false,
   ) {}
 
   async run(policy: string, task: string, seed: number, recordGif = false): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
@@ -71,13 +52,13 @@ export class EpisodeRunner {
       planning = await loadEpisodePlanning(splitPolicy(policy).name, checkpoint, { backend: this.backend, seed, imagine: true, lockstep: true });
       this.planners.set(policy, planning);
     }
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif, ...this.settings });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals, shadows: this.shadows });
     return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.steps, latenciesMs: r.latenciesMs, safeActions: r.safeActions, frames: r.frames };
   }
 
   private async scripted(policy: 'expert' | 'random', task: string, seed: number, recordGif: boolean): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
     const [h, w] = recordGif ? [128, 160] : [8, 10];
-    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.settings.shadows });
+    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.shadows });
     try {
       const p = makeScriptedPolicy(policy, task, seed);
       let r = env.reset(seed);

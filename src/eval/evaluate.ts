@@ -12,10 +12,9 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Progress } from '../util/progress.js';
-import { DEFAULT_EPISODE_SETTINGS, episodeSettings, EpisodeRunner, settingsArgs, type EpisodeSettings } from './episodes.js';
+import { EpisodeRunner } from './episodes.js';
 import type { EpisodeOutcome } from './metrics.js';
 import { buildReport, writeReport, type Report } from './report.js';
-import type { Handover } from '../planner/goal-sequence.js';
 import type { GoalGranularity } from '../sim/goals.js';
 
 export interface EvalJob {
@@ -38,8 +37,6 @@ export interface EvalOptions {
   goals?: GoalGranularity;
   /** Render episodes and goal pictures with shadows (SimEnvOptions.shadows). */
   shadows?: boolean;
-  /** When a goal picture counts as reached (src/planner/goal-sequence.ts). */
-  handover?: Handover;
   /** GIFs of the first N failures per policy and task. */
   failureGifs: number;
   log?: (line: string) => void;
@@ -69,7 +66,7 @@ export function readFinished(path: string): EpisodeOutcome[] {
 }
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
-  const runner = new EpisodeRunner(o.checkpoint, o.backend, episodeSettings(o));
+  const runner = new EpisodeRunner(o.checkpoint, o.backend, o.goals, o.shadows);
   try {
     for (const j of jobs) {
       const { frames: _frames, ...outcome } = await runner.run(j.policy, j.task, j.seed);
@@ -84,7 +81,7 @@ async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
 async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
   const queue = [...jobs];
   const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
-  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), ...settingsArgs(episodeSettings(o))];
+  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), ...(o.goals ? ['--goals', o.goals] : []), ...(o.shadows ? ['--shadows'] : [])];
   await Promise.all(
     Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
       new Promise<void>((resolve, reject) => {
@@ -107,10 +104,10 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
 /** Episodes in one directory must come from the same model and goal pictures, or resuming would mix them. */
 function checkSettings(o: EvalOptions): void {
   const file = join(o.outDir, 'settings.json');
-  const mine = { checkpoint: o.checkpoint ?? null, ...episodeSettings(o) };
+  const mine = { checkpoint: o.checkpoint ?? null, goals: o.goals ?? 'phase', shadows: o.shadows ?? false };
   if (existsSync(file)) {
-    // Directories from before an option was added ran with its default.
-    const prior: Record<string, unknown> = { ...DEFAULT_EPISODE_SETTINGS, ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) };
+    // Directories from before the shadows option were rendered without them.
+    const prior: Record<string, unknown> = { shadows: false, ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) };
     for (const [k, v] of Object.entries(mine)) {
       if (prior[k] !== v) throw new UserError(`${o.outDir} holds episodes run with ${k} ${JSON.stringify(prior[k])}, not ${JSON.stringify(v)}: choose another --out`);
     }
@@ -143,11 +140,11 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
   if (o.workers > 1 && todo.length > 1) await runInWorkers(todo, o, onDone);
   else await runInProcess(todo, o, onDone);
   progress.finish();
-  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint, episodeSettings(o));
+  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint, o.goals ?? 'phase', o.shadows ?? false);
   writeReport(o.outDir, report);
   // GIFs of the first failures: failed episodes are replayed deterministically with the camera recording.
   if (o.failureGifs > 0) {
-    const runner = new EpisodeRunner(o.checkpoint, o.backend, episodeSettings(o));
+    const runner = new EpisodeRunner(o.checkpoint, o.backend, o.goals, o.shadows);
     try {
       for (const policy of o.policies) {
         for (const task of o.tasks) {
@@ -169,8 +166,8 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
 }
 
 /** The worker side of runInWorkers. */
-export async function workerLoop(checkpoint: string | undefined, backend: string | undefined, settings: EpisodeSettings): Promise<void> {
-  const runner = new EpisodeRunner(checkpoint, backend, settings);
+export async function workerLoop(checkpoint?: string, backend?: string, goals?: GoalGranularity, shadows = false): Promise<void> {
+  const runner = new EpisodeRunner(checkpoint, backend, goals, shadows);
   await new Promise<void>((resolve) => {
     process.on('message', (m: { job?: EvalJob; done?: boolean }) => {
       if (m.done || !m.job) {

@@ -11,7 +11,7 @@ import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, type GoalGranularity } from '../sim/goals.js';
-import { GoalSequence, goalSequenceOptions, type Handover } from './goal-sequence.js';
+import { GoalSequence } from './goal-sequence.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
 
@@ -66,8 +66,6 @@ export interface PlannedEpisodeOptions {
   goals?: GoalGranularity;
   /** Render the episode and its goal pictures with shadows. */
   shadows?: boolean;
-  /** When a goal picture counts as reached (default strict). */
-  handover?: Handover;
 }
 
 type Vec3 = [number, number, number];
@@ -107,7 +105,7 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
   const latencies: number[] = [];
   const frames: RgbImage[] = [];
   let safe = 0;
-  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation, goalSequenceOptions(opts.handover ?? 'strict'));
+  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation);
   const goalOf = (): Goal => ({ images: [sequence.current.observation], instruction: env.task.instruction, gripper: sequence.current.gripper });
   let goal: Goal = goalOf();
   let stagesDone = 0;

@@ -10,12 +10,6 @@
  * at once.) A subgoal that is not reached within its patience (a multiple of the expert's own steps) is
  * passed over; the last subgoal of a stage that runs out of patience restarts the stage's
  * storyboard, since the stage is not done.
- *
- * Handover `settle` also hands over a subgoal the robot has come near and stopped approaching: the
- * distance is within settleRatio of the span and has not improved for settleSteps steps. An
- * image-only planner often stalls at 0.5-0.7 of the span when it is already a centimetre or two from
- * the goal pose (the pixel-exact picture is out of reach), and waiting out the patience of every
- * picture costs more steps than the task allows (drawer-place: 13 pictures, 90 steps).
  */
 import type { Subgoal } from '../sim/goals.js';
 import type { Observation } from './types.js';
@@ -25,36 +19,19 @@ export interface GoalSequenceOptions {
   /** Patience per subgoal: max(minPatience, patienceFactor x the expert's steps to it). */
   patienceFactor: number;
   minPatience: number;
-  /** `settle`: also hand over when the approach has stalled near the goal (see above); 0 turns it off. */
-  settleSteps?: number;
-  settleRatio?: number;
 }
 
 export const DEFAULT_GOAL_SEQUENCE: GoalSequenceOptions = { reachRatio: 0.3, patienceFactor: 2, minPatience: 6 };
 
-/** How goals are handed over: `strict` only when most of the distance is gone, `settle` also when the approach stalls near it. */
-export type Handover = 'strict' | 'settle';
-export const HANDOVERS: readonly Handover[] = ['strict', 'settle'];
-
-export function goalSequenceOptions(handover: Handover): GoalSequenceOptions {
-  return handover === 'settle' ? { ...DEFAULT_GOAL_SEQUENCE, settleSteps: 2, settleRatio: 0.7 } : DEFAULT_GOAL_SEQUENCE;
-}
-
-/** An approach counts as still improving while it gains at least this share of the span per step. */
-const SETTLE_GAIN = 0.05;
-
 export type ImageDistance = (a: Observation, b: Observation) => number;
 
-export type GoalEvent = { kind: 'reached' | 'settled' | 'passed' | 'restarted' | 'stage'; from: number; to: number };
+export type GoalEvent = { kind: 'reached' | 'passed' | 'restarted' | 'stage'; from: number; to: number };
 
 export class GoalSequence {
   private k = 0;
   private steps = 0;
   /** d(g_{k-1}, g_k): how far the current subgoal is from where it starts. */
   private span: number;
-  /** Closest distance to the current subgoal so far, and steps since it last improved. */
-  private best = Infinity;
-  private stalled = 0;
 
   constructor(
     readonly subgoals: Subgoal[],
@@ -78,17 +55,6 @@ export class GoalSequence {
     this.k = to;
     this.steps = 0;
     this.span = this.distance(from, this.subgoals[to]!.observation);
-    this.best = Infinity;
-    this.stalled = 0;
-  }
-
-  /** True when the approach to the current subgoal has stalled near it (`settle` handover). */
-  private settled(here: number): boolean {
-    const { settleSteps = 0, settleRatio = 0 } = this.o;
-    if (here < this.best - SETTLE_GAIN * this.span) this.stalled = 0;
-    else this.stalled++;
-    this.best = Math.min(this.best, here);
-    return settleSteps > 0 && this.stalled >= settleSteps && here <= settleRatio * this.span;
   }
 
   /** After each executed step: the new observation and how many stages the robot reports done. */
@@ -108,10 +74,6 @@ export class GoalSequence {
       if (here <= this.o.reachRatio * this.span) {
         this.go(this.k + 1, g[this.k]!.observation);
         return { kind: 'reached', from, to: this.k };
-      }
-      if (this.settled(here)) {
-        this.go(this.k + 1, g[this.k]!.observation);
-        return { kind: 'settled', from, to: this.k };
       }
     }
     if (this.steps > Math.max(this.o.minPatience, this.o.patienceFactor * g[this.k]!.expertSteps)) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GoalSequence, goalSequenceOptions } from '../../src/planner/goal-sequence.js';
+import { GoalSequence } from '../../src/planner/goal-sequence.js';
 import type { Observation } from '../../src/planner/types.js';
 import type { Subgoal } from '../../src/sim/goals.js';
 
@@ -48,22 +48,5 @@ describe('goal sequence (storyboard of subgoal pictures)', () => {
     const s = new GoalSequence(board, dist, at(0));
     expect(s.update(at(0), 1)).toEqual({ kind: 'stage', from: 0, to: 3 });
     expect(s.update(at(0), 2)).toBeUndefined();
-  });
-
-  it('settle: hands over a picture the robot stalls near, but not one it stalls far from or is still approaching', () => {
-    const settle = goalSequenceOptions('settle'); // 2 steps without gaining 5 % of the span, within 0.7 of it
-    const near = new GoalSequence(board, dist, at(0), settle);
-    expect(near.update(at(4), 0)).toBeUndefined(); // 6 of 10 left
-    expect(near.update(at(4), 0)).toBeUndefined(); // stalled 1 step
-    expect(near.update(at(4), 0)).toEqual({ kind: 'settled', from: 0, to: 1 });
-    // Still gaining at least 0.5 per step: approaching, not settled.
-    const moving = new GoalSequence(board, dist, at(0), settle);
-    for (const x of [4, 4.6, 5.2, 5.8]) expect(moving.update(at(x), 0)).toBeUndefined();
-    // Stalled at 8 of 10 left: too far to count.
-    const far = new GoalSequence(board, dist, at(0), settle);
-    for (let i = 0; i < 5; i++) expect(far.update(at(2), 0)).toBeUndefined();
-    // The strict handover (the default) waits for the patience instead.
-    const strict = new GoalSequence(board, dist, at(0), goalSequenceOptions('strict'));
-    for (let i = 0; i < 5; i++) expect(strict.update(at(4), 0)).toBeUndefined();
   });
 });
