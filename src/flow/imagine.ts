@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
 import { disposeContext, encodeContext, forwardWithContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
+import { seededNormal } from './noise.js';
 import { integrate, type Integrator } from './sampler.js';
 
 export interface ImagineOptions {
@@ -14,7 +15,7 @@ export interface ImagineOptions {
   integrator: Integrator;
   /** Raw features at this block for the final clean frames (representation-space costs). */
   featureLayer?: number;
-  /** Initial noise [N, H, h, w, 3]; default standard normal from tfjs's generator with `seed`. */
+  /** Initial noise [N, H, h, w, 3]; default standard normal seeded with `seed` (src/flow/noise.ts). */
   noise?: tf.Tensor5D;
   seed?: number;
 }
@@ -39,7 +40,7 @@ export function imagine(p: Params, cfg: WorldModelConfig, ctx: ContextCache, act
   return tf.tidy(() => {
     const [n, h] = actions.shape;
     const shape: [number, number, number, number, number] = [n, h, cfg.imageHeight, cfg.imageWidth, 3];
-    const x1 = o.noise ?? (tf.randomNormal(shape, 0, 1, 'float32', o.seed) as tf.Tensor5D);
+    const x1 = o.noise ?? (seededNormal(shape, o.seed) as tf.Tensor5D);
     const actionT = tf.zeros([n, h]) as tf.Tensor2D;
     const velocity = (x: tf.Tensor, t: number) =>
       forwardWithContext(p, cfg, ctx, { frames: x as tf.Tensor5D, frameT: tf.fill([n, h], t), actions, actionT }, cond).frameVelocity;

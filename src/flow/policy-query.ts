@@ -8,13 +8,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
 import { forwardWithContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
+import { seededNormal } from './noise.js';
 import { timeGrid } from './sampler.js';
 
 /** Samples `n` action sequences of length `horizon` (normalised, clipped to [-1, 1]) with Euler steps. */
 export function proposeActions(p: Params, cfg: WorldModelConfig, ctx: ContextCache, n: number, horizon: number, cond: WorldModelConditioning, steps: number, seed?: number): tf.Tensor3D {
   return tf.tidy(() => {
-    let frames = tf.randomNormal([n, horizon, cfg.imageHeight, cfg.imageWidth, 3], 0, 1, 'float32', seed) as tf.Tensor5D;
-    let actions = tf.randomNormal([n, horizon, cfg.actionDim], 0, 1, 'float32', seed === undefined ? undefined : seed + 1) as tf.Tensor3D;
+    let frames = seededNormal([n, horizon, cfg.imageHeight, cfg.imageWidth, 3], seed) as tf.Tensor5D;
+    let actions = seededNormal([n, horizon, cfg.actionDim], seed === undefined ? undefined : seed + 1) as tf.Tensor3D;
     const grid = timeGrid(steps);
     for (let i = 0; i < steps; i++) {
       const t = grid[i]!;
