@@ -205,7 +205,13 @@ export class SimEnv {
     while (this.stages < this.spec.predicates.length && this.spec.predicates[this.stages]!(this.state, this.setup)) this.stages++;
   }
 
-  private result(): StepResult {
+  /** Whether the last gripper command was "close" (a restored episode's storyboard starts from it). */
+  get gripperClosedCommanded(): boolean {
+    return this.target.finger === 0;
+  }
+
+  /** The episode as it stands, without stepping (after `restore`). */
+  result(): StepResult {
     const success = this.stages === this.spec.predicates.length;
     const truncated = !success && this.stepCount >= this.maxSteps;
     return {

@@ -135,9 +135,10 @@ export class ScriptedExpert implements Policy {
     return this.phase;
   }
 
-  reset(env: SimEnv): void {
+  /** `fromPhase`: start the script part-way (a storyboard of what is still to do). */
+  reset(env: SimEnv, fromPhase = 0): void {
     this.env = env;
-    this.phase = 0;
+    this.phase = Math.min(fromPhase, this.script.phases.length);
     this.inPhase = 0;
     this.held = 0;
     this.exploring = 0;
