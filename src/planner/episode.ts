@@ -10,7 +10,7 @@ import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
-import { subgoals, type GoalGranularity } from '../sim/goals.js';
+import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
 import { GoalSequence } from './goal-sequence.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
@@ -59,13 +59,19 @@ function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Uint8Ar
   return c;
 }
 
-export interface PlannedEpisodeOptions {
-  recordGif?: boolean;
-  log?: (l: string) => void;
-  /** Goal pictures per stage or per expert phase (default phase). */
+/** How a simulated episode shows the planner its goals (the same for every episode of an evaluation). */
+export interface EpisodeSetup {
+  /** Goal pictures per stage, per expert phase (default) or dense. */
   goals?: GoalGranularity;
   /** Render the episode and its goal pictures with shadows. */
   shadows?: boolean;
+  /** After each completed stage, redo the later pictures from the scene as it now is (src/sim/goals.ts, subgoalsFrom). */
+  restage?: boolean;
+}
+
+export interface PlannedEpisodeOptions extends EpisodeSetup {
+  recordGif?: boolean;
+  log?: (l: string) => void;
 }
 
 type Vec3 = [number, number, number];
@@ -96,6 +102,22 @@ class ClosestApproach {
   }
 }
 
+/**
+ * After a stage done: the expert demonstrates what is left from the scene as it is now, resuming
+ * in the phase in which it completed that stage itself; if it cannot, the old pictures stay.
+ */
+async function restage(sequence: GoalSequence, env: SimEnv, task: string, seed: number, stage: number, opts: PlannedEpisodeOptions): Promise<void> {
+  const done = sequence.subgoals.filter((g) => g.stage === stage - 1 && g.phase !== undefined).at(-1);
+  if (!done) return; // stage or dense pictures: no phase to resume from
+  try {
+    const later = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
+    sequence.restage(stage, later.filter((g) => g.stage >= stage));
+    opts.log?.(`  restaged: ${later.length} pictures from the scene as it is now`);
+  } catch (e) {
+    opts.log?.(`  restaging failed, the first storyboard stays: ${(e as Error).message}`);
+  }
+}
+
 export async function runPlannedEpisode(planning: EpisodePlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w, shadows: opts.shadows });
   const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
@@ -115,7 +137,7 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
       const plan = await planning.plan(r.observation, goal);
       latencies.push(plan.latencyMs);
       if (plan.safe) safe++;
-      const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${board.length}`;
+      const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;
       if (opts.recordGif) frames.push(panel(r.observation.image, plan.imagined?.[0], goal.images[0]!.image, planning.cfg.imageHeight, planning.cfg.imageWidth, line));
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
         r = env.stepAction(a);
@@ -124,15 +146,16 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
       if (r.stagesDone > stagesDone) {
         stagesDone = r.stagesDone;
         opts.log?.(`  stage ${stagesDone}/${r.stageCount} reached at step ${r.step}: ${env.task.stages[stagesDone - 1]}`);
+        if (opts.restage && !r.done) await restage(sequence, env, task, seed, stagesDone, opts);
       }
       approach.update(r.observation, goal.images[0]!);
       const event = r.done ? undefined : sequence.update(r.observation, r.stagesDone);
       if (event) {
         goal = goalOf();
-        opts.log?.(`  step ${r.step}: goal ${event.from + 1} ${event.kind}${approach.take()}, now ${event.to + 1}/${board.length} (${sequence.current.name})`);
+        opts.log?.(`  step ${r.step}: goal ${event.from + 1} ${event.kind}${approach.take()}, now ${event.to + 1}/${sequence.subgoals.length} (${sequence.current.name})`);
       }
     }
-    if (opts.recordGif) frames.push(panel(r.observation.image, undefined, board[board.length - 1]!.observation.image, planning.cfg.imageHeight, planning.cfg.imageWidth, `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`));
+    if (opts.recordGif) frames.push(panel(r.observation.image, undefined, sequence.subgoals[sequence.subgoals.length - 1]!.observation.image, planning.cfg.imageHeight, planning.cfg.imageWidth, `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`));
     return { task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.step, latenciesMs: latencies, safeActions: safe, frames };
   } finally {
     env.close();

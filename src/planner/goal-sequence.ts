@@ -34,13 +34,27 @@ export class GoalSequence {
   private span: number;
 
   constructor(
-    readonly subgoals: Subgoal[],
+    private board: Subgoal[],
     private readonly distance: ImageDistance,
     start: Observation,
     private readonly o: GoalSequenceOptions = DEFAULT_GOAL_SEQUENCE,
   ) {
-    if (!subgoals.length) throw new Error('goal sequence: no subgoals');
-    this.span = distance(start, subgoals[0]!.observation);
+    if (!board.length) throw new Error('goal sequence: no subgoals');
+    this.span = distance(start, board[0]!.observation);
+  }
+
+  get subgoals(): readonly Subgoal[] {
+    return this.board;
+  }
+
+  /**
+   * Replaces the pictures of stage `stage` and later with `later` (a storyboard redone from the
+   * scene as it now is); call before the `update` that reports the stage.
+   */
+  restage(stage: number, later: Subgoal[]): void {
+    if (!later.length || later.some((g) => g.stage < stage)) throw new Error(`goal sequence: a restaged storyboard must hold pictures of stage ${stage} and later only`);
+    if (this.board[this.k]!.stage >= stage) throw new Error(`goal sequence: restage stage ${stage} before the current picture's stage is done`);
+    this.board = [...this.board.filter((g) => g.stage < stage), ...later];
   }
 
   get index(): number {
@@ -48,19 +62,19 @@ export class GoalSequence {
   }
 
   get current(): Subgoal {
-    return this.subgoals[this.k]!;
+    return this.board[this.k]!;
   }
 
   private go(to: number, from: Observation): void {
     this.k = to;
     this.steps = 0;
-    this.span = this.distance(from, this.subgoals[to]!.observation);
+    this.span = this.distance(from, this.board[to]!.observation);
   }
 
   /** After each executed step: the new observation and how many stages the robot reports done. */
   update(obs: Observation, stagesDone: number): GoalEvent | undefined {
     const from = this.k;
-    const g = this.subgoals;
+    const g = this.board;
     if (stagesDone > g[this.k]!.stage) {
       const next = g.findIndex((s) => s.stage >= stagesDone);
       if (next < 0) return undefined; // every stage done: nothing left to show

@@ -49,4 +49,15 @@ describe('goal sequence (storyboard of subgoal pictures)', () => {
     expect(s.update(at(0), 1)).toEqual({ kind: 'stage', from: 0, to: 3 });
     expect(s.update(at(0), 2)).toBeUndefined();
   });
+
+  it('restage swaps in new pictures for the stages still to do, and the stage report then hands over the first of them', () => {
+    const s = new GoalSequence(board, dist, at(0));
+    s.update(at(9), 0);
+    s.restage(1, [sub(40, 1), sub(45, 1), sub(50, 1)]);
+    expect(s.subgoals.map((g) => g.observation.image[0])).toEqual([10, 20, 30, 40, 45, 50]);
+    expect(s.update(at(30), 1)).toEqual({ kind: 'stage', from: 1, to: 3 });
+    expect(s.current.observation.image[0]).toBe(40);
+    expect(() => s.restage(1, [sub(90, 1)])).toThrow(/before the current picture's stage is done/);
+    expect(() => new GoalSequence(board, dist, at(0)).restage(1, [sub(5, 0)])).toThrow(/stage 1 and later only/);
+  });
 });
