@@ -85,6 +85,18 @@ export const GOALS_OPTION: OptionSpec = {
   default: 'phase',
 };
 
+export const RESTAGE_OPTION: OptionSpec = {
+  type: 'boolean',
+  description: 'after each completed stage, the expert redoes the later goal pictures from the scene as it now is',
+};
+
+/** The flags of an episode setup (src/planner/episode.ts), shared by plan, eval, its workers and demo. */
+export const EPISODE_SETUP_OPTIONS = { goals: GOALS_OPTION, shadows: SHADOWS_OPTION, restage: RESTAGE_OPTION };
+
+export function episodeSetup(opts: ParsedOptions): { goals: 'stage' | 'phase' | 'dense'; shadows: boolean; restage: boolean } {
+  return { goals: goalsOption(opts), shadows: bool(opts, 'shadows'), restage: bool(opts, 'restage') };
+}
+
 export function goalsOption(opts: ParsedOptions): 'stage' | 'phase' | 'dense' {
   const g = str(opts, 'goals') ?? 'phase';
   if (g !== 'stage' && g !== 'phase' && g !== 'dense') throw new UsageError(`--goals must be stage, phase or dense, got '${g}'`);

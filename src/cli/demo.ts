@@ -5,7 +5,7 @@ import { percentile } from '../bench/table.js';
 import { writeGif } from '../image/gif.js';
 import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
-import { BACKEND_OPTION, GOALS_OPTION, goalsOption, int, requireStr, str, type Command } from './command.js';
+import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
 
 /** The tiny world model trained with our own finetune on simulator data, shipped in the repository. */
 export const SHIPPED_MODEL = 'models/tiny-sim';
@@ -19,7 +19,7 @@ export const demoCommand: Command = {
     policy: { type: 'string', arg: 'P', description: 'planner preset', default: 'wm-demo' },
     gif: { type: 'string', arg: 'FILE.gif', description: 'where to write the episode GIF', default: 'demo.gif' },
     checkpoint: { type: 'string', arg: 'RUN', description: `model to plan with (default: the shipped ${SHIPPED_MODEL})` },
-    goals: GOALS_OPTION,
+    ...EPISODE_SETUP_OPTIONS,
     backend: BACKEND_OPTION,
   },
   async run(opts) {
@@ -34,7 +34,7 @@ export const demoCommand: Command = {
     const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true, lockstep: true, backend: str(opts, 'backend') });
     const t0 = Date.now();
     console.log(`demo: ${task} (seed ${seed}) with ${checkpoint} and preset ${planning.preset.name}`);
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l), goals: goalsOption(opts) });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l), ...episodeSetup(opts) });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`);
     const gif = requireStr(opts, 'gif');

@@ -1,5 +1,5 @@
 import { UserError } from '../util/errors.js';
-import { BACKEND_OPTION, bool, GOALS_OPTION, goalsOption, int, requireStr, SHADOWS_OPTION, str, UsageError, type Command } from './command.js';
+import { BACKEND_OPTION, bool, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, UsageError, type Command } from './command.js';
 
 const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
 
@@ -16,8 +16,7 @@ export const evalCommand: Command = {
     workers: { type: 'string', arg: 'W', description: 'parallel worker processes', default: '1' },
     'failure-gifs': { type: 'string', arg: 'N', description: 'GIFs of the first N failures per policy and task', default: '1' },
     json: { type: 'boolean', description: 'print report.json to stdout' },
-    goals: GOALS_OPTION,
-    shadows: SHADOWS_OPTION,
+    ...EPISODE_SETUP_OPTIONS,
     backend: BACKEND_OPTION,
   },
   details: 'An interrupted evaluation resumes from episodes.jsonl in --out without redoing finished episodes.',
@@ -53,8 +52,7 @@ export const evalCommand: Command = {
       workers: int(opts, 'workers', 1),
       checkpoint,
       backend: str(opts, 'backend'),
-      goals: goalsOption(opts),
-      shadows: bool(opts, 'shadows'),
+      ...episodeSetup(opts),
       failureGifs: int(opts, 'failure-gifs', 1),
       log: (l) => console.error(l),
     });
@@ -65,10 +63,10 @@ export const evalCommand: Command = {
 export const evalWorkerCommand: Command = {
   name: 'eval worker',
   summary: '(internal) an evaluation worker process, driven over IPC by eval --workers',
-  options: { checkpoint: { type: 'string', arg: 'RUN', description: 'trained run' }, goals: GOALS_OPTION, shadows: SHADOWS_OPTION, backend: BACKEND_OPTION },
+  options: { checkpoint: { type: 'string', arg: 'RUN', description: 'trained run' }, ...EPISODE_SETUP_OPTIONS, backend: BACKEND_OPTION },
   async run(opts) {
     if (!process.send) throw new UsageError('eval worker is started by `eval --workers N`, not by hand');
     const { workerLoop } = await import('../eval/evaluate.js');
-    await workerLoop(str(opts, 'checkpoint'), str(opts, 'backend'), goalsOption(opts), bool(opts, 'shadows'));
+    await workerLoop(str(opts, 'checkpoint'), str(opts, 'backend'), episodeSetup(opts));
   },
 };

@@ -2,7 +2,7 @@ import { describeChoice, initBackend } from '../backend/backends.js';
 import { percentile } from '../bench/table.js';
 import { writeGif } from '../image/gif.js';
 import { writeContactSheet } from '../image/sheet.js';
-import { BACKEND_OPTION, bool, GOALS_OPTION, goalsOption, int, requireStr, SHADOWS_OPTION, str, type Command } from './command.js';
+import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -14,8 +14,7 @@ export const planCommand: Command = {
     policy: { type: 'string', arg: 'P', description: 'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi, wm-policy) or a preset file; oracle[:PRESET] plans with the simulator as the model', default: 'wm-cem-fast' },
     gif: { type: 'string', arg: 'FILE.gif', description: 'write real | imagined | goal per step, with latency' },
     sheet: { type: 'string', arg: 'FILE.png', description: 'the same panels as one PNG contact sheet (every step, up to 60)' },
-    goals: GOALS_OPTION,
-    shadows: SHADOWS_OPTION,
+    ...EPISODE_SETUP_OPTIONS,
     backend: BACKEND_OPTION,
   },
   async run(opts) {
@@ -27,7 +26,7 @@ export const planCommand: Command = {
     const seed = int(opts, 'seed', 0);
     const planning = await loadEpisodePlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif') || str(opts, 'sheet')), lockstep: true, backend: str(opts, 'backend') });
     console.log(`planning ${task} (seed ${seed}) with ${planning.preset.name}: ${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, horizon ${planning.preset.optimizer.horizon}, budget ${planning.preset.budgetMs} ms`);
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif') || str(opts, 'sheet')), log: (l) => console.log(l), goals: goalsOption(opts), shadows: bool(opts, 'shadows') });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif') || str(opts, 'sheet')), log: (l) => console.log(l), ...episodeSetup(opts) });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} in ${r.steps} steps; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms; safe actions ${r.safeActions}`);
     const gif = str(opts, 'gif');

@@ -4,10 +4,9 @@
  * `oracle:PRESET`: the upper bound of the planner design with a perfect world model).
  */
 import type { RgbImage } from '../image/decode.js';
-import { runPlannedEpisode, type EpisodePlanning } from '../planner/episode.js';
+import { runPlannedEpisode, type EpisodePlanning, type EpisodeSetup } from '../planner/episode.js';
 import { loadEpisodePlanning, presetName } from '../planner/episode-planning.js';
 import { SimEnv } from '../sim/env.js';
-import type { GoalGranularity } from '../sim/goals.js';
 import { makeScriptedPolicy } from '../sim/expert.js';
 import { UserError } from '../util/errors.js';
 import type { EpisodeOutcome } from './metrics.js';
@@ -39,8 +38,7 @@ export class EpisodeRunner {
   constructor(
     private readonly checkpoint?: string,
     private readonly backend?: string,
-    private readonly goals: GoalGranularity = 'phase',
-    private readonly shadows = false,
+    private readonly setup: EpisodeSetup = {},
   ) {}
 
   async run(policy: string, task: string, seed: number, recordGif = false): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
@@ -52,13 +50,13 @@ export class EpisodeRunner {
       planning = await loadEpisodePlanning(splitPolicy(policy).name, checkpoint, { backend: this.backend, seed, imagine: true, lockstep: true });
       this.planners.set(policy, planning);
     }
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif, goals: this.goals, shadows: this.shadows });
+    const r = await runPlannedEpisode(planning, task, seed, { recordGif, ...this.setup });
     return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.steps, latenciesMs: r.latenciesMs, safeActions: r.safeActions, frames: r.frames };
   }
 
   private async scripted(policy: 'expert' | 'random', task: string, seed: number, recordGif: boolean): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
     const [h, w] = recordGif ? [128, 160] : [8, 10];
-    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.shadows });
+    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.setup.shadows });
     try {
       const p = makeScriptedPolicy(policy, task, seed);
       let r = env.reset(seed);

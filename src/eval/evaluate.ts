@@ -15,7 +15,7 @@ import { Progress } from '../util/progress.js';
 import { EpisodeRunner } from './episodes.js';
 import type { EpisodeOutcome } from './metrics.js';
 import { buildReport, writeReport, type Report } from './report.js';
-import type { GoalGranularity } from '../sim/goals.js';
+import type { EpisodeSetup } from '../planner/episode.js';
 
 export interface EvalJob {
   policy: string;
@@ -23,7 +23,7 @@ export interface EvalJob {
   seed: number;
 }
 
-export interface EvalOptions {
+export interface EvalOptions extends EpisodeSetup {
   policies: string[];
   tasks: string[];
   /** Episodes per task. */
@@ -33,10 +33,6 @@ export interface EvalOptions {
   workers: number;
   checkpoint?: string;
   backend?: string;
-  /** Goal pictures for world-model policies: per stage or the expert's phase storyboard. */
-  goals?: GoalGranularity;
-  /** Render episodes and goal pictures with shadows (SimEnvOptions.shadows). */
-  shadows?: boolean;
   /** GIFs of the first N failures per policy and task. */
   failureGifs: number;
   log?: (line: string) => void;
@@ -65,8 +61,11 @@ export function readFinished(path: string): EpisodeOutcome[] {
   return out;
 }
 
+/** The episode setup of an evaluation: every episode, worker and failure replay uses the same. */
+const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({ goals: o.goals ?? 'phase', shadows: o.shadows ?? false, restage: o.restage ?? false });
+
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
-  const runner = new EpisodeRunner(o.checkpoint, o.backend, o.goals, o.shadows);
+  const runner = new EpisodeRunner(o.checkpoint, o.backend, setupOf(o));
   try {
     for (const j of jobs) {
       const { frames: _frames, ...outcome } = await runner.run(j.policy, j.task, j.seed);
@@ -81,7 +80,7 @@ async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
 async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
   const queue = [...jobs];
   const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
-  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), ...(o.goals ? ['--goals', o.goals] : []), ...(o.shadows ? ['--shadows'] : [])];
+  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), '--goals', setupOf(o).goals, ...(o.shadows ? ['--shadows'] : []), ...(o.restage ? ['--restage'] : [])];
   await Promise.all(
     Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
       new Promise<void>((resolve, reject) => {
@@ -104,10 +103,10 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
 /** Episodes in one directory must come from the same model and goal pictures, or resuming would mix them. */
 function checkSettings(o: EvalOptions): void {
   const file = join(o.outDir, 'settings.json');
-  const mine = { checkpoint: o.checkpoint ?? null, goals: o.goals ?? 'phase', shadows: o.shadows ?? false };
+  const mine = { checkpoint: o.checkpoint ?? null, ...setupOf(o) };
   if (existsSync(file)) {
-    // Directories from before the shadows option were rendered without them.
-    const prior: Record<string, unknown> = { shadows: false, ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) };
+    // Directories from before the shadows and restage options ran without them.
+    const prior: Record<string, unknown> = { shadows: false, restage: false, ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) };
     for (const [k, v] of Object.entries(mine)) {
       if (prior[k] !== v) throw new UserError(`${o.outDir} holds episodes run with ${k} ${JSON.stringify(prior[k])}, not ${JSON.stringify(v)}: choose another --out`);
     }
@@ -140,11 +139,11 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
   if (o.workers > 1 && todo.length > 1) await runInWorkers(todo, o, onDone);
   else await runInProcess(todo, o, onDone);
   progress.finish();
-  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint, o.goals ?? 'phase', o.shadows ?? false);
+  const report = buildReport(outcomes, o.policies, o.tasks, o.seed, o.checkpoint, setupOf(o));
   writeReport(o.outDir, report);
   // GIFs of the first failures: failed episodes are replayed deterministically with the camera recording.
   if (o.failureGifs > 0) {
-    const runner = new EpisodeRunner(o.checkpoint, o.backend, o.goals, o.shadows);
+    const runner = new EpisodeRunner(o.checkpoint, o.backend, setupOf(o));
     try {
       for (const policy of o.policies) {
         for (const task of o.tasks) {
@@ -166,8 +165,8 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
 }
 
 /** The worker side of runInWorkers. */
-export async function workerLoop(checkpoint?: string, backend?: string, goals?: GoalGranularity, shadows = false): Promise<void> {
-  const runner = new EpisodeRunner(checkpoint, backend, goals, shadows);
+export async function workerLoop(checkpoint: string | undefined, backend: string | undefined, setup: EpisodeSetup): Promise<void> {
+  const runner = new EpisodeRunner(checkpoint, backend, setup);
   await new Promise<void>((resolve) => {
     process.on('message', (m: { job?: EvalJob; done?: boolean }) => {
       if (m.done || !m.job) {

@@ -11,13 +11,15 @@ export interface Report {
   goals?: string;
   /** Whether the simulator rendered shadows (absent in reports from before the option). */
   shadows?: boolean;
+  /** Whether later goal pictures were redone after each completed stage (absent in reports from before the option). */
+  restage?: boolean;
   /** The summary average: the unweighted mean of per-task success rates (each task counts once). */
   average: 'mean of per-task success rates';
   policies: Record<string, { tasks: Record<string, TaskSummary>; average_success_rate: number }>;
 }
 
-export function buildReport(outcomes: EpisodeOutcome[], policies: string[], tasks: string[], seed: number, checkpoint?: string, goals?: string, shadows?: boolean): Report {
-  const report: Report = { created: new Date().toISOString(), checkpoint, seed, goals, shadows, average: 'mean of per-task success rates', policies: {} };
+export function buildReport(outcomes: EpisodeOutcome[], policies: string[], tasks: string[], seed: number, checkpoint?: string, setup: { goals?: string; shadows?: boolean; restage?: boolean } = {}): Report {
+  const report: Report = { created: new Date().toISOString(), checkpoint, seed, ...setup, average: 'mean of per-task success rates', policies: {} };
   for (const p of policies) {
     const t: Record<string, TaskSummary> = {};
     for (const task of tasks) t[task] = summariseTask(task, outcomes.filter((o) => o.policy === p && o.task === task));
@@ -37,7 +39,7 @@ export function reportMarkdown(r: Report): string {
   const lines = [
     `# Evaluation report`,
     '',
-    `${r.created}${r.checkpoint ? `, checkpoint ${r.checkpoint}` : ''}, base seed ${r.seed}${r.goals ? `, goal pictures for planners: ${r.goals}` : ''}${r.shadows ? ', rendered with shadows' : ''}. Success rate with Wilson 95 % interval; stages reached;`,
+    `${r.created}${r.checkpoint ? `, checkpoint ${r.checkpoint}` : ''}, base seed ${r.seed}${r.goals ? `, goal pictures for planners: ${r.goals}` : ''}${r.shadows ? ', rendered with shadows' : ''}${r.restage ? ', restaged after each stage' : ''}. Success rate with Wilson 95 % interval; stages reached;`,
     `average completed stages (CALVIN's average length); mean episode length; decision latency p50/p95. Summary line: ${r.average}.`,
     '',
     `| task | ${pols.map((p) => `${p} success (95 % CI)`).join(' | ')} | ${pols.map((p) => `${p} stages reached`).join(' | ')} | ${pols.map((p) => `${p} avg stages`).join(' | ')} | ${pols.map((p) => `${p} steps`).join(' | ')} | ${pols.map((p) => `${p} latency p50/p95 ms`).join(' | ')} |`,

@@ -54,6 +54,7 @@ describe('eval', () => {
     // Resuming with other goal pictures would mix incomparable episodes: refused, naming the setting.
     await expect(evaluate({ ...o, goals: 'stage' })).rejects.toThrow(/goals "phase", not "stage"/);
     await expect(evaluate({ ...o, shadows: true })).rejects.toThrow(/shadows false, not true/);
+    await expect(evaluate({ ...o, restage: true })).rejects.toThrow(/restage false, not true/);
     // A directory from before the shadows option was rendered without them: it resumes as such.
     writeFileSync(join(out, 'settings.json'), JSON.stringify({ checkpoint: null, goals: 'phase' }));
     expect((await evaluate(o)).policies.expert!.tasks['pick-can']!.successes).toBe(2);
