@@ -12,6 +12,7 @@ import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
 import { GoalSequence } from './goal-sequence.js';
+import { gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
 
@@ -74,9 +75,6 @@ export interface PlannedEpisodeOptions extends EpisodeSetup {
   log?: (l: string) => void;
 }
 
-type Vec3 = [number, number, number];
-const gripperPos = (o: Observation): Vec3 | undefined => (o.proprio && o.proprio.length >= 3 ? [o.proprio[0]!, o.proprio[1]!, o.proprio[2]!] : undefined);
-
 /**
  * The gripper's closest approach to where it was in the current goal picture (the expert's pose;
  * privileged simulator state, for the log only): tells a planner that never gets there from one
@@ -86,8 +84,8 @@ class ClosestApproach {
   private best?: ReturnType<typeof rayError>;
 
   update(obs: Observation, goal: Observation): void {
-    const p = gripperPos(obs);
-    const q = gripperPos(goal);
+    const p = gripperPosition(obs);
+    const q = gripperPosition(goal);
     if (!p || !q) return;
     const e = rayError(HEAD_CAMERA, p, q);
     if (!this.best || e.distance < this.best.distance) this.best = e;

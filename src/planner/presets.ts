@@ -34,7 +34,7 @@ const FIELDS = {
   top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions'],
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
-  cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'actionMagnitude', 'terminal'],
+  cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
   actions: ['hold', 'gripper'],
 } as const;
 
@@ -112,6 +112,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       pyramid: c.pyramid === undefined ? 0 : num(c.pyramid, 'cost.pyramid', 0),
       change: c.change === undefined ? 0 : num(c.change, 'cost.change', 0),
       reach: c.reach === undefined ? 0 : num(c.reach, 'cost.reach', 0),
+      pose: c.pose === undefined ? 0 : num(c.pose, 'cost.pose', 0),
       actionMagnitude: num(c.actionMagnitude, 'cost.actionMagnitude', 0),
       terminal: num(c.terminal, 'cost.terminal', 0, 1),
     },

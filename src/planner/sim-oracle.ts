@@ -11,6 +11,7 @@ import { modelActionToRt1 } from '../data/action-mapping.js';
 import type { SimEnv } from '../sim/env.js';
 import { Rng } from '../util/rng.js';
 import { observationToTensor } from './frames.js';
+import { distance, goalGripperPosition, gripperPosition } from './gripper-position.js';
 import { changeDistance, differingFraction, pyramidDistance, reachDistance } from './image-distance.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import { checkPins, pinnedDims } from './pinned-actions.js';
@@ -58,6 +59,7 @@ export class SimOraclePlanning {
     const goalFrame = this.frame(goal.images[goal.images.length - 1]!);
     const nowFrame = this.frame(obs);
     const w = stepWeights(h, p.cost.terminal);
+    const goalPos = goalGripperPosition(goal);
     const cost = async (cands: Float32Array, n: number): Promise<Float32Array> => {
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) {
@@ -74,6 +76,8 @@ export class SimOraclePlanning {
             if (p.cost.pyramid > 0) d += p.cost.pyramid * pyramidDistance(f.expandDims(0) as tf.Tensor4D, goalFrame).dataSync()[0]!;
             if (p.cost.change > 0) d += p.cost.change * changeDistance(f.expandDims(0) as tf.Tensor4D, nowFrame, goalFrame).dataSync()[0]!;
             if (p.cost.reach > 0) d += p.cost.reach * reachDistance(f.expandDims(0) as tf.Tensor4D, nowFrame, goalFrame).dataSync()[0]!;
+            const at = gripperPosition(r.observation);
+            if (p.cost.pose > 0 && goalPos && at) d += p.cost.pose * distance(at, goalPos);
             return d;
           });
           for (const v of seq) m += v * v;

@@ -24,6 +24,8 @@ export interface CostWeights {
   change: number;
   /** Distance between the centres of the candidate's and the goal's change maps (src/planner/image-distance.ts): pulls towards far goals. */
   reach: number;
+  /** Metres from the candidate's gripper to the goal picture's, when the goal carries it (src/planner/gripper-position.ts); not imagined, so the scorer leaves it to the planner. */
+  pose: number;
   /** Mean squared normalised action. */
   actionMagnitude: number;
   /** 1 = only the last imagined frame counts; 0 = every frame equally. */

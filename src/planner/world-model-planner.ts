@@ -24,7 +24,8 @@ import { checkPins, pinnedDims } from './pinned-actions.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../robot/action.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
-import { WorldModelScorer } from './wm-scorer.js';
+import { stepWeights, WorldModelScorer } from './wm-scorer.js';
+import { goalGripperPosition, gripperPosition, predictedPoseCosts } from './gripper-position.js';
 
 export interface WorldModelPlannerOptions {
   backend?: string;
@@ -96,7 +97,15 @@ export class WorldModelPlanning {
     }
     const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
     const seed = this.rng.int(1 << 30);
-    const result = await optimize({ ...p.optimizer, actionDim: a }, async (c, n) => this.scorer.score(c, n, h, false, seed).costs, {
+    const start = gripperPosition(obs);
+    const target = goalGripperPosition(goal);
+    const poseW = p.cost.pose > 0 && start && target ? stepWeights(h, p.cost.terminal).map((x) => x * p.cost.pose) : undefined;
+    const cost = (c: Float32Array, n: number): Float32Array => {
+      const costs = this.scorer.score(c, n, h, false, seed).costs;
+      if (poseW) predictedPoseCosts(c, n, h, this.stats, start!, target!, poseW).forEach((x, i) => (costs[i]! += x));
+      return costs;
+    };
+    const result = await optimize({ ...p.optimizer, actionDim: a }, async (c, n) => cost(c, n), {
       rng: this.rng,
       warmStart: warm,
       proposals: p.optimizer.proposalFraction > 0 || p.optimizer.kind === 'policy' ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,

@@ -31,7 +31,7 @@ describe('planner presets', () => {
     const p = loadPlannerPreset(write('ok.json', good()));
     expect(p).toEqual(loadPlannerPreset('wm-cem-fast'));
     expect(Object.keys(p.rollout).sort()).toEqual(['flowSteps', 'integrator']);
-    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'change', 'pixel', 'pyramid', 'reach', 'representation', 'terminal']);
+    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'change', 'pixel', 'pose', 'pyramid', 'reach', 'representation', 'terminal']);
     // A preset written before the pyramid, change and reach terms existed keeps its meaning: weight 0.
     const old = good();
     delete old.cost!.pyramid;

@@ -1,0 +1,43 @@
+/**
+ * The gripper-position cost (preset field `cost.pose`): metres between where a candidate takes the
+ * gripper and where it is in the goal picture. From one head camera, a gripper above an object and
+ * one nearer the camera in front of it cover the same pixels (README Results item 8); the position
+ * the goal giver recorded with the picture (a storyboard's proprioception) tells them apart.
+ */
+import type { ActionStats } from '../data/action-stats.js';
+import { modelActionToRt1 } from '../data/action-mapping.js';
+import type { Goal, Observation } from './types.js';
+
+export type Vec3 = [number, number, number];
+
+/** Gripper x, y, z (the first three proprioception values), when the observation carries them. */
+export function gripperPosition(o: Observation | undefined): Vec3 | undefined {
+  return o?.proprio && o.proprio.length >= 3 ? [o.proprio[0]!, o.proprio[1]!, o.proprio[2]!] : undefined;
+}
+
+export function goalGripperPosition(goal: Goal): Vec3 | undefined {
+  return gripperPosition(goal.images[goal.images.length - 1]);
+}
+
+export function distance(a: Vec3, b: Vec3): number {
+  return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+}
+
+/**
+ * Per candidate (n x horizon x actionDim normalised actions): the step-weighted distance to `goal` of
+ * the gripper moved by each action's world vector from `start`. Kinematic: it assumes the arm moves
+ * as commanded, which the safety clamps and contacts can only shorten.
+ */
+export function predictedPoseCosts(candidates: Float32Array, n: number, horizon: number, stats: ActionStats, start: Vec3, goal: Vec3, stepWeights: number[]): Float32Array {
+  const a = stats.names.length;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const p: Vec3 = [...start];
+    for (let t = 0; t < horizon; t++) {
+      const w = modelActionToRt1(stats, candidates.subarray((i * horizon + t) * a, (i * horizon + t + 1) * a)).worldVector;
+      for (let k = 0; k < 3; k++) p[k] += w[k]!;
+      out[i] += stepWeights[t]! * distance(p, goal);
+    }
+  }
+  return out;
+}

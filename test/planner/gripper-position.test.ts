@@ -1,0 +1,68 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ActionStats } from '../../src/data/action-stats.js';
+import { predictedPoseCosts, type Vec3 } from '../../src/planner/gripper-position.js';
+import { validatePreset } from '../../src/planner/presets.js';
+import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
+import { loadWorldModelPlanning } from '../../src/planner/world-model-planner.js';
+import type { Observation } from '../../src/planner/types.js';
+import { SimEnv } from '../../src/sim/env.js';
+import { useTestBackend } from '../helpers/tf.js';
+
+// Normalised +-1 = +-6 cm per axis: the simulator's own limit.
+const names = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
+const stats: ActionStats = { names, count: 1, mean: [0, 0, 0], std: [1, 1, 1], min: [-0.06, -0.06, -0.06], max: [0.06, 0.06, 0.06], q01: [-0.06, -0.06, -0.06], q99: [0.06, 0.06, 0.06] };
+const withGripperAt = (o: Observation, p: Vec3): Observation => ({ ...o, proprio: Float32Array.from([...p, 0, 0.045]) });
+
+describe('gripper-position cost (cost.pose)', () => {
+  beforeAll(useTestBackend);
+
+  it('adds up, per step, the distance of the commanded path to the goal position', () => {
+    // Candidate 0: +x twice (3 cm, then 6 cm from the start); candidate 1: -x twice. Goal 6 cm ahead.
+    const cands = Float32Array.from([0.5, 0, 0, 0.5, 0, 0, -0.5, 0, 0, -0.5, 0, 0]);
+    const c = predictedPoseCosts(cands, 2, 2, stats, [0.5, 0, 0.2], [0.56, 0, 0.2], [0.25, 0.75]);
+    expect(c[0]).toBeCloseTo(0.25 * 0.03 + 0.75 * 0, 6);
+    expect(c[1]).toBeCloseTo(0.25 * 0.09 + 0.75 * 0.12, 6);
+  });
+
+  it('is an optional preset field; a negative weight is refused with its name', () => {
+    const base = { name: 'p', optimizer: { kind: 'cem', horizon: 2, candidates: 6, iterations: 2, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 };
+    expect(validatePreset(base, 'p.json').cost.pose).toBe(0);
+    expect(() => validatePreset({ ...base, cost: { ...base.cost, pose: -1 } }, 'p.json')).toThrow(/p.json: 'cost.pose' must be a number/);
+  });
+
+  it('oracle: with the pose cost alone and an unchanged picture, moves towards the goal picture\'s gripper position', async () => {
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 32, imageWidth: 40 });
+    try {
+      const start = env.reset(0).observation;
+      const p = start.proprio!;
+      const goal = withGripperAt(start, [p[0]!, p[1]! + 0.1, p[2]!]);
+      const preset = validatePreset({ name: 'pose', optimizer: { kind: 'cem', horizon: 2, candidates: 12, iterations: 3, elites: 3, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, pose: 5, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 }, 'pose preset');
+      const oracle = new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats, 1);
+      oracle.attach(env);
+      const plan = await oracle.plan(start, { images: [goal] });
+      expect(plan.actions[0]!.worldVector[1]).toBeGreaterThan(0.02);
+      // The cost is the simulated gripper's distance: positive, and below where it started (5 x 10 cm).
+      expect(plan.cost).toBeGreaterThan(0);
+      expect(plan.cost).toBeLessThan(5 * 0.1);
+    } finally {
+      env.close();
+    }
+  });
+
+  it('learned planner (wm-pose-only, shipped model): the predicted path leads to the goal position; without one the term is off', async () => {
+    const planning = await loadWorldModelPlanning('wm-pose-only', 'models/tiny-sim-shift', { seed: 3, lockstep: true });
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: planning.cfg.imageHeight, imageWidth: planning.cfg.imageWidth });
+    try {
+      const start = env.reset(0).observation;
+      const p = start.proprio!;
+      const plan = await planning.plan(start, { images: [withGripperAt(start, [p[0]! - 0.1, p[1]!, p[2]!])], gripper: 'open' });
+      expect(plan.actions[0]!.worldVector[0]).toBeLessThan(-0.02);
+      // A goal picture without a recorded gripper position (a service goal): only the action magnitude is left.
+      const free = await planning.plan(start, { images: [{ ...start, proprio: undefined }], gripper: 'open' });
+      expect(free.cost).toBeLessThan(0.02);
+    } finally {
+      env.close();
+      planning.dispose();
+    }
+  });
+});
