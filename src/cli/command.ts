@@ -1,4 +1,5 @@
 /** What every CLI command declares: its flags (for parsing and --help) and its action. */
+import type { EpisodeSetup } from '../planner/episode.js';
 export type OptionType = 'string' | 'boolean';
 
 export interface OptionSpec {
@@ -93,7 +94,7 @@ export const RESTAGE_OPTION: OptionSpec = {
 /** The flags of an episode setup (src/planner/episode.ts), shared by plan, eval, its workers and demo. */
 export const EPISODE_SETUP_OPTIONS = { goals: GOALS_OPTION, shadows: SHADOWS_OPTION, restage: RESTAGE_OPTION };
 
-export function episodeSetup(opts: ParsedOptions): { goals: 'stage' | 'phase' | 'dense'; shadows: boolean; restage: boolean } {
+export function episodeSetup(opts: ParsedOptions): Required<EpisodeSetup> {
   return { goals: goalsOption(opts), shadows: bool(opts, 'shadows'), restage: bool(opts, 'restage') };
 }
 

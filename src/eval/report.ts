@@ -1,5 +1,6 @@
 /** report.json and report.md: per policy and task, every sub-task reported so any averaging convention can be recomputed. */
 import { join } from 'node:path';
+import type { EpisodeSetup } from '../planner/episode.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { summariseTask, type EpisodeOutcome, type TaskSummary } from './metrics.js';
 
@@ -18,7 +19,7 @@ export interface Report {
   policies: Record<string, { tasks: Record<string, TaskSummary>; average_success_rate: number }>;
 }
 
-export function buildReport(outcomes: EpisodeOutcome[], policies: string[], tasks: string[], seed: number, checkpoint?: string, setup: { goals?: string; shadows?: boolean; restage?: boolean } = {}): Report {
+export function buildReport(outcomes: EpisodeOutcome[], policies: string[], tasks: string[], seed: number, checkpoint?: string, setup: EpisodeSetup = {}): Report {
   const report: Report = { created: new Date().toISOString(), checkpoint, seed, ...setup, average: 'mean of per-task success rates', policies: {} };
   for (const p of policies) {
     const t: Record<string, TaskSummary> = {};

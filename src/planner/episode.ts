@@ -108,8 +108,9 @@ async function restage(sequence: GoalSequence, env: SimEnv, task: string, seed: 
   const done = sequence.subgoals.filter((g) => g.stage === stage - 1 && g.phase !== undefined).at(-1);
   if (!done) return; // stage or dense pictures: no phase to resume from
   try {
-    const later = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
-    sequence.restage(stage, later.filter((g) => g.stage >= stage));
+    const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
+    const later = redone.filter((g) => g.stage >= stage);
+    sequence.restage(stage, later);
     opts.log?.(`  restaged: ${later.length} pictures from the scene as it is now`);
   } catch (e) {
     opts.log?.(`  restaging failed, the first storyboard stays: ${(e as Error).message}`);
