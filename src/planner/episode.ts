@@ -11,7 +11,7 @@ import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
-import { GoalSequence } from './goal-sequence.js';
+import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
 import { gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
@@ -126,7 +126,7 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
   const latencies: number[] = [];
   const frames: RgbImage[] = [];
   let safe = 0;
-  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation);
+  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation, { ...DEFAULT_GOAL_SEQUENCE, pose: planning.preset.handover });
   const goalOf = (): Goal => ({ images: [sequence.current.observation], instruction: env.task.instruction, gripper: sequence.current.gripper });
   let goal: Goal = goalOf();
   let stagesDone = 0;

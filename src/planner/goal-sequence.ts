@@ -10,8 +10,14 @@
  * at once.) A subgoal that is not reached within its patience (a multiple of the expert's own steps) is
  * passed over; the last subgoal of a stage that runs out of patience restarts the stage's
  * storyboard, since the stage is not done.
+ *
+ * With `pose` set, a subgoal also counts as reached once the robot's reported gripper (its
+ * proprioception) is within `pose` metres of the picture's and its fingers within `finger` metres
+ * of the picture's opening: from one camera a gripper at the goal can still look unlike it (an
+ * arm hides the knob differently), and every picture the looks test misses waits out its patience.
  */
 import type { Subgoal } from '../sim/goals.js';
+import { distance, gripperPosition } from './gripper-position.js';
 import type { Observation } from './types.js';
 
 export interface GoalSequenceOptions {
@@ -19,6 +25,24 @@ export interface GoalSequenceOptions {
   /** Patience per subgoal: max(minPatience, patienceFactor x the expert's steps to it). */
   patienceFactor: number;
   minPatience: number;
+  /** Gripper handover (metres; off when absent): position and finger-opening tolerances. */
+  pose?: PoseHandover;
+}
+
+export interface PoseHandover {
+  pose: number;
+  finger: number;
+}
+
+/** The finger opening is the fifth proprioception value (x, y, z, yaw, opening; src/sim/env.ts). */
+const OPENING = 4;
+
+/** Whether `obs` holds the gripper where `goal` has it, fingers included; false when either lacks proprioception. */
+export function gripperAt(obs: Observation, goal: Observation, tol: PoseHandover): boolean {
+  const p = gripperPosition(obs);
+  const q = gripperPosition(goal);
+  if (!p || !q || obs.proprio!.length <= OPENING || goal.proprio!.length <= OPENING) return false;
+  return distance(p, q) <= tol.pose && Math.abs(obs.proprio![OPENING]! - goal.proprio![OPENING]!) <= tol.finger;
 }
 
 export const DEFAULT_GOAL_SEQUENCE: GoalSequenceOptions = { reachRatio: 0.3, patienceFactor: 2, minPatience: 6 };
@@ -84,8 +108,8 @@ export class GoalSequence {
     this.steps++;
     const sameStageNext = this.k + 1 < g.length && g[this.k + 1]!.stage === g[this.k]!.stage;
     if (sameStageNext) {
-      const here = this.distance(obs, g[this.k]!.observation);
-      if (here <= this.o.reachRatio * this.span) {
+      const goal = g[this.k]!.observation;
+      if (this.distance(obs, goal) <= this.o.reachRatio * this.span || (this.o.pose && gripperAt(obs, goal, this.o.pose))) {
         this.go(this.k + 1, g[this.k]!.observation);
         return { kind: 'reached', from, to: this.k };
       }

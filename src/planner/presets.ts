@@ -11,6 +11,7 @@ import { UserError } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './optimizer.js';
 import type { WarmStartPad } from './sequence.js';
+import type { PoseHandover } from './goal-sequence.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './wm-scorer.js';
 
@@ -28,14 +29,17 @@ export interface PlannerPreset {
   executeSteps: number;
   /** Action parts taken out of the search (optional section `actions`). */
   actions: ActionPins;
+  /** Storyboard pictures also count as reached by the reported gripper pose (optional section `handover`; src/planner/goal-sequence.ts). */
+  handover?: PoseHandover;
 }
 
 const FIELDS = {
-  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions'],
+  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions', 'handover'],
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
   actions: ['hold', 'gripper'],
+  handover: ['pose', 'finger'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -74,6 +78,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const r = section(top.rollout, 'rollout', 'rollout');
   const c = section(top.cost, 'cost', 'cost');
   const act = top.actions === undefined ? undefined : section(top.actions, 'actions', 'actions');
+  const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
     if (!isObject(act.hold)) throw new UserError(`${f('actions.hold')} must be an object of action name -> raw value, got ${JSON.stringify(act.hold)}`);
@@ -118,6 +123,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     },
     executeSteps: num(top.executeSteps, 'executeSteps', 1, horizon, true),
     actions: act ? { hold, gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']) } : NO_PINS,
+    ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GoalSequence } from '../../src/planner/goal-sequence.js';
+import { GoalSequence, gripperAt } from '../../src/planner/goal-sequence.js';
 import type { Observation } from '../../src/planner/types.js';
 import type { Subgoal } from '../../src/sim/goals.js';
 
@@ -59,5 +59,35 @@ describe('goal sequence (storyboard of subgoal pictures)', () => {
     expect(s.current.observation.image[0]).toBe(40);
     expect(() => s.restage(1, [sub(90, 1)])).toThrow(/before the current picture's stage is done/);
     expect(() => new GoalSequence(board, dist, at(0)).restage(1, [sub(5, 0)])).toThrow(/stage 1 and later only/);
+  });
+
+  describe('gripper handover', () => {
+    /** Every picture looks the same (distance 1 from everything), so only the gripper test can hand over. */
+    const flat = () => 1;
+    const posed = (x: number, opening = 0.09): Observation => ({ ...at(0), proprio: Float32Array.from([x, 0.2, 0.3, 0, opening]) });
+    const tol = { pose: 0.02, finger: 0.005 };
+    const board2 = [
+      { observation: posed(0.5), stage: 0, expertSteps: 5, name: 'above' },
+      { observation: posed(0.5, 0.021), stage: 0, expertSteps: 3, name: 'grasp' },
+      { observation: posed(0.3, 0.021), stage: 0, expertSteps: 5, name: 'pulled' },
+    ];
+
+    it('needs both the position and the finger opening within tolerance', () => {
+      expect(gripperAt(posed(0.51), posed(0.5), tol)).toBe(true); // 1 cm off
+      expect(gripperAt(posed(0.53), posed(0.5), tol)).toBe(false); // 3 cm off
+      expect(gripperAt(posed(0.5, 0.08), posed(0.5, 0.09), tol)).toBe(false); // fingers 1 cm apart from the picture's
+      expect(gripperAt(at(0), posed(0.5), tol)).toBe(false); // no proprioception: never by pose
+    });
+
+    it('hands a picture over once the gripper is there, long before its patience runs out', () => {
+      const s = new GoalSequence(board2, flat, posed(0.1), { reachRatio: 0.3, patienceFactor: 2, minPatience: 6, pose: tol });
+      expect(s.update(posed(0.4), 0)).toBeUndefined();
+      expect(s.update(posed(0.505), 0)).toEqual({ kind: 'reached', from: 0, to: 1 });
+      expect(s.update(posed(0.5, 0.05), 0)).toBeUndefined(); // fingers still closing
+      expect(s.update(posed(0.5, 0.022), 0)).toEqual({ kind: 'reached', from: 1, to: 2 });
+      // Without the option the same observations wait for the patience (max(6, 2 x 5) = 10 steps).
+      const looks = new GoalSequence(board2, flat, posed(0.1));
+      expect(looks.update(posed(0.505), 0)).toBeUndefined();
+    });
   });
 });

@@ -40,6 +40,11 @@ describe('planner presets', () => {
     expect(loadPlannerPreset(write('old.json', old)).cost).toMatchObject({ pyramid: 0, change: 0, reach: 0 });
   });
 
+  it('reads the optional gripper handover; presets without it hand over by looks alone', () => {
+    expect(loadPlannerPreset('wm-cem-handover').handover).toEqual({ pose: 0.02, finger: 0.005 });
+    expect(loadPlannerPreset('wm-cem-pose').handover).toBeUndefined();
+  });
+
   it('gives createOptimizingPlanner its settings for a model action dimension', () => {
     const p = loadPlannerPreset('wm-mppi');
     const s = presetPlannerSettings(p, 7);
@@ -66,6 +71,8 @@ describe('planner presets', () => {
     ['a missing section', (r) => delete r.cost, `'cost' must be an object, got undefined`],
     ['a non-string name', (r) => ((r as Record<string, unknown>).name = 5), `'name' must be a string, got 5`],
     ['a gripper mode that does not exist', (r) => ((r as Record<string, unknown>).actions = { gripper: 'auto' }), `'actions.gripper' must be "plan" or "goal", got "auto"`],
+    ['a handover tolerance above a metre', (r) => ((r as Record<string, unknown>).handover = { pose: 2, finger: 0.005 }), `'handover.pose' must be a number in [0, 1], got 2`],
+    ['a handover without its finger tolerance', (r) => ((r as Record<string, unknown>).handover = { pose: 0.02 }), `'handover.finger' must be a number in [0, 1], got undefined`],
     ['a held action without a number', (r) => ((r as Record<string, unknown>).actions = { hold: { 'rotation_delta.yaw': 'zero' } }), `'actions.hold.rotation_delta.yaw' must be a number`],
   ];
   for (const [what, edit, message] of cases) {
