@@ -12,7 +12,7 @@ import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
 import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
-import { gripperPosition } from './gripper-position.js';
+import { fingerOpening, gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
 
@@ -82,6 +82,8 @@ export interface PlannedEpisodeOptions extends EpisodeSetup {
  */
 class ClosestApproach {
   private best?: ReturnType<typeof rayError>;
+  /** Finger opening minus the picture's, at the last step (a grasp that missed leaves it far off). */
+  private fingers?: number;
 
   update(obs: Observation, goal: Observation): void {
     const p = gripperPosition(obs);
@@ -89,14 +91,19 @@ class ClosestApproach {
     if (!p || !q) return;
     const e = rayError(HEAD_CAMERA, p, q);
     if (!this.best || e.distance < this.best.distance) this.best = e;
+    const f = fingerOpening(obs);
+    const g = fingerOpening(goal);
+    this.fingers = f !== undefined && g !== undefined ? f - g : undefined;
   }
 
   /** The log text for the goal just left, and a fresh start for the next one. */
   take(): string {
     const b = this.best;
-    this.best = undefined;
+    const f = this.fingers;
+    this.best = this.fingers = undefined;
     const cm = (x: number) => (100 * x).toFixed(1);
-    return b ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)` : '';
+    const fingers = f === undefined ? '' : `, fingers ${Math.round(1000 * f) + 0} mm from its opening`;
+    return b ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)${fingers}` : '';
   }
 }
 

@@ -12,12 +12,13 @@
  * storyboard, since the stage is not done.
  *
  * With `pose` set, a subgoal also counts as reached once the robot's reported gripper (its
- * proprioception) is within `pose` metres of the picture's and its fingers within `finger` metres
- * of the picture's opening: from one camera a gripper at the goal can still look unlike it (an
- * arm hides the knob differently), and every picture the looks test misses waits out its patience.
+ * proprioception) is within `pose` metres of the picture's (or the picture's own tolerance, if
+ * tighter: the demonstrator came down onto a knob more precisely than it moved above it) and its
+ * fingers within `finger` metres of the picture's opening: from one camera a gripper at the goal
+ * can still look unlike it, and every picture the looks test misses waits out its patience.
  */
 import type { Subgoal } from '../sim/goals.js';
-import { distance, gripperPosition } from './gripper-position.js';
+import { distance, fingerOpening, gripperPosition } from './gripper-position.js';
 import type { Observation } from './types.js';
 
 export interface GoalSequenceOptions {
@@ -34,15 +35,14 @@ export interface PoseHandover {
   finger: number;
 }
 
-/** The finger opening is the fifth proprioception value (x, y, z, yaw, opening; src/sim/env.ts). */
-const OPENING = 4;
-
 /** Whether `obs` holds the gripper where `goal` has it, fingers included; false when either lacks proprioception. */
 export function gripperAt(obs: Observation, goal: Observation, tol: PoseHandover): boolean {
   const p = gripperPosition(obs);
   const q = gripperPosition(goal);
-  if (!p || !q || obs.proprio!.length <= OPENING || goal.proprio!.length <= OPENING) return false;
-  return distance(p, q) <= tol.pose && Math.abs(obs.proprio![OPENING]! - goal.proprio![OPENING]!) <= tol.finger;
+  const f = fingerOpening(obs);
+  const g = fingerOpening(goal);
+  if (!p || !q || f === undefined || g === undefined) return false;
+  return distance(p, q) <= tol.pose && Math.abs(f - g) <= tol.finger;
 }
 
 export const DEFAULT_GOAL_SEQUENCE: GoalSequenceOptions = { reachRatio: 0.3, patienceFactor: 2, minPatience: 6 };
@@ -109,7 +109,8 @@ export class GoalSequence {
     const sameStageNext = this.k + 1 < g.length && g[this.k + 1]!.stage === g[this.k]!.stage;
     if (sameStageNext) {
       const goal = g[this.k]!.observation;
-      if (this.distance(obs, goal) <= this.o.reachRatio * this.span || (this.o.pose && gripperAt(obs, goal, this.o.pose))) {
+      const pose = this.o.pose && { ...this.o.pose, pose: Math.min(this.o.pose.pose, g[this.k]!.tolerance ?? Infinity) };
+      if (this.distance(obs, goal) <= this.o.reachRatio * this.span || (pose && gripperAt(obs, goal, pose))) {
         this.go(this.k + 1, g[this.k]!.observation);
         return { kind: 'reached', from, to: this.k };
       }

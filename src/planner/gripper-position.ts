@@ -15,6 +15,11 @@ export function gripperPosition(o: Observation | undefined): Vec3 | undefined {
   return o?.proprio && o.proprio.length >= 3 ? [o.proprio[0]!, o.proprio[1]!, o.proprio[2]!] : undefined;
 }
 
+/** The finger opening (m), the fifth proprioception value (x, y, z, yaw, opening; src/sim/env.ts). */
+export function fingerOpening(o: Observation | undefined): number | undefined {
+  return o?.proprio && o.proprio.length >= 5 ? o.proprio[4]! : undefined;
+}
+
 export function goalGripperPosition(goal: Goal): Vec3 | undefined {
   return gripperPosition(goal.images[goal.images.length - 1]);
 }

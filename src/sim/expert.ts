@@ -51,6 +51,9 @@ interface Phase {
 
 const MAX_RETRIES = 3;
 
+/** Distance (m) at which a waypoint counts as reached when its phase sets no tolerance. */
+export const DEFAULT_WAYPOINT_TOLERANCE = 0.012;
+
 interface ExpertScript {
   task: string;
   phases: Phase[];
@@ -243,7 +246,7 @@ export class ScriptedExpert implements Policy {
       turn += this.rng.normal() * this.noise * 2;
     }
     this.inPhase++;
-    const reached = dist < (ph.tolerance ?? 0.012) && Math.abs(yawErr) < 0.05;
+    const reached = dist < (ph.tolerance ?? DEFAULT_WAYPOINT_TOLERANCE) && Math.abs(yawErr) < 0.05;
     if (reached) this.held++;
     if ((reached && this.held > (ph.hold ?? 0)) || this.inPhase >= (ph.maxSteps ?? 25)) {
       this.phase++;

@@ -7,7 +7,7 @@
 import type { Observation } from '../planner/types.js';
 import { gripperCommand } from '../robot/action.js';
 import { SimEnv, type SimSnapshot, type StepResult } from './env.js';
-import { makeScriptedPolicy, ScriptedExpert } from './expert.js';
+import { DEFAULT_WAYPOINT_TOLERANCE, makeScriptedPolicy, ScriptedExpert } from './expert.js';
 import { taskByName } from './tasks.js';
 
 /**
@@ -30,6 +30,8 @@ export interface Subgoal {
   gripper?: 'open' | 'closed';
   /** The expert phase this picture ends (phase goals; a stage's completion picture sits half-way into the phase that completed it). */
   phase?: number;
+  /** How near (m) the expert had to bring the gripper to its waypoint to end that phase (phase goals): how precise this picture is. */
+  tolerance?: number;
 }
 
 export async function goalObservations(task: string, seed: number, height: number, width: number): Promise<Observation[]> {
@@ -82,7 +84,8 @@ function recordStoryboard(env: SimEnv, first: StepResult, seed: number, fromPhas
     const action = policy.act(r);
     // The expert moves on from a phase when the observation it just saw shows that phase done.
     if (policy.phaseIndex > phase) {
-      phaseGoals.push({ observation: r.observation, stage: r.stagesDone, expertSteps: since, name: policy.script.phases[phase]!.name, gripper, phase });
+      const ended = policy.script.phases[phase]!;
+      phaseGoals.push({ observation: r.observation, stage: r.stagesDone, expertSteps: since, name: ended.name, gripper, phase, tolerance: ended.tolerance ?? DEFAULT_WAYPOINT_TOLERANCE });
       since = 0;
     } else if (policy.phaseIndex < phase) {
       // A retry: the storyboard keeps only the attempt that worked.

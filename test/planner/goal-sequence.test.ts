@@ -89,5 +89,12 @@ describe('goal sequence (storyboard of subgoal pictures)', () => {
       const looks = new GoalSequence(board2, flat, posed(0.1));
       expect(looks.update(posed(0.505), 0)).toBeUndefined();
     });
+
+    it("holds a picture to its own tolerance when that is tighter than the preset's", () => {
+      const precise = [{ ...board2[0]!, tolerance: 0.01 }, ...board2.slice(1)];
+      const s = new GoalSequence(precise, flat, posed(0.1), { reachRatio: 0.3, patienceFactor: 2, minPatience: 6, pose: tol });
+      expect(s.update(posed(0.515), 0)).toBeUndefined(); // 1.5 cm: within the preset's 2 cm, not the picture's 1 cm
+      expect(s.update(posed(0.508), 0)).toEqual({ kind: 'reached', from: 0, to: 1 });
+    });
   });
 });

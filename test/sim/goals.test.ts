@@ -14,6 +14,8 @@ describe('goal storyboards redone from the scene as it is (restaging)', () => {
     const board = await subgoals(task, seed, H, W, 'phase');
     const done = board.find((g) => g.name === 'drawer open 12 cm (done)')!;
     expect(done.stage).toBe(0);
+    // Each phase picture carries the precision the expert's phase demanded (policies/experts/drawer-place.json).
+    expect(board.filter((g) => g.name === 'above knob' || g.name === 'descend').map((g) => g.tolerance)).toEqual([0.02, 0.01, 0.012]);
     const fromPhase = Math.ceil(done.phase!);
     // The expert's own episode, stopped where it completed stage 1 (the drawer 12 cm open, the knob held).
     const env = await SimEnv.create({ task, seed, imageHeight: H, imageWidth: W });
