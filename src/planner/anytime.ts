@@ -46,6 +46,8 @@ export interface AnytimeOptions {
   onIteration?: (it: IterationReport) => void;
   /** Action dimensions held at fixed values in every candidate (src/planner/pinned-actions.ts). */
   pinned?: readonly PinnedDim[];
+  /** Applied to every candidate after the pins, before scoring (e.g. moveCap). */
+  constrain?: (seqs: Float32Array) => void;
 }
 
 export interface IterationReport {
@@ -94,6 +96,7 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
   const predictive = o.predictive ?? true;
   const dist: SequenceGaussian = { mean: o.warmStart ? Float32Array.from(o.warmStart) : new Float32Array(len), std: new Float32Array(len).fill(s.initStd) };
   applyPins(dist.mean, s.actionDim, o.pinned ?? []);
+  o.constrain?.(dist.mean);
   let best = Float32Array.from(dist.mean, (v) => Math.max(-1, Math.min(1, v)));
   let bestCost = Infinity;
   let evaluated = 0;
@@ -125,6 +128,7 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
     const tIt = now();
     const pop = await samplePopulation(dist, s.candidates, o.rng, { source: o.proposals, fraction: s.proposalFraction }, now);
     applyPins(pop.candidates, s.actionDim, o.pinned ?? []);
+    o.constrain?.(pop.candidates);
     const tCost = now();
     const costs = await cost(pop.candidates, pop.n);
     externalMs += pop.proposalMs + (now() - tCost);

@@ -4,8 +4,10 @@
  * `gripper: "goal"` takes the gripper command from the goal (the storyboard says whether the
  * gripper is open or closed in each picture), because at 32x40 pixels the fingers are one or two
  * pixels wide and the image costs cannot tell an open gripper from a closed one.
+ * `closedSpeed` caps the arm's move per step while the goal has the gripper closed: a knob or an
+ * apple held by friction slips out of a gripper jerked at full speed (the experts pull at half).
  */
-import { normaliseActions, type ActionStats } from '../data/action-stats.js';
+import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import { UserError } from '../util/errors.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal } from './types.js';
@@ -17,6 +19,8 @@ export interface ActionPins {
   hold: Record<string, number>;
   /** 'goal': the goal's gripper state sets the gripper command when the goal has one. */
   gripper: 'plan' | 'goal';
+  /** Largest translation (m per step) while the goal's gripper is closed; absent = the robot's own limit. */
+  closedSpeed?: number;
 }
 
 export const NO_PINS: ActionPins = { hold: {}, gripper: 'plan' };
@@ -43,10 +47,36 @@ export function pinnedDims(pins: ActionPins, stats: ActionStats, goal?: Goal): P
   return out;
 }
 
+const WORLD_VECTOR = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
+
+/**
+ * The move cap for this goal, as an in-place edit of n sequences laid out n x H x A (normalised):
+ * each step's world vector longer than `closedSpeed` is scaled down to it. Undefined when no cap
+ * applies (none set, or the goal's gripper is not closed).
+ */
+export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal): ((seqs: Float32Array) => void) | undefined {
+  if (pins.closedSpeed === undefined || goal?.gripper !== 'closed') return undefined;
+  const cap = pins.closedSpeed;
+  const idx = WORLD_VECTOR.map((n) => stats.names.indexOf(n));
+  if (idx.some((i) => i < 0)) throw new Error(`actions.closedSpeed needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
+  const a = stats.names.length;
+  return (seqs) => {
+    for (let o = 0; o < seqs.length; o += a) {
+      const raw = denormaliseActions(stats, seqs.subarray(o, o + a));
+      const len = Math.hypot(...idx.map((i) => raw[i]!));
+      if (len <= cap) continue;
+      for (const i of idx) raw[i] = (raw[i]! * cap) / len;
+      const back = normaliseActions(stats, raw);
+      for (const i of idx) seqs[o + i] = back[i]!;
+    }
+  };
+}
+
 /** A preset's pins must name the model's actions: checked when a planner is built, not at the first goal. */
 export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
   try {
     pinnedDims(preset.actions, stats, { images: [], gripper: 'open' });
+    moveCap(preset.actions, stats, { images: [], gripper: 'closed' });
   } catch (e) {
     throw new UserError(`planner preset '${preset.name}', actions: ${(e as Error).message}`);
   }

@@ -16,6 +16,7 @@ export async function optimizePolicy(s: SequenceShape, o: AnytimeOptions): Promi
   checkBatch('the proposal source', p, len);
   const best = Float32Array.from(p.subarray(0, len), (v) => (Number.isFinite(v) ? clipUnit(v) : 0));
   applyPins(best, s.actionDim, o.pinned ?? []);
+  o.constrain?.(best);
   const elapsed = now() - t0;
   return { best, bestCost: NaN, mean: best, iterations: 1, candidatesEvaluated: 0, proposalsEvaluated: 1, costHistory: [], stopReason: 'iterations', elapsedMs: elapsed, externalMs: elapsed };
 }

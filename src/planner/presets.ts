@@ -38,7 +38,7 @@ const FIELDS = {
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
-  actions: ['hold', 'gripper'],
+  actions: ['hold', 'gripper', 'closedSpeed'],
   handover: ['pose', 'finger'],
 } as const;
 
@@ -122,7 +122,13 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       terminal: num(c.terminal, 'cost.terminal', 0, 1),
     },
     executeSteps: num(top.executeSteps, 'executeSteps', 1, horizon, true),
-    actions: act ? { hold, gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']) } : NO_PINS,
+    actions: act
+      ? {
+          hold,
+          gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']),
+          ...(act.closedSpeed !== undefined && { closedSpeed: num(act.closedSpeed, 'actions.closedSpeed', 0.001, 1) }),
+        }
+      : NO_PINS,
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
   };
 }

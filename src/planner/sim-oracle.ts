@@ -14,7 +14,7 @@ import { observationToTensor } from './frames.js';
 import { distance, goalGripperPosition, gripperPosition } from './gripper-position.js';
 import { changeDistance, differingFraction, pyramidDistance, reachDistance } from './image-distance.js';
 import { optimize, shiftPlan } from './optimizer.js';
-import { checkPins, pinnedDims } from './pinned-actions.js';
+import { checkPins, moveCap, pinnedDims } from './pinned-actions.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from './types.js';
 import { stepWeights } from './wm-scorer.js';
@@ -89,7 +89,7 @@ export class SimOraclePlanning {
     };
     try {
       const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
-      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal) });
+      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal), constrain: moveCap(p.actions, this.stats, goal) });
       this.previous = result.best;
       const actions = Array.from({ length: h }, (_, t) => modelActionToRt1(this.stats, result.best.subarray(t * a, (t + 1) * a)));
       return { actions, cost: result.bestCost, iterations: result.iterations, candidatesEvaluated: result.candidatesEvaluated, latencyMs: performance.now() - t0, observationStamp: obs.stamp, safe: false };

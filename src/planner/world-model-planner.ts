@@ -20,7 +20,7 @@ import { observationToTensor, tensorToImages } from './frames.js';
 import { differingFraction } from './image-distance.js';
 import { makePlanner } from './loop.js';
 import { optimize, shiftPlan } from './optimizer.js';
-import { checkPins, pinnedDims } from './pinned-actions.js';
+import { checkPins, moveCap, pinnedDims } from './pinned-actions.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../robot/action.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
@@ -112,6 +112,7 @@ export class WorldModelPlanning {
       deadline: this.opts.lockstep ? Infinity : t0 + p.budgetMs,
       signal,
       pinned: pinnedDims(p.actions, this.stats, goal),
+      constrain: moveCap(p.actions, this.stats, goal),
       // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
       between: () => new Promise((resolve) => setImmediate(resolve)),
     });

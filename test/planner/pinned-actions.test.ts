@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ActionStats } from '../../src/data/action-stats.js';
 import { optimize } from '../../src/planner/optimizer.js';
-import { pinnedDims } from '../../src/planner/pinned-actions.js';
+import { moveCap, pinnedDims } from '../../src/planner/pinned-actions.js';
+import { denormaliseActions } from '../../src/data/action-stats.js';
 import { validatePreset } from '../../src/planner/presets.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { subgoals } from '../../src/sim/goals.js';
@@ -51,5 +52,44 @@ describe('pinned action parts', () => {
   it("the expert's storyboard says when the gripper is closed (pick-can: open above and around the can, closed once grasped)", async () => {
     const board = await subgoals('pick-can', 0, 16, 20, 'phase');
     expect(board.map((g) => g.gripper)).toEqual(['open', 'open', 'closed', 'closed']);
+  });
+
+  describe('move cap while the gripper is closed (actions.closedSpeed)', () => {
+    // x, y, z each map -0.06..0.06 m to -1..1; the gripper -1..1 to itself.
+    const wv = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'gripper_closedness_action'];
+    const s4: ActionStats = { names: wv, count: 1, mean: [0, 0, 0, 0], std: [1, 1, 1, 1], min: [-0.06, -0.06, -0.06, -1], max: [0.06, 0.06, 0.06, 1], q01: [-0.06, -0.06, -0.06, -1], q99: [0.06, 0.06, 0.06, 1] };
+    const pins = validatePreset({ ...base, actions: { gripper: 'goal', closedSpeed: 0.03 } }, 'p.json').actions;
+    const moveOf = (seq: Float32Array, t: number) => Math.hypot(...Array.from(denormaliseActions(s4, seq.subarray(t * 4, t * 4 + 3 + 1)).subarray(0, 3)));
+
+    it('scales a closed-gripper move longer than the cap down to it, keeping its direction; short moves and open goals are untouched', () => {
+      const cap = moveCap(pins, s4, { images: [], gripper: 'closed' })!;
+      // Step 0: 6 cm along x and 6 cm along -z (8.5 cm); step 1: 1.2 cm along y.
+      const seq = new Float32Array([1, 0, -1, 1, 0, 0.2, 0, 1]);
+      cap(seq);
+      expect(moveOf(seq, 0)).toBeCloseTo(0.03, 6);
+      expect(seq[0]).toBeCloseTo(-seq[2]!, 6); // still diagonal
+      expect(seq[3]).toBe(1); // the gripper part is left alone
+      expect(Array.from(seq.subarray(4))).toEqual([0, Math.fround(0.2), 0, 1]);
+      expect(moveCap(pins, s4, { images: [], gripper: 'open' })).toBeUndefined();
+      expect(moveCap(validatePreset(base, 'p.json').actions, s4, { images: [], gripper: 'closed' })).toBeUndefined();
+    });
+
+    it('every candidate the cost sees is within the cap', async () => {
+      const cap = moveCap(pins, s4, { images: [], gripper: 'closed' })!;
+      let longest = 0;
+      const cost = async (c: Float32Array, n: number) => {
+        for (let t = 0; t < n * 2; t++) longest = Math.max(longest, moveOf(c, t));
+        return Float32Array.from({ length: n }, (_, i) => -c[i * 8]!); // wants to go fast along +x
+      };
+      const r = await optimize({ kind: 'cem', horizon: 2, actionDim: 4, candidates: 6, iterations: 3, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, cost, { rng: new Rng(2), constrain: cap });
+      expect(longest).toBeLessThanOrEqual(0.03 + 1e-6);
+      expect(longest).toBeGreaterThan(0.029);
+      expect(moveOf(r.best, 0)).toBeLessThanOrEqual(0.03 + 1e-6);
+    });
+
+    it('a cap on a model without world-vector actions is refused when the planner is built', () => {
+      const preset = validatePreset({ ...base, actions: { closedSpeed: 0.03 } }, 'p.json');
+      expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/actions\.closedSpeed needs the model's actions world_vector\.x/);
+    });
   });
 });
