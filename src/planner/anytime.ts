@@ -9,7 +9,7 @@
 import type { Rng } from '../util/rng.js';
 import { applyPins, type PinnedDim } from './pinned-actions.js';
 import { rankByCost, samplePopulation, type SequenceGaussian } from './population.js';
-import { checkBatch, type ProposalSource, type SequenceCost, type SequenceShape } from './sequence.js';
+import { checkBatch, clipUnit, type ProposalSource, type SequenceCost, type SequenceShape } from './sequence.js';
 
 /** Refits the sampling distribution from one scored population (CEM, MPPI). */
 export type DistributionUpdate = (dist: SequenceGaussian, candidates: Float32Array, costs: Float32Array, order: Int32Array, n: number) => void;
@@ -48,6 +48,8 @@ export interface AnytimeOptions {
   pinned?: readonly PinnedDim[];
   /** Applied to every candidate after the pins, before scoring (e.g. moveCap). */
   constrain?: (seqs: Float32Array) => void;
+  /** One sequence (H x A) scored in the first iteration in place of the last Gaussian sample (e.g. straightMove). */
+  include?: Float32Array;
 }
 
 export interface IterationReport {
@@ -89,6 +91,7 @@ function checkSettings(s: AnytimeSettings): void {
 export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate, cost: SequenceCost, o: AnytimeOptions): Promise<OptimizeResult> {
   checkSettings(s);
   const len = s.horizon * s.actionDim;
+  if (o.include && o.include.length !== len) throw new Error(`included sequence has ${o.include.length} values, expected ${len}`);
   if (o.warmStart && o.warmStart.length !== len) throw new Error(`warm start has ${o.warmStart.length} values, expected horizon ${s.horizon} x action dim ${s.actionDim} = ${len}`);
   const now = o.now ?? (() => performance.now());
   const t0 = now();
@@ -127,6 +130,7 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
     }
     const tIt = now();
     const pop = await samplePopulation(dist, s.candidates, o.rng, { source: o.proposals, fraction: s.proposalFraction }, now);
+    if (it === 0 && o.include) pop.candidates.set(Array.from(o.include.subarray(0, len), clipUnit), (pop.n - 1) * len);
     applyPins(pop.candidates, s.actionDim, o.pinned ?? []);
     o.constrain?.(pop.candidates);
     const tCost = now();

@@ -5,6 +5,7 @@
  * the goal giver recorded with the picture (a storyboard's proprioception) tells them apart.
  */
 import type { ActionStats } from '../data/action-stats.js';
+import { normaliseActions, denormaliseActions } from '../data/action-stats.js';
 import { modelActionToRt1 } from '../data/action-mapping.js';
 import type { Goal, Observation } from './types.js';
 
@@ -43,6 +44,29 @@ export function predictedPoseCosts(candidates: Float32Array, n: number, horizon:
       for (let k = 0; k < 3; k++) p[k] += w[k]!;
       out[i] += stepWeights[t]! * distance(p, goal);
     }
+  }
+  return out;
+}
+
+/**
+ * The straight move towards `goal` (n = 1, horizon x actionDim normalised): each step the whole way
+ * that is left, clipped to the largest move the action space holds; every other part at raw 0.
+ * A candidate worth scoring (preset `poseProposal`): Gaussian samples around a short plan reach a
+ * far goal position only over many replans.
+ */
+export function straightMove(stats: ActionStats, start: Vec3, goal: Vec3, horizon: number): Float32Array {
+  const a = stats.names.length;
+  const idx = ['world_vector.x', 'world_vector.y', 'world_vector.z'].map((n) => stats.names.indexOf(n));
+  if (idx.some((i) => i < 0)) throw new Error(`a straight move needs the model's actions world_vector.x/y/z (it has ${stats.names.join(', ')})`);
+  const out = new Float32Array(horizon * a);
+  const p: Vec3 = [...start];
+  for (let t = 0; t < horizon; t++) {
+    const raw = new Float32Array(a);
+    idx.forEach((i, k) => (raw[i] = goal[k]! - p[k]!));
+    const step = normaliseActions(stats, raw);
+    out.set(step, t * a);
+    const moved = denormaliseActions(stats, step);
+    idx.forEach((i, k) => (p[k] += moved[i]!));
   }
   return out;
 }

@@ -31,10 +31,12 @@ export interface PlannerPreset {
   actions: ActionPins;
   /** Storyboard pictures also count as reached by the reported gripper pose (optional section `handover`; src/planner/goal-sequence.ts). */
   handover?: PoseHandover;
+  /** Score the straight move to the goal's recorded gripper position in each plan (optional, default false; src/planner/gripper-position.ts). */
+  poseProposal: boolean;
 }
 
 const FIELDS = {
-  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions', 'handover'],
+  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions', 'handover', 'poseProposal'],
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
@@ -67,6 +69,10 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const oneOf = <T extends string>(v: unknown, where: string, options: readonly T[]): T => {
     if (typeof v !== 'string' || !options.includes(v as T)) throw new UserError(`${f(where)} must be ${options.map((x) => JSON.stringify(x)).join(' or ')}, got ${JSON.stringify(v)}`);
     return v as T;
+  };
+  const bool = (v: unknown, where: string): boolean => {
+    if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
+    return v;
   };
   const text = (v: unknown, where: string): string | undefined => {
     if (v !== undefined && typeof v !== 'string') throw new UserError(`${f(where)} must be a string, got ${JSON.stringify(v)}`);
@@ -129,6 +135,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
           ...(act.closedSpeed !== undefined && { closedSpeed: num(act.closedSpeed, 'actions.closedSpeed', 0.001, 1) }),
         }
       : NO_PINS,
+    poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
   };
 }

@@ -11,7 +11,7 @@ import { modelActionToRt1 } from '../data/action-mapping.js';
 import type { SimEnv } from '../sim/env.js';
 import { Rng } from '../util/rng.js';
 import { observationToTensor } from './frames.js';
-import { distance, goalGripperPosition, gripperPosition } from './gripper-position.js';
+import { distance, goalGripperPosition, gripperPosition, straightMove } from './gripper-position.js';
 import { changeDistance, differingFraction, pyramidDistance, reachDistance } from './image-distance.js';
 import { optimize, shiftPlan } from './optimizer.js';
 import { checkPins, moveCap, pinnedDims } from './pinned-actions.js';
@@ -60,6 +60,7 @@ export class SimOraclePlanning {
     const nowFrame = this.frame(obs);
     const w = stepWeights(h, p.cost.terminal);
     const goalPos = goalGripperPosition(goal);
+    const start = gripperPosition(obs);
     const cost = async (cands: Float32Array, n: number): Promise<Float32Array> => {
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) {
@@ -89,7 +90,7 @@ export class SimOraclePlanning {
     };
     try {
       const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
-      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal), constrain: moveCap(p.actions, this.stats, goal) });
+      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal), constrain: moveCap(p.actions, this.stats, goal), include: p.poseProposal && goalPos && start ? straightMove(this.stats, start, goalPos, h) : undefined });
       this.previous = result.best;
       const actions = Array.from({ length: h }, (_, t) => modelActionToRt1(this.stats, result.best.subarray(t * a, (t + 1) * a)));
       return { actions, cost: result.bestCost, iterations: result.iterations, candidatesEvaluated: result.candidatesEvaluated, latencyMs: performance.now() - t0, observationStamp: obs.stamp, safe: false };

@@ -25,7 +25,7 @@ import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../robot/action.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
 import { stepWeights, WorldModelScorer } from './wm-scorer.js';
-import { goalGripperPosition, gripperPosition, predictedPoseCosts } from './gripper-position.js';
+import { goalGripperPosition, gripperPosition, predictedPoseCosts, straightMove } from './gripper-position.js';
 
 export interface WorldModelPlannerOptions {
   backend?: string;
@@ -113,6 +113,7 @@ export class WorldModelPlanning {
       signal,
       pinned: pinnedDims(p.actions, this.stats, goal),
       constrain: moveCap(p.actions, this.stats, goal),
+      include: p.poseProposal && start && target ? straightMove(this.stats, start, target, h) : undefined,
       // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
       between: () => new Promise((resolve) => setImmediate(resolve)),
     });

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActionStats } from '../../src/data/action-stats.js';
-import { predictedPoseCosts, type Vec3 } from '../../src/planner/gripper-position.js';
+import { predictedPoseCosts, straightMove, type Vec3 } from '../../src/planner/gripper-position.js';
+import { optimize } from '../../src/planner/optimizer.js';
+import { Rng } from '../../src/util/rng.js';
 import { validatePreset } from '../../src/planner/presets.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { loadWorldModelPlanning } from '../../src/planner/world-model-planner.js';
@@ -24,9 +26,32 @@ describe('gripper-position cost (cost.pose)', () => {
     expect(c[1]).toBeCloseTo(0.25 * 0.09 + 0.75 * 0.12, 6);
   });
 
+  it('straight move: the whole way left each step, clipped to the largest move; its path ends at a near goal', () => {
+    // 9 cm along +x and 3 cm along -y: step 1 is clipped to 6 cm on x, step 2 covers the 3 cm left.
+    const m = straightMove(stats, [0.5, 0, 0.2], [0.59, -0.03, 0.2], 2);
+    [1, -0.5, 0, 0.5, 0, 0].forEach((v, i) => expect(m[i]).toBeCloseTo(v, 5));
+    expect(predictedPoseCosts(m, 1, 2, stats, [0.5, 0, 0.2], [0.59, -0.03, 0.2], [0, 1])[0]).toBeCloseTo(0, 6);
+    expect(() => straightMove({ ...stats, names: ['a', 'b', 'c'] }, [0, 0, 0], [1, 1, 1], 2)).toThrow(/world_vector/);
+  });
+
+  it('the included sequence is scored in the first iteration and wins when it is the best', async () => {
+    const include = Float32Array.from([0.9, 0, 0, 0.9, 0, 0]);
+    let first: Float32Array | undefined;
+    const cost = async (c: Float32Array, n: number) => {
+      first ??= c.slice();
+      return Float32Array.from({ length: n }, (_, i) => Math.abs(c[i * 6]! - 0.9) + Math.abs(c[i * 6 + 3]! - 0.9));
+    };
+    const r = await optimize({ kind: 'cem', horizon: 2, actionDim: 3, candidates: 6, iterations: 1, elites: 2, temperature: 0.1, initStd: 0.1, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, cost, { rng: new Rng(3), include });
+    expect(Array.from(first!.subarray(5 * 6))).toEqual(Array.from(include));
+    expect(Array.from(r.best)).toEqual(Array.from(include));
+  });
+
   it('is an optional preset field; a negative weight is refused with its name', () => {
     const base = { name: 'p', optimizer: { kind: 'cem', horizon: 2, candidates: 6, iterations: 2, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 };
     expect(validatePreset(base, 'p.json').cost.pose).toBe(0);
+    expect(validatePreset(base, 'p.json').poseProposal).toBe(false);
+    expect(validatePreset({ ...base, poseProposal: true }, 'p.json').poseProposal).toBe(true);
+    expect(() => validatePreset({ ...base, poseProposal: 'yes' }, 'p.json')).toThrow(/p.json: 'poseProposal' must be true or false, got "yes"/);
     expect(() => validatePreset({ ...base, cost: { ...base.cost, pose: -1 } }, 'p.json')).toThrow(/p.json: 'cost.pose' must be a number/);
   });
 
