@@ -4,13 +4,16 @@
  * `gripper: "goal"` takes the gripper command from the goal (the storyboard says whether the
  * gripper is open or closed in each picture), because at 32x40 pixels the fingers are one or two
  * pixels wide and the image costs cannot tell an open gripper from a closed one.
- * `closedSpeed` caps the arm's move per step while the goal has the gripper closed: a knob or an
- * apple held by friction slips out of a gripper jerked at full speed (the experts pull at half).
+ * `carry` caps the arm's move per step while the gripper holds something (commanded closed, the
+ * fingers stopped at least `minOpening` apart): a knob or an apple held by friction slips out of a
+ * gripper jerked at full speed (the experts pull at half). An empty closed gripper (pushing a
+ * drawer shut) moves at full speed.
  */
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import { UserError } from '../util/errors.js';
 import type { PlannerPreset } from './presets.js';
-import type { Goal } from './types.js';
+import { fingerOpening } from './gripper-position.js';
+import type { Goal, Observation } from './types.js';
 
 export const GRIPPER_ACTION = 'gripper_closedness_action';
 
@@ -19,8 +22,8 @@ export interface ActionPins {
   hold: Record<string, number>;
   /** 'goal': the goal's gripper state sets the gripper command when the goal has one. */
   gripper: 'plan' | 'goal';
-  /** Largest translation (m per step) while the goal's gripper is closed; absent = the robot's own limit. */
-  closedSpeed?: number;
+  /** Largest translation (m per step) while holding something; absent = the robot's own limit. */
+  carry?: { speed: number; minOpening: number };
 }
 
 export const NO_PINS: ActionPins = { hold: {}, gripper: 'plan' };
@@ -50,15 +53,18 @@ export function pinnedDims(pins: ActionPins, stats: ActionStats, goal?: Goal): P
 const WORLD_VECTOR = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
 
 /**
- * The move cap for this goal, as an in-place edit of n sequences laid out n x H x A (normalised):
- * each step's world vector longer than `closedSpeed` is scaled down to it. Undefined when no cap
- * applies (none set, or the goal's gripper is not closed).
+ * The move cap for this goal and observation, as an in-place edit of n sequences laid out
+ * n x H x A (normalised): each step's world vector longer than `carry.speed` is scaled down to it.
+ * Undefined when no cap applies: none set, the goal's gripper is not closed, or the fingers are
+ * closed on nothing (narrower than `carry.minOpening`; without a reported opening, assume held).
  */
-export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal): ((seqs: Float32Array) => void) | undefined {
-  if (pins.closedSpeed === undefined || goal?.gripper !== 'closed') return undefined;
-  const cap = pins.closedSpeed;
+export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal, obs?: Observation): ((seqs: Float32Array) => void) | undefined {
+  if (pins.carry === undefined || goal?.gripper !== 'closed') return undefined;
+  const opening = fingerOpening(obs);
+  if (opening !== undefined && opening < pins.carry.minOpening) return undefined;
+  const cap = pins.carry.speed;
   const idx = WORLD_VECTOR.map((n) => stats.names.indexOf(n));
-  if (idx.some((i) => i < 0)) throw new Error(`actions.closedSpeed needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
+  if (idx.some((i) => i < 0)) throw new Error(`actions.carry needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
   const a = stats.names.length;
   return (seqs) => {
     for (let o = 0; o < seqs.length; o += a) {

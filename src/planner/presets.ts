@@ -40,7 +40,8 @@ const FIELDS = {
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
-  actions: ['hold', 'gripper', 'closedSpeed'],
+  actions: ['hold', 'gripper', 'carry'],
+  carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
 } as const;
 
@@ -84,6 +85,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const r = section(top.rollout, 'rollout', 'rollout');
   const c = section(top.cost, 'cost', 'cost');
   const act = top.actions === undefined ? undefined : section(top.actions, 'actions', 'actions');
+  const carry = act?.carry === undefined ? undefined : section(act.carry, 'carry', 'actions.carry');
   const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
@@ -132,7 +134,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       ? {
           hold,
           gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']),
-          ...(act.closedSpeed !== undefined && { closedSpeed: num(act.closedSpeed, 'actions.closedSpeed', 0.001, 1) }),
+          ...(carry && { carry: { speed: num(carry.speed, 'actions.carry.speed', 0.001, 1), minOpening: num(carry.minOpening, 'actions.carry.minOpening', -1, 1) } }),
         }
       : NO_PINS,
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),

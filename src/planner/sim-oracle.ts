@@ -90,7 +90,7 @@ export class SimOraclePlanning {
     };
     try {
       const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
-      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal), constrain: moveCap(p.actions, this.stats, goal), include: p.poseProposal && goalPos && start ? straightMove(this.stats, start, goalPos, h) : undefined });
+      const result = await optimize({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0, actionDim: a }, cost, { rng: this.rng, warmStart: warm, deadline: Infinity, pinned: pinnedDims(p.actions, this.stats, goal), constrain: moveCap(p.actions, this.stats, goal, obs), include: p.poseProposal && goalPos && start ? straightMove(this.stats, start, goalPos, h) : undefined });
       this.previous = result.best;
       const actions = Array.from({ length: h }, (_, t) => modelActionToRt1(this.stats, result.best.subarray(t * a, (t + 1) * a)));
       return { actions, cost: result.bestCost, iterations: result.iterations, candidatesEvaluated: result.candidatesEvaluated, latencyMs: performance.now() - t0, observationStamp: obs.stamp, safe: false };

@@ -112,7 +112,7 @@ export class WorldModelPlanning {
       deadline: this.opts.lockstep ? Infinity : t0 + p.budgetMs,
       signal,
       pinned: pinnedDims(p.actions, this.stats, goal),
-      constrain: moveCap(p.actions, this.stats, goal),
+      constrain: moveCap(p.actions, this.stats, goal, obs),
       include: p.poseProposal && start && target ? straightMove(this.stats, start, target, h) : undefined,
       // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
       between: () => new Promise((resolve) => setImmediate(resolve)),

@@ -4,6 +4,7 @@ import { optimize } from '../../src/planner/optimizer.js';
 import { moveCap, pinnedDims } from '../../src/planner/pinned-actions.js';
 import { denormaliseActions } from '../../src/data/action-stats.js';
 import { validatePreset } from '../../src/planner/presets.js';
+import type { Observation } from '../../src/planner/types.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { subgoals } from '../../src/sim/goals.js';
 import { Rng } from '../../src/util/rng.js';
@@ -54,15 +55,17 @@ describe('pinned action parts', () => {
     expect(board.map((g) => g.gripper)).toEqual(['open', 'open', 'closed', 'closed']);
   });
 
-  describe('move cap while the gripper is closed (actions.closedSpeed)', () => {
+  describe('move cap while the gripper holds something (actions.carry)', () => {
     // x, y, z each map -0.06..0.06 m to -1..1; the gripper -1..1 to itself.
     const wv = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'gripper_closedness_action'];
     const s4: ActionStats = { names: wv, count: 1, mean: [0, 0, 0, 0], std: [1, 1, 1, 1], min: [-0.06, -0.06, -0.06, -1], max: [0.06, 0.06, 0.06, 1], q01: [-0.06, -0.06, -0.06, -1], q99: [0.06, 0.06, 0.06, 1] };
-    const pins = validatePreset({ ...base, actions: { gripper: 'goal', closedSpeed: 0.03 } }, 'p.json').actions;
+    const pins = validatePreset({ ...base, actions: { gripper: 'goal', carry: { speed: 0.03, minOpening: 0 } } }, 'p.json').actions;
     const moveOf = (seq: Float32Array, t: number) => Math.hypot(...Array.from(denormaliseActions(s4, seq.subarray(t * 4, t * 4 + 3 + 1)).subarray(0, 3)));
 
-    it('scales a closed-gripper move longer than the cap down to it, keeping its direction; short moves and open goals are untouched', () => {
-      const cap = moveCap(pins, s4, { images: [], gripper: 'closed' })!;
+    const withFingers = (opening: number): Observation => ({ image: new Uint8Array(0), height: 0, width: 0, stamp: 0, proprio: Float32Array.from([0.5, 0, 0.3, 0, opening]) });
+
+    it('scales a move longer than the cap down to it while holding, keeping its direction; short moves, open goals and empty fingers are untouched', () => {
+      const cap = moveCap(pins, s4, { images: [], gripper: 'closed' }, withFingers(0.021))!;
       // Step 0: 6 cm along x and 6 cm along -z (8.5 cm); step 1: 1.2 cm along y.
       const seq = new Float32Array([1, 0, -1, 1, 0, 0.2, 0, 1]);
       cap(seq);
@@ -70,7 +73,10 @@ describe('pinned action parts', () => {
       expect(seq[0]).toBeCloseTo(-seq[2]!, 6); // still diagonal
       expect(seq[3]).toBe(1); // the gripper part is left alone
       expect(Array.from(seq.subarray(4))).toEqual([0, Math.fround(0.2), 0, 1]);
-      expect(moveCap(pins, s4, { images: [], gripper: 'open' })).toBeUndefined();
+      expect(moveCap(pins, s4, { images: [], gripper: 'open' }, withFingers(0.021))).toBeUndefined();
+      // Closed on nothing (pushing a drawer shut): full speed. No reported opening: assume something is held.
+      expect(moveCap(pins, s4, { images: [], gripper: 'closed' }, withFingers(-0.03))).toBeUndefined();
+      expect(moveCap(pins, s4, { images: [], gripper: 'closed' })).toBeDefined();
       expect(moveCap(validatePreset(base, 'p.json').actions, s4, { images: [], gripper: 'closed' })).toBeUndefined();
     });
 
@@ -88,8 +94,8 @@ describe('pinned action parts', () => {
     });
 
     it('a cap on a model without world-vector actions is refused when the planner is built', () => {
-      const preset = validatePreset({ ...base, actions: { closedSpeed: 0.03 } }, 'p.json');
-      expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/actions\.closedSpeed needs the model's actions world_vector\.x/);
+      const preset = validatePreset({ ...base, actions: { carry: { speed: 0.03, minOpening: 0 } } }, 'p.json');
+      expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/actions\.carry needs the model's actions world_vector\.x/);
     });
   });
 });

@@ -73,7 +73,8 @@ describe('planner presets', () => {
     ['a gripper mode that does not exist', (r) => ((r as Record<string, unknown>).actions = { gripper: 'auto' }), `'actions.gripper' must be "plan" or "goal", got "auto"`],
     ['a handover tolerance above a metre', (r) => ((r as Record<string, unknown>).handover = { pose: 2, finger: 0.005 }), `'handover.pose' must be a number in [0, 1], got 2`],
     ['a handover without its finger tolerance', (r) => ((r as Record<string, unknown>).handover = { pose: 0.02 }), `'handover.finger' must be a number in [0, 1], got undefined`],
-    ['a closed-gripper speed of zero', (r) => ((r as Record<string, unknown>).actions = { closedSpeed: 0 }), `'actions.closedSpeed' must be a number in [0.001, 1], got 0`],
+    ['a carrying speed of zero', (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0, minOpening: 0 } }), `'actions.carry.speed' must be a number in [0.001, 1], got 0`],
+    ['a carry without its opening', (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0.03 } }), `'actions.carry.minOpening' must be a number in [-1, 1], got undefined`],
     ['a held action without a number', (r) => ((r as Record<string, unknown>).actions = { hold: { 'rotation_delta.yaw': 'zero' } }), `'actions.hold.rotation_delta.yaw' must be a number`],
   ];
   for (const [what, edit, message] of cases) {
