@@ -4,9 +4,8 @@
  * one nearer the camera in front of it cover the same pixels (README Results item 8); the position
  * the goal giver recorded with the picture (a storyboard's proprioception) tells them apart.
  */
-import type { ActionStats } from '../data/action-stats.js';
-import { normaliseActions, denormaliseActions } from '../data/action-stats.js';
 import { modelActionToRt1 } from '../data/action-mapping.js';
+import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import type { Goal, Observation } from './types.js';
 
 export type Vec3 = [number, number, number];

@@ -12,7 +12,7 @@
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import { UserError } from '../util/errors.js';
 import type { PlannerPreset } from './presets.js';
-import { fingerOpening } from './gripper-position.js';
+import { fingerOpening, straightMove } from './gripper-position.js';
 import type { Goal, Observation } from './types.js';
 
 export const GRIPPER_ACTION = 'gripper_closedness_action';
@@ -83,6 +83,7 @@ export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
   try {
     pinnedDims(preset.actions, stats, { images: [], gripper: 'open' });
     moveCap(preset.actions, stats, { images: [], gripper: 'closed' });
+    if (preset.poseProposal) straightMove(stats, [0, 0, 0], [0, 0, 0], 1);
   } catch (e) {
     throw new UserError(`planner preset '${preset.name}', actions: ${(e as Error).message}`);
   }

@@ -52,6 +52,9 @@ describe('gripper-position cost (cost.pose)', () => {
     expect(validatePreset(base, 'p.json').poseProposal).toBe(false);
     expect(validatePreset({ ...base, poseProposal: true }, 'p.json').poseProposal).toBe(true);
     expect(() => validatePreset({ ...base, poseProposal: 'yes' }, 'p.json')).toThrow(/p.json: 'poseProposal' must be true or false, got "yes"/);
+    // Refused when the planner is built, not at the first plan, for a model without world-vector actions.
+    const noWorld: ActionStats = { ...stats, names: ['a', 'b', 'c'] };
+    expect(() => new SimOraclePlanning(validatePreset({ ...base, poseProposal: true }, 'p.json'), { imageHeight: 32, imageWidth: 40 }, noWorld)).toThrow(/planner preset 'p', actions: a straight move needs/);
     expect(() => validatePreset({ ...base, cost: { ...base.cost, pose: -1 } }, 'p.json')).toThrow(/p.json: 'cost.pose' must be a number/);
   });
 
