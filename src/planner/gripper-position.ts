@@ -24,6 +24,15 @@ export function goalGripperPosition(goal: Goal): Vec3 | undefined {
   return gripperPosition(goal.images[goal.images.length - 1]);
 }
 
+const WORLD_VECTOR = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
+
+/** Where the world vector's x, y, z sit among the model's actions; `use` names what needs them in the error. */
+export function worldVectorIndices(stats: ActionStats, use: string): number[] {
+  const idx = WORLD_VECTOR.map((n) => stats.names.indexOf(n));
+  if (idx.some((i) => i < 0)) throw new Error(`${use} needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
+  return idx;
+}
+
 export function distance(a: Vec3, b: Vec3): number {
   return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }
@@ -55,8 +64,7 @@ export function predictedPoseCosts(candidates: Float32Array, n: number, horizon:
  */
 export function straightMove(stats: ActionStats, start: Vec3, goal: Vec3, horizon: number): Float32Array {
   const a = stats.names.length;
-  const idx = ['world_vector.x', 'world_vector.y', 'world_vector.z'].map((n) => stats.names.indexOf(n));
-  if (idx.some((i) => i < 0)) throw new Error(`a straight move needs the model's actions world_vector.x/y/z (it has ${stats.names.join(', ')})`);
+  const idx = worldVectorIndices(stats, 'a straight move');
   const out = new Float32Array(horizon * a);
   const p: Vec3 = [...start];
   for (let t = 0; t < horizon; t++) {

@@ -12,7 +12,7 @@
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import { UserError } from '../util/errors.js';
 import type { PlannerPreset } from './presets.js';
-import { fingerOpening, straightMove } from './gripper-position.js';
+import { fingerOpening, straightMove, worldVectorIndices } from './gripper-position.js';
 import type { Goal, Observation } from './types.js';
 
 export const GRIPPER_ACTION = 'gripper_closedness_action';
@@ -50,8 +50,6 @@ export function pinnedDims(pins: ActionPins, stats: ActionStats, goal?: Goal): P
   return out;
 }
 
-const WORLD_VECTOR = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
-
 /**
  * The move cap for this goal and observation, as an in-place edit of n sequences laid out
  * n x H x A (normalised): each step's world vector longer than `carry.speed` is scaled down to it.
@@ -63,8 +61,7 @@ export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal, obs?:
   const opening = fingerOpening(obs);
   if (opening !== undefined && opening < pins.carry.minOpening) return undefined;
   const cap = pins.carry.speed;
-  const idx = WORLD_VECTOR.map((n) => stats.names.indexOf(n));
-  if (idx.some((i) => i < 0)) throw new Error(`actions.carry needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
+  const idx = worldVectorIndices(stats, 'actions.carry');
   const a = stats.names.length;
   return (seqs) => {
     for (let o = 0; o < seqs.length; o += a) {
