@@ -58,7 +58,9 @@ export function predictedPoseCosts(candidates: Float32Array, n: number, horizon:
 
 /**
  * The straight move towards `goal` (n = 1, horizon x actionDim normalised): each step the whole way
- * that is left, clipped to the largest move the action space holds; every other part at raw 0.
+ * that is left, shortened (direction kept) to the largest move the action space holds; every other
+ * part at raw 0. Clipping each axis on its own would bend the line: the short axes finish first and
+ * the arm cuts the corner (into an opened drawer's side wall on drawer-place, README Results item 11).
  * A candidate worth scoring (preset `poseProposal`): Gaussian samples around a short plan reach a
  * far goal position only over many replans.
  */
@@ -68,12 +70,21 @@ export function straightMove(stats: ActionStats, start: Vec3, goal: Vec3, horizo
   const out = new Float32Array(horizon * a);
   const p: Vec3 = [...start];
   for (let t = 0; t < horizon; t++) {
+    const left = idx.map((_, k) => goal[k]! - p[k]!);
+    const scale = Math.min(1, ...idx.map((i, k) => axisRoom(stats, i, left[k]!)));
     const raw = new Float32Array(a);
-    idx.forEach((i, k) => (raw[i] = goal[k]! - p[k]!));
+    idx.forEach((i, k) => (raw[i] = scale * left[k]!));
     const step = normaliseActions(stats, raw);
     out.set(step, t * a);
     const moved = denormaliseActions(stats, step);
     idx.forEach((i, k) => (p[k] += moved[i]!));
   }
   return out;
+}
+
+/** The fraction of a wanted move `d` along action dimension `i` that its range [q01, q99] holds. */
+function axisRoom(stats: ActionStats, i: number, d: number): number {
+  if (d === 0) return Infinity;
+  const limit = d > 0 ? stats.q99[i]! : stats.q01[i]!;
+  return Math.max(0, limit / d);
 }

@@ -26,10 +26,14 @@ describe('gripper-position cost (cost.pose)', () => {
     expect(c[1]).toBeCloseTo(0.25 * 0.09 + 0.75 * 0.12, 6);
   });
 
-  it('straight move: the whole way left each step, clipped to the largest move; its path ends at a near goal', () => {
-    // 9 cm along +x and 3 cm along -y: step 1 is clipped to 6 cm on x, step 2 covers the 3 cm left.
+  it('straight move: the whole way left each step, shortened along the line to the largest move; its path ends at a near goal', () => {
+    // 9 cm along +x and 3 cm along -y: step 1 is 2/3 of the way (6 cm on x, 2 cm on y), so the
+    // path stays on the line instead of finishing y first; step 2 covers the 3 cm and 1 cm left.
     const m = straightMove(stats, [0.5, 0, 0.2], [0.59, -0.03, 0.2], 2);
-    [1, -0.5, 0, 0.5, 0, 0].forEach((v, i) => expect(m[i]).toBeCloseTo(v, 5));
+    [1, -1 / 3, 0, 0.5, -1 / 6, 0].forEach((v, i) => expect(m[i]).toBeCloseTo(v, 5));
+    // An asymmetric range: -y holds only 1 cm, so that axis sets the step for all three.
+    const m2 = straightMove({ ...stats, q01: [-0.06, -0.01, -0.06] }, [0, 0, 0], [0.04, -0.04, 0], 1);
+    [1 / 6, -1, 0].forEach((v, i) => expect(m2[i]).toBeCloseTo(v, 5));
     expect(predictedPoseCosts(m, 1, 2, stats, [0.5, 0, 0.2], [0.59, -0.03, 0.2], [0, 1])[0]).toBeCloseTo(0, 6);
     expect(() => straightMove({ ...stats, names: ['a', 'b', 'c'] }, [0, 0, 0], [1, 1, 1], 2)).toThrow(/world_vector/);
   });
