@@ -4,10 +4,13 @@
  * `gripper: "goal"` takes the gripper command from the goal (the storyboard says whether the
  * gripper is open or closed in each picture), because at 32x40 pixels the fingers are one or two
  * pixels wide and the image costs cannot tell an open gripper from a closed one.
- * `carry` caps the arm's move per step while the gripper holds something (commanded closed, the
- * fingers stopped at least `minOpening` apart): a knob or an apple held by friction slips out of a
+ * `speed` caps the length of the arm's move per step (a Cartesian speed limit, as the experts
+ * keep): the robot clamps each axis on its own, and under that box the pose cost's best move cuts
+ * corners (the short axes finish first) instead of going straight to the goal position.
+ * `carry` caps it further while the gripper holds something (commanded closed, the fingers
+ * stopped at least `minOpening` apart): a knob or an apple held by friction slips out of a
  * gripper jerked at full speed (the experts pull at half). An empty closed gripper (pushing a
- * drawer shut) moves at full speed.
+ * drawer shut) moves at `speed`.
  */
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import { UserError } from '../util/errors.js';
@@ -22,7 +25,9 @@ export interface ActionPins {
   hold: Record<string, number>;
   /** 'goal': the goal's gripper state sets the gripper command when the goal has one. */
   gripper: 'plan' | 'goal';
-  /** Largest translation (m per step) while holding something; absent = the robot's own limit. */
+  /** Largest translation (m per step, length of the world vector); absent = the robot's own per-axis limit. */
+  speed?: number;
+  /** Largest translation (m per step) while holding something; absent = `speed`. */
   carry?: { speed: number; minOpening: number };
 }
 
@@ -52,16 +57,17 @@ export function pinnedDims(pins: ActionPins, stats: ActionStats, goal?: Goal): P
 
 /**
  * The move cap for this goal and observation, as an in-place edit of n sequences laid out
- * n x H x A (normalised): each step's world vector longer than `carry.speed` is scaled down to it.
- * Undefined when no cap applies: none set, the goal's gripper is not closed, or the fingers are
- * closed on nothing (narrower than `carry.minOpening`; without a reported opening, assume held).
+ * n x H x A (normalised): each step's world vector longer than the cap is scaled down to it.
+ * The cap is `speed`, or `carry.speed` when smaller and the gripper holds something: the goal's
+ * gripper is closed and the fingers are not closed on nothing (narrower than `carry.minOpening`;
+ * without a reported opening, assume held). Undefined when no cap applies.
  */
 export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal, obs?: Observation): ((seqs: Float32Array) => void) | undefined {
-  if (pins.carry === undefined || goal?.gripper !== 'closed') return undefined;
   const opening = fingerOpening(obs);
-  if (opening !== undefined && opening < pins.carry.minOpening) return undefined;
-  const cap = pins.carry.speed;
-  const idx = worldVectorIndices(stats, 'actions.carry');
+  const holding = pins.carry !== undefined && goal?.gripper === 'closed' && !(opening !== undefined && opening < pins.carry.minOpening);
+  const cap = Math.min(pins.speed ?? Infinity, holding ? pins.carry!.speed : Infinity);
+  if (cap === Infinity) return undefined;
+  const idx = worldVectorIndices(stats, pins.carry ? 'actions.carry' : 'actions.speed');
   const a = stats.names.length;
   return (seqs) => {
     for (let o = 0; o < seqs.length; o += a) {
@@ -80,6 +86,7 @@ export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
   try {
     pinnedDims(preset.actions, stats, { images: [], gripper: 'open' });
     moveCap(preset.actions, stats, { images: [], gripper: 'closed' });
+    moveCap(preset.actions, stats, { images: [], gripper: 'open' });
     if (preset.poseProposal) straightMove(stats, [0, 0, 0], [0, 0, 0], 1);
   } catch (e) {
     throw new UserError(`planner preset '${preset.name}', actions: ${(e as Error).message}`);

@@ -40,7 +40,7 @@ const FIELDS = {
   optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
-  actions: ['hold', 'gripper', 'carry'],
+  actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
 } as const;
@@ -134,6 +134,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       ? {
           hold,
           gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']),
+          ...(act.speed !== undefined && { speed: num(act.speed, 'actions.speed', 0.001, 1) }),
           ...(carry && { carry: { speed: num(carry.speed, 'actions.carry.speed', 0.001, 1), minOpening: num(carry.minOpening, 'actions.carry.minOpening', -1, 1) } }),
         }
       : NO_PINS,

@@ -55,7 +55,7 @@ describe('pinned action parts', () => {
     expect(board.map((g) => g.gripper)).toEqual(['open', 'open', 'closed', 'closed']);
   });
 
-  describe('move cap while the gripper holds something (actions.carry)', () => {
+  describe('move cap: a speed limit (actions.speed), lower while the gripper holds something (actions.carry)', () => {
     // x, y, z each map -0.06..0.06 m to -1..1; the gripper -1..1 to itself.
     const wv = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'gripper_closedness_action'];
     const s4: ActionStats = { names: wv, count: 1, mean: [0, 0, 0, 0], std: [1, 1, 1, 1], min: [-0.06, -0.06, -0.06, -1], max: [0.06, 0.06, 0.06, 1], q01: [-0.06, -0.06, -0.06, -1], q99: [0.06, 0.06, 0.06, 1] };
@@ -91,6 +91,27 @@ describe('pinned action parts', () => {
       expect(longest).toBeLessThanOrEqual(0.03 + 1e-6);
       expect(longest).toBeGreaterThan(0.029);
       expect(moveOf(r.best, 0)).toBeLessThanOrEqual(0.03 + 1e-6);
+    });
+
+    it('actions.speed caps every move; carry lowers it further while holding', () => {
+      const both = validatePreset({ ...base, actions: { gripper: 'goal', speed: 0.054, carry: { speed: 0.03, minOpening: 0 } } }, 'p.json').actions;
+      const capped = (goal: 'open' | 'closed', fingers: number) => {
+        const seq = new Float32Array([1, -1, -1, 0]); // 6 cm on every axis: 10.4 cm long
+        moveCap(both, s4, { images: [], gripper: goal }, withFingers(fingers))!(seq);
+        return seq;
+      };
+      expect(moveOf(capped('open', 0.09), 0)).toBeCloseTo(0.054, 6);
+      expect(moveOf(capped('closed', -0.03), 0)).toBeCloseTo(0.054, 6); // closed on nothing
+      expect(moveOf(capped('closed', 0.021), 0)).toBeCloseTo(0.03, 6);
+      const s = capped('open', 0.09);
+      expect(s[0]).toBeCloseTo(-s[1]!, 6); // direction kept
+      // A carry faster than speed does not lift the limit.
+      const slowAll = validatePreset({ ...base, actions: { speed: 0.02, carry: { speed: 0.03, minOpening: 0 } } }, 'p.json').actions;
+      const seq = new Float32Array([1, 0, 0, 0]);
+      moveCap(slowAll, s4, { images: [], gripper: 'closed' })!(seq);
+      expect(moveOf(seq, 0)).toBeCloseTo(0.02, 6);
+      expect(() => validatePreset({ ...base, actions: { speed: 0 } }, 'p.json')).toThrow(/p.json: 'actions.speed' must be a number in \[0.001, 1\], got 0/);
+      expect(() => new SimOraclePlanning(validatePreset({ ...base, actions: { speed: 0.05 } }, 'p.json'), { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/actions\.speed needs the model's actions world_vector\.x/);
     });
 
     it('a cap on a model without world-vector actions is refused when the planner is built', () => {
