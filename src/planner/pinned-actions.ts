@@ -85,8 +85,8 @@ export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal, obs?:
 export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
   try {
     pinnedDims(preset.actions, stats, { images: [], gripper: 'open' });
+    // A closed goal with no reported opening reaches the world-vector lookup whenever speed or carry is set.
     moveCap(preset.actions, stats, { images: [], gripper: 'closed' });
-    moveCap(preset.actions, stats, { images: [], gripper: 'open' });
     if (preset.poseProposal) straightMove(stats, [0, 0, 0], [0, 0, 0], 1);
   } catch (e) {
     throw new UserError(`planner preset '${preset.name}', actions: ${(e as Error).message}`);
