@@ -1,4 +1,4 @@
-import { SUITES } from '../bench/suites.js';
+import { SUITES } from './bench-suites.js';
 import { renderTable } from '../bench/table.js';
 import { bool, str, UsageError, type Command } from './command.js';
 import { cpus } from 'node:os';

@@ -1,8 +1,9 @@
 /**
- * Planner presets (policies/NAME.json): optimiser, budget, rollout and cost settings, validated
- * field by field. Every error names the file and the field; unknown fields are errors too, so a
- * misspelt setting never silently falls back to something else. The rollout and cost sections are
- * read by the world-model scorer (flow steps, integrator, cost weights), not by the optimiser.
+ * Planner presets (policies/NAME.json, and the experiments in policies/experiments/NAME.json):
+ * optimiser, budget, rollout and cost settings, validated field by field. Every error names the
+ * file and the field; unknown fields are errors too, so a misspelt setting never silently falls
+ * back to something else. The rollout and cost sections are read by the world-model scorer (flow
+ * steps, integrator, cost weights), not by the optimiser.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -149,23 +150,59 @@ export function presetPlannerSettings(p: PlannerPreset, actionDim: number): { op
   return { optimizer: { ...p.optimizer, actionDim }, budgetMs: p.budgetMs, graceMs: p.graceMs, executeSteps: p.executeSteps };
 }
 
-/** Names of the presets shipped in policies/ (the experts live in policies/experts/). */
-export function presetNames(): string[] {
-  const dir = join(packageRoot(), 'policies');
+/**
+ * The preset fields that read what a storyboard recorded with its goal pictures: the gripper's
+ * position (`cost.pose`, `handover`, `poseProposal`) or its open/closed state (`actions.gripper:
+ * "goal"`, and `actions.carry`, which caps moves while the goal says closed). A real robot's goal
+ * carries neither, so a preset that sets any of them is an oracle: it lives in
+ * policies/experiments/ as `oracle-...`, never among the product presets.
+ */
+export function recordedGoalFields(p: PlannerPreset): string[] {
+  const out: string[] = [];
+  if (p.cost.pose > 0) out.push('cost.pose');
+  if (p.handover) out.push('handover');
+  if (p.poseProposal) out.push('poseProposal');
+  if (p.actions.gripper === 'goal') out.push('actions.gripper');
+  if (p.actions.carry) out.push('actions.carry');
+  return out;
+}
+
+/** Experiment presets (policies/experiments/) are loaded by this prefix, so no product name reaches one by accident. */
+export const EXPERIMENTS_PREFIX = 'experiments/';
+
+function jsonNames(dir: string, prefix = ''): string[] {
   return existsSync(dir)
     ? readdirSync(dir)
         .filter((n) => n.endsWith('.json'))
-        .map((n) => n.slice(0, -5))
+        .map((n) => prefix + n.slice(0, -5))
         .sort()
     : [];
 }
 
-/** `--policy NAME` -> policies/NAME.json; a path (with a slash or ending in .json) is read as given. */
+/** Names of the product presets shipped in policies/ (the experts live in policies/experts/). */
+export function presetNames(): string[] {
+  return jsonNames(join(packageRoot(), 'policies'));
+}
+
+/** Names of the experiment presets, `experiments/NAME` for policies/experiments/NAME.json. */
+export function experimentPresetNames(): string[] {
+  return jsonNames(join(packageRoot(), 'policies', 'experiments'), EXPERIMENTS_PREFIX);
+}
+
+/**
+ * `--policy NAME` -> policies/NAME.json; `experiments/NAME` -> policies/experiments/NAME.json; a
+ * path (any other name with a slash, or one ending in .json) is read as given.
+ */
 export function loadPlannerPreset(nameOrPath: string): PlannerPreset {
-  const isPath = nameOrPath.includes('/') || nameOrPath.endsWith('.json');
+  const experiment = nameOrPath.startsWith(EXPERIMENTS_PREFIX) && /^[\w.-]+$/.test(nameOrPath.slice(EXPERIMENTS_PREFIX.length)) && !nameOrPath.endsWith('.json');
+  const isPath = !experiment && (nameOrPath.includes('/') || nameOrPath.endsWith('.json'));
   const file = isPath ? nameOrPath : join(packageRoot(), 'policies', `${nameOrPath}.json`);
   if (!existsSync(file)) {
-    throw new UserError(isPath ? `${file}: planner preset not found` : `planner preset '${nameOrPath}' not found (${file}); shipped presets: ${presetNames().join(', ')}`);
+    if (isPath) throw new UserError(`${file}: planner preset not found`);
+    if (!experiment && existsSync(join(packageRoot(), 'policies', 'experiments', `${nameOrPath}.json`))) {
+      throw new UserError(`planner preset '${nameOrPath}' is an experiment, not a product preset: did you mean ${EXPERIMENTS_PREFIX}${nameOrPath}?`);
+    }
+    throw new UserError(`planner preset '${nameOrPath}' not found (${file}); shipped presets: ${presetNames().join(', ')}; experiments: ${experimentPresetNames().join(', ')}`);
   }
   let raw: unknown;
   try {

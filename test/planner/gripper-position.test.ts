@@ -81,8 +81,8 @@ describe('gripper-position cost (cost.pose)', () => {
     }
   });
 
-  it('learned planner (wm-pose-only, shipped model): the predicted path leads to the goal position; without one the term is off', async () => {
-    const planning = await loadWorldModelPlanning('wm-pose-only', 'models/tiny-sim-shift', { seed: 3, lockstep: true });
+  it('learned planner (experiments/oracle-pose-only, shipped model): the predicted path leads to the goal position; without one the term is off', async () => {
+    const planning = await loadWorldModelPlanning('experiments/oracle-pose-only', 'models/tiny-sim-shift', { seed: 3, lockstep: true });
     const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: planning.cfg.imageHeight, imageWidth: planning.cfg.imageWidth });
     try {
       const start = env.reset(0).observation;

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadPlannerPreset, presetNames, presetPlannerSettings, validatePreset } from '../../src/planner/presets.js';
+import { experimentPresetNames, loadPlannerPreset, presetNames, presetPlannerSettings, recordedGoalFields, validatePreset } from '../../src/planner/presets.js';
 import { UserError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sfwm-preset-'));
@@ -41,8 +41,30 @@ describe('planner presets', () => {
   });
 
   it('reads the optional gripper handover; presets without it hand over by looks alone', () => {
-    expect(loadPlannerPreset('wm-cem-handover').handover).toEqual({ pose: 0.02, finger: 0.005 });
-    expect(loadPlannerPreset('wm-cem-pose').handover).toBeUndefined();
+    expect(loadPlannerPreset('experiments/oracle-cem-handover').handover).toEqual({ pose: 0.02, finger: 0.005 });
+    expect(loadPlannerPreset('experiments/oracle-cem-pose').handover).toBeUndefined();
+  });
+
+  it('keeps every preset that reads the goal pictures\' recorded gripper positions or states out of the product presets', () => {
+    const product = presetNames();
+    expect(product).toEqual(expect.arrayContaining(['wm-cem-fast', 'wm-demo', 'wm-policy']));
+    for (const n of product) expect([n, recordedGoalFields(loadPlannerPreset(n))]).toEqual([n, []]);
+    const experiments = experimentPresetNames();
+    expect(experiments).toContain('experiments/oracle-cem-straight');
+    for (const n of experiments) {
+      const p = loadPlannerPreset(n);
+      expect(p.name).toBe(n);
+      // An experiment is named oracle-... exactly when it reads what the storyboard recorded.
+      expect([n, recordedGoalFields(p).length > 0]).toEqual([n, n.startsWith('experiments/oracle-')]);
+    }
+    expect(recordedGoalFields(loadPlannerPreset('experiments/oracle-cem-straight'))).toEqual(['cost.pose', 'handover', 'poseProposal', 'actions.gripper', 'actions.carry']);
+    expect(recordedGoalFields(loadPlannerPreset('experiments/oracle-cem-storyboard'))).toEqual(['actions.gripper']);
+  });
+
+  it('loads an experiment only by its experiments/ name, and says so for a bare one', () => {
+    expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(UserError);
+    expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(/planner preset 'oracle-cem-straight' is an experiment, not a product preset: did you mean experiments\/oracle-cem-straight\?/);
+    expect(() => loadPlannerPreset('experiments/wm-nope')).toThrow(/planner preset 'experiments\/wm-nope' not found .*experiments: .*experiments\/oracle-cem-straight/);
   });
 
   it('gives createOptimizingPlanner its settings for a model action dimension', () => {

@@ -9,18 +9,18 @@ import { tmpdir } from 'node:os';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
-import type { BenchOptions } from '../bench/suites.js';
-import type { BenchTable } from '../bench/table.js';
+import type { BenchOptions } from './options.js';
+import type { BenchTable } from './table.js';
 import { decodeImage, JPEG_DECODERS, jpegDecoderName, setJpegDecoder } from '../image/decode.js';
 import { toModelFrame } from '../image/resize.js';
 import { packageRoot } from '../util/package-root.js';
-import { computeActionStats, type ActionStats } from './action-stats.js';
-import { loadCard, type DatasetCard } from './card.js';
-import { readEpisodes } from './rlds.js';
-import { readTfRecords } from './tfrecord.js';
-import { decodeExample } from './example.js';
-import { prefetchedWindowStream, windowWorkerScript } from './window-prefetch.js';
-import { windowStream } from './windows.js';
+import { computeActionStats, type ActionStats } from '../data/action-stats.js';
+import { loadCard, type DatasetCard } from '../data/card.js';
+import { readEpisodes } from '../data/rlds.js';
+import { readTfRecords } from '../data/tfrecord.js';
+import { decodeExample } from '../data/example.js';
+import { prefetchedWindowStream, windowWorkerScript } from '../data/window-prefetch.js';
+import { windowStream } from '../data/windows.js';
 
 export async function benchData(opts: BenchOptions): Promise<BenchTable[]> {
   const rt1Dir = join(packageRoot(), '..', 'shared', 'fixtures', 'rt1-fractal-sample');

@@ -4,17 +4,17 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AUTO_ORDER, initBackend, type ConcreteBackend } from '../backend/backends.js';
-import type { BenchOptions } from '../bench/suites.js';
-import { timeMs, type BenchTable } from '../bench/table.js';
+import type { BenchOptions } from './options.js';
+import { matmulGflops } from './matmul.js';
+import { timeMs, type BenchTable } from './table.js';
 import { DEFAULT_ADAMW } from '../train/adamw.js';
 import { DEFAULT_OBJECTIVE, drawNoise, type SequenceBatch } from '../train/objective.js';
 import { Trainer } from '../train/trainer.js';
 import { Rng } from '../util/rng.js';
-import { worldModelConfig, type ActionConditioning, type ConfigName } from './config.js';
-import { learnMovingSquare } from './action-toy.js';
-import { worldModelForwardFlops } from './flops.js';
-import { toTf, worldModelInit } from './params.js';
-import { patchGrid, worldModelForward } from './world-model.js';
+import { worldModelConfig, type ConfigName } from '../model/config.js';
+import { worldModelForwardFlops } from '../model/flops.js';
+import { toTf, worldModelInit } from '../model/params.js';
+import { patchGrid, worldModelForward } from '../model/world-model.js';
 
 export async function loadableBackends(requested?: string[]): Promise<ConcreteBackend[]> {
   const out: ConcreteBackend[] = [];
@@ -27,19 +27,6 @@ export async function loadableBackends(requested?: string[]): Promise<ConcreteBa
     }
   }
   return out;
-}
-
-export async function matmulGflops(n: number, reps: number): Promise<number> {
-  const a = tf.randomNormal([n, n]);
-  const b = tf.randomNormal([n, n]);
-  // Not returned from tidy: tidy would walk a returned typed array element by element.
-  const ms = await timeMs(() => {
-    const c = tf.matMul(a, b);
-    c.dataSync();
-    c.dispose();
-  }, reps);
-  tf.dispose([a, b]);
-  return (2 * n ** 3) / (ms / 1000) / 1e9;
 }
 
 function sequenceBatch(cfg: ReturnType<typeof worldModelConfig>, b: number, f: number): SequenceBatch {
@@ -99,26 +86,4 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
     }
   }
   return [peak, model];
-}
-
-/** How fast each action-conditioning mode learns action-driven motion (src/model/action-toy.ts). */
-export async function benchActionToy(opts: BenchOptions): Promise<BenchTable[]> {
-  await initBackend('wasm');
-  const steps = opts.quick ? 100 : 200;
-  const window = 50;
-  const modes: ActionConditioning[] = opts.quick ? ['adaln', 'shift'] : ['token', 'adaln', 'shift'];
-  const rows: (string | number)[][] = [];
-  for (const mode of modes) {
-    const t0 = performance.now();
-    const means = learnMovingSquare(mode, steps, window);
-    rows.push([mode, ...means, (performance.now() - t0) / 1000 / steps]);
-  }
-  return [
-    {
-      title: `Action conditioning on a moving square (tiny, 16x20, batch 16, lr 1e-3, vanilla objective, wasm)`,
-      columns: ['--action-conditioning', ...Array.from({ length: steps / window }, (_, i) => `frame loss, steps ${i * window + 1}-${(i + 1) * window}`), 's/step'],
-      rows,
-      notes: ['relative frame loss: 1 = "nothing moves"; only the action says where the square goes'],
-    },
-  ];
 }

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { movingSquareBatch } from '../../src/model/action-toy.js';
+import { movingSquareBatch } from '../../src/bench/action-toy.js';
 import { Rng } from '../../src/util/rng.js';
 import { useTestBackend } from '../helpers/tf.js';
 

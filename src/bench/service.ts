@@ -7,15 +7,15 @@
 import { FoxgloveServer } from '../robot/foxglove-protocol.js';
 import { map } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { percentile, type BenchTable } from '../bench/table.js';
-import type { BenchOptions } from '../bench/suites.js';
+import { percentile, type BenchTable } from './table.js';
+import type { BenchOptions } from './options.js';
 import type { Plan, Planner } from '../planner/types.js';
 import { FoxgloveLink, FOXGLOVE_SUBPROTOCOLS } from '../robot/foxglove-link.js';
 import { LinkBase } from '../robot/link.js';
 import { compressedToObservation, imageToObservation, observationToCompressed, observationToImage, type CompressedImageMsg, type ImageMsg } from '../robot/messages.js';
 import { rosCodec, type RosType } from '../robot/msgs.js';
-import { defaultConfig, type ServiceConfig } from './config.js';
-import { startService, type LatencySample } from './service.js';
+import { defaultConfig, type ServiceConfig } from '../service/config.js';
+import { startService, type LatencySample } from '../service/service.js';
 
 const zeroCostPlanner: Planner = (obs$) =>
   obs$.pipe(map((o): Plan => ({ actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 0, candidatesEvaluated: 0, latencyMs: 0, observationStamp: o.stamp, safe: false })));

@@ -6,18 +6,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/backends.js';
-import type { BenchOptions } from '../bench/suites.js';
-import { percentile, timeMs, type BenchTable } from '../bench/table.js';
+import type { BenchOptions } from './options.js';
+import { percentile, timeMs, type BenchTable } from './table.js';
 import { contextCache, disposeContext, imagine } from '../flow/imagine.js';
 import { integrate } from '../flow/sampler.js';
 import { worldModelConfig } from '../model/config.js';
 import { worldModelForwardFlops } from '../model/flops.js';
-import { matmulGflops } from '../model/bench.js';
+import { matmulGflops } from './matmul.js';
 import { toTf, worldModelInit } from '../model/params.js';
 import { patchGrid, worldModelForward } from '../model/world-model.js';
 import type { ActionStats } from '../data/action-stats.js';
-import { loadPlannerPreset } from './presets.js';
-import { WorldModelPlanning } from './world-model-planner.js';
+import { loadPlannerPreset } from '../planner/presets.js';
+import { WorldModelPlanning } from '../planner/world-model-planner.js';
 
 export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
   await initBackend(opts.backends?.[0] ?? 'wasm');
@@ -102,7 +102,7 @@ async function proposalComparison(opts: BenchOptions): Promise<BenchTable | unde
   const { existsSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { packageRoot } = await import('../util/package-root.js');
-  const { loadWorldModelPlanning } = await import('./world-model-planner.js');
+  const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
   const { SimEnv } = await import('../sim/env.js');
   const { goalObservations } = await import('../sim/goals.js');
   const run = opts.checkpoint ?? join(packageRoot(), 'models', 'tiny-sim');
@@ -149,9 +149,9 @@ async function proposalComparison(opts: BenchOptions): Promise<BenchTable | unde
  * next to a world-model rollout.
  */
 export async function benchOptimizer(opts: BenchOptions): Promise<BenchTable[]> {
-  const { optimize } = await import('./optimizer.js');
-  const { createOptimizingPlanner } = await import('./loop.js');
-  const { presetNames } = await import('./presets.js');
+  const { optimize } = await import('../planner/optimizer.js');
+  const { createOptimizingPlanner } = await import('../planner/loop.js');
+  const { presetNames } = await import('../planner/presets.js');
   const { Rng } = await import('../util/rng.js');
   const { Subject, firstValueFrom } = await import('rxjs');
   const actionDim = 7; // world_vector 3 + rotation_delta 3 + gripper: the model's RT-1 action vector

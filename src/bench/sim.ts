@@ -5,13 +5,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchOptions } from '../bench/suites.js';
-import type { BenchTable } from '../bench/table.js';
-import { collect } from './collect.js';
-import { SimEnv } from './env.js';
-import { makeScriptedPolicy } from './expert.js';
-import { loadScene } from './mujoco.js';
-import { listTasks } from './tasks.js';
+import type { BenchOptions } from './options.js';
+import type { BenchTable } from './table.js';
+import { collect } from '../sim/collect.js';
+import { SimEnv } from '../sim/env.js';
+import { makeScriptedPolicy } from '../sim/expert.js';
+import { loadScene } from '../sim/mujoco.js';
+import { listTasks } from '../sim/tasks.js';
 
 export async function expertSuccess(task: string, episodes: number, policy: 'expert' | 'random' = 'expert', opts: { noise?: number; explore?: number } = {}): Promise<{ successes: number; meanSteps: number }> {
   let successes = 0;
