@@ -39,7 +39,8 @@ export const evalCommand: Command = {
       if (n < 1) throw new UsageError('--episodes must be >= 1 or simpler');
       episodes = Object.fromEntries(tasks.map((t) => [t, n]));
     }
-    const needsModel = policies.some((p) => p !== 'expert' && p !== 'random' && !p.includes('@'));
+    const { needsCheckpoint } = await import('../planner/policy-name.js');
+    const needsModel = policies.some(needsCheckpoint);
     const shipped = join(packageRoot(), 'models', 'tiny-sim');
     const checkpoint = str(opts, 'checkpoint') ?? (needsModel && existsSync(join(shipped, 'run.json')) ? shipped : undefined);
     if (needsModel && !checkpoint) throw new UserError(`policies ${policies.join(', ')} need a world model: give --checkpoint RUN`);

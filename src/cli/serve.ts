@@ -3,22 +3,37 @@
  * `selfflow-wm serve sim-robot`: the simulator as a robot behind a Foxglove WebSocket server.
  */
 import { randomBytes } from 'node:crypto';
-import { percentile } from '../bench/table.js';
-import type { Planner } from '../planner/types.js';
-import type { RobotLink } from '../robot/link.js';
-import type { RunningService } from '../service/service.js';
+import { resolvePolicy } from '../planner/policy-name.js';
 import { processRosArgs } from '../robot/ros-args.js';
+import { ServiceAssembly, type RobotSpec, type ServeSetup } from '../service/assemble.js';
+import { LatencySummary } from '../service/bookkeeping.js';
+import type { RunningService } from '../service/service.js';
 import { applyParamsFile, applyRemaps, defaultConfig, isStringParam, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
-import { UserError, errorMessage } from '../util/errors.js';
-import { BACKEND_OPTION, int, num, str, UsageError, type Command } from './command.js';
-
-const SCRIPTED = ['expert', 'random'] as const;
+import { errorMessage } from '../util/errors.js';
+import { BACKEND_OPTION, int, num, str, UsageError, type Command, type ParsedOptions } from './command.js';
 
 function imageSize(v: string | undefined): { h: number; w: number } | undefined {
   if (!v) return undefined;
   const m = /^(\d+)x(\d+)$/.exec(v);
   if (!m) throw new UsageError(`--image-size expects HxW, e.g. 128x160, got '${v}'`);
   return { h: Number(m[1]), w: Number(m[2]) };
+}
+
+/** --robot and the flags of its kind: --task, --image-size for sim; --replay-mode, --speed for mcap. */
+function robotFromFlags(opts: ParsedOptions): RobotSpec {
+  const spec = str(opts, 'robot') ?? 'sim';
+  if (spec === 'sim') {
+    const size = imageSize(str(opts, 'image-size'))!;
+    return { kind: 'sim', task: str(opts, 'task') ?? 'pick-can', imageHeight: size.h, imageWidth: size.w };
+  }
+  if (spec.startsWith('mcap:')) {
+    const mode = str(opts, 'replay-mode');
+    if (mode !== 'lockstep' && mode !== 'timed') throw new UsageError(`--replay-mode expects lockstep or timed, got '${mode}'`);
+    return { kind: 'mcap', file: spec.slice('mcap:'.length), mode, speed: num(opts, 'speed', 1) };
+  }
+  if (spec === 'ros2') return { kind: 'ros2' };
+  if (spec.startsWith('foxglove:')) return { kind: 'foxglove', url: spec.slice('foxglove:'.length) };
+  throw new UsageError(`--robot expects sim, foxglove:ws://HOST:PORT, ros2 or mcap:FILE, got '${spec}'`);
 }
 
 const log = (line: string) => console.error(`[selfflow-wm serve ${new Date().toISOString()}] ${line}`);
@@ -104,179 +119,92 @@ export const serveCommand: Command = {
   async run(opts) {
     const ros = processRosArgs();
     const nodeName = ros.nodeName ?? str(opts, 'node-name') ?? 'selfflow_planner';
-    const robotSpec = str(opts, 'robot') ?? 'sim';
-    const policy = str(opts, 'policy') ?? 'wm-cem-fast';
-    const scripted = (SCRIPTED as readonly string[]).includes(policy);
-    const isSim = robotSpec === 'sim';
-    const isMcap = robotSpec.startsWith('mcap:');
-    if (!isSim && !isMcap && robotSpec !== 'ros2' && !robotSpec.startsWith('foxglove:')) throw new UsageError(`--robot expects sim, foxglove:ws://HOST:PORT, ros2 or mcap:FILE, got '${robotSpec}'`);
-    if (scripted && !isSim) throw new UsageError(`--policy ${policy} reads the simulator's state, so it needs --robot sim (got --robot ${robotSpec})`);
+    const policyName = str(opts, 'policy') ?? 'wm-cem-fast';
+    const policy = resolvePolicy(policyName);
+    const robot = robotFromFlags(opts);
+    const isSim = robot.kind === 'sim';
+    const isMcap = robot.kind === 'mcap';
+    if (policy.kind === 'scripted' && !isSim) throw new UsageError(`--policy ${policyName} reads the simulator's state, so it needs --robot sim (got --robot ${str(opts, 'robot')})`);
+    if (policy.kind === 'oracle') throw new UsageError(`--policy ${policyName} plans with the simulator as its model: use it with plan or eval; serve takes a world-model preset or expert|random`);
     const controlFlag = str(opts, 'control-mode');
     const cfg = buildServiceConfig({ ...opts, 'control-mode': controlFlag ?? (isSim || isMcap ? 'lockstep' : undefined) }, nodeName);
     const seed = int(opts, 'seed', 0);
     const maxCommands = int(opts, 'max-commands', 0);
     const episodesWanted = int(opts, 'episodes', 0);
-    const replayMode = str(opts, 'replay-mode');
-    if (isMcap && replayMode !== 'lockstep' && replayMode !== 'timed') throw new UsageError(`--replay-mode expects lockstep or timed, got '${replayMode}'`);
-    const checkpoint = str(opts, 'checkpoint');
-    if (!scripted && !checkpoint) throw new UsageError(`--policy ${policy} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
+    const checkpoint = policy.kind === 'scripted' ? undefined : (policy.checkpoint ?? str(opts, 'checkpoint'));
+    if (policy.kind !== 'scripted' && !checkpoint) throw new UsageError(`--policy ${policyName} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
     const thread = str(opts, 'planner-thread') ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw new UsageError(`--planner-thread expects worker or main, got '${thread}'`);
+    const record = str(opts, 'record');
+    const setup: ServeSetup = {
+      robot,
+      policy: policy.kind === 'scripted' ? policy : { kind: 'world-model', preset: policy.preset, checkpoint: checkpoint! },
+      policyName,
+      nodeName,
+      seed,
+      record,
+      plannerThread: thread,
+      backend: str(opts, 'backend'),
+    };
 
     // Signals and fatal errors are handled from here on: a SIGINT/SIGTERM while a world model loads
     // (seconds) or a failure half-way through startup closes what is open so far, zero command first.
     let finish!: (why: string) => void;
     const finished = new Promise<string>((resolve) => (finish = resolve));
     const startup = new AbortController();
+    /** Stops startup between steps once a signal or fatal error has asked for it. */
+    const go = () => {
+      if (startup.signal.aborted) throw startup.signal.reason;
+    };
+    let episodes = 0;
+    let successes = 0;
+    let commands = 0;
+    const latency = new LatencySummary();
+    const assembly = new ServiceAssembly(cfg, setup, {
+      log,
+      signal: startup.signal,
+      onEpisodeEnd: (r, s) => {
+        episodes++;
+        if (r.success) successes++;
+        log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`);
+        if (episodesWanted > 0 && episodes >= episodesWanted) finish(`${episodes} episodes done`);
+      },
+      started: (s) => {
+        s.latency$.subscribe((l) => latency.add(l));
+        s.commands$.subscribe(() => {
+          commands++;
+          if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
+        });
+        s.status$.subscribe((st) => {
+          if (st.link === 'closed') finish('robot link closed');
+        });
+      },
+    });
     const onSignal = (sig: string) => (startup.abort(new Error(sig)), finish(sig));
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    let svc: RunningService | undefined;
     let failed = false;
-    const onFatal = zeroOnFatal({ shutdown: () => svc?.shutdown() ?? Promise.resolve() }, (why) => ((failed = true), startup.abort(new Error(why)), finish(why)));
+    const onFatal = zeroOnFatal({ shutdown: () => assembly.service?.shutdown() ?? Promise.resolve() }, (why) => ((failed = true), startup.abort(new Error(why)), finish(why)));
     process.on('uncaughtException', onFatal);
     process.on('unhandledRejection', onFatal);
     // A log pipe that went away (the launcher died) must not turn every log line into a fatal error.
     for (const stream of [process.stdout, process.stderr]) if (!stream.listenerCount('error')) stream.on('error', () => {});
 
-    let link: RobotLink | undefined;
     let api: Awaited<ReturnType<typeof import('../server/ws-api.js').startWsApi>> | undefined;
-    const closers: (() => void | Promise<void>)[] = [];
-    let episodes = 0;
-    let successes = 0;
-    const latencies: number[] = [];
-    const waits: number[] = [];
-    let commands = 0;
-    const record = str(opts, 'record');
-
     const start = async (): Promise<void> => {
-      /** Stops startup between steps once a signal or fatal error has asked for it. */
-      const go = () => {
-        if (startup.signal.aborted) throw startup.signal.reason;
-      };
-      const { startService } = await import('../service/service.js');
-      let planner: Planner;
-      let imaginedShape: { height: number; width: number } | undefined;
-      let plannerTiming: { budgetMs: number; graceMs: number } | undefined;
-      let onEpisode: ((seed: number) => void) | undefined;
-      go();
-      if (isSim) {
-        const size = imageSize(str(opts, 'image-size'))!;
-        const task = str(opts, 'task') ?? 'pick-can';
-        const { SimEnv } = await import('../sim/env.js');
-        const { SimRobot, SimLink } = await import('../robot/sim-robot.js');
-        const env = await SimEnv.create({ task, seed, imageHeight: size.h, imageWidth: size.w });
-        closers.push(() => env.close());
-        go();
-        const sm = scripted ? (await import('../sim/expert.js')).makeScriptedPolicy(policy as 'expert' | 'random', task, seed) : undefined;
-        const robot = new SimRobot(env, seed, {
-          namespace: cfg.namespace,
-          topics: cfg.topics,
-          autoReset: true,
-          onReset: (e, s) => {
-            sm?.reset(e);
-            onEpisode?.(s);
-          },
-          onEpisodeEnd: (r, s) => {
-            episodes++;
-            if (r.success) successes++;
-            log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`);
-            if (episodesWanted > 0 && episodes >= episodesWanted) finish(`${episodes} episodes done`);
-          },
-        });
-        link = new SimLink(robot);
-        if (sm) planner = (await import('../service/scripted-planner.js')).scriptedPlanner(robot, sm);
-      } else if (isMcap) {
-        const { McapReplayLink } = await import('../robot/mcap.js');
-        link = new McapReplayLink(robotSpec.slice('mcap:'.length), { mode: replayMode as 'lockstep' | 'timed', speed: num(opts, 'speed', 1) });
-      } else if (robotSpec === 'ros2') {
-        const { RclnodejsLink } = await import('../robot/rclnodejs-link.js');
-        link = await RclnodejsLink.create(nodeName, cfg.namespace);
-      } else {
-        const { FoxgloveLink } = await import('../robot/foxglove-link.js');
-        link = new FoxgloveLink(robotSpec.slice('foxglove:'.length), { log });
-      }
-      go();
-      if (record) {
-        const { McapRecorder, RecordingLink } = await import('../robot/mcap.js');
-        link = new RecordingLink(link, new McapRecorder(record));
-      }
-
-      let resetPlanner: ((seed: number) => void) | undefined;
-      if (!scripted) {
-        const { worldModelWorkerScript, startWorkerPlanner } = await import('../service/planner-worker.js');
-        const script = thread === 'worker' ? worldModelWorkerScript() : undefined;
-        go();
-        if (script) {
-          log(`loading ${policy} with ${checkpoint} in a worker thread`);
-          // A plan blocks its thread for seconds; in a worker the safety timers keep running.
-          const wp = await startWorkerPlanner({ script, workerData: { preset: policy, checkpoint, backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled }, log, signal: startup.signal });
-          closers.push(() => wp.close());
-          go();
-          const i = wp.info;
-          if (i.imageHeight && i.imageWidth) imaginedShape = { height: i.imageHeight, width: i.imageWidth };
-          plannerTiming = { budgetMs: i.budgetMs, graceMs: i.graceMs };
-          planner = wp.planner;
-          resetPlanner = (s) => wp.reset(s);
-          log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread`);
-        } else {
-          if (thread === 'worker') log('no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan');
-          let mod: typeof import('../planner/world-model-planner.js');
-          try {
-            mod = await import('../planner/world-model-planner.js');
-          } catch (e) {
-            throw new UserError(`--policy ${policy}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
-          }
-          const planning = await mod.loadWorldModelPlanning(policy, checkpoint!, { backend: str(opts, 'backend'), seed, imagine: cfg.api.enabled });
-          closers.push(() => planning.dispose());
-          go();
-          imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
-          plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
-          planner = planning.planner();
-          resetPlanner = (s) => planning.reset(s);
-          log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread`);
-        }
-      }
-      let goalObservations: typeof import('../sim/goals.js').goalObservations | undefined;
-      if (isSim && !scripted) goalObservations = (await import('../sim/goals.js')).goalObservations;
       const startWsApi = cfg.api.enabled ? (await import('../server/ws-api.js')).startWsApi : undefined;
       go();
-
-      // From here on the robot can be commanded.
-      const s = (svc = startService(cfg, planner!, link, { log, plannerTiming }));
-      s.latency$.subscribe((l) => (latencies.push(l.serviceMs), waits.push(l.waitMs)));
-      s.commands$.subscribe(() => {
-        commands++;
-        if (maxCommands > 0 && commands >= maxCommands) finish(`${commands} commands sent`);
-      });
-      s.status$.subscribe((st) => {
-        if (st.link === 'closed') finish('robot link closed');
-      });
-      if (goalObservations) {
-        // The simulator knows its task: its goal images come from the scripted expert's run of the same seed.
-        const size = imageSize(str(opts, 'image-size'))!;
-        const task = str(opts, 'task') ?? 'pick-can';
-        const goals = goalObservations;
-        // A new episode starts the planner afresh (context frames and warm start are the old scene's).
-        onEpisode = (ep) => {
-          if (ep !== seed) resetPlanner?.(ep);
-          void goals(task, ep, size.h, size.w).then((images) => s.setGoal({ images }), (e: Error) => log(`no goal images for seed ${ep}: ${e.message}`));
-        };
-        onEpisode(seed);
-      }
-
-      if (!scripted && !isSim) log(`planning starts with a goal: publish sensor_msgs/Image on ${cfg.topics.goalImage} or send setGoal over the WebSocket API`);
-
+      const s = await assembly.start();
       if (startWsApi) {
         if (!cfg.api.token) {
           cfg.api.token = randomBytes(16).toString('hex');
           log(`no API token configured; this run's token: ${cfg.api.token}`);
         }
-        api = await startWsApi(s, cfg.api, { imaginedShape, log });
+        api = await startWsApi(s, cfg.api, { imaginedShape: assembly.imaginedShape, log });
         go();
         log(`WebSocket API on ${api.url} (subprotocols selfflow.v1.protobuf, selfflow.v1.msgpack)`);
       }
-      log(`serving ${link.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${s.config.safety.planDeadlineMs} ms`);
+      log(`serving ${assembly.link!.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${s.config.safety.planDeadlineMs} ms`);
     };
 
     let startupError: unknown;
@@ -294,6 +222,7 @@ export const serveCommand: Command = {
     const why = startupError !== undefined ? `startup failed: ${errorMessage(startupError)}` : await finished;
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    const svc = assembly.service;
     log(`stopping (${why})${svc ? ': zero command out' : ''}`);
     // Everything gets closed even when one step fails (a recording that cannot be written must not
     // leave the link open); the first failure is reported after the summary.
@@ -307,21 +236,16 @@ export const serveCommand: Command = {
       }
     };
     // The service's shutdown closes the link; a link the service never got is closed here.
-    const openLink = link as RobotLink | undefined;
-    await attempt(() => (svc ? svc.shutdown() : openLink?.close()));
+    await attempt(() => assembly.stop());
     await attempt(() => api?.close());
-    for (const c of closers) await attempt(c);
+    for (const c of assembly.closers) await attempt(c);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
     if (startupError !== undefined) throw startupError;
     const st = svc?.status();
-    const sorted = latencies.sort((a, b) => a - b);
-    const waited = waits.sort((a, b) => a - b);
     console.log(
       `${commands} commands (${st?.zeroedCommands ?? 0} zeroed, the exit's zero command included), ${st?.plans ?? 0} plans (${st?.safePlans ?? 0} safe), ${st?.decodeErrors ?? 0} dropped messages` +
-        (sorted.length
-          ? `; service latency (decode, hand-off, gate, encode; planning and waits excluded) p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms; waits for the action rate and a busy planner p50 ${percentile(waited, 50).toFixed(0)} ms`
-          : '') +
+        latency.describe() +
         (episodes ? `; episodes ${successes}/${episodes} successful` : ''),
     );
     if (closeError) throw closeError;
