@@ -6,6 +6,9 @@ export type RawType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | '
 
 export const RAW_BYTES: Record<RawType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
+/** The most elements a view may have beyond those its storage holds (a 64 MiB float32 tensor). */
+const MAX_BROADCAST_ELEMENTS = 2 ** 24;
+
 /**
  * Decode `count` little-endian elements starting at `byteOffset`, gathering with `strides`
  * (in elements) when the tensor is a non-contiguous view of its storage.
@@ -17,7 +20,13 @@ export function decodeRaw(
   elementOffset = 0,
   strides?: number[],
 ): HostTensor {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`tensor shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (strides !== undefined && (!Array.isArray(strides) || strides.length !== shape.length || !strides.every((d) => Number.isSafeInteger(d) && d >= 0))) throw new Error(`tensor strides ${JSON.stringify(strides)} do not match shape [${shape.join(', ')}]`);
+  if (!Number.isSafeInteger(elementOffset) || elementOffset < 0) throw new Error(`tensor storage offset ${elementOffset} is not a non-negative integer`);
   const count = shape.reduce((a, b) => a * b, 1);
+  // A view may repeat stored elements (stride 0), but not so many that a small file asks for a huge buffer.
+  const limit = Math.max(bytes.byteLength / RAW_BYTES[type], MAX_BROADCAST_ELEMENTS);
+  if (count > limit) throw new Error(`tensor of shape [${shape.join(', ')}] has ${count} elements, more than its ${bytes.byteLength}-byte storage can back`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size = RAW_BYTES[type];
   const index = stridedIndex(shape, strides);

@@ -3,7 +3,8 @@
  * training scripts produce: nested under `model` / `ema` / `state_dict`, `module.` prefixes.
  */
 import { existsSync } from 'node:fs';
-import { UserError } from '../util/errors.js';
+import { UserError, errorMessage } from '../util/errors.js';
+import type { ZipLimits } from './zip.js';
 import { readSafetensors } from './safetensors.js';
 import type { TensorMap } from './tensor-map.js';
 import { collectTensors, readTorchPickle } from './torch-pt.js';
@@ -24,8 +25,9 @@ function stripModulePrefix(name: string): string {
 /**
  * @param prefer nested entry to take when several exist (default: model, then ema, then state_dict,
  *   as the official sample.py does).
+ * @param limits caps on inflated zip entries (a zip bomb is refused, not inflated).
  */
-export function loadStateDict(path: string, prefer?: string): LoadedStateDict {
+export function loadStateDict(path: string, prefer?: string, limits: ZipLimits = {}): LoadedStateDict {
   if (!existsSync(path)) throw new UserError(`${path}: checkpoint file not found`);
   if (path.endsWith('.safetensors')) {
     const { tensors, metadata } = readSafetensors(path);
@@ -33,7 +35,7 @@ export function loadStateDict(path: string, prefer?: string): LoadedStateDict {
     for (const [k, v] of tensors) renamed.set(stripModulePrefix(k), v);
     return { tensors: renamed, metadata };
   }
-  const root = readTorchPickle(path);
+  const root = readTorchPickle(path, limits);
   if (!(root instanceof Map)) throw new UserError(`${path}: top-level object is not a dict (got ${typeof root})`);
   const order = prefer ? [prefer] : [...NESTED_KEYS];
   let nestedKey: string | undefined;
@@ -46,9 +48,16 @@ export function loadStateDict(path: string, prefer?: string): LoadedStateDict {
     }
   }
   if (prefer && !nestedKey) throw new UserError(`${path}: has no nested state dict '${prefer}' (keys: ${[...root.keys()].join(', ')})`);
-  const refs = collectTensors(node);
+  const refs = collectTensors(node, '', undefined, path);
   if (refs.size === 0) throw new UserError(`${path}: no tensors found${nestedKey ? ` under '${nestedKey}'` : ''}`);
   const tensors: TensorMap = new Map();
-  for (const [k, ref] of refs) tensors.set(stripModulePrefix(k), ref.decode());
+  for (const [k, ref] of refs) {
+    try {
+      tensors.set(stripModulePrefix(k), ref.decode());
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(`${path}: tensor '${k}': ${errorMessage(e)}`, { cause: e });
+    }
+  }
   return { tensors, nestedKey, metadata: {} };
 }

@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { UserError, errorMessage } from '../util/errors.js';
 import { decodeRaw, type RawType } from './decode-raw.js';
-import { isGlobal, unpickle, type PickleGlobal } from './pickle.js';
+import { isGlobal, unpickle } from './pickle.js';
 import type { HostTensor } from './tensor-map.js';
-import { ZipArchive } from './zip.js';
+import { ZipArchive, type ZipLimits } from './zip.js';
 
 const STORAGE_TYPES: Record<string, RawType> = {
   FloatStorage: 'F32',
@@ -44,10 +44,17 @@ export class TorchTensorRef {
 }
 
 /** Parse a torch.save archive into its object graph (Maps for dicts, TorchTensorRef for tensors). */
-export function readTorchPickle(path: string): unknown {
+export function readTorchPickle(path: string, limits: ZipLimits = {}): unknown {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${path}: cannot read checkpoint (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}${code ? `, ${code}` : ''})`, { cause: e });
+  }
   let archive: ZipArchive;
   try {
-    archive = new ZipArchive(new Uint8Array(readFileSync(path)), path);
+    archive = new ZipArchive(bytes, path, limits);
   } catch (e) {
     throw new UserError(`${path}: not a torch.save zip archive (${errorMessage(e)}); legacy pre-1.6 pickles are not supported`);
   }
@@ -68,9 +75,10 @@ export function readTorchPickle(path: string): unknown {
     {
       persistentLoad(pid) {
         const t = pid as unknown[];
-        if (!Array.isArray(t) || t[0] !== 'storage') throw new Error(`unknown persistent id ${JSON.stringify(t)}`);
-        const typ = t[1] as PickleGlobal;
-        const type = STORAGE_TYPES[typ.name];
+        if (!Array.isArray(t) || t[0] !== 'storage') throw new Error(`unknown persistent id (${describe(t)})`);
+        const typ = t[1];
+        if (!isGlobal(typ)) throw new Error(`storage type is ${describe(typ)}, not a class`);
+        const type = Object.hasOwn(STORAGE_TYPES, typ.name) ? STORAGE_TYPES[typ.name] : undefined;
         if (!type) throw new Error(`unsupported storage type ${typ.module}.${typ.name}`);
         return { kind: 'storage', key: String(t[2]), type } satisfies StorageRef;
       },
@@ -85,15 +93,33 @@ export function readTorchPickle(path: string): unknown {
         return undefined;
       },
     },
-    pkl,
+    `${path}: ${pkl}`,
   );
 }
 
-/** Flattens nested dicts of tensors into dotted names, as a state dict spells them. */
-export function collectTensors(node: unknown, prefix = '', out = new Map<string, TorchTensorRef>()): Map<string, TorchTensorRef> {
+/** A short description of a pickled value for error messages (never walks the value). */
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return `a tuple of ${v.length}`;
+  if (v instanceof Map) return `a dict of ${v.size}`;
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, 60));
+  return v === null ? 'None' : typeof v;
+}
+
+/** Dicts nested deeper than this are not a state dict (real ones nest a few levels). */
+export const MAX_STATE_DICT_DEPTH = 100;
+
+/**
+ * Flattens nested dicts of tensors into dotted names, as a state dict spells them. `source` names
+ * the file in the error for dicts nested too deep or holding themselves.
+ */
+export function collectTensors(node: unknown, prefix = '', out = new Map<string, TorchTensorRef>(), source = 'checkpoint', path = new Set<unknown>()): Map<string, TorchTensorRef> {
   if (node instanceof TorchTensorRef) out.set(prefix, node);
   else if (node instanceof Map) {
-    for (const [k, v] of node) collectTensors(v, prefix ? `${prefix}.${String(k)}` : String(k), out);
+    if (path.has(node)) throw new UserError(`${source}: dict '${prefix}' contains itself`);
+    if (path.size >= MAX_STATE_DICT_DEPTH) throw new UserError(`${source}: dicts nested more than ${MAX_STATE_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...')`);
+    path.add(node);
+    for (const [k, v] of node) collectTensors(v, prefix ? `${prefix}.${String(k)}` : String(k), out, source, path);
+    path.delete(node);
   }
   return out;
 }

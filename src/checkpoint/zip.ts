@@ -3,6 +3,17 @@
  * enough for PyTorch's torch.save archives without any native dependency.
  */
 import { inflateRawSync } from 'node:zlib';
+import { UserError, errorMessage } from '../util/errors.js';
+
+/** The most bytes all deflated entries of one archive may inflate to, by default (1 GiB). */
+export const DEFAULT_MAX_INFLATED_BYTES = 2 ** 30;
+/** Deflate cannot compress better than about 1032:1; a declared size beyond that is a lie. */
+const MAX_DEFLATE_RATIO = 1032;
+
+export interface ZipLimits {
+  /** Total bytes that deflated entries may inflate to (default DEFAULT_MAX_INFLATED_BYTES). */
+  maxInflatedBytes?: number;
+}
 
 export interface ZipEntry {
   name: string;
@@ -15,17 +26,46 @@ export interface ZipEntry {
 export class ZipArchive {
   readonly entries = new Map<string, ZipEntry>();
   private readonly view: DataView;
+  private readonly maxInflatedBytes: number;
+  /** Bytes inflated so far, counted against maxInflatedBytes. */
+  private inflated = 0;
 
   constructor(
     private readonly bytes: Uint8Array,
     private readonly source: string,
+    limits: ZipLimits = {},
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.readCentralDirectory();
+    this.maxInflatedBytes = limits.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES;
+    try {
+      this.readCentralDirectory();
+    } catch (e) {
+      // Offsets that point outside the file surface as RangeErrors from the DataView.
+      if (e instanceof RangeError) this.fail(`corrupt central directory (${e.message})`);
+      throw e;
+    }
   }
 
   private fail(msg: string): never {
-    throw new Error(`${this.source}: ${msg}`);
+    throw new UserError(`${this.source}: ${msg}`);
+  }
+
+  /** Inflates an entry into at most its declared size, within what is left of the archive's budget. */
+  private inflate(entry: ZipEntry, raw: Uint8Array): Uint8Array {
+    const left = this.maxInflatedBytes - this.inflated;
+    if (entry.size > left) this.fail(`entry '${entry.name}' declares ${entry.size} bytes uncompressed, over the ${this.maxInflatedBytes}-byte limit for inflated entries (${left} left)`);
+    if (entry.size > raw.byteLength * MAX_DEFLATE_RATIO + 1024) this.fail(`entry '${entry.name}' declares ${entry.size} bytes from ${raw.byteLength} compressed, more than deflate can produce`);
+    let out: Buffer;
+    try {
+      // maxOutputLength stops inflation at the declared size, so a lying header cannot grow the output.
+      out = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
+    } catch (e) {
+      const tooLarge = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      this.fail(tooLarge ? `entry '${entry.name}' inflates past its declared ${entry.size} bytes` : `entry '${entry.name}' cannot be inflated (${errorMessage(e)})`);
+    }
+    if (out.byteLength !== entry.size) this.fail(`entry '${entry.name}' inflates to ${out.byteLength} bytes, its header declares ${entry.size}`);
+    this.inflated += out.byteLength;
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
 
   private readCentralDirectory(): void {
@@ -82,12 +122,12 @@ export class ZipArchive {
     if (!entry) this.fail(`archive has no entry '${name}'`);
     const v = this.view;
     const h = entry.localHeaderOffset;
-    if (v.getUint32(h, true) !== 0x04034b50) this.fail(`bad local header for '${name}'`);
+    if (h + 30 > this.bytes.byteLength || v.getUint32(h, true) !== 0x04034b50) this.fail(`bad local header for '${name}'`);
     const start = h + 30 + v.getUint16(h + 26, true) + v.getUint16(h + 28, true);
     const raw = this.bytes.subarray(start, start + entry.compressedSize);
     if (raw.byteLength !== entry.compressedSize) this.fail(`entry '${name}' is truncated`);
     if (entry.method === 0) return raw;
-    if (entry.method === 8) return new Uint8Array(inflateRawSync(raw));
+    if (entry.method === 8) return this.inflate(entry, raw);
     this.fail(`entry '${name}' uses unsupported compression method ${entry.method}`);
   }
 }

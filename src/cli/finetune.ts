@@ -5,6 +5,7 @@ import { loadStateDict } from '../checkpoint/load.js';
 import { computeActionStats, type ActionStats } from '../data/action-stats.js';
 import { actionDim, loadCard } from '../data/card.js';
 import { checkFeaturesJson } from '../data/features-json.js';
+import { CorruptRecordReport } from '../data/corrupt-report.js';
 import { readEpisodes } from '../data/rlds.js';
 import { windowStream } from '../data/windows.js';
 import { isWorldModelFile, readWorldModel } from '../model/checkpoint-io.js';
@@ -116,12 +117,15 @@ export const finetuneCommand: Command = {
         `lambda ${settings.objective.sslWeight}, time shift ${settings.objective.timeShift}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
     );
     let stats: ActionStats;
+    const skipped = new CorruptRecordReport();
     const statsPath = str(opts, 'stats');
     if (prior) stats = prior.actionStats as ActionStats;
     else if (statsPath) stats = JSON.parse(readFileSync(statsPath, 'utf8')) as ActionStats;
     else {
       console.error('computing action statistics (pass --stats FILE from `data stats` to skip)...');
-      stats = await computeActionStats(card, readEpisodes(dataDir, card, { skipCorrupt: bool(opts, 'skip-corrupt') }));
+      stats = await computeActionStats(card, readEpisodes(dataDir, card, { skipCorrupt: bool(opts, 'skip-corrupt'), onCorrupt: (m) => skipped.add(m) }));
+      // The statistics pass reads every record once: the complete list of what training will skip.
+      if (skipped.count) console.error(skipped.summary());
     }
     if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions, the card's action vector has ${cfg.actionDim}`);
     let init = worldModelInit(cfg, seed);
@@ -146,15 +150,20 @@ export const finetuneCommand: Command = {
       });
     }
     const skipCorrupt = bool(opts, 'skip-corrupt');
+    const skippedBefore = skipped.count;
+    // Records first met while training (not seen by a statistics pass) are named as they are skipped.
+    const onCorrupt = (m: string) => {
+      if (skipped.add(m)) console.error(`skipped: ${m}`);
+    };
     const spec = { contextFrames, futureFrames, imageHeight: cfg.imageHeight, imageWidth: cfg.imageWidth };
     const data: WindowSource = {
       async *train(skip) {
         let i = 0;
-        for await (const w of windowStream({ dataDir, card, spec, split: 'train', valFraction: settings.valFraction, seed, stats, skipCorrupt })) if (i++ >= skip) yield w;
+        for await (const w of windowStream({ dataDir, card, spec, split: 'train', valFraction: settings.valFraction, seed, stats, skipCorrupt, onCorrupt })) if (i++ >= skip) yield w;
       },
       async val(count) {
         const out = [];
-        for await (const w of windowStream({ dataDir, card, spec, split: 'val', valFraction: settings.valFraction, seed, stats, skipCorrupt })) {
+        for await (const w of windowStream({ dataDir, card, spec, split: 'val', valFraction: settings.valFraction, seed, stats, skipCorrupt, onCorrupt })) {
           out.push(w);
           if (out.length >= count) break;
         }
@@ -197,6 +206,7 @@ export const finetuneCommand: Command = {
       console.log(`${r.interrupted ? 'interrupted' : 'finished'} at step ${r.finalStep}${r.valLoss !== undefined ? `, val loss ${r.valLoss.toFixed(4)}` : ''}; run in ${out}${r.interrupted ? ' (continue with --resume)' : ''}`);
     } finally {
       process.removeListener('SIGINT', onSigint);
+      if (skipped.count > skippedBefore) console.error(skipped.summary());
     }
   },
 };

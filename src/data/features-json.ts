@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DatasetCard, FeatureDType } from './card.js';
+import { UserError, errorMessage } from '../util/errors.js';
 
 export interface TfdsFeature {
   dtype: FeatureDType;
@@ -12,7 +13,10 @@ export interface TfdsFeature {
 type Node = Record<string, unknown>;
 
 function leaf(n: Node): TfdsFeature | undefined {
-  const dims = (t: Node | undefined) => (((t?.shape as Node | undefined)?.dimensions as string[] | undefined) ?? []).map(Number);
+  const dims = (t: Node | undefined) => {
+    const d = (t?.shape as Node | undefined)?.dimensions;
+    return Array.isArray(d) ? d.map(Number) : [];
+  };
   if (n.image) return { dtype: 'image', shape: dims(n.image as Node), encoding: (n.image as Node).encodingFormat as string };
   if (n.text) return { dtype: 'string', shape: [] };
   if (n.tensor) {
@@ -23,18 +27,23 @@ function leaf(n: Node): TfdsFeature | undefined {
   return undefined;
 }
 
-export function flattenFeaturesJson(json: unknown): Map<string, TfdsFeature> {
+/** Nesting deeper than this is not a dataset description (RLDS uses about 5 levels). */
+const MAX_FEATURES_DEPTH = 100;
+
+export function flattenFeaturesJson(json: unknown, source = 'features.json'): Map<string, TfdsFeature> {
   const out = new Map<string, TfdsFeature>();
-  const walk = (n: Node, path: string[]) => {
+  const walk = (n: Node, path: string[], depth = 0) => {
+    if (depth > MAX_FEATURES_DEPTH) throw new UserError(`${source}: features nested more than ${MAX_FEATURES_DEPTH} levels deep (at '${path.slice(0, 8).join('/')}/...')`);
+    if (n === null || typeof n !== 'object') return;
     const l = leaf(n);
     if (l) {
       out.set(path.join('/'), l);
       return;
     }
     const dict = (n.featuresDict as Node | undefined)?.features as Record<string, Node> | undefined;
-    if (dict) for (const [k, v] of Object.entries(dict)) walk(v, [...path, k]);
+    if (dict && typeof dict === 'object') for (const [k, v] of Object.entries(dict)) walk(v, [...path, k], depth + 1);
     const seq = (n.sequence as Node | undefined)?.feature as Node | undefined;
-    if (seq) walk(seq, path);
+    if (seq) walk(seq, path, depth + 1);
   };
   walk(json as Node, []);
   return out;
@@ -44,7 +53,15 @@ export function flattenFeaturesJson(json: unknown): Map<string, TfdsFeature> {
 export function checkFeaturesJson(dataDir: string, card: DatasetCard): { present: boolean; problems: string[]; imageShape?: number[] } {
   const path = join(dataDir, 'features.json');
   if (!existsSync(path)) return { present: false, problems: [] };
-  const tfds = flattenFeaturesJson(JSON.parse(readFileSync(path, 'utf8')));
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code ? `${path}: cannot read (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}, ${code})` : `${path}: not valid JSON (${errorMessage(e)})`, { cause: e });
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${path}: expected a JSON object (a TFDS FeaturesDict)`);
+  const tfds = flattenFeaturesJson(json, path);
   const problems: string[] = [];
   for (const [name, spec] of Object.entries(card.features)) {
     const f = tfds.get(name);

@@ -5,7 +5,7 @@
  */
 import { readdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../util/errors.js';
+import { UserError, errorMessage } from '../util/errors.js';
 import { perStepSize, type DatasetCard, type FeatureSpec } from './card.js';
 import { decodeExample, type FeatureValue } from './example.js';
 import { CorruptRecordError, readTfRecords } from './tfrecord.js';
@@ -34,7 +34,14 @@ export interface Episode {
 export function listShards(dataDir: string, card: DatasetCard): string[] {
   if (!existsSync(dataDir) || !statSync(dataDir).isDirectory()) throw new UserError(`${dataDir}: data directory not found`);
   const re = new RegExp(card.file_pattern);
-  const shards = readdirSync(dataDir)
+  let names: string[];
+  try {
+    names = readdirSync(dataDir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${dataDir}: cannot list the data directory (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}${code ? `, ${code}` : ''})`, { cause: e });
+  }
+  const shards = names
     .filter((f) => re.test(f) && !f.startsWith('.'))
     .sort()
     .map((f) => join(dataDir, f));

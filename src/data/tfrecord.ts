@@ -5,6 +5,7 @@
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
+import { UserError, errorMessage } from '../util/errors.js';
 import { maskedCrc32c } from './crc32c.js';
 
 export interface TfRecord {
@@ -59,40 +60,110 @@ class Reader {
     this.pos += out.length;
     return out;
   }
+
+  /** Moves past n bytes without reading them into memory. */
+  skip(n: number): void {
+    const buffered = this.buf.length - this.pos;
+    if (n <= buffered) {
+      this.pos += n;
+      return;
+    }
+    this.filePos += n - buffered;
+    this.buf = new Uint8Array(0);
+    this.pos = 0;
+  }
 }
+
+/** The largest record read by default; a length field above it is treated as corrupt (256 MiB). */
+export const DEFAULT_MAX_RECORD_BYTES = 256 * 2 ** 20;
 
 export interface ReadOptions {
   /** Skip records whose data CRC fails (counted via onCorrupt) instead of throwing. */
   skipCorrupt?: boolean;
   onCorrupt?: (e: CorruptRecordError) => void;
+  /** Records whose length field exceeds this are corrupt (default DEFAULT_MAX_RECORD_BYTES). */
+  maxRecordBytes?: number;
+}
+
+function openError(shard: string, e: unknown): UserError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : errorMessage(e);
+  return new UserError(`${shard}: cannot read shard (${why}${code ? `, ${code}` : ''})`, { cause: e });
 }
 
 export async function* readTfRecords(shard: string, opts: ReadOptions = {}): AsyncGenerator<TfRecord> {
-  const fh = await open(shard, 'r');
+  const maxRecordBytes = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  let fh: FileHandle;
+  let fileSize: number;
   try {
+    fh = await open(shard, 'r');
+  } catch (e) {
+    throw openError(shard, e);
+  }
+  try {
+    try {
+      fileSize = (await fh.stat()).size;
+    } catch (e) {
+      throw openError(shard, e);
+    }
     const r = new Reader(fh);
     let offset = 0;
     for (let index = 0; ; index++) {
-      const header = await r.read(12);
-      if (header.length === 0) return;
+      let header: Uint8Array;
+      try {
+        header = await r.read(12);
+      } catch (e) {
+        throw openError(shard, e);
+      }
       const recordOffset = offset;
       const fail = (reason: string, resumable: boolean) => {
         const e = new CorruptRecordError(shard, index, recordOffset, reason, resumable);
         if (!opts.skipCorrupt || !resumable) throw e;
         opts.onCorrupt?.(e);
       };
+      if (header.length === 0) {
+        // A shard holds at least one record: an empty file is a failed or cut-off write, not an empty dataset.
+        if (index === 0) fail('empty shard (0 bytes, no records)', false);
+        return;
+      }
       if (header.length < 12) {
         // A truncated header ends the shard: nothing after it can be framed.
         fail(`truncated record header (${header.length} of 12 bytes)`, false);
         return;
       }
       const view = new DataView(header.buffer, header.byteOffset, 12);
-      const length = Number(view.getBigUint64(0, true));
+      const declared = view.getBigUint64(0, true);
       if (maskedCrc32c(header.subarray(0, 8)) !== view.getUint32(8, true)) {
         fail('length CRC mismatch (the record framing is corrupt)', false);
         return;
       }
-      const body = await r.read(length + 4);
+      // The length is checked before anything is allocated for it: a matching length CRC does not make it sane.
+      const remaining = fileSize - recordOffset - 12 - 4;
+      if (declared > BigInt(Math.max(0, remaining))) {
+        const found = Math.max(0, fileSize - recordOffset - 12);
+        // A plausible length in a cut-off file is a truncation; anything larger is a corrupt length field.
+        fail(
+          declared <= BigInt(maxRecordBytes)
+            ? `truncated record: expected ${declared} data bytes + 4 CRC bytes, found ${found}`
+            : `record length ${declared} exceeds the ${found} bytes left in the file (the record framing is corrupt)`,
+          false,
+        );
+        return;
+      }
+      const length = Number(declared);
+      if (length > maxRecordBytes) {
+        // The framing is intact (the length fits the file), so reading can go on with the next record.
+        offset += 12 + length + 4;
+        r.skip(length + 4);
+        fail(`record length ${length} exceeds the maximum record size of ${maxRecordBytes} bytes`, true);
+        continue;
+      }
+      let body: Uint8Array;
+      try {
+        body = await r.read(length + 4);
+      } catch (e) {
+        throw openError(shard, e);
+      }
       if (body.length < length + 4) {
         fail(`truncated record: expected ${length} data bytes + 4 CRC bytes, found ${body.length}`, false);
         return;

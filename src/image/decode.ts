@@ -108,9 +108,74 @@ function decodeJpeg(bytes: Uint8Array, decoder: JpegDecoderName): RgbImage {
   return { data: img.data as Uint8Array, width: img.width, height: img.height };
 }
 
-/** Decodes JPEG or PNG bytes to RGB; `where` names the record/feature in errors. */
-export function decodeImage(bytes: Uint8Array, where = 'image'): RgbImage {
+/** The largest image decoded by default: 4096x4096 pixels (a 48 MiB RGB buffer). */
+export const DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096;
+
+export interface DecodeOptions {
+  /** Images that declare more pixels than this are refused before any decoding. */
+  maxPixels?: number;
+}
+
+const JPEG_SOF_MARKERS = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf, 0xde]);
+
+/**
+ * The width and height a PNG (IHDR) or JPEG (every frame header before the first scan) declares,
+ * read from the headers alone; undefined when the headers do not hold a size.
+ */
+export function declaredImageSize(bytes: Uint8Array): { width: number; height: number } | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const codec = imageCodec(bytes);
+  if (codec === 'png') {
+    // Signature (8 bytes), then the IHDR chunk: length (4), type (4), width (4), height (4), big-endian.
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return undefined;
+    return { width: view.getUint32(16, false), height: view.getUint32(20, false) };
+  }
+  if (codec !== 'jpeg') return undefined;
+  let size: { width: number; height: number } | undefined;
+  let p = 2;
+  while (p + 4 <= bytes.length) {
+    if (bytes[p] !== 0xff) {
+      p++; // stray bytes between segments: decoders skip to the next marker, and so does this scan
+      continue;
+    }
+    const marker = bytes[p + 1]!;
+    if (marker === 0xff) {
+      p++; // fill byte
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      p += 2; // standalone markers carry no length
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return size; // start of scan / end of image: the frame headers are behind us
+    const length = view.getUint16(p + 2, false);
+    if (JPEG_SOF_MARKERS.has(marker) && p + 9 <= bytes.length) {
+      // Segment: length (2), precision (1), height (2), width (2). The largest frame counts.
+      const height = view.getUint16(p + 5, false);
+      const width = view.getUint16(p + 7, false);
+      if (!size || width * height > size.width * size.height) size = { width, height };
+    }
+    p += 2 + length;
+  }
+  return size;
+}
+
+/** Refuses an image whose headers declare more than `maxPixels` pixels, before it is decoded. */
+export function checkImageSize(bytes: Uint8Array, where: string, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): void {
+  const size = declaredImageSize(bytes);
+  if (size && (size.width === 0 || size.height === 0)) throw new Error(`${where}: image declares ${size.width}x${size.height} pixels (an empty image); it was not decoded`);
+  if (size && size.width * size.height > maxPixels) {
+    throw new UserError(`${where}: image declares ${size.width}x${size.height} pixels (${size.width * size.height}), over the limit of ${maxPixels} pixels; it was not decoded`);
+  }
+}
+
+/**
+ * Decodes JPEG or PNG bytes to RGB; `where` names the record/feature in errors. The declared
+ * dimensions are checked against `maxPixels` first, so a small file cannot demand a huge buffer.
+ */
+export function decodeImage(bytes: Uint8Array, where = 'image', opts: DecodeOptions = {}): RgbImage {
+  const codec = imageCodec(bytes);
+  checkImageSize(bytes, where, opts.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS);
   try {
     if (codec === 'jpeg') return decodeJpeg(bytes, jpegDecoderName());
     if (codec === 'png') {

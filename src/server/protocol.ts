@@ -69,21 +69,34 @@ function validateFields(m: Record<string, unknown>, id: number): ClientMessage {
   if (ops.length !== 1) throw new ProtocolError(`message must hold exactly one of ${CLIENT_OPS.join(', ')} (found ${ops.length ? ops.join(', ') : 'none'})`);
   const op = ops[0]!;
   const out: ClientMessage = { id, token, op };
+  // Every payload is a map: a list, a byte string or a scalar in its place is refused, whichever the op.
+  if (!isMap(m[op])) throw new ProtocolError(`${op} must be a map, got ${kindOf(m[op])}`);
   if (op === 'setGoal') {
     const g = m.setGoal as Record<string, unknown>;
-    if (typeof g !== 'object' || !Array.isArray(g.images) || g.images.length === 0 || !g.images.every((b) => b instanceof Uint8Array)) {
+    if (!Array.isArray(g.images) || g.images.length === 0 || !g.images.every((b) => b instanceof Uint8Array)) {
       throw new ProtocolError('setGoal.images must be a non-empty list of JPEG/PNG byte strings');
     }
     if (g.instruction !== undefined && typeof g.instruction !== 'string') throw new ProtocolError('setGoal.instruction must be a string');
     out.setGoal = { images: g.images as Uint8Array[], instruction: (g.instruction as string | undefined) || undefined };
   } else if (op === 'subscribe') {
     const s = m.subscribe as Record<string, unknown>;
-    const streams = typeof s === 'object' ? (s.streams ?? []) : undefined;
+    const streams = s.streams ?? [];
     if (!Array.isArray(streams)) throw new ProtocolError('subscribe.streams must be a list of stream names');
     for (const n of streams) if (!(STREAMS as readonly unknown[]).includes(n)) throw new ProtocolError(`unknown stream ${JSON.stringify(n)} (streams: ${STREAMS.join(', ')})`);
     out.subscribe = { streams: streams as StreamName[] };
-  } else if (typeof m[op] !== 'object') throw new ProtocolError(`${op} must be an empty map`);
+  } else if (Object.keys(m[op] as object).length) throw new ProtocolError(`${op} must be an empty map, got fields ${Object.keys(m[op] as object).slice(0, 8).join(', ')}`);
   return out;
+}
+
+/** A decoded map (msgpack) or message object (protobuf): not null, a list or a byte string. */
+function isMap(v: unknown): boolean {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v) && !(v instanceof Map);
+}
+
+function kindOf(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (ArrayBuffer.isView(v)) return 'a byte string';
+  return typeof v;
 }
 
 export function decodeClient(protocol: Subprotocol, bytes: Uint8Array): ClientMessage {

@@ -14,7 +14,7 @@ import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { readWorldModel, writeWorldModel } from '../model/checkpoint-io.js';
 import type { WorldModelConfig } from '../model/config.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { UserError } from '../util/errors.js';
+import { UserError, errorMessage } from '../util/errors.js';
 
 export interface RunManifest {
   format: 'selfflow-wm/run@1';
@@ -46,12 +46,40 @@ export interface CheckpointFiles {
 
 export const stepDirName = (step: number) => `step-${String(step).padStart(7, '0')}`;
 
+/** Parses a JSON object file of a run; errors name the file. */
+function readJsonObject(path: string, what: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code ? `${path}: cannot read ${what} (${errorMessage(e)})` : `${path}: ${what} is not valid JSON (${errorMessage(e)})`, { cause: e });
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${path}: ${what} must be a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+const isObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+
 export function readManifest(runDir: string): RunManifest {
   const path = join(runDir, 'run.json');
   if (!existsSync(path)) throw new UserError(`${runDir}: not a training run (no run.json)`);
-  const m = JSON.parse(readFileSync(path, 'utf8')) as RunManifest;
-  if (m.format !== 'selfflow-wm/run@1') throw new UserError(`${path}: unknown run format '${m.format}'`);
-  return m;
+  const m = readJsonObject(path, 'run manifest');
+  if (m.format !== 'selfflow-wm/run@1') throw new UserError(`${path}: unknown run format '${String(m.format)}'`);
+  const field = (name: string, ok: boolean, want: string) => {
+    if (!ok) throw new UserError(`${path}: field '${name}' must be ${want}`);
+  };
+  field('model', isObject(m.model), 'an object (the world-model config)');
+  const model = m.model as Record<string, unknown>;
+  field('model.dit', isObject(model.dit), 'an object');
+  for (const k of ['imageHeight', 'imageWidth', 'actionDim', 'maxFrames']) field(`model.${k}`, Number.isInteger(model[k]) && (model[k] as number) > 0, 'a positive integer');
+  field('configName', typeof m.configName === 'string', 'a string');
+  field('data', isObject(m.data), 'an object');
+  field('actionStats', isObject(m.actionStats), 'an object (per-dimension action statistics)');
+  field('contextFrames', isCount(m.contextFrames) && (m.contextFrames as number) >= 1, 'an integer >= 1');
+  field('futureFrames', isCount(m.futureFrames) && (m.futureFrames as number) >= 1, 'an integer >= 1');
+  return m as unknown as RunManifest;
 }
 
 export function writeManifest(runDir: string, m: RunManifest): void {
@@ -61,8 +89,10 @@ export function writeManifest(runDir: string, m: RunManifest): void {
 export function latestCheckpoint(runDir: string): { step: number; dir: string } | undefined {
   const path = join(runDir, 'latest.json');
   if (!existsSync(path)) return undefined;
-  const l = JSON.parse(readFileSync(path, 'utf8')) as { step: number; dir: string };
-  return { step: l.step, dir: join(runDir, l.dir) };
+  const l = readJsonObject(path, 'latest-checkpoint pointer');
+  if (!isCount(l.step)) throw new UserError(`${path}: field 'step' must be a non-negative integer`);
+  if (typeof l.dir !== 'string' || l.dir === '') throw new UserError(`${path}: field 'dir' must be a non-empty path`);
+  return { step: l.step as number, dir: join(runDir, l.dir) };
 }
 
 function fsyncDir(dir: string): void {
@@ -102,8 +132,10 @@ export function loadCheckpoint(dir: string): CheckpointFiles {
   const student = readWorldModel(join(dir, 'student.safetensors')).tensors;
   const ema = readWorldModel(join(dir, 'ema.safetensors')).tensors;
   const optimizer = readSafetensors(join(dir, 'optimizer.safetensors')).tensors;
-  const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as CheckpointState;
-  return { student, ema, optimizer, state };
+  const statePath = join(dir, 'state.json');
+  const state = readJsonObject(statePath, 'checkpoint state');
+  for (const k of ['step', 'optimizerStep']) if (!isCount(state[k])) throw new UserError(`${statePath}: field '${k}' must be a non-negative integer`);
+  return { student, ema, optimizer, state: state as unknown as CheckpointState };
 }
 
 /** The EMA (teacher) weights of a run's latest checkpoint, or of a weight file given directly: what planning uses. */

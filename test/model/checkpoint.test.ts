@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,10 @@ import { officialConfig, worldModelConfig } from '../../src/model/config.js';
 import { readWorldModel, writeWorldModel } from '../../src/model/checkpoint-io.js';
 import { importIntoWorldModel } from '../../src/model/import.js';
 import { officialLayout } from '../../src/model/params.js';
+import { MAX_LONG_BYTES, unpickle } from '../../src/checkpoint/pickle.js';
+import { ZipArchive } from '../../src/checkpoint/zip.js';
+import { UserError } from '../../src/util/errors.js';
+import { long4, nestedDicts, pickleOf, selfContainingDict, torchPt, zipArchive } from '../helpers/crafted.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 import { maxAbsDiff } from '../helpers/tf.js';
 
@@ -65,5 +69,59 @@ describe('checkpoint I/O', () => {
     const back = readWorldModel(join(dir, 'wm.safetensors'));
     expect(back.cfg).toEqual(cfg);
     expect(() => readWorldModel(sharedFixture('selfflow-reference/selfflow-tiny.safetensors'))).toThrow(/not a selfflow-wm world-model file/);
+  });
+});
+
+describe('hostile .pt files', () => {
+  const noStorage = { persistentLoad: () => undefined };
+  /** The error a .pt with this pickle gives, written to a temp file. */
+  const ptError = (bytes: Uint8Array): { path: string; err: unknown } => {
+    const path = join(mkdtempSync(join(tmpdir(), 'sfwm-pt-')), 'hostile.pt');
+    writeFileSync(path, bytes);
+    try {
+      loadStateDict(path);
+    } catch (err) {
+      return { path, err };
+    }
+    return { path, err: undefined };
+  };
+
+  it('LONG4 integers decode up to the length cap, in linear time, and longer ones are refused naming the file and offset', () => {
+    // 0x11 repeated n times, little-endian: positive, and its hex is "11" n times.
+    const big = unpickle(pickleOf(long4(MAX_LONG_BYTES)), noStorage, 'x.pt') as bigint;
+    expect(big).toBe(BigInt(`0x${'11'.repeat(MAX_LONG_BYTES)}`));
+    expect(unpickle(pickleOf([0x8a, 2, 0xff, 0xff]), noStorage)).toBe(-1); // LONG1 -1
+    expect(unpickle(pickleOf([0x8a, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1]), noStorage)).toBe(2n ** 64n);
+    // 200 KB took minutes with a shift per byte; refused at once now (a generous bound, not a timing test).
+    const t0 = performance.now();
+    expect(() => unpickle(pickleOf(long4(200_000)), noStorage, 'x.pt')).toThrow(new UserError(`x.pt: integer of 200000 bytes is longer than the ${MAX_LONG_BYTES}-byte limit at byte 2`));
+    // Linear: 64 integers at the cap decode in well under a second.
+    for (let i = 0; i < 64; i++) unpickle(pickleOf(long4(MAX_LONG_BYTES)), noStorage);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it('a zip entry inflates only up to its declared size and within the archive budget', () => {
+    const bomb = torchPt(new Uint8Array(20 * 2 ** 20), { deflate: true, declaredSize: 1000 });
+    const { path, err } = ptError(bomb);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toBe(`${path}: entry 'archive/data.pkl' inflates past its declared 1000 bytes`);
+    expect(() => new ZipArchive(bomb, 'bomb.pt').read('archive/data.pkl')).toThrow(new UserError("bomb.pt: entry 'archive/data.pkl' inflates past its declared 1000 bytes"));
+    const honest = zipArchive([{ name: 'a', data: new Uint8Array(5000), deflate: true }, { name: 'b', data: new Uint8Array(5000), deflate: true }]);
+    const archive = new ZipArchive(honest, 'two.zip', { maxInflatedBytes: 8000 });
+    expect(archive.read('a').length).toBe(5000);
+    expect(() => archive.read('b')).toThrow(/two.zip: entry 'b' declares 5000 bytes uncompressed, over the 8000-byte limit for inflated entries \(3000 left\)/);
+  });
+
+  it('nesting 200k deep, a dict holding itself and an unsupported opcode are UserErrors naming the file', () => {
+    const deep = ptError(torchPt(nestedDicts(200_000)));
+    expect(deep.err).toBeInstanceOf(UserError);
+    expect((deep.err as Error).message).toMatch(new RegExp(`^${deep.path}: archive/data.pkl: containers nested more than 1000 deep at byte \\d+$`));
+    const cycle = ptError(torchPt(selfContainingDict()));
+    expect((cycle.err as Error).message).toBe(`${cycle.path}: dict 'a' contains itself`);
+    const op = ptError(torchPt(pickleOf('i')));
+    expect(op.err).toBeInstanceOf(UserError);
+    expect((op.err as Error).message).toBe(`${op.path}: archive/data.pkl: unsupported pickle opcode 0x69 at byte 2`);
+    // A malformed stack (APPEND to a dict) is named the same way, not thrown as a TypeError.
+    expect(() => unpickle(pickleOf([0x7d, 0x4e, 0x61]), noStorage, 'y.pt')).toThrow(new UserError('y.pt: APPEND(S) to a non-list at byte 4'));
   });
 });

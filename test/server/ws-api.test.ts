@@ -176,6 +176,24 @@ describe('WebSocket API connection rules', () => {
     c.ws.close();
   });
 
+  it('refuses an op payload that is a list, a byte string or a scalar, or an empty op with fields, and latches nothing', async () => {
+    const c = await hello('selfflow.v1.msgpack');
+    const refused: [unknown, RegExp][] = [
+      [{ estop: [] }, /estop must be a map, got a list/],
+      [{ estop: new Uint8Array(2) }, /estop must be a map, got a byte string/],
+      [{ estop: 1 }, /estop must be a map, got number/],
+      [{ start: { now: true } }, /start must be an empty map, got fields now/],
+      [{ subscribe: ['status'] }, /subscribe must be a map, got a list/],
+      [{ setGoal: [new Uint8Array(4)] }, /setGoal must be a map, got a list/],
+    ];
+    for (const [i, [op, message]] of refused.entries()) {
+      c.ws.send(msgpackEncode({ id: 20 + i, token: TOKEN, ...(op as object) }));
+      expect(await c.next()).toMatchObject({ id: 20 + i, error: { message: expect.stringMatching(message) } });
+    }
+    expect(svc.gate.estopActive).toBe(false);
+    c.ws.close();
+  });
+
   it('binds to loopback by default', () => {
     expect(defaultConfig().api.host).toBe('127.0.0.1');
     expect(api.url.startsWith('ws://127.0.0.1:')).toBe(true);
