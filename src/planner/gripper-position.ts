@@ -1,8 +1,9 @@
 /**
- * The gripper-position cost (preset field `cost.pose`): metres between where a candidate takes the
- * gripper and where it is in the goal picture. From one head camera, a gripper above an object and
- * one nearer the camera in front of it cover the same pixels (README Results item 8); the position
- * the goal giver recorded with the picture (a storyboard's proprioception) tells them apart.
+ * Gripper positions for the pose term of the cost (preset field `cost.pose`, src/planner/cost.ts):
+ * metres between where a candidate takes the gripper and where it is in the goal picture. From one
+ * head camera, a gripper above an object and one nearer the camera in front of it cover the same
+ * pixels; the position the goal giver recorded with the picture (a storyboard's proprioception)
+ * tells them apart.
  */
 import { modelActionToRt1 } from '../data/action-mapping.js';
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
