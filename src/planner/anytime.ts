@@ -7,7 +7,8 @@
  * half-way (the cost is one batched model call).
  */
 import type { Rng } from '../util/rng.js';
-import { applyPins, type PinnedDim } from './pinned-actions.js';
+import { applyPins } from './pinned-actions.js';
+import type { PinnedDim } from './plan-model.js';
 import { rankByCost, samplePopulation, type SequenceGaussian } from './population.js';
 import { checkBatch, clipUnit, type ProposalSource, type SequenceCost, type SequenceShape } from './sequence.js';
 

@@ -1,8 +1,9 @@
 /**
- * The gripper-position cost (preset field `cost.pose`): metres between where a candidate takes the
- * gripper and where it is in the goal picture. From one head camera, a gripper above an object and
- * one nearer the camera in front of it cover the same pixels (README Results item 8); the position
- * the goal giver recorded with the picture (a storyboard's proprioception) tells them apart.
+ * Gripper positions for the pose term of the cost (preset field `cost.pose`, src/planner/cost.ts):
+ * metres between where a candidate takes the gripper and where it is in the goal picture. From one
+ * head camera, a gripper above an object and one nearer the camera in front of it cover the same
+ * pixels; the position the goal giver recorded with the picture (a storyboard's proprioception)
+ * tells them apart.
  */
 import { modelActionToRt1 } from '../data/action-mapping.js';
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
@@ -38,19 +39,19 @@ export function distance(a: Vec3, b: Vec3): number {
 }
 
 /**
- * Per candidate (n x horizon x actionDim normalised actions): the step-weighted distance to `goal` of
- * the gripper moved by each action's world vector from `start`. Kinematic: it assumes the arm moves
- * as commanded, which the safety clamps and contacts can only shorten.
+ * Per candidate (n x horizon x actionDim normalised actions): where each action's world vector moves
+ * the gripper from `start`, n x horizon x 3. Kinematic: it assumes the arm moves as commanded, which
+ * the safety clamps and contacts can only shorten.
  */
-export function predictedPoseCosts(candidates: Float32Array, n: number, horizon: number, stats: ActionStats, start: Vec3, goal: Vec3, stepWeights: number[]): Float32Array {
+export function predictedPositions(candidates: Float32Array, n: number, horizon: number, stats: ActionStats, start: Vec3): Float64Array {
   const a = stats.names.length;
-  const out = new Float32Array(n);
+  const out = new Float64Array(n * horizon * 3);
   for (let i = 0; i < n; i++) {
     const p: Vec3 = [...start];
     for (let t = 0; t < horizon; t++) {
       const w = modelActionToRt1(stats, candidates.subarray((i * horizon + t) * a, (i * horizon + t + 1) * a)).worldVector;
       for (let k = 0; k < 3; k++) p[k] += w[k]!;
-      out[i] += stepWeights[t]! * distance(p, goal);
+      out.set(p, (i * horizon + t) * 3);
     }
   }
   return out;

@@ -10,9 +10,9 @@
  * - `makePlanner`: a Planner (observations$, goals$) -> plans$ around any plan step; no plan
  *   before the first goal, a new goal replans the latest observation, plans$ completes with
  *   observations$.
- * - `createOptimizingPlanner`: the model-independent planner: a per-plan cost from a factory
- *   (disposed after every plan, also an aborted one), CEM/MPPI anytime within the budget,
- *   warm-started from the shifted previous plan, normalised actions mapped to RT-1 actions.
+ * - `createOptimizingPlanner`: the one optimising plan step (src/planner/optimizing-planner.ts:
+ *   a per-plan cost from a factory, disposed after every plan, also an aborted one; CEM/MPPI
+ *   anytime within the budget, warm-started from the shifted previous plan) as a Planner.
  * - `executePlans` / `execute`: plans + a control tick -> one action per tick (receding horizon:
  *   the previous plan keeps running while the next is computed; an exhausted or stale plan gives
  *   the safe action).
@@ -21,9 +21,7 @@ import { defer, from, Observable, race, Subject, timer, asyncScheduler, type Ope
 import { map, take, throwIfEmpty } from 'rxjs/operators';
 import { safeAction, type Rt1Action } from '../robot/action.js';
 import { errorMessage } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
-import { optimize, type OptimizerSettings } from './optimizer.js';
-import { shiftPlan, type ProposalSource, type SequenceCost } from './sequence.js';
+import { createOptimizingPlanStep, type OptimizingPlanStepOptions } from './optimizing-planner.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
 
 export type PlanStep<O, G> = (obs: O, goal: G, signal: AbortSignal) => Observable<Plan>;
@@ -168,35 +166,12 @@ export function safePlanFor(obs: Observation, reason: string, latencyMs = 0): Pl
   return { actions: [safeAction()], cost: Infinity, iterations: 0, candidatesEvaluated: 0, latencyMs, observationStamp: obs.stamp, safe: true, reason };
 }
 
-/** One plan's cost, made for one (observation, goal) by a CostFactory and disposed after the plan. */
-export interface PlanCost {
-  /** Batched cost of candidate sequences (n x H x A, normalised actions). */
-  cost: SequenceCost;
-  /** Candidate sequences from the model's own policy query, mixed in at the preset's fraction. */
-  proposals?: ProposalSource;
-  /** Frames imagined for the chosen sequence (RGB uint8, h x w x 3 each), attached to the plan. */
-  imagine?: (best: Float32Array) => Promise<Uint8Array[]>;
-  /** Frees what the cost holds (tensors, caches). Called once per plan, after the optimiser has stopped. */
-  dispose(): void;
-}
+export type { CostFactory, PlanCost } from './plan-model.js';
 
-export type CostFactory = (obs: Observation, goal: Goal) => PlanCost | Promise<PlanCost>;
-
-export interface OptimizingPlannerOptions {
-  optimizer: OptimizerSettings;
-  makeCost: CostFactory;
-  /** One step of the normalised sequence (actionDim values in [-1, 1]) to an RT-1 action. */
-  toAction: (normalised: Float32Array) => Rt1Action;
-  budgetMs: number;
+export interface OptimizingPlannerOptions extends OptimizingPlanStepOptions {
   graceMs: number;
-  seed: number;
-  /** Actions of the previous plan executed before the next plan starts (warm-start shift); default 1. */
-  executeSteps?: number;
-  /** Overrides executeSteps with what the executor really did (see ExecutionProgress). */
-  executed?: (previous: Plan) => number;
+  /** Clock of the deadline timer; also the budget's clock unless `now` is given (default performance.now without a scheduler). */
   scheduler?: SchedulerLike;
-  /** Clock of the optimiser's budget; default the scheduler's clock, or performance.now without one. */
-  now?: () => number;
 }
 
 export interface OptimizingPlanner {
@@ -208,61 +183,17 @@ export interface OptimizingPlanner {
 }
 
 /**
- * The model-independent planner: per plan, makeCost(observation, goal) -> optimise within the
- * budget -> best sequence as RT-1 actions. Plans never overlap: a plan whose predecessor was
- * aborted (deadline) waits until that one has really stopped and disposed its cost, since both
- * would share the model; the wait counts against the new plan's own deadline.
+ * The optimising plan step (src/planner/optimizing-planner.ts) as a Planner: latest pairs,
+ * planLatest's deadline and safe plans, events on a side channel.
  */
 export function createOptimizingPlanner(o: OptimizingPlannerOptions): OptimizingPlanner {
   const events = new Subject<PlannerEvent>();
-  const now = o.now ?? (o.scheduler ? () => o.scheduler!.now() : () => performance.now());
-  const { horizon, actionDim } = o.optimizer;
-  let rng = new Rng(o.seed);
-  let previous: Plan | undefined;
-  let settled: Promise<void> = Promise.resolve();
-
-  async function plan(obs: Observation, goal: Goal, signal: AbortSignal): Promise<Plan> {
-    const t0 = now();
-    const before = settled;
-    let release!: () => void;
-    settled = new Promise<void>((r) => (release = r));
-    try {
-      await before;
-      signal.throwIfAborted();
-      const planRng = rng.fork(obs.stamp);
-      const cost = await o.makeCost(obs, goal);
-      try {
-        const prev = previous;
-        const warmStart = prev?.sequence && prev.sequence.length > 0 ? shiftPlan(prev.sequence, o.executed?.(prev) ?? o.executeSteps ?? 1, horizon, actionDim, o.optimizer.warmStartPad) : undefined;
-        const r = await optimize(o.optimizer, cost.cost, { rng: planRng, warmStart, proposals: cost.proposals, deadline: t0 + o.budgetMs, now, signal });
-        signal.throwIfAborted();
-        if (!Number.isFinite(r.bestCost) && o.optimizer.kind !== 'policy') throw new Error(`no candidate got a finite cost (${r.candidatesEvaluated} evaluated)`);
-        const imagined = cost.imagine ? await cost.imagine(r.best) : undefined;
-        signal.throwIfAborted();
-        const actions = Array.from({ length: horizon }, (_, t) => o.toAction(r.best.slice(t * actionDim, (t + 1) * actionDim)));
-        const p: Plan = { actions, cost: r.bestCost, iterations: r.iterations, candidatesEvaluated: r.candidatesEvaluated, latencyMs: now() - t0, observationStamp: obs.stamp, safe: false, sequence: r.best, imagined };
-        previous = p;
-        return p;
-      } finally {
-        cost.dispose();
-      }
-    } finally {
-      release();
-    }
-  }
-
+  const step = createOptimizingPlanStep({ ...o, now: o.now ?? (o.scheduler ? () => o.scheduler!.now() : undefined) });
   const planner: Planner = (observations$, goals$) =>
     latestPairs(observations$, goals$).pipe(
-      planLatest((obs, goal, signal) => from(plan(obs, goal, signal)), { budgetMs: o.budgetMs, graceMs: o.graceMs, scheduler: o.scheduler, safePlan: safePlanFor, report: (e) => events.next(e) }),
+      planLatest((obs, goal, signal) => from(step.plan(obs, goal, signal)), { budgetMs: o.budgetMs, graceMs: o.graceMs, scheduler: o.scheduler, safePlan: safePlanFor, report: (e) => events.next(e) }),
     );
-  return {
-    planner,
-    events$: events.asObservable(),
-    reset(seed?: number) {
-      previous = undefined;
-      if (seed !== undefined) rng = new Rng(seed);
-    },
-  };
+  return { planner, events$: events.asObservable(), reset: (seed) => step.reset(seed) };
 }
 
 /**

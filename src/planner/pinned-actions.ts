@@ -14,8 +14,8 @@
  */
 import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
 import { UserError } from '../util/errors.js';
-import type { PlannerPreset } from './presets.js';
-import { fingerOpening, straightMove, worldVectorIndices } from './gripper-position.js';
+import { fingerOpening, goalGripperPosition, gripperPosition, straightMove, worldVectorIndices } from './gripper-position.js';
+import type { PinnedDim, PlanConstraints } from './plan-model.js';
 import type { Goal, Observation } from './types.js';
 
 export const GRIPPER_ACTION = 'gripper_closedness_action';
@@ -33,10 +33,12 @@ export interface ActionPins {
 
 export const NO_PINS: ActionPins = { hold: {}, gripper: 'plan' };
 
-/** A normalised value for one action dimension, applied to every step of every candidate. */
-export interface PinnedDim {
-  index: number;
-  value: number;
+/** The parts of a preset that shape the search (a structural type, so this module needs nothing else of presets). */
+export interface PresetActions {
+  name: string;
+  actions: ActionPins;
+  /** Score the straight move to the goal's recorded gripper position in each plan's first iteration. */
+  poseProposal: boolean;
 }
 
 /** The pinned dimensions for this goal, in the normalised action space of `stats`. */
@@ -82,7 +84,7 @@ export function moveCap(pins: ActionPins, stats: ActionStats, goal?: Goal, obs?:
 }
 
 /** A preset's pins must name the model's actions: checked when a planner is built, not at the first goal. */
-export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
+export function checkPins(preset: PresetActions, stats: ActionStats): void {
   try {
     pinnedDims(preset.actions, stats, { images: [], gripper: 'open' });
     // A closed goal with no reported opening reaches the world-vector lookup whenever speed or carry is set.
@@ -91,6 +93,19 @@ export function checkPins(preset: PlannerPreset, stats: ActionStats): void {
   } catch (e) {
     throw new UserError(`planner preset '${preset.name}', actions: ${(e as Error).message}`);
   }
+}
+
+/** A preset's constraints for each (observation, goal): pins, move cap and the straight move (src/planner/optimizing-planner.ts). */
+export function presetConstraints(preset: PresetActions, stats: ActionStats, horizon: number): (obs: Observation, goal: Goal) => PlanConstraints {
+  return (obs, goal) => {
+    const start = gripperPosition(obs);
+    const target = goalGripperPosition(goal);
+    return {
+      pinned: pinnedDims(preset.actions, stats, goal),
+      constrain: moveCap(preset.actions, stats, goal, obs),
+      include: preset.poseProposal && start && target ? straightMove(stats, start, target, horizon) : undefined,
+    };
+  };
 }
 
 /** Overwrites the pinned dimensions of n sequences laid out n x H x A. */

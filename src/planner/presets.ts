@@ -14,7 +14,7 @@ import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './o
 import type { WarmStartPad } from './sequence.js';
 import type { PoseHandover } from './goal-sequence.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
-import type { CostWeights } from './wm-scorer.js';
+import type { CostWeights } from './plan-model.js';
 
 export interface PlannerPreset {
   name: string;

@@ -1,31 +1,33 @@
 /**
  * The world-model planner: every plan encodes the latest K camera frames once (context cache),
  * optimises action sequences with CEM/MPPI whose candidates are imagined by the model and scored
- * against the goal image, mixes in the model's own policy-query proposals, and returns the best
- * sequence as RT-1 actions with the imagined frames of the chosen plan.
+ * against the goal image (src/planner/cost.ts), mixes in the model's own policy-query proposals,
+ * and returns the best sequence as RT-1 actions with the imagined frames of the chosen plan.
  */
 import * as tf from '@tensorflow/tfjs';
 import { from, type Observable } from 'rxjs';
 import { initBackend } from '../backend/backends.js';
 import type { ActionStats } from '../data/action-stats.js';
-import { modelActionToRt1, rt1ToModelAction } from '../data/action-mapping.js';
+import { rt1ToModelAction } from '../data/action-mapping.js';
 import { embedInstruction } from '../data/language-embedding.js';
 import type { WorldModelConfig } from '../model/config.js';
 import type { Params } from '../model/layers.js';
 import { toTf } from '../model/params.js';
 import { loadInferenceWeights } from '../train/run-files.js';
+import type { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
-import { Rng } from '../util/rng.js';
+import { modelCost } from './cost.js';
 import { observationToTensor, tensorToImages } from './frames.js';
+import { gripperPosition, predictedPositions } from './gripper-position.js';
 import { differingFraction } from './image-distance.js';
 import { makePlanner } from './loop.js';
-import { optimize, shiftPlan } from './optimizer.js';
-import { checkPins, moveCap, pinnedDims } from './pinned-actions.js';
+import { presetPlanStep, type OptimizingPlanStep } from './optimizing-planner.js';
+import { checkPins } from './pinned-actions.js';
+import type { PlanModel, Rollout } from './plan-model.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../robot/action.js';
 import type { Goal, Observation, Plan, Planner } from './types.js';
-import { stepWeights, WorldModelScorer } from './wm-scorer.js';
-import { goalGripperPosition, gripperPosition, predictedPoseCosts, straightMove } from './gripper-position.js';
+import { WorldModelRollout } from './world-model-rollout.js';
 
 export interface WorldModelPlannerOptions {
   backend?: string;
@@ -40,13 +42,17 @@ export interface WorldModelPlannerOptions {
   lockstep?: boolean;
 }
 
-export class WorldModelPlanning {
+/**
+ * The world model as a PlanModel: the latest K camera frames (and the instruction) are encoded
+ * once per plan into a context cache; candidates' futures are imagined from it, with the
+ * kinematic gripper positions of their moves; the goal's representation features are kept while
+ * the goal stays the same.
+ */
+export class WorldModelPlanModel implements PlanModel {
   private readonly history: { stamp: number; frame: tf.Tensor3D }[] = [];
   private goalRef?: Goal;
   private instruction?: string;
-  private previous?: Float32Array;
-  private rng: Rng;
-  readonly scorer: WorldModelScorer;
+  readonly net: WorldModelRollout;
 
   constructor(
     readonly params: Params,
@@ -54,12 +60,18 @@ export class WorldModelPlanning {
     readonly stats: ActionStats,
     readonly contextFrames: number,
     readonly preset: PlannerPreset,
-    private readonly opts: WorldModelPlannerOptions = {},
+    seed: number,
+    private readonly imagine: boolean,
   ) {
-    this.rng = new Rng(opts.seed ?? 0);
-    this.scorer = new WorldModelScorer(params, cfg, preset.cost, { ...preset.rollout, seed: opts.seed ?? 0 });
-    if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
-    checkPins(preset, stats);
+    this.net = new WorldModelRollout(params, cfg, { ...preset.rollout, seed }, preset.cost.representation > 0);
+  }
+
+  get imageHeight(): number {
+    return this.cfg.imageHeight;
+  }
+
+  get imageWidth(): number {
+    return this.cfg.imageWidth;
   }
 
   private pushFrame(obs: Observation): tf.Tensor3D[] {
@@ -72,94 +84,119 @@ export class WorldModelPlanning {
     return frames;
   }
 
-  /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
-  async plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
-    const t0 = performance.now();
-    const p = this.preset;
-    const h = p.optimizer.horizon;
-    const a = this.cfg.actionDim;
+  private setInstruction(instruction: string | undefined): void {
+    if (instruction === this.instruction) return;
+    // Language conditions every token, the context included, so it is set before the context is encoded.
+    this.instruction = instruction;
+    this.net.setLanguage(instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(instruction), [1, this.cfg.languageDim]) : undefined);
+    this.goalRef = undefined;
+  }
+
+  rollout(obs: Observation, goal: Goal, horizon: number, rng: Rng): Rollout {
     if (!goal.images.length) throw new Error('goal has no image');
-    if (goal.instruction !== this.instruction) {
-      // Language conditions every token, the context included, so it is set before the context is encoded.
-      this.instruction = goal.instruction;
-      this.scorer.setLanguage(goal.instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(goal.instruction), [1, this.cfg.languageDim]) : undefined);
-      this.goalRef = undefined;
-    }
-    const frames = this.pushFrame(obs);
-    const ctx = tf.stack(frames) as tf.Tensor4D;
-    this.scorer.setContext(ctx);
+    this.setInstruction(goal.instruction);
+    const ctx = tf.stack(this.pushFrame(obs)) as tf.Tensor4D;
+    this.net.setContext(ctx);
     ctx.dispose();
     if (goal !== this.goalRef) {
       const g = observationToTensor(goal.images[goal.images.length - 1]!, this.cfg.imageHeight, this.cfg.imageWidth);
-      this.scorer.setGoal(g);
+      this.net.setGoal(g);
       g.dispose();
       this.goalRef = goal;
     }
-    const warm = this.previous ? shiftPlan(this.previous, p.executeSteps, h, a, p.optimizer.warmStartPad) : undefined;
-    const seed = this.rng.int(1 << 30);
+    // One flow-noise seed per plan: every candidate of every iteration is imagined with the same noise.
+    const seed = rng.int(1 << 30);
     const start = gripperPosition(obs);
-    const target = goalGripperPosition(goal);
-    const poseW = p.cost.pose > 0 && start && target ? stepWeights(h, p.cost.terminal).map((x) => x * p.cost.pose) : undefined;
-    const cost = (c: Float32Array, n: number): Float32Array => {
-      const costs = this.scorer.score(c, n, h, false, seed).costs;
-      if (poseW) predictedPoseCosts(c, n, h, this.stats, start!, target!, poseW).forEach((x, i) => (costs[i]! += x));
-      return costs;
-    };
-    const result = await optimize({ ...p.optimizer, actionDim: a }, async (c, n) => cost(c, n), {
-      rng: this.rng,
-      warmStart: warm,
-      proposals: p.optimizer.proposalFraction > 0 || p.optimizer.kind === 'policy' ? async (n) => this.scorer.propose(n, h, seed + 1) : undefined,
-      deadline: this.opts.lockstep ? Infinity : t0 + p.budgetMs,
-      signal,
-      pinned: pinnedDims(p.actions, this.stats, goal),
-      constrain: moveCap(p.actions, this.stats, goal, obs),
-      include: p.poseProposal && start && target ? straightMove(this.stats, start, target, h) : undefined,
-      // Scoring is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
-      between: () => new Promise((resolve) => setImmediate(resolve)),
-    });
-    this.previous = result.best;
-    let imagined: Uint8Array[] | undefined;
-    if (this.opts.imagine) {
-      const r = this.scorer.score(result.best, 1, h, true, seed);
-      imagined = tensorToImages(r.frames!);
-      r.frames!.dispose();
-    }
-    const actions = Array.from({ length: h }, (_, t) => modelActionToRt1(this.stats, result.best.subarray(t * a, (t + 1) * a)));
+    const net = this.net;
     return {
-      actions,
-      cost: result.bestCost,
-      iterations: result.iterations,
-      candidatesEvaluated: result.candidatesEvaluated,
-      latencyMs: performance.now() - t0,
-      observationStamp: obs.stamp,
-      safe: false,
-      imagined,
+      predict: (c, n) => {
+        const frames = net.imagineFrames(c, n, horizon, seed);
+        return {
+          frames,
+          positions: start ? () => predictedPositions(c, n, horizon, this.stats, start) : undefined,
+          representation: net.representation ? () => net.representationDistance(frames) : undefined,
+        };
+      },
+      proposals: async (n) => net.propose(n, horizon, seed + 1),
+      imagine: this.imagine
+        ? (best) => {
+            const frames = net.imagineFrames(best, 1, horizon, seed);
+            const images = tensorToImages(frames);
+            frames.dispose();
+            return images;
+          }
+        : undefined,
+      // The context cache stays until the next plan or imagineSequences replaces it.
+      dispose() {},
     };
+  }
+
+  /** See WorldModelPlanning.imagineSequences. */
+  imagineSequences(context: Observation[], instruction: string, sequences: Rt1Action[][], seed: number): tf.Tensor5D {
+    const h = sequences[0]?.length ?? 0;
+    if (!h || sequences.some((s) => s.length !== h)) throw new Error('imagineSequences: sequences must be non-empty and equally long');
+    if (!context.length) throw new Error('imagineSequences: no context observation');
+    this.setInstruction(instruction);
+    const frames = context.slice(-this.contextFrames).map((o) => observationToTensor(o, this.cfg.imageHeight, this.cfg.imageWidth));
+    while (frames.length < this.contextFrames) frames.unshift(frames[0]!.clone());
+    const ctx = tf.stack(frames) as tf.Tensor4D;
+    this.net.setContext(ctx);
+    tf.dispose([ctx, ...frames]);
+    const a = this.cfg.actionDim;
+    const flat = new Float32Array(sequences.length * h * a);
+    sequences.forEach((seq, i) => seq.forEach((act, t) => flat.set(rt1ToModelAction(this.stats, act), (i * h + t) * a)));
+    return this.net.imagineFrames(flat, sequences.length, h, seed);
+  }
+
+  /** Forget the context, goal and instruction (new episode). */
+  reset(): void {
+    this.history.splice(0).forEach((h) => h.frame.dispose());
+    this.goalRef = undefined;
+    this.instruction = undefined;
+  }
+
+  dispose(): void {
+    this.reset();
+    this.net.dispose();
+  }
+}
+
+/**
+ * The world-model planner: the optimising plan step (src/planner/optimizing-planner.ts) with the
+ * world model as its model and the preset's cost; for `plan`, `eval`, `probe` and `serve`.
+ */
+export class WorldModelPlanning {
+  readonly model: WorldModelPlanModel;
+  private readonly step: OptimizingPlanStep;
+
+  constructor(
+    readonly params: Params,
+    readonly cfg: WorldModelConfig,
+    readonly stats: ActionStats,
+    readonly contextFrames: number,
+    readonly preset: PlannerPreset,
+    opts: WorldModelPlannerOptions = {},
+  ) {
+    if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
+    checkPins(preset, stats);
+    const seed = opts.seed ?? 0;
+    this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false);
+    // Imagining is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
+    this.step = presetPlanStep(preset, stats, modelCost(this.model, preset, cfg.actionDim), { seed, lockstep: opts.lockstep, yieldBetween: true });
+  }
+
+  /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
+  plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
+    return this.step.plan(obs, goal, signal);
   }
 
   /**
    * Imagined frames [N, H, h, w, 3] of RT-1 action sequences (N sequences of H actions) from context
    * observations (oldest first), for probes and tools; caller disposes. The next plan() re-encodes its own context;
-   * not to be called while a plan() is running (it swaps the scorer's context).
+   * not to be called while a plan() is running (it swaps the model's context).
    */
   imagineSequences(context: Observation[], instruction: string, sequences: Rt1Action[][], seed = 0): tf.Tensor5D {
-    const h = sequences[0]?.length ?? 0;
-    if (!h || sequences.some((s) => s.length !== h)) throw new Error('imagineSequences: sequences must be non-empty and equally long');
-    if (!context.length) throw new Error('imagineSequences: no context observation');
-    if (instruction !== this.instruction) {
-      this.instruction = instruction;
-      this.goalRef = undefined;
-      this.scorer.setLanguage(instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(instruction), [1, this.cfg.languageDim]) : undefined);
-    }
-    const frames = context.slice(-this.contextFrames).map((o) => observationToTensor(o, this.cfg.imageHeight, this.cfg.imageWidth));
-    while (frames.length < this.contextFrames) frames.unshift(frames[0]!.clone());
-    const ctx = tf.stack(frames) as tf.Tensor4D;
-    this.scorer.setContext(ctx);
-    tf.dispose([ctx, ...frames]);
-    const a = this.cfg.actionDim;
-    const flat = new Float32Array(sequences.length * h * a);
-    sequences.forEach((seq, i) => seq.forEach((act, t) => flat.set(rt1ToModelAction(this.stats, act), (i * h + t) * a)));
-    return this.scorer.imagineFrames(flat, sequences.length, h, seed);
+    return this.model.imagineSequences(context, instruction, sequences, seed);
   }
 
   /** How much two camera images differ at the model's resolution (goal sequencing; see differingFraction). */
@@ -169,16 +206,13 @@ export class WorldModelPlanning {
 
   /** Forget the context and warm start (new episode); a seed makes the episode reproducible on its own. */
   reset(seed?: number): void {
-    if (seed !== undefined) this.rng = new Rng(seed);
-    this.history.splice(0).forEach((h) => h.frame.dispose());
-    this.previous = undefined;
-    this.goalRef = undefined;
-    this.instruction = undefined;
+    this.step.reset(seed);
+    this.model.reset();
   }
 
   dispose(): void {
     this.reset();
-    this.scorer.dispose();
+    this.model.dispose();
   }
 
   planner(): Planner {

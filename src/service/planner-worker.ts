@@ -2,13 +2,15 @@
  * A planner in a worker thread, as an RxJS Planner for the service. A world-model plan blocks its
  * thread for seconds (synchronous tensor reads); on the main thread that would stall the twist
  * republish, e-stop handling, the stale-camera check and signal handlers. Here the worker plans
- * and this side keeps the planner semantics on the main thread's clock:
+ * and this side keeps the planner semantics on the main thread's clock, with the same operators
+ * as every other planner (latestPairs and planLatest, src/planner/loop.ts):
  *
- * - latest-only: one request in flight; newer observations replace a waiting one, never queue;
+ * - latest-only: newer observations replace a waiting one, never queue;
  * - a new goal replans the latest observation; nothing is planned before the first goal;
  * - deadline (the preset's budget + grace) by timer here, so a blocked worker still yields the safe
  *   plan on time; the worker is told to abort (it sees that at its next await) and its late plan
- *   is discarded; unsubscribing aborts too;
+ *   is discarded; unsubscribing aborts too. The worker's plan step starts a plan only once the
+ *   aborted one has stopped (src/planner/optimizing-planner.ts);
  * - a worker that dies errors the plan stream (the service answers with the zero command).
  *
  * Images go across as transferred copies (the service keeps its own frame for replanning).
@@ -17,8 +19,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Observable } from 'rxjs';
-import { safePlanFor } from '../planner/loop.js';
+import { map, merge, Observable } from 'rxjs';
+import { latestPairs, planLatest, safePlanFor } from '../planner/loop.js';
 import type { Goal, Observation, Plan, Planner } from '../planner/types.js';
 import { UserError, errorMessage } from '../util/errors.js';
 import { packageRoot } from '../util/package-root.js';
@@ -52,6 +54,13 @@ export interface WorkerPlanner {
   /** Forget the warm start and context (new episode). */
   reset(seed?: number): void;
   close(): Promise<void>;
+}
+
+/** An observation waiting for the worker, with when it arrived (the service's latency bookkeeping wants the wait). */
+interface Queued {
+  obs: Observation;
+  stamp: number;
+  arrived: number;
 }
 
 function copyObservation(o: Observation, transfer: ArrayBuffer[]): Observation {
@@ -104,104 +113,62 @@ export async function startWorkerPlanner(o: WorkerPlannerOptions): Promise<Worke
     if (o.signal?.aborted) onAbort();
     else o.signal?.addEventListener('abort', onAbort, { once: true });
   });
-  const limit = info.budgetMs + info.graceMs;
   const post = (m: ToWorker, transfer: ArrayBuffer[] = []) => {
     if (!exited) worker.postMessage(m, transfer);
   };
   let ids = 0;
   let goalIds = 0;
 
-  const planner: Planner = (observations$, goals$) =>
+  /** One plan request to the worker: answered by its plan, or an error; unsubscribing before the answer tells the worker to abort. */
+  const request = (q: Queued, goalId: number): Observable<Plan> =>
     new Observable<Plan>((sub) => {
-      let goalId: number | undefined;
-      let latest: Observation | undefined;
-      let inFlight: { id: number; obs: Observation; t0: number; queuedMs: number; gaveUp: boolean; timer: NodeJS.Timeout } | undefined;
-      let waiting: { obs: Observation; since: number } | undefined;
-      let sourceDone = false;
-
-      const send = (obs: Observation, queuedMs: number) => {
-        const id = ++ids;
-        const transfer: ArrayBuffer[] = [];
-        post({ type: 'plan', id, goalId: goalId!, obs: copyObservation(obs, transfer) }, transfer);
-        const timer = setTimeout(() => {
-          if (inFlight?.id !== id) return;
-          // The worker is still busy: the safe plan goes out now, its late plan will be dropped.
-          inFlight.gaveUp = true;
-          post({ type: 'abort', id });
-          sub.next(safePlanFor(obs, `deadline missed (${limit} ms)`, performance.now() - inFlight.t0));
-        }, limit);
-        inFlight = { id, obs, t0: performance.now(), queuedMs, gaveUp: false, timer };
-      };
-      const submit = (obs: Observation) => {
-        if (goalId === undefined) return;
-        if (inFlight) waiting = { obs, since: performance.now() };
-        else send(obs, 0);
-      };
-      const settle = () => {
-        clearTimeout(inFlight!.timer);
-        inFlight = undefined;
-        if (waiting) {
-          const w = waiting;
-          waiting = undefined;
-          send(w.obs, performance.now() - w.since);
-        } else if (sourceDone) sub.complete();
-      };
+      const id = ++ids;
+      const queuedMs = performance.now() - q.arrived;
+      let answered = false;
       const onMsg = (m: FromWorker) => {
-        if ((m.type !== 'plan' && m.type !== 'plan-error') || m.id !== inFlight?.id) return;
-        const f = inFlight;
-        if (!f.gaveUp) {
-          if (m.type === 'plan-error') sub.next(safePlanFor(f.obs, `planning error: ${m.message}`, performance.now() - f.t0));
-          else {
-            const took = performance.now() - f.t0;
-            // Checked on arrival too: a timer can fire late under load.
-            if (!m.plan.safe && took > limit) sub.next(safePlanFor(f.obs, `deadline missed (plan took ${Math.round(took)} ms, limit ${limit} ms)`, took));
-            else {
-              const timed: Plan & PlanTiming = { ...m.plan, queuedMs: f.queuedMs };
-              sub.next(timed);
-            }
-          }
+        if ((m.type !== 'plan' && m.type !== 'plan-error') || m.id !== id) return;
+        answered = true;
+        if (m.type === 'plan-error') sub.error(new Error(m.message));
+        else {
+          const timed: Plan & PlanTiming = { ...m.plan, queuedMs };
+          sub.next(timed);
+          sub.complete();
         }
-        settle();
-      };
-      const onDeath = (why: string) => {
-        if (inFlight) clearTimeout(inFlight.timer);
-        sub.error(new Error(why));
       };
       listeners.add(onMsg);
-      deathListeners.add(onDeath);
-      if (exited) onDeath('planner worker is not running');
-
-      const gs = goals$.subscribe({
-        next: (g: Goal) => {
-          goalId = ++goalIds;
-          const transfer: ArrayBuffer[] = [];
-          post({ type: 'goal', goalId, goal: { images: g.images.map((i) => copyObservation(i, transfer)), instruction: g.instruction } }, transfer);
-          if (latest) submit(latest);
-        },
-        error: (e) => sub.error(e),
-      });
-      const os = observations$.subscribe({
-        next: (obs) => {
-          latest = obs;
-          submit(obs);
-        },
-        error: (e) => sub.error(e),
-        complete: () => {
-          sourceDone = true;
-          if (!inFlight) sub.complete();
-        },
-      });
+      const transfer: ArrayBuffer[] = [];
+      post({ type: 'plan', id, goalId, obs: copyObservation(q.obs, transfer) }, transfer);
       return () => {
-        gs.unsubscribe();
-        os.unsubscribe();
         listeners.delete(onMsg);
-        deathListeners.delete(onDeath);
-        if (inFlight) {
-          clearTimeout(inFlight.timer);
-          post({ type: 'abort', id: inFlight.id });
-        }
+        // The deadline passed or the stream stopped: the worker gives up at its next await; a late plan is dropped here.
+        if (!answered) post({ type: 'abort', id });
       };
     });
+
+  // The main thread keeps the planner semantics (latest pair only, deadline, safe plans) with loop.ts's planLatest; the worker only plans.
+  const planner: Planner = (observations$, goals$) => {
+    let posted: { goal: Goal; id: number } | undefined;
+    const step = (q: Queued, goal: Goal): Observable<Plan> => {
+      if (posted?.goal !== goal) {
+        posted = { goal, id: ++goalIds };
+        const transfer: ArrayBuffer[] = [];
+        post({ type: 'goal', goalId: posted.id, goal: { images: goal.images.map((i) => copyObservation(i, transfer)), instruction: goal.instruction } }, transfer);
+      }
+      return request(q, posted.id);
+    };
+    const plans$ = latestPairs(observations$, goals$).pipe(
+      map(([obs, goal]): [Queued, Goal] => [{ obs, stamp: obs.stamp, arrived: performance.now() }, goal]),
+      planLatest(step, { budgetMs: info.budgetMs, graceMs: info.graceMs, safePlan: (q, reason, latencyMs) => safePlanFor(q.obs, reason, latencyMs) }),
+    );
+    // A worker that dies errors the plan stream (the service answers with the zero command).
+    const died$ = new Observable<never>((sub) => {
+      const onDeath = (why: string) => sub.error(new Error(why));
+      deathListeners.add(onDeath);
+      if (exited) onDeath('planner worker is not running');
+      return () => deathListeners.delete(onDeath);
+    });
+    return merge(plans$, died$);
+  };
 
   return {
     info,

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActionStats } from '../../src/data/action-stats.js';
-import { predictedPoseCosts, straightMove, type Vec3 } from '../../src/planner/gripper-position.js';
+import { predictedPoseCosts } from '../../src/planner/cost.js';
+import { straightMove, type Vec3 } from '../../src/planner/gripper-position.js';
 import { optimize } from '../../src/planner/optimizer.js';
 import { Rng } from '../../src/util/rng.js';
 import { validatePreset } from '../../src/planner/presets.js';
