@@ -1,7 +1,7 @@
 /**
- * `selfflow-wm eval --workers 2` as its own process (bin/selfflow-wm.js on the compiled code),
- * stopped the way a supervisor or `timeout` stops it: a signal to the parent alone must not leave
- * its worker processes running.
+ * `selfflow-wm eval --workers 2` as its own process (bin/selfflow-wm.js on the compiled code):
+ * run to the end with its output redirected, and stopped the way a supervisor or `timeout` stops
+ * it, where a signal to the parent alone must not leave its worker processes running.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -81,6 +81,24 @@ async function startEval(name: string) {
 }
 
 describe('eval --workers as a process', () => {
+  it('finishes with workers: --json stdout is the report alone, and stderr (a pipe) holds plain lines', async () => {
+    const out = join(dir, 'json');
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'eval', '--policy', 'expert', '--tasks', 'pick-can', '--episodes', '3', '--workers', '2', '--out', out, '--failure-gifs', '0', '--json'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout) as { policies: Record<string, { tasks: Record<string, { episodes: number }> }> };
+    expect(report.policies.expert!.tasks['pick-can']!.episodes).toBe(3);
+    expect(stderr).not.toContain('\r');
+    expect(stderr).toMatch(/^eval \[#{24}\] 3\/3 .*$/m);
+  }, 120_000);
+
   it('SIGTERM to the parent alone stops both workers, and the parent dies of the signal', async () => {
     const e = await startEval('sigterm');
     e.child.kill('SIGTERM');
