@@ -7,7 +7,7 @@ import { actionDim, loadCard } from '../data/card.js';
 import { checkFeaturesJson } from '../data/features-json.js';
 import { CorruptRecordReport } from '../data/corrupt-report.js';
 import { readEpisodes } from '../data/rlds.js';
-import { windowStream } from '../data/windows.js';
+import { windowStream, type TrainingWindow } from '../data/windows.js';
 import { isWorldModelFile, readWorldModel } from '../model/checkpoint-io.js';
 import { ACTION_CONDITIONINGS, CONFIG_NAMES, FRAME_PREDICTIONS, isConfigName, worldModelConfig, type ActionConditioning, type FramePrediction } from '../model/config.js';
 import { importIntoWorldModel, summariseImport } from '../model/import.js';
@@ -23,6 +23,34 @@ import { readFileSync } from 'node:fs';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { DATA_OPTIONS } from './data.js';
 import { parseImageSize } from './model.js';
+
+/** Validation windows drawn from the held-out episodes; the loss, imagination error and strip are computed on these. */
+const VAL_WINDOWS = 8;
+
+interface Validation {
+  windows: TrainingWindow[];
+  /** Why validation is off (no windows). */
+  off?: string;
+  /** Said on stderr when validation is off although the user did not turn it off with --val-every 0. */
+  warning?: string;
+}
+
+/**
+ * The fixed validation set, or why there is none: a split that holds out nothing (--val-fraction 0)
+ * or whose held-out episodes are too short or absent (a small dataset) trains without validation.
+ */
+async function validationWindows(s: { valEvery: number; valFraction: number }, dataDir: string, stream: () => AsyncIterable<TrainingWindow>): Promise<Validation> {
+  if (s.valEvery <= 0) return { windows: [], off: '--val-every 0' };
+  if (s.valFraction <= 0) return { windows: [], off: '--val-fraction 0', warning: '--val-fraction 0 holds out no episodes' };
+  const windows: TrainingWindow[] = [];
+  for await (const w of stream()) {
+    windows.push(w);
+    if (windows.length >= VAL_WINDOWS) break;
+  }
+  if (windows.length) return { windows };
+  const off = `no held-out episode with a full window at --val-fraction ${s.valFraction}`;
+  return { windows, off, warning: `${dataDir}: ${off} (episodes are held out by a hash of their key; a larger --val-fraction holds out more)` };
+}
 
 export const finetuneCommand: Command = {
   name: 'finetune',
@@ -53,7 +81,7 @@ export const finetuneCommand: Command = {
     'ssl-weight': { type: 'string', arg: 'L', description: 'self-distillation loss weight lambda', default: '1' },
     'time-shift': { type: 'string', arg: 'S', description: 'noise-level shift t = S*u/(1+(S-1)*u): S > 1 towards noise, S < 1 towards data, 1 = uniform (planning samples from t = 1)', default: '1' },
     'ema-decay': { type: 'string', arg: 'D', description: 'teacher EMA decay', default: '0.999' },
-    'val-fraction': { type: 'string', arg: 'F', description: 'fraction of episodes held out for validation', default: '0.1' },
+    'val-fraction': { type: 'string', arg: 'F', description: 'fraction of episodes held out for validation (0: none; a split that holds out no full window trains without validation, with a warning)', default: '0.1' },
     'val-every': { type: 'string', arg: 'N', description: 'steps between validations (0 = never)', default: '250' },
     'checkpoint-every': { type: 'string', arg: 'N', description: 'steps between checkpoints', default: '250' },
     stats: { type: 'string', arg: 'FILE', description: 'action statistics JSON from `data stats` (default: computed now)' },
@@ -101,6 +129,7 @@ export const finetuneCommand: Command = {
       objective: { ...DEFAULT_OBJECTIVE, kind, maskRatio: num(opts, 'mask-ratio', 0.25), policyFraction: num(opts, 'policy-fraction', 0.3), sslWeight: num(opts, 'ssl-weight', 1), timeShift: num(opts, 'time-shift', 1) },
       optimizer: { ...DEFAULT_ADAMW, weightDecay: num(opts, 'weight-decay', 0) },
     };
+    if (!(settings.valFraction >= 0 && settings.valFraction < 1)) throw new UsageError(`--val-fraction must lie in [0, 1), got ${settings.valFraction}`);
     if (!(settings.objective.timeShift > 0)) throw new UsageError(`--time-shift must be > 0, got ${settings.objective.timeShift}`);
     const tokenDim = cfg.dit.patch_size ** 2 * cfg.dit.in_channels;
     if (tokenDim > cfg.dit.hidden_size && cfg.prediction !== 'residual') {
@@ -137,6 +166,17 @@ export const finetuneCommand: Command = {
       console.error(summariseImport(imported.report, source));
       init = imported.tensors;
     }
+    const skipCorrupt = bool(opts, 'skip-corrupt');
+    const skippedBefore = skipped.count;
+    // Records first met while training (not seen by a statistics pass) are named as they are skipped.
+    const onCorrupt = (m: string) => {
+      if (skipped.add(m)) console.error(`skipped: ${m}`);
+    };
+    const spec = { contextFrames, futureFrames, imageHeight: cfg.imageHeight, imageWidth: cfg.imageWidth };
+    const validation = await validationWindows(settings, dataDir, () =>
+      windowStream({ dataDir, card, spec, split: 'val', valFraction: settings.valFraction, seed, stats, skipCorrupt, onCorrupt, allowEmpty: true }),
+    );
+    if (validation.warning) console.error(`warning: ${validation.warning}; training without validation`);
     if (!prior) {
       writeManifest(out, {
         format: 'selfflow-wm/run@1',
@@ -146,29 +186,15 @@ export const finetuneCommand: Command = {
         actionStats: stats,
         contextFrames,
         futureFrames,
-        training: { ...settings, seed, init: initPath ?? null },
+        training: { ...settings, seed, init: initPath ?? null, validation: validation.windows.length ? { windows: validation.windows.length } : { off: validation.off } },
       });
     }
-    const skipCorrupt = bool(opts, 'skip-corrupt');
-    const skippedBefore = skipped.count;
-    // Records first met while training (not seen by a statistics pass) are named as they are skipped.
-    const onCorrupt = (m: string) => {
-      if (skipped.add(m)) console.error(`skipped: ${m}`);
-    };
-    const spec = { contextFrames, futureFrames, imageHeight: cfg.imageHeight, imageWidth: cfg.imageWidth };
     const data: WindowSource = {
       async *train(skip) {
         let i = 0;
         for await (const w of windowStream({ dataDir, card, spec, split: 'train', valFraction: settings.valFraction, seed, stats, skipCorrupt, onCorrupt })) if (i++ >= skip) yield w;
       },
-      async val(count) {
-        const out = [];
-        for await (const w of windowStream({ dataDir, card, spec, split: 'val', valFraction: settings.valFraction, seed, stats, skipCorrupt, onCorrupt })) {
-          out.push(w);
-          if (out.length >= count) break;
-        }
-        return out;
-      },
+      val: async (count) => validation.windows.slice(0, count),
     };
     const abort = new AbortController();
     const onSigint = () => {
@@ -194,7 +220,7 @@ export const finetuneCommand: Command = {
           seed,
           checkpointEvery: settings.checkpointEvery,
           valEvery: settings.valEvery,
-          valWindows: 8,
+          valWindows: VAL_WINDOWS,
           renderStrip: (trainer, windows, predicted, step) => renderValidationStrip(out, trainer, windows, predicted, step, contextFrames, futureFrames),
           init,
           resume,
@@ -203,7 +229,7 @@ export const finetuneCommand: Command = {
         data,
         abort.signal,
       );
-      console.log(`${r.interrupted ? 'interrupted' : 'finished'} at step ${r.finalStep}${r.valLoss !== undefined ? `, val loss ${r.valLoss.toFixed(4)}` : ''}; run in ${out}${r.interrupted ? ' (continue with --resume)' : ''}`);
+      console.log(`${r.interrupted ? 'interrupted' : 'finished'} at step ${r.finalStep}${r.valLoss !== undefined ? `, val loss ${r.valLoss.toFixed(4)}` : validation.windows.length ? '' : ' (no validation)'}; run in ${out}${r.interrupted ? ' (continue with --resume)' : ''}`);
     } finally {
       process.removeListener('SIGINT', onSigint);
       if (skipped.count > skippedBefore) console.error(skipped.summary());

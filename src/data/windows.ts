@@ -45,6 +45,8 @@ export interface WindowStreamOptions {
   /** Passes over the data (train default: endless; val default 1). */
   epochs?: number;
   onCorrupt?: (message: string) => void;
+  /** End quietly when the split holds no window (a validation set that may be empty) instead of raising. */
+  allowEmpty?: boolean;
 }
 
 /** Hash of the episode key -> [0, 1): the same episode is always on the same side of the split. */
@@ -171,7 +173,7 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
   }
   rng.shuffle(buffer);
   for (const w of buffer) yield unpackWindow(w);
-  if (!any) {
+  if (!any && !o.allowEmpty) {
     throw new UserError(
       `${o.dataDir}: no ${o.split} windows of ${o.spec.contextFrames}+${o.spec.futureFrames} frames (episodes too short, or none on the ${o.split} side of the ${valFraction} split)`,
     );

@@ -4,8 +4,9 @@
  * resumes without redoing finished episodes), then summarised into report.json / report.md
  * with GIFs of the first failures per task. Same seeds and checkpoint give the same numbers.
  */
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { writeGif } from '../image/gif.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
@@ -76,28 +77,80 @@ async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
   }
 }
 
-/** Worker processes pull jobs one at a time over IPC (`selfflow-wm eval worker`). */
+/** How long a stopping evaluation waits for its workers to exit on the forwarded signal before it kills them. */
+const WORKER_STOP_GRACE_MS = 2000;
+
+/**
+ * Worker processes pull jobs one at a time over IPC (`selfflow-wm eval worker`). SIGINT or SIGTERM
+ * sent to this process alone (a supervisor, `timeout`) is passed on to the workers, which are
+ * waited for briefly and then killed, before this process dies of the same signal; a worker whose
+ * parent dies without that (SIGKILL) sees its IPC channel close and exits (workerLoop).
+ */
 async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
   const queue = [...jobs];
   const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
   const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), '--goals', setupOf(o).goals, ...(o.shadows ? ['--shadows'] : []), ...(o.restage ? ['--restage'] : [])];
-  await Promise.all(
-    Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
-      new Promise<void>((resolve, reject) => {
-        const child = fork(bin, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        const next = () => {
-          const j = queue.shift();
-          child.send(j ? { job: j } : { done: true });
-        };
-        child.on('message', (m: { ready?: boolean; outcome?: EpisodeOutcome; error?: string }) => {
-          if (m.error) return reject(new Error(`eval worker: ${m.error}`));
-          if (m.outcome) onDone(m.outcome);
-          next();
-        });
-        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`eval worker exited with code ${code}`))));
-      }),
-    ),
-  );
+  const children: ChildProcess[] = [];
+  const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
+  const stopWorkers = async (signal: NodeJS.Signals) => {
+    const left = running();
+    for (const c of left) c.kill(signal);
+    const exited = Promise.all(left.map((c) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())))));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, WORKER_STOP_GRACE_MS)))]);
+    clearTimeout(timer);
+    for (const c of running()) c.kill('SIGKILL');
+  };
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopping = true;
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    o.log?.(`${signal}: stopping ${running().length} eval workers (finished episodes are kept in episodes.jsonl; run again to resume)`);
+    void stopWorkers(signal).then(() => {
+      // Die of the signal as its sender expects; the exit code says the same should another listener keep the process alive.
+      process.kill(process.pid, signal);
+      setTimeout(() => process.exit(128 + (osConstants.signals[signal] ?? 0)), 200).unref();
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
+        new Promise<void>((resolve, reject) => {
+          const child = fork(bin, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+          children.push(child);
+          const next = () => {
+            const j = queue.shift();
+            child.send(j ? { job: j } : { done: true });
+          };
+          child.on('message', (m: { ready?: boolean; outcome?: EpisodeOutcome; error?: string }) => {
+            if (stopping) return;
+            if (m.error) return reject(new Error(`eval worker: ${m.error}`));
+            if (m.outcome) onDone(m.outcome);
+            next();
+          });
+          // While stopping on a signal, this evaluation ends with the process and neither finishes nor fails.
+          child.on('error', (e) => {
+            if (!stopping) reject(e);
+          });
+          child.on('exit', (code, signal) => {
+            if (stopping) return;
+            if (code === 0) resolve();
+            else reject(new Error(`eval worker exited with ${signal ? `signal ${signal}` : `code ${code}`}`));
+          });
+        }),
+      ),
+    );
+  } catch (e) {
+    // One worker failed: the others must not keep this process (or the CPU) busy.
+    await stopWorkers('SIGTERM');
+    throw e;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
 }
 
 /** Episodes in one directory must come from the same model and goal pictures, or resuming would mix them. */
@@ -166,6 +219,10 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
 
 /** The worker side of runInWorkers. */
 export async function workerLoop(checkpoint: string | undefined, backend: string | undefined, setup: EpisodeSetup): Promise<void> {
+  // The parent is gone (killed, even with SIGKILL) when its IPC channel closes: stop at once rather than finish the queue for nobody.
+  const orphaned = () => process.exit(1);
+  process.once('disconnect', orphaned);
+  if (!process.connected) orphaned();
   const runner = new EpisodeRunner(checkpoint, backend, setup);
   await new Promise<void>((resolve) => {
     process.on('message', (m: { job?: EvalJob; done?: boolean }) => {
@@ -181,5 +238,6 @@ export async function workerLoop(checkpoint: string | undefined, backend: string
     });
     process.send!({ ready: true });
   });
+  process.removeListener('disconnect', orphaned);
   process.disconnect?.();
 }

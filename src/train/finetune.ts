@@ -144,7 +144,7 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
     return r.frame;
   };
 
-  const progress = new Progress('finetune', s.steps);
+  const progress = new Progress('finetune', s.steps, { initial: start });
   const source = data.train(start * s.batchSize)[Symbol.asyncIterator]();
   let step = start;
   let last: StepStats | undefined;
@@ -187,9 +187,11 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
       }
     }
     appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
-    progress.update(step - start, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}`);
+    progress.update(step, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}`);
     if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
   }
+  // Closes the data stream's open shard files now rather than at garbage collection.
+  await source.return?.();
   if (interrupted && step > start && step % s.checkpointEvery !== 0) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
   progress.finish(last ? `loss ${last.loss.toFixed(4)}, ${(((step - start) * s.batchSize) / ((performance.now() - t0) / 1000)).toFixed(1)} samples/s` : '');
   trainer.dispose();

@@ -1,0 +1,76 @@
+/**
+ * `selfflow-wm finetune` on the shared 3-episode RT-1 sample, as a newcomer first tries it: the
+ * default 10 % split holds out none of its episodes, so it trains without validation (with a
+ * warning), writes its checkpoint, and a second invocation with more steps resumes from it.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { latestCheckpoint, loadInferenceWeights, readManifest } from '../../src/train/run-files.js';
+import { runCli } from '../helpers/cli.js';
+import { sharedFixture } from '../helpers/fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sfwm-finetune-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const fractal = sharedFixture('rt1-fractal-sample');
+const backend = process.env.SELFFLOW_TEST_BACKEND ?? 'wasm';
+const finetune = (out: string, ...extra: string[]) =>
+  runCli(['finetune', '--data', 'rt1', '--data-dir', fractal, '--out', out, '--batch-size', '2', '--image-size', '16x20', '--warmup', '1', '--val-every', '1', '--backend', backend, ...extra]);
+
+const metrics = (out: string) =>
+  readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+describe('finetune on a dataset too small for the validation split', () => {
+  it('trains without validation, writes its checkpoint, and resumes from it', async () => {
+    const out = join(dir, 'fractal');
+    const first = await finetune(out, '--steps', '2');
+    expect(first.code, first.err).toBe(0);
+    expect(first.err).toContain(`warning: ${fractal}: no held-out episode with a full window at --val-fraction 0.1`);
+    expect(first.err).toContain('training without validation');
+    expect(first.out).toBe(`finished at step 2 (no validation); run in ${out}`);
+    expect(latestCheckpoint(out)!.step).toBe(2);
+    expect(readManifest(out).training.validation).toEqual({ off: 'no held-out episode with a full window at --val-fraction 0.1' });
+
+    const second = await finetune(out, '--steps', '4', '--resume');
+    expect(second.code, second.err).toBe(0);
+    expect(second.err).toMatch(/resumed from .*step-0000002 at step 2/);
+    expect(second.out).toBe(`finished at step 4 (no validation); run in ${out}`);
+    const rows = metrics(out);
+    expect(rows.map((r) => r.step)).toEqual([1, 2, 3, 4]);
+    // No validation record at all (no NaN written in its place), and no validation strip.
+    for (const r of rows) {
+      expect(Object.keys(r).filter((k) => k.startsWith('val_'))).toEqual([]);
+      expect(Number.isFinite(r.loss)).toBe(true);
+    }
+    expect(existsSync(join(out, 'val'))).toBe(false);
+    const weights = loadInferenceWeights(out);
+    expect(weights.step).toBe(4);
+    expect(weights.cfg.imageHeight).toBe(16);
+    expect(weights.tensors.size).toBeGreaterThan(0);
+  }, 120_000);
+
+  it('--val-fraction 0 holds out nothing and says so', async () => {
+    const out = join(dir, 'no-val');
+    const r = await finetune(out, '--steps', '1', '--val-fraction', '0');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain('warning: --val-fraction 0 holds out no episodes; training without validation');
+    expect(readManifest(out).training.validation).toEqual({ off: '--val-fraction 0' });
+    expect(latestCheckpoint(out)!.step).toBe(1);
+  }, 60_000);
+
+  it('validates on the held-out windows when the split leaves some', async () => {
+    const out = join(dir, 'half');
+    const r = await finetune(out, '--steps', '1', '--val-fraction', '0.5');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).not.toContain('training without validation');
+    const [row] = metrics(out);
+    expect(Number.isFinite(row!.val_loss)).toBe(true);
+    expect(existsSync(row!.val_strip as string)).toBe(true);
+    expect((readManifest(out).training.validation as { windows: number }).windows).toBeGreaterThan(0);
+  }, 60_000);
+});
