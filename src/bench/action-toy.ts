@@ -11,7 +11,7 @@ import { DEFAULT_ADAMW } from '../train/adamw.js';
 import { DEFAULT_OBJECTIVE, drawNoise, type SequenceBatch } from '../train/objective.js';
 import { Trainer } from '../train/trainer.js';
 import { Rng } from '../util/rng.js';
-import { worldModelConfig, type ActionConditioning } from '../model/config.js';
+import { worldModelConfig, type ActionConditioning } from '../core/model-config.js';
 import { worldModelInit } from '../model/params.js';
 import type { BenchOptions } from './options.js';
 import type { BenchTable } from './table.js';

@@ -11,7 +11,7 @@ import { DEFAULT_ADAMW } from '../train/adamw.js';
 import { DEFAULT_OBJECTIVE, drawNoise, type SequenceBatch } from '../train/objective.js';
 import { Trainer } from '../train/trainer.js';
 import { Rng } from '../util/rng.js';
-import { worldModelConfig, type ConfigName } from '../model/config.js';
+import { worldModelConfig, type ConfigName } from '../core/model-config.js';
 import { worldModelForwardFlops } from '../model/flops.js';
 import { toTf, worldModelInit } from '../model/params.js';
 import { patchGrid, worldModelForward } from '../model/world-model.js';

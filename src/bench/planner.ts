@@ -7,15 +7,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/backends.js';
 import type { BenchOptions } from './options.js';
-import { percentile, timeMs, type BenchTable } from './table.js';
+import { timeMs, type BenchTable } from './table.js';
+import { percentile } from '../util/stats.js';
 import { contextCache, disposeContext, imagine } from '../flow/imagine.js';
 import { integrate } from '../flow/sampler.js';
-import { worldModelConfig } from '../model/config.js';
+import { worldModelConfig } from '../core/model-config.js';
 import { worldModelForwardFlops } from '../model/flops.js';
 import { matmulGflops } from './matmul.js';
 import { toTf, worldModelInit } from '../model/params.js';
 import { patchGrid, worldModelForward } from '../model/world-model.js';
-import type { ActionStats } from '../data/action-stats.js';
+import type { ActionStats } from '../core/action-stats.js';
 import { loadPlannerPreset } from '../planner/presets.js';
 import { WorldModelPlanning } from '../planner/world-model-planner.js';
 

@@ -7,9 +7,10 @@
 import { FoxgloveServer } from '../robot/foxglove-protocol.js';
 import { map } from 'rxjs';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { percentile, type BenchTable } from './table.js';
+import { type BenchTable } from './table.js';
+import { percentile } from '../util/stats.js';
 import type { BenchOptions } from './options.js';
-import type { Plan, Planner } from '../planner/types.js';
+import type { Plan, Planner } from '../core/types.js';
 import { FoxgloveLink, FOXGLOVE_SUBPROTOCOLS } from '../robot/foxglove-link.js';
 import { LinkBase } from '../robot/link.js';
 import { compressedToObservation, imageToObservation, observationToCompressed, observationToImage, type CompressedImageMsg, type ImageMsg } from '../robot/messages.js';

@@ -1,4 +1,4 @@
-/** Benchmark results as Markdown tables, so the output pastes straight into README. */
+/** Benchmark results as Markdown tables, so the output pastes straight into docs/benchmarks.md. */
 export interface BenchTable {
   title: string;
   columns: string[];
@@ -37,8 +37,3 @@ export async function timeMs(fn: () => unknown | Promise<unknown>, reps: number,
   return times[Math.floor(times.length / 2)]!;
 }
 
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx]!;
-}

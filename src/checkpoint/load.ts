@@ -3,7 +3,7 @@
  * training scripts produce: nested under `model` / `ema` / `state_dict`, `module.` prefixes.
  */
 import { existsSync } from 'node:fs';
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 import type { ZipLimits } from './zip.js';
 import { readSafetensors } from './safetensors.js';
 import type { TensorMap } from './tensor-map.js';

@@ -3,7 +3,7 @@
  * It never executes code: globals become descriptors and only a whitelist of torch
  * rebuild functions is interpreted, so an untrusted checkpoint cannot run anything.
  */
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 
 export interface PickleGlobal {
   kind: 'global';

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { decodeRaw, RAW_BYTES, type RawType } from './decode-raw.js';
 import { numel, type HostTensor, type TensorMap } from './tensor-map.js';
 

@@ -3,7 +3,7 @@
  * `<name>/data/<key>`) without Python, e.g. the released `selfflow_imagenet256.pt`.
  */
 import { readFileSync } from 'node:fs';
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 import { decodeRaw, type RawType } from './decode-raw.js';
 import { isGlobal, unpickle } from './pickle.js';
 import type { HostTensor } from './tensor-map.js';

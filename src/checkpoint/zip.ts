@@ -3,7 +3,7 @@
  * enough for PyTorch's torch.save archives without any native dependency.
  */
 import { inflateRawSync } from 'node:zlib';
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 
 /** The most bytes all deflated entries of one archive may inflate to, by default (1 GiB). */
 export const DEFAULT_MAX_INFLATED_BYTES = 2 ** 30;

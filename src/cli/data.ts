@@ -4,7 +4,7 @@ import { checkFeaturesJson } from '../data/features-json.js';
 import { formatInspect, inspectDataset } from '../data/inspect.js';
 import { withByteProgress } from '../data/episode-progress.js';
 import { listShards, readEpisodes } from '../data/rlds.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { bool, requireStr, str, type Command, type Options } from './command.js';
 
 export const DATA_OPTIONS: Options = {

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
-import { percentile } from '../bench/table.js';
+import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
 

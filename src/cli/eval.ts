@@ -1,4 +1,4 @@
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { BACKEND_OPTION, bool, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, UsageError, type Command } from './command.js';
 
 const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';

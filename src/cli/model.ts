@@ -3,11 +3,11 @@ import { describeChoice, initBackend } from '../backend/backends.js';
 import { loadStateDict } from '../checkpoint/load.js';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import { toFloat32, toInt32, type TensorMap } from '../checkpoint/tensor-map.js';
-import { CONFIG_NAMES, isConfigName, officialConfig, readDiTConfigFile, worldModelConfig, type DiTConfig } from '../model/config.js';
+import { CONFIG_NAMES, isConfigName, officialConfig, readDiTConfigFile, worldModelConfig, type DiTConfig } from '../core/model-config.js';
 import { writeWorldModel } from '../model/checkpoint-io.js';
 import { importIntoWorldModel, summariseImport } from '../model/import.js';
 import { checkAgainstLayout, countByPart, countParams, officialLayout, worldModelLayout, type Layout } from '../model/params.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { BACKEND_OPTION, int, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
 
 function resolveOfficialConfig(opts: ParsedOptions): DiTConfig {

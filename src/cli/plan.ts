@@ -1,5 +1,5 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
-import { percentile } from '../bench/table.js';
+import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
 import { writeContactSheet } from '../image/sheet.js';
 import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';

@@ -9,7 +9,7 @@ import { ServiceAssembly, type RobotSpec, type ServeSetup } from '../service/ass
 import { LatencySummary } from '../service/bookkeeping.js';
 import type { RunningService } from '../service/service.js';
 import { applyParamsFile, applyRemaps, defaultConfig, isStringParam, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { BACKEND_OPTION, int, num, str, UsageError, type Command, type ParsedOptions } from './command.js';
 
 function imageSize(v: string | undefined): { h: number; w: number } | undefined {

@@ -4,9 +4,9 @@
  * world_vector.x, BridgeData names like dx / gripper); dimensions with no RT-1 slot (the mobile
  * base) are not commanded, and RT-1 values the card does not model read as 0 (raw units).
  */
-import { safeAction, type Rt1Action } from '../robot/action.js';
-import { UserError } from '../util/errors.js';
-import { denormaliseActions, normaliseActions, type ActionStats } from './action-stats.js';
+import { safeAction, type Rt1Action } from '../core/action.js';
+import { UserError } from '../core/errors.js';
+import { denormaliseActions, normaliseActions, type ActionStats } from '../core/action-stats.js';
 import { actionNames, type DatasetCard } from './card.js';
 
 const SLOTS: Record<string, [keyof Rt1Action, number]> = {

@@ -1,28 +1,17 @@
 /**
- * Per-dimension action statistics (mean, std, min, max, q01, q99) and the normalisation
- * training and planning share: q01/q99 map to -1/+1, clipped. Quantiles come from a seeded
- * uniform reservoir sample of up to RESERVOIR values per dimension (exact below that), so
- * memory stays bounded on the full 111 GiB RT-1.
+ * Computes per-dimension action statistics from episodes, and reads and writes them. Quantiles
+ * come from a seeded uniform reservoir sample of up to RESERVOIR values per dimension (exact
+ * below that), so memory stays bounded on the full 111 GiB RT-1.
  */
 import { readFileSync } from 'node:fs';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { actionNames, type DatasetCard } from './card.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
+import { validateActionStats, type ActionStats } from '../core/action-stats.js';
 import { recordWhere, stepRow, type Episode } from './rlds.js';
 
 export const RESERVOIR = 200_000;
-
-export interface ActionStats {
-  names: string[];
-  count: number;
-  mean: number[];
-  std: number[];
-  min: number[];
-  max: number[];
-  q01: number[];
-  q99: number[];
-}
 
 /** The model's action vector of step t, in card order (raw units). */
 export function rawActionAt(card: DatasetCard, ep: Episode, t: number): Float32Array {
@@ -98,48 +87,6 @@ export async function computeActionStats(card: DatasetCard, episodes: AsyncItera
   return acc.result();
 }
 
-/** q01 -> -1, q99 -> +1, clipped to [-1, 1]; a constant dimension maps to 0. */
-export function normaliseActions(stats: ActionStats, raw: Float32Array): Float32Array {
-  const d = stats.names.length;
-  const out = new Float32Array(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const k = i % d;
-    const lo = stats.q01[k]!;
-    const hi = stats.q99[k]!;
-    out[i] = hi > lo ? Math.max(-1, Math.min(1, (2 * (raw[i]! - lo)) / (hi - lo) - 1)) : 0;
-  }
-  return out;
-}
-
-export function denormaliseActions(stats: ActionStats, norm: Float32Array): Float32Array {
-  const d = stats.names.length;
-  const out = new Float32Array(norm.length);
-  for (let i = 0; i < norm.length; i++) {
-    const k = i % d;
-    const lo = stats.q01[k]!;
-    const hi = stats.q99[k]!;
-    out[i] = hi > lo ? lo + ((Math.max(-1, Math.min(1, norm[i]!)) + 1) / 2) * (hi - lo) : lo;
-  }
-  return out;
-}
-
-/** Checks a parsed statistics object field by field; `source` names the file in errors. */
-export function validateActionStats(v: unknown, source: string, card?: DatasetCard): ActionStats {
-  const s = v as Partial<ActionStats> | null;
-  if (!s || typeof s !== 'object') throw new UserError(`${source}: action statistics must be a JSON object`);
-  if (!Array.isArray(s.names) || !s.names.length || !s.names.every((n) => typeof n === 'string')) throw new UserError(`${source}: 'names' must be a non-empty list of dimension names`);
-  const d = s.names.length;
-  for (const key of ['mean', 'std', 'min', 'max', 'q01', 'q99'] as const) {
-    const a = s[key];
-    if (!Array.isArray(a) || a.length !== d || !a.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new UserError(`${source}: '${key}' must be ${d} finite numbers (one per name)`);
-  }
-  if (card) {
-    const want = actionNames(card);
-    if (want.join(',') !== s.names.join(',')) throw new UserError(`${source}: dimensions [${s.names.join(', ')}] differ from card '${card.name}' action [${want.join(', ')}]`);
-  }
-  return { ...(s as ActionStats), count: typeof s.count === 'number' ? s.count : 0 };
-}
-
 /** Reads `data stats --out` output (optionally checked against the card's action vector). */
 export function loadActionStats(path: string, card?: DatasetCard): ActionStats {
   let raw: unknown;
@@ -148,7 +95,7 @@ export function loadActionStats(path: string, card?: DatasetCard): ActionStats {
   } catch (e) {
     throw new UserError(`${path}: cannot read action statistics (${(e as Error).message})`);
   }
-  return validateActionStats(raw, path, card);
+  return validateActionStats(raw, path, card && { names: actionNames(card), what: `card '${card.name}' action` });
 }
 
 /** Writes statistics atomically (temp file + rename). */

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 
 export type FeatureDType = 'float32' | 'int32' | 'bool' | 'string' | 'image';
@@ -48,9 +48,6 @@ export function perStepSize(spec: FeatureSpec): number {
   if (spec.dtype === 'image' || spec.dtype === 'string') return 1;
   return spec.shape.reduce((a, b) => a * b, 1);
 }
-
-// The model-action <-> RT-1 action mappings belong with the card's action list (implemented beside the statistics).
-export { modelActionToRt1, rt1ToModelAction } from './action-mapping.js';
 
 /** Length of the model's action vector: the card's action parts, concatenated in order. */
 export function actionDim(card: DatasetCard): number {

@@ -2,7 +2,7 @@
 import { decodeImage, imageCodec } from '../image/decode.js';
 import type { DatasetCard } from './card.js';
 import { checkFeaturesJson } from './features-json.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { withByteProgress } from './episode-progress.js';
 import { listShards, readEpisodes, recordWhere } from './rlds.js';
 

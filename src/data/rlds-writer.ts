@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { perStepSize, type DatasetCard, type FeatureSpec } from './card.js';
 import { encodeExample, type ExampleFeatures, type FeatureValue } from './example.js';
 import { TfRecordWriter } from './tfrecord.js';

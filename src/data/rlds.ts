@@ -5,7 +5,7 @@
  */
 import { readdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 import { perStepSize, type DatasetCard, type FeatureSpec } from './card.js';
 import { decodeExample, type FeatureValue } from './example.js';
 import { CorruptRecordError, readTfRecords } from './tfrecord.js';

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { windowStream, type TrainingWindow, type WindowStreamOptions } from './windows.js';
 

@@ -4,7 +4,7 @@
  * as many as the main thread has asked for so memory stays bounded.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { windowStream, type WindowStreamOptions } from './windows.js';
 
 const port = parentPort!;

@@ -8,10 +8,11 @@
 import { decodeImage } from '../image/decode.js';
 import { resizeRgb } from '../image/resize.js';
 import { Rng } from '../util/rng.js';
-import { normaliseActions, rawActionAt, type ActionStats } from './action-stats.js';
+import { rawActionAt } from './action-stats.js';
+import { normaliseActions, type ActionStats } from '../core/action-stats.js';
 import { actionDim, type DatasetCard } from './card.js';
 import { listShards, readEpisodes, recordWhere, stepRow, type Episode } from './rlds.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 
 export interface WindowSpec {
   contextFrames: number;

@@ -8,11 +8,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { observationToTensor } from '../planner/frames.js';
-import type { Observation } from '../planner/types.js';
-import { safeAction, type Rt1Action } from '../robot/action.js';
+import type { Observation } from '../core/types.js';
+import { safeAction, type Rt1Action } from '../core/action.js';
 import { SimEnv } from '../sim/env.js';
 import { makeScriptedPolicy } from '../sim/expert.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import type { WorldModelPlanning } from '../planner/world-model-planner.js';
 
 /** What a probed model sees of a state. `env` sits at that state; only reference models (tests) may use it. */

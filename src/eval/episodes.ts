@@ -9,7 +9,7 @@ import { loadEpisodePlanning } from '../planner/episode-planning.js';
 import { resolvePolicy, type ScriptedPolicyName } from '../planner/policy-name.js';
 import { SimEnv } from '../sim/env.js';
 import { makeScriptedPolicy } from '../sim/expert.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import type { EpisodeOutcome } from './metrics.js';
 
 export class EpisodeRunner {

@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { writeGif } from '../image/gif.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Progress } from '../util/progress.js';
 import { EpisodeRunner } from './episodes.js';

@@ -1,5 +1,5 @@
 /** Evaluation arithmetic: Wilson score intervals, per-stage success, chain length, latency percentiles. */
-import { percentile } from '../bench/table.js';
+import { percentile } from '../util/stats.js';
 import type { EpisodeStats } from '../planner/episode.js';
 
 export interface EpisodeOutcome extends EpisodeStats {

@@ -4,7 +4,7 @@
  * by every candidate and every flow step; only the future tokens are recomputed.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { disposeContext, encodeContext, forwardWithContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
 import { seededNormal } from './noise.js';

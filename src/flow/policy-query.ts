@@ -5,7 +5,7 @@
  * with Gaussian samples.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { forwardWithContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
 import { seededNormal } from './noise.js';

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 
 export interface RgbImage {
   data: Uint8Array;

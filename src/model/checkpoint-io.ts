@@ -4,8 +4,8 @@
  */
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
-import { UserError } from '../util/errors.js';
-import { validateWorldModelConfig, type WorldModelConfig } from './config.js';
+import { UserError } from '../core/errors.js';
+import { validateWorldModelConfig, type WorldModelConfig } from '../core/model-config.js';
 import { checkAgainstLayout, worldModelLayout } from './params.js';
 
 export const FORMAT = 'selfflow-wm/world-model@1';

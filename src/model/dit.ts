@@ -3,7 +3,7 @@
  * time is flipped (t -> 1 - t) at this boundary and the output negated.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DiTConfig } from './config.js';
+import type { DiTConfig } from '../core/model-config.js';
 import { embedLabels, embedTimesteps, linear, param, sincos2d, type Params } from './layers.js';
 import { finalNorm, runTrunk } from './trunk.js';
 

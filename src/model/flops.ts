@@ -1,5 +1,5 @@
 /** Analytic FLOP counts (multiply-add = 2 FLOPs) of the world-model forward, for achieved-GFLOP/s figures. */
-import type { WorldModelConfig } from './config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import { patchGrid } from './world-model.js';
 
 /** Forward FLOPs for a batch of `batch` sequences of `frames` frames (full frame-causal attention over all tokens). */

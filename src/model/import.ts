@@ -4,7 +4,7 @@
  */
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { shapeText } from '../checkpoint/tensor-map.js';
-import type { WorldModelConfig } from './config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import { worldModelInit, worldModelLayout } from './params.js';
 
 export interface ImportReport {

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HostTensor, TensorMap } from '../checkpoint/tensor-map.js';
 import { numel, toFloat32 } from '../checkpoint/tensor-map.js';
 import { Rng } from '../util/rng.js';
-import { usesAdalnAction, type DiTConfig, type WorldModelConfig } from './config.js';
+import { usesAdalnAction, type DiTConfig, type WorldModelConfig } from '../core/model-config.js';
 import { officialPosEmbed } from './dit.js';
 import { worldPosEmbed } from './world-model.js';
 import type { Params } from './layers.js';

@@ -11,7 +11,7 @@
  * frame and the velocity is derived from it).
  */
 import * as tf from '@tensorflow/tfjs';
-import { usesAdalnAction, type WorldModelConfig } from './config.js';
+import { usesAdalnAction, type WorldModelConfig } from '../core/model-config.js';
 import { actionShiftBias, movableScores, tokenGrid } from './action-shift.js';
 import { embedLabels, embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
 import { finalNorm, runTrunk, type KVCache, type TrunkOutput } from './trunk.js';

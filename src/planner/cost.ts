@@ -7,12 +7,12 @@
  * (stepWeights); the mean squared normalised action is added once per candidate.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ActionStats } from '../data/action-stats.js';
+import type { ActionStats } from '../core/action-stats.js';
 import { observationToTensor } from './frames.js';
 import { distance, goalGripperPosition, predictedPositions, type Vec3 } from './gripper-position.js';
 import { changeDistance, pyramidDistance, reachDistance } from './image-distance.js';
 import type { CostFactory, CostWeights, Futures, PlanModel } from './plan-model.js';
-import type { Goal, Observation } from './types.js';
+import type { Goal, Observation } from '../core/types.js';
 
 /** Per-step cost weights: the terminal fraction on the last step, the rest spread evenly. */
 export function stepWeights(horizon: number, terminal: number): number[] {

@@ -3,8 +3,8 @@
  * the simulator as its model (src/planner/sim-oracle.ts); any other name is a world-model planner
  * preset (`wm` = wm-cem-fast). Used by `plan` and by the evaluation.
  */
-import type { ActionStats } from '../data/action-stats.js';
-import { readManifest } from '../train/run-files.js';
+import type { ActionStats } from '../core/action-stats.js';
+import { readRunManifest } from '../core/run-manifest.js';
 import type { EpisodePlanning } from './episode.js';
 import { plannerPolicy, type PlannerPolicy } from './policy-name.js';
 import { loadPlannerPreset } from './presets.js';
@@ -16,6 +16,6 @@ export async function loadEpisodePlanning(policy: string | PlannerPolicy, checkp
   const p = typeof policy === 'string' ? plannerPolicy(policy) : policy;
   if (p.kind === 'world-model') return loadWorldModelPlanning(p.preset, checkpoint, opts);
   // The oracle uses the run's action scaling and image size, so only the model differs from the world-model planner.
-  const run = readManifest(checkpoint);
-  return new SimOraclePlanning(loadPlannerPreset(p.preset), run.model, run.actionStats as ActionStats, opts.seed ?? 0);
+  const run = readRunManifest(checkpoint);
+  return new SimOraclePlanning(loadPlannerPreset(p.preset), run.model, run.actionStats, opts.seed ?? 0);
 }

@@ -14,7 +14,7 @@ import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
 import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
 import { fingerOpening, gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
-import type { Goal, Observation, Plan } from './types.js';
+import type { Goal, Observation, Plan } from '../core/types.js';
 
 /** What an episode needs of a planner: the world-model planner, or the simulator oracle (src/planner/sim-oracle.ts). */
 export interface EpisodePlanning {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { unitToImage } from '../image/canvas.js';
 import { toModelFrame } from '../image/resize.js';
-import type { Observation } from './types.js';
+import type { Observation } from '../core/types.js';
 
 /** Camera frames to the model's input [h, w, 3] in [-1, 1] (area-filtered, as training data is). */
 export function observationToTensor(obs: Observation, height: number, width: number): tf.Tensor3D {

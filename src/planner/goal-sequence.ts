@@ -19,7 +19,7 @@
  */
 import type { Subgoal } from '../sim/goals.js';
 import { distance, fingerOpening, gripperPosition } from './gripper-position.js';
-import type { Observation } from './types.js';
+import type { Observation } from '../core/types.js';
 
 export interface GoalSequenceOptions {
   reachRatio: number;

@@ -6,8 +6,8 @@
  * tells them apart.
  */
 import { modelActionToRt1 } from '../data/action-mapping.js';
-import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
-import type { Goal, Observation } from './types.js';
+import { denormaliseActions, normaliseActions, type ActionStats } from '../core/action-stats.js';
+import type { Goal, Observation } from '../core/types.js';
 
 export type Vec3 = [number, number, number];
 

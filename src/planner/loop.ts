@@ -19,10 +19,10 @@
  */
 import { defer, from, Observable, race, Subject, timer, asyncScheduler, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { map, take, throwIfEmpty } from 'rxjs/operators';
-import { safeAction, type Rt1Action } from '../robot/action.js';
-import { errorMessage } from '../util/errors.js';
+import { safeAction, type Rt1Action } from '../core/action.js';
+import { errorMessage } from '../core/errors.js';
 import { createOptimizingPlanStep, type OptimizingPlanStepOptions } from './optimizing-planner.js';
-import type { Goal, Observation, Plan, Planner } from './types.js';
+import type { Goal, Observation, Plan, Planner } from '../core/types.js';
 
 export type PlanStep<O, G> = (obs: O, goal: G, signal: AbortSignal) => Observable<Plan>;
 

@@ -10,15 +10,15 @@
  * the new plan's own deadline. The random stream runs on from plan to plan; reset() restarts it.
  */
 import { modelActionToRt1 } from '../data/action-mapping.js';
-import type { ActionStats } from '../data/action-stats.js';
-import type { Rt1Action } from '../robot/action.js';
+import type { ActionStats } from '../core/action-stats.js';
+import type { Rt1Action } from '../core/action.js';
 import { Rng } from '../util/rng.js';
 import { optimize, type OptimizerSettings } from './optimizer.js';
 import { presetConstraints } from './pinned-actions.js';
 import type { CostFactory, PlanConstraints } from './plan-model.js';
 import type { PlannerPreset } from './presets.js';
 import { shiftPlan } from './sequence.js';
-import type { Goal, Observation, Plan } from './types.js';
+import type { Goal, Observation, Plan } from '../core/types.js';
 
 export interface OptimizingPlanStepOptions {
   optimizer: OptimizerSettings;

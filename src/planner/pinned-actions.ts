@@ -12,11 +12,11 @@
  * gripper jerked at full speed (the experts pull at half). An empty closed gripper (pushing a
  * drawer shut) moves at `speed`.
  */
-import { denormaliseActions, normaliseActions, type ActionStats } from '../data/action-stats.js';
-import { UserError } from '../util/errors.js';
+import { denormaliseActions, normaliseActions, type ActionStats } from '../core/action-stats.js';
+import { UserError } from '../core/errors.js';
 import { fingerOpening, goalGripperPosition, gripperPosition, straightMove, worldVectorIndices } from './gripper-position.js';
 import type { PinnedDim, PlanConstraints } from './plan-model.js';
-import type { Goal, Observation } from './types.js';
+import type { Goal, Observation } from '../core/types.js';
 
 export const GRIPPER_ACTION = 'gripper_closedness_action';
 

@@ -11,7 +11,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../util/rng.js';
 import type { ProposalSource, SequenceCost } from './sequence.js';
-import type { Goal, Observation } from './types.js';
+import type { Goal, Observation } from '../core/types.js';
 
 /** A preset's cost weights (section `cost`). */
 export interface CostWeights {

@@ -9,7 +9,7 @@
  *
  * Pure: no file is read here; the preset itself is loaded by src/planner/presets.ts.
  */
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 
 export const SCRIPTED_POLICIES = ['expert', 'random'] as const;
 export type ScriptedPolicyName = (typeof SCRIPTED_POLICIES)[number];

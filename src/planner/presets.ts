@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Integrator } from '../flow/sampler.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './optimizer.js';
 import type { WarmStartPad } from './sequence.js';

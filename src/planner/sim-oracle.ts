@@ -6,7 +6,7 @@
  * upper bound of the planner design, not a deployable policy — a robot has no such snapshot).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ActionStats } from '../data/action-stats.js';
+import type { ActionStats } from '../core/action-stats.js';
 import { modelActionToRt1 } from '../data/action-mapping.js';
 import type { SimEnv } from '../sim/env.js';
 import { modelCost } from './cost.js';
@@ -17,7 +17,7 @@ import { presetPlanStep, type OptimizingPlanStep } from './optimizing-planner.js
 import { checkPins } from './pinned-actions.js';
 import type { PlanModel, Rollout } from './plan-model.js';
 import type { PlannerPreset } from './presets.js';
-import type { Goal, Observation, Plan } from './types.js';
+import type { Goal, Observation, Plan } from '../core/types.js';
 
 export class SimOraclePlanning implements PlanModel {
   private env?: SimEnv;

@@ -7,15 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { from, type Observable } from 'rxjs';
 import { initBackend } from '../backend/backends.js';
-import type { ActionStats } from '../data/action-stats.js';
+import type { ActionStats } from '../core/action-stats.js';
 import { rt1ToModelAction } from '../data/action-mapping.js';
 import { embedInstruction } from '../data/language-embedding.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { toTf } from '../model/params.js';
 import { loadInferenceWeights } from '../train/run-files.js';
 import type { Rng } from '../util/rng.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { modelCost } from './cost.js';
 import { observationToTensor, tensorToImages } from './frames.js';
 import { gripperPosition, predictedPositions } from './gripper-position.js';
@@ -25,8 +25,8 @@ import { presetPlanStep, type OptimizingPlanStep } from './optimizing-planner.js
 import { checkPins } from './pinned-actions.js';
 import type { PlanModel, Rollout } from './plan-model.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
-import type { Rt1Action } from '../robot/action.js';
-import type { Goal, Observation, Plan, Planner } from './types.js';
+import type { Rt1Action } from '../core/action.js';
+import type { Goal, Observation, Plan, Planner } from '../core/types.js';
 import { WorldModelRollout } from './world-model-rollout.js';
 
 export interface WorldModelPlannerOptions {
@@ -226,7 +226,7 @@ export async function loadWorldModelPlanning(presetNameOrPath: string, checkpoin
   const preset = loadPlannerPreset(presetNameOrPath);
   const w = loadInferenceWeights(checkpoint);
   if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
-  return new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats as ActionStats, w.manifest.contextFrames, preset, opts);
+  return new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats, w.manifest.contextFrames, preset, opts);
 }
 
 export async function createWorldModelPlanner(presetNameOrPath: string, checkpointDir: string, opts: WorldModelPlannerOptions = {}): Promise<Planner> {

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { contextCache, disposeContext, imagine } from '../flow/imagine.js';
 import { proposeActions } from '../flow/policy-query.js';
 import type { Integrator } from '../flow/sampler.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { encodeContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
 

@@ -5,7 +5,7 @@
  */
 import { FoxgloveClient, type Channel } from './foxglove-protocol.js';
 import WebSocket from 'ws';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { LinkBase } from './link.js';
 import { normaliseRosType, rosCodec, type RosType } from './msgs.js';
 

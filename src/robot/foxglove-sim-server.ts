@@ -6,7 +6,7 @@
  */
 import { FoxgloveServer } from './foxglove-protocol.js';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { FOXGLOVE_SUBPROTOCOLS } from './foxglove-link.js';
 import { resolveTopic } from './link.js';
 import { rosCodec } from './msgs.js';

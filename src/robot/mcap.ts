@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, un
 import { basename, dirname, join } from 'node:path';
 import { McapStreamReader, McapWriter, type IWritable } from '@mcap/core';
 import { Subscription } from 'rxjs';
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 import { LinkBase, type RobotLink } from './link.js';
 import { isRosType, normaliseRosType, rosCodec, type RosType } from './msgs.js';
 

@@ -4,9 +4,9 @@
  */
 import jpeg from 'jpeg-js';
 import { decodeImage } from '../image/decode.js';
-import type { Observation } from '../planner/types.js';
-import { UserError } from '../util/errors.js';
-import { flattenAction, gripperCommand, RT1_ACTION_SIZE, unflattenAction, type Rt1Action } from './action.js';
+import type { Observation } from '../core/types.js';
+import { UserError } from '../core/errors.js';
+import { flattenAction, gripperCommand, RT1_ACTION_SIZE, unflattenAction, type Rt1Action } from '../core/action.js';
 
 export interface TimeMsg {
   sec: number;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from '@foxglove/rosmsg';
 import { MessageReader, MessageWriter } from '@foxglove/rosmsg2-serialization';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 
 export const ROS_TYPES = [

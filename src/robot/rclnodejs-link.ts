@@ -4,7 +4,7 @@
  * that only builds against a sourced ROS 2 (npm skips it elsewhere), so it is imported
  * dynamically and only when ROS_DISTRO is set.
  */
-import { UserError, errorMessage } from '../util/errors.js';
+import { UserError, errorMessage } from '../core/errors.js';
 import { LinkBase } from './link.js';
 import type { RosType } from './msgs.js';
 import { stripRosArgs } from './ros-args.js';

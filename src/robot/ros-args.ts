@@ -4,7 +4,7 @@
  * so a launch file can start `selfflow-wm serve` like any ROS 2 node.
  */
 import { parse as parseYaml } from 'yaml';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 
 export interface RosArgs {
   /** True when argv held at least one --ros-args section. */

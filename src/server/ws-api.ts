@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { decodeImage } from '../image/decode.js';
-import type { Plan } from '../planner/types.js';
-import { flattenAction } from '../robot/action.js';
+import type { Plan } from '../core/types.js';
+import { flattenAction } from '../core/action.js';
 import { encodeJpeg } from '../robot/messages.js';
 import type { ServiceConfig } from '../service/config.js';
 import type { RunningService, ServiceStatus } from '../service/service.js';
-import { errorMessage, UserError } from '../util/errors.js';
+import { errorMessage, UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { decodeClient, encodeServer, ProtocolError, STREAMS, SUBPROTOCOLS, type ClientMessage, type ServerMessage, type StreamName, type Subprotocol } from './protocol.js';
 

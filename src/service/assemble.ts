@@ -8,11 +8,11 @@
  * fatal error stops it between steps, and what is open so far (link, closers) stays reachable for
  * the caller to close.
  */
-import type { Planner } from '../planner/types.js';
+import type { Planner } from '../core/types.js';
 import type { ScriptedPolicyName } from '../planner/policy-name.js';
 import type { RobotLink } from '../robot/link.js';
 import type { SimRobotOptions } from '../robot/sim-robot.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import type { ServiceConfig } from './config.js';
 import type { RunningService } from './service.js';
 

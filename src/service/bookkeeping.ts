@@ -3,8 +3,8 @@
  * (FrameLatencies), the counters and last plan behind the status (ServiceCounts), and the
  * percentile summary printed when serve exits (LatencySummary).
  */
-import { percentile } from '../bench/table.js';
-import type { Plan } from '../planner/types.js';
+import { percentile } from '../util/stats.js';
+import type { Plan } from '../core/types.js';
 import type { LinkState } from '../robot/link.js';
 import type { SafetyStatus } from './safety.js';
 

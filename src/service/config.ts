@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isScalar, parseDocument } from 'yaml';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 
 export interface Box {
   x: [number, number];

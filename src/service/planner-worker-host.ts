@@ -17,8 +17,8 @@
  *   { type: 'plan-error', id, message }
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { Goal, Observation, Plan } from '../planner/types.js';
-import { errorMessage } from '../util/errors.js';
+import type { Goal, Observation, Plan } from '../core/types.js';
+import { errorMessage } from '../core/errors.js';
 
 /** What the service learns about the planner once it has loaded. */
 export interface PlannerWorkerInfo {

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadWorldModelPlanning } from '../planner/world-model-planner.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { hostPlanner, type FromWorker } from './planner-worker-host.js';
 
 export interface WorldModelWorkerData {

@@ -12,7 +12,7 @@
  * resumes only from a newer frame.
  */
 import { BehaviorSubject } from 'rxjs';
-import type { Plan } from '../planner/types.js';
+import type { Plan } from '../core/types.js';
 import type { LinkState } from '../robot/link.js';
 import type { ServiceConfig } from './config.js';
 import type { EstopSource, SafetyGate } from './safety.js';

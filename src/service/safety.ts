@@ -3,7 +3,7 @@
  * planner: it watches the inputs (camera age, plan arrivals, end-effector pose, e-stop, link) on
  * its own clock and clamps or zeroes every command on the way out.
  */
-import { safeAction, type Rt1Action } from '../robot/action.js';
+import { safeAction, type Rt1Action } from '../core/action.js';
 import type { Box, SafetyConfig } from './config.js';
 
 export interface GateResult {

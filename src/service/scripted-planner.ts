@@ -4,7 +4,7 @@
  * in-process simulated robot. Goals are ignored (the task defines them).
  */
 import { map } from 'rxjs';
-import type { Plan, Planner } from '../planner/types.js';
+import type { Plan, Planner } from '../core/types.js';
 import type { Policy } from '../sim/expert.js';
 import type { SimRobot } from '../robot/sim-robot.js';
 

@@ -14,11 +14,11 @@
  */
 import { BehaviorSubject, Subject, interval, filter, tap, throttleTime, type Observable, type Subscription } from 'rxjs';
 import { executePlans } from '../planner/loop.js';
-import type { Goal, Observation, Plan, Planner } from '../planner/types.js';
-import { safeAction, type Rt1Action } from '../robot/action.js';
+import type { Goal, Observation, Plan, Planner } from '../core/types.js';
+import { safeAction, type Rt1Action } from '../core/action.js';
 import type { RawMessage, RobotLink } from '../robot/link.js';
 import { actionToTwist, zeroTwist } from '../robot/messages.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { FrameLatencies, ServiceCounts, type LatencySample, type ServiceStatus } from './bookkeeping.js';
 import { resolvePlanDeadline, type ServiceConfig } from './config.js';
 import { RunControl } from './run-control.js';

@@ -4,8 +4,8 @@
  * service, and outgoing commands and status encoded. Decoding throws on a malformed message (the
  * service counts it); a failed publish is reported to `onPublishError`, never thrown.
  */
-import type { Goal, Observation } from '../planner/types.js';
-import type { Rt1Action } from '../robot/action.js';
+import type { Goal, Observation } from '../core/types.js';
+import type { Rt1Action } from '../core/action.js';
 import { resolveTopic, type RawMessage, type RobotLink } from '../robot/link.js';
 import {
   actionToMultiArray,
@@ -21,7 +21,7 @@ import {
   type TwistStampedMsg,
 } from '../robot/messages.js';
 import { rosCodec, type RosCodec, type RosType } from '../robot/msgs.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { ServiceConfig } from './config.js';
 
 /** What an incoming message means to the service. */

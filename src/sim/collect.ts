@@ -8,7 +8,7 @@ import jpeg from 'jpeg-js';
 import { loadCard } from '../data/card.js';
 import { embedInstruction } from '../data/language-embedding.js';
 import { RldsWriter, type EpisodeRecord, type StepRecord } from '../data/rlds-writer.js';
-import type { Rt1Action } from '../robot/action.js';
+import type { Rt1Action } from '../core/action.js';
 import { Progress } from '../util/progress.js';
 import { SimEnv, type StepResult } from './env.js';
 import { makeScriptedPolicy } from './expert.js';

@@ -3,9 +3,9 @@
  * (position actuators on x, y, z, yaw and both fingers) in MuJoCo; observations are camera frames
  * from the software renderer plus proprioception.
  */
-import type { Observation } from '../planner/types.js';
-import { gripperCommand, type Rt1Action } from '../robot/action.js';
-import { UserError } from '../util/errors.js';
+import type { Observation } from '../core/types.js';
+import { gripperCommand, type Rt1Action } from '../core/action.js';
+import { UserError } from '../core/errors.js';
 import { Rng } from '../util/rng.js';
 import { HEAD_CAMERA } from './camera.js';
 import { loadScene, type MjData, type MjModel, type Mujoco } from './mujoco.js';

@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Rt1Action } from '../robot/action.js';
-import { UserError } from '../util/errors.js';
+import type { Rt1Action } from '../core/action.js';
+import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Rng } from '../util/rng.js';
 import { LIMITS, type SimEnv, type StepResult } from './env.js';

@@ -4,8 +4,8 @@
  * (`stage` goals) or at which each phase of the expert's script ended (`phase` goals: a storyboard
  * of the demonstration, "above the can", "around the can", "can lifted", ...).
  */
-import type { Observation } from '../planner/types.js';
-import { gripperCommand } from '../robot/action.js';
+import type { Observation } from '../core/types.js';
+import { gripperCommand } from '../core/action.js';
 import { SimEnv, type SimSnapshot, type StepResult } from './env.js';
 import { DEFAULT_WAYPOINT_TOLERANCE, makeScriptedPolicy, ScriptedExpert } from './expert.js';
 import { taskByName } from './tasks.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import loadMujoco from 'mujoco-js';
 import { packageRoot } from '../util/package-root.js';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 
 // The module's own types are loose (`any` arrays); we keep a narrow view of what we use.
 export interface MjModel {

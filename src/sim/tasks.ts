@@ -2,7 +2,7 @@
  * SIMPLER-like tasks on the tabletop: seeded randomisation of object poses, per-stage success
  * predicates computed from the physical state, and time limits in control steps (3 Hz).
  */
-import { UserError } from '../util/errors.js';
+import { UserError } from '../core/errors.js';
 import type { Rng } from '../util/rng.js';
 import { OBJECTS, type ObjectName, type SceneState } from './state.js';
 

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import { toHost } from '../model/params.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Progress } from '../util/progress.js';
@@ -16,22 +16,7 @@ import { drawNoise, type ObjectiveOptions, type SequenceBatch } from './objectiv
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointFiles } from './run-files.js';
 import { Trainer, type StepStats } from './trainer.js';
 import { imaginationError, predictFutures } from './val-strip.js';
-
-/** What the loop needs of a training window (src/data/windows.ts produces these). */
-export interface WindowLike {
-  /** (K+H) x h x w x 3 in [-1, 1]. */
-  frames: Float32Array;
-  /** H x A normalised: row j leads from frame K-1+j to K+j. */
-  actions: Float32Array;
-  language?: Float32Array;
-}
-
-export interface WindowSource {
-  /** Training windows in a seeded order; `skip` windows are dropped first (resume). */
-  train(skip: number): AsyncIterable<WindowLike>;
-  /** A fixed set of validation windows. */
-  val(count: number): Promise<WindowLike[]>;
-}
+import type { WindowLike, WindowSource } from './training-window.js';
 
 export interface FinetuneSettings {
   runDir: string;

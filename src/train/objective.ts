@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { noisy, velocityTarget } from '../flow/path.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { patchGrid, pixelTimes, worldModelForward, type FrameBatch } from '../model/world-model.js';
 import type { Rng } from '../util/rng.js';

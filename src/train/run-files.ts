@@ -12,22 +12,10 @@ import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { readWorldModel, writeWorldModel } from '../model/checkpoint-io.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { UserError, errorMessage } from '../util/errors.js';
-
-export interface RunManifest {
-  format: 'selfflow-wm/run@1';
-  model: WorldModelConfig;
-  configName: string;
-  /** The dataset card as used (name and full contents), and the data directory trained on. */
-  data: { card: unknown; cardName: string; dataDir: string };
-  /** Per-dimension action statistics used to normalise actions (q01/q99 -> [-1, 1]). */
-  actionStats: unknown;
-  contextFrames: number;
-  futureFrames: number;
-  training: Record<string, unknown>;
-}
+import { UserError } from '../core/errors.js';
+import { readJsonObjectFile, readRunManifest, type RunManifest } from '../core/run-manifest.js';
 
 export interface CheckpointState {
   step: number;
@@ -46,41 +34,7 @@ export interface CheckpointFiles {
 
 export const stepDirName = (step: number) => `step-${String(step).padStart(7, '0')}`;
 
-/** Parses a JSON object file of a run; errors name the file. */
-function readJsonObject(path: string, what: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code ? `${path}: cannot read ${what} (${errorMessage(e)})` : `${path}: ${what} is not valid JSON (${errorMessage(e)})`, { cause: e });
-  }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${path}: ${what} must be a JSON object`);
-  return raw as Record<string, unknown>;
-}
-
-const isObject = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
-
-export function readManifest(runDir: string): RunManifest {
-  const path = join(runDir, 'run.json');
-  if (!existsSync(path)) throw new UserError(`${runDir}: not a training run (no run.json)`);
-  const m = readJsonObject(path, 'run manifest');
-  if (m.format !== 'selfflow-wm/run@1') throw new UserError(`${path}: unknown run format '${String(m.format)}'`);
-  const field = (name: string, ok: boolean, want: string) => {
-    if (!ok) throw new UserError(`${path}: field '${name}' must be ${want}`);
-  };
-  field('model', isObject(m.model), 'an object (the world-model config)');
-  const model = m.model as Record<string, unknown>;
-  field('model.dit', isObject(model.dit), 'an object');
-  for (const k of ['imageHeight', 'imageWidth', 'actionDim', 'maxFrames']) field(`model.${k}`, Number.isInteger(model[k]) && (model[k] as number) > 0, 'a positive integer');
-  field('configName', typeof m.configName === 'string', 'a string');
-  field('data', isObject(m.data), 'an object');
-  field('actionStats', isObject(m.actionStats), 'an object (per-dimension action statistics)');
-  field('contextFrames', isCount(m.contextFrames) && (m.contextFrames as number) >= 1, 'an integer >= 1');
-  field('futureFrames', isCount(m.futureFrames) && (m.futureFrames as number) >= 1, 'an integer >= 1');
-  return m as unknown as RunManifest;
-}
 
 export function writeManifest(runDir: string, m: RunManifest): void {
   writeJsonAtomic(join(runDir, 'run.json'), m);
@@ -89,7 +43,7 @@ export function writeManifest(runDir: string, m: RunManifest): void {
 export function latestCheckpoint(runDir: string): { step: number; dir: string } | undefined {
   const path = join(runDir, 'latest.json');
   if (!existsSync(path)) return undefined;
-  const l = readJsonObject(path, 'latest-checkpoint pointer');
+  const l = readJsonObjectFile(path, 'latest-checkpoint pointer');
   if (!isCount(l.step)) throw new UserError(`${path}: field 'step' must be a non-negative integer`);
   if (typeof l.dir !== 'string' || l.dir === '') throw new UserError(`${path}: field 'dir' must be a non-empty path`);
   return { step: l.step as number, dir: join(runDir, l.dir) };
@@ -133,7 +87,7 @@ export function loadCheckpoint(dir: string): CheckpointFiles {
   const ema = readWorldModel(join(dir, 'ema.safetensors')).tensors;
   const optimizer = readSafetensors(join(dir, 'optimizer.safetensors')).tensors;
   const statePath = join(dir, 'state.json');
-  const state = readJsonObject(statePath, 'checkpoint state');
+  const state = readJsonObjectFile(statePath, 'checkpoint state');
   for (const k of ['step', 'optimizerStep']) if (!isCount(state[k])) throw new UserError(`${statePath}: field '${k}' must be a non-negative integer`);
   return { student, ema, optimizer, state: state as unknown as CheckpointState };
 }
@@ -144,7 +98,7 @@ export function loadInferenceWeights(runOrFile: string): { cfg: WorldModelConfig
     const { cfg, tensors } = readWorldModel(runOrFile);
     return { cfg, tensors };
   }
-  const manifest = readManifest(runOrFile);
+  const manifest = readRunManifest(runOrFile);
   const latest = latestCheckpoint(runOrFile);
   if (!latest) throw new UserError(`${runOrFile}: run has no checkpoint yet (no latest.json)`);
   const { cfg, tensors } = readWorldModel(join(latest.dir, 'ema.safetensors'));

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { FROZEN, toTf } from '../model/params.js';
 import { AdamW, type AdamWOptions } from './adamw.js';

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { contextCache, disposeContext, imagine } from '../flow/imagine.js';
 import { Canvas, unitToImage } from '../image/canvas.js';
 import { encodePng } from '../image/png.js';
-import type { WorldModelConfig } from '../model/config.js';
+import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import type { WindowLike } from './finetune.js';
+import type { WindowLike } from './training-window.js';
 import type { Trainer } from './trainer.js';
 
 const SCALE = 3;

@@ -3,7 +3,7 @@ import { decodeExample } from '../../src/data/example.js';
 import { readTfRecords } from '../../src/data/tfrecord.js';
 import { DEFAULT_MAX_IMAGE_PIXELS, declaredImageSize, decodeImage } from '../../src/image/decode.js';
 import { encodePng } from '../../src/image/png.js';
-import { UserError } from '../../src/util/errors.js';
+import { UserError } from '../../src/core/errors.js';
 import { jpegHeader, pngHeader } from '../helpers/crafted.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 

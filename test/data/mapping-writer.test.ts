@@ -2,11 +2,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ActionStatsAccumulator, type ActionStats } from '../../src/data/action-stats.js';
-import { actionDim, actionNames, loadCard, modelActionToRt1, rt1ToModelAction } from '../../src/data/card.js';
+import { ActionStatsAccumulator } from '../../src/data/action-stats.js';
+import { type ActionStats } from '../../src/core/action-stats.js';
+import { actionDim, actionNames, loadCard } from '../../src/data/card.js';
+import { modelActionToRt1, rt1ToModelAction } from '../../src/data/action-mapping.js';
 import { readEpisodes } from '../../src/data/rlds.js';
 import { RldsWriter, type EpisodeRecord } from '../../src/data/rlds-writer.js';
-import type { Rt1Action } from '../../src/robot/action.js';
+import type { Rt1Action } from '../../src/core/action.js';
 
 /** Statistics whose q01/q99 are exactly lo/hi per dimension (101 evenly spaced samples). */
 function statsFor(names: string[], lo: number[], hi: number[]): ActionStats {

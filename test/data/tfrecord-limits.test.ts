@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCard } from '../../src/data/card.js';
 import { readEpisodes } from '../../src/data/rlds.js';
 import { CorruptRecordError, frameRecord, readTfRecords, type TfRecord } from '../../src/data/tfrecord.js';
-import { UserError } from '../../src/util/errors.js';
+import { UserError } from '../../src/core/errors.js';
 import { recordHeader } from '../helpers/crafted.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ActionStatsAccumulator, computeActionStats, denormaliseActions, normaliseActions } from '../../src/data/action-stats.js';
+import { ActionStatsAccumulator, computeActionStats } from '../../src/data/action-stats.js';
+import { denormaliseActions, normaliseActions } from '../../src/core/action-stats.js';
 import { loadCard } from '../../src/data/card.js';
 import { readEpisodes } from '../../src/data/rlds.js';
 import { isValEpisode, windowStream, type TrainingWindow } from '../../src/data/windows.js';

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { contextCache, disposeContext, imagine } from '../../src/flow/imagine.js';
 import { proposeActions } from '../../src/flow/policy-query.js';
 import { integrate } from '../../src/flow/sampler.js';
-import { worldModelConfig } from '../../src/model/config.js';
+import { worldModelConfig } from '../../src/core/model-config.js';
 import { toTf, worldModelInit } from '../../src/model/params.js';
 import { worldModelForward } from '../../src/model/world-model.js';
 import { Rng } from '../../src/util/rng.js';

@@ -3,7 +3,7 @@
  * (plain loops over host arrays, no tfjs), used to check the tfjs model on configs the PyTorch
  * fixture does not cover. Written from src/model.py, independently of src/model/.
  */
-import type { DiTConfig } from '../../src/model/config.js';
+import type { DiTConfig } from '../../src/core/model-config.js';
 
 type Weights = Map<string, { shape: number[]; data: Float32Array }>;
 

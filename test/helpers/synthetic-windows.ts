@@ -1,4 +1,4 @@
-import type { WindowLike, WindowSource } from '../../src/train/finetune.js';
+import type { WindowLike, WindowSource } from '../../src/train/training-window.js';
 import { Rng } from '../../src/util/rng.js';
 
 /**

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { toFloat32 } from '../../src/checkpoint/tensor-map.js';
-import type { DiTConfig } from '../../src/model/config.js';
+import type { DiTConfig } from '../../src/core/model-config.js';
 import { ditForward } from '../../src/model/dit.js';
 import { officialInit, toTf } from '../../src/model/params.js';
 import { Rng } from '../../src/util/rng.js';
@@ -45,7 +45,7 @@ describe('the float64 reference itself', () => {
   it('reproduces the PyTorch fixture (so it cannot share a bug with the tfjs model unnoticed)', async () => {
     const { loadStateDict } = await import('../../src/checkpoint/load.js');
     const { readSafetensors } = await import('../../src/checkpoint/safetensors.js');
-    const { readDiTConfigFile } = await import('../../src/model/config.js');
+    const { readDiTConfigFile } = await import('../../src/core/model-config.js');
     const { sharedFixture } = await import('../helpers/fixtures.js');
     const c = readDiTConfigFile(sharedFixture('selfflow-reference/selfflow-tiny.json'));
     const w = new Map([...loadStateDict(sharedFixture('selfflow-reference/selfflow-tiny.safetensors')).tensors].map(([k, v]) => [k, { shape: v.shape, data: toFloat32(v) }]));

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadStateDict } from '../../src/checkpoint/load.js';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
 import { toFloat32, toInt32 } from '../../src/checkpoint/tensor-map.js';
-import { readDiTConfigFile } from '../../src/model/config.js';
+import { readDiTConfigFile } from '../../src/core/model-config.js';
 import { ditForward } from '../../src/model/dit.js';
 import { checkAgainstLayout, officialLayout, toTf } from '../../src/model/params.js';
 import { sharedFixture } from '../helpers/fixtures.js';

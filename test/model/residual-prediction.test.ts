@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { contextCache, disposeContext, imagine } from '../../src/flow/imagine.js';
-import { worldModelConfig } from '../../src/model/config.js';
+import { worldModelConfig } from '../../src/core/model-config.js';
 import { toTf, worldModelInit } from '../../src/model/params.js';
 import { forwardWithContext, worldModelForward } from '../../src/model/world-model.js';
 import { Rng } from '../../src/util/rng.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { worldModelConfig } from '../../src/model/config.js';
+import { worldModelConfig } from '../../src/core/model-config.js';
 import { worldModelInit } from '../../src/model/params.js';
 import { DEFAULT_ADAMW } from '../../src/train/adamw.js';
 import { DEFAULT_OBJECTIVE, drawNoise, type SequenceBatch } from '../../src/train/objective.js';

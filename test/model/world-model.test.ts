@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { worldModelConfig } from '../../src/model/config.js';
+import { worldModelConfig } from '../../src/core/model-config.js';
 import { toTf, worldModelInit } from '../../src/model/params.js';
 import { disposeContext, encodeContext, forwardWithContext, worldModelForward, type FrameBatch } from '../../src/model/world-model.js';
 import { Rng } from '../../src/util/rng.js';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { futureCosts, modelCost, stepWeights, type CostReference } from '../../src/planner/cost.js';
 import type { CostWeights, Futures, PlanModel } from '../../src/planner/plan-model.js';
-import type { Goal, Observation } from '../../src/planner/types.js';
+import type { Goal, Observation } from '../../src/core/types.js';
 import { Rng } from '../../src/util/rng.js';
 
 const NONE: CostWeights = { representation: 0, pixel: 0, pyramid: 0, change: 0, reach: 0, pose: 0, actionMagnitude: 0, terminal: 0 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GoalSequence, gripperAt } from '../../src/planner/goal-sequence.js';
-import type { Observation } from '../../src/planner/types.js';
+import type { Observation } from '../../src/core/types.js';
 import type { Subgoal } from '../../src/sim/goals.js';
 
 /** Observations on a line: the distance between two is how far apart their positions are. */

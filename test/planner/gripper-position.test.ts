@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ActionStats } from '../../src/data/action-stats.js';
+import type { ActionStats } from '../../src/core/action-stats.js';
 import { predictedPoseCosts } from '../../src/planner/cost.js';
 import { straightMove, type Vec3 } from '../../src/planner/gripper-position.js';
 import { optimize } from '../../src/planner/optimizer.js';
@@ -7,7 +7,7 @@ import { Rng } from '../../src/util/rng.js';
 import { validatePreset } from '../../src/planner/presets.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { loadWorldModelPlanning } from '../../src/planner/world-model-planner.js';
-import type { Observation } from '../../src/planner/types.js';
+import type { Observation } from '../../src/core/types.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { useTestBackend } from '../helpers/tf.js';
 

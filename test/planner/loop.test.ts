@@ -4,8 +4,8 @@ import { TestScheduler } from 'rxjs/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createOptimizingPlanner, execute, ExecutionProgress, latestPairs, planLatest, safePlanFor, type PlanCost, type PlannerEvent } from '../../src/planner/loop.js';
 import type { OptimizerSettings } from '../../src/planner/optimizer.js';
-import type { Goal, Observation, Plan } from '../../src/planner/types.js';
-import { safeAction, type Rt1Action } from '../../src/robot/action.js';
+import type { Goal, Observation, Plan } from '../../src/core/types.js';
+import { safeAction, type Rt1Action } from '../../src/core/action.js';
 
 type Obs = ReturnType<typeof obs>;
 const obs = (stamp: number) => ({ image: new Uint8Array(3), height: 1, width: 1, stamp });

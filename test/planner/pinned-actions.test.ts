@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { ActionStats } from '../../src/data/action-stats.js';
 import { optimize } from '../../src/planner/optimizer.js';
 import { moveCap, pinnedDims } from '../../src/planner/pinned-actions.js';
-import { denormaliseActions } from '../../src/data/action-stats.js';
+import { denormaliseActions, type ActionStats } from '../../src/core/action-stats.js';
 import { validatePreset } from '../../src/planner/presets.js';
-import type { Observation } from '../../src/planner/types.js';
+import type { Observation } from '../../src/core/types.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { subgoals } from '../../src/sim/goals.js';
 import { Rng } from '../../src/util/rng.js';

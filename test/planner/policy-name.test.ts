@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { needsCheckpoint, plannerPolicy, resolvePolicy } from '../../src/planner/policy-name.js';
-import { UserError } from '../../src/util/errors.js';
+import { UserError } from '../../src/core/errors.js';
 
 describe('policy names', () => {
   it('reads scripted, world-model and oracle names into one descriptor', () => {

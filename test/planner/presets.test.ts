@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { experimentPresetNames, loadPlannerPreset, presetNames, presetPlannerSettings, recordedGoalFields, validatePreset } from '../../src/planner/presets.js';
-import { UserError } from '../../src/util/errors.js';
+import { UserError } from '../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sfwm-preset-'));
 const good = () => JSON.parse(JSON.stringify(loadPlannerPreset('wm-cem-fast'))) as Record<string, Record<string, unknown>>;

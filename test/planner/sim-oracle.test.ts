@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ActionStats } from '../../src/data/action-stats.js';
+import type { ActionStats } from '../../src/core/action-stats.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { validatePreset } from '../../src/planner/presets.js';
 import { SimEnv } from '../../src/sim/env.js';

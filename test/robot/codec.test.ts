@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from '@foxglove/rosmsg';
-import { safeAction } from '../../src/robot/action.js';
+import { safeAction } from '../../src/core/action.js';
 import { ROS_TYPES, rosCodec } from '../../src/robot/msgs.js';
 import {
   actionToMultiArray,

@@ -10,7 +10,7 @@ import { FoxgloveServer } from '../../src/robot/foxglove-protocol.js';
 import { FoxgloveLink } from '../../src/robot/foxglove-link.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import { actionToMultiArray, observationToImage } from '../../src/robot/messages.js';
-import { safeAction } from '../../src/robot/action.js';
+import { safeAction } from '../../src/core/action.js';
 
 describe('FoxgloveLink over foxglove.sdk.v1', () => {
   it('negotiates sdk.v1 with a server that offers nothing else, then subscribes and publishes', async () => {

@@ -13,7 +13,7 @@ import { FoxgloveLink } from '../../src/robot/foxglove-link.js';
 import { McapRecorder, RecordingLink, readMcap } from '../../src/robot/mcap.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import { actionToMultiArray } from '../../src/robot/messages.js';
-import { safeAction } from '../../src/robot/action.js';
+import { safeAction } from '../../src/core/action.js';
 import { FakeLink } from '../service/fakes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'selfflow-close-'));

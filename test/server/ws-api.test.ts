@@ -8,8 +8,8 @@ import { startService, type RunningService } from '../../src/service/service.js'
 import { startWsApi, type WsApi } from '../../src/server/ws-api.js';
 import { decodeServer, encodeClient, SUBPROTOCOLS, type ServerMessage, type Subprotocol } from '../../src/server/protocol.js';
 import { encodePng } from '../../src/image/png.js';
-import { safeAction } from '../../src/robot/action.js';
-import type { Plan } from '../../src/planner/types.js';
+import { safeAction } from '../../src/core/action.js';
+import type { Plan } from '../../src/core/types.js';
 import { FakeLink } from '../service/fakes.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import { observationToImage } from '../../src/robot/messages.js';

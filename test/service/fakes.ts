@@ -1,7 +1,7 @@
 import { map, type Observable } from 'rxjs';
 import { LinkBase } from '../../src/robot/link.js';
 import type { RosType } from '../../src/robot/msgs.js';
-import type { Plan, Planner } from '../../src/planner/types.js';
+import type { Plan, Planner } from '../../src/core/types.js';
 
 /** A link whose incoming messages the test injects and whose publications it reads. */
 export class FakeLink extends LinkBase {

@@ -11,7 +11,7 @@ import { startService, type Command } from '../../src/service/service.js';
 import { startWorkerPlanner, type WorkerPlanner } from '../../src/service/planner-worker.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import { observationToImage } from '../../src/robot/messages.js';
-import type { Goal, Observation, Plan, Planner } from '../../src/planner/types.js';
+import type { Goal, Observation, Plan, Planner } from '../../src/core/types.js';
 import { ensureDist } from '../helpers/dist.js';
 import { FakeLink } from './fakes.js';
 

@@ -5,7 +5,7 @@ import { clampToWorkspace, SafetyGate } from '../../src/service/safety.js';
 import { startService, type Command, type LatencySample } from '../../src/service/service.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import { observationToCompressed, observationToImage, type Float32MultiArrayMsg, type TwistStampedMsg } from '../../src/robot/messages.js';
-import type { Goal, Observation, Plan } from '../../src/planner/types.js';
+import type { Goal, Observation, Plan } from '../../src/core/types.js';
 import { FakeLink } from './fakes.js';
 
 const codec = rosCodec();

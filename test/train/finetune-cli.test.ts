@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { latestCheckpoint, loadInferenceWeights, readManifest } from '../../src/train/run-files.js';
+import { latestCheckpoint, loadInferenceWeights } from '../../src/train/run-files.js';
+import { readRunManifest } from '../../src/core/run-manifest.js';
 import { runCli } from '../helpers/cli.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 
@@ -34,7 +35,7 @@ describe('finetune on a dataset too small for the validation split', () => {
     expect(first.err).toContain('training without validation');
     expect(first.out).toBe(`finished at step 2 (no validation); run in ${out}`);
     expect(latestCheckpoint(out)!.step).toBe(2);
-    expect(readManifest(out).training.validation).toEqual({ off: 'no held-out episode with a full window at --val-fraction 0.1' });
+    expect(readRunManifest(out).training.validation).toEqual({ off: 'no held-out episode with a full window at --val-fraction 0.1' });
 
     const second = await finetune(out, '--steps', '4', '--resume');
     expect(second.code, second.err).toBe(0);
@@ -59,7 +60,7 @@ describe('finetune on a dataset too small for the validation split', () => {
     const r = await finetune(out, '--steps', '1', '--val-fraction', '0');
     expect(r.code, r.err).toBe(0);
     expect(r.err).toContain('warning: --val-fraction 0 holds out no episodes; training without validation');
-    expect(readManifest(out).training.validation).toEqual({ off: '--val-fraction 0' });
+    expect(readRunManifest(out).training.validation).toEqual({ off: '--val-fraction 0' });
     expect(latestCheckpoint(out)!.step).toBe(1);
   }, 60_000);
 
@@ -71,6 +72,6 @@ describe('finetune on a dataset too small for the validation split', () => {
     const [row] = metrics(out);
     expect(Number.isFinite(row!.val_loss)).toBe(true);
     expect(existsSync(row!.val_strip as string)).toBe(true);
-    expect((readManifest(out).training.validation as { windows: number }).windows).toBeGreaterThan(0);
+    expect((readRunManifest(out).training.validation as { windows: number }).windows).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { worldModelConfig } from '../../src/model/config.js';
+import { worldModelConfig } from '../../src/core/model-config.js';
 import { worldModelInit } from '../../src/model/params.js';
 import { DEFAULT_ADAMW } from '../../src/train/adamw.js';
 import { finetune, type FinetuneSettings } from '../../src/train/finetune.js';
@@ -77,9 +77,15 @@ describe('finetune loop', () => {
     expect(lb[5]!.val_loss).toBeCloseTo(la[5]!.val_loss!, 4);
   });
 
+  const unitStats = (d: number) => {
+    const z = Array.from({ length: d }, () => 0);
+    const one = z.map(() => 1);
+    return { names: z.map((_, i) => `a${i}`), count: 1, mean: z, std: one, min: z.map(() => -1), max: one, q01: z.map(() => -1), q99: one };
+  };
+
   it('keeps the latest checkpoint readable when a save was cut off, and writes everything planning needs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-c-'));
-    writeManifest(dir, { format: 'selfflow-wm/run@1', model: cfg, configName: 'tiny', data: { card: {}, cardName: 'synthetic', dataDir: '' }, actionStats: {}, contextFrames: 1, futureFrames: 2, training: {} });
+    writeManifest(dir, { format: 'selfflow-wm/run@1', model: cfg, configName: 'tiny', data: { card: {}, cardName: 'synthetic', dataDir: '' }, actionStats: unitStats(cfg.actionDim), contextFrames: 1, futureFrames: 2, training: {} });
     await finetune(settings(dir, { steps: 4 }), squareSource(2, 16, 16, 1, 2, 2));
     // A killed save leaves a half-written temp dir and a torn file in it; latest.json still names the complete one.
     const torn = join(dir, 'checkpoints', '.step-0000006.999.tmp');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { worldModelConfig } from '../../src/model/config.js';
+import { worldModelConfig } from '../../src/core/model-config.js';
 import { patchGrid } from '../../src/model/world-model.js';
 import { cosineLoss, DEFAULT_OBJECTIVE, drawNoise, shiftTime } from '../../src/train/objective.js';
 import { Rng } from '../../src/util/rng.js';

@@ -3,7 +3,7 @@
  * arguments; `WorldModelConfig` adds what the robot world model needs on the same trunk.
  */
 import { readFileSync } from 'node:fs';
-import { UserError } from '../util/errors.js';
+import { UserError } from './errors.js';
 
 export interface DiTConfig {
   input_size: number;

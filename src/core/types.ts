@@ -1,4 +1,4 @@
-import type { Rt1Action } from '../robot/action.js';
+import type { Rt1Action } from './action.js';
 
 /** One camera frame (and optional proprioception) as the planner receives it. */
 export interface Observation {
