@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Subject, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { clampToWorkspace, SafetyGate } from '../../src/service/safety.js';
@@ -152,7 +152,8 @@ describe('the service applies the safety layer between planner and robot', () =>
 
   it('in rate mode, stop, e-stop and link loss discard the plan in hand: after a restart only a plan from a newer frame moves the robot', async () => {
     // Real 50 Hz ticks; the fake clock stands still, so the frame and plan stay fresh for the gate.
-    const s = setup({ controlMode: 'rate', actionHz: 50 });
+    // The link returning counts as the restart here (safety.resume_after_link_loss opts into that).
+    const s = setup({ controlMode: 'rate', actionHz: 50, safety: { ...defaultConfig().safety, resumeAfterLinkLoss: true } });
     const ticks = (n: number) => firstValueFrom(s.svc.commands$.pipe(take(n), toArray(), timeout(5000)));
     const moved = (cs: Command[]) => cs.map((c) => c.action.worldVector[0]);
     s.frame();
@@ -287,7 +288,7 @@ describe('the service applies the safety layer between planner and robot', () =>
   });
 
   it('zeroes while the link is lost and the twist stops with a stale frame', () => {
-    const s = setup({ twistHz: 20 });
+    const s = setup({ twistHz: 20, safety: { ...defaultConfig().safety, resumeAfterLinkLoss: true } });
     s.frame();
     s.plan(0.01);
     const twist = () => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
@@ -324,10 +325,12 @@ describe('the service applies the safety layer between planner and robot', () =>
     expect(twist()).toBe(0);
   });
 
-  it('takes the goal as sensor_msgs/CompressedImage too', () => {
+  it('takes the goal as sensor_msgs/CompressedImage too', async () => {
     const s = setup();
     const img = { image: new Uint8Array(4 * 6 * 3).fill(200), height: 4, width: 6, stamp: 0 };
     s.link.inject('/selfflow/goal_image/compressed', 'sensor_msgs/msg/CompressedImage', codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')));
+    // Compressed goals are decoded off the service's thread: the goal is set once that finishes.
+    await vi.waitFor(() => expect(s.goals).toHaveLength(1), { timeout: 10_000 });
     expect(s.svc.status().hasGoal).toBe(true);
     expect(s.goals).toHaveLength(1);
     expect(s.goals[0]!.images[0]).toMatchObject({ height: 4, width: 6 });
