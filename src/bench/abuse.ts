@@ -10,7 +10,8 @@
  *    and the zero command it sees on the `commands` stream (published to the robot just before).
  *    The same 20 e-stops without the flood are the baseline. The service's peak RSS is its VmHWM.
  * 2. Camera freeze and resume, in process: a rate-mode service, a 30 Hz camera, a planner that
- *    takes 50-860 ms per plan; the camera stops for 700 ms (over the 500 ms stale limit) and
+ *    takes 50-860 ms per plan (so some plans from pre-freeze frames arrive during the freeze and
+ *    some after it); the camera stops for 700 ms (over the 500 ms stale limit) and
  *    resumes. Counted: commands computed from frames taken before the freeze that reach the robot
  *    after it (target 0).
  *
@@ -186,8 +187,9 @@ async function estopUnderFlood(frames: number): Promise<BenchTable> {
     const baseline = await estops(op, ESTOPS, 1000);
     const flood = flooder(url, frames);
     const goalClient = await connect(url);
+    const png = await pngDeclaring(16000, 16000);
     const t0 = performance.now();
-    goalClient.ws.send(encodeClient(P, { id: 5, token: TOKEN, setGoal: { images: [await pngDeclaring(16000, 16000)] } }));
+    goalClient.ws.send(encodeClient(P, { id: 5, token: TOKEN, setGoal: { images: [png] } }));
     await sleep(500);
     const underFlood = await estops(op, ESTOPS, 2000);
     const goalReply = goalClient.replies.find((m) => m.id === 5);
@@ -244,11 +246,12 @@ async function freezeTrial(planMs: number): Promise<{ stale: number; moved: numb
   const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'rate', actionHz: 10, twistHz: 0, statusHz: 0, safety: { ...defaultConfig().safety, planDeadlineMs: 5000 } };
   const svc = startService(cfg, planner, link);
   let lastPreFreeze = -Infinity;
+  let frozen = false;
   let resumed = false;
   let latePlans = 0;
   const sent: Command[] = [];
   svc.plans$.subscribe((p) => {
-    if (resumed && p.observationStamp <= lastPreFreeze) latePlans++;
+    if (frozen && p.observationStamp <= lastPreFreeze) latePlans++;
   });
   svc.commands$.subscribe((c) => resumed && sent.push(c));
   const image = new Uint8Array(32 * 40 * 3).fill(90);
@@ -256,11 +259,12 @@ async function freezeTrial(planMs: number): Promise<{ stale: number; moved: numb
   let camera: NodeJS.Timeout | undefined;
   const stream = () => (camera = setInterval(() => link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage({ image, height: 32, width: 40, stamp: ++stamp }, 'cam'))), 1000 / 30));
   svc.observations$.subscribe((o) => {
-    if (!resumed) lastPreFreeze = o.stamp;
+    if (!frozen) lastPreFreeze = o.stamp;
   });
   stream();
   await sleep(900);
   clearInterval(camera);
+  frozen = true;
   await sleep(700);
   resumed = true;
   stream();
@@ -283,7 +287,7 @@ async function freezeAndResume(trials: number): Promise<BenchTable> {
   }
   return {
     title: 'Abuse: camera freeze (700 ms, stale limit 500 ms) and resume, rate mode, in process',
-    columns: ['trials', 'plans from pre-freeze frames arriving after the resume', 'moving commands after the resume', 'of them computed from pre-freeze frames'],
+    columns: ['trials', 'plans from pre-freeze frames arriving during the freeze or after it', 'moving commands after the resume', 'of them computed from pre-freeze frames'],
     rows: [[String(trials), String(latePlans), String(moved), String(stale)]],
     notes: ['30 Hz camera, 10 Hz actions, a planner taking 50-860 ms per plan (latest-only); target: 0 commands from pre-freeze frames.'],
   };
