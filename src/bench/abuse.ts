@@ -119,11 +119,12 @@ async function connect(url: string, read = true): Promise<Client> {
 
 /** Floods until `total` frames are sent, `stop()` is called or the time is up; reconnects when closed. */
 function flooder(url: string, total: number) {
-  const stats = { sent: 0, connections: 0, closes: new Map<string, number>() };
+  const stats = { sent: 0, connections: 0, closes: new Map<string, number>(), ms: 0 };
   let stopped = false;
   const junk = Uint8Array.from([0xc1]);
   const run = (async () => {
-    const until = performance.now() + FLOOD_SECONDS * 1000;
+    const start = performance.now();
+    const until = start + FLOOD_SECONDS * 1000;
     while (!stopped && stats.sent < total && performance.now() < until) {
       let c: Client;
       try {
@@ -144,6 +145,7 @@ function flooder(url: string, total: number) {
       }
       c.ws.terminate();
     }
+    stats.ms = performance.now() - start;
   })();
   return { stats, stop: () => ((stopped = true), run), done: run };
 }
@@ -192,6 +194,7 @@ async function estopUnderFlood(frames: number): Promise<BenchTable> {
     goalClient.ws.send(encodeClient(P, { id: 5, token: TOKEN, setGoal: { images: [png] } }));
     await sleep(500);
     const underFlood = await estops(op, ESTOPS, 2000);
+    const estopsEndMs = performance.now() - t0;
     const goalReply = goalClient.replies.find((m) => m.id === 5);
     await flood.done;
     const rss = peakRssMb(child.pid!);
@@ -202,7 +205,7 @@ async function estopUnderFlood(frames: number): Promise<BenchTable> {
       columns: ['condition', 'e-stops', 'ack p50 ms', 'ack p99 ms', 'zero command p50 ms', 'zero command p99 ms'],
       rows: [row('no flood (baseline)', baseline), row(`flood: ${flood.stats.sent.toLocaleString('en-US')} one-byte invalid frames, unread replies, + a 16000x16000 PNG setGoal`, underFlood)],
       notes: [
-        `Service peak RSS (VmHWM): ${rss.toFixed(0)} MB. Flooder: ${flood.stats.connections} connections; closes seen: ${closes || 'none'}.`,
+        `Service peak RSS (VmHWM): ${rss.toFixed(0)} MB. Flooder: ${flood.stats.connections} connections over ${(flood.stats.ms / 1000).toFixed(1)} s (the e-stops ran from 0.5 s to ${(estopsEndMs / 1000).toFixed(1)} s after it began); closes seen: ${closes || 'none'}.`,
         `The 16000x16000 setGoal got ${goalReply ? (goalReply.error ? `an error reply after ${(goalReply.at - t0).toFixed(0)} ms: ${goalReply.error.message}` : 'an ack') : 'no reply before the e-stops ended'}.`,
         'Zero command: the `command` stream message of the e-stop\'s zero command, which the service publishes to the robot just before. With --robot sim the physics of each lockstep action runs on the service thread too.',
       ],
