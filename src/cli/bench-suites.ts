@@ -18,5 +18,6 @@ export const SUITES: BenchSuite[] = [
   { name: 'data', summary: 'TFRecord records/s, JPEG frames/s, resize and training windows/s', load: async () => (await import('../bench/data.js')).benchData },
   { name: 'model', summary: 'matmul peak, forward and forward+backward throughput per config and backend', load: async () => (await import('../bench/model.js')).benchModel },
   { name: 'action-toy', summary: 'how fast each --action-conditioning learns action-driven motion on a synthetic moving square (~5 min)', load: async () => (await import('../bench/action-toy.js')).benchActionToy },
+  { name: 'abuse', summary: 'API e-stop ack and zero-command p50/p99 while a client floods invalid frames (+ an oversized goal image), service peak RSS; stale-plan commands after camera freezes', load: async () => (await import('../bench/abuse.js')).benchAbuse },
   { name: 'service', summary: 'observation-to-command latency added by the service p50/p99 (lockstep and rate mode), twist and action intervals, 640x480 image throughput', load: async () => (await import('../bench/service.js')).benchService },
 ];

@@ -3,13 +3,19 @@
  * `selfflow.v1.protobuf` or `selfflow.v1.msgpack`. Bound to loopback unless configured; every
  * client message must carry the token; frames over the size limit, malformed or unauthenticated
  * ones get an error reply on that connection only, never touching the service or other clients.
+ *
+ * Every per-client queue is bounded, so no client can make the service's thread (which also runs
+ * the safety gate and e-stop) fall behind: a client that sends more than api.max_messages_per_second
+ * frames, or whose unsent data exceeds api.max_pending_bytes, is closed (1008, the reason says
+ * which); past that frame nothing it sends is read. Stream messages are skipped for a client over
+ * the bound rather than queued. Connections beyond api.max_clients are refused (1013). Goal images
+ * are decoded in a worker thread (RunningService.decodeGoal), newest goal wins.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { decodeImage } from '../image/decode.js';
 import type { Plan } from '../core/types.js';
 import { flattenAction } from '../core/action.js';
 import { encodeJpeg } from '../robot/messages.js';
@@ -44,10 +50,20 @@ interface Client {
   ws: WebSocket;
   protocol: Subprotocol;
   streams: Set<StreamName>;
+  /** Rate limit: frames this client may still send now (token bucket of one second's worth). */
+  allowance: number;
+  refilledMs: number;
+  /** Being closed for breaking a limit: nothing more is read from it or sent to it. */
+  dropped: boolean;
 }
 
-/** Frames a slow client has not taken yet beyond this are dropped for it (frames, plans), never queued without bound. */
-const MAX_BUFFERED = 8 * 1024 * 1024;
+/** A dropped client gets this long for the close frame to leave before its socket is destroyed. */
+const DROP_GRACE_MS = 500;
+
+/** Close code for a client that broke the rate or backlog limit (policy violation). */
+export const CLOSE_POLICY = 1008;
+/** Close code for a connection over api.max_clients (try again later). */
+export const CLOSE_TRY_LATER = 1013;
 
 export function statusMessage(s: ServiceStatus): Record<string, unknown> {
   return {
@@ -68,6 +84,7 @@ export function statusMessage(s: ServiceStatus): Record<string, unknown> {
     estopSources: s.safety.estopSources,
     headerAgeMs: s.safety.headerAgeMs ?? -1,
     planDeadlineMs: s.planDeadlineMs,
+    waiting: s.waiting ?? '',
   };
 }
 
@@ -103,9 +120,29 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
   });
   wss.on('error', (e) => log(`ws api: ${errorMessage(e)}`));
 
+  /** Closes a client that broke a limit: close frame with the reason, reading stops, the socket goes after a grace period. */
+  const drop = (c: Client, reason: string) => {
+    if (c.dropped) return;
+    c.dropped = true;
+    clients.delete(c);
+    log(`ws api: closing a client: ${reason}`);
+    try {
+      c.ws.close(CLOSE_POLICY, reason);
+    } catch {
+      // a socket already failing is terminated below
+    }
+    c.ws.pause();
+    setTimeout(() => c.ws.terminate(), DROP_GRACE_MS).unref();
+  };
+  const backlogReason = () => `unsent replies over api.max_pending_bytes (${cfg.maxPendingBytes} bytes)`;
+
   const send = (c: Client, msg: ServerMessage, droppable = false) => {
-    if (c.ws.readyState !== c.ws.OPEN) return;
-    if (droppable && c.ws.bufferedAmount > MAX_BUFFERED) return;
+    if (c.dropped || c.ws.readyState !== c.ws.OPEN) return;
+    if (c.ws.bufferedAmount > cfg.maxPendingBytes) {
+      // Streams wait for the client to catch up; a reply it has not read room for means it does not read.
+      if (!droppable) drop(c, backlogReason());
+      return;
+    }
     try {
       c.ws.send(encodeServer(c.protocol, msg));
     } catch (e) {
@@ -136,20 +173,16 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
     service.commands$.subscribe((c) => broadcast('commands', () => [{ command: { action: Array.from(flattenAction(c.action)), zeroed: c.zeroed ?? '', clamped: c.clamped } }])),
   ];
 
-  const handle = (c: Client, req: ClientMessage): ServerMessage => {
+  /** The reply to a request; setGoal's comes once its images are decoded (in a worker thread). */
+  const handle = (c: Client, req: ClientMessage): ServerMessage | Promise<ServerMessage> => {
     switch (req.op) {
-      case 'setGoal': {
-        const images = req.setGoal!.images.map((b, i) => {
-          try {
-            const img = decodeImage(b, `setGoal.images[${i}]`);
-            return { image: img.data, height: img.height, width: img.width, stamp: Date.now() };
-          } catch (e) {
+      case 'setGoal':
+        return service.decodeGoal({ images: req.setGoal!.images.map((bytes, i) => ({ bytes, where: `setGoal.images[${i}]` })), instruction: req.setGoal!.instruction }).then(
+          (): ServerMessage => ({ id: req.id, ack: {} }),
+          (e: unknown) => {
             throw new ProtocolError(errorMessage(e));
-          }
-        });
-        service.setGoal({ images, instruction: req.setGoal!.instruction });
-        break;
-      }
+          },
+        );
       case 'start': {
         const refused = service.start();
         if (refused) throw new ProtocolError(refused);
@@ -173,7 +206,43 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
     return { id: req.id, ack: {} };
   };
 
+  const errorReply = (id: number | undefined, e: unknown): ServerMessage => ({ ...(id !== undefined ? { id } : {}), error: { message: e instanceof ProtocolError ? e.message : `internal error: ${errorMessage(e)}` } });
+
+  /** Token bucket: true when the client may send this frame; it holds one second's worth of frames. */
+  const withinRate = (c: Client): boolean => {
+    const now = performance.now();
+    const rate = cfg.maxMessagesPerSecond;
+    c.allowance = Math.min(rate, c.allowance + ((now - c.refilledMs) * rate) / 1000);
+    c.refilledMs = now;
+    if (c.allowance < 1) return false;
+    c.allowance -= 1;
+    return true;
+  };
+
+  /** An authenticated e-stop is acted on even in the frame that gets its sender closed. */
+  const estopInFrame = (c: Client, data: RawData, isBinary: boolean) => {
+    if (!isBinary || !Buffer.isBuffer(data) || data.length > cfg.maxMessageBytes) return;
+    try {
+      const req = decodeClient(c.protocol, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (req.op === 'estop' && tokenMatches(req.token, cfg.token)) service.estop('api');
+    } catch {
+      // not an e-stop
+    }
+  };
+
   const onMessage = (c: Client, data: RawData, isBinary: boolean) => {
+    // A dropped client's frames still in the socket's last read are ignored unread.
+    if (c.dropped) return;
+    if (!withinRate(c)) {
+      estopInFrame(c, data, isBinary);
+      drop(c, `over api.max_messages_per_second (${cfg.maxMessagesPerSecond} frames/s)`);
+      return;
+    }
+    if (c.ws.bufferedAmount > cfg.maxPendingBytes) {
+      estopInFrame(c, data, isBinary);
+      drop(c, backlogReason());
+      return;
+    }
     let id: number | undefined;
     try {
       if (!isBinary) throw new ProtocolError(`text frames are not accepted; send binary ${c.protocol} frames`);
@@ -182,11 +251,15 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
       const req = decodeClient(c.protocol, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       id = req.id;
       if (!tokenMatches(req.token, cfg.token)) throw new ProtocolError(cfg.token ? 'unauthorized: wrong or missing token' : 'unauthorized: the service has no API token configured');
-      send(c, handle(c, req));
+      const reply = handle(c, req);
+      if (reply instanceof Promise) {
+        const replyId = id;
+        reply.then((m) => send(c, m), (e: unknown) => send(c, errorReply(replyId, e)));
+      } else send(c, reply);
     } catch (e) {
       if (e instanceof ProtocolError && e.id !== undefined) id = e.id;
       // Any failure is this client's problem: reply and carry on.
-      send(c, { ...(id !== undefined ? { id } : {}), error: { message: e instanceof ProtocolError ? e.message : `internal error: ${errorMessage(e)}` } });
+      send(c, errorReply(id, e));
     }
   };
 
@@ -196,7 +269,11 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
       ws.close(1002, `subprotocol required: ${SUBPROTOCOLS.join(' or ')}`);
       return;
     }
-    const c: Client = { ws, protocol, streams: new Set() };
+    if (clients.size >= cfg.maxClients) {
+      ws.close(CLOSE_TRY_LATER, `too many clients (api.max_clients ${cfg.maxClients})`);
+      return;
+    }
+    const c: Client = { ws, protocol, streams: new Set(), allowance: cfg.maxMessagesPerSecond, refilledMs: performance.now(), dropped: false };
     clients.add(c);
     ws.on('message', (data, isBinary) => onMessage(c, data, isBinary));
     ws.on('close', () => clients.delete(c));

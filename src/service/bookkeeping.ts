@@ -43,6 +43,8 @@ export interface ServiceStatus {
   hasGoal: boolean;
   /** The plan deadline in force (safety.plan_deadline_ms, auto resolved). */
   planDeadlineMs: number;
+  /** While stopped: why, and what restarts motion (a link loss waits for an explicit start). */
+  waiting?: string;
 }
 
 /** How many frames' timing is kept: frames whose plans never reach a command are forgotten. */
@@ -110,7 +112,7 @@ export class ServiceCounts {
     if (zeroed) this.zeroedCommands++;
   }
 
-  status(running: boolean, link: LinkState, safety: SafetyStatus, hasGoal: boolean, planDeadlineMs: number): ServiceStatus {
+  status(running: boolean, link: LinkState, safety: SafetyStatus, hasGoal: boolean, planDeadlineMs: number, waiting?: string): ServiceStatus {
     const p = this.lastPlan;
     return {
       running,
@@ -126,6 +128,7 @@ export class ServiceCounts {
       lastPlan: p && { cost: p.cost, latencyMs: p.latencyMs, safe: p.safe, reason: p.reason, observationStamp: p.observationStamp },
       hasGoal,
       planDeadlineMs,
+      waiting,
     };
   }
 }

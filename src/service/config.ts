@@ -33,6 +33,11 @@ export interface SafetyConfig {
   planDeadlineMs: number;
   /** Zero the command when the end-effector pose (workspace check) is older than this. */
   maxPoseAgeMs: number;
+  /**
+   * After a robot link loss the service stops and waits for an explicit start (API `start` or true
+   * on the run topic); true lets motion resume from new frames once the link is back.
+   */
+  resumeAfterLinkLoss: boolean;
 }
 
 export interface ServiceConfig {
@@ -76,6 +81,16 @@ export interface ServiceConfig {
     /** Every client message must carry this token; empty disables control messages entirely. */
     token: string;
     maxMessageBytes: number;
+    /** A client whose unsent data (replies and streams) exceeds this is closed; streams are skipped for it above it. */
+    maxPendingBytes: number;
+    /** A client that sends more than this many frames per second (bursts up to one second's worth) is closed. */
+    maxMessagesPerSecond: number;
+    /** Connections beyond this many are refused. */
+    maxClients: number;
+  };
+  goal: {
+    /** Goal images (API setGoal, goal image topic) that declare more pixels than this are refused before decoding. */
+    maxPixels: number;
   };
 }
 
@@ -105,11 +120,15 @@ export function defaultConfig(): ServiceConfig {
     controlMode: 'rate',
     autoStart: true,
     // No workspace box in code: it is robot-specific and needs an ee_pose topic; launch/params.yaml ships one.
-    safety: { maxLinearVelocity: 0.25, maxAngularVelocity: 1.0, maxImageAgeMs: 500, maxHeaderAgeMs: 0, planDeadlineMs: 0, maxPoseAgeMs: 500 },
+    safety: { maxLinearVelocity: 0.25, maxAngularVelocity: 1.0, maxImageAgeMs: 500, maxHeaderAgeMs: 0, planDeadlineMs: 0, maxPoseAgeMs: 500, resumeAfterLinkLoss: false },
     gripper: { openPosition: 0.045, closedPosition: 0, maxEffort: 40 },
-    api: { enabled: true, host: '127.0.0.1', port: 8765, token: '', maxMessageBytes: 4 * 1024 * 1024 },
+    api: { enabled: true, host: '127.0.0.1', port: 8765, token: '', maxMessageBytes: 4 * 1024 * 1024, maxPendingBytes: 8 * 1024 * 1024, maxMessagesPerSecond: 100, maxClients: 32 },
+    goal: { maxPixels: DEFAULT_MAX_GOAL_PIXELS },
   };
 }
+
+/** The largest goal image decoded by default: 4096x4096 pixels (a 48 MiB RGB buffer). */
+export const DEFAULT_MAX_GOAL_PIXELS = 4096 * 4096;
 
 /** api.max_message_bytes above this is a typo, not a goal image (the default is 4 MiB). */
 export const MAX_MESSAGE_BYTES_LIMIT = 256 * 1024 * 1024;
@@ -143,6 +162,7 @@ const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'bool
   'safety.max_header_age_ms': { path: ['safety', 'maxHeaderAgeMs'], kind: 'number' },
   'safety.plan_deadline_ms': { path: ['safety', 'planDeadlineMs'], kind: 'number' },
   'safety.max_pose_age_ms': { path: ['safety', 'maxPoseAgeMs'], kind: 'number' },
+  'safety.resume_after_link_loss': { path: ['safety', 'resumeAfterLinkLoss'], kind: 'boolean' },
   'safety.workspace.x': { path: ['safety', 'workspace', 'x'], kind: 'range' },
   'safety.workspace.y': { path: ['safety', 'workspace', 'y'], kind: 'range' },
   'safety.workspace.z': { path: ['safety', 'workspace', 'z'], kind: 'range' },
@@ -154,6 +174,10 @@ const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'bool
   'api.port': { path: ['api', 'port'], kind: 'number' },
   'api.token': { path: ['api', 'token'], kind: 'string' },
   'api.max_message_bytes': { path: ['api', 'maxMessageBytes'], kind: 'number', integer: [1, MAX_MESSAGE_BYTES_LIMIT] },
+  'api.max_pending_bytes': { path: ['api', 'maxPendingBytes'], kind: 'number', integer: [1024, MAX_MESSAGE_BYTES_LIMIT] },
+  'api.max_messages_per_second': { path: ['api', 'maxMessagesPerSecond'], kind: 'number', integer: [1, 100_000] },
+  'api.max_clients': { path: ['api', 'maxClients'], kind: 'number', integer: [1, 10_000] },
+  'goal.max_pixels': { path: ['goal', 'maxPixels'], kind: 'number', integer: [1, 2 ** 31] },
 };
 
 export const PARAM_NAMES = Object.keys(PARAMS);

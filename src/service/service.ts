@@ -19,6 +19,7 @@ import { safeAction, type Rt1Action } from '../core/action.js';
 import type { RawMessage, RobotLink } from '../robot/link.js';
 import { actionToTwist, zeroTwist } from '../robot/messages.js';
 import { errorMessage } from '../core/errors.js';
+import { GoalDecoder, GoalSupersededError, type EncodedGoal } from './goal-decoder.js';
 import { FrameLatencies, ServiceCounts, type LatencySample, type ServiceStatus } from './bookkeeping.js';
 import { resolvePlanDeadline, type ServiceConfig } from './config.js';
 import { RunControl } from './run-control.js';
@@ -45,6 +46,8 @@ export interface ServiceOptions {
   log?: (line: string) => void;
   /** The planner's time budget, for safety.plan_deadline_ms = 0 (auto). */
   plannerTiming?: { budgetMs: number; graceMs: number };
+  /** Goal image decoding (default: a worker thread, under goal.max_pixels). */
+  goalDecoder?: GoalDecoder;
 }
 
 export interface RunningService {
@@ -57,6 +60,11 @@ export interface RunningService {
   readonly status$: Observable<ServiceStatus>;
   status(): ServiceStatus;
   setGoal(goal: Goal): void;
+  /**
+   * Decodes JPEG/PNG goal images off the service's thread, then sets the goal. The newest goal
+   * wins: one still waiting when a newer one arrives is rejected (GoalSupersededError).
+   */
+  decodeGoal(goal: EncodedGoal): Promise<void>;
   /** Start planning and commands; refused (the reason returned) while any e-stop is latched. */
   start(): string | undefined;
   /** Stop planning, discard the current plan and send the zero command once. */
@@ -85,6 +93,7 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
   const counts = new ServiceCounts();
   const io = new ServiceTopics(link, config, (message) => (counts.lastError = message));
   const latencies = new FrameLatencies(clock);
+  const goalDecoder = opts.goalDecoder ?? new GoalDecoder({ maxPixels: config.goal.maxPixels, log });
 
   const observations = new Subject<Observation>();
   const goals = new BehaviorSubject<Goal | undefined>(undefined);
@@ -112,7 +121,7 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     zero: (why) => sendZero(why),
     changed: () => emitStatus(),
     log,
-  });
+  }, { staleFrameMs: config.safety.maxImageAgeMs, resumeAfterLinkLoss: config.safety.resumeAfterLinkLoss });
 
   const sendCommand = (requested: Rt1Action, plan: Plan | undefined) => {
     const now = clock();
@@ -151,8 +160,12 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     goals.next(goal);
     emitStatus();
   };
+  const decodeGoal = async (encoded: EncodedGoal) => {
+    const goal = await goalDecoder.decode(encoded);
+    if (!closed) setGoal(goal);
+  };
 
-  const status = (): ServiceStatus => counts.status(run.running, run.link, gate.status(), goals.value !== undefined, config.safety.planDeadlineMs);
+  const status = (): ServiceStatus => counts.status(run.running, run.link, gate.status(), goals.value !== undefined, config.safety.planDeadlineMs, run.waiting);
   const emitStatus = () => {
     if (closed) return;
     const s = status();
@@ -166,6 +179,8 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
         const obs = msg.observation;
         if (proprio) obs.proprio = proprio;
         const headerMs = obs.stamp;
+        // Before this frame becomes the newest: frames resuming after a freeze void older plans.
+        run.frameArrived(m.receivedMs);
         obs.stamp = lastStamp = Math.max(m.receivedMs, lastStamp + 1e-3);
         gate.onCamera(m.receivedMs, config.safety.maxHeaderAgeMs > 0 ? wallClock() - headerMs : undefined);
         counts.observations++;
@@ -182,6 +197,15 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
         return;
       case 'goal':
         setGoal(msg.goal);
+        return;
+      case 'encodedGoal':
+        decodeGoal(msg.goal).catch((e: unknown) => {
+          if (e instanceof GoalSupersededError || closed) return;
+          counts.decodeErrors++;
+          counts.lastError = errorMessage(e);
+          log(`dropped a goal image: ${counts.lastError}`);
+          emitStatus();
+        });
         return;
       case 'estop':
         // The topic has its own latch: its false releases only what its true latched.
@@ -267,6 +291,7 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     status$: statusSubject.asObservable(),
     status,
     setGoal,
+    decodeGoal,
     start: () => run.start(),
     stop: () => run.stop(),
     estop: (source = 'api') => run.estop(source),
@@ -279,7 +304,7 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
       closed = true;
       for (const s of subs) s.unsubscribe();
       for (const s of [observations, plans, executable, commands, latency, statusSubject]) s.complete();
-      await link.close();
+      await Promise.all([link.close(), goalDecoder.close()]);
     },
   };
 }

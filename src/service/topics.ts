@@ -5,12 +5,14 @@
  * service counts it); a failed publish is reported to `onPublishError`, never thrown.
  */
 import type { Goal, Observation } from '../core/types.js';
+import type { EncodedGoal } from './goal-decoder.js';
 import type { Rt1Action } from '../core/action.js';
 import { resolveTopic, type RawMessage, type RobotLink } from '../robot/link.js';
 import {
   actionToMultiArray,
   compressedToObservation,
   gripperCommandFor,
+  stampToMs,
   imageToObservation,
   jointPositions,
   type BoolMsg,
@@ -30,6 +32,8 @@ export type Inbound =
   | { kind: 'joints'; positions: Float32Array }
   | { kind: 'pose'; position: [number, number, number] }
   | { kind: 'goal'; goal: Goal }
+  /** A compressed goal image: decoded off the service's thread (GoalDecoder). */
+  | { kind: 'encodedGoal'; goal: EncodedGoal }
   | { kind: 'estop'; latch: boolean }
   | { kind: 'run'; start: boolean };
 
@@ -95,7 +99,10 @@ export class ServiceTopics {
       return { kind: 'pose', position: [p.x, p.y, p.z] };
     }
     if (m.topic === n.goal) return { kind: 'goal', goal: { images: [imageToObservation(c.decode<ImageMsg>('sensor_msgs/msg/Image', m.data, m.topic), m.topic)] } };
-    if (m.topic === n.goalCompressed) return { kind: 'goal', goal: { images: [compressedToObservation(c.decode<CompressedImageMsg>('sensor_msgs/msg/CompressedImage', m.data, m.topic), m.topic)] } };
+    if (m.topic === n.goalCompressed) {
+      const msg = c.decode<CompressedImageMsg>('sensor_msgs/msg/CompressedImage', m.data, m.topic);
+      return { kind: 'encodedGoal', goal: { images: [{ bytes: msg.data, where: m.topic, stamp: stampToMs(msg.header.stamp) }] } };
+    }
     if (m.topic === n.estop) return { kind: 'estop', latch: c.decode<BoolMsg>('std_msgs/msg/Bool', m.data, m.topic).data };
     if (m.topic === n.run) return { kind: 'run', start: c.decode<BoolMsg>('std_msgs/msg/Bool', m.data, m.topic).data };
     return undefined;

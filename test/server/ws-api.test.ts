@@ -22,7 +22,7 @@ let link: FakeLink;
 const plans = new Subject<Plan>();
 
 beforeAll(async () => {
-  const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0, api: { enabled: true, host: '127.0.0.1', port: 0, token: TOKEN, maxMessageBytes: LIMIT } };
+  const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0, api: { ...defaultConfig().api, enabled: true, host: '127.0.0.1', port: 0, token: TOKEN, maxMessageBytes: LIMIT } };
   link = new FakeLink(() => 0);
   svc = startService(cfg, () => plans, link, { clock: () => 0 });
   api = await startWsApi(svc, cfg.api, { imaginedShape: { height: 4, width: 5 } });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Subject, filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { clampToWorkspace, SafetyGate } from '../../src/service/safety.js';
@@ -123,7 +123,7 @@ function setup(overrides: Partial<ServiceConfig> = {}, wall = { now: 1_000_000 }
     plans.next({ actions: Array.from({ length: steps }, () => act(x)), cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs, observationStamp: seen.at(-1)?.stamp ?? -1, safe, reason: safe ? 'deadline missed' : undefined });
   const bool = (topic: string, data: boolean) => link.inject(topic, 'std_msgs/msg/Bool', codec.encode('std_msgs/msg/Bool', { data }));
   const lastAction = () => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', link.on('/selfflow/action').at(-1)!).data);
-  return { clock, wall, link, svc, commands, latencies, seen, goals, frame, plan, bool, lastAction };
+  return { clock, wall, link, svc, commands, latencies, seen, goals, frame, plan, plans, bool, lastAction };
 }
 
 describe('the service applies the safety layer between planner and robot', () => {
@@ -152,7 +152,8 @@ describe('the service applies the safety layer between planner and robot', () =>
 
   it('in rate mode, stop, e-stop and link loss discard the plan in hand: after a restart only a plan from a newer frame moves the robot', async () => {
     // Real 50 Hz ticks; the fake clock stands still, so the frame and plan stay fresh for the gate.
-    const s = setup({ controlMode: 'rate', actionHz: 50 });
+    // The link returning counts as the restart here (safety.resume_after_link_loss opts into that).
+    const s = setup({ controlMode: 'rate', actionHz: 50, safety: { ...defaultConfig().safety, resumeAfterLinkLoss: true } });
     const ticks = (n: number) => firstValueFrom(s.svc.commands$.pipe(take(n), toArray(), timeout(5000)));
     const moved = (cs: Command[]) => cs.map((c) => c.action.worldVector[0]);
     s.frame();
@@ -287,7 +288,7 @@ describe('the service applies the safety layer between planner and robot', () =>
   });
 
   it('zeroes while the link is lost and the twist stops with a stale frame', () => {
-    const s = setup({ twistHz: 20 });
+    const s = setup({ twistHz: 20, safety: { ...defaultConfig().safety, resumeAfterLinkLoss: true } });
     s.frame();
     s.plan(0.01);
     const twist = () => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
@@ -324,10 +325,12 @@ describe('the service applies the safety layer between planner and robot', () =>
     expect(twist()).toBe(0);
   });
 
-  it('takes the goal as sensor_msgs/CompressedImage too', () => {
+  it('takes the goal as sensor_msgs/CompressedImage too', async () => {
     const s = setup();
     const img = { image: new Uint8Array(4 * 6 * 3).fill(200), height: 4, width: 6, stamp: 0 };
     s.link.inject('/selfflow/goal_image/compressed', 'sensor_msgs/msg/CompressedImage', codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')));
+    // Compressed goals are decoded off the service's thread: the goal is set once that finishes.
+    await vi.waitFor(() => expect(s.goals).toHaveLength(1), { timeout: 10_000 });
     expect(s.svc.status().hasGoal).toBe(true);
     expect(s.goals).toHaveLength(1);
     expect(s.goals[0]!.images[0]).toMatchObject({ height: 4, width: 6 });
@@ -347,5 +350,77 @@ describe('the service applies the safety layer between planner and robot', () =>
     const t = codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!);
     expect(t.twist.linear.x).toBe(0);
     expect(s.link.state).toBe('closed');
+  });
+});
+
+describe('no stale plan moves the robot, and a link loss needs an explicit start', () => {
+  const act2 = (x: number, stamp: number, steps = 100): Plan => ({ actions: Array.from({ length: steps }, () => act(x)), cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe: false });
+
+  it('in rate mode, frames resuming after a camera freeze void the plan in hand and plans still computed from pre-freeze frames', async () => {
+    // Real 50 Hz ticks; the fake clock says how long the camera was silent.
+    const s = setup({ controlMode: 'rate', actionHz: 50 });
+    const after = (n: number) => firstValueFrom(s.svc.commands$.pipe(take(n), toArray(), timeout(5000)));
+    s.frame();
+    const before = s.seen.at(-1)!.stamp;
+    s.plans.next(act2(0.001, before));
+    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+    // The camera freezes for longer than safety.max_image_age_ms (500 ms): the gate zeroes.
+    s.clock.now = 800;
+    expect((await after(1))[0]!.zeroed).toMatch(/camera frame 800 ms old/);
+    // A plan from the pre-freeze frame arrives during the freeze and becomes the plan in hand.
+    s.plans.next(act2(0.002, before));
+    const sent: Command[] = [];
+    const sub = s.svc.commands$.subscribe((c) => sent.push(c));
+    // Frames come back: neither the plan in hand nor a late plan from before the freeze moves the robot.
+    s.frame();
+    expect(s.svc.status().safety.blocked).toBeUndefined();
+    await after(4);
+    s.plans.next(act2(0.003, before));
+    await after(4);
+    expect(sent.map((c) => c.action.worldVector[0]).filter((x) => x !== 0)).toEqual([]);
+    expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
+    // A plan from a frame taken after the freeze moves it again.
+    s.plans.next(act2(0.004, s.seen.at(-1)!.stamp));
+    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+    expect(s.lastAction()[0]).toBeCloseTo(0.004, 6);
+    sub.unsubscribe();
+    await s.svc.shutdown();
+  });
+
+  it('after a link loss stays stopped, saying why, until an explicit start', () => {
+    const s = setup();
+    s.frame();
+    s.plan(0.01);
+    expect(s.commands.at(-1)!.zeroed).toBeUndefined();
+    s.link.drop();
+    expect(s.commands.at(-1)!.zeroed).toBe('robot link lost: stopped until start');
+    expect(s.svc.status()).toMatchObject({ running: false, waiting: expect.stringMatching(/robot link lost: waiting for start/) });
+    s.link.restore();
+    const sent = s.commands.length;
+    s.frame();
+    s.plan(0.01);
+    expect(s.commands.length).toBe(sent); // the link is back, yet nothing moves by itself
+    expect(s.svc.status()).toMatchObject({ running: false, link: 'up', waiting: expect.stringMatching(/robot link lost/) });
+    // The run topic's start (or the API's) restarts motion from the newest frame.
+    s.bool('/selfflow/run', true);
+    expect(s.svc.status().running).toBe(true);
+    expect(s.svc.status().waiting).toBeUndefined();
+    s.plan(0.01);
+    expect(s.commands.at(-1)!.zeroed).toBeUndefined();
+    expect(s.lastAction()[0]).toBeCloseTo(0.01, 6);
+  });
+
+  it('with safety.resume_after_link_loss, resumes from a new frame once the link is back', () => {
+    const s = setup({ safety: { ...defaultConfig().safety, resumeAfterLinkLoss: true } });
+    s.frame();
+    s.plan(0.01);
+    s.link.drop();
+    expect(s.svc.status()).toMatchObject({ running: true });
+    expect(s.svc.status().waiting).toBeUndefined();
+    s.link.restore();
+    s.frame();
+    s.plan(0.02);
+    expect(s.commands.at(-1)!.zeroed).toBeUndefined();
+    expect(s.lastAction()[0]).toBeCloseTo(0.02, 6);
   });
 });
