@@ -43,6 +43,11 @@ const INSTALL_HINTS: Record<ConcreteBackend, string> = {
   cpu: 'The pure-JS cpu backend ships with @tensorflow/tfjs: run `npm ci`.',
 };
 
+/** What to install so that `backend` loads. */
+export function installHint(backend: ConcreteBackend): string {
+  return INSTALL_HINTS[backend];
+}
+
 /** Name tfjs registers for each of our backends. */
 const TF_NAME: Record<ConcreteBackend, string> = {
   cuda: 'tensorflow',

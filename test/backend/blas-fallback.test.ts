@@ -65,6 +65,7 @@ describe('wasm+blas fallback', () => {
       env: { ...process.env, SELFFLOW_BLAS: 'off', SELFFLOW_BACKEND: 'auto' },
     });
     expect(out).toMatch(/wasm\+blas\s+unavailable: disabled by SELFFLOW_BLAS=off/);
+    expect(out).toContain('apt-get install libopenblas-dev');
     expect(out).toMatch(/^backend: (wasm|cuda|webgpu|tfjs-node) \(auto/m);
   }, 180_000);
 });
