@@ -6,10 +6,10 @@ import { createRequire } from 'node:module';
 
 export const BLAS_PACKAGE = 'selfflow-wm-blas';
 
-/** Byte offsets and strides address float32 data inside `heap` (the wasm memory). */
+/** Byte offsets and strides address float32 data inside `heap` (the wasm memory's HEAPU8 view). */
 export interface BlasAddon {
   gemm(
-    heap: ArrayBuffer,
+    heap: Uint8Array,
     transA: boolean,
     transB: boolean,
     m: number,
@@ -23,7 +23,7 @@ export interface BlasAddon {
     cOffset: number,
   ): void;
   epilogue(
-    heap: ArrayBuffer,
+    heap: Uint8Array,
     cOffset: number,
     count: number,
     biasOffset: number,

@@ -51,8 +51,8 @@ function product(addon: BlasAddon, backend: WasmBackend, { a, b, transposeA, tra
   const out = backend.makeOutput([...batchShape, m, n], 'float32');
   const batch = size(batchShape);
   if (batch === 0 || m === 0 || n === 0) return out;
-  // Offsets are read after makeOutput: allocating may grow (and replace) the heap buffer.
-  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+  // The heap view is read after makeOutput: allocating may grow the memory and replace HEAPU8.
+  const heap = backend.wasm.HEAPU8;
   const aOffset = backend.getMemoryOffset(a.dataId);
   const bOffset = backend.getMemoryOffset(b.dataId);
   const cOffset = backend.getMemoryOffset(out.dataId);
@@ -121,7 +121,7 @@ function fusedMatMulKernel(addon: BlasAddon, original: tf.KernelConfig): tf.Kern
     const count = size(out.shape);
     if (count === 0 || (bias === undefined && code === FUSED_ACTIVATIONS.linear)) return out;
     addon.epilogue(
-      backend.wasm.HEAPU8.buffer as ArrayBuffer,
+      backend.wasm.HEAPU8,
       backend.getMemoryOffset(out.dataId),
       count,
       bias ? backend.getMemoryOffset(bias.dataId) : -1,

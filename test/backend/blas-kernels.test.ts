@@ -171,6 +171,21 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
     }
   });
 
+  it('the addon computes a known product and refuses regions outside the heap', () => {
+    const addon = loadBlasAddon();
+    const heap = new Uint8Array(4 * 12);
+    const f = new Float32Array(heap.buffer);
+    f.set([1, 2, 3, 4], 0); // A [2, 2]
+    f.set([5, 6, 7, 8], 4); // B [2, 2]
+    addon.gemm(heap, false, false, 2, 2, 2, 1, 0, 0, 16, 0, 32);
+    expect(Array.from(f.subarray(8))).toEqual([19, 22, 43, 50]);
+    addon.gemm(heap, true, true, 2, 2, 2, 1, 0, 0, 16, 0, 32);
+    expect(Array.from(f.subarray(8))).toEqual([23, 31, 34, 46]);
+    expect(() => addon.gemm(heap, false, false, 2, 2, 2, 1, 0, 0, 16, 0, 36)).toThrow(/outside the heap/);
+    expect(() => addon.gemm(heap, false, false, 2, 2, 2, 2, 0, 16, 16, 0, 32)).toThrow(/outside the heap/);
+    expect(() => addon.epilogue(heap, 32, 4, 44, 2, 0, 0, -1, 0)).toThrow(/outside the heap/);
+  });
+
   it('leaves non-float products to the wasm kernel', async () => {
     await initBackend('wasm+blas');
     const a = tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32');

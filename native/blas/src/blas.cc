@@ -20,23 +20,22 @@ struct Heap {
   size_t length = 0;
 };
 
-// The heap argument: an ArrayBuffer, or a typed array viewing one (which also covers a
-// SharedArrayBuffer-backed wasm memory).
+// The heap argument: a Uint8Array over the wasm memory (ArrayBuffer- or SharedArrayBuffer-backed),
+// or an ArrayBuffer.
 bool ReadHeap(const Napi::Env& env, const Napi::Value& v, Heap* heap) {
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
+    heap->data = bytes.Data();
+    heap->length = bytes.ByteLength();
+    return true;
+  }
   if (v.IsArrayBuffer()) {
     Napi::ArrayBuffer ab = v.As<Napi::ArrayBuffer>();
     heap->data = static_cast<uint8_t*>(ab.Data());
     heap->length = ab.ByteLength();
     return true;
   }
-  if (v.IsTypedArray()) {
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    Napi::ArrayBuffer ab = ta.ArrayBuffer();
-    heap->data = static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
-    heap->length = ta.ByteLength();
-    return true;
-  }
-  Napi::TypeError::New(env, "heap must be an ArrayBuffer or a typed array").ThrowAsJavaScriptException();
+  Napi::TypeError::New(env, "heap must be a Uint8Array or an ArrayBuffer").ThrowAsJavaScriptException();
   return false;
 }
 
