@@ -1,16 +1,20 @@
 /**
  * tfjs backend selection. Native and GPU backends are optional packages that may be
  * absent (their install downloads libtensorflow); they are imported only when asked for.
+ * `wasm+blas` is the wasm backend with its matrix products served by OpenBLAS through the
+ * optional addon in native/blas; `wasm` is always the unmodified wasm backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
+import { loadBlasAddon } from './blas-addon.js';
+import { installBlasKernels, removeBlasKernels } from './blas-kernels.js';
 
-export const BACKEND_NAMES = ['auto', 'cuda', 'tfjs-node', 'wasm', 'webgpu', 'cpu'] as const;
+export const BACKEND_NAMES = ['auto', 'cuda', 'tfjs-node', 'wasm+blas', 'wasm', 'webgpu', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
 
 /** Tried in this order by `auto`: expected speed, fastest first. */
-export const AUTO_ORDER: ConcreteBackend[] = ['cuda', 'webgpu', 'tfjs-node', 'wasm', 'cpu'];
+export const AUTO_ORDER: ConcreteBackend[] = ['cuda', 'webgpu', 'tfjs-node', 'wasm+blas', 'wasm', 'cpu'];
 
 export class BackendUnavailableError extends Error {
   readonly userFacing = true;
@@ -32,15 +36,24 @@ const INSTALL_HINTS: Record<ConcreteBackend, string> = {
   webgpu:
     'It needs a WebGPU adapter: the optional package `webgpu` (Dawn for Node) and a Vulkan/Metal/D3D12 GPU driver. ' +
     'Install it with `npm install webgpu`.',
+  'wasm+blas':
+    'It needs the optional addon selfflow-wm-blas, built at `npm ci` against OpenBLAS: on Debian/Ubuntu run ' +
+    '`apt-get install libopenblas-dev` (and a C++ compiler: build-essential), then `npm ci`. See docs/native-blas.md.',
   wasm: 'It needs @tensorflow/tfjs-backend-wasm (a regular dependency): run `npm ci`.',
   cpu: 'The pure-JS cpu backend ships with @tensorflow/tfjs: run `npm ci`.',
 };
+
+/** What to install so that `backend` loads. */
+export function installHint(backend: ConcreteBackend): string {
+  return INSTALL_HINTS[backend];
+}
 
 /** Name tfjs registers for each of our backends. */
 const TF_NAME: Record<ConcreteBackend, string> = {
   cuda: 'tensorflow',
   'tfjs-node': 'tensorflow',
   webgpu: 'webgpu',
+  'wasm+blas': 'wasm',
   wasm: 'wasm',
   cpu: 'cpu',
 };
@@ -97,10 +110,21 @@ async function loadWasm(): Promise<void> {
   await import('@tensorflow/tfjs-backend-wasm');
 }
 
-async function activate(backend: ConcreteBackend): Promise<void> {
+/** The OpenBLAS addon, or BackendUnavailableError('wasm+blas') saying why it cannot load. */
+function blasAddon(): ReturnType<typeof loadBlasAddon> {
+  try {
+    return loadBlasAddon();
+  } catch (e) {
+    throw new BackendUnavailableError('wasm+blas', errText(e));
+  }
+}
+
+/** Returns a line describing the activated backend's native library, where it has one. */
+async function activate(backend: ConcreteBackend): Promise<string | undefined> {
+  const blas = backend === 'wasm+blas' ? blasAddon() : undefined;
   if (backend === 'cuda' || backend === 'tfjs-node') await loadNative(backend);
   else if (backend === 'webgpu') await loadWebgpu();
-  else if (backend === 'wasm') await loadWasm();
+  else if (backend === 'wasm' || backend === 'wasm+blas') await loadWasm();
   let ok = false;
   try {
     ok = await tf.setBackend(TF_NAME[backend]);
@@ -112,6 +136,14 @@ async function activate(backend: ConcreteBackend): Promise<void> {
   if (backend === 'cuda' && !(await nativeHasGpu())) {
     throw new BackendUnavailableError('cuda', 'libtensorflow loaded but sees no CUDA GPU');
   }
+  // The wasm backend's own kernels are set up by now, so they stay available to restore and to fall back on.
+  if (blas) {
+    installBlasKernels(blas);
+    const info = blas.info();
+    return `${info.config.split(' ').slice(0, 2).join(' ')}, core ${info.corename}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
+  }
+  if (backend === 'wasm') removeBlasKernels();
+  return undefined;
 }
 
 async function nativeHasGpu(): Promise<boolean> {
@@ -127,6 +159,8 @@ export interface BackendChoice {
   chosen: ConcreteBackend;
   /** Why each faster backend was passed over (auto only). */
   skipped: { backend: ConcreteBackend; reason: string }[];
+  /** The native library behind the chosen backend (wasm+blas: the OpenBLAS build and threads). */
+  detail?: string;
 }
 
 let current: BackendChoice | undefined;
@@ -145,15 +179,15 @@ export async function initBackend(requested?: string): Promise<BackendChoice> {
   const name = parseBackendName(raw, requested !== undefined ? '--backend' : 'SELFFLOW_BACKEND');
   if (current && (current.requested === name || current.chosen === name)) return current;
   if (name !== 'auto') {
-    await activate(name);
-    current = { requested: name, chosen: name, skipped: [] };
+    const detail = await activate(name);
+    current = { requested: name, chosen: name, skipped: [], ...(detail ? { detail } : {}) };
     return current;
   }
   const skipped: BackendChoice['skipped'] = [];
   for (const candidate of AUTO_ORDER) {
     try {
-      await activate(candidate);
-      current = { requested: 'auto', chosen: candidate, skipped };
+      const detail = await activate(candidate);
+      current = { requested: 'auto', chosen: candidate, skipped, ...(detail ? { detail } : {}) };
       return current;
     } catch (e) {
       skipped.push({ backend: candidate, reason: errText(e).replace(/^backend '[^']+' cannot load: /, '') });
@@ -163,7 +197,8 @@ export async function initBackend(requested?: string): Promise<BackendChoice> {
 }
 
 export function describeChoice(c: BackendChoice): string {
-  if (c.requested !== 'auto') return `backend: ${c.chosen}`;
+  const chosen = c.detail ? `${c.chosen} [${c.detail}]` : c.chosen;
+  if (c.requested !== 'auto') return `backend: ${chosen}`;
   const passed = c.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ');
-  return `backend: ${c.chosen} (auto${passed ? `; passed over ${passed}` : ''})`;
+  return `backend: ${chosen} (auto${passed ? `; passed over ${passed}` : ''})`;
 }

@@ -1,4 +1,4 @@
-import { AUTO_ORDER, describeChoice, initBackend } from '../backend/backends.js';
+import { AUTO_ORDER, describeChoice, initBackend, installHint } from '../backend/backends.js';
 import { BACKEND_OPTION, str, type Command } from './command.js';
 
 export const backendCommand: Command = {
@@ -12,6 +12,8 @@ export const backendCommand: Command = {
       for (const b of AUTO_ORDER) {
         const skip = choice.skipped.find((s) => s.backend === b);
         console.log(`  ${b.padEnd(10)} ${b === choice.chosen ? 'loaded (chosen)' : skip ? `unavailable: ${skip.reason}` : 'not tried'}`);
+        // The BLAS path is the one a plain `npm ci` machine can usually gain, so say how.
+        if (b === 'wasm+blas' && skip) console.log(`             ${installHint(b)}`);
       }
     }
   },

@@ -69,7 +69,7 @@ export function bool(opts: ParsedOptions, key: string): boolean {
 export const BACKEND_OPTION: OptionSpec = {
   type: 'string',
   arg: 'NAME',
-  description: 'tensor backend: auto|cuda|tfjs-node|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
+  description: 'tensor backend: auto|cuda|tfjs-node|wasm+blas|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
 };
 
 /** Shared --shadows flag of the commands that render the simulator (sim collect, plan, eval). */

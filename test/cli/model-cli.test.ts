@@ -70,6 +70,6 @@ describe('backend selection', () => {
   it('rejects unknown names and falls through to a loadable backend on auto', async () => {
     await expect(initBackend('tpu')).rejects.toThrow(/unknown backend 'tpu'/);
     const choice = await initBackend('auto');
-    expect(['cuda', 'webgpu', 'tfjs-node', 'wasm']).toContain(choice.chosen);
+    expect(['cuda', 'webgpu', 'tfjs-node', 'wasm+blas', 'wasm']).toContain(choice.chosen);
   });
 });

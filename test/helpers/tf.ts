@@ -3,7 +3,10 @@ import { initBackend } from '../../src/backend/backends.js';
 import type { TensorMap } from '../../src/checkpoint/tensor-map.js';
 import { Rng } from '../../src/util/rng.js';
 
-/** Tests run on the embedded wasm backend, as the README's newcomer commands do. */
+/**
+ * Tests run on the embedded wasm backend, as the README's newcomer commands do.
+ * SELFFLOW_TEST_BACKEND runs them on another, e.g. `SELFFLOW_TEST_BACKEND=wasm+blas npx vitest run`.
+ */
 export async function useTestBackend(): Promise<void> {
   await initBackend(process.env.SELFFLOW_TEST_BACKEND ?? 'wasm');
 }
