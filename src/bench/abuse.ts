@@ -88,7 +88,10 @@ async function startServe(): Promise<{ child: ChildProcess; url: string }> {
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /WebSocket API on (ws:\/\/\S+)/.exec(err);
-      if (m) (clearTimeout(t), resolve(m[1]!));
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]!);
+      }
     });
     child.once('exit', (code) => (clearTimeout(t), reject(new Error(`serve exited (${code}): ${err.slice(-500)}`))));
   });

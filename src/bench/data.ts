@@ -35,7 +35,10 @@ export async function benchData(opts: BenchOptions): Promise<BenchTable[]> {
   for await (const rec of readTfRecords(shard)) decodeExample(rec.data);
   let t0 = performance.now();
   let records = 0;
-  for (let r = 0; r < reps; r++) for await (const rec of readTfRecords(shard)) (decodeExample(rec.data), records++);
+  for (let r = 0; r < reps; r++) for await (const rec of readTfRecords(shard)) {
+    decodeExample(rec.data);
+    records++;
+  }
   table.rows.push(['TFRecord read + CRC + tf.train.Example decode', records / ((performance.now() - t0) / 1000), 'records/s']);
 
   const images: Uint8Array[] = [];

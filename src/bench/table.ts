@@ -25,7 +25,7 @@ export function renderTable(t: BenchTable): string {
 }
 
 /** Median of repeated timings in milliseconds; `fn` runs `warmup` extra times first. */
-export async function timeMs(fn: () => unknown | Promise<unknown>, reps: number, warmup = 1): Promise<number> {
+export async function timeMs(fn: () => unknown, reps: number, warmup = 1): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {

@@ -23,7 +23,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors'): { t
   }
   let header: Record<string, HeaderEntry | Record<string, string>>;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen)));
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as typeof header;
   } catch (e) {
     throw new UserError(`${source}: header is not valid JSON (${(e as Error).message})`);
   }

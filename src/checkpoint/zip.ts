@@ -106,8 +106,14 @@ export class ZipArchive {
         const len = v.getUint16(e + 2, true);
         if (id === 0x0001) {
           let q = e + 4;
-          if (size === 0xffffffff) (size = Number(v.getBigUint64(q, true))), (q += 8);
-          if (compressedSize === 0xffffffff) (compressedSize = Number(v.getBigUint64(q, true))), (q += 8);
+          if (size === 0xffffffff) {
+            size = Number(v.getBigUint64(q, true));
+            q += 8;
+          }
+          if (compressedSize === 0xffffffff) {
+            compressedSize = Number(v.getBigUint64(q, true));
+            q += 8;
+          }
           if (localHeaderOffset === 0xffffffff) localHeaderOffset = Number(v.getBigUint64(q, true));
         }
         e += 4 + len;

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { BACKEND_OPTION, bool, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, UsageError, type Command } from './command.js';
 
@@ -25,8 +27,6 @@ export const evalCommand: Command = {
     const { evaluate } = await import('../eval/evaluate.js');
     const { taskByName } = await import('../sim/tasks.js');
     const { reportMarkdown } = await import('../eval/report.js');
-    const { existsSync } = await import('node:fs');
-    const { join } = await import('node:path');
     const { packageRoot } = await import('../util/package-root.js');
     const policies = requireStr(opts, 'policy').split(',').map((p) => p.trim());
     const tasks = requireStr(opts, 'tasks').split(',').map((t) => t.trim());

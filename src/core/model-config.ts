@@ -159,7 +159,7 @@ export function validateWorldModelConfig(c: WorldModelConfig, source: string): v
 export function readDiTConfigFile(path: string): DiTConfig {
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   } catch (e) {
     throw new UserError(`${path}: cannot read model config JSON (${(e as Error).message})`);
   }

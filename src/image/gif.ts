@@ -6,7 +6,7 @@
 import * as gifencModule from 'gifenc';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { RgbImage } from './decode.js';
-import { drawText, LINE_HEIGHT, textWidth } from './font.js';
+import { drawText, LINE_HEIGHT } from './font.js';
 
 export { drawText, textWidth } from './font.js';
 

@@ -38,7 +38,7 @@ export function resizeRgb(img: RgbImage, height: number, width: number): Float32
     for (let k = 0; k < wy.weights.length; k++) {
       const base = (wy.start + k) * img.width * 3;
       const w = wy.weights[k]!;
-      for (let i = 0; i < img.width * 3; i++) row[i] += w * img.data[base + i]!;
+      for (let i = 0; i < img.width * 3; i++) row[i]! += w * img.data[base + i]!;
     }
     for (let x = 0; x < width; x++) {
       const wx = xs[x]!;

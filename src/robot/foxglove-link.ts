@@ -47,8 +47,15 @@ export class FoxgloveLink extends LinkBase {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => (sub.unsubscribe(), reject(new Error(`${this.url}: no connection within ${timeoutMs} ms`))), timeoutMs);
       const sub = this.state$.subscribe((s) => {
-        if (s === 'up') (clearTimeout(timer), queueMicrotask(() => sub.unsubscribe()), resolve());
-        if (s === 'closed') (clearTimeout(timer), reject(new Error(`${this.url}: link closed`)));
+        if (s === 'up') {
+          clearTimeout(timer);
+          queueMicrotask(() => sub.unsubscribe());
+          resolve();
+        }
+        if (s === 'closed') {
+          clearTimeout(timer);
+          reject(new Error(`${this.url}: link closed`));
+        }
       });
     });
   }

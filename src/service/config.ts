@@ -276,7 +276,7 @@ export function applyParamsFile(cfg: ServiceConfig, file: string, nodeName: stri
     flatten(params as Record<string, unknown>, '', [], flat);
     for (const [name, value, keys] of flat) {
       // A string parameter written as a plain number or boolean (token: 007) keeps its text.
-      const node = isStringParam(name) && (typeof value === 'number' || typeof value === 'boolean') ? yamlDoc.getIn([key, 'ros__parameters', ...keys], true) : undefined;
+      const node = isStringParam(name) && (typeof value === 'number' || typeof value === 'boolean') ? (yamlDoc.getIn([key, 'ros__parameters', ...keys], true) as unknown) : undefined;
       const text = isScalar(node) && typeof node.source === 'string' ? node.source : undefined;
       setParam(cfg, name, text ?? value, `${file} (${key}.ros__parameters)`);
     }

@@ -156,12 +156,21 @@ export class SafetyGate {
     let world: [number, number, number] = [...action.worldVector];
     let rot: [number, number, number] = [...action.rotationDelta];
     const lin = limitNorm(world, this.cfg.maxLinearVelocity * this.actionPeriodS);
-    if (lin) (world = lin), clamped.push('linear velocity');
+    if (lin) {
+      world = lin;
+      clamped.push('linear velocity');
+    }
     const ang = limitNorm(rot, this.cfg.maxAngularVelocity * this.actionPeriodS);
-    if (ang) (rot = ang), clamped.push('angular velocity');
+    if (ang) {
+      rot = ang;
+      clamped.push('angular velocity');
+    }
     if (this.cfg.workspace && this.pose) {
       const w = clampToWorkspace(this.pose.pos, world, this.cfg.workspace);
-      if (w.some((v, i) => Math.abs(v - world[i]!) > 1e-12)) (world = w), clamped.push('workspace');
+      if (w.some((v, i) => Math.abs(v - world[i]!) > 1e-12)) {
+        world = w;
+        clamped.push('workspace');
+      }
     }
     return { action: { ...action, worldVector: world, rotationDelta: rot, terminateEpisode: [...action.terminateEpisode] }, clamped };
   }

@@ -215,7 +215,11 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
       case 'run': {
         if (!msg.start) return run.stop();
         const refused = run.start();
-        if (refused) (counts.lastError = `${m.topic}: ${refused}`), log(counts.lastError), emitStatus();
+        if (refused) {
+          counts.lastError = `${m.topic}: ${refused}`;
+          log(counts.lastError);
+          emitStatus();
+        }
         return;
       }
     }

@@ -49,7 +49,7 @@ function place(s: SceneState, rng: Rng, objs: ObjectName[], region?: { x: [numbe
   for (let attempt = 0; ; attempt++) {
     const taken: [number, number][] = [];
     try {
-      for (const o of objs) taken.push(spot(rng, taken, region?.x, region?.y, clearance));
+      for (let i = 0; i < objs.length; i++) taken.push(spot(rng, taken, region?.x, region?.y, clearance));
     } catch (e) {
       if (attempt < 20) continue;
       throw e;
