@@ -38,7 +38,7 @@ export function poseCosts(positions: Float64Array, n: number, horizon: number, g
   for (let i = 0; i < n; i++) {
     for (let t = 0; t < horizon; t++) {
       const o = (i * horizon + t) * 3;
-      out[i] += weights[t]! * distance([positions[o]!, positions[o + 1]!, positions[o + 2]!], goal);
+      out[i]! += weights[t]! * distance([positions[o]!, positions[o + 1]!, positions[o + 2]!], goal);
     }
   }
   return out;

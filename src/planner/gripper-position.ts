@@ -50,7 +50,7 @@ export function predictedPositions(candidates: Float32Array, n: number, horizon:
     const p: Vec3 = [...start];
     for (let t = 0; t < horizon; t++) {
       const w = modelActionToRt1(stats, candidates.subarray((i * horizon + t) * a, (i * horizon + t + 1) * a)).worldVector;
-      for (let k = 0; k < 3; k++) p[k] += w[k]!;
+      for (let k = 0; k < 3; k++) p[k]! += w[k]!;
       out.set(p, (i * horizon + t) * 3);
     }
   }
@@ -78,7 +78,7 @@ export function straightMove(stats: ActionStats, start: Vec3, goal: Vec3, horizo
     const step = normaliseActions(stats, raw);
     out.set(step, t * a);
     const moved = denormaliseActions(stats, step);
-    idx.forEach((i, k) => (p[k] += moved[i]!));
+    idx.forEach((i, k) => (p[k]! += moved[i]!));
   }
   return out;
 }
