@@ -61,7 +61,7 @@ export function predictedPositions(candidates: Float32Array, n: number, horizon:
  * The straight move towards `goal` (n = 1, horizon x actionDim normalised): each step the whole way
  * that is left, shortened (direction kept) to the largest move the action space holds; every other
  * part at raw 0. Clipping each axis on its own would bend the line: the short axes finish first and
- * the arm cuts the corner (into an opened drawer's side wall on drawer-place, README Results item 11).
+ * the arm cuts the corner (on drawer-place, into the opened drawer's side wall).
  * A candidate worth scoring (preset `poseProposal`): Gaussian samples around a short plan reach a
  * far goal position only over many replans.
  */

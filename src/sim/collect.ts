@@ -2,7 +2,7 @@
  * Data collection: scripted (optionally noisy) experts in the simulator, written through the RLDS
  * writer in RT-1's fractal20220817_data layout so `--data rt1 --data-dir DIR` reads it unchanged.
  * Observation fields the simulator has no counterpart for are written as constants (listed in
- * README, Simulator); each episode records its task, the stage reached and success.
+ * docs/sim.md); each episode records its task, the stage reached and success.
  */
 import jpeg from 'jpeg-js';
 import { loadCard } from '../data/card.js';
