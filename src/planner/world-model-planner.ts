@@ -117,11 +117,16 @@ export class WorldModelPlanModel implements ShareableModel {
     const net = this.net;
     const frames = ctx.dataSync() as Float32Array;
     ctx.dispose();
+    let proposed: { n: number; values: Float32Array } | undefined;
     const shared = { frames, contextFrames: this.contextFrames, instruction: this.instruction, goalKey: this.goalKey, obs, goal, seed, horizon };
     return {
       predict: worldModelFutures(net, this.stats, horizon, seed, gripperPosition(obs)),
       shared: () => shared,
-      proposals: async (n) => net.propose(n, horizon, seed + 1),
+      // One policy-query seed per plan too, so a plan's proposals are the same in every iteration: drawn once, handed out again.
+      proposals: async (n) => {
+        if (proposed?.n !== n) proposed = { n, values: net.propose(n, horizon, seed + 1) };
+        return proposed.values.slice();
+      },
       imagine: this.imagine
         ? (best) => {
             const frames = net.imagineFrames(best, 1, horizon, seed);
