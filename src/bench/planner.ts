@@ -1,6 +1,6 @@
 /**
  * Planner benchmark (tiny config, default preset geometry): replanning latency p50/p95 through
- * the full world-model planner, imagined candidate-frames per second, the speed-up of the
+ * the full world-model planner, with the shipped model by plan workers (threads scoring one plan's candidates), imagined candidate-frames per second, the speed-up of the
  * context key/value cache over re-encoding the context for every candidate and flow step, and
  * achieved GFLOP/s against the backend's matmul peak.
  */
@@ -90,8 +90,64 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
   };
   planning.dispose();
   tf.dispose([frames, acts]);
+  // With trained weights, on the backend the commands pick (`auto` unless --backend): after the tables above, which it would switch.
+  const shipped = await shippedLatency(opts);
   const proposals = await proposalComparison(opts);
-  return proposals ? [latency, throughput, proposals] : [latency, throughput];
+  return [latency, throughput, ...(shipped ? [shipped] : []), ...(proposals ? [proposals] : [])];
+}
+
+/**
+ * Replanning latency of the default preset with the shipped (or given) model, in real time (the
+ * preset's budget, not lockstep), with one plan worker and with one per core: each plan's
+ * candidates split over that many threads (src/planner/parallel-scorer.ts).
+ */
+async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefined> {
+  const { existsSync } = await import('node:fs');
+  const { availableParallelism } = await import('node:os');
+  const { join } = await import('node:path');
+  const { packageRoot } = await import('../util/package-root.js');
+  const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
+  const { SimEnv } = await import('../sim/env.js');
+  const { goalObservations } = await import('../sim/goals.js');
+  const run = opts.checkpoint ?? join(packageRoot(), 'models', 'tiny-sim');
+  if (!existsSync(join(run, 'run.json'))) return undefined;
+  const cores = availableParallelism();
+  const counts = [...new Set([1, 2, cores])];
+  const plans = opts.quick ? 4 : 12;
+  const task = 'drawer-open';
+  const env = await SimEnv.create({ task, seed: 100, imageHeight: 64, imageWidth: 80 });
+  const goals = await goalObservations(task, 100, 64, 80);
+  const goal = { images: [goals[goals.length - 1]!] };
+  const observations = Array.from({ length: plans + 1 }, (_, i) => ({ ...env.reset(100 + (i % 3)).observation, stamp: i }));
+  env.close();
+  let title = '';
+  const rows: (string | number)[][] = [];
+  for (const planWorkers of counts) {
+    const planning = await loadWorldModelPlanning('wm-cem-fast', run, { seed: 0, planWorkers, backend: opts.backends?.[0] });
+    const p = planning.preset;
+    title = `Replanning latency with the trained ${run.split('/').slice(-2).join('/')}, preset ${p.name} (${p.optimizer.candidates} candidates x horizon ${p.optimizer.horizon}, at most ${p.optimizer.iterations} iterations, budget ${p.budgetMs} ms), by plan workers (backend ${opts.backends?.[0] ?? 'auto'})`;
+    // The first plan encodes the goal and warms the kernels up; it is not counted.
+    await planning.plan(observations[0]!, goal);
+    const lat: number[] = [];
+    let iterations = 0;
+    let scored = 0;
+    for (let i = 1; i <= plans; i++) {
+      const plan = await planning.plan(observations[i]!, goal);
+      lat.push(plan.latencyMs);
+      iterations += plan.iterations;
+      scored += plan.candidatesEvaluated;
+    }
+    lat.sort((a, b) => a - b);
+    const total = lat.reduce((a, b) => a + b, 0);
+    rows.push([String(planning.planWorkers), percentile(lat, 50), percentile(lat, 95), iterations / plans, scored / (total / 1000)]);
+    planning.dispose();
+  }
+  return {
+    title,
+    columns: ['plan workers', 'p50 ms', 'p95 ms', 'mean iterations within budget', 'candidates scored/s'],
+    rows,
+    notes: [`${cores} cores; a plan worker beyond the first is a worker thread with its own copy of the model, scoring a share of every iteration's candidates (policy-query proposals stay on the planner's thread).`],
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
 import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
+import { PLAN_WORKERS_OPTION, planWorkers } from './plan-workers.js';
 import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
 
 /** The tiny world model trained with our own finetune on simulator data, shipped in the repository. */
@@ -21,6 +22,7 @@ export const demoCommand: Command = {
     checkpoint: { type: 'string', arg: 'RUN', description: `model to plan with (default: the shipped ${SHIPPED_MODEL})` },
     ...EPISODE_SETUP_OPTIONS,
     backend: BACKEND_OPTION,
+    'plan-workers': PLAN_WORKERS_OPTION,
   },
   async run(opts) {
     const checkpoint = str(opts, 'checkpoint') ?? join(packageRoot(), SHIPPED_MODEL);
@@ -31,7 +33,7 @@ export const demoCommand: Command = {
     const { runPlannedEpisode } = await import('../planner/episode.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
-    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true, lockstep: true, backend: str(opts, 'backend') });
+    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true, lockstep: true, backend: str(opts, 'backend'), planWorkers: planWorkers(opts), log: (l) => console.log(l) });
     const t0 = Date.now();
     console.log(`demo: ${task} (seed ${seed}) with ${checkpoint} and preset ${planning.preset.name}`);
     const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l), ...episodeSetup(opts) });

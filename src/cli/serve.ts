@@ -2,6 +2,7 @@
  * `selfflow-wm serve`: the planning service between a robot and a planner, and
  * `selfflow-wm serve sim-robot`: the simulator as a robot behind a Foxglove WebSocket server.
  */
+import { PLAN_WORKERS_OPTION, planWorkers } from './plan-workers.js';
 import { randomBytes } from 'node:crypto';
 import { resolvePolicy } from '../planner/policy-name.js';
 import { processRosArgs } from '../robot/ros-args.js';
@@ -103,6 +104,7 @@ export const serveCommand: Command = {
     'no-api': { type: 'boolean', description: 'do not start the WebSocket API' },
     'planner-thread': { type: 'string', arg: 'T', description: 'world-model presets: worker (plans in a worker thread, so twist republish, e-stop and signals do not wait for a plan) or main (debugging only: each plan stalls them)', default: 'worker' },
     backend: BACKEND_OPTION,
+    'plan-workers': PLAN_WORKERS_OPTION,
   },
   details: [
     'ROS 2 launch files start this command; it accepts `--ros-args ... [--]` as launch_ros appends it',
@@ -145,6 +147,7 @@ export const serveCommand: Command = {
       record,
       plannerThread: thread,
       backend: str(opts, 'backend'),
+      planWorkers: planWorkers(opts),
     };
 
     // Signals and fatal errors are handled from here on: a SIGINT/SIGTERM while a world model loads

@@ -43,10 +43,20 @@ export interface Futures {
   representation?: () => tf.Tensor2D;
 }
 
+/**
+ * Which rows of an iteration's batch one call predicts: rows offset .. offset + n - 1 of `total`.
+ * A model that samples (the world model's flow noise) gives each row the noise of its index in the
+ * whole batch, so a batch split into shares (src/planner/parallel-scorer.ts) predicts what the whole batch would.
+ */
+export interface BatchShare {
+  offset: number;
+  total: number;
+}
+
 /** One plan's view of a model: its context set from one observation and goal. */
 export interface Rollout {
-  /** Futures of n candidates (n x horizon x A normalised); called inside a tf.tidy, which frees its tensors. */
-  predict(candidates: Float32Array, n: number): Futures;
+  /** Futures of n candidates (n x horizon x A normalised), by default rows 0 .. n - 1 of the batch; called inside a tf.tidy, which frees its tensors. */
+  predict(candidates: Float32Array, n: number, share?: BatchShare): Futures;
   /** Candidate sequences from the model's own policy, mixed in at the preset's proposal fraction. */
   proposals?: ProposalSource;
   /** Frames predicted for the chosen sequence (RGB uint8, h x w x 3 each), attached to the plan. */

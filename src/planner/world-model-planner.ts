@@ -9,7 +9,6 @@ import { from, type Observable } from 'rxjs';
 import { initBackend } from '../backend/backends.js';
 import type { ActionStats } from '../core/action-stats.js';
 import { rt1ToModelAction } from '../data/action-mapping.js';
-import { embedInstruction } from '../data/language-embedding.js';
 import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { toTf } from '../model/params.js';
@@ -18,16 +17,16 @@ import type { Rng } from '../util/rng.js';
 import { UserError } from '../core/errors.js';
 import { modelCost } from './cost.js';
 import { observationToTensor, tensorToImages } from './frames.js';
-import { gripperPosition, predictedPositions } from './gripper-position.js';
+import { gripperPosition } from './gripper-position.js';
 import { differingFraction } from './image-distance.js';
 import { makePlanner } from './loop.js';
 import { presetPlanStep, type OptimizingPlanStep } from './optimizing-planner.js';
 import { checkPins } from './pinned-actions.js';
-import type { PlanModel, Rollout } from './plan-model.js';
+import { ScorePool, scoreWorkerScript, splitModelCost, type ShareableModel, type ShareableRollout } from './parallel-scorer.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../core/action.js';
 import type { Goal, Observation, Plan, Planner } from '../core/types.js';
-import { WorldModelRollout } from './world-model-rollout.js';
+import { instructionLanguage, worldModelFutures, WorldModelRollout } from './world-model-rollout.js';
 
 export interface WorldModelPlannerOptions {
   backend?: string;
@@ -40,6 +39,13 @@ export interface WorldModelPlannerOptions {
    * Off for real robots, where the preset's budgetMs holds.
    */
   lockstep?: boolean;
+  /**
+   * Threads that score one plan's candidates (loadWorldModelPlanning): this one plus
+   * planWorkers - 1 scoring workers, each with its own copy of the model. Default 1.
+   */
+  planWorkers?: number;
+  /** Where the planner says how many threads it plans on, or why fewer (default: nowhere). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -48,9 +54,11 @@ export interface WorldModelPlannerOptions {
  * kinematic gripper positions of their moves; the goal's representation features are kept while
  * the goal stays the same.
  */
-export class WorldModelPlanModel implements PlanModel {
+export class WorldModelPlanModel implements ShareableModel {
   private readonly history: { stamp: number; frame: tf.Tensor3D }[] = [];
   private goalRef?: Goal;
+  /** Counts the goals (and instructions) whose features were encoded; scoring workers re-encode theirs when it changes. */
+  private goalKey = 0;
   private instruction?: string;
   readonly net: WorldModelRollout;
 
@@ -88,36 +96,37 @@ export class WorldModelPlanModel implements PlanModel {
     if (instruction === this.instruction) return;
     // Language conditions every token, the context included, so it is set before the context is encoded.
     this.instruction = instruction;
-    this.net.setLanguage(instruction && this.cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(instruction), [1, this.cfg.languageDim]) : undefined);
+    this.net.setLanguage(instructionLanguage(this.cfg, instruction));
     this.goalRef = undefined;
   }
 
-  rollout(obs: Observation, goal: Goal, horizon: number, rng: Rng): Rollout {
+  rollout(obs: Observation, goal: Goal, horizon: number, rng: Rng): ShareableRollout {
     if (!goal.images.length) throw new Error('goal has no image');
     this.setInstruction(goal.instruction);
     const ctx = tf.stack(this.pushFrame(obs)) as tf.Tensor4D;
     this.net.setContext(ctx);
-    ctx.dispose();
     if (goal !== this.goalRef) {
       const g = observationToTensor(goal.images[goal.images.length - 1]!, this.cfg.imageHeight, this.cfg.imageWidth);
       this.net.setGoal(g);
       g.dispose();
       this.goalRef = goal;
+      this.goalKey++;
     }
-    // One flow-noise seed per plan: every candidate of every iteration is imagined with the same noise.
+    // One flow-noise seed per plan: candidate i of every iteration is imagined from row i of the same noise.
     const seed = rng.int(1 << 30);
-    const start = gripperPosition(obs);
     const net = this.net;
+    const frames = ctx.dataSync() as Float32Array;
+    ctx.dispose();
+    let proposed: { n: number; values: Float32Array } | undefined;
+    const shared = { frames, contextFrames: this.contextFrames, instruction: this.instruction, goalKey: this.goalKey, obs, goal, seed, horizon };
     return {
-      predict: (c, n) => {
-        const frames = net.imagineFrames(c, n, horizon, seed);
-        return {
-          frames,
-          positions: start ? () => predictedPositions(c, n, horizon, this.stats, start) : undefined,
-          representation: net.representation ? () => net.representationDistance(frames) : undefined,
-        };
+      predict: worldModelFutures(net, this.stats, horizon, seed, gripperPosition(obs)),
+      shared: () => shared,
+      // One policy-query seed per plan too, so a plan's proposals are the same in every iteration: drawn once, handed out again.
+      proposals: async (n) => {
+        if (proposed?.n !== n) proposed = { n, values: net.propose(n, horizon, seed + 1) };
+        return proposed.values.slice();
       },
-      proposals: async (n) => net.propose(n, horizon, seed + 1),
       imagine: this.imagine
         ? (best) => {
             const frames = net.imagineFrames(best, 1, horizon, seed);
@@ -168,6 +177,10 @@ export class WorldModelPlanModel implements PlanModel {
 export class WorldModelPlanning {
   readonly model: WorldModelPlanModel;
   private readonly step: OptimizingPlanStep;
+  /** Threads scoring each plan's candidates: this one and the pool's live workers. */
+  get planWorkers(): number {
+    return 1 + (this.pool?.size ?? 0);
+  }
 
   constructor(
     readonly params: Params,
@@ -176,13 +189,16 @@ export class WorldModelPlanning {
     readonly contextFrames: number,
     readonly preset: PlannerPreset,
     opts: WorldModelPlannerOptions = {},
+    /** Scoring workers that take shares of every batch (see loadWorldModelPlanning); disposed with this planner. */
+    private readonly pool?: ScorePool,
   ) {
     if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
     checkPins(preset, stats);
     const seed = opts.seed ?? 0;
     this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false);
     // Imagining is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
-    this.step = presetPlanStep(preset, stats, modelCost(this.model, preset, cfg.actionDim), { seed, lockstep: opts.lockstep, yieldBetween: true });
+    const cost = pool ? splitModelCost(this.model, pool, preset, cfg.actionDim) : modelCost(this.model, preset, cfg.actionDim);
+    this.step = presetPlanStep(preset, stats, cost, { seed, lockstep: opts.lockstep, yieldBetween: true });
   }
 
   /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
@@ -213,6 +229,7 @@ export class WorldModelPlanning {
   dispose(): void {
     this.reset();
     this.model.dispose();
+    this.pool?.dispose();
   }
 
   planner(): Planner {
@@ -220,13 +237,44 @@ export class WorldModelPlanning {
   }
 }
 
-/** Loads a run (or weight file + statistics) and a preset; used by `plan`, `eval` and `serve`. */
+/**
+ * Loads a run (or weight file + statistics) and a preset; used by `plan`, `eval` and `serve`.
+ * With `planWorkers` above 1, planWorkers - 1 scoring workers load the run too (in parallel with
+ * this thread) and score shares of every candidate batch; without a compiled scoring worker
+ * (running from sources without a build) planning stays on this thread and `log` says why.
+ */
 export async function loadWorldModelPlanning(presetNameOrPath: string, checkpoint: string, opts: WorldModelPlannerOptions = {}): Promise<WorldModelPlanning> {
   await initBackend(opts.backend);
   const preset = loadPlannerPreset(presetNameOrPath);
-  const w = loadInferenceWeights(checkpoint);
-  if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
-  return new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats, w.manifest.contextFrames, preset, opts);
+  const pool = startScorePool(preset, checkpoint, opts);
+  // Settled here so that a failure while this thread still loads is not an unhandled rejection.
+  pool?.catch(() => {});
+  let planning: WorldModelPlanning;
+  try {
+    const w = loadInferenceWeights(checkpoint);
+    if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
+    planning = new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats, w.manifest.contextFrames, preset, opts, await pool);
+  } catch (e) {
+    void pool?.then((p) => p.dispose(), () => {});
+    throw e;
+  }
+  if ((opts.planWorkers ?? 1) > 1) opts.log?.(`planning on ${planning.planWorkers} thread(s)`);
+  return planning;
+}
+
+function startScorePool(preset: PlannerPreset, checkpoint: string, opts: WorldModelPlannerOptions): Promise<ScorePool> | undefined {
+  const threads = opts.planWorkers ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`--plan-workers must be an integer >= 1, got ${threads}`);
+  if (threads === 1 || preset.optimizer.kind === 'policy') return undefined;
+  if (!scoreWorkerScript()) {
+    opts.log?.('no compiled scoring worker (running from sources without `npm run build`): planning on one thread');
+    return undefined;
+  }
+  return ScorePool.start({
+    workers: threads - 1,
+    data: { checkpoint, backend: opts.backend, flowSteps: preset.rollout.flowSteps, integrator: preset.rollout.integrator, representation: preset.cost.representation > 0 },
+    log: opts.log,
+  });
 }
 
 export async function createWorldModelPlanner(presetNameOrPath: string, checkpointDir: string, opts: WorldModelPlannerOptions = {}): Promise<Planner> {

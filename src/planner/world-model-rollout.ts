@@ -7,11 +7,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { contextCache, disposeContext, imagine } from '../flow/imagine.js';
+import { seededNormal } from '../flow/noise.js';
 import { proposeActions } from '../flow/policy-query.js';
 import type { Integrator } from '../flow/sampler.js';
 import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { encodeContext, type ContextCache, type WorldModelConditioning } from '../model/world-model.js';
+import type { ActionStats } from '../core/action-stats.js';
+import { embedInstruction } from '../data/language-embedding.js';
+import { predictedPositions, type Vec3 } from './gripper-position.js';
+import type { BatchShare, Futures } from './plan-model.js';
 
 export interface RolloutSettings {
   flowSteps: number;
@@ -78,13 +83,20 @@ export class WorldModelRollout {
     return out;
   }
 
-  /** Imagined frames [n, H, h, w, 3] of candidates (n x H x A normalised actions) from the context; caller disposes. */
-  imagineFrames(candidates: Float32Array, n: number, horizon: number, seed = this.rollout.seed): tf.Tensor5D {
+  /**
+   * Imagined frames [n, H, h, w, 3] of candidates (n x H x A normalised actions) from the context; caller disposes.
+   * With a share, candidate i starts from the flow noise of row share.offset + i of the whole batch
+   * (the seeded noise is drawn row after row, so its first rows do not depend on the batch size).
+   */
+  imagineFrames(candidates: Float32Array, n: number, horizon: number, seed = this.rollout.seed, share?: BatchShare): tf.Tensor5D {
     if (!this.ctx) throw new Error('WorldModelRollout: no context set');
     const ctx = this.ctx;
+    const offset = share?.offset ?? 0;
     return tf.tidy(() => {
       const actions = tf.tensor3d(candidates.subarray(0, n * horizon * this.cfg.actionDim), [n, horizon, this.cfg.actionDim]);
-      return imagine(this.params, this.cfg, ctx, actions, this.cond, { steps: this.rollout.flowSteps, integrator: this.rollout.integrator, seed }).frames;
+      const frame = [horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3];
+      const noise = offset > 0 ? (seededNormal([offset + n, ...frame], seed).slice([offset], [n]) as tf.Tensor5D) : undefined;
+      return imagine(this.params, this.cfg, ctx, actions, this.cond, { steps: this.rollout.flowSteps, integrator: this.rollout.integrator, seed, noise }).frames;
     });
   }
 
@@ -112,4 +124,25 @@ export class WorldModelRollout {
     this.goalFeatures?.dispose();
     this.goalFeatures = undefined;
   }
+}
+
+/** The language conditioning [1, languageDim] of an instruction, or none (no instruction, or a model without language). */
+export function instructionLanguage(cfg: WorldModelConfig, instruction: string | undefined): tf.Tensor2D | undefined {
+  return instruction && cfg.languageDim > 0 ? tf.tensor2d(embedInstruction(instruction), [1, cfg.languageDim]) : undefined;
+}
+
+/**
+ * The futures of candidates from the context set on `net`, for one plan: imagined frames with the
+ * plan's flow-noise seed, kinematic gripper positions from `start`, and the representation
+ * distance when the preset uses it. The planner's thread and its scoring workers predict with it.
+ */
+export function worldModelFutures(net: WorldModelRollout, stats: ActionStats, horizon: number, seed: number, start: Vec3 | undefined) {
+  return (c: Float32Array, n: number, share?: BatchShare): Futures => {
+    const frames = net.imagineFrames(c, n, horizon, seed, share);
+    return {
+      frames,
+      positions: start ? () => predictedPositions(c, n, horizon, stats, start) : undefined,
+      representation: net.representation ? () => net.representationDistance(frames) : undefined,
+    };
+  };
 }

@@ -39,6 +39,8 @@ export interface ServeSetup {
   /** World-model presets: plan in a worker thread (so the service's timers never wait for a plan) or on the main thread. */
   plannerThread: 'worker' | 'main';
   backend?: string;
+  /** World-model presets: threads that score one plan's candidates (src/planner/parallel-scorer.ts); default 1. */
+  planWorkers?: number;
 }
 
 export interface AssemblyHooks {
@@ -160,7 +162,7 @@ export class ServiceAssembly {
   }
 
   private async loadWorldModel(policy: Extract<ServePolicy, { kind: 'world-model' }>): Promise<void> {
-    const { policyName, seed, backend, plannerThread } = this.setup;
+    const { policyName, seed, backend, plannerThread, planWorkers } = this.setup;
     const log = this.hooks.log;
     const imagine = this.config.api.enabled;
     const { worldModelWorkerScript, startWorkerPlanner } = await import('./planner-worker.js');
@@ -169,7 +171,7 @@ export class ServiceAssembly {
     if (script) {
       log(`loading ${policyName} with ${policy.checkpoint} in a worker thread`);
       // A plan blocks its thread for seconds; in a worker the safety timers keep running.
-      const wp = await startWorkerPlanner({ script, workerData: { preset: policy.preset, checkpoint: policy.checkpoint, backend, seed, imagine }, log, signal: this.hooks.signal });
+      const wp = await startWorkerPlanner({ script, workerData: { preset: policy.preset, checkpoint: policy.checkpoint, backend, seed, imagine, planWorkers }, log, signal: this.hooks.signal });
       this.closers.push(() => wp.close());
       this.go();
       const i = wp.info;
@@ -177,7 +179,7 @@ export class ServiceAssembly {
       this.plannerTiming = { budgetMs: i.budgetMs, graceMs: i.graceMs };
       this.planner = wp.planner;
       this.resetPlanner = (s) => wp.reset(s);
-      log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread`);
+      log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread, scoring on ${i.planWorkers ?? 1} thread(s)`);
       return;
     }
     if (plannerThread === 'worker') log('no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan');
@@ -187,13 +189,13 @@ export class ServiceAssembly {
     } catch (e) {
       throw new UserError(`--policy ${policyName}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
     }
-    const planning = await mod.loadWorldModelPlanning(policy.preset, policy.checkpoint, { backend, seed, imagine });
+    const planning = await mod.loadWorldModelPlanning(policy.preset, policy.checkpoint, { backend, seed, imagine, planWorkers, log });
     this.closers.push(() => planning.dispose());
     this.go();
     this.imaginedShape = { height: planning.cfg.imageHeight, width: planning.cfg.imageWidth };
     this.plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
     this.planner = planning.planner();
     this.resetPlanner = (s) => planning.reset(s);
-    log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread`);
+    log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread, scoring on ${planning.planWorkers} thread(s)`);
   }
 }

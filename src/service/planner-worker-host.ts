@@ -15,6 +15,7 @@
  *   { type: 'fatal', message, user }          loading failed; the worker exits
  *   { type: 'plan', id, plan }                the answer to request `id`
  *   { type: 'plan-error', id, message }
+ *   { type: 'log', line }                     for the service's log (e.g. a scoring worker lost)
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Goal, Observation, Plan } from '../core/types.js';
@@ -30,6 +31,8 @@ export interface PlannerWorkerInfo {
   /** Size of the imagined frames on plans (the model's image size). */
   imageHeight?: number;
   imageWidth?: number;
+  /** Threads that score one plan's candidates. */
+  planWorkers?: number;
 }
 
 export type ToWorker =
@@ -43,7 +46,8 @@ export type FromWorker =
   | { type: 'ready'; info: PlannerWorkerInfo }
   | { type: 'fatal'; message: string; user: boolean }
   | { type: 'plan'; id: number; plan: Plan }
-  | { type: 'plan-error'; id: number; message: string };
+  | { type: 'plan-error'; id: number; message: string }
+  | { type: 'log'; line: string };
 
 export interface HostedPlanner {
   plan(obs: Observation, goal: Goal, signal: AbortSignal): Promise<Plan>;

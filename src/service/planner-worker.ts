@@ -81,6 +81,7 @@ export async function startWorkerPlanner(o: WorkerPlannerOptions): Promise<Worke
   const listeners = new Set<(m: FromWorker) => void>();
   const deathListeners = new Set<(why: string) => void>();
   worker.on('message', (m: FromWorker) => {
+    if (m.type === 'log') log(m.line);
     for (const l of listeners) l(m);
   });
   const died = (why: string) => {

@@ -5,7 +5,7 @@
  * thread shows what the worker prevents (twist gaps over a second, a late e-stop).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Subject, filter, firstValueFrom, map, timeout } from 'rxjs';
+import { Subject, filter, firstValueFrom, interval, map, startWith, timeout } from 'rxjs';
 import { defaultConfig, type ServiceConfig } from '../../src/service/config.js';
 import { startService, type Command } from '../../src/service/service.js';
 import { startWorkerPlanner, type WorkerPlanner } from '../../src/service/planner-worker.js';
@@ -147,4 +147,26 @@ describe('planner in a worker thread', () => {
     await svc.shutdown();
     wp = undefined;
   });
+});
+
+describe('the world-model planner worker with plan workers', () => {
+  it('loads with scoring workers of its own and plans', async () => {
+    const { worldModelWorkerScript } = await import('../../src/service/planner-worker.js');
+    const lines: string[] = [];
+    const wm = await startWorkerPlanner({ script: worldModelWorkerScript()!, workerData: { preset: 'wm-cem-fast', checkpoint: 'models/tiny-sim', seed: 0, planWorkers: 2 }, log: (l) => lines.push(l) });
+    try {
+      expect(wm.info).toMatchObject({ name: 'wm-cem-fast', planWorkers: 2 });
+      expect(lines).toContain('planning on 2 thread(s)');
+      const big = (stamp: number): Observation => ({ image: Uint8Array.from({ length: 64 * 80 * 3 }, (_, i) => (i * 7 + stamp) % 251), height: 64, width: 80, stamp });
+      // Plans until the first that is not a missed deadline (the first plans warm the model up; the machine may be loaded).
+      const camera = interval(300).pipe(map((i) => big(i + 1)));
+      const plans = wm.planner(camera, new Subject<Goal>().pipe(startWith({ images: [big(0)] } as Goal)));
+      const plan = await firstValueFrom(plans.pipe(filter((p) => !p.safe || !/deadline/.test(p.reason ?? '')), timeout(120_000)));
+      expect(plan.reason).toBeUndefined();
+      expect(plan.safe).toBe(false);
+      expect(plan.candidatesEvaluated).toBeGreaterThan(0);
+    } finally {
+      await wm.close();
+    }
+  }, 180_000);
 });
