@@ -5,6 +5,10 @@
  * achieved GFLOP/s against the backend's matmul peak.
  */
 import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 import { initBackend } from '../backend/backends.js';
 import type { BenchOptions } from './options.js';
 import { timeMs, type BenchTable } from './table.js';
@@ -102,10 +106,6 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
  * candidates split over that many threads (src/planner/parallel-scorer.ts).
  */
 async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefined> {
-  const { existsSync } = await import('node:fs');
-  const { availableParallelism } = await import('node:os');
-  const { join } = await import('node:path');
-  const { packageRoot } = await import('../util/package-root.js');
   const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
   const { SimEnv } = await import('../sim/env.js');
   const { goalObservations } = await import('../sim/goals.js');
@@ -156,9 +156,6 @@ async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefine
  * goals. Equal cost with fewer candidates is the speed-up proposals buy.
  */
 async function proposalComparison(opts: BenchOptions): Promise<BenchTable | undefined> {
-  const { existsSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const { packageRoot } = await import('../util/package-root.js');
   const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
   const { SimEnv } = await import('../sim/env.js');
   const { goalObservations } = await import('../sim/goals.js');

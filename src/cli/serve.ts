@@ -244,14 +244,15 @@ export const serveCommand: Command = {
     for (const c of assembly.closers) await attempt(c);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
-    if (startupError !== undefined) throw startupError;
+    // Rethrown as caught (a UserError keeps its message and exit code).
+    if (startupError !== undefined) throw startupError as Error;
     const st = svc?.status();
     console.log(
       `${commands} commands (${st?.zeroedCommands ?? 0} zeroed, the exit's zero command included), ${st?.plans ?? 0} plans (${st?.safePlans ?? 0} safe), ${st?.decodeErrors ?? 0} dropped messages` +
         latency.describe() +
         (episodes ? `; episodes ${successes}/${episodes} successful` : ''),
     );
-    if (closeError) throw closeError;
+    if (closeError) throw closeError as Error;
     if (record && svc) console.log(`recorded ${record}`);
     return failed ? 1 : 0;
   },

@@ -3,7 +3,6 @@
  * the simulator as its model (src/planner/sim-oracle.ts); any other name is a world-model planner
  * preset (`wm` = wm-cem-fast). Used by `plan` and by the evaluation.
  */
-import type { ActionStats } from '../core/action-stats.js';
 import { readRunManifest } from '../core/run-manifest.js';
 import type { EpisodePlanning } from './episode.js';
 import { plannerPolicy, type PlannerPolicy } from './policy-name.js';

@@ -44,7 +44,7 @@ export interface ServeSetup {
 }
 
 export interface AssemblyHooks {
-  log(line: string): void;
+  log: (line: string) => void;
   /** Aborted by a signal or a fatal error: startup stops at its next step. */
   signal: AbortSignal;
   /** The simulator finished an episode. */

@@ -76,7 +76,7 @@ describe('planner presets', () => {
   });
 
   const cases: [string, (r: Record<string, Record<string, unknown>>) => void, string][] = [
-    ['elites above the population', (r) => (r.optimizer!.elites = 100), `'optimizer.elites' must be an integer in [1, ${good().optimizer!.candidates}], got 100`],
+    ['elites above the population', (r) => (r.optimizer!.elites = 100), `'optimizer.elites' must be an integer in [1, ${good().optimizer!.candidates as number}], got 100`],
     ['a fractional horizon', (r) => (r.optimizer!.horizon = 2.5), `'optimizer.horizon' must be an integer in [1, 64], got 2.5`],
     ['an unknown optimiser', (r) => (r.optimizer!.kind = 'mpc'), `'optimizer.kind' must be "cem" or "mppi" or "policy", got "mpc"`],
     ['a missing integrator', (r) => delete r.rollout!.integrator, `'rollout.integrator' must be "euler" or "heun", got undefined`],
