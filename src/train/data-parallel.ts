@@ -99,6 +99,7 @@ export interface StepRunnerOptions {
   futureFrames: number;
   /** The backend each worker initialises (src/backend/backends.ts names); default: the one this thread runs. */
   backend?: string;
+  log?: (line: string) => void;
 }
 
 /**
@@ -154,7 +155,10 @@ function localRunner(trainer: Trainer, o: StepRunnerOptions): StepRunner {
 export async function startStepRunner(trainer: Trainer, o: StepRunnerOptions): Promise<StepRunner> {
   if (o.workers <= 1) return localRunner(trainer, o);
   const script = trainWorkerScript();
-  if (!script) throw new Error('data-parallel training needs the compiled worker (dist/src/train/train-worker.js): run `npm run build`');
+  if (!script) {
+    o.log?.('warning: training in this thread: worker threads need the compiled code (dist/src/train/train-worker.js); run `npm run build`');
+    return localRunner(trainer, o);
+  }
   return DataParallelRunner.start(trainer, script, o);
 }
 

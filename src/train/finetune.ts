@@ -107,7 +107,7 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
     return r.frame;
   };
 
-  const runner = await startStepRunner(trainer, { workers: Math.min(s.workers ?? 1, s.batchSize), cfg: s.cfg, contextFrames: s.contextFrames, futureFrames: s.futureFrames, backend: s.backend });
+  const runner = await startStepRunner(trainer, { workers: Math.min(s.workers ?? 1, s.batchSize), cfg: s.cfg, contextFrames: s.contextFrames, futureFrames: s.futureFrames, backend: s.backend, log: s.log });
   if (runner.workers > 1) s.log(`data-parallel: ${runner.workers} worker threads share each batch`);
   const progress = new Progress('finetune', s.steps, { initial: start });
   const source = data.train(start * s.batchSize)[Symbol.asyncIterator]();
