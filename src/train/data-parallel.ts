@@ -133,6 +133,15 @@ export function shares(b: number, workers: number): [number, number][] {
   return out;
 }
 
+/** `a`, or a copy of it where it is a view into a larger buffer (posting a view clones its whole buffer). */
+function compact(a: Float32Array): Float32Array {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
+}
+
+function shareWindows(windows: WindowLike[]): WindowLike[] {
+  return windows.map((w) => ({ frames: compact(w.frames), actions: compact(w.actions), ...(w.language ? { language: compact(w.language) } : {}) }));
+}
+
 function localRunner(trainer: Trainer, o: StepRunnerOptions): StepRunner {
   return {
     workers: 1,
@@ -274,7 +283,7 @@ class DataParallelRunner implements StepRunner {
     const ranges = shares(b, this.workers);
     const replies = ranges.map(([start, end], i) => {
       const reply = this.reply(i);
-      const msg: ToTrainWorker = { type: 'step', id, version: this.version, windows: windows.slice(start, end), draw: sliceDraw(draw, b, start, end), whole };
+      const msg: ToTrainWorker = { type: 'step', id, version: this.version, windows: shareWindows(windows.slice(start, end)), draw: sliceDraw(draw, b, start, end), whole };
       this.threads[i]!.postMessage(msg);
       return reply;
     });
