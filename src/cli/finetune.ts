@@ -23,6 +23,7 @@ import { readRunManifest, type RunManifest } from '../core/run-manifest.js';
 import { renderValidationStrip } from '../train/val-strip.js';
 import { UserError } from '../core/errors.js';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { DATA_OPTIONS } from './data.js';
 import { parseImageSize } from './model.js';
@@ -90,9 +91,10 @@ export const finetuneCommand: Command = {
     stats: { type: 'string', arg: 'FILE', description: 'action statistics JSON from `data stats` (default: computed now)' },
     resume: { type: 'boolean', description: 'continue the run in --out from its latest checkpoint' },
     seed: { type: 'string', arg: 'S', description: 'seed for init, data order and noise', default: '0' },
+    workers: { type: 'string', arg: 'N', description: 'worker threads sharing each batch, each with its own backend (data-parallel; 1 = this thread; at most the batch size is used)', default: String(availableParallelism()) },
     backend: BACKEND_OPTION,
   },
-  details: 'Every default is printed at start. Ctrl-C saves a checkpoint and exits; --resume continues with the same loss curve.',
+  details: 'Every default is printed at start. Ctrl-C (or SIGTERM) saves a checkpoint and exits; --resume continues with the same loss curve, with any --workers.',
   async run(opts) {
     const out = requireStr(opts, 'out');
     const dataDir = requireStr(opts, 'data-dir');
@@ -107,6 +109,8 @@ export const finetuneCommand: Command = {
     const fj = checkFeaturesJson(dataDir, card);
     if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
     const seed = int(opts, 'seed', 0);
+    const workers = int(opts, 'workers', availableParallelism());
+    if (workers < 1) throw new UsageError(`--workers must be >= 1, got ${workers}`);
     const contextFrames = int(opts, 'context-frames', 2);
     const futureFrames = int(opts, 'future-frames', 2);
     if (contextFrames < 1 || futureFrames < 1) throw new UsageError('--context-frames and --future-frames must be >= 1');
@@ -146,7 +150,7 @@ export const finetuneCommand: Command = {
       `finetune: data ${card.name} (${dataDir}), config ${configName} (${cfg.imageHeight}x${cfg.imageWidth}, patch ${cfg.dit.patch_size}, action ${cfg.actionDim}), ` +
         `objective ${kind}, prediction ${cfg.prediction ?? 'velocity'}, action conditioning ${cfg.actionConditioning ?? 'token'}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
         `context ${contextFrames} + future ${futureFrames} frames, mask ratio ${settings.objective.maskRatio}, policy fraction ${settings.objective.policyFraction}, ` +
-        `lambda ${settings.objective.sslWeight}, time shift ${settings.objective.timeShift}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, out ${out}`,
+        `lambda ${settings.objective.sslWeight}, time shift ${settings.objective.timeShift}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, workers ${workers}, out ${out}`,
     );
     let stats: ActionStats;
     const skipped = new CorruptRecordReport();
@@ -200,12 +204,13 @@ export const finetuneCommand: Command = {
       val: async (count) => validation.windows.slice(0, count),
     };
     const abort = new AbortController();
-    const onSigint = () => {
-      console.error('\ninterrupt: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort without saving)');
+    const onSigint = (signal: NodeJS.Signals) => {
+      console.error(`\n${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}: finishing this step, saving a checkpoint, then exiting (Ctrl-C again to abort without saving)`);
       abort.abort();
       process.once('SIGINT', () => process.exit(130));
     };
     process.once('SIGINT', onSigint);
+    process.once('SIGTERM', onSigint);
     try {
       const r = await finetune(
         {
@@ -227,6 +232,8 @@ export const finetuneCommand: Command = {
           renderStrip: (trainer, windows, predicted, step) => renderValidationStrip(out, trainer, windows, predicted, step, contextFrames, futureFrames),
           init,
           resume,
+          workers,
+          backend: choice.chosen,
           log: (l) => console.error(l),
         },
         data,
@@ -235,6 +242,7 @@ export const finetuneCommand: Command = {
       console.log(`${r.interrupted ? 'interrupted' : 'finished'} at step ${r.finalStep}${r.valLoss !== undefined ? `, val loss ${r.valLoss.toFixed(4)}` : validation.windows.length ? '' : ' (no validation)'}; run in ${out}${r.interrupted ? ' (continue with --resume)' : ''}`);
     } finally {
       process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigint);
       if (skipped.count > skippedBefore) console.error(skipped.summary());
     }
   },

@@ -2,7 +2,6 @@
  * The fine-tuning loop: batches of training windows -> Self-Flow (or vanilla) steps, periodic
  * validation and checkpoints, resumable to the same loss curve, Ctrl-C saves and exits.
  */
-import * as tf from '@tensorflow/tfjs';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
@@ -12,7 +11,9 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import { learningRate, type AdamWOptions } from './adamw.js';
-import { drawNoise, type ObjectiveOptions, type SequenceBatch } from './objective.js';
+import { disposeBatch, toBatch } from './batch.js';
+import { startStepRunner } from './data-parallel.js';
+import { drawNoise, type ObjectiveOptions } from './objective.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointFiles } from './run-files.js';
 import { Trainer, type StepStats } from './trainer.js';
 import { imaginationError, predictFutures } from './val-strip.js';
@@ -38,6 +39,10 @@ export interface FinetuneSettings {
   renderStrip?: (trainer: Trainer, windows: WindowLike[], predicted: Float32Array[], step: number) => Promise<string | undefined>;
   init: TensorMap;
   resume: boolean;
+  /** Worker threads that share each batch (data-parallel); 1 (default) trains in this thread. The checkpoint does not depend on it. */
+  workers?: number;
+  /** The backend the workers initialise (src/backend/backends.ts names); default: this thread's. */
+  backend?: string;
   log: (line: string) => void;
 }
 
@@ -56,33 +61,6 @@ export function stepRng(seed: number, step: number): Rng {
 /** Effective EMA decay: ramps up early so the teacher is not stuck at the initial weights. */
 export function emaDecayAt(step: number, decay: number): number {
   return Math.min(decay, (1 + step) / (10 + step));
-}
-
-export function toBatch(windows: WindowLike[], cfg: WorldModelConfig, contextFrames: number, futureFrames: number): SequenceBatch {
-  const b = windows.length;
-  const f = contextFrames + futureFrames;
-  const px = cfg.imageHeight * cfg.imageWidth * 3;
-  const frames = new Float32Array(b * f * px);
-  // Actions between context frames are left at zero (the normalised mid-range) in training and planning
-  // alike: the model reads motion from the context frames and is conditioned only on the actions it must predict.
-  const actions = new Float32Array(b * (f - 1) * cfg.actionDim);
-  windows.forEach((w, i) => {
-    if (w.frames.length !== f * px) throw new Error(`training window has ${w.frames.length} frame values, expected ${f} frames of ${cfg.imageHeight}x${cfg.imageWidth}x3`);
-    if (w.actions.length !== futureFrames * cfg.actionDim) throw new Error(`training window has ${w.actions.length} action values, expected ${futureFrames} x ${cfg.actionDim}`);
-    frames.set(w.frames, i * f * px);
-    actions.set(w.actions, (i * (f - 1) + contextFrames - 1) * cfg.actionDim);
-  });
-  const language = cfg.languageDim > 0 && windows.every((w) => w.language) ? tf.tensor2d(Float32Array.from(windows.flatMap((w) => [...w.language!])), [b, cfg.languageDim]) : undefined;
-  return {
-    frames: tf.tensor5d(frames, [b, f, cfg.imageHeight, cfg.imageWidth, 3]),
-    actions: tf.tensor3d(actions, [b, f - 1, cfg.actionDim]),
-    language,
-    contextFrames,
-  };
-}
-
-function disposeBatch(b: SequenceBatch): void {
-  tf.dispose([b.frames, b.actions, ...(b.language ? [b.language] : [])]);
 }
 
 async function snapshot(trainer: Trainer, step: number, valLoss?: number): Promise<CheckpointFiles> {
@@ -129,6 +107,8 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
     return r.frame;
   };
 
+  const runner = await startStepRunner(trainer, { workers: Math.min(s.workers ?? 1, s.batchSize), cfg: s.cfg, contextFrames: s.contextFrames, futureFrames: s.futureFrames, backend: s.backend, log: s.log });
+  if (runner.workers > 1) s.log(`data-parallel: ${runner.workers} worker threads share each batch`);
   const progress = new Progress('finetune', s.steps, { initial: start });
   const source = data.train(start * s.batchSize)[Symbol.asyncIterator]();
   let step = start;
@@ -137,6 +117,7 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
   let interrupted = false;
   let windowsSeen = 0;
   const t0 = performance.now();
+  try {
   while (step < s.steps) {
     if (signal?.aborted) {
       interrupted = true;
@@ -149,12 +130,11 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
       windows.push(next.value);
     }
     windowsSeen += windows.length;
-    const batch = toBatch(windows, s.cfg, s.contextFrames, s.futureFrames);
+    // The whole batch's noise is drawn here, whatever the workers, so every worker count takes the same step.
     const draw = drawNoise(stepRng(s.seed, step), s.cfg, windows.length, s.contextFrames + s.futureFrames, s.contextFrames, s.objective);
     const lr = learningRate(step, s.lr, s.warmup, s.steps);
     const ts = performance.now();
-    last = trainer.step(batch, draw, lr, emaDecayAt(step, s.emaDecay));
-    disposeBatch(batch);
+    last = await runner.step(windows, draw, lr, emaDecayAt(step, s.emaDecay));
     step++;
     const samplesPerSec = windows.length / ((performance.now() - ts) / 1000);
     const record: Record<string, number | string> = { step, loss: last.loss, frame_loss: last.frame, action_loss: last.action, ssl_loss: last.ssl, grad_norm: last.gradNorm, lr, samples_per_s: samplesPerSec };
@@ -174,6 +154,9 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
     appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
     progress.update(step, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}`);
     if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
+  }
+  } finally {
+    await runner.close();
   }
   // Closes the data stream's open shard files now rather than at garbage collection.
   await source.return?.();

@@ -105,6 +105,35 @@ export function drawNoise(rng: Rng, cfg: WorldModelConfig, b: number, frames: nu
   return { frameNoise, actionNoise, studentT, teacherT, actionT, policy, secondMask };
 }
 
+/** The draws of samples [start, end) of a batch of `b` (every field is sample-major). */
+export function sliceDraw(draw: NoiseDraw, b: number, start: number, end: number): NoiseDraw {
+  const part = (a: Float32Array) => {
+    const per = a.length / b;
+    return a.slice(start * per, end * per);
+  };
+  return {
+    frameNoise: part(draw.frameNoise),
+    actionNoise: part(draw.actionNoise),
+    studentT: part(draw.studentT),
+    teacherT: part(draw.teacherT),
+    actionT: part(draw.actionT),
+    policy: part(draw.policy),
+    secondMask: part(draw.secondMask),
+  };
+}
+
+/**
+ * What a share of a batch needs to know of the whole batch so that the shares' losses (and so their
+ * gradients) add up to the whole batch's: its size, its no-motion error and its policy-query count.
+ */
+export interface WholeBatch {
+  size: number;
+  /** The whole batch's floored no-motion error (residual frame loss divisor). */
+  noMotion: number;
+  /** Policy-query samples in the whole batch. */
+  policyCount: number;
+}
+
 export interface LossParts {
   total: tf.Scalar;
   frame: tf.Scalar;
@@ -151,7 +180,25 @@ export function cosineLoss(a: tf.Tensor4D, b: tf.Tensor4D, contextFrames: number
 /** Floor of the no-motion error a residual frame loss is divided by (a batch where nothing moves). */
 const NO_MOTION_FLOOR = 1e-4;
 
-/** The student's loss on one batch; `teacherRaw` is required for the selfflow objective. */
+/** Mean squared change of the future frames from the last context frame, floored: what "nothing moves" costs. */
+export function noMotionError(frames: tf.Tensor5D, contextFrames: number): tf.Scalar {
+  const [b, f, h, w, ch] = frames.shape;
+  const k = contextFrames;
+  const last = frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]);
+  const future = frames.slice([0, k, 0, 0, 0], [b, f - k, h, w, ch]);
+  return tf.maximum(tf.mean(tf.square(tf.sub(future, last))), NO_MOTION_FLOOR) as tf.Scalar;
+}
+
+export function wholeBatchOf(batch: SequenceBatch, draw: NoiseDraw): WholeBatch {
+  const noMotion = tf.tidy(() => noMotionError(batch.frames, batch.contextFrames).dataSync()[0]!);
+  return { size: batch.frames.shape[0], noMotion, policyCount: draw.policy.reduce((a, c) => a + c, 0) };
+}
+
+/**
+ * The student's loss on one batch; `teacherRaw` is required for the selfflow objective. With `whole`,
+ * `batch` is a share of a larger batch and each part is the share's contribution to the whole
+ * batch's loss, so the parts (and their gradients) summed over the shares are the whole batch's.
+ */
 export function studentLoss(
   student: Params,
   cfg: WorldModelConfig,
@@ -159,8 +206,11 @@ export function studentLoss(
   draw: NoiseDraw,
   o: ObjectiveOptions,
   teacherRaw?: tf.Tensor4D,
+  whole?: WholeBatch,
 ): LossParts {
   const [b, f] = batch.frames.shape;
+  // Mean-type parts of a share weigh by its fraction of the whole batch.
+  const share = whole ? b / whole.size : 1;
   const k = batch.contextFrames;
   const { input, eps, epsA } = noisedBatch(batch, draw, draw.studentT, cfg);
   const out = worldModelForward(student, cfg, input, { language: batch.language }, { projectedLayer: o.kind === 'selfflow' ? cfg.studentLayer : undefined });
@@ -171,20 +221,21 @@ export function studentLoss(
     // Residual models regress the clean frame (the velocity loss would weight it by 1/t^2, letting the one
     // nearly clean sample of a batch dominate), relative to the batch's no-motion error: 1 = "nothing moves".
     // Raw pixel MSE is ~100x smaller than the action and distillation losses and starved under gradient clipping.
-    const last = batch.frames.slice([0, k - 1, 0, 0, 0], [b, 1, ...hw]);
-    const noMotion = tf.maximum(tf.mean(tf.square(tf.sub(future(batch.frames), last))), NO_MOTION_FLOOR);
+    const noMotion = whole ? tf.scalar(whole.noMotion) : noMotionError(batch.frames, k);
     frame = tf.div(tf.mean(tf.square(future(tf.sub(out.frameClean, batch.frames)))), noMotion) as tf.Scalar;
   } else frame = tf.mean(tf.square(future(tf.sub(out.frameVelocity, velocityTarget(batch.frames, eps))))) as tf.Scalar;
+  if (whole) frame = tf.mul(frame, share) as tf.Scalar;
   const aTarget = velocityTarget(batch.actions, epsA);
   const aErr = tf.sub(out.actionVelocity, aTarget).slice([0, k - 1, 0], [b, f - k, cfg.actionDim]);
   const perSample = tf.mean(tf.square(aErr), [1, 2]);
   const policy = tf.tensor1d(draw.policy);
-  const nPolicy = draw.policy.reduce((a, c) => a + c, 0);
+  const nPolicy = whole ? whole.policyCount : draw.policy.reduce((a, c) => a + c, 0);
   const action = (nPolicy > 0 ? tf.div(tf.sum(tf.mul(perSample, policy)), nPolicy) : tf.scalar(0)) as tf.Scalar;
   let ssl = tf.scalar(0);
   if (o.kind === 'selfflow') {
     if (!teacherRaw || !out.projected) throw new Error('selfflow objective needs teacher features');
     ssl = cosineLoss(out.projected, teacherRaw, k);
+    if (whole) ssl = tf.mul(ssl, share) as tf.Scalar;
   }
   const total = tf.addN([frame, tf.mul(action, o.actionWeight), tf.mul(ssl, o.sslWeight)]) as tf.Scalar;
   return { total, frame, action, ssl };

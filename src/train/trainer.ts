@@ -8,7 +8,7 @@ import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { FROZEN, toTf } from '../model/params.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
-import { emaUpdate, studentLoss, teacherFeatures, type NoiseDraw, type ObjectiveOptions, type SequenceBatch } from './objective.js';
+import { emaUpdate, studentLoss, teacherFeatures, type NoiseDraw, type ObjectiveOptions, type SequenceBatch, type WholeBatch } from './objective.js';
 
 export interface StepStats {
   loss: number;
@@ -65,11 +65,16 @@ export class Trainer {
     });
   }
 
-  step(batch: SequenceBatch, draw: NoiseDraw, lr: number, emaDecay = this.emaDecay): StepStats {
+  /**
+   * The student's loss parts and gradients on `batch` (the teacher forward runs outside the tape);
+   * updates nothing. With `whole`, `batch` is a share and both are its contribution to the whole batch's.
+   * Gradients are keyed by parameter name; parameters the loss does not reach have none.
+   */
+  gradients(batch: SequenceBatch, draw: NoiseDraw, whole?: WholeBatch): { parts: Omit<StepStats, 'gradNorm'>; grads: Record<string, tf.Tensor> } {
     const raw = this.objective.kind === 'selfflow' ? teacherFeatures(this.teacherParams(), this.cfg, batch, draw) : undefined;
     let kept: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
-      const parts = studentLoss(this.studentParams(), this.cfg, batch, draw, this.objective, raw);
+      const parts = studentLoss(this.studentParams(), this.cfg, batch, draw, this.objective, raw, whole);
       kept = [parts.frame, parts.action, parts.ssl, parts.total].map((t) => tf.keep(t.clone()));
       return parts.total;
     }, Object.values(this.student));
@@ -81,13 +86,23 @@ export class Trainer {
       const g = grads[v.name];
       if (g) byName[name] = g;
     }
-    const gradNorm = this.optimizer.apply(this.student, byName, lr);
+    const [frame, action, ssl, loss] = kept.map((t) => t.dataSync()[0]!);
+    tf.dispose(kept);
+    return { parts: { loss: loss!, frame: frame!, action: action!, ssl: ssl! }, grads: byName };
+  }
+
+  /** AdamW with clipping on `grads` (which it disposes), then the EMA update; returns the gradient norm before clipping. */
+  applyGradients(grads: Record<string, tf.Tensor>, lr: number, emaDecay = this.emaDecay): number {
+    const gradNorm = this.optimizer.apply(this.student, grads, lr);
     tf.dispose(Object.values(grads));
     // The EMA is what planning samples with, for both objectives; only selfflow also uses it as the teacher.
     emaUpdate(this.teacher, this.student, emaDecay);
-    const [frame, action, ssl, loss] = kept.map((t) => t.dataSync()[0]!);
-    tf.dispose(kept);
-    return { loss: loss!, frame: frame!, action: action!, ssl: ssl!, gradNorm };
+    return gradNorm;
+  }
+
+  step(batch: SequenceBatch, draw: NoiseDraw, lr: number, emaDecay = this.emaDecay): StepStats {
+    const { parts, grads } = this.gradients(batch, draw);
+    return { ...parts, gradNorm: this.applyGradients(grads, lr, emaDecay) };
   }
 
   dispose(): void {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { latestCheckpoint, loadInferenceWeights } from '../../src/train/run-files.js';
 import { readRunManifest } from '../../src/core/run-manifest.js';
 import { runCli } from '../helpers/cli.js';
+import { ensureDist } from '../helpers/dist.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sfwm-finetune-cli-'));
@@ -54,6 +55,31 @@ describe('finetune on a dataset too small for the validation split', () => {
     expect(weights.cfg.imageHeight).toBe(16);
     expect(weights.tensors.size).toBeGreaterThan(0);
   }, 120_000);
+
+  it('trains with --workers 2, resumes with --workers 1, on the loss curve of a run with one worker throughout', async () => {
+    // Worker threads run the compiled code.
+    ensureDist();
+    const out = join(dir, 'workers');
+    const first = await finetune(out, '--steps', '2', '--workers', '2');
+    expect(first.code, first.err).toBe(0);
+    expect(first.err).toContain('data-parallel: 2 worker threads share each batch');
+    expect(latestCheckpoint(out)!.step).toBe(2);
+    const second = await finetune(out, '--steps', '3', '--workers', '1', '--resume');
+    expect(second.code, second.err).toBe(0);
+    expect(second.err).toMatch(/resumed from .*step-0000002 at step 2/);
+    expect(second.err).not.toContain('data-parallel');
+    expect(latestCheckpoint(out)!.step).toBe(3);
+    const single = join(dir, 'one-worker');
+    const reference = await finetune(single, '--steps', '3', '--workers', '1');
+    expect(reference.code, reference.err).toBe(0);
+    const rows = metrics(out);
+    const ref = metrics(single);
+    expect(rows.map((r) => r.step)).toEqual([1, 2, 3]);
+    for (const [i, r] of rows.entries()) {
+      expect(r.loss as number).toBeCloseTo(ref[i]!.loss as number, 4);
+      expect(r.grad_norm as number).toBeCloseTo(ref[i]!.grad_norm as number, 3);
+    }
+  }, 180_000);
 
   it('--val-fraction 0 holds out nothing and says so', async () => {
     const out = join(dir, 'no-val');
