@@ -293,7 +293,7 @@ class DataParallelRunner implements StepRunner {
     ranges.forEach((_, i) => {
       if (Atomics.load(this.control, 1 + i) !== id) throw new Error(`training worker ${i} answered step ${id} without its gradients`);
       const g = new Float32Array(this.grads, i * p * 4, p);
-      for (let j = 0; j < p; j++) sum[j] += g[j]!;
+      for (let j = 0; j < p; j++) sum[j]! += g[j]!;
     });
     // Every share runs the same graph, so a parameter the loss does not reach has no gradient in any of them.
     const missing = new Set(done[0]!.missing);
