@@ -7,7 +7,7 @@
  * A checkpoint directory is written under a temporary name and renamed when complete, so a
  * kill -9 at any moment leaves latest.json pointing at a readable checkpoint.
  */
-import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, fsyncSync, mkdirSync, openSync, closeSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
