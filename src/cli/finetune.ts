@@ -229,7 +229,7 @@ export const finetuneCommand: Command = {
           checkpointEvery: settings.checkpointEvery,
           valEvery: settings.valEvery,
           valWindows: VAL_WINDOWS,
-          renderStrip: (trainer, windows, predicted, step) => renderValidationStrip(out, trainer, windows, predicted, step, contextFrames, futureFrames),
+          renderStrip: (trainer, windows, predicted, step, contrast) => renderValidationStrip(out, trainer, windows, predicted, step, contextFrames, futureFrames, contrast),
           init,
           resume,
           workers,

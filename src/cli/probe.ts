@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { Progress } from '../util/progress.js';
 import { packageRoot } from '../util/package-root.js';
-import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
+import { BACKEND_OPTION, bool, num, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
 import { SHIPPED_MODEL } from './demo.js';
 
 export const modelProbeCommand: Command = {
@@ -12,30 +12,31 @@ export const modelProbeCommand: Command = {
     checkpoint: { type: 'string', arg: 'RUN', description: `trained run (default: the shipped ${SHIPPED_MODEL})` },
     policy: { type: 'string', arg: 'P', description: 'planner preset whose rollout settings (flow steps, integrator) imagine', default: 'wm-cem-fast' },
     tasks: { type: 'string', arg: 'T,T2', description: 'tasks whose expert runs give the probed states', default: 'drawer-open,pick-can,move-near,drawer-place' },
-    seeds: { type: 'string', arg: 'N', description: 'episode seeds per task (100, 101, ...)', default: '3' },
+    seed: { type: 'string', arg: 'S', description: 'first layout seed: probes S, S+1, ... (default 100; pick seeds no training data or tuning used)' },
+    seeds: { type: 'string', arg: 'N|a,b,c', description: 'how many layout seeds per task from --seed, or the seeds themselves as a list', default: '3' },
     displacement: { type: 'string', arg: 'M', description: 'displacement per control step, metres', default: '0.05' },
     json: { type: 'boolean', description: 'print the result as JSON' },
     backend: BACKEND_OPTION,
   },
   details:
     'From states along expert runs (after 2, 6 and 10 expert steps), each of +x, -x, +y, -y, +z, -z is held for two control steps, imagined by the model ' +
-    'and played out in the simulator from a snapshot. Accuracy = how often an imagined end frame is closest to the true end frame of its own action; chance is 16.7 %.',
+    'and played out in the simulator from a snapshot. Accuracy = how often an imagined end frame is closest to the true end frame of its own action; chance is 16.7 %. ' +
+    'Layouts come from the seeds: --seed S --seeds N probes S .. S+N-1, --seeds a,b,c exactly those; the output names them.',
   async run(opts) {
     const choice = await initBackend(str(opts, 'backend'));
     console.error(describeChoice(choice));
     const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
-    const { DEFAULT_PROBE, PROBE_DIRECTIONS, probeActions, worldModelProbed } = await import('../eval/action-probe.js');
+    const { DEFAULT_PROBE, DEFAULT_PROBE_SEED, PROBE_DIRECTIONS, probeActions, worldModelProbed } = await import('../eval/action-probe.js');
     const { taskByName } = await import('../sim/tasks.js');
     const checkpoint = str(opts, 'checkpoint') ?? join(packageRoot(), SHIPPED_MODEL);
     const tasks = requireStr(opts, 'tasks').split(',').map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
-    const seeds = int(opts, 'seeds', 3);
-    if (seeds < 1) throw new UsageError('--seeds must be >= 1');
+    const seeds = probeSeeds(opts, DEFAULT_PROBE_SEED);
     const displacement = num(opts, 'displacement', 0.05);
     if (!(displacement > 0 && displacement <= 0.06)) throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
     const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed: 0, backend: str(opts, 'backend') });
-    const o = { ...DEFAULT_PROBE, tasks, seeds: Array.from({ length: seeds }, (_, i) => 100 + i), displacement };
-    const progress = new Progress('probe', tasks.length * seeds * o.warmSteps.length);
+    const o = { ...DEFAULT_PROBE, tasks, seeds, displacement };
+    const progress = new Progress('probe', tasks.length * seeds.length * o.warmSteps.length);
     const r = await probeActions(worldModelProbed(planning), o, (done) => progress.update(done));
     progress.finish();
     planning.dispose();
@@ -44,8 +45,33 @@ export const modelProbeCommand: Command = {
       return;
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-    console.log(`${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states`);
+    console.log(`${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states, layout seeds ${r.seeds.join(', ')}`);
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);
   },
 };
+
+const SEED_LIMIT = 2 ** 31 - 1;
+
+function seedValue(text: string, what: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v > SEED_LIMIT) throw new UsageError(`${what} must be an integer seed in [0, ${SEED_LIMIT}], got '${text}'`);
+  return v;
+}
+
+/** The probed layout seeds: `--seeds a,b,c` as listed, or `--seeds N` consecutive seeds from `--seed` (default `first`). */
+export function probeSeeds(opts: ParsedOptions, first: number): number[] {
+  const list = requireStr(opts, 'seeds').trim();
+  const start = str(opts, 'seed');
+  if (list.includes(',')) {
+    if (start !== undefined) throw new UsageError('give either --seed S (with --seeds N, a count) or --seeds a,b,c (a list), not both');
+    const seeds = list.split(',').map((t) => seedValue(t.trim(), '--seeds'));
+    if (new Set(seeds).size !== seeds.length) throw new UsageError(`--seeds lists a seed twice: ${list}`);
+    return seeds;
+  }
+  const count = seedValue(list, '--seeds');
+  if (count < 1) throw new UsageError('--seeds must be >= 1');
+  const s = start === undefined ? first : seedValue(start.trim(), '--seed');
+  if (s + count - 1 > SEED_LIMIT) throw new UsageError(`--seed ${s} with --seeds ${count} runs past the largest seed ${SEED_LIMIT}`);
+  return Array.from({ length: count }, (_, i) => s + i);
+}

@@ -44,11 +44,22 @@ export interface ProbeOptions {
   cameraWidth: number;
 }
 
-export const DEFAULT_PROBE: ProbeOptions = { tasks: ['drawer-open', 'pick-can', 'move-near', 'drawer-place'], seeds: [100, 101, 102], warmSteps: [2, 6, 10], displacement: 0.05, repeat: 2, cameraHeight: 64, cameraWidth: 80 };
+/** The first layout seed probed by default; `model probe --seed S` probes layouts no one trained or tuned on. */
+export const DEFAULT_PROBE_SEED = 100;
+
+/** `count` consecutive layout seeds from `first`. */
+export function consecutiveSeeds(first: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => first + i);
+}
+
+export const DEFAULT_PROBE: ProbeOptions = { tasks: ['drawer-open', 'pick-can', 'move-near', 'drawer-place'], seeds: consecutiveSeeds(DEFAULT_PROBE_SEED, 3), warmSteps: [2, 6, 10], displacement: 0.05, repeat: 2, cameraHeight: 64, cameraWidth: 80 };
 
 export const PROBE_DIRECTIONS = ['+x', '-x', '+y', '-y', '+z', '-z'] as const;
 
 export interface ProbeResult {
+  /** The tasks and layout seeds probed. */
+  tasks: string[];
+  seeds: number[];
   states: number;
   trials: number;
   /** Hits, a tie among k indistinguishable outcomes counting 1/k. */
@@ -138,7 +149,7 @@ export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT
   if (states === 0) throw new UserError(`model probe: the expert finished every task before the first warm-up step (${o.warmSteps.join(', ')}); nothing to probe`);
   const trials = states * actions.length;
   const correct = hits.reduce((a, b) => a + b, 0);
-  return { states, trials, correct, accuracy: correct / trials, accuracyByDirection: hits.map((h) => h / states), imaginedMse: imaginedSq / trials, noMotionMse: noMotionSq / trials };
+  return { tasks: [...o.tasks], seeds: [...o.seeds], states, trials, correct, accuracy: correct / trials, accuracyByDirection: hits.map((h) => h / states), imaginedMse: imaginedSq / trials, noMotionMse: noMotionSq / trials };
 }
 
 /** The world-model planner's model as a probed model (rollout settings from its preset). */

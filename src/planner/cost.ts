@@ -26,10 +26,11 @@ export interface CostReference {
   goalPosition?: Vec3;
 }
 
-export function costReference(obs: Observation, goal: Goal, height: number, width: number): CostReference {
+/** The goal's recorded gripper position is read only for a pose cost (`withPosition`): a real robot's goal picture carries none. */
+export function costReference(obs: Observation, goal: Goal, height: number, width: number, withPosition = true): CostReference {
   const last = goal.images[goal.images.length - 1];
   if (!last) throw new Error('goal has no image');
-  return { now: observationToTensor(obs, height, width), goal: observationToTensor(last, height, width), goalPosition: goalGripperPosition(goal) };
+  return { now: observationToTensor(obs, height, width), goal: observationToTensor(last, height, width), goalPosition: withPosition ? goalGripperPosition(goal) : undefined };
 }
 
 /** Per candidate: the step-weighted distance of the positions (n x horizon x 3) to `goal`. */
@@ -95,7 +96,7 @@ export function modelCost(model: PlanModel, settings: CostSettings, actionDim: n
     const rollout = model.rollout(obs, goal, horizon, rng);
     let ref: CostReference;
     try {
-      ref = costReference(obs, goal, model.imageHeight, model.imageWidth);
+      ref = costReference(obs, goal, model.imageHeight, model.imageWidth, settings.cost.pose > 0);
     } catch (e) {
       rollout.dispose();
       throw e;

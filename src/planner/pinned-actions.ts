@@ -98,12 +98,13 @@ export function checkPins(preset: PresetActions, stats: ActionStats): void {
 /** A preset's constraints for each (observation, goal): pins, move cap and the straight move (src/planner/optimizing-planner.ts). */
 export function presetConstraints(preset: PresetActions, stats: ActionStats, horizon: number): (obs: Observation, goal: Goal) => PlanConstraints {
   return (obs, goal) => {
-    const start = gripperPosition(obs);
-    const target = goalGripperPosition(goal);
+    // The goal's recorded gripper position is read only by the preset that proposes the straight move to it.
+    const start = preset.poseProposal ? gripperPosition(obs) : undefined;
+    const target = preset.poseProposal ? goalGripperPosition(goal) : undefined;
     return {
       pinned: pinnedDims(preset.actions, stats, goal),
       constrain: moveCap(preset.actions, stats, goal, obs),
-      include: preset.poseProposal && start && target ? straightMove(stats, start, target, horizon) : undefined,
+      include: start && target ? straightMove(stats, start, target, horizon) : undefined,
     };
   };
 }

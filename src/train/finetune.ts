@@ -16,7 +16,8 @@ import { startStepRunner } from './data-parallel.js';
 import { drawNoise, type ObjectiveOptions } from './objective.js';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointFiles } from './run-files.js';
 import { Trainer, type StepStats } from './trainer.js';
-import { imaginationError, predictFutures } from './val-strip.js';
+import { actionControllability, describeControllability } from './controllability.js';
+import { imaginationError, predictFutures, type StripContrast } from './val-strip.js';
 import type { WindowLike, WindowSource } from './training-window.js';
 
 export interface FinetuneSettings {
@@ -35,8 +36,11 @@ export interface FinetuneSettings {
   checkpointEvery: number;
   valEvery: number;
   valWindows: number;
-  /** Writes a PNG strip (context | predicted | true) for these val windows and their imagined futures; returns the file written. */
-  renderStrip?: (trainer: Trainer, windows: WindowLike[], predicted: Float32Array[], step: number) => Promise<string | undefined>;
+  /**
+   * Writes a PNG strip (context | predicted | predicted under other actions | true) for these val windows and their
+   * imagined futures, captioned with the controllability figure; returns the file written.
+   */
+  renderStrip?: (trainer: Trainer, windows: WindowLike[], predicted: Float32Array[], step: number, contrast?: StripContrast) => Promise<string | undefined>;
   init: TensorMap;
   resume: boolean;
   /** Worker threads that share each batch (data-parallel); 1 (default) trains in this thread. The checkpoint does not depend on it. */
@@ -116,6 +120,8 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
   let valLoss: number | undefined;
   let interrupted = false;
   let windowsSeen = 0;
+  /** The latest validation's controllability figure, for the progress line. */
+  let controllability: string | undefined;
   const t0 = performance.now();
   try {
   while (step < s.steps) {
@@ -143,16 +149,27 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
       if (valLoss !== undefined) record.val_loss = valLoss;
       if (valWindows.length) {
         // What planning sees: sampled futures against the truth, next to a model that predicts no motion.
-        const predicted = predictFutures(trainer.teacherParams(), s.cfg, valWindows, s.contextFrames, s.futureFrames, s.seed);
-        const err = imaginationError(predicted, valWindows, s.contextFrames, s.cfg.imageHeight * s.cfg.imageWidth * 3);
+        const px = s.cfg.imageHeight * s.cfg.imageWidth * 3;
+        const imagineWith = (windows: WindowLike[], actions: Float32Array[]) => predictFutures(trainer.teacherParams(), s.cfg, windows, s.contextFrames, s.futureFrames, s.seed, actions);
+        const predicted = imagineWith(valWindows, valWindows.map((w) => w.actions));
+        const err = imaginationError(predicted, valWindows, s.contextFrames, px);
         record.val_imagine_mse = err.mse;
         record.val_copy_mse = err.copyMse;
-        const png = await s.renderStrip?.(trainer, valWindows.slice(0, 4), predicted, step);
+        // Does the imagined future follow the action? The same windows, same noise, under another window's actions.
+        const ctrl = actionControllability(imagineWith, valWindows, s.contextFrames, px, predicted);
+        if (ctrl) {
+          record.val_delta_psnr = ctrl.figure.deltaPsnr;
+          record.val_psnr = ctrl.figure.psnr;
+          record.val_psnr_other_actions = ctrl.figure.otherPsnr;
+          record.val_recorded_actions_better = ctrl.figure.recordedWins;
+          controllability = describeControllability(ctrl.figure);
+        }
+        const png = await s.renderStrip?.(trainer, valWindows.slice(0, 4), predicted, step, ctrl && { other: ctrl.other.slice(0, 4), figure: ctrl.figure });
         if (png) record.val_strip = png;
       }
     }
     appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
-    progress.update(step, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}`);
+    progress.update(step, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}${controllability ? `, ${controllability}` : ''}`, record.val_imagine_mse !== undefined);
     if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
   }
   } finally {

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_PROBE, diagonalCredit, probeActions, type ProbedModel } from '../../src/eval/action-probe.js';
+import { probeSeeds } from '../../src/cli/probe.js';
+import { consecutiveSeeds, DEFAULT_PROBE, DEFAULT_PROBE_SEED, diagonalCredit, probeActions, type ProbedModel } from '../../src/eval/action-probe.js';
 import { observationToTensor } from '../../src/planner/frames.js';
+import { runCli } from '../helpers/cli.js';
 import { useTestBackend } from '../helpers/tf.js';
 
 const size = { imageHeight: 32, imageWidth: 40 };
@@ -67,4 +69,50 @@ describe('action probe', () => {
     };
     await expect(probeActions(never, { ...probe, tasks: ['drawer-close'], warmSteps: [500] })).rejects.toThrow(/finished every task before the first warm-up step \(500\)/);
   });
+
+  it('probes the layouts of the seeds it is given and says which', async () => {
+    expect(DEFAULT_PROBE.seeds).toEqual(consecutiveSeeds(DEFAULT_PROBE_SEED, 3));
+    const firstFrames: Uint8Array[] = [];
+    const still: ProbedModel = {
+      contextFrames: 1,
+      ...size,
+      imagineEnd(state, actions) {
+        firstFrames.push(state.context[0]!.image);
+        const now = observationToTensor(state.context[0]!, size.imageHeight, size.imageWidth);
+        const out = tf.stack(actions.map(() => now)) as tf.Tensor4D;
+        now.dispose();
+        return out;
+      },
+    };
+    const one = { ...probe, tasks: ['pick-can'] };
+    const a = await probeActions(still, { ...one, seeds: [100] });
+    const b = await probeActions(still, { ...one, seeds: [731] });
+    expect([a.tasks, a.seeds, b.seeds]).toEqual([['pick-can'], [100], [731]]);
+    // Another seed is another layout: the probed state looks different.
+    expect(Buffer.from(firstFrames[0]!).equals(Buffer.from(firstFrames[1]!))).toBe(false);
+  });
+
+  it('--seed S --seeds N probes S .. S+N-1; --seeds a,b,c probes exactly those; anything else is refused by name', () => {
+    expect(probeSeeds({ seeds: '3' }, 100)).toEqual([100, 101, 102]);
+    expect(probeSeeds({ seed: '5000', seeds: '3' }, 100)).toEqual([5000, 5001, 5002]);
+    expect(probeSeeds({ seed: '42', seeds: '1' }, 100)).toEqual([42]);
+    expect(probeSeeds({ seeds: '7, 9,12' }, 100)).toEqual([7, 9, 12]);
+    expect(() => probeSeeds({ seed: '5', seeds: '7,9' }, 100)).toThrow(/either --seed S .* or --seeds a,b,c/);
+    expect(() => probeSeeds({ seeds: '0' }, 100)).toThrow(/--seeds must be >= 1/);
+    expect(() => probeSeeds({ seeds: '7,x' }, 100)).toThrow(/--seeds must be an integer seed .* got 'x'/);
+    expect(() => probeSeeds({ seeds: '7,7' }, 100)).toThrow(/lists a seed twice/);
+    expect(() => probeSeeds({ seed: '-3', seeds: '2' }, 100)).toThrow(/--seed must be an integer seed .* got '-3'/);
+    expect(() => probeSeeds({ seed: '2147483647', seeds: '2' }, 100)).toThrow(/runs past the largest seed/);
+  });
+
+  it('model probe --seed on the shipped model: the JSON names the seeds probed', async () => {
+    const r = await runCli(['model', 'probe', '--seed', '900', '--seeds', '1', '--tasks', 'drawer-close', '--json', '--backend', 'wasm']);
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out) as { seeds: number[]; tasks: string[]; states: number; trials: number };
+    expect([out.seeds, out.tasks]).toEqual([[900], ['drawer-close']]);
+    expect(out.trials).toBe(out.states * 6);
+    const bad = await runCli(['model', 'probe', '--seed', '900', '--seeds', '1,2', '--json']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/not both/);
+  }, 120_000);
 });

@@ -9,6 +9,8 @@ import { DEFAULT_ADAMW } from '../../src/train/adamw.js';
 import { finetune, type FinetuneSettings } from '../../src/train/finetune.js';
 import { DEFAULT_OBJECTIVE } from '../../src/train/objective.js';
 import { latestCheckpoint, loadCheckpoint, loadInferenceWeights, writeManifest } from '../../src/train/run-files.js';
+import { renderValidationStrip } from '../../src/train/val-strip.js';
+import { decodeImage } from '../../src/image/decode.js';
 import { squareSource } from '../helpers/synthetic-windows.js';
 import { useTestBackend } from '../helpers/tf.js';
 
@@ -99,5 +101,41 @@ describe('finetune loop', () => {
     expect(inf.step).toBe(4);
     expect(readdirSync(join(dir, 'checkpoints')).filter((d) => d.startsWith('step-'))).toEqual(['step-0000002', 'step-0000004']);
     expect(tf.memory().numTensors).toBeLessThan(50);
+  });
+
+  it('logs the action-controllability figure at every validation and draws the other-action futures on the strip', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-ctrl-'));
+    const strips: { rows: number; other?: number; windows?: number }[] = [];
+    await finetune(
+      settings(dir, {
+        steps: 4,
+        valEvery: 2,
+        valWindows: 3,
+        renderStrip: (trainer, windows, predicted, step, contrast) => {
+          strips.push({ rows: windows.length, other: contrast?.other.length, windows: contrast?.figure.windows });
+          return renderValidationStrip(dir, trainer, windows, predicted, step, 1, 2, contrast);
+        },
+      }),
+      squareSource(4, 16, 16, 1, 2, 2),
+    );
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+    for (const r of rows) {
+      const validated = r.step === 2 || r.step === 4;
+      expect([r.step, 'val_delta_psnr' in r]).toEqual([r.step, validated]);
+      if (!validated) continue;
+      expect(Number.isFinite(r.val_delta_psnr)).toBe(true);
+      expect(r.val_delta_psnr).toBeCloseTo((r.val_psnr as number) - (r.val_psnr_other_actions as number), 9);
+      expect(r.val_recorded_actions_better).toBeGreaterThanOrEqual(0);
+      expect(r.val_recorded_actions_better).toBeLessThanOrEqual(1);
+    }
+    // The figure covers all three val windows; the strip shows them with their other-action futures.
+    expect(strips).toEqual([{ rows: 3, other: 3, windows: 3 }, { rows: 3, other: 3, windows: 3 }]);
+    const png = decodeImage(readFileSync(rows[3]!.val_strip as string), 'strip');
+    // 7 frames (1 context, 2 each of recorded actions, other actions, truth) 48 px wide, 11 gaps of 6 px.
+    expect(png.width).toBe(7 * 48 + 11 * 6);
+    // The caption is drawn in white across the top.
+    let white = 0;
+    for (let i = 0; i < png.width * 20 * 3; i += 3) if (png.data[i] === 255 && png.data[i + 1] === 255 && png.data[i + 2] === 255) white++;
+    expect(white).toBeGreaterThan(50);
   });
 });

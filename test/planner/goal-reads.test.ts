@@ -1,0 +1,126 @@
+/**
+ * The product presets plan from what a real robot's goal carries: the pictures, the instruction
+ * and the robot's own current state. A simulator storyboard also records, with each picture, where
+ * the gripper was (the picture's proprioception) and whether it was closed (`goal.gripper`); a
+ * preset that reads either is an oracle. Checked on the planner's inputs: the goal handed to each
+ * preset records every property read from it.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { safeAction } from '../../src/core/action.js';
+import type { Goal, Observation } from '../../src/core/types.js';
+import { loadPlannerPreset, presetNames } from '../../src/planner/presets.js';
+import { loadWorldModelPlanning, type WorldModelPlanning } from '../../src/planner/world-model-planner.js';
+import { SimEnv } from '../../src/sim/env.js';
+import { subgoals } from '../../src/sim/goals.js';
+import { ROOT } from '../helpers/dist.js';
+import { useTestBackend } from '../helpers/tf.js';
+
+const MODEL = join(ROOT, 'models', 'tiny-sim');
+const TASK = 'pick-can';
+const SEED = 3;
+const [H, W] = [32, 40];
+
+/** `target` behind a proxy that adds `name.property` to `reads` for every property looked up, tested or enumerated. */
+function recording<T extends object>(target: T, name: string, reads: Set<string>): T {
+  return new Proxy(target, {
+    get(t, p, receiver) {
+      if (typeof p === 'string') reads.add(`${name}.${p}`);
+      return Reflect.get(t, p, receiver);
+    },
+    has(t, p) {
+      reads.add(`${name}.${String(p)}`);
+      return Reflect.has(t, p);
+    },
+    getOwnPropertyDescriptor(t, p) {
+      reads.add(`${name}.${String(p)}`);
+      return Reflect.getOwnPropertyDescriptor(t, p);
+    },
+    // Copying or enumerating the object ({ ...goal }) would pass every recorded field on unseen.
+    ownKeys(t) {
+      reads.add(`${name}.*`);
+      return Reflect.ownKeys(t);
+    },
+  });
+}
+
+interface Scene {
+  now: Observation[];
+  pictures: Observation[];
+  instruction: string;
+}
+
+/** Two consecutive camera frames of an episode and the storyboard's pictures, all with proprioception as the simulator records it. */
+async function scene(): Promise<Scene> {
+  const board = await subgoals(TASK, SEED, H, W, 'phase');
+  const env = await SimEnv.create({ task: TASK, seed: SEED, imageHeight: H, imageWidth: W });
+  try {
+    const first = env.reset(SEED);
+    const second = env.step({ ...safeAction(), worldVector: [0.02, 0, 0] });
+    return { now: [first.observation, second.observation], pictures: board.slice(0, 2).map((g) => g.observation), instruction: env.task.instruction };
+  } finally {
+    env.close();
+  }
+}
+
+/** Plans twice (a fresh plan and a warm-started one) and returns every property read from the goal and the observations. */
+async function goalReads(planning: WorldModelPlanning, s: Scene): Promise<Set<string>> {
+  const reads = new Set<string>();
+  for (const p of s.pictures) expect(p.proprio?.length).toBeGreaterThanOrEqual(5);
+  const images = s.pictures.map((p, i) => recording({ ...p }, `goal.images[${i}]`, reads));
+  const goal: Goal = recording({ images: recording(images, 'goal.images', reads), instruction: s.instruction, gripper: 'closed' as const }, 'goal', reads);
+  planning.reset(SEED);
+  for (const [i, o] of s.now.entries()) {
+    const plan = await planning.plan(recording({ ...o }, 'observation', reads), goal);
+    expect([i, plan.safe, plan.reason]).toEqual([i, false, undefined]);
+    expect(plan.actions.length).toBeGreaterThan(0);
+  }
+  return reads;
+}
+
+const recorded = (reads: Set<string>) => [...reads].filter((r) => r === 'goal.gripper' || r === 'goal.*' || /^goal\.images\[\d+\]\.(proprio|\*)$/.test(r));
+
+describe('what the product presets read of a goal', () => {
+  let s: Scene;
+  const open: WorldModelPlanning[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'sfwm-goal-reads-'));
+  /**
+   * The preset with a smaller search (at most 4 candidates, one iteration, one flow step): what a
+   * plan reads of its goal comes from the cost, the action constraints and the proposals, none of
+   * which the search size changes, and the quality preset's full search takes minutes per plan here.
+   */
+  const load = async (preset: string) => {
+    const full = loadPlannerPreset(preset);
+    const small = { ...full, optimizer: { ...full.optimizer, candidates: Math.min(full.optimizer.candidates, 4), elites: Math.min(full.optimizer.elites, 2), iterations: 1 }, rollout: { ...full.rollout, flowSteps: 1 } };
+    const file = join(dir, `${preset.replace('/', '-')}.json`);
+    writeFileSync(file, JSON.stringify(small));
+    const p = await loadWorldModelPlanning(file, MODEL, { seed: 0, lockstep: true, backend: 'wasm' });
+    open.push(p);
+    return p;
+  };
+  beforeAll(async () => {
+    await useTestBackend();
+    s = await scene();
+  }, 60_000);
+  afterAll(() => open.splice(0).forEach((p) => p.dispose()));
+
+  it('the goal pictures, never the positions or gripper states recorded with them', async () => {
+    const names = presetNames();
+    expect(names).toEqual(expect.arrayContaining(['wm-cem-fast', 'wm-policy']));
+    for (const name of names) {
+      const reads = await goalReads(await load(name), s);
+      // What a robot's goal carries may be read; the pictures are read (the planner-less policy needs only the instruction and the camera).
+      expect([name, recorded(reads)]).toEqual([name, []]);
+      expect([name, reads.has('observation.image')]).toEqual([name, true]);
+    }
+  }, 300_000);
+
+  it('catches an oracle preset reading them', async () => {
+    const reads = await goalReads(await load('experiments/oracle-cem-straight'), s);
+    expect(recorded(reads)).toEqual(expect.arrayContaining(['goal.gripper', expect.stringMatching(/^goal\.images\[1\]\.proprio$/)]));
+    // The robot's current state (its own proprioception) is allowed and used for the straight move.
+    expect(reads.has('observation.proprio')).toBe(true);
+  }, 120_000);
+});
