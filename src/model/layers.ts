@@ -86,6 +86,35 @@ function swapLastAxes(t: tf.Tensor): tf.Tensor {
   return tf.transpose(t, perm);
 }
 
+/**
+ * x W^T (+ b) for x [rows, in], W [out, in] in one kernel (the bias added in the product's
+ * epilogue), with the gradient as three products: dx = dy W, dW = dy^T x, db = 1^T dy. The
+ * bias gradient as a product avoids tfjs's column sum, which the wasm backend runs as a transpose
+ * and a reduction.
+ */
+const affineWithBias = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.fused.matMul({ a: x, b: w, transposeB: true, bias: b }),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const dy2 = dy as tf.Tensor2D;
+      return [tf.matMul(dy2, ws), tf.matMul(dy2, xs, true, false), tf.matMul(tf.ones([1, dy2.shape[0]]), dy2).reshape([dy2.shape[1]])];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) => tf.Tensor2D;
+
+const affine = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x, w, false, true),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
 /** PyTorch nn.Linear: weight [out, in], y = x W^T + b over the last axis. */
 export function linear(x: tf.Tensor, p: Params, name: string): tf.Tensor {
   const w = param(p, `${name}.weight`) as tf.Tensor2D;
@@ -97,8 +126,7 @@ export function linear(x: tf.Tensor, p: Params, name: string): tf.Tensor {
     y = matmul(flat, w, true);
     if (b) y = tf.add(y, b);
   } else {
-    // One kernel: the product with the weight transposed in place and the bias added after it.
-    y = tf.fused.matMul({ a: flat, b: w, transposeB: true, bias: b });
+    y = b ? affineWithBias(flat, w, b) : affine(flat, w);
   }
   return y.reshape([...x.shape.slice(0, -1), w.shape[0]]);
 }
@@ -127,25 +155,58 @@ export function linearChunks(x: tf.Tensor, p: Params, name: string, parts: numbe
   return tf.split(linear(x, p, name), parts, -1);
 }
 
-/** LayerNorm without affine parameters (elementwise_affine=False, eps 1e-6). */
+/**
+ * LayerNorm without affine parameters (elementwise_affine=False, eps 1e-6), with its gradient
+ * written out: dx = r (dy - mean(dy) - x̂ mean(dy x̂)), with x̂ the output and r = 1/sqrt(var + eps).
+ * Far fewer kernels than differentiating through tf.moments, on a hot path of training.
+ */
 export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  return layerNormWithGrad(x, eps);
 }
+
+const layerNormWithGrad = (x: tf.Tensor, eps: number): tf.Tensor =>
+  tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const { mean, variance } = tf.moments(input, -1, true);
+    const r = tf.rsqrt(tf.add(variance, eps));
+    const y = tf.mul(tf.sub(input, mean), r);
+    save([y, r]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xHat, rs] = saved as [tf.Tensor, tf.Tensor];
+        const centred = tf.sub(dy, tf.mean(dy, -1, true));
+        return tf.mul(tf.sub(centred, tf.mul(xHat, tf.mean(tf.mul(dy, xHat), -1, true))), rs);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0])(x) as tf.Tensor;
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = 0.044715;
+
 /**
- * nn.GELU(approximate='tanh'): 0.5 x (1 + tanh(z)), written as the identical x * sigmoid(2 z)
- * because the wasm backend's Tanh is ~40x slower than its Sigmoid (measured on [323, 1536]).
+ * nn.GELU(approximate='tanh'): 0.5 x (1 + tanh(z)) with z = sqrt(2/pi) (x + 0.044715 x^3), written
+ * as the identical x sigmoid(2z) because the wasm backend's Tanh is ~40x slower than its Sigmoid
+ * (measured on [323, 1536]). With u = 2z and s = sigmoid(u) the gradient is
+ * s + x s (1 - s) du/dx, du/dx = A (1 + 3 B x^2): a few kernels instead of the autodiff chain.
  */
-export function geluTanh(x: tf.Tensor): tf.Tensor {
-  const c = 2 * Math.sqrt(2 / Math.PI);
-  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))));
-  return tf.mul(x, tf.sigmoid(inner));
-}
+export const geluTanh = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const x2 = tf.square(x);
+  const s = tf.sigmoid(tf.mul(x, tf.add(GELU_A, tf.mul(GELU_A * GELU_B, x2))));
+  save([x, x2, s]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, sq, sig] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const du = tf.add(GELU_A, tf.mul(3 * GELU_A * GELU_B, sq));
+      const slope = tf.mul(tf.mul(sig, tf.sub(1, sig)), tf.mul(xs, du));
+      return tf.mul(dy, tf.add(sig, slope));
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
 
 /** x * (1 + scale) + shift, all per token. */
 export function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {
