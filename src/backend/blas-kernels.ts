@@ -4,6 +4,8 @@
  * tensor the backend allocates, so no tensor data is copied. tfjs routes every matrix product
  * (tf.matMul, its gradients, tf.fused.matMul) through BatchMatMul or _FusedMatMul; it has no
  * separate MatMul kernel. Cases the addon does not serve go to the wasm backend's own kernel.
+ * The same switch also replaces the wasm slicing kernels (Slice, Unpack, SplitV) with ones that
+ * read the heap in place (slice-kernels.ts), so `wasm` stays the unmodified backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BlasAddon } from './blas-addon.js';

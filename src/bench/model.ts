@@ -73,7 +73,8 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
       const tokens = f * patchGrid(cfg).n + f - 1;
       const batch = sequenceBatch(cfg, b, f);
       const params = toTf(worldModelInit(cfg, 0));
-      const reps = slow || name !== 'tiny' ? 2 : 5;
+      // An odd count, so the median is a measured run rather than the slower of two.
+      const reps = slow || name !== 'tiny' ? 3 : 5;
       const fwdMs = await timeMs(
         () =>
           tf.tidy(() => {
