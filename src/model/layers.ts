@@ -161,6 +161,11 @@ export function linearChunks(x: tf.Tensor, p: Params, name: string, parts: numbe
  * Far fewer kernels than differentiating through tf.moments, on a hot path of training.
  */
 export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+  // On plain wasm the small models are bound by per-kernel overhead, which customGrad adds to (measured on tiny).
+  if (plainProductsOnly()) {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  }
   return layerNormWithGrad(x, eps);
 }
 
@@ -191,9 +196,15 @@ const GELU_B = 0.044715;
  * nn.GELU(approximate='tanh'): 0.5 x (1 + tanh(z)) with z = sqrt(2/pi) (x + 0.044715 x^3), written
  * as the identical x sigmoid(2z) because the wasm backend's Tanh is ~40x slower than its Sigmoid
  * (measured on [323, 1536]). With u = 2z and s = sigmoid(u) the gradient is
- * s + x s (1 - s) du/dx, du/dx = A (1 + 3 B x^2): a few kernels instead of the autodiff chain.
+ * s + x s (1 - s) du/dx, du/dx = A (1 + 3 B x^2): a few kernels instead of the autodiff chain
+ * (plain wasm differentiates the formula instead, as with layerNorm).
  */
-export const geluTanh = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  if (plainProductsOnly()) return tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(GELU_A, tf.mul(GELU_A * GELU_B, tf.square(x))))));
+  return geluWithGrad(x);
+}
+
+const geluWithGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   const x2 = tf.square(x);
   const s = tf.sigmoid(tf.mul(x, tf.add(GELU_A, tf.mul(GELU_A * GELU_B, x2))));
   save([x, x2, s]);
