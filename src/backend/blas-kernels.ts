@@ -4,9 +4,12 @@
  * tensor the backend allocates, so no tensor data is copied. tfjs routes every matrix product
  * (tf.matMul, its gradients, tf.fused.matMul) through BatchMatMul or _FusedMatMul; it has no
  * separate MatMul kernel. Cases the addon does not serve go to the wasm backend's own kernel.
+ * The same switch also replaces the wasm slicing kernels (Slice, Unpack, SplitV) with ones that
+ * read the heap in place (slice-kernels.ts), so `wasm` stays the unmodified backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BlasAddon } from './blas-addon.js';
+import { sliceKernel, splitVKernel, unpackKernel } from './slice-kernels.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackend {
@@ -18,7 +21,23 @@ interface WasmBackend {
 /** Activation codes of the addon's epilogue (native/blas/src/blas.cc). */
 const FUSED_ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, prelu: 3, leakyrelu: 4, sigmoid: 5, elu: 6 };
 
-const KERNELS = [tf.BatchMatMul, tf._FusedMatMul] as const;
+/** Matrix products served by OpenBLAS, and slicing kernels that read the heap in place (slice-kernels.ts). */
+const KERNELS = [tf.BatchMatMul, tf._FusedMatMul, tf.Slice, tf.Unpack, tf.SplitV] as const;
+
+function replacementKernel(name: (typeof KERNELS)[number], addon: BlasAddon, original: tf.KernelConfig): tf.KernelFunc {
+  switch (name) {
+    case tf.BatchMatMul:
+      return batchMatMulKernel(addon, original);
+    case tf._FusedMatMul:
+      return fusedMatMulKernel(addon, original);
+    case tf.Slice:
+      return sliceKernel(original);
+    case tf.Unpack:
+      return unpackKernel(original);
+    case tf.SplitV:
+      return splitVKernel(original);
+  }
+}
 
 interface ProductInputs {
   a: tf.TensorInfo;
@@ -155,18 +174,18 @@ function replaceKernel(config: tf.KernelConfig): void {
   tf.registerKernel(config);
 }
 
-/** Serves the wasm backend's matrix products from `addon`. Call after the wasm backend is registered. */
+/** Serves the wasm backend's matrix products from `addon` and its slices in place. Call after the wasm backend is registered. */
 export function installBlasKernels(addon: BlasAddon): void {
   if (active === addon) return;
   for (const name of KERNELS) {
     const original = originalConfig(name);
-    const kernelFunc = name === tf.BatchMatMul ? batchMatMulKernel(addon, original) : fusedMatMulKernel(addon, original);
+    const kernelFunc = replacementKernel(name, addon, original);
     replaceKernel({ kernelName: name, backendName: 'wasm', setupFunc: original.setupFunc, disposeFunc: original.disposeFunc, kernelFunc });
   }
   active = addon;
 }
 
-/** Restores the wasm backend's own matrix-product kernels (plain wasm). */
+/** Restores the wasm backend's own matrix-product and slicing kernels (plain wasm). */
 export function removeBlasKernels(): void {
   if (!active) return;
   for (const name of KERNELS) replaceKernel(originalConfig(name));

@@ -40,21 +40,30 @@ function sequenceBatch(cfg: ReturnType<typeof worldModelConfig>, b: number, f: n
   };
 }
 
+/** The OpenBLAS settings the environment gives (they change its kernel choice and thread count). */
+function openblasSettings(): string {
+  const vars = ['OPENBLAS_NUM_THREADS', 'OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'].map((v) => `${v}=${process.env[v] ?? '(unset)'}`);
+  return `Environment: ${vars.join(', ')}.`;
+}
+
 export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
   const backends = await loadableBackends(opts.backends);
-  const peak: BenchTable = { title: 'Backend matmul peak (float32, square matrices)', columns: ['backend', 'n', 'GFLOP/s'], rows: [] };
+  const peak: BenchTable = { title: 'Backend matmul peak (float32, square matrices)', columns: ['backend', 'library', 'n', 'GFLOP/s'], rows: [], notes: [openblasSettings()] };
   const model: BenchTable = {
-    title: 'World-model throughput (4 frames: 2 context + 2 future, as `finetune` defaults; tiny batch 4, small batch 1)',
+    title: 'World-model throughput, 1 worker (4 frames: 2 context + 2 future, as `finetune` defaults; tiny batch 4, small batch 1)',
     columns: ['config', 'backend', 'tokens/seq', 'pass', 'ms/batch', 'samples/s', 'tokens/s', 'GFLOP/s', '% of matmul peak'],
     rows: [],
-    notes: ['forward+backward = one full training step (teacher forward, student forward+backward, AdamW, EMA); its FLOPs are counted as 4x forward (teacher 1x + student 3x).'],
+    notes: [
+      'forward+backward = one full training step (teacher forward, student forward+backward, AdamW, EMA); its FLOPs are counted as 4x forward (teacher 1x + student 3x).',
+      'One worker: this process, one backend instance. Data-parallel training over all cores (`finetune --workers`) is not measured by this suite.',
+    ],
   };
   for (const backend of backends) {
-    await initBackend(backend);
+    const choice = await initBackend(backend);
     const slow = backend === 'cpu';
     const n = slow || opts.quick ? 256 : 1024;
     const gf = await matmulGflops(n, slow ? 2 : 5);
-    peak.rows.push([backend, n, gf]);
+    peak.rows.push([backend, choice.detail ?? '-', n, gf]);
     const configs: ConfigName[] = slow || opts.quick ? ['tiny'] : ['tiny', 'small'];
     for (const name of configs) {
       const cfg = worldModelConfig(name, { maxFrames: 4 });
@@ -64,7 +73,8 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
       const tokens = f * patchGrid(cfg).n + f - 1;
       const batch = sequenceBatch(cfg, b, f);
       const params = toTf(worldModelInit(cfg, 0));
-      const reps = slow || name !== 'tiny' ? 2 : 5;
+      // An odd count, so the median is a measured run rather than the slower of two.
+      const reps = slow || name !== 'tiny' ? 3 : 5;
       const fwdMs = await timeMs(
         () =>
           tf.tidy(() => {

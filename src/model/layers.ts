@@ -1,5 +1,6 @@
 /** Stateless building blocks of the DiT, in the official module's numerics. */
 import * as tf from '@tensorflow/tfjs';
+import { blasKernelsActive } from '../backend/blas-kernels.js';
 
 export type Params = Record<string, tf.Tensor>;
 
@@ -10,13 +11,19 @@ export function param(p: Params, name: string): tf.Tensor {
 }
 
 /**
- * Matrix product over the last two axes (leading axes are batch; `b` may have batch 1).
- * On wasm, XNNPACK only serves plain 2-D products: a transposed operand runs ~10x and a
- * batched product ~4x slower (measured), so we transpose explicitly and loop over 2-D slices.
+ * Whether matrix products must stay plain 2-D ones. On plain wasm, XNNPACK only serves plain
+ * 2-D products: a transposed operand runs ~10x and a batched product ~4x slower (measured), so
+ * products there transpose explicitly and loop over 2-D slices. Where OpenBLAS serves the wasm
+ * backend's products (wasm+blas), and on other backends, transposed and batched products are
+ * as fast as plain ones, so the model uses few large products with the transposes in the kernel.
  */
+export function plainProductsOnly(): boolean {
+  return tf.getBackend() === 'wasm' && !blasKernelsActive();
+}
+
 /**
  * 2-D product whose gradient also avoids transposed operands (tf.matMul's gradient uses
- * transposeA/transposeB products, the slow path on wasm).
+ * transposeA/transposeB products, the slow path on plain wasm).
  */
 const plainMatMul2d = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
@@ -29,20 +36,40 @@ const plainMatMul2d = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradS
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
 
+/** Matrix product over the last two axes (leading axes are batch; `b` may have batch 1). */
 export function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tensor {
-  const wasm = tf.getBackend() === 'wasm';
-  const bb = transposeB && wasm ? swapLastAxes(b) : b;
-  const tb = transposeB && !wasm;
+  return plainProductsOnly() ? slicedMatmul(a, b, transposeB) : batchedMatmul(a, b, transposeB);
+}
+
+/**
+ * One product for the whole batch. A `b` shared by every batch entry folds the batch into the
+ * rows of `a` (one 2-D product), so no operand is tiled and the gradient needs no reduction.
+ */
+function batchedMatmul(a: tf.Tensor, b: tf.Tensor, transposeB: boolean): tf.Tensor {
+  if (a.rank === 2 && b.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, false, transposeB);
+  const batchShape = a.shape.slice(0, -2);
+  const n = batchShape.reduce((x, y) => x * y, 1);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const bBatch = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+  const cols = transposeB ? br : bc;
+  if (bBatch === 1) {
+    const y = tf.matMul(a.reshape([n * m, k]) as tf.Tensor2D, b.reshape([br, bc]) as tf.Tensor2D, false, transposeB);
+    return y.reshape([...batchShape, m, cols]);
+  }
+  if (bBatch !== n) throw new Error(`matmul: batch of b (${b.shape}) must be 1 or match a (${a.shape})`);
+  return tf.matMul(a.reshape([n, m, k]) as tf.Tensor3D, b.reshape([n, br, bc]) as tf.Tensor3D, false, transposeB).reshape([...batchShape, m, cols]);
+}
+
+/** The plain-wasm form: explicit transposes and one 2-D product per batch entry. */
+function slicedMatmul(a: tf.Tensor, b: tf.Tensor, transposeB: boolean): tf.Tensor {
+  const bb = transposeB ? swapLastAxes(b) : b;
   const bBatch = bb.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-  if (a.rank === 2 && bb.rank === 2) return wasm ? plainMatMul2d(a, bb) : tf.matMul(a as tf.Tensor2D, bb as tf.Tensor2D, false, tb);
+  if (a.rank === 2 && bb.rank === 2) return plainMatMul2d(a, bb);
   const batchShape = a.shape.slice(0, -2);
   const n = batchShape.reduce((x, y) => x * y, 1);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [bk, bn] = bb.shape.slice(-2) as [number, number];
-  if (!wasm) {
-    const b3 = bBatch === n ? bb.reshape([n, bk, bn]) : tf.tile(bb.reshape([1, bk, bn]), [n, 1, 1]);
-    return tf.matMul(a.reshape([n, m, k]) as tf.Tensor3D, b3 as tf.Tensor3D, false, tb).reshape([...batchShape, m, tb ? bk : bn]);
-  }
   // Slices, not tf.unstack: wasm's Unpack kernel is slower than the products themselves (measured).
   const a3 = a.reshape([n, m, k]);
   const b3 = bb.reshape([bBatch, bk, bn]);
@@ -59,21 +86,55 @@ function swapLastAxes(t: tf.Tensor): tf.Tensor {
   return tf.transpose(t, perm);
 }
 
+/**
+ * x W^T (+ b) for x [rows, in], W [out, in] in one kernel (the bias added in the product's
+ * epilogue), with the gradient as three products: dx = dy W, dW = dy^T x, db = 1^T dy. The
+ * bias gradient as a product avoids tfjs's column sum, which the wasm backend runs as a transpose
+ * and a reduction.
+ */
+const affineWithBias = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.fused.matMul({ a: x, b: w, transposeB: true, bias: b }),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      const dy2 = dy as tf.Tensor2D;
+      return [tf.matMul(dy2, ws), tf.matMul(dy2, xs, true, false), tf.matMul(tf.ones([1, dy2.shape[0]]), dy2).reshape([dy2.shape[1]])];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor) => tf.Tensor2D;
+
+const affine = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.matMul(x, w, false, true),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+      return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
 /** PyTorch nn.Linear: weight [out, in], y = x W^T + b over the last axis. */
 export function linear(x: tf.Tensor, p: Params, name: string): tf.Tensor {
   const w = param(p, `${name}.weight`) as tf.Tensor2D;
   const inDim = x.shape[x.shape.length - 1]!;
   const flat = x.reshape([-1, inDim]) as tf.Tensor2D;
-  let y: tf.Tensor = matmul(flat, w, true);
   const b = p[`${name}.bias`];
-  if (b) y = tf.add(y, b);
+  let y: tf.Tensor;
+  if (plainProductsOnly()) {
+    y = matmul(flat, w, true);
+    if (b) y = tf.add(y, b);
+  } else {
+    y = b ? affineWithBias(flat, w, b) : affine(flat, w);
+  }
   return y.reshape([...x.shape.slice(0, -1), w.shape[0]]);
 }
 
 /**
  * Rows [start, start + count) of a linear layer's output, computed from the matching slice of
- * its weight. Cheaper than splitting the full output on wasm, where splitting the last axis of
- * a large activation is slow (measured).
+ * its weight. Cheaper than splitting the full output on plain wasm, where splitting the last axis
+ * of a large activation is slow (measured).
  */
 export function linearRows(x: tf.Tensor, p: Params, name: string, start: number, count: number): tf.Tensor {
   const w = param(p, `${name}.weight`);
@@ -83,22 +144,80 @@ export function linearRows(x: tf.Tensor, p: Params, name: string, start: number,
   return linear(x, sub, name);
 }
 
-/** LayerNorm without affine parameters (elementwise_affine=False, eps 1e-6). */
-export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+/**
+ * A linear layer's output cut into `parts` equal chunks of its last axis (torch's .chunk()).
+ * With fast products it is one product split afterwards, whose gradient is one concatenation;
+ * on plain wasm one product per chunk of the weight (linearRows).
+ */
+export function linearChunks(x: tf.Tensor, p: Params, name: string, parts: number): tf.Tensor[] {
+  const rows = param(p, `${name}.weight`).shape[0]! / parts;
+  if (plainProductsOnly()) return Array.from({ length: parts }, (_, i) => linearRows(x, p, name, i * rows, rows));
+  return tf.split(linear(x, p, name), parts, -1);
 }
+
+/**
+ * LayerNorm without affine parameters (elementwise_affine=False, eps 1e-6), with its gradient
+ * written out: dx = r (dy - mean(dy) - x̂ mean(dy x̂)), with x̂ the output and r = 1/sqrt(var + eps).
+ * Far fewer kernels than differentiating through tf.moments, on a hot path of training.
+ */
+export function layerNorm(x: tf.Tensor, eps = 1e-6): tf.Tensor {
+  // On plain wasm the small models are bound by per-kernel overhead, which customGrad adds to (measured on tiny).
+  if (plainProductsOnly()) {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
+  }
+  return layerNormWithGrad(x, eps);
+}
+
+const layerNormWithGrad = (x: tf.Tensor, eps: number): tf.Tensor =>
+  tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const { mean, variance } = tf.moments(input, -1, true);
+    const r = tf.rsqrt(tf.add(variance, eps));
+    const y = tf.mul(tf.sub(input, mean), r);
+    save([y, r]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xHat, rs] = saved as [tf.Tensor, tf.Tensor];
+        const centred = tf.sub(dy, tf.mean(dy, -1, true));
+        return tf.mul(tf.sub(centred, tf.mul(xHat, tf.mean(tf.mul(dy, xHat), -1, true))), rs);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0])(x) as tf.Tensor;
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
-/** nn.GELU(approximate='tanh'). */
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = 0.044715;
+
+/**
+ * nn.GELU(approximate='tanh'): 0.5 x (1 + tanh(z)) with z = sqrt(2/pi) (x + 0.044715 x^3), written
+ * as the identical x sigmoid(2z) because the wasm backend's Tanh is ~40x slower than its Sigmoid
+ * (measured on [323, 1536]). With u = 2z and s = sigmoid(u) the gradient is
+ * s + x s (1 - s) du/dx, du/dx = A (1 + 3 B x^2): a few kernels instead of the autodiff chain
+ * (plain wasm differentiates the formula instead, as with layerNorm).
+ */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  const c = Math.sqrt(2 / Math.PI);
-  const inner = tf.mul(c, tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+  if (plainProductsOnly()) return tf.mul(x, tf.sigmoid(tf.mul(x, tf.add(GELU_A, tf.mul(GELU_A * GELU_B, tf.square(x))))));
+  return geluWithGrad(x);
 }
+
+const geluWithGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const x2 = tf.square(x);
+  const s = tf.sigmoid(tf.mul(x, tf.add(GELU_A, tf.mul(GELU_A * GELU_B, x2))));
+  save([x, x2, s]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, sq, sig] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const du = tf.add(GELU_A, tf.mul(3 * GELU_A * GELU_B, sq));
+      const slope = tf.mul(tf.mul(sig, tf.sub(1, sig)), tf.mul(xs, du));
+      return tf.mul(dy, tf.add(sig, slope));
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
 
 /** x * (1 + scale) + shift, all per token. */
 export function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {

@@ -3,7 +3,7 @@
  * `blocks.{i}.*`), with optional attention masks and a key/value cache for a clean prefix.
  */
 import * as tf from '@tensorflow/tfjs';
-import { geluTanh, layerNorm, linear, linearRows, matmul, modulate, silu, type Params } from './layers.js';
+import { geluTanh, layerNorm, linear, linearChunks, matmul, modulate, plainProductsOnly, silu, type Params } from './layers.js';
 
 export interface TrunkGeometry {
   hidden_size: number;
@@ -55,8 +55,8 @@ function attention(
   record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] },
 ): tf.Tensor3D {
   const [b, n, d] = x.shape;
-  // q, k, v from row blocks of the fused qkv weight: avoids a slow 5-D transpose of the fused output.
-  const [q, k, v] = [0, 1, 2].map((i) => splitHeads(linearRows(x, p, `${prefix}.qkv`, i * d, d), b, n, heads));
+  // q, k, v as chunks of the fused qkv output: avoids a slow 5-D transpose of it.
+  const [q, k, v] = linearChunks(x, p, `${prefix}.qkv`, 3).map((t) => splitHeads(t, b, n, heads));
   if (record) {
     record.keys.push(tf.keep(k!));
     record.values.push(tf.keep(v!));
@@ -70,7 +70,7 @@ function attention(
 
 /**
  * The logit bias in the form each attention path wants it, built once per trunk call: batched
- * ([Tq, Tk] or [B, H, Tq, Tk]), or on wasm one [Tq, Tk] per (sample, head) (a single shared one
+ * ([Tq, Tk] or [B, H, Tq, Tk]), or on plain wasm one [Tq, Tk] per (sample, head) (a single shared one
  * when there is no per-head part).
  */
 interface AttentionBias {
@@ -80,7 +80,7 @@ interface AttentionBias {
 
 function attentionBias(opts: TrunkOptions): AttentionBias {
   const batched = opts.headBias ? (opts.mask ? tf.add(opts.headBias, opts.mask) : opts.headBias) : opts.mask;
-  if (tf.getBackend() !== 'wasm') return { batched };
+  if (!plainProductsOnly()) return { batched };
   if (!opts.headBias) return { sliced: () => opts.mask };
   const [b, h, tq, tk] = opts.headBias.shape;
   const perHead = tf.unstack(batched!.reshape([b * h, tq, tk]));
@@ -101,7 +101,7 @@ function tileTo(t: tf.Tensor4D, batch: number): tf.Tensor4D {
 }
 
 /**
- * The same attention as one small 2-D problem per (sample, head). On wasm, batched products,
+ * The same attention as one small 2-D problem per (sample, head). On plain wasm, batched products,
  * transposed operands and slicing large tensors are all slow (measured 4-10x); unstacking the
  * small q/k/v and stacking the small outputs is not. A batch-1 cache is shared by all samples.
  */
@@ -158,12 +158,11 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   const sc = silu(c);
   const bias = attentionBias(opts);
   for (let i = 0; i < g.depth; i++) {
-    const d = g.hidden_size;
     const xi = x;
     // Per-block tidy bounds inference memory to one block's attention maps; under a gradient
     // tape tfjs keeps what backprop needs, so training is unaffected.
     x = tf.tidy(() => {
-      const mod = [0, 1, 2, 3, 4, 5].map((j) => linearRows(sc, p, `blocks.${i}.adaLN_modulation.1`, j * d, d));
+      const mod = linearChunks(sc, p, `blocks.${i}.adaLN_modulation.1`, 6);
       return block(p, i, xi, mod, g.num_heads, opts, bias, record);
     });
     if (opts.featuresLayer === i + 1) out.projected = projector(p, x) as tf.Tensor3D;
@@ -176,10 +175,7 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
 
 /** PerTokenFinalLayer up to (not including) its output linear: adaLN-modulated final norm. */
 export function finalNorm(p: Params, x: tf.Tensor3D, c: tf.Tensor3D): tf.Tensor3D {
-  const d = x.shape[2];
-  const sc = silu(c);
-  const shift = linearRows(sc, p, 'final_layer.adaLN_modulation.1', 0, d);
-  const scale = linearRows(sc, p, 'final_layer.adaLN_modulation.1', d, d);
+  const [shift, scale] = linearChunks(silu(c), p, 'final_layer.adaLN_modulation.1', 2);
   return modulate(layerNorm(x), shift, scale) as tf.Tensor3D;
 }
 

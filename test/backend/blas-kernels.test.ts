@@ -171,6 +171,41 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
     }
   });
 
+  it('Slice, Unpack and SplitV read the heap in place and give exactly the wasm kernels results', async () => {
+    for (let trial = 0; trial < 40; trial++) {
+      const rank = 1 + rng.int(5);
+      const shape = Array.from({ length: rank }, () => 1 + rng.int(5));
+      const begin = shape.map((s) => rng.int(s));
+      // Some axes taken whole (contiguous runs), some cut, some empty.
+      const size = shape.map((s, i) => (rng.uniform(0, 1) < 0.4 ? s - begin[i]! : rng.int(s - begin[i]! + 1)));
+      const axis = rng.int(rank);
+      for (const dtype of ['float32', 'int32', 'bool'] as const) {
+        const x = tf.tidy(() => (dtype === 'bool' ? randomTensor(rng, shape).greater(0) : randomTensor(rng, shape).mul(10).cast(dtype)));
+        const label = `shape=${shape} begin=${begin} size=${size} axis=${axis} ${dtype}`;
+        const cut = rng.int(shape[axis]! + 1);
+        const parts = () => {
+          const sliced = tf.slice(x, begin, size);
+          const unstacked = tf.unstack(x, axis);
+          const split = tf.split(x, [cut, shape[axis]! - cut], axis);
+          return tf.concat([sliced, ...unstacked, ...split].map((t) => t.cast('float32').flatten()));
+        };
+        await initBackend('wasm');
+        const want = tf.tidy(parts);
+        await initBackend('wasm+blas');
+        const got = tf.tidy(parts);
+        expect(Array.from(got.dataSync()), label).toEqual(Array.from(want.dataSync()));
+        tf.dispose([x, want, got]);
+      }
+    }
+  });
+
+  it('slice gradients (Pad) are unchanged on wasm+blas', async () => {
+    const x = randomTensor(rng, [3, 7, 5]);
+    const r = await both(() => tf.grad((t: tf.Tensor) => tf.slice(t, [1, 2, 0], [2, 3, 5]).square().sum())(x));
+    expect(Array.from(r.blas)).toEqual(Array.from(r.wasm));
+    x.dispose();
+  });
+
   it('the addon computes a known product and refuses regions outside the heap', () => {
     const addon = loadBlasAddon();
     const heap = new Uint8Array(4 * 12);
