@@ -71,7 +71,7 @@ export function sliceKernel(original: tf.KernelConfig): tf.KernelFunc {
     if (!inHeap(x)) return original.kernelFunc(args);
     const { begin, size: sizeAttr } = args.attrs as unknown as tf.SliceAttrs;
     const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, sizeAttr);
-    return sliceInHeap(args.backend as unknown as WasmBackend, x, b, s);
+    return sliceInHeap(args.backend as unknown as WasmBackend, x, b!, s!);
   };
 }
 

@@ -176,7 +176,7 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
 /** PerTokenFinalLayer up to (not including) its output linear: adaLN-modulated final norm. */
 export function finalNorm(p: Params, x: tf.Tensor3D, c: tf.Tensor3D): tf.Tensor3D {
   const [shift, scale] = linearChunks(silu(c), p, 'final_layer.adaLN_modulation.1', 2);
-  return modulate(layerNorm(x), shift, scale) as tf.Tensor3D;
+  return modulate(layerNorm(x), shift!, scale!) as tf.Tensor3D;
 }
 
 export function disposeCache(cache: KVCache | undefined): void {
