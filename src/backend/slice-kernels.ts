@@ -70,7 +70,7 @@ export function sliceKernel(original: tf.KernelConfig): tf.KernelFunc {
     const { x } = args.inputs as { x: tf.TensorInfo };
     if (!inHeap(x)) return original.kernelFunc(args);
     const { begin, size: sizeAttr } = args.attrs as unknown as tf.SliceAttrs;
-    const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, sizeAttr);
+    const [b, s] = tf.slice_util.parseSliceParams(x, begin, sizeAttr);
     return sliceInHeap(args.backend as unknown as WasmBackend, x, b!, s!);
   };
 }
@@ -102,7 +102,7 @@ export function splitVKernel(original: tf.KernelConfig): tf.KernelFunc {
     if (!inHeap(x)) return original.kernelFunc(args);
     const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
     const a = tf.util.parseAxisParam(axis, x.shape)[0]!;
-    const splitSizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, a);
+    const splitSizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, a);
     const begin = new Array<number>(x.shape.length).fill(0);
     const outs: tf.TensorInfo[] = [];
     for (const s of splitSizes) {

@@ -85,7 +85,7 @@ async function startServe(): Promise<{ child: ChildProcess; url: string }> {
   const url = await new Promise<string>((resolve, reject) => {
     let err = '';
     const t = setTimeout(() => reject(new Error(`serve did not start its API within 60 s: ${err.slice(-500)}`)), 60_000);
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /WebSocket API on (ws:\/\/\S+)/.exec(err);
       if (m) {
@@ -95,7 +95,7 @@ async function startServe(): Promise<{ child: ChildProcess; url: string }> {
     });
     child.once('exit', (code) => (clearTimeout(t), reject(new Error(`serve exited (${code}): ${err.slice(-500)}`))));
   });
-  child.stderr!.resume();
+  child.stderr.resume();
   return { child, url };
 }
 
@@ -162,7 +162,7 @@ async function estops(op: Client, n: number, idBase: number): Promise<{ ack: num
     const t0 = performance.now();
     for (;;) {
       const m = op.replies.slice(from).find(pred);
-      if (m) return m as ServerMessage & { at: number };
+      if (m) return m;
       if (performance.now() - t0 > 30_000) throw new Error('abuse bench: no reply within 30 s');
       await sleep(1);
     }

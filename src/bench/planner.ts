@@ -21,6 +21,7 @@ import { matmulGflops } from './matmul.js';
 import { toTf, worldModelInit } from '../model/params.js';
 import { patchGrid, worldModelForward } from '../model/world-model.js';
 import type { ActionStats } from '../core/action-stats.js';
+import type { OptimizerSettings } from '../planner/optimizer.js';
 import { loadPlannerPreset } from '../planner/presets.js';
 import { WorldModelPlanning } from '../planner/world-model-planner.js';
 
@@ -221,9 +222,9 @@ export async function benchOptimizer(opts: BenchOptions): Promise<BenchTable[]> 
     }
     return out;
   };
-  const shapes = presetNames()
+  const shapes: { label: string; s: OptimizerSettings; budgetMs?: number }[] = presetNames()
     .map((n) => ({ name: n, preset: loadPlannerPreset(n) }))
-    .map(({ name, preset }) => ({ label: `preset ${name}`, s: { ...preset.optimizer, actionDim }, budgetMs: preset.budgetMs as number | undefined }));
+    .map(({ name, preset }) => ({ label: `preset ${name}`, s: { ...preset.optimizer, actionDim }, budgetMs: preset.budgetMs }));
   for (const [kind, candidates, horizon] of [
     ['cem', 300, 5],
     ['mppi', 300, 5],

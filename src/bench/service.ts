@@ -92,7 +92,7 @@ async function foxgloveRig(onMessage?: (topic: string) => void) {
     if (e.channel.topic === '/selfflow/action') onAction?.();
   });
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20, handleProtocols: (p) => FOXGLOVE_SUBPROTOCOLS.find((x) => p.has(x)) ?? false });
-  wss.on('connection', (ws: WebSocket) => server.handleConnection(ws as unknown as Parameters<FoxgloveServer['handleConnection']>[0], 'service'));
+  wss.on('connection', (ws: WebSocket) => server.handleConnection(ws, 'service'));
   await new Promise<void>((r) => wss.once('listening', r));
   const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
   return {

@@ -62,7 +62,7 @@ export function featuresJson(card: DatasetCard, imageShape?: number[]): unknown 
     const target = parts[0] === 'steps' ? steps : episode;
     const path = parts[0] === 'steps' ? parts.slice(1) : parts;
     let node = target;
-    for (const p of path.slice(0, -1)) node = ((node[p] as { featuresDict: { features: Record<string, unknown> } } | undefined) ??= { featuresDict: { features: {} } }).featuresDict.features as Record<string, unknown>;
+    for (const p of path.slice(0, -1)) node = ((node[p] as { featuresDict: { features: Record<string, unknown> } } | undefined) ??= { featuresDict: { features: {} } }).featuresDict.features;
     node[path[path.length - 1]!] = leaf;
   }
   return {
@@ -125,7 +125,7 @@ export class RldsWriter {
           if (spec.optional) continue;
           throw new UserError(`${where}: missing episode feature '${name}'`);
         }
-        features.set(name, flatten(name, spec, [v as StepValue], where));
+        features.set(name, flatten(name, spec, [v], where));
         continue;
       }
       const key = name.replace(/^steps\//, '');

@@ -105,7 +105,7 @@ function decodeJpeg(bytes: Uint8Array, decoder: JpegDecoderName): RgbImage {
     return { data: rgb === raw ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length) : rgb, width, height };
   }
   const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 1024 });
-  return { data: img.data as Uint8Array, width: img.width, height: img.height };
+  return { data: img.data, width: img.width, height: img.height };
 }
 
 /** The largest image decoded by default: 4096x4096 pixels (a 48 MiB RGB buffer). */

@@ -28,10 +28,10 @@ export function plainProductsOnly(): boolean {
 const plainMatMul2d = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
-    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    value: tf.matMul(a, b),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-      tf.matMul(dy as tf.Tensor2D, tf.transpose(saved[1]!) as tf.Tensor2D),
-      tf.matMul(tf.transpose(saved[0]!) as tf.Tensor2D, dy as tf.Tensor2D),
+      tf.matMul(dy, tf.transpose(saved[1]!)),
+      tf.matMul(tf.transpose(saved[0]!), dy),
     ],
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
@@ -46,7 +46,7 @@ export function matmul(a: tf.Tensor, b: tf.Tensor, transposeB = false): tf.Tenso
  * rows of `a` (one 2-D product), so no operand is tiled and the gradient needs no reduction.
  */
 function batchedMatmul(a: tf.Tensor, b: tf.Tensor, transposeB: boolean): tf.Tensor {
-  if (a.rank === 2 && b.rank === 2) return tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, false, transposeB);
+  if (a.rank === 2 && b.rank === 2) return tf.matMul(a, b, false, transposeB);
   const batchShape = a.shape.slice(0, -2);
   const n = batchShape.reduce((x, y) => x * y, 1);
   const [m, k] = a.shape.slice(-2) as [number, number];
@@ -110,7 +110,7 @@ const affine = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSave
     value: tf.matMul(x, w, false, true),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy as tf.Tensor2D, ws), tf.matMul(dy as tf.Tensor2D, xs, true, false)];
+      return [tf.matMul(dy, ws), tf.matMul(dy, xs, true, false)];
     },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
@@ -150,7 +150,7 @@ export function linearRows(x: tf.Tensor, p: Params, name: string, start: number,
  * on plain wasm one product per chunk of the weight (linearRows).
  */
 export function linearChunks(x: tf.Tensor, p: Params, name: string, parts: number): tf.Tensor[] {
-  const rows = param(p, `${name}.weight`).shape[0]! / parts;
+  const rows = param(p, `${name}.weight`).shape[0] / parts;
   if (plainProductsOnly()) return Array.from({ length: parts }, (_, i) => linearRows(x, p, name, i * rows, rows));
   return tf.split(linear(x, p, name), parts, -1);
 }
@@ -183,7 +183,7 @@ const layerNormWithGrad = (x: tf.Tensor, eps: number): tf.Tensor =>
         return tf.mul(tf.sub(centred, tf.mul(xHat, tf.mean(tf.mul(dy, xHat), -1, true))), rs);
       },
     };
-  }) as unknown as Parameters<typeof tf.customGrad>[0])(x) as tf.Tensor;
+  }) as unknown as Parameters<typeof tf.customGrad>[0])(x);
 
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
@@ -217,7 +217,7 @@ const geluWithGrad = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
       return tf.mul(dy, tf.add(sig, slope));
     },
   };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
+}) as unknown as Parameters<typeof tf.customGrad>[0]);
 
 /** x * (1 + scale) + shift, all per token. */
 export function modulate(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor): tf.Tensor {
@@ -231,7 +231,7 @@ export function timestepFrequencies(t: tf.Tensor1D, dim = 256, maxPeriod = 10000
   for (let i = 0; i < half; i++) freqs[i] = Math.exp((-Math.log(maxPeriod) * i) / half);
   const args = tf.mul(t.reshape([-1, 1]), tf.tensor2d(freqs, [1, half]));
   let emb = tf.concat([tf.cos(args), tf.sin(args)], -1);
-  if (dim % 2) emb = tf.concat([emb, tf.zeros([emb.shape[0]!, 1])], -1);
+  if (dim % 2) emb = tf.concat([emb, tf.zeros([emb.shape[0], 1])], -1);
   return emb as tf.Tensor2D;
 }
 

@@ -310,7 +310,7 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
     const shift = movable ? { actions: tf.keep(actions.clone()), movable: tf.keep(movable) } : undefined;
     return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shift } as unknown as ContextCache & tf.TensorContainerObject;
-  }) as unknown as ContextCache;
+  });
 }
 
 export function disposeContext(ctx: ContextCache): void {
@@ -323,7 +323,7 @@ export function disposeContext(ctx: ContextCache): void {
 /** The shift prior of future frames: their actions preceded by the (clean) context ones, their keys by the context's. */
 function contextShiftBias(p: Params, cfg: WorldModelConfig, ctx: { actions: tf.Tensor3D; movable: tf.Tensor3D }, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D {
   const b = batch.actions.shape[0];
-  const tileTo = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.tile(t, [b / t.shape[0]!, 1, 1]) as T));
+  const tileTo = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.tile(t, [b / t.shape[0], 1, 1]) as T));
   const nc = ctx.actions.shape[1];
   const actions = nc ? (tf.concat([tileTo(ctx.actions), batch.actions], 1) as tf.Tensor3D) : batch.actions;
   const actionT = nc ? (tf.concat([tf.zeros([b, nc]), batch.actionT], 1) as tf.Tensor2D) : batch.actionT;

@@ -78,7 +78,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   };
   const text = (v: unknown, where: string): string | undefined => {
     if (v !== undefined && typeof v !== 'string') throw new UserError(`${f(where)} must be a string, got ${JSON.stringify(v)}`);
-    return v as string | undefined;
+    return v;
   };
 
   const top = section(raw, 'top', '');

@@ -63,7 +63,7 @@ export class FoxgloveLink extends LinkBase {
   private connect(): void {
     const ws = new WebSocket(this.url, FOXGLOVE_SUBPROTOCOLS, { maxPayload: this.opts.maxPayload ?? 64 * 1024 * 1024 });
     this.ws = ws;
-    const client = new FoxgloveClient({ ws: ws as unknown as ConstructorParameters<typeof FoxgloveClient>[0]['ws'] });
+    const client = new FoxgloveClient({ ws: ws });
     this.client = client;
     this.channels.clear();
     this.subscribed.clear();

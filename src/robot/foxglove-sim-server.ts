@@ -75,7 +75,7 @@ export async function serveSimOverFoxglove(robot: SimRobot, opts: FoxgloveSimSer
     handleProtocols: (protocols) => FOXGLOVE_SUBPROTOCOLS.find((p) => protocols.has(p)) ?? false,
   });
   let n = 0;
-  wss.on('connection', (ws: WebSocket) => server.handleConnection(ws as unknown as Parameters<FoxgloveServer['handleConnection']>[0], `client ${++n}`));
+  wss.on('connection', (ws: WebSocket) => server.handleConnection(ws, `client ${++n}`));
   await new Promise<void>((resolve, reject) => {
     wss.once('listening', resolve);
     wss.once('error', reject);

@@ -77,7 +77,7 @@ function validateFields(m: Record<string, unknown>, id: number): ClientMessage {
       throw new ProtocolError('setGoal.images must be a non-empty list of JPEG/PNG byte strings');
     }
     if (g.instruction !== undefined && typeof g.instruction !== 'string') throw new ProtocolError('setGoal.instruction must be a string');
-    out.setGoal = { images: g.images as Uint8Array[], instruction: (g.instruction as string | undefined) || undefined };
+    out.setGoal = { images: g.images, instruction: (g.instruction) || undefined };
   } else if (op === 'subscribe') {
     const s = m.subscribe as Record<string, unknown>;
     const streams = s.streams ?? [];
@@ -124,7 +124,7 @@ export function encodeServer(protocol: Subprotocol, msg: ServerMessage): Uint8Ar
 export function decodeServer(protocol: Subprotocol, bytes: Uint8Array): ServerMessage {
   if (protocol === 'selfflow.v1.protobuf') {
     const t = types().server;
-    return t.toObject(t.decode(bytes), { longs: Number, defaults: false }) as ServerMessage;
+    return t.toObject(t.decode(bytes), { longs: Number, defaults: false });
   }
   return msgpackDecode(bytes) as ServerMessage;
 }

@@ -97,7 +97,7 @@ export function validateScript(raw: unknown, file: string): ExpertScript {
     if (!ANCHORS.includes(ph.anchor as Anchor)) fail(at, `"anchor" must be one of ${ANCHORS.join(', ')}, got ${JSON.stringify(ph.anchor)}`);
     if (!Array.isArray(ph.offset) || ph.offset.length !== 3 || !ph.offset.every((v) => typeof v === 'number' && Number.isFinite(v))) fail(at, `"offset" must be 3 numbers (m), got ${JSON.stringify(ph.offset)}`);
     if (!['open', 'close', 'keep'].includes(ph.gripper as string)) fail(at, `"gripper" must be open, close or keep, got ${JSON.stringify(ph.gripper)}`);
-    for (const k of ['tolerance', 'speed'] as const) if (ph[k] !== undefined && !(typeof ph[k] === 'number' && (ph[k] as number) > 0)) fail(at, `"${k}" must be a positive number, got ${JSON.stringify(ph[k])}`);
+    for (const k of ['tolerance', 'speed'] as const) if (ph[k] !== undefined && !(typeof ph[k] === 'number' && (ph[k]) > 0)) fail(at, `"${k}" must be a positive number, got ${JSON.stringify(ph[k])}`);
     for (const k of ['hold', 'maxSteps'] as const) if (ph[k] !== undefined && !(Number.isInteger(ph[k]) && (ph[k] as number) >= (k === 'hold' ? 0 : 1))) fail(at, `"${k}" must be an integer >= ${k === 'hold' ? 0 : 1}, got ${JSON.stringify(ph[k])}`);
     if (ph.stage !== undefined && !(Number.isInteger(ph.stage) && (ph.stage as number) >= 0)) fail(at, `"stage" must be an integer >= 0, got ${JSON.stringify(ph.stage)}`);
     if (ph.yaw !== undefined && ph.yaw !== 'align' && ph.yaw !== 'keep' && !(typeof ph.yaw === 'number' && Math.abs(ph.yaw) <= LIMITS.yaw[1])) fail(at, `"yaw" must be 'align', 'keep' or a number within ±${LIMITS.yaw[1]} rad, got ${JSON.stringify(ph.yaw)}`);

@@ -276,8 +276,8 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
       const n2 = m[6]! * bn[0] + m[7]! * bn[1] + m[8]! * bn[2];
       const len = Math.hypot(n0, n1, n2) || 1;
       let lam = (n0 * LIGHT[0] + n1 * LIGHT[1] + n2 * LIGHT[2]) / len;
-      if (n0 * dir[0]! + n1 * dir[1]! + n2 * dir[2]! > 0) lam = -lam; // back face seen from inside
-      const lit = lam > 0 && shadows ? (inShadow(geoms, lightLocal, bestG, cam.pos[0] + best * dir[0]!, cam.pos[1] + best * dir[1]!, cam.pos[2] + best * dir[2]!) ? 0 : 1) : 1;
+      if (n0 * dir[0] + n1 * dir[1] + n2 * dir[2] > 0) lam = -lam; // back face seen from inside
+      const lit = lam > 0 && shadows ? (inShadow(geoms, lightLocal, bestG, cam.pos[0] + best * dir[0], cam.pos[1] + best * dir[1], cam.pos[2] + best * dir[2]) ? 0 : 1) : 1;
       const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam) * lit;
       for (let c = 0; c < 3; c++) rgb[p + c] = Math.max(0, Math.min(255, Math.round(g.rgb[c]! * 255 * shade)));
     }

@@ -198,7 +198,7 @@ class DataParallelRunner implements StepRunner {
     const layout = weightLayout(trainer);
     const r = new DataParallelRunner(trainer, layout, o, o.workers);
     const frozen = new SharedArrayBuffer(layout.frozenSize * 4);
-    for (const slot of layout.frozen) slotView(frozen, slot).set(trainer.frozen[slot.name]!.dataSync() as Float32Array);
+    for (const slot of layout.frozen) slotView(frozen, slot).set(trainer.frozen[slot.name]!.dataSync());
     r.publishWeights();
     const ready: Promise<FromTrainWorker>[] = [];
     for (let index = 0; index < r.workers; index++) {
@@ -262,8 +262,8 @@ class DataParallelRunner implements StepRunner {
   private publishWeights(): void {
     const p = this.layout.trainableSize;
     for (const slot of this.layout.trainable) {
-      slotView(this.weights, slot).set(this.trainer.student[slot.name]!.dataSync() as Float32Array);
-      slotView(this.weights, slot, p).set(this.trainer.teacher[slot.name]!.dataSync() as Float32Array);
+      slotView(this.weights, slot).set(this.trainer.student[slot.name]!.dataSync());
+      slotView(this.weights, slot, p).set(this.trainer.teacher[slot.name]!.dataSync());
     }
     // Atomics are sequentially consistent: the weights written above are visible to a worker that loads this version.
     Atomics.store(this.control, 0, ++this.version);

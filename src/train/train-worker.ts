@@ -61,7 +61,7 @@ async function main(): Promise<void> {
       const missing: string[] = [];
       for (const slot of d.layout.trainable) {
         const g = result.grads[slot.name];
-        if (g) gradRegion.set(g.dataSync() as Float32Array, slot.offset);
+        if (g) gradRegion.set(g.dataSync(), slot.offset);
         else {
           gradRegion.fill(0, slot.offset, slot.offset + slot.size);
           missing.push(slot.name);

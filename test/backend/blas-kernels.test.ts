@@ -53,7 +53,7 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
         const [m, n, k] = [dim(), dim(), dim()];
         const a = randomTensor(rng, ta ? [k, m] : [m, k]);
         const b = randomTensor(rng, tb ? [n, k] : [k, n]);
-        const r = await both(() => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, ta, tb));
+        const r = await both(() => tf.matMul(a, b, ta, tb));
         expect(r.shapes[1]).toEqual([m, n]);
         expect(r.shapes[1]).toEqual(r.shapes[0]);
         expect(relErr(r.blas, r.wasm), `m=${m} n=${n} k=${k} ta=${ta} tb=${tb}`).toBeLessThan(TOL);
@@ -144,7 +144,7 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
           const prelu = act === 'prelu' ? randomTensor(rng, [n], 0.3) : undefined;
           const alpha = 0.1 + rng.uniform(0, 0.3);
           const fused = () =>
-            tf.fused.matMul({ a: a as tf.Tensor3D, b: b as tf.Tensor3D, transposeA: ta, transposeB: tb, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: alpha });
+            tf.fused.matMul({ a: a, b: b, transposeA: ta, transposeB: tb, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: alpha });
           await initBackend('wasm');
           const want = tf.tidy(() => unfused(a, b, ta, tb, bias, act, prelu, alpha));
           await initBackend('wasm+blas');
@@ -165,7 +165,7 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
       const b = randomTensor(rng, [1, k, n]);
       const bias = randomTensor(rng, [n]);
       const prelu = act === 'prelu' ? randomTensor(rng, [n], 0.3) : undefined;
-      const r = await both(() => tf.fused.matMul({ a: a as tf.Tensor3D, b: b as tf.Tensor3D, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: 0.15 }));
+      const r = await both(() => tf.fused.matMul({ a: a, b: b, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: 0.15 }));
       expect(relErr(r.blas, r.wasm), act).toBeLessThan(TOL);
       tf.dispose([a, b, bias, ...(prelu ? [prelu] : [])]);
     }

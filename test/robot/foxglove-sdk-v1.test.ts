@@ -25,7 +25,7 @@ describe('FoxgloveLink over foxglove.sdk.v1', () => {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (offered) => (offered.has('foxglove.sdk.v1') ? 'foxglove.sdk.v1' : false) });
     wss.on('connection', (ws: WebSocket) => {
       protocols.push(ws.protocol);
-      server.handleConnection(ws as unknown as Parameters<FoxgloveServer['handleConnection']>[0], 'client');
+      server.handleConnection(ws, 'client');
     });
     await new Promise<void>((r) => wss.once('listening', () => r()));
     const link = new FoxgloveLink(`ws://127.0.0.1:${(wss.address() as { port: number }).port}`, { reconnectMs: 0 });

@@ -25,7 +25,7 @@ describe('rclnodejs link setup (stand-in module)', () => {
         }
         spin() {}
         destroy() {}
-      } as unknown as Rclnodejs['Node'],
+      },
       shutdown: () => void calls.shutdown++,
     };
     // What launch_ros runs: our flags, then its --ros-args section (and a second one after `--`).
