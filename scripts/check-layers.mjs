@@ -60,14 +60,18 @@ export function checkLayers(srcDir) {
   const edges = new Map(files.map((f) => [f, []]));
   for (const file of files) {
     const from = folderOf(srcDir, file);
-    if (!floorOf.has(from)) problems.push(`${relative(srcDir, file)}: folder '${from || 'src'}' has no floor in scripts/check-layers.mjs FLOORS`);
+    if (!floorOf.has(from))
+      problems.push(`${relative(srcDir, file)}: folder '${from || 'src'}' has no floor in scripts/check-layers.mjs FLOORS`);
     for (const spec of importsOf(readFileSync(file, 'utf8'))) {
       const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
       if (!known.has(target)) continue;
       edges.get(file).push(target);
       const to = folderOf(srcDir, target);
       if (to === from || !floorOf.has(to) || !floorOf.has(from)) continue;
-      if (floorOf.get(to) >= floorOf.get(from)) problems.push(`${relative(srcDir, file)} imports ${relative(srcDir, target)}: '${from}' may not import '${to}' (${floorOf.get(to) > floorOf.get(from) ? 'a higher floor' : 'the same floor'})`);
+      if (floorOf.get(to) >= floorOf.get(from))
+        problems.push(
+          `${relative(srcDir, file)} imports ${relative(srcDir, target)}: '${from}' may not import '${to}' (${floorOf.get(to) > floorOf.get(from) ? 'a higher floor' : 'the same floor'})`,
+        );
     }
   }
   for (const cycle of cycles(edges)) problems.push(`import cycle among: ${cycle.map((f) => relative(srcDir, f)).join(', ')}`);

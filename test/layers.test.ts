@@ -31,7 +31,10 @@ describe('layering of src/', () => {
   });
 
   it('reports a cycle inside one folder, type-only imports included', () => {
-    const src = tree({ 'core/a.ts': "import type { B } from './b.js';\nexport type A = B;\n", 'core/b.ts': "import type { A } from './a.js';\nexport type B = A | 1;\n" });
+    const src = tree({
+      'core/a.ts': "import type { B } from './b.js';\nexport type A = B;\n",
+      'core/b.ts': "import type { A } from './a.js';\nexport type B = A | 1;\n",
+    });
     expect(check(src)).toEqual(['import cycle among: core/a.ts, core/b.ts']);
   });
 
@@ -41,7 +44,8 @@ describe('layering of src/', () => {
   });
 
   it('reads static, re-exported and literal dynamic imports, not those in comments', () => {
-    const text = "import a from './a.js';\nexport { b } from '../b.js';\n// import c from './c.js';\nconst d = await import('./d.js');\nimport 'node:fs';\n";
+    const text =
+      "import a from './a.js';\nexport { b } from '../b.js';\n// import c from './c.js';\nconst d = await import('./d.js');\nimport 'node:fs';\n";
     expect(importsOf(text)).toEqual(['./a.js', '../b.js', './d.js']);
   });
 });

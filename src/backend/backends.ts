@@ -74,14 +74,24 @@ async function loadNative(backend: 'cuda' | 'tfjs-node'): Promise<void> {
     await importOptional(pkg);
   } catch (e) {
     const missing = (e as { code?: string }).code === 'ERR_MODULE_NOT_FOUND';
-    throw new BackendUnavailableError(backend, missing ? `package ${pkg} is not installed` : `package ${pkg} failed to load (${errText(e)})`);
+    throw new BackendUnavailableError(
+      backend,
+      missing ? `package ${pkg} is not installed` : `package ${pkg} failed to load (${errText(e)})`,
+    );
   }
 }
 
 /** Dawn needs a Vulkan loader on Linux; without one it only prints a warning and finds no adapter. */
 function hasVulkanLoader(): boolean {
   if (process.platform !== 'linux') return true;
-  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', ...(process.env.LD_LIBRARY_PATH ?? '').split(':')];
+  const dirs = [
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib64',
+    '/usr/lib',
+    '/usr/local/lib',
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':'),
+  ];
   return dirs.some((d) => d && existsSync(`${d}/libvulkan.so.1`));
 }
 

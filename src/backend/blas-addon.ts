@@ -57,7 +57,10 @@ function loadInstalledAddon(): BlasAddon {
     addon = require(entry) as Partial<BlasAddon>;
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === 'MODULE_NOT_FOUND') throw new BlasUnavailableError(`package ${BLAS_PACKAGE} is installed but its addon was not built (no libopenblas-dev or no C++ compiler at npm ci)`);
+    if (code === 'MODULE_NOT_FOUND')
+      throw new BlasUnavailableError(
+        `package ${BLAS_PACKAGE} is installed but its addon was not built (no libopenblas-dev or no C++ compiler at npm ci)`,
+      );
     throw new BlasUnavailableError(`the ${BLAS_PACKAGE} addon failed to load (${errText(e)})`);
   }
   if (typeof addon.gemm !== 'function' || typeof addon.epilogue !== 'function' || typeof addon.info !== 'function') {

@@ -62,7 +62,9 @@ function product(addon: BlasAddon, backend: WasmBackend, { a, b, transposeA, tra
   const m = transposeA ? a.shape[aRank - 1]! : a.shape[aRank - 2]!;
   const n = transposeB ? b.shape[bRank - 2]! : b.shape[bRank - 1]!;
   if (k !== kB) {
-    throw new Error(`Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`);
+    throw new Error(
+      `Error in matMul: inner shapes (${k}) and (${kB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+    );
   }
   const aBatchShape = a.shape.slice(0, -2);
   const bBatchShape = b.shape.slice(0, -2);
@@ -81,14 +83,40 @@ function product(addon: BlasAddon, backend: WasmBackend, { a, b, transposeA, tra
   const bBatch = size(bBatchShape);
   const regular = (aBatch === batch || aBatch === 1) && (bBatch === batch || bBatch === 1);
   if (regular) {
-    addon.gemm(heap, transposeA, transposeB, m, n, k, batch, aOffset, aBatch === 1 ? 0 : aMatrix, bOffset, bBatch === 1 ? 0 : bMatrix, cOffset);
+    addon.gemm(
+      heap,
+      transposeA,
+      transposeB,
+      m,
+      n,
+      k,
+      batch,
+      aOffset,
+      aBatch === 1 ? 0 : aMatrix,
+      bOffset,
+      bBatch === 1 ? 0 : bMatrix,
+      cOffset,
+    );
     return out;
   }
   // Both sides broadcast along different axes (e.g. [2, 1] against [1, 3]): one product per output matrix.
   const aIndex = batchIndexer(aBatchShape, batchShape);
   const bIndex = batchIndexer(bBatchShape, batchShape);
   for (let i = 0; i < batch; i++) {
-    addon.gemm(heap, transposeA, transposeB, m, n, k, 1, aOffset + aIndex(i) * aMatrix, 0, bOffset + bIndex(i) * bMatrix, 0, cOffset + i * m * n * 4);
+    addon.gemm(
+      heap,
+      transposeA,
+      transposeB,
+      m,
+      n,
+      k,
+      1,
+      aOffset + aIndex(i) * aMatrix,
+      0,
+      bOffset + bIndex(i) * bMatrix,
+      0,
+      cOffset + i * m * n * 4,
+    );
   }
   return out;
 }
@@ -127,13 +155,22 @@ function batchMatMulKernel(addon: BlasAddon, original: tf.KernelConfig): tf.Kern
 
 function fusedMatMulKernel(addon: BlasAddon, original: tf.KernelConfig): tf.KernelFunc {
   return (args: KernelArgs) => {
-    const { a, b, bias, preluActivationWeights: prelu } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
+    const {
+      a,
+      b,
+      bias,
+      preluActivationWeights: prelu,
+    } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo; preluActivationWeights?: tf.TensorInfo };
     const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as unknown as tf._FusedMatMulAttrs;
     const code = FUSED_ACTIVATIONS[activation];
     // The wasm kernel accepts a rank-1 bias only and rejects other activations; it says so itself.
     const biasSize = bias ? size(bias.shape) : 0;
     const preluSize = prelu ? size(prelu.shape) : 0;
-    const served = code !== undefined && isFloat(a, b, bias, prelu) && (bias === undefined || (bias.shape.length === 1 && biasSize > 0)) && (code !== FUSED_ACTIVATIONS.prelu || preluSize > 0);
+    const served =
+      code !== undefined &&
+      isFloat(a, b, bias, prelu) &&
+      (bias === undefined || (bias.shape.length === 1 && biasSize > 0)) &&
+      (code !== FUSED_ACTIVATIONS.prelu || preluSize > 0);
     if (!served) return original.kernelFunc(args);
     const backend = args.backend as unknown as WasmBackend;
     const out = product(addon, backend, { a, b, transposeA, transposeB });

@@ -75,13 +75,22 @@ async function pngDeclaring(w: number, h: number): Promise<Uint8Array> {
   for (let y = 0; y < h; y++) if (!deflate.write(row)) await new Promise((r) => deflate.once('drain', r));
   deflate.end();
   await done;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.concat(parts)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', Buffer.concat(parts)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** `serve --robot sim` as a child; resolves with its API URL. */
 async function startServe(): Promise<{ child: ChildProcess; url: string }> {
   const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
-  const child = spawn(process.execPath, [bin, 'serve', '--robot', 'sim', '--policy', 'expert', '--image-size', '64x80', '--api-port', '0', '--api-token', TOKEN], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [bin, 'serve', '--robot', 'sim', '--policy', 'expert', '--image-size', '64x80', '--api-port', '0', '--api-token', TOKEN],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let err = '';
     const t = setTimeout(() => reject(new Error(`serve did not start its API within 60 s: ${err.slice(-500)}`)), 60_000);
@@ -115,7 +124,9 @@ async function connect(url: string, read = true): Promise<Client> {
   const replies: Client['replies'] = [];
   ws.on('message', (d: Buffer) => replies.push({ ...decodeServer(P, new Uint8Array(d)), at: performance.now() }));
   ws.on('error', () => {});
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.once('error', reject)));
   if (!read) ws.pause();
   return { ws, replies, closed };
@@ -202,16 +213,29 @@ async function estopUnderFlood(frames: number): Promise<BenchTable> {
     const goalReply = goalClient.replies.find((m) => m.id === 5);
     await flood.done;
     const rss = peakRssMb(child.pid!);
-    const row = (label: string, r: { ack: number[]; zero: number[] }) => [label, String(r.ack.length), percentile(r.ack, 50), percentile(r.ack, 99), percentile(r.zero, 50), percentile(r.zero, 99)];
+    const row = (label: string, r: { ack: number[]; zero: number[] }) => [
+      label,
+      String(r.ack.length),
+      percentile(r.ack, 50),
+      percentile(r.ack, 99),
+      percentile(r.zero, 50),
+      percentile(r.zero, 99),
+    ];
     const closes = [...flood.stats.closes].map(([k, v]) => `${v} x ${k}`).join('; ');
     return {
       title: 'Abuse: API e-stop while another client floods invalid frames (serve --robot sim --policy expert, child process)',
       columns: ['condition', 'e-stops', 'ack p50 ms', 'ack p99 ms', 'zero command p50 ms', 'zero command p99 ms'],
-      rows: [row('no flood (baseline)', baseline), row(`flood: ${flood.stats.sent.toLocaleString('en-US')} one-byte invalid frames, unread replies, + a 16000x16000 PNG setGoal`, underFlood)],
+      rows: [
+        row('no flood (baseline)', baseline),
+        row(
+          `flood: ${flood.stats.sent.toLocaleString('en-US')} one-byte invalid frames, unread replies, + a 16000x16000 PNG setGoal`,
+          underFlood,
+        ),
+      ],
       notes: [
         `Service peak RSS (VmHWM): ${rss.toFixed(0)} MB. Flooder: ${flood.stats.connections} connections over ${(flood.stats.ms / 1000).toFixed(1)} s (the e-stops ran from 0.5 s to ${(estopsEndMs / 1000).toFixed(1)} s after it began); closes seen: ${closes || 'none'}.`,
         `The 16000x16000 setGoal got ${goalReply ? (goalReply.error ? `an error reply after ${(goalReply.at - t0).toFixed(0)} ms: ${goalReply.error.message}` : 'an ack') : 'no reply before the e-stops ended'}.`,
-        'Zero command: the `command` stream message of the e-stop\'s zero command, which the service publishes to the robot just before. With --robot sim the physics of each lockstep action runs on the service thread too.',
+        "Zero command: the `command` stream message of the e-stop's zero command, which the service publishes to the robot just before. With --robot sim the physics of each lockstep action runs on the service thread too.",
       ],
     };
   } finally {
@@ -243,14 +267,26 @@ async function freezeTrial(planMs: number): Promise<{ stale: number; moved: numb
       exhaustMap((o) =>
         timer(planMs).pipe(
           map((): Plan => {
-            const actions = Array.from({ length: 30 }, (): Rt1Action => ({ worldVector: [0.005, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }));
+            const actions = Array.from({ length: 30 }, (): Rt1Action => ({
+              worldVector: [0.005, 0, 0],
+              rotationDelta: [0, 0, 0],
+              gripperClosedness: 0,
+              terminateEpisode: [0, 1, 0],
+            }));
             for (const a of actions) source.set(a, o.stamp);
             return { actions, cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: planMs, observationStamp: o.stamp, safe: false };
           }),
         ),
       ),
     );
-  const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'rate', actionHz: 10, twistHz: 0, statusHz: 0, safety: { ...defaultConfig().safety, planDeadlineMs: 5000 } };
+  const cfg: ServiceConfig = {
+    ...defaultConfig(),
+    controlMode: 'rate',
+    actionHz: 10,
+    twistHz: 0,
+    statusHz: 0,
+    safety: { ...defaultConfig().safety, planDeadlineMs: 5000 },
+  };
   const svc = startService(cfg, planner, link);
   let lastPreFreeze = -Infinity;
   let frozen = false;
@@ -264,7 +300,16 @@ async function freezeTrial(planMs: number): Promise<{ stale: number; moved: numb
   const image = new Uint8Array(32 * 40 * 3).fill(90);
   let stamp = 0;
   let camera: NodeJS.Timeout | undefined;
-  const stream = () => (camera = setInterval(() => link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage({ image, height: 32, width: 40, stamp: ++stamp }, 'cam'))), 1000 / 30));
+  const stream = () =>
+    (camera = setInterval(
+      () =>
+        link.inject(
+          '/image_raw',
+          'sensor_msgs/msg/Image',
+          codec.encode('sensor_msgs/msg/Image', observationToImage({ image, height: 32, width: 40, stamp: ++stamp }, 'cam')),
+        ),
+      1000 / 30,
+    ));
   svc.observations$.subscribe((o) => {
     if (!frozen) lastPreFreeze = o.stamp;
   });
@@ -294,7 +339,12 @@ async function freezeAndResume(trials: number): Promise<BenchTable> {
   }
   return {
     title: 'Abuse: camera freeze (700 ms, stale limit 500 ms) and resume, rate mode, in process',
-    columns: ['trials', 'plans from pre-freeze frames arriving during the freeze or after it', 'moving commands after the resume', 'of them computed from pre-freeze frames'],
+    columns: [
+      'trials',
+      'plans from pre-freeze frames arriving during the freeze or after it',
+      'moving commands after the resume',
+      'of them computed from pre-freeze frames',
+    ],
     rows: [[String(trials), String(latePlans), String(moved), String(stale)]],
     notes: ['30 Hz camera, 10 Hz actions, a planner taking 50-860 ms per plan (latest-only); target: 0 commands from pre-freeze frames.'],
   };
@@ -302,6 +352,7 @@ async function freezeAndResume(trials: number): Promise<BenchTable> {
 
 export async function benchAbuse(opts: BenchOptions): Promise<BenchTable[]> {
   const frames = Number(process.env.SELFFLOW_ABUSE_FRAMES ?? (opts.quick ? 20_000 : 1_000_000));
-  if (!(Number.isInteger(frames) && frames > 0)) throw new Error(`SELFFLOW_ABUSE_FRAMES must be a positive integer, got ${process.env.SELFFLOW_ABUSE_FRAMES}`);
+  if (!(Number.isInteger(frames) && frames > 0))
+    throw new Error(`SELFFLOW_ABUSE_FRAMES must be a positive integer, got ${process.env.SELFFLOW_ABUSE_FRAMES}`);
   return [await estopUnderFlood(frames), await freezeAndResume(opts.quick ? 5 : 20)];
 }

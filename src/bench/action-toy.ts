@@ -37,7 +37,7 @@ export function movingSquareBatch(rng: Rng, batch: number): SequenceBatch {
           const inside = x >= x0 + f * dx && x < x0 + f * dx + SIDE && y >= y0 + f * dy && y < y0 + f * dy + SIDE;
           for (let c = 0; c < 3; c++) {
             const i = (y * W + x) * 3 + c;
-            px[((b * 2 + f) * H * W * 3) + i] = inside ? (c === 0 ? 0.9 : 0.2) : 0.3 * Math.sin(i * 0.37) - 0.5;
+            px[(b * 2 + f) * H * W * 3 + i] = inside ? (c === 0 ? 0.9 : 0.2) : 0.3 * Math.sin(i * 0.37) - 0.5;
           }
         }
       }
@@ -48,7 +48,15 @@ export function movingSquareBatch(rng: Rng, batch: number): SequenceBatch {
 
 /** Trains a fresh tiny model (vanilla objective, residual frames) and returns the mean relative frame loss per window of steps. */
 export function learnMovingSquare(conditioning: ActionConditioning, steps: number, window: number, seed = 1): number[] {
-  const cfg = worldModelConfig('tiny', { imageHeight: H, imageWidth: W, actionDim: 2, languageDim: 0, maxFrames: 2, prediction: 'residual', actionConditioning: conditioning });
+  const cfg = worldModelConfig('tiny', {
+    imageHeight: H,
+    imageWidth: W,
+    actionDim: 2,
+    languageDim: 0,
+    maxFrames: 2,
+    prediction: 'residual',
+    actionConditioning: conditioning,
+  });
   const objective = { ...DEFAULT_OBJECTIVE, kind: 'vanilla' as const, policyFraction: 0 };
   const trainer = new Trainer(cfg, objective, worldModelInit(cfg, 0), undefined, { ...DEFAULT_ADAMW }, 0.99);
   const rng = new Rng(seed);
@@ -85,7 +93,11 @@ export async function benchActionToy(opts: BenchOptions): Promise<BenchTable[]> 
   return [
     {
       title: `Action conditioning on a moving square (tiny, 16x20, batch 16, lr 1e-3, vanilla objective, wasm)`,
-      columns: ['--action-conditioning', ...Array.from({ length: steps / window }, (_, i) => `frame loss, steps ${i * window + 1}-${(i + 1) * window}`), 's/step'],
+      columns: [
+        '--action-conditioning',
+        ...Array.from({ length: steps / window }, (_, i) => `frame loss, steps ${i * window + 1}-${(i + 1) * window}`),
+        's/step',
+      ],
       rows,
       notes: ['relative frame loss: 1 = "nothing moves"; only the action says where the square goes'],
     },

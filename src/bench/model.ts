@@ -33,9 +33,18 @@ function sequenceBatch(cfg: ReturnType<typeof worldModelConfig>, b: number, f: n
   const rng = new Rng(1);
   const px = cfg.imageHeight * cfg.imageWidth * 3;
   return {
-    frames: tf.tensor5d(Float32Array.from({ length: b * f * px }, () => rng.uniform(-1, 1)), [b, f, cfg.imageHeight, cfg.imageWidth, 3]),
-    actions: tf.tensor3d(Float32Array.from({ length: b * (f - 1) * cfg.actionDim }, () => rng.uniform(-1, 1)), [b, f - 1, cfg.actionDim]),
-    language: tf.tensor2d(Float32Array.from({ length: b * cfg.languageDim }, () => rng.normal()), [b, cfg.languageDim]),
+    frames: tf.tensor5d(
+      Float32Array.from({ length: b * f * px }, () => rng.uniform(-1, 1)),
+      [b, f, cfg.imageHeight, cfg.imageWidth, 3],
+    ),
+    actions: tf.tensor3d(
+      Float32Array.from({ length: b * (f - 1) * cfg.actionDim }, () => rng.uniform(-1, 1)),
+      [b, f - 1, cfg.actionDim],
+    ),
+    language: tf.tensor2d(
+      Float32Array.from({ length: b * cfg.languageDim }, () => rng.normal()),
+      [b, cfg.languageDim],
+    ),
     contextFrames: 2,
   };
 }
@@ -48,7 +57,12 @@ function openblasSettings(): string {
 
 export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
   const backends = await loadableBackends(opts.backends);
-  const peak: BenchTable = { title: 'Backend matmul peak (float32, square matrices)', columns: ['backend', 'library', 'n', 'GFLOP/s'], rows: [], notes: [openblasSettings()] };
+  const peak: BenchTable = {
+    title: 'Backend matmul peak (float32, square matrices)',
+    columns: ['backend', 'library', 'n', 'GFLOP/s'],
+    rows: [],
+    notes: [openblasSettings()],
+  };
   const model: BenchTable = {
     title: 'World-model throughput, 1 worker (4 frames: 2 context + 2 future, as `finetune` defaults; tiny batch 4, small batch 1)',
     columns: ['config', 'backend', 'tokens/seq', 'pass', 'ms/batch', 'samples/s', 'tokens/s', 'GFLOP/s', '% of matmul peak'],
@@ -79,18 +93,43 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
         () =>
           tf.tidy(() => {
             const t = tf.zeros([b, f]);
-            worldModelForward(params, cfg, { frames: batch.frames, frameT: t, actions: batch.actions, actionT: tf.zeros([b, f - 1]) }, { language: batch.language }).frameVelocity.dataSync();
+            worldModelForward(
+              params,
+              cfg,
+              { frames: batch.frames, frameT: t, actions: batch.actions, actionT: tf.zeros([b, f - 1]) },
+              { language: batch.language },
+            ).frameVelocity.dataSync();
           }),
         reps,
       );
       const flops = worldModelForwardFlops(cfg, b, f);
-      model.rows.push([name, backend, tokens, 'forward', fwdMs, b / (fwdMs / 1000), (b * tokens) / (fwdMs / 1000), flops / (fwdMs / 1000) / 1e9, `${((100 * flops) / (fwdMs / 1000) / 1e9 / gf).toFixed(0)} %`]);
+      model.rows.push([
+        name,
+        backend,
+        tokens,
+        'forward',
+        fwdMs,
+        b / (fwdMs / 1000),
+        (b * tokens) / (fwdMs / 1000),
+        flops / (fwdMs / 1000) / 1e9,
+        `${((100 * flops) / (fwdMs / 1000) / 1e9 / gf).toFixed(0)} %`,
+      ]);
       tf.dispose(Object.values(params));
       const trainer = new Trainer(cfg, DEFAULT_OBJECTIVE, worldModelInit(cfg, 0), undefined, DEFAULT_ADAMW, 0.999);
       const rng = new Rng(2);
       const stepMs = await timeMs(() => trainer.step(batch, drawNoise(rng, cfg, b, f, 2, DEFAULT_OBJECTIVE), 1e-4), reps);
       const stepFlops = 4 * flops;
-      model.rows.push([name, backend, tokens, 'forward+backward', stepMs, b / (stepMs / 1000), (b * tokens) / (stepMs / 1000), stepFlops / (stepMs / 1000) / 1e9, `${((100 * stepFlops) / (stepMs / 1000) / 1e9 / gf).toFixed(0)} %`]);
+      model.rows.push([
+        name,
+        backend,
+        tokens,
+        'forward+backward',
+        stepMs,
+        b / (stepMs / 1000),
+        (b * tokens) / (stepMs / 1000),
+        stepFlops / (stepMs / 1000) / 1e9,
+        `${((100 * stepFlops) / (stepMs / 1000) / 1e9 / gf).toFixed(0)} %`,
+      ]);
       trainer.dispose();
       tf.dispose([batch.frames, batch.actions, batch.language!]);
     }

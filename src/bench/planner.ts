@@ -31,8 +31,25 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
   const preset = loadPlannerPreset('wm-cem-fast');
   const cfg = worldModelConfig('tiny', { maxFrames: 4 });
   const params = toTf(worldModelInit(cfg, 0));
-  const names = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'rotation_delta.roll', 'rotation_delta.pitch', 'rotation_delta.yaw', 'gripper_closedness_action'];
-  const stats: ActionStats = { names, count: 1, mean: names.map(() => 0), std: names.map(() => 1), min: names.map(() => -1), max: names.map(() => 1), q01: names.map(() => -0.05), q99: names.map(() => 0.05) };
+  const names = [
+    'world_vector.x',
+    'world_vector.y',
+    'world_vector.z',
+    'rotation_delta.roll',
+    'rotation_delta.pitch',
+    'rotation_delta.yaw',
+    'gripper_closedness_action',
+  ];
+  const stats: ActionStats = {
+    names,
+    count: 1,
+    mean: names.map(() => 0),
+    std: names.map(() => 1),
+    min: names.map(() => -1),
+    max: names.map(() => 1),
+    q01: names.map(() => -0.05),
+    q99: names.map(() => 0.05),
+  };
   const planning = new WorldModelPlanning(params, cfg, stats, 2, preset, { seed: 0 });
   const img = () => ({ image: Uint8Array.from({ length: 64 * 80 * 3 }, (_, i) => (i * 7) % 255), height: 64, width: 80, stamp: 0 });
   const goal = { images: [img()] };
@@ -71,7 +88,12 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
           const all = tf.concat([tf.tile(frames, [n, 1, 1, 1, 1]), x], 1) as tf.Tensor5D;
           const frameT = tf.concat([tf.zeros([n, 2]), tf.fill([n, h], t)], 1);
           const actions = tf.concat([tf.zeros([n, 1, cfg.actionDim]), acts], 1) as tf.Tensor3D;
-          return worldModelForward(params, cfg, { frames: all, frameT, actions, actionT: tf.zeros([n, h + 1]) as tf.Tensor2D }).frameVelocity.slice([0, 2, 0, 0, 0], [n, h, -1, -1, -1]);
+          return worldModelForward(params, cfg, {
+            frames: all,
+            frameT,
+            actions,
+            actionT: tf.zeros([n, h + 1]) as tf.Tensor2D,
+          }).frameVelocity.slice([0, 2, 0, 0, 0], [n, h, -1, -1, -1]);
         },
         tf.randomNormal([n, h, cfg.imageHeight, cfg.imageWidth, 3]),
         k,
@@ -88,7 +110,13 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
     title: `Imagination throughput (${n} candidates x ${h} frames, ${k} flow steps, 2 context frames)`,
     columns: ['rollout', 'ms', 'candidate-frames/s', 'GFLOP/s', `% of matmul peak (${peak.toFixed(1)} GFLOP/s)`],
     rows: [
-      ['with context KV cache', cached, (n * h) / (cached / 1000), flops / (cached / 1000) / 1e9, `${((100 * flops) / (cached / 1000) / 1e9 / peak).toFixed(0)} %`],
+      [
+        'with context KV cache',
+        cached,
+        (n * h) / (cached / 1000),
+        flops / (cached / 1000) / 1e9,
+        `${((100 * flops) / (cached / 1000) / 1e9 / peak).toFixed(0)} %`,
+      ],
       ['re-encoding the context every step', uncached, (n * h) / (uncached / 1000), '', ''],
     ],
     notes: [`context cache speed-up: ${(uncached / cached).toFixed(2)}x`],
@@ -147,7 +175,9 @@ async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefine
     title,
     columns: ['plan workers', 'p50 ms', 'p95 ms', 'mean iterations within budget', 'candidates scored/s'],
     rows,
-    notes: [`${cores} cores; a plan worker beyond the first is a worker thread with its own copy of the model, scoring a share of every iteration's candidates (policy-query proposals stay on the planner's thread).`],
+    notes: [
+      `${cores} cores; a plan worker beyond the first is a worker thread with its own copy of the model, scoring a share of every iteration's candidates (policy-query proposals stay on the planner's thread).`,
+    ],
   };
 }
 
@@ -231,11 +261,23 @@ export async function benchOptimizer(opts: BenchOptions): Promise<BenchTable[]> 
     ['cem', 1000, 16],
   ] as const) {
     const base = loadPlannerPreset('wm-cem-fast').optimizer;
-    shapes.push({ label: `large population: ${candidates} x horizon ${horizon}`, s: { ...base, kind, candidates, horizon, elites: Math.round(candidates / 10), actionDim }, budgetMs: undefined });
+    shapes.push({
+      label: `large population: ${candidates} x horizon ${horizon}`,
+      s: { ...base, kind, candidates, horizon, elites: Math.round(candidates / 10), actionDim },
+      budgetMs: undefined,
+    });
   }
   const overhead: BenchTable = {
     title: `Optimiser overhead per iteration, cost evaluation excluded (action dim ${actionDim}, best of ${reps} runs of ${iterations} iterations)`,
-    columns: ['setting', 'optimiser', 'candidates x horizon', 'proposal fraction', 'µs per iteration', 'µs per candidate', 'share of the plan budget'],
+    columns: [
+      'setting',
+      'optimiser',
+      'candidates x horizon',
+      'proposal fraction',
+      'µs per iteration',
+      'µs per candidate',
+      'share of the plan budget',
+    ],
     rows: [],
   };
   for (const { label, s, budgetMs } of shapes) {
@@ -248,16 +290,31 @@ export async function benchOptimizer(opts: BenchOptions): Promise<BenchTable[]> 
       perIt = Math.min(perIt, (r.elapsedMs - r.externalMs) / r.iterations);
     }, reps);
     const perPlan = perIt * s.iterations;
-    overhead.rows.push([label, s.kind, `${s.candidates} x ${s.horizon}`, String(s.proposalFraction), perIt * 1000, (perIt * 1000) / s.candidates, budgetMs ? `${((100 * perPlan) / budgetMs).toFixed(3)} % (${s.iterations} it. in ${budgetMs} ms)` : '']);
+    overhead.rows.push([
+      label,
+      s.kind,
+      `${s.candidates} x ${s.horizon}`,
+      String(s.proposalFraction),
+      perIt * 1000,
+      (perIt * 1000) / s.candidates,
+      budgetMs ? `${((100 * perPlan) / budgetMs).toFixed(3)} % (${s.iterations} it. in ${budgetMs} ms)` : '',
+    ]);
   }
-  overhead.notes = ['Best (minimum) per-iteration time over the runs; the cost here is a plain quadratic whose time is measured and subtracted. "share of the plan budget" = overhead of the preset\'s iteration cap / its budgetMs.'];
+  overhead.notes = [
+    'Best (minimum) per-iteration time over the runs; the cost here is a plain quadratic whose time is measured and subtracted. "share of the plan budget" = overhead of the preset\'s iteration cap / its budgetMs.',
+  ];
 
   // The whole loop per plan: latest-pair bookkeeping, cost factory, optimiser, action mapping, RxJS plumbing.
   const fast = loadPlannerPreset('wm-cem-fast');
   const { planner } = createOptimizingPlanner({
     optimizer: { ...fast.optimizer, actionDim },
     makeCost: () => ({ cost: cheapCost, dispose() {} }),
-    toAction: (v) => ({ worldVector: [v[0]!, v[1]!, v[2]!], rotationDelta: [v[3]!, v[4]!, v[5]!], gripperClosedness: v[6]!, terminateEpisode: [0, 1, 0] }),
+    toAction: (v) => ({
+      worldVector: [v[0]!, v[1]!, v[2]!],
+      rotationDelta: [v[3]!, v[4]!, v[5]!],
+      gripperClosedness: v[6]!,
+      terminateEpisode: [0, 1, 0],
+    }),
     budgetMs: fast.budgetMs,
     graceMs: fast.graceMs,
     seed: 0,
@@ -282,7 +339,9 @@ export async function benchOptimizer(opts: BenchOptions): Promise<BenchTable[]> 
     title: `Planning loop per plan with a near-free cost (preset wm-cem-fast: ${fast.optimizer.candidates} candidates x horizon ${fast.optimizer.horizon} x ${fast.optimizer.iterations} iterations, action dim ${actionDim})`,
     columns: ['plans', 'ms per plan', 'plans/s'],
     rows: [[String(planCount), ms / planCount, planCount / (ms / 1000)]],
-    notes: ['Observation in -> plan out through createOptimizingPlanner (cost factory, warm start, CEM, action mapping, deadline timer); the quadratic cost is included here.'],
+    notes: [
+      'Observation in -> plan out through createOptimizingPlanner (cost factory, warm start, CEM, action mapping, deadline timer); the quadratic cost is included here.',
+    ],
   };
   return [overhead, loop];
 }

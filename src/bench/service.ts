@@ -13,13 +13,30 @@ import type { BenchOptions } from './options.js';
 import type { Plan, Planner } from '../core/types.js';
 import { FoxgloveLink, FOXGLOVE_SUBPROTOCOLS } from '../robot/foxglove-link.js';
 import { LinkBase } from '../robot/link.js';
-import { compressedToObservation, imageToObservation, observationToCompressed, observationToImage, type CompressedImageMsg, type ImageMsg } from '../robot/messages.js';
+import {
+  compressedToObservation,
+  imageToObservation,
+  observationToCompressed,
+  observationToImage,
+  type CompressedImageMsg,
+  type ImageMsg,
+} from '../robot/messages.js';
 import { rosCodec, type RosType } from '../robot/msgs.js';
 import { defaultConfig, type ServiceConfig } from '../service/config.js';
 import { startService, type LatencySample } from '../service/service.js';
 
 const zeroCostPlanner: Planner = (obs$) =>
-  obs$.pipe(map((o): Plan => ({ actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 0, candidatesEvaluated: 0, latencyMs: 0, observationStamp: o.stamp, safe: false })));
+  obs$.pipe(
+    map((o): Plan => ({
+      actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }],
+      cost: 0,
+      iterations: 0,
+      candidatesEvaluated: 0,
+      latencyMs: 0,
+      observationStamp: o.stamp,
+      safe: false,
+    })),
+  );
 
 const frames = new Map<string, Uint8Array>();
 
@@ -82,7 +99,13 @@ async function inProcessLatency(h: number, w: number, n: number, compressed: boo
 async function foxgloveRig(onMessage?: (topic: string) => void) {
   const codec = rosCodec();
   const server = new FoxgloveServer({ name: 'bench robot', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
-  const ch = server.addChannel({ topic: '/image_raw', encoding: 'cdr', schemaName: 'sensor_msgs/msg/Image', schema: codec.schema('sensor_msgs/msg/Image').text, schemaEncoding: 'ros2msg' });
+  const ch = server.addChannel({
+    topic: '/image_raw',
+    encoding: 'cdr',
+    schemaName: 'sensor_msgs/msg/Image',
+    schema: codec.schema('sensor_msgs/msg/Image').text,
+    schemaEncoding: 'ros2msg',
+  });
   let subscribed!: () => void;
   const ready = new Promise<void>((r) => (subscribed = r));
   server.on('subscribe', (id) => id === ch && subscribed());
@@ -91,7 +114,12 @@ async function foxgloveRig(onMessage?: (topic: string) => void) {
     onMessage?.(e.channel.topic);
     if (e.channel.topic === '/selfflow/action') onAction?.();
   });
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 << 20, handleProtocols: (p) => FOXGLOVE_SUBPROTOCOLS.find((x) => p.has(x)) ?? false });
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    maxPayload: 64 << 20,
+    handleProtocols: (p) => FOXGLOVE_SUBPROTOCOLS.find((x) => p.has(x)) ?? false,
+  });
   wss.on('connection', (ws: WebSocket) => server.handleConnection(ws, 'service'));
   await new Promise<void>((r) => wss.once('listening', r));
   const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
@@ -144,7 +172,10 @@ async function rateModeOverFoxglove(seconds: number) {
   await rig.ready;
   const img = await simFrame(480, 640);
   let stamp = 0;
-  const camera = setInterval(() => rig.send(codec.encode('sensor_msgs/msg/Image', observationToImage({ ...img, stamp: ++stamp }, 'cam'))), 1000 / 30);
+  const camera = setInterval(
+    () => rig.send(codec.encode('sensor_msgs/msg/Image', observationToImage({ ...img, stamp: ++stamp }, 'cam'))),
+    1000 / 30,
+  );
   // The first second settles (connection, first plan); measure after it.
   await new Promise((r) => setTimeout(r, 1000));
   const from = performance.now();
@@ -155,11 +186,20 @@ async function rateModeOverFoxglove(seconds: number) {
   await rig.close();
   const gaps = (ts: number[]) => {
     const t = ts.filter((x) => x >= from);
-    return t.slice(1).map((x, i) => x - t[i]!).sort((a, b) => a - b);
+    return t
+      .slice(1)
+      .map((x, i) => x - t[i]!)
+      .sort((a, b) => a - b);
   };
   const measured = samples.slice(fromSample);
   const sorted = (f: (l: LatencySample) => number) => measured.map(f).sort((a, b) => a - b);
-  return { twist: gaps(arrivals.twist), action: gaps(arrivals.action), service: sorted((l) => l.serviceMs), waits: sorted((l) => l.waitMs), total: sorted((l) => l.totalMs) };
+  return {
+    twist: gaps(arrivals.twist),
+    action: gaps(arrivals.action),
+    service: sorted((l) => l.serviceMs),
+    waits: sorted((l) => l.waitMs),
+    total: sorted((l) => l.totalMs),
+  };
 }
 
 async function foxgloveThroughput(h: number, w: number, n: number): Promise<number> {
@@ -218,10 +258,26 @@ export async function benchService(opts: BenchOptions): Promise<BenchTable[]> {
   const jpg = codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam'));
   const m = opts.quick ? 10 : 60;
   const thrRows: (string | number)[][] = [
-    ['rgb8 Image: encode to CDR', rate(() => codec.encode('sensor_msgs/msg/Image', observationToImage(img, 'cam')), m * 4), String(raw.length)],
-    ['rgb8 Image: decode CDR to RGB', rate(() => imageToObservation(codec.decode<ImageMsg>('sensor_msgs/msg/Image', raw)), m * 4), String(raw.length)],
-    ['CompressedImage: JPEG encode + CDR', rate(() => codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')), Math.max(5, m / 4)), String(jpg.length)],
-    ['CompressedImage: CDR + JPEG decode', rate(() => compressedToObservation(codec.decode<CompressedImageMsg>('sensor_msgs/msg/CompressedImage', jpg)), Math.max(5, m / 4)), String(jpg.length)],
+    [
+      'rgb8 Image: encode to CDR',
+      rate(() => codec.encode('sensor_msgs/msg/Image', observationToImage(img, 'cam')), m * 4),
+      String(raw.length),
+    ],
+    [
+      'rgb8 Image: decode CDR to RGB',
+      rate(() => imageToObservation(codec.decode<ImageMsg>('sensor_msgs/msg/Image', raw)), m * 4),
+      String(raw.length),
+    ],
+    [
+      'CompressedImage: JPEG encode + CDR',
+      rate(() => codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')), Math.max(5, m / 4)),
+      String(jpg.length),
+    ],
+    [
+      'CompressedImage: CDR + JPEG decode',
+      rate(() => compressedToObservation(codec.decode<CompressedImageMsg>('sensor_msgs/msg/CompressedImage', jpg)), Math.max(5, m / 4)),
+      String(jpg.length),
+    ],
     ['rgb8 Image over Foxglove WebSocket (loopback), received + decoded', await foxgloveThroughput(480, 640, m * 2), String(raw.length)],
   ];
   return [
@@ -229,7 +285,9 @@ export async function benchService(opts: BenchOptions): Promise<BenchTable[]> {
       title: 'Service: observation-to-command latency added by the service (zero-cost planner)',
       columns: ['path', 'frames', 'p50 ms', 'p99 ms'],
       rows: latRows,
-      notes: ['Camera message arrival (or, over Foxglove, the robot sending it) to the selfflow/action message leaving: decode, safety gate, encode; planning excluded.'],
+      notes: [
+        'Camera message arrival (or, over Foxglove, the robot sending it) to the selfflow/action message leaving: decode, safety gate, encode; planning excluded.',
+      ],
     },
     {
       title: 'Service: rate mode over Foxglove WebSocket (loopback), 30 Hz 640x480 camera, 3 Hz actions, 20 Hz twist (zero-cost planner)',

@@ -13,7 +13,12 @@ import { makeScriptedPolicy } from '../sim/expert.js';
 import { loadScene } from '../sim/mujoco.js';
 import { listTasks } from '../sim/tasks.js';
 
-export async function expertSuccess(task: string, episodes: number, policy: 'expert' | 'random' = 'expert', opts: { noise?: number; explore?: number } = {}): Promise<{ successes: number; meanSteps: number }> {
+export async function expertSuccess(
+  task: string,
+  episodes: number,
+  policy: 'expert' | 'random' = 'expert',
+  opts: { noise?: number; explore?: number } = {},
+): Promise<{ successes: number; meanSteps: number }> {
   let successes = 0;
   let steps = 0;
   for (let seed = 0; seed < episodes; seed++) {
@@ -53,9 +58,22 @@ export async function benchSim(opts: BenchOptions): Promise<BenchTable[]> {
   const episodes = opts.quick ? 2 : 12;
   t0 = performance.now();
   // Noisy experts, as `sim collect` defaults: failed episodes run to the time limit, so steps/s is the steadier figure.
-  const c = await collect({ tasks: ['pick-can', 'drawer-open'], episodes, outDir: dir, seed: 0, noise: 0.005, explore: 0.05, imageHeight: 64, imageWidth: 80 });
+  const c = await collect({
+    tasks: ['pick-can', 'drawer-open'],
+    episodes,
+    outDir: dir,
+    seed: 0,
+    noise: 0.005,
+    explore: 0.05,
+    imageHeight: 64,
+    imageWidth: 80,
+  });
   const sec = (performance.now() - t0) / 1000;
-  perf.rows.push([`collected episodes at 64x80 (pick-can, drawer-open, noise 0.005, explore 0.05: ${c.successes}/${episodes} succeeded; render + JPEG + RLDS)`, (episodes * 60) / sec, 'episodes/min']);
+  perf.rows.push([
+    `collected episodes at 64x80 (pick-can, drawer-open, noise 0.005, explore 0.05: ${c.successes}/${episodes} succeeded; render + JPEG + RLDS)`,
+    (episodes * 60) / sec,
+    'episodes/min',
+  ]);
   perf.rows.push(['collected steps at 64x80 (same run)', c.steps / sec, 'steps/s']);
   rmSync(dir, { recursive: true, force: true });
 
@@ -70,7 +88,13 @@ export async function benchSim(opts: BenchOptions): Promise<BenchTable[]> {
     const e = await expertSuccess(t.name, count);
     const n = await expertSuccess(t.name, few, 'expert', { noise: 0.005, explore: 0.05 });
     const r = await expertSuccess(t.name, few, 'random');
-    experts.rows.push([t.name, `${e.successes}/${count} (${((100 * e.successes) / count).toFixed(0)} %)`, e.meanSteps, `${n.successes}/${few}`, `${r.successes}/${few}`]);
+    experts.rows.push([
+      t.name,
+      `${e.successes}/${count} (${((100 * e.successes) / count).toFixed(0)} %)`,
+      e.meanSteps,
+      `${n.successes}/${few}`,
+      `${r.successes}/${few}`,
+    ]);
   }
   return [perf, experts];
 }

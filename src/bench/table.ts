@@ -36,4 +36,3 @@ export async function timeMs(fn: () => unknown, reps: number, warmup = 1): Promi
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)]!;
 }
-

@@ -13,20 +13,21 @@ const MAX_BROADCAST_ELEMENTS = 2 ** 24;
  * Decode `count` little-endian elements starting at `byteOffset`, gathering with `strides`
  * (in elements) when the tensor is a non-contiguous view of its storage.
  */
-export function decodeRaw(
-  bytes: Uint8Array,
-  type: RawType,
-  shape: number[],
-  elementOffset = 0,
-  strides?: number[],
-): HostTensor {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`tensor shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-  if (strides !== undefined && (!Array.isArray(strides) || strides.length !== shape.length || !strides.every((d) => Number.isSafeInteger(d) && d >= 0))) throw new Error(`tensor strides ${JSON.stringify(strides)} do not match shape [${shape.join(', ')}]`);
-  if (!Number.isSafeInteger(elementOffset) || elementOffset < 0) throw new Error(`tensor storage offset ${elementOffset} is not a non-negative integer`);
+export function decodeRaw(bytes: Uint8Array, type: RawType, shape: number[], elementOffset = 0, strides?: number[]): HostTensor {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new Error(`tensor shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (
+    strides !== undefined &&
+    (!Array.isArray(strides) || strides.length !== shape.length || !strides.every((d) => Number.isSafeInteger(d) && d >= 0))
+  )
+    throw new Error(`tensor strides ${JSON.stringify(strides)} do not match shape [${shape.join(', ')}]`);
+  if (!Number.isSafeInteger(elementOffset) || elementOffset < 0)
+    throw new Error(`tensor storage offset ${elementOffset} is not a non-negative integer`);
   const count = shape.reduce((a, b) => a * b, 1);
   // A view may repeat stored elements (stride 0), but not so many that a small file asks for a huge buffer.
   const limit = Math.max(bytes.byteLength / RAW_BYTES[type], MAX_BROADCAST_ELEMENTS);
-  if (count > limit) throw new Error(`tensor of shape [${shape.join(', ')}] has ${count} elements, more than its ${bytes.byteLength}-byte storage can back`);
+  if (count > limit)
+    throw new Error(`tensor of shape [${shape.join(', ')}] has ${count} elements, more than its ${bytes.byteLength}-byte storage can back`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size = RAW_BYTES[type];
   const index = stridedIndex(shape, strides);
@@ -67,7 +68,12 @@ export function decodeRaw(
     case 'I16':
     case 'I8': {
       const out = new Int32Array(count);
-      const get = type === 'I32' ? (o: number) => view.getInt32(o, true) : type === 'I16' ? (o: number) => view.getInt16(o, true) : (o: number) => view.getInt8(o);
+      const get =
+        type === 'I32'
+          ? (o: number) => view.getInt32(o, true)
+          : type === 'I16'
+            ? (o: number) => view.getInt16(o, true)
+            : (o: number) => view.getInt8(o);
       for (let i = 0; i < count; i++) out[i] = get(at(i));
       return { dtype: 'int32', shape, data: out };
     }

@@ -130,56 +130,204 @@ export function unpickle(bytes: Uint8Array, opts: PickleOptions, source = 'pickl
       opStart = p;
       const op = u8();
       switch (op) {
-        case 0x80: u8(); break; // PROTO
-        case 0x95: u64(); break; // FRAME
-        case 0x2e: return pop(); // STOP
-        case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-        case 0x5d: stack.push([]); break; // EMPTY_LIST
-        case 0x29: stack.push([]); break; // EMPTY_TUPLE
-        case 0x8f: stack.push(new Set()); break; // EMPTY_SET
-        case 0x28: stack.push(MARK); break; // MARK
-        case 0x4e: stack.push(null); break; // NONE
-        case 0x88: stack.push(true); break; // NEWTRUE
-        case 0x89: stack.push(false); break; // NEWFALSE
-        case 0x4b: stack.push(u8()); break; // BININT1
-        case 0x4d: stack.push(u16()); break; // BININT2
-        case 0x4a: stack.push(i32()); break; // BININT
-        case 0x8a: stack.push(readLong(u8())); break; // LONG1
-        case 0x8b: stack.push(readLong(u32())); break; // LONG4
-        case 0x47: need(8); stack.push(((p += 8), view.getFloat64(p - 8, false))); break; // BINFLOAT (big-endian)
-        case 0x49: { const s = line(); stack.push(s === '01' ? true : s === '00' ? false : Number(s)); break; } // INT
-        case 0x4c: stack.push(Number(line().replace(/L$/, ''))); break; // LONG
-        case 0x46: stack.push(Number(line())); break; // FLOAT
-        case 0x58: stack.push(str(u32())); break; // BINUNICODE
-        case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-        case 0x8d: { const n = u64(); if (n > BigInt(bytes.byteLength)) fail(`string of ${n} bytes runs past the end`); stack.push(str(Number(n))); break; } // BINUNICODE8
-        case 0x54: stack.push(str(i32())); break; // BINSTRING
-        case 0x55: stack.push(str(u8())); break; // SHORT_BINSTRING
-        case 0x42: stack.push(raw(u32())); break; // BINBYTES
-        case 0x43: stack.push(raw(u8())); break; // SHORT_BINBYTES
-        case 0x56: stack.push(line()); break; // UNICODE (raw-unicode-escape; ASCII in practice)
-        case 0x71: memo.set(u8(), top()); break; // BINPUT
-        case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-        case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-        case 0x68: stack.push(memo.get(u8())); break; // BINGET
-        case 0x6a: stack.push(memo.get(u32())); break; // LONG_BINGET
-        case 0x63: { const module = line(); const name = line(); stack.push({ kind: 'global', module, name } satisfies PickleGlobal); break; } // GLOBAL
-        case 0x93: { const name = String(pop()); const module = String(pop()); stack.push({ kind: 'global', module, name } satisfies PickleGlobal); break; } // STACK_GLOBAL
-        case 0x74: { const items = popMark(); stack.push(nest(items, items)); break; } // TUPLE
-        case 0x85: { const a = [pop()]; stack.push(nest(a, a)); break; } // TUPLE1
-        case 0x86: { const b = pop(); const a = pop(); stack.push(nest([a, b], [a, b])); break; } // TUPLE2
-        case 0x87: { const c = pop(); const b = pop(); const a = pop(); stack.push(nest([a, b, c], [a, b, c])); break; } // TUPLE3
-        case 0x6c: { const items = popMark(); stack.push(nest(items, items)); break; } // LIST
-        case 0x64: { const kv = popMark(); const m = new Map(); for (let i = 0; i + 1 < kv.length; i += 2) m.set(kv[i], kv[i + 1]); stack.push(nest(m, kv)); break; } // DICT
-        case 0x61: { const v = pop(); nest(list(top()), [v]).push(v); break; } // APPEND
-        case 0x65: { const items = popMark(); const l = nest(list(top()), items); for (const i of items) l.push(i); break; } // APPENDS
-        case 0x90: { const items = popMark(); const s = top(); if (!(s instanceof Set)) fail('ADDITEMS to a non-set'); items.forEach((i) => (s as Set<unknown>).add(i)); nest(s, items); break; } // ADDITEMS
-        case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-        case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
-        case 0x51: stack.push(opts.persistentLoad(pop())); break; // BINPERSID
-        case 0x52: { const args = pop(); const fn = pop(); stack.push(doReduce(fn, args)); break; } // REDUCE
-        case 0x81: { const args = pop(); const cls = pop(); stack.push(doReduce(cls, args)); break; } // NEWOBJ
-        case 0x62: { // BUILD: attach state; dict-like objects (OrderedDict._metadata) keep their items.
+        case 0x80:
+          u8();
+          break; // PROTO
+        case 0x95:
+          u64();
+          break; // FRAME
+        case 0x2e:
+          return pop(); // STOP
+        case 0x7d:
+          stack.push(new Map());
+          break; // EMPTY_DICT
+        case 0x5d:
+          stack.push([]);
+          break; // EMPTY_LIST
+        case 0x29:
+          stack.push([]);
+          break; // EMPTY_TUPLE
+        case 0x8f:
+          stack.push(new Set());
+          break; // EMPTY_SET
+        case 0x28:
+          stack.push(MARK);
+          break; // MARK
+        case 0x4e:
+          stack.push(null);
+          break; // NONE
+        case 0x88:
+          stack.push(true);
+          break; // NEWTRUE
+        case 0x89:
+          stack.push(false);
+          break; // NEWFALSE
+        case 0x4b:
+          stack.push(u8());
+          break; // BININT1
+        case 0x4d:
+          stack.push(u16());
+          break; // BININT2
+        case 0x4a:
+          stack.push(i32());
+          break; // BININT
+        case 0x8a:
+          stack.push(readLong(u8()));
+          break; // LONG1
+        case 0x8b:
+          stack.push(readLong(u32()));
+          break; // LONG4
+        case 0x47:
+          need(8);
+          stack.push(((p += 8), view.getFloat64(p - 8, false)));
+          break; // BINFLOAT (big-endian)
+        case 0x49: {
+          const s = line();
+          stack.push(s === '01' ? true : s === '00' ? false : Number(s));
+          break;
+        } // INT
+        case 0x4c:
+          stack.push(Number(line().replace(/L$/, '')));
+          break; // LONG
+        case 0x46:
+          stack.push(Number(line()));
+          break; // FLOAT
+        case 0x58:
+          stack.push(str(u32()));
+          break; // BINUNICODE
+        case 0x8c:
+          stack.push(str(u8()));
+          break; // SHORT_BINUNICODE
+        case 0x8d: {
+          const n = u64();
+          if (n > BigInt(bytes.byteLength)) fail(`string of ${n} bytes runs past the end`);
+          stack.push(str(Number(n)));
+          break;
+        } // BINUNICODE8
+        case 0x54:
+          stack.push(str(i32()));
+          break; // BINSTRING
+        case 0x55:
+          stack.push(str(u8()));
+          break; // SHORT_BINSTRING
+        case 0x42:
+          stack.push(raw(u32()));
+          break; // BINBYTES
+        case 0x43:
+          stack.push(raw(u8()));
+          break; // SHORT_BINBYTES
+        case 0x56:
+          stack.push(line());
+          break; // UNICODE (raw-unicode-escape; ASCII in practice)
+        case 0x71:
+          memo.set(u8(), top());
+          break; // BINPUT
+        case 0x72:
+          memo.set(u32(), top());
+          break; // LONG_BINPUT
+        case 0x94:
+          memo.set(memo.size, top());
+          break; // MEMOIZE
+        case 0x68:
+          stack.push(memo.get(u8()));
+          break; // BINGET
+        case 0x6a:
+          stack.push(memo.get(u32()));
+          break; // LONG_BINGET
+        case 0x63: {
+          const module = line();
+          const name = line();
+          stack.push({ kind: 'global', module, name } satisfies PickleGlobal);
+          break;
+        } // GLOBAL
+        case 0x93: {
+          const name = String(pop());
+          const module = String(pop());
+          stack.push({ kind: 'global', module, name } satisfies PickleGlobal);
+          break;
+        } // STACK_GLOBAL
+        case 0x74: {
+          const items = popMark();
+          stack.push(nest(items, items));
+          break;
+        } // TUPLE
+        case 0x85: {
+          const a = [pop()];
+          stack.push(nest(a, a));
+          break;
+        } // TUPLE1
+        case 0x86: {
+          const b = pop();
+          const a = pop();
+          stack.push(nest([a, b], [a, b]));
+          break;
+        } // TUPLE2
+        case 0x87: {
+          const c = pop();
+          const b = pop();
+          const a = pop();
+          stack.push(nest([a, b, c], [a, b, c]));
+          break;
+        } // TUPLE3
+        case 0x6c: {
+          const items = popMark();
+          stack.push(nest(items, items));
+          break;
+        } // LIST
+        case 0x64: {
+          const kv = popMark();
+          const m = new Map();
+          for (let i = 0; i + 1 < kv.length; i += 2) m.set(kv[i], kv[i + 1]);
+          stack.push(nest(m, kv));
+          break;
+        } // DICT
+        case 0x61: {
+          const v = pop();
+          nest(list(top()), [v]).push(v);
+          break;
+        } // APPEND
+        case 0x65: {
+          const items = popMark();
+          const l = nest(list(top()), items);
+          for (const i of items) l.push(i);
+          break;
+        } // APPENDS
+        case 0x90: {
+          const items = popMark();
+          const s = top();
+          if (!(s instanceof Set)) fail('ADDITEMS to a non-set');
+          items.forEach((i) => (s as Set<unknown>).add(i));
+          nest(s, items);
+          break;
+        } // ADDITEMS
+        case 0x73: {
+          const v = pop();
+          const k = pop();
+          setItems(top(), [k, v]);
+          break;
+        } // SETITEM
+        case 0x75: {
+          const kv = popMark();
+          setItems(top(), kv);
+          break;
+        } // SETITEMS
+        case 0x51:
+          stack.push(opts.persistentLoad(pop()));
+          break; // BINPERSID
+        case 0x52: {
+          const args = pop();
+          const fn = pop();
+          stack.push(doReduce(fn, args));
+          break;
+        } // REDUCE
+        case 0x81: {
+          const args = pop();
+          const cls = pop();
+          stack.push(doReduce(cls, args));
+          break;
+        } // NEWOBJ
+        case 0x62: {
+          // BUILD: attach state; dict-like objects (OrderedDict._metadata) keep their items.
           const state = pop();
           const obj = top();
           if (obj && typeof obj === 'object' && 'kind' in obj && (obj as PickleReduce).kind === 'reduce') {
@@ -188,9 +336,15 @@ export function unpickle(bytes: Uint8Array, opts: PickleOptions, source = 'pickl
           }
           break;
         }
-        case 0x30: pop(); break; // POP
-        case 0x31: popMark(); break; // POP_MARK
-        case 0x32: stack.push(top()); break; // DUP
+        case 0x30:
+          pop();
+          break; // POP
+        case 0x31:
+          popMark();
+          break; // POP_MARK
+        case 0x32:
+          stack.push(top());
+          break; // DUP
         default:
           fail(`unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')}`);
       }

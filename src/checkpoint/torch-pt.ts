@@ -50,7 +50,10 @@ export function readTorchPickle(path: string, limits: ZipLimits = {}): unknown {
     bytes = new Uint8Array(readFileSync(path));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${path}: cannot read checkpoint (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}${code ? `, ${code}` : ''})`, { cause: e });
+    throw new UserError(
+      `${path}: cannot read checkpoint (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}${code ? `, ${code}` : ''})`,
+      { cause: e },
+    );
   }
   let archive: ZipArchive;
   try {
@@ -89,7 +92,7 @@ export function readTorchPickle(path: string, limits: ZipLimits = {}): unknown {
           return new TorchTensorRef(storage, offset, shape, stride, load);
         }
         if (full === 'torch._utils._rebuild_parameter' || full === 'torch._utils._rebuild_parameter_with_state') return args[0];
-        if (full === 'collections.OrderedDict') return new Map(((args[0] as [unknown, unknown][] | undefined) ?? []));
+        if (full === 'collections.OrderedDict') return new Map((args[0] as [unknown, unknown][] | undefined) ?? []);
         return undefined;
       },
     },
@@ -112,11 +115,18 @@ export const MAX_STATE_DICT_DEPTH = 100;
  * Flattens nested dicts of tensors into dotted names, as a state dict spells them. `source` names
  * the file in the error for dicts nested too deep or holding themselves.
  */
-export function collectTensors(node: unknown, prefix = '', out = new Map<string, TorchTensorRef>(), source = 'checkpoint', path = new Set<unknown>()): Map<string, TorchTensorRef> {
+export function collectTensors(
+  node: unknown,
+  prefix = '',
+  out = new Map<string, TorchTensorRef>(),
+  source = 'checkpoint',
+  path = new Set<unknown>(),
+): Map<string, TorchTensorRef> {
   if (node instanceof TorchTensorRef) out.set(prefix, node);
   else if (node instanceof Map) {
     if (path.has(node)) throw new UserError(`${source}: dict '${prefix}' contains itself`);
-    if (path.size >= MAX_STATE_DICT_DEPTH) throw new UserError(`${source}: dicts nested more than ${MAX_STATE_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...')`);
+    if (path.size >= MAX_STATE_DICT_DEPTH)
+      throw new UserError(`${source}: dicts nested more than ${MAX_STATE_DICT_DEPTH} deep (at '${prefix.slice(0, 200)}...')`);
     path.add(node);
     for (const [k, v] of node) collectTensors(v, prefix ? `${prefix}.${String(k)}` : String(k), out, source, path);
     path.delete(node);

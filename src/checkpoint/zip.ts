@@ -53,17 +53,26 @@ export class ZipArchive {
   /** Inflates an entry into at most its declared size, within what is left of the archive's budget. */
   private inflate(entry: ZipEntry, raw: Uint8Array): Uint8Array {
     const left = this.maxInflatedBytes - this.inflated;
-    if (entry.size > left) this.fail(`entry '${entry.name}' declares ${entry.size} bytes uncompressed, over the ${this.maxInflatedBytes}-byte limit for inflated entries (${left} left)`);
-    if (entry.size > raw.byteLength * MAX_DEFLATE_RATIO + 1024) this.fail(`entry '${entry.name}' declares ${entry.size} bytes from ${raw.byteLength} compressed, more than deflate can produce`);
+    if (entry.size > left)
+      this.fail(
+        `entry '${entry.name}' declares ${entry.size} bytes uncompressed, over the ${this.maxInflatedBytes}-byte limit for inflated entries (${left} left)`,
+      );
+    if (entry.size > raw.byteLength * MAX_DEFLATE_RATIO + 1024)
+      this.fail(`entry '${entry.name}' declares ${entry.size} bytes from ${raw.byteLength} compressed, more than deflate can produce`);
     let out: Buffer;
     try {
       // maxOutputLength stops inflation at the declared size, so a lying header cannot grow the output.
       out = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
     } catch (e) {
       const tooLarge = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
-      this.fail(tooLarge ? `entry '${entry.name}' inflates past its declared ${entry.size} bytes` : `entry '${entry.name}' cannot be inflated (${errorMessage(e)})`);
+      this.fail(
+        tooLarge
+          ? `entry '${entry.name}' inflates past its declared ${entry.size} bytes`
+          : `entry '${entry.name}' cannot be inflated (${errorMessage(e)})`,
+      );
     }
-    if (out.byteLength !== entry.size) this.fail(`entry '${entry.name}' inflates to ${out.byteLength} bytes, its header declares ${entry.size}`);
+    if (out.byteLength !== entry.size)
+      this.fail(`entry '${entry.name}' inflates to ${out.byteLength} bytes, its header declares ${entry.size}`);
     this.inflated += out.byteLength;
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }

@@ -82,7 +82,7 @@ export const SHADOWS_OPTION: OptionSpec = {
 export const GOALS_OPTION: OptionSpec = {
   type: 'string',
   arg: 'stage|phase|dense',
-  description: "goal pictures from an expert replay: one per task stage, the end of each expert phase, or every 2nd expert frame",
+  description: 'goal pictures from an expert replay: one per task stage, the end of each expert phase, or every 2nd expert frame',
   default: 'phase',
 };
 

@@ -36,7 +36,11 @@ export const dataStatsCommand: Command = {
     if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
     let skipped = 0;
     const shards = listShards(dataDir, card);
-    const episodes = readEpisodes(dataDir, card, { shards, skipCorrupt: bool(opts, 'skip-corrupt'), onCorrupt: (m) => (skipped++, console.error(`skipped: ${m}`)) });
+    const episodes = readEpisodes(dataDir, card, {
+      shards,
+      skipCorrupt: bool(opts, 'skip-corrupt'),
+      onCorrupt: (m) => (skipped++, console.error(`skipped: ${m}`)),
+    });
     const stats = await computeActionStats(card, withByteProgress(episodes, shards, 'stats'));
     const out = str(opts, 'out');
     if (out) {
@@ -44,7 +48,15 @@ export const dataStatsCommand: Command = {
       console.log(`wrote ${out}: ${stats.count} steps, ${stats.names.length} action dimensions`);
     } else console.log(JSON.stringify(stats, null, 2));
     const w = Math.max(...stats.names.map((n) => n.length));
-    console.error(['dimension'.padEnd(w) + '      mean       std       q01       q99', ...stats.names.map((n, i) => `${n.padEnd(w)} ${[stats.mean[i]!, stats.std[i]!, stats.q01[i]!, stats.q99[i]!].map((v) => v.toFixed(4).padStart(9)).join(' ')}`)].join('\n'));
+    console.error(
+      [
+        'dimension'.padEnd(w) + '      mean       std       q01       q99',
+        ...stats.names.map(
+          (n, i) =>
+            `${n.padEnd(w)} ${[stats.mean[i]!, stats.std[i]!, stats.q01[i]!, stats.q99[i]!].map((v) => v.toFixed(4).padStart(9)).join(' ')}`,
+        ),
+      ].join('\n'),
+    );
     if (skipped) console.error(`skipped ${skipped} corrupt record(s)`);
   },
 };

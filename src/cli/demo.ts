@@ -33,12 +33,21 @@ export const demoCommand: Command = {
     const { runPlannedEpisode } = await import('../planner/episode.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
-    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed, imagine: true, lockstep: true, backend: str(opts, 'backend'), planWorkers: planWorkers(opts), log: (l) => console.log(l) });
+    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, {
+      seed,
+      imagine: true,
+      lockstep: true,
+      backend: str(opts, 'backend'),
+      planWorkers: planWorkers(opts),
+      log: (l) => console.log(l),
+    });
     const t0 = Date.now();
     console.log(`demo: ${task} (seed ${seed}) with ${checkpoint} and preset ${planning.preset.name}`);
     const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l), ...episodeSetup(opts) });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
-    console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`);
+    console.log(
+      `${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`,
+    );
     const gif = requireStr(opts, 'gif');
     writeGif(gif, r.frames, 500);
     console.log(`wrote ${gif} (real camera | imagined future of the chosen plan | goal)`);

@@ -9,10 +9,20 @@ export const evalCommand: Command = {
   name: 'eval',
   summary: 'multi-step task success rates (Wilson 95 % CI, stages, chain length, latency) for one or more policies',
   options: {
-    policy: { type: 'string', arg: 'P[,P2]', description: 'wm | expert | random | a planner preset name, PRESET@RUN for another checkpoint; several side by side', default: 'expert' },
+    policy: {
+      type: 'string',
+      arg: 'P[,P2]',
+      description: 'wm | expert | random | a planner preset name, PRESET@RUN for another checkpoint; several side by side',
+      default: 'expert',
+    },
     checkpoint: { type: 'string', arg: 'RUN', description: 'trained run for world-model policies (default: the shipped models/tiny-sim)' },
     tasks: { type: 'string', arg: 'T,T2', description: 'tasks to evaluate', default: ALL_TASKS },
-    episodes: { type: 'string', arg: 'N|simpler', description: "episodes per task, or 'simpler' for SIMPLER's trial counts", default: '10' },
+    episodes: {
+      type: 'string',
+      arg: 'N|simpler',
+      description: "episodes per task, or 'simpler' for SIMPLER's trial counts",
+      default: '10',
+    },
     seed: { type: 'string', arg: 'S', description: 'episode i of every task uses seed S+i (the same for every policy)', default: '0' },
     out: { type: 'string', arg: 'reports/NAME', description: 'report directory (report.json, report.md, episodes.jsonl, failure GIFs)' },
     workers: { type: 'string', arg: 'W', description: 'parallel worker processes', default: '1' },
@@ -28,8 +38,12 @@ export const evalCommand: Command = {
     const { taskByName } = await import('../sim/tasks.js');
     const { reportMarkdown } = await import('../eval/report.js');
     const { packageRoot } = await import('../util/package-root.js');
-    const policies = requireStr(opts, 'policy').split(',').map((p) => p.trim());
-    const tasks = requireStr(opts, 'tasks').split(',').map((t) => t.trim());
+    const policies = requireStr(opts, 'policy')
+      .split(',')
+      .map((p) => p.trim());
+    const tasks = requireStr(opts, 'tasks')
+      .split(',')
+      .map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
     const ep = requireStr(opts, 'episodes');
     let episodes: Record<string, number>;

@@ -48,8 +48,19 @@ export const modelInfoCommand: Command = {
     const trunk = (n: string) => n !== 'projector.linear1.weight' && !n.startsWith('projector.') && n !== 'pos_embed';
     const summary = {
       config: name,
-      official: { args: off, total: countParams(offLayout), trainable: countParams(offLayout, (n) => n !== 'pos_embed'), without_projector_and_pos_embed: countParams(offLayout, trunk), parts: Object.fromEntries(countByPart(offLayout)) },
-      world_model: { config: wm, total: countParams(wmLayout), shared_with_official: countParams(wmLayout, (n) => offLayout.has(n)), parts: Object.fromEntries(countByPart(wmLayout)) },
+      official: {
+        args: off,
+        total: countParams(offLayout),
+        trainable: countParams(offLayout, (n) => n !== 'pos_embed'),
+        without_projector_and_pos_embed: countParams(offLayout, trunk),
+        parts: Object.fromEntries(countByPart(offLayout)),
+      },
+      world_model: {
+        config: wm,
+        total: countParams(wmLayout),
+        shared_with_official: countParams(wmLayout, (n) => offLayout.has(n)),
+        parts: Object.fromEntries(countByPart(wmLayout)),
+      },
     };
     if (opts.json) {
       console.log(JSON.stringify(summary, null, 2));
@@ -57,12 +68,20 @@ export const modelInfoCommand: Command = {
     }
     const f = (n: number) => n.toLocaleString('en-US');
     console.log(`config ${name}: hidden ${off.hidden_size}, depth ${off.depth}, heads ${off.num_heads}, mlp ratio ${off.mlp_ratio}`);
-    console.log(`\nofficial SelfFlowPerTokenDiT layout (input ${off.input_size}, patch ${off.patch_size}, ${off.in_channels} channels, ${off.num_classes} classes, learn_sigma ${off.learn_sigma}):`);
+    console.log(
+      `\nofficial SelfFlowPerTokenDiT layout (input ${off.input_size}, patch ${off.patch_size}, ${off.in_channels} channels, ${off.num_classes} classes, learn_sigma ${off.learn_sigma}):`,
+    );
     console.log(partsTable(offLayout).join('\n'));
-    console.log(`  total ${f(summary.official.total)}; trainable (without the fixed pos_embed) ${f(summary.official.trainable)}; SiT trunk without projector ${f(summary.official.without_projector_and_pos_embed)}`);
-    console.log(`\nworld model (${wm.imageHeight}x${wm.imageWidth} RGB, patch ${wm.dit.patch_size}, action ${wm.actionDim}, language ${wm.languageDim}, distillation ${wm.studentLayer}->${wm.teacherLayer}):`);
+    console.log(
+      `  total ${f(summary.official.total)}; trainable (without the fixed pos_embed) ${f(summary.official.trainable)}; SiT trunk without projector ${f(summary.official.without_projector_and_pos_embed)}`,
+    );
+    console.log(
+      `\nworld model (${wm.imageHeight}x${wm.imageWidth} RGB, patch ${wm.dit.patch_size}, action ${wm.actionDim}, language ${wm.languageDim}, distillation ${wm.studentLayer}->${wm.teacherLayer}):`,
+    );
     console.log(partsTable(wmLayout).join('\n'));
-    console.log(`  total ${f(summary.world_model.total)}; names shared with the official layout ${f(summary.world_model.shared_with_official)}`);
+    console.log(
+      `  total ${f(summary.world_model.total)}; names shared with the official layout ${f(summary.world_model.shared_with_official)}`,
+    );
   },
 };
 
@@ -77,14 +96,30 @@ export const modelRunCommand: Command = {
   name: 'model run',
   summary: 'evaluate an official-layout Self-Flow checkpoint on named input tensors',
   options: {
-    checkpoint: { type: 'string', arg: 'W', description: 'weights: .safetensors or torch.save .pt (nested model/ema/state_dict and module. prefixes accepted)' },
+    checkpoint: {
+      type: 'string',
+      arg: 'W',
+      description: 'weights: .safetensors or torch.save .pt (nested model/ema/state_dict and module. prefixes accepted)',
+    },
     'model-config': { type: 'string', arg: 'CFG.json', description: 'official constructor arguments, at top level or under "config"' },
-    config: { type: 'string', arg: 'NAME', description: `instead of --model-config: ${CONFIG_NAMES.join('|')} (xl = the released SiT-XL/2 checkpoint)` },
-    inputs: { type: 'string', arg: 'IO.safetensors', description: 'tensors x (B,T,p*p*C), t_per_token (B,T) and/or t_per_sample (B), y (B)' },
+    config: {
+      type: 'string',
+      arg: 'NAME',
+      description: `instead of --model-config: ${CONFIG_NAMES.join('|')} (xl = the released SiT-XL/2 checkpoint)`,
+    },
+    inputs: {
+      type: 'string',
+      arg: 'IO.safetensors',
+      description: 'tensors x (B,T,p*p*C), t_per_token (B,T) and/or t_per_sample (B), y (B)',
+    },
     out: { type: 'string', arg: 'OUT.safetensors', description: 'where to write the outputs' },
     'features-layer': { type: 'string', arg: 'k', description: 'also write features_projected: projector(block k output)' },
     'raw-features-layer': { type: 'string', arg: 'm', description: 'also write features_raw: block m output' },
-    'state-key': { type: 'string', arg: 'KEY', description: 'nested state dict to use in a .pt (default: model, then ema, then state_dict)' },
+    'state-key': {
+      type: 'string',
+      arg: 'KEY',
+      description: 'nested state dict to use in a .pt (default: model, then ema, then state_dict)',
+    },
     backend: BACKEND_OPTION,
   },
   details:
@@ -98,7 +133,10 @@ export const modelRunCommand: Command = {
     const outPath = requireStr(opts, 'out');
     const k = str(opts, 'features-layer') !== undefined ? int(opts, 'features-layer') : undefined;
     const m = str(opts, 'raw-features-layer') !== undefined ? int(opts, 'raw-features-layer') : undefined;
-    for (const [flag, v] of [['--features-layer', k], ['--raw-features-layer', m]] as const) {
+    for (const [flag, v] of [
+      ['--features-layer', k],
+      ['--raw-features-layer', m],
+    ] as const) {
       if (v !== undefined && (v < 1 || v > cfg.depth)) throw new UsageError(`${flag} must be in 1..${cfg.depth}, got ${v}`);
     }
     const choice = await initBackend(str(opts, 'backend'));
@@ -108,7 +146,10 @@ export const modelRunCommand: Command = {
     const { ditForward } = await import('../model/dit.js');
     const sd = loadStateDict(ckpt, str(opts, 'state-key'));
     const problems = checkAgainstLayout(sd.tensors, officialLayout(cfg));
-    if (problems.length) throw new UserError(`${ckpt}: does not match the official layout for this config:\n  ${problems.slice(0, 12).join('\n  ')}${problems.length > 12 ? `\n  ... ${problems.length - 12} more` : ''}`);
+    if (problems.length)
+      throw new UserError(
+        `${ckpt}: does not match the official layout for this config:\n  ${problems.slice(0, 12).join('\n  ')}${problems.length > 12 ? `\n  ... ${problems.length - 12} more` : ''}`,
+      );
     const io = readSafetensors(inputsPath).tensors;
     const need = (name: string) => {
       const t = io.get(name);
@@ -120,18 +161,22 @@ export const modelRunCommand: Command = {
     const [b, tokens, dim] = x.shape as [number, number, number];
     const expectDim = cfg.patch_size * cfg.patch_size * cfg.in_channels;
     const g = Math.floor(cfg.input_size / cfg.patch_size);
-    if (x.shape.length !== 3 || dim !== expectDim || tokens !== g * g) throw new UserError(`${inputsPath}: 'x' has shape [${x.shape}], expected [B, ${g * g}, ${expectDim}] for this config`);
+    if (x.shape.length !== 3 || dim !== expectDim || tokens !== g * g)
+      throw new UserError(`${inputsPath}: 'x' has shape [${x.shape}], expected [B, ${g * g}, ${expectDim}] for this config`);
     if (y.shape.length !== 1 || y.shape[0] !== b) throw new UserError(`${inputsPath}: 'y' has shape [${y.shape}], expected [${b}]`);
     const tTok = io.get('t_per_token');
     const tSam = io.get('t_per_sample');
     if (!tTok && !tSam) throw new UserError(`${inputsPath}: needs 't_per_token' (B,T) or 't_per_sample' (B)`);
-    if (tTok && JSON.stringify(tTok.shape) !== JSON.stringify([b, tokens])) throw new UserError(`${inputsPath}: 't_per_token' has shape [${tTok.shape}], expected [${b}, ${tokens}]`);
-    if (tSam && JSON.stringify(tSam.shape) !== JSON.stringify([b])) throw new UserError(`${inputsPath}: 't_per_sample' has shape [${tSam.shape}], expected [${b}]`);
+    if (tTok && JSON.stringify(tTok.shape) !== JSON.stringify([b, tokens]))
+      throw new UserError(`${inputsPath}: 't_per_token' has shape [${tTok.shape}], expected [${b}, ${tokens}]`);
+    if (tSam && JSON.stringify(tSam.shape) !== JSON.stringify([b]))
+      throw new UserError(`${inputsPath}: 't_per_sample' has shape [${tSam.shape}], expected [${b}]`);
     const p = toTf(sd.tensors);
     const xt = tf.tensor3d(toFloat32(x), [b, tokens, dim]);
     const yt = tf.tensor1d(toInt32(y), 'int32');
     const out: TensorMap = new Map();
-    const put = (name: string, t: import('@tensorflow/tfjs').Tensor) => out.set(name, { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(t.dataSync()) });
+    const put = (name: string, t: import('@tensorflow/tfjs').Tensor) =>
+      out.set(name, { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(t.dataSync()) });
     const tMain = tf.tensor(toFloat32((tTok ?? tSam)!), (tTok ?? tSam)!.shape);
     if (tTok) put('out_per_token_t', ditForward(p, cfg, xt, tMain, yt).out);
     if (tSam) put('out_per_sample_t', ditForward(p, cfg, xt, tf.tensor1d(toFloat32(tSam)), yt).out);
@@ -162,7 +207,11 @@ export const modelImportCommand: Command = {
     const outPath = requireStr(opts, 'out');
     if (!existsSync(ckpt)) throw new UserError(`${ckpt}: checkpoint file not found`);
     const patch = str(opts, 'patch-size');
-    const cfg = worldModelConfig(name, { ...parseImageSize(str(opts, 'image-size')), actionDim: int(opts, 'action-dim', 7), ...(patch ? { patchSize: int(opts, 'patch-size') } : {}) });
+    const cfg = worldModelConfig(name, {
+      ...parseImageSize(str(opts, 'image-size')),
+      actionDim: int(opts, 'action-dim', 7),
+      ...(patch ? { patchSize: int(opts, 'patch-size') } : {}),
+    });
     const sd = loadStateDict(ckpt, str(opts, 'state-key'));
     const { tensors, report } = importIntoWorldModel(sd.tensors, cfg, int(opts, 'seed', 0));
     console.log(summariseImport(report, sd.tensors));

@@ -11,7 +11,13 @@ export const planCommand: Command = {
     checkpoint: { type: 'string', arg: 'RUN', description: 'training run directory (uses its latest EMA weights and action statistics)' },
     task: { type: 'string', arg: 'T', description: 'simulator task (see sim tasks)', default: 'drawer-place' },
     seed: { type: 'string', arg: 'S', description: 'episode seed (object layout) and planner seed', default: '0' },
-    policy: { type: 'string', arg: 'P', description: 'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi, wm-policy) or a preset file; oracle[:PRESET] plans with the simulator as the model', default: 'wm-cem-fast' },
+    policy: {
+      type: 'string',
+      arg: 'P',
+      description:
+        'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi, wm-policy) or a preset file; oracle[:PRESET] plans with the simulator as the model',
+      default: 'wm-cem-fast',
+    },
     gif: { type: 'string', arg: 'FILE.gif', description: 'write real | imagined | goal per step, with latency' },
     sheet: { type: 'string', arg: 'FILE.png', description: 'the same panels as one PNG contact sheet (every step, up to 60)' },
     ...EPISODE_SETUP_OPTIONS,
@@ -24,11 +30,24 @@ export const planCommand: Command = {
     const { runPlannedEpisode } = await import('../planner/episode.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
-    const planning = await loadEpisodePlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), { seed, imagine: Boolean(str(opts, 'gif') || str(opts, 'sheet')), lockstep: true, backend: str(opts, 'backend') });
-    console.log(`planning ${task} (seed ${seed}) with ${planning.preset.name}: ${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, horizon ${planning.preset.optimizer.horizon}, budget ${planning.preset.budgetMs} ms`);
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif: Boolean(str(opts, 'gif') || str(opts, 'sheet')), log: (l) => console.log(l), ...episodeSetup(opts) });
+    const planning = await loadEpisodePlanning(requireStr(opts, 'policy'), requireStr(opts, 'checkpoint'), {
+      seed,
+      imagine: Boolean(str(opts, 'gif') || str(opts, 'sheet')),
+      lockstep: true,
+      backend: str(opts, 'backend'),
+    });
+    console.log(
+      `planning ${task} (seed ${seed}) with ${planning.preset.name}: ${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, horizon ${planning.preset.optimizer.horizon}, budget ${planning.preset.budgetMs} ms`,
+    );
+    const r = await runPlannedEpisode(planning, task, seed, {
+      recordGif: Boolean(str(opts, 'gif') || str(opts, 'sheet')),
+      log: (l) => console.log(l),
+      ...episodeSetup(opts),
+    });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
-    console.log(`${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} in ${r.steps} steps; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms; safe actions ${r.safeActions}`);
+    console.log(
+      `${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} in ${r.steps} steps; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms; safe actions ${r.safeActions}`,
+    );
     const gif = str(opts, 'gif');
     if (gif) {
       writeGif(gif, r.frames, 500);

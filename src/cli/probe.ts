@@ -10,10 +10,29 @@ export const modelProbeCommand: Command = {
   summary: 'does the world model listen to the action? imagined vs simulated futures of six displacements',
   options: {
     checkpoint: { type: 'string', arg: 'RUN', description: `trained run (default: the shipped ${SHIPPED_MODEL})` },
-    policy: { type: 'string', arg: 'P', description: 'planner preset whose rollout settings (flow steps, integrator) imagine', default: 'wm-cem-fast' },
-    tasks: { type: 'string', arg: 'T,T2', description: 'tasks whose expert runs give the probed states', default: 'drawer-open,pick-can,move-near,drawer-place' },
-    seed: { type: 'string', arg: 'S', description: 'first layout seed: probes S, S+1, ... (default 100; pick seeds no training data or tuning used)' },
-    seeds: { type: 'string', arg: 'N|a,b,c', description: 'how many layout seeds per task from --seed, or the seeds themselves as a list', default: '3' },
+    policy: {
+      type: 'string',
+      arg: 'P',
+      description: 'planner preset whose rollout settings (flow steps, integrator) imagine',
+      default: 'wm-cem-fast',
+    },
+    tasks: {
+      type: 'string',
+      arg: 'T,T2',
+      description: 'tasks whose expert runs give the probed states',
+      default: 'drawer-open,pick-can,move-near,drawer-place',
+    },
+    seed: {
+      type: 'string',
+      arg: 'S',
+      description: 'first layout seed: probes S, S+1, ... (default 100; pick seeds no training data or tuning used)',
+    },
+    seeds: {
+      type: 'string',
+      arg: 'N|a,b,c',
+      description: 'how many layout seeds per task from --seed, or the seeds themselves as a list',
+      default: '3',
+    },
     displacement: { type: 'string', arg: 'M', description: 'displacement per control step, metres', default: '0.05' },
     json: { type: 'boolean', description: 'print the result as JSON' },
     backend: BACKEND_OPTION,
@@ -29,11 +48,14 @@ export const modelProbeCommand: Command = {
     const { DEFAULT_PROBE, DEFAULT_PROBE_SEED, PROBE_DIRECTIONS, probeActions, worldModelProbed } = await import('../eval/action-probe.js');
     const { taskByName } = await import('../sim/tasks.js');
     const checkpoint = str(opts, 'checkpoint') ?? join(packageRoot(), SHIPPED_MODEL);
-    const tasks = requireStr(opts, 'tasks').split(',').map((t) => t.trim());
+    const tasks = requireStr(opts, 'tasks')
+      .split(',')
+      .map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
     const seeds = probeSeeds(opts, DEFAULT_PROBE_SEED);
     const displacement = num(opts, 'displacement', 0.05);
-    if (!(displacement > 0 && displacement <= 0.06)) throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
+    if (!(displacement > 0 && displacement <= 0.06))
+      throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
     const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed: 0, backend: str(opts, 'backend') });
     const o = { ...DEFAULT_PROBE, tasks, seeds, displacement };
     const progress = new Progress('probe', tasks.length * seeds.length * o.warmSteps.length);
@@ -45,7 +67,9 @@ export const modelProbeCommand: Command = {
       return;
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-    console.log(`${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states, layout seeds ${r.seeds.join(', ')}`);
+    console.log(
+      `${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states, layout seeds ${r.seeds.join(', ')}`,
+    );
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);
   },
@@ -55,7 +79,8 @@ const SEED_LIMIT = 2 ** 31 - 1;
 
 function seedValue(text: string, what: string): number {
   const v = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v > SEED_LIMIT) throw new UsageError(`${what} must be an integer seed in [0, ${SEED_LIMIT}], got '${text}'`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v > SEED_LIMIT)
+    throw new UsageError(`${what} must be an integer seed in [0, ${SEED_LIMIT}], got '${text}'`);
   return v;
 }
 

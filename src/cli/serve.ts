@@ -9,7 +9,15 @@ import { processRosArgs } from '../robot/ros-args.js';
 import { ServiceAssembly, type RobotSpec, type ServeSetup } from '../service/assemble.js';
 import { LatencySummary } from '../service/bookkeeping.js';
 import type { RunningService } from '../service/service.js';
-import { applyParamsFile, applyRemaps, defaultConfig, isStringParam, setParam, validateConfig, type ServiceConfig } from '../service/config.js';
+import {
+  applyParamsFile,
+  applyRemaps,
+  defaultConfig,
+  isStringParam,
+  setParam,
+  validateConfig,
+  type ServiceConfig,
+} from '../service/config.js';
 import { errorMessage } from '../core/errors.js';
 import { BACKEND_OPTION, int, num, str, UsageError, type Command, type ParsedOptions } from './command.js';
 
@@ -43,7 +51,11 @@ const log = (line: string) => console.error(`[selfflow-wm serve ${new Date().toI
  * uncaughtException / unhandledRejection while serving: the zero command goes out at once (the
  * synchronous start of shutdown), then `finish` runs the normal exit path; the process exits 1.
  */
-export function zeroOnFatal(svc: Pick<RunningService, 'shutdown'>, finish: (why: string) => void, logLine: (line: string) => void = log): (e: unknown) => void {
+export function zeroOnFatal(
+  svc: Pick<RunningService, 'shutdown'>,
+  finish: (why: string) => void,
+  logLine: (line: string) => void = log,
+): (e: unknown) => void {
   let fatal = false;
   return (e: unknown) => {
     logLine(`fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -67,7 +79,10 @@ export function buildServiceConfig(opts: Record<string, unknown>, nodeName: stri
     const value = isStringParam(p.name) && (typeof p.value === 'number' || typeof p.value === 'boolean') ? p.text : p.value;
     setParam(cfg, p.name, value, `--ros-args -p ${p.name}`);
   }
-  applyRemaps(cfg, ros.remaps.filter((r) => !r.node || r.node === nodeName));
+  applyRemaps(
+    cfg,
+    ros.remaps.filter((r) => !r.node || r.node === nodeName),
+  );
   cfg.namespace = ros.namespace ?? (opts.namespace as string | undefined) ?? cfg.namespace;
   if (opts['control-mode'] !== undefined) setParam(cfg, 'control_mode', opts['control-mode'], '--control-mode');
   if (opts['api-host'] !== undefined) setParam(cfg, 'api.host', opts['api-host'], '--api-host');
@@ -83,26 +98,74 @@ export const serveCommand: Command = {
   summary: 'run the planning service: robot link in, planner, safety layer, commands out, WebSocket API',
   rosNode: true,
   options: {
-    robot: { type: 'string', arg: 'LINK', description: 'sim | foxglove:ws://HOST:PORT | ros2 | mcap:FILE.mcap (replay a recording as the robot)', default: 'sim' },
-    policy: { type: 'string', arg: 'P', description: 'planner preset (wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)', default: 'wm-cem-fast' },
+    robot: {
+      type: 'string',
+      arg: 'LINK',
+      description: 'sim | foxglove:ws://HOST:PORT | ros2 | mcap:FILE.mcap (replay a recording as the robot)',
+      default: 'sim',
+    },
+    policy: {
+      type: 'string',
+      arg: 'P',
+      description: 'planner preset (wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)',
+      default: 'wm-cem-fast',
+    },
     checkpoint: { type: 'string', arg: 'RUN', description: 'training run directory for world-model presets' },
-    params: { type: 'string', arg: 'FILE.yaml', description: 'ROS 2 params file (NODE: ros__parameters: ...); --ros-args --params-file works too' },
-    'node-name': { type: 'string', arg: 'NAME', description: 'node name (params file section; --ros-args -r __node:= overrides)', default: 'selfflow_planner' },
+    params: {
+      type: 'string',
+      arg: 'FILE.yaml',
+      description: 'ROS 2 params file (NODE: ros__parameters: ...); --ros-args --params-file works too',
+    },
+    'node-name': {
+      type: 'string',
+      arg: 'NAME',
+      description: 'node name (params file section; --ros-args -r __node:= overrides)',
+      default: 'selfflow_planner',
+    },
     namespace: { type: 'string', arg: 'NS', description: 'topic namespace (--ros-args -r __ns:= overrides)' },
     record: { type: 'string', arg: 'FILE.mcap', description: 'record everything the service saw and sent (written atomically on exit)' },
-    'control-mode': { type: 'string', arg: 'M', description: 'rate (one action per 1/action_hz) or lockstep (one per camera frame); default rate, lockstep for sim and mcap' },
-    'replay-mode': { type: 'string', arg: 'M', description: 'mcap replay: lockstep (next frame after each action) or timed (recorded timing)', default: 'lockstep' },
+    'control-mode': {
+      type: 'string',
+      arg: 'M',
+      description: 'rate (one action per 1/action_hz) or lockstep (one per camera frame); default rate, lockstep for sim and mcap',
+    },
+    'replay-mode': {
+      type: 'string',
+      arg: 'M',
+      description: 'mcap replay: lockstep (next frame after each action) or timed (recorded timing)',
+      default: 'lockstep',
+    },
     speed: { type: 'string', arg: 'X', description: 'timed replay speed factor', default: '1' },
     task: { type: 'string', arg: 'T', description: '--robot sim: simulator task (see sim tasks)', default: 'pick-can' },
-    seed: { type: 'string', arg: 'S', description: '--robot sim: first episode seed (the next episode uses seed + 1); also the planner seed', default: '0' },
+    seed: {
+      type: 'string',
+      arg: 'S',
+      description: '--robot sim: first episode seed (the next episode uses seed + 1); also the planner seed',
+      default: '0',
+    },
     'image-size': { type: 'string', arg: 'HxW', description: '--robot sim: camera size', default: '256x320' },
     episodes: { type: 'string', arg: 'N', description: '--robot sim: stop after N episodes (0 = run until interrupted)', default: '0' },
-    'max-commands': { type: 'string', arg: 'N', description: 'stop after N commands (0 = no limit; the zero command on exit comes on top)', default: '0' },
+    'max-commands': {
+      type: 'string',
+      arg: 'N',
+      description: 'stop after N commands (0 = no limit; the zero command on exit comes on top)',
+      default: '0',
+    },
     'api-host': { type: 'string', arg: 'HOST', description: 'WebSocket API bind address (default 127.0.0.1; params api.host)' },
     'api-port': { type: 'string', arg: 'PORT', description: 'WebSocket API port (default 8765; 0 = any free port)' },
-    'api-token': { type: 'string', arg: 'TOKEN', description: 'API token (default $SELFFLOW_API_TOKEN, params api.token, else a random one printed at start)' },
+    'api-token': {
+      type: 'string',
+      arg: 'TOKEN',
+      description: 'API token (default $SELFFLOW_API_TOKEN, params api.token, else a random one printed at start)',
+    },
     'no-api': { type: 'boolean', description: 'do not start the WebSocket API' },
-    'planner-thread': { type: 'string', arg: 'T', description: 'world-model presets: worker (plans in a worker thread, so twist republish, e-stop and signals do not wait for a plan) or main (debugging only: each plan stalls them)', default: 'worker' },
+    'planner-thread': {
+      type: 'string',
+      arg: 'T',
+      description:
+        'world-model presets: worker (plans in a worker thread, so twist republish, e-stop and signals do not wait for a plan) or main (debugging only: each plan stalls them)',
+      default: 'worker',
+    },
     backend: BACKEND_OPTION,
     'plan-workers': PLAN_WORKERS_OPTION,
   },
@@ -111,7 +174,7 @@ export const serveCommand: Command = {
     '(-r __node:=NAME, -r __ns:=/NS, -r FROM:=TO topic remaps, -p NAME:=VALUE, --params-file FILE).',
     'E-stop: selfflow/estop (true) and the API each latch their own e-stop, released only by the same source;',
     'releasing does not restart: start again with the API start or true on selfflow/run.',
-    'Plan deadline (safety.plan_deadline_ms, 0 = auto): the preset\'s budget + grace + one action period.',
+    "Plan deadline (safety.plan_deadline_ms, 0 = auto): the preset's budget + grace + one action period.",
     '--robot sim runs the physics on this thread (50-250 ms a step on a small CPU): fine in lockstep;',
     'for rate mode run the simulator apart with `serve sim-robot` and --robot foxglove:ws://...',
     'SIGINT/SIGTERM, an uncaught exception or unhandled rejection send the zero command (safe action, zero twist) before exiting;',
@@ -126,15 +189,24 @@ export const serveCommand: Command = {
     const robot = robotFromFlags(opts);
     const isSim = robot.kind === 'sim';
     const isMcap = robot.kind === 'mcap';
-    if (policy.kind === 'scripted' && !isSim) throw new UsageError(`--policy ${policyName} reads the simulator's state, so it needs --robot sim (got --robot ${str(opts, 'robot')})`);
-    if (policy.kind === 'oracle') throw new UsageError(`--policy ${policyName} plans with the simulator as its model: use it with plan or eval; serve takes a world-model preset or expert|random`);
+    if (policy.kind === 'scripted' && !isSim)
+      throw new UsageError(
+        `--policy ${policyName} reads the simulator's state, so it needs --robot sim (got --robot ${str(opts, 'robot')})`,
+      );
+    if (policy.kind === 'oracle')
+      throw new UsageError(
+        `--policy ${policyName} plans with the simulator as its model: use it with plan or eval; serve takes a world-model preset or expert|random`,
+      );
     const controlFlag = str(opts, 'control-mode');
     const cfg = buildServiceConfig({ ...opts, 'control-mode': controlFlag ?? (isSim || isMcap ? 'lockstep' : undefined) }, nodeName);
     const seed = int(opts, 'seed', 0);
     const maxCommands = int(opts, 'max-commands', 0);
     const episodesWanted = int(opts, 'episodes', 0);
     const checkpoint = policy.kind === 'scripted' ? undefined : (policy.checkpoint ?? str(opts, 'checkpoint'));
-    if (policy.kind !== 'scripted' && !checkpoint) throw new UsageError(`--policy ${policyName} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`);
+    if (policy.kind !== 'scripted' && !checkpoint)
+      throw new UsageError(
+        `--policy ${policyName} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`,
+      );
     const thread = str(opts, 'planner-thread') ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw new UsageError(`--planner-thread expects worker or main, got '${thread}'`);
     const record = str(opts, 'record');
@@ -169,7 +241,9 @@ export const serveCommand: Command = {
       onEpisodeEnd: (r, s) => {
         episodes++;
         if (r.success) successes++;
-        log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`);
+        log(
+          `episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps (${successes}/${episodes} so far)`,
+        );
         if (episodesWanted > 0 && episodes >= episodesWanted) finish(`${episodes} episodes done`);
       },
       started: (s) => {
@@ -187,7 +261,10 @@ export const serveCommand: Command = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     let failed = false;
-    const onFatal = zeroOnFatal({ shutdown: () => assembly.service?.shutdown() ?? Promise.resolve() }, (why) => ((failed = true), startup.abort(new Error(why)), finish(why)));
+    const onFatal = zeroOnFatal(
+      { shutdown: () => assembly.service?.shutdown() ?? Promise.resolve() },
+      (why) => ((failed = true), startup.abort(new Error(why)), finish(why)),
+    );
     process.on('uncaughtException', onFatal);
     process.on('unhandledRejection', onFatal);
     // A log pipe that went away (the launcher died) must not turn every log line into a fatal error.
@@ -207,7 +284,9 @@ export const serveCommand: Command = {
         go();
         log(`WebSocket API on ${api.url} (subprotocols selfflow.v1.protobuf, selfflow.v1.msgpack)`);
       }
-      log(`serving ${assembly.link!.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${s.config.safety.planDeadlineMs} ms`);
+      log(
+        `serving ${assembly.link!.name} in namespace '${cfg.namespace || '/'}' as node ${nodeName}, ${cfg.controlMode} control at ${cfg.actionHz} Hz, twist ${cfg.twistHz} Hz, plan deadline ${s.config.safety.planDeadlineMs} ms`,
+      );
     };
 
     let startupError: unknown;
@@ -269,9 +348,15 @@ export const serveSimRobotCommand: Command = {
     host: { type: 'string', arg: 'HOST', description: 'bind address', default: '127.0.0.1' },
     port: { type: 'string', arg: 'PORT', description: 'port (0 = any free port)', default: '8766' },
     namespace: { type: 'string', arg: 'NS', description: 'topic namespace', default: '' },
-    transport: { type: 'string', arg: 'T', description: 'foxglove (a Foxglove WebSocket server) or ros2 (a ROS 2 node via rclnodejs, needs ROS_DISTRO)', default: 'foxglove' },
+    transport: {
+      type: 'string',
+      arg: 'T',
+      description: 'foxglove (a Foxglove WebSocket server) or ros2 (a ROS 2 node via rclnodejs, needs ROS_DISTRO)',
+      default: 'foxglove',
+    },
   },
-  details: 'Then: selfflow-wm serve --robot foxglove:ws://127.0.0.1:8766 --policy ... (each selfflow/action steps physics by one control period);\nwith --transport ros2: selfflow-wm serve --robot ros2 --control-mode lockstep --policy ...',
+  details:
+    'Then: selfflow-wm serve --robot foxglove:ws://127.0.0.1:8766 --policy ... (each selfflow/action steps physics by one control period);\nwith --transport ros2: selfflow-wm serve --robot ros2 --control-mode lockstep --policy ...',
   async run(opts) {
     const size = imageSize(str(opts, 'image-size'))!;
     const task = str(opts, 'task') ?? 'pick-can';
@@ -285,7 +370,8 @@ export const serveSimRobotCommand: Command = {
     const robot = new SimRobot(env, seed, {
       namespace,
       autoReset: true,
-      onEpisodeEnd: (r, s) => log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps`),
+      onEpisodeEnd: (r, s) =>
+        log(`episode seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount} in ${r.step} steps`),
     });
     const transport = str(opts, 'transport') ?? 'foxglove';
     if (transport !== 'foxglove' && transport !== 'ros2') throw new UsageError(`--transport expects foxglove or ros2, got '${transport}'`);
@@ -302,7 +388,12 @@ export const serveSimRobotCommand: Command = {
       server = fox;
       where = fox.url;
     }
-    console.log(`sim robot (${task}, seed ${seed}) on ${where}; topics: ${robot.offered().map((o) => o.topic).join(', ')}; actions on ${robot.topics.action}`);
+    console.log(
+      `sim robot (${task}, seed ${seed}) on ${where}; topics: ${robot
+        .offered()
+        .map((o) => o.topic)
+        .join(', ')}; actions on ${robot.topics.action}`,
+    );
     const sig = await new Promise<string>((resolve) => {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -313,4 +404,3 @@ export const serveSimRobotCommand: Command = {
     return 0;
   },
 };
-

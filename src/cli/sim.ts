@@ -20,7 +20,10 @@ export const simTasksCommand: Command = {
     const { listTasks } = await import('../sim/tasks.js');
     const tasks = listTasks();
     if (bool(opts, 'json')) return void console.log(JSON.stringify(tasks, null, 2));
-    for (const t of tasks) console.log(`${t.name.padEnd(14)} "${t.instruction}"  stages: ${t.stages.join(' -> ')}  limit ${t.timeLimitSteps} steps (${(t.timeLimitSteps / 3).toFixed(0)} s at 3 Hz)`);
+    for (const t of tasks)
+      console.log(
+        `${t.name.padEnd(14)} "${t.instruction}"  stages: ${t.stages.join(' -> ')}  limit ${t.timeLimitSteps} steps (${(t.timeLimitSteps / 3).toFixed(0)} s at 3 Hz)`,
+      );
   },
 };
 
@@ -89,7 +92,10 @@ export const simRunCommand: Command = {
         data: res.observation.image,
         width: res.observation.width,
         height: res.observation.height,
-        lines: [`${task} ${policyName} seed ${s}`, `step ${res.step} · stage ${res.stagesDone}/${res.stageCount}${res.success ? ' success' : res.done ? ' failure' : ''}`],
+        lines: [
+          `${task} ${policyName} seed ${s}`,
+          `step ${res.step} · stage ${res.stagesDone}/${res.stageCount}${res.success ? ' success' : res.done ? ' failure' : ''}`,
+        ],
         delayMs: res.done ? 1500 : 333,
       });
       const frames = [frame(r)];
@@ -108,7 +114,7 @@ export const simRunCommand: Command = {
 
 export const simCollectCommand: Command = {
   name: 'sim collect',
-  summary: "collect expert episodes as RT-1 (fractal20220817_data) RLDS shards",
+  summary: 'collect expert episodes as RT-1 (fractal20220817_data) RLDS shards',
   options: {
     task: { type: 'string', arg: 'T[,T2]', description: 'task(s), episodes alternate between them', default: 'pick-can' },
     episodes: { type: 'string', arg: 'N', description: 'episodes to collect', default: '100' },
@@ -123,7 +129,9 @@ export const simCollectCommand: Command = {
   async run(opts) {
     const { collect } = await import('../sim/collect.js');
     const { taskByName } = await import('../sim/tasks.js');
-    const tasks = requireStr(opts, 'task').split(',').map((t) => t.trim());
+    const tasks = requireStr(opts, 'task')
+      .split(',')
+      .map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
     const [h, w] = imageSize(str(opts, 'image-size'), [256, 320]);
     const atLeast = (key: string, v: number, min: number) => {
@@ -153,7 +161,9 @@ export const simCollectCommand: Command = {
         signal: abort.signal,
       });
       for (const [t, s] of Object.entries(r.perTask)) console.log(`${t}: ${s.successes}/${s.episodes} successful`);
-      console.log(`${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} episodes in ${r.shards.length} shard(s) to ${requireStr(opts, 'out')} (read with --data rt1 --data-dir ${requireStr(opts, 'out')})`);
+      console.log(
+        `${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} episodes in ${r.shards.length} shard(s) to ${requireStr(opts, 'out')} (read with --data rt1 --data-dir ${requireStr(opts, 'out')})`,
+      );
     } finally {
       process.removeListener('SIGINT', onSigint);
     }

@@ -44,12 +44,15 @@ export function denormaliseActions(stats: ActionStats, norm: Float32Array): Floa
 export function validateActionStats(v: unknown, source: string, expected?: { names: string[]; what: string }): ActionStats {
   const s = v as Partial<ActionStats> | null;
   if (!s || typeof s !== 'object') throw new UserError(`${source}: action statistics must be a JSON object`);
-  if (!Array.isArray(s.names) || !s.names.length || !s.names.every((n) => typeof n === 'string')) throw new UserError(`${source}: 'names' must be a non-empty list of dimension names`);
+  if (!Array.isArray(s.names) || !s.names.length || !s.names.every((n) => typeof n === 'string'))
+    throw new UserError(`${source}: 'names' must be a non-empty list of dimension names`);
   const d = s.names.length;
   for (const key of ['mean', 'std', 'min', 'max', 'q01', 'q99'] as const) {
     const a = s[key];
-    if (!Array.isArray(a) || a.length !== d || !a.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new UserError(`${source}: '${key}' must be ${d} finite numbers (one per name)`);
+    if (!Array.isArray(a) || a.length !== d || !a.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      throw new UserError(`${source}: '${key}' must be ${d} finite numbers (one per name)`);
   }
-  if (expected && expected.names.join(',') !== s.names.join(',')) throw new UserError(`${source}: dimensions [${s.names.join(', ')}] differ from ${expected.what} [${expected.names.join(', ')}]`);
+  if (expected && expected.names.join(',') !== s.names.join(','))
+    throw new UserError(`${source}: dimensions [${s.names.join(', ')}] differ from ${expected.what} [${expected.names.join(', ')}]`);
   return { ...(s as ActionStats), count: typeof s.count === 'number' ? s.count : 0 };
 }

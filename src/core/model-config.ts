@@ -88,7 +88,15 @@ export const OFFICIAL_XL2: DiTConfig = {
 export function officialConfig(name: ConfigName): DiTConfig {
   if (name === 'xl') return { ...OFFICIAL_XL2 };
   const t = TRUNKS[name];
-  return { ...OFFICIAL_XL2, hidden_size: t.hidden_size, depth: t.depth, num_heads: t.num_heads, input_size: t.image[0], patch_size: t.patch, in_channels: 4 };
+  return {
+    ...OFFICIAL_XL2,
+    hidden_size: t.hidden_size,
+    depth: t.depth,
+    num_heads: t.num_heads,
+    input_size: t.image[0],
+    patch_size: t.patch,
+    in_channels: 4,
+  };
 }
 
 export function worldModelConfig(
@@ -132,23 +140,31 @@ export function worldModelConfig(
 export function validateDiTConfig(c: DiTConfig, source: string): void {
   const ints: (keyof DiTConfig)[] = ['input_size', 'patch_size', 'in_channels', 'hidden_size', 'depth', 'num_heads', 'num_classes'];
   for (const k of ints) {
-    if (!Number.isInteger(c[k]) || (c[k] as number) <= 0) throw new UserError(`${source}: '${k}' must be a positive integer, got ${JSON.stringify(c[k])}`);
+    if (!Number.isInteger(c[k]) || (c[k] as number) <= 0)
+      throw new UserError(`${source}: '${k}' must be a positive integer, got ${JSON.stringify(c[k])}`);
   }
   if (!(c.mlp_ratio > 0)) throw new UserError(`${source}: 'mlp_ratio' must be > 0, got ${JSON.stringify(c.mlp_ratio)}`);
   if (typeof c.learn_sigma !== 'boolean') throw new UserError(`${source}: 'learn_sigma' must be true or false`);
-  if (c.hidden_size % c.num_heads !== 0) throw new UserError(`${source}: hidden_size ${c.hidden_size} is not divisible by num_heads ${c.num_heads}`);
-  if (c.hidden_size % 4 !== 0) throw new UserError(`${source}: hidden_size ${c.hidden_size} must be a multiple of 4 (2D sin-cos embedding)`);
+  if (c.hidden_size % c.num_heads !== 0)
+    throw new UserError(`${source}: hidden_size ${c.hidden_size} is not divisible by num_heads ${c.num_heads}`);
+  if (c.hidden_size % 4 !== 0)
+    throw new UserError(`${source}: hidden_size ${c.hidden_size} must be a multiple of 4 (2D sin-cos embedding)`);
 }
 
 export function validateWorldModelConfig(c: WorldModelConfig, source: string): void {
   validateDiTConfig(c.dit, source);
   const p = c.dit.patch_size;
-  if (c.imageHeight % p || c.imageWidth % p) throw new UserError(`${source}: image ${c.imageHeight}x${c.imageWidth} is not divisible by patch ${p}`);
+  if (c.imageHeight % p || c.imageWidth % p)
+    throw new UserError(`${source}: image ${c.imageHeight}x${c.imageWidth} is not divisible by patch ${p}`);
   if (!(c.studentLayer >= 1 && c.studentLayer < c.teacherLayer && c.teacherLayer <= c.dit.depth)) {
-    throw new UserError(`${source}: need 1 <= studentLayer (${c.studentLayer}) < teacherLayer (${c.teacherLayer}) <= depth (${c.dit.depth})`);
+    throw new UserError(
+      `${source}: need 1 <= studentLayer (${c.studentLayer}) < teacherLayer (${c.teacherLayer}) <= depth (${c.dit.depth})`,
+    );
   }
   if (c.actionConditioning !== undefined && !(ACTION_CONDITIONINGS as readonly string[]).includes(c.actionConditioning)) {
-    throw new UserError(`${source}: 'actionConditioning' must be ${ACTION_CONDITIONINGS.join(' or ')}, got ${JSON.stringify(c.actionConditioning)}`);
+    throw new UserError(
+      `${source}: 'actionConditioning' must be ${ACTION_CONDITIONINGS.join(' or ')}, got ${JSON.stringify(c.actionConditioning)}`,
+    );
   }
   if (c.prediction !== undefined && !(FRAME_PREDICTIONS as readonly string[]).includes(c.prediction)) {
     throw new UserError(`${source}: 'prediction' must be ${FRAME_PREDICTIONS.join(' or ')}, got ${JSON.stringify(c.prediction)}`);
@@ -166,7 +182,17 @@ export function readDiTConfigFile(path: string): DiTConfig {
   const src = (raw.config && typeof raw.config === 'object' ? raw.config : raw) as Record<string, unknown>;
   const defaults = { mlp_ratio: 4, learn_sigma: false, num_classes: 1000 };
   const cfg = { ...defaults } as Record<string, unknown>;
-  for (const k of ['input_size', 'patch_size', 'in_channels', 'hidden_size', 'depth', 'num_heads', 'mlp_ratio', 'num_classes', 'learn_sigma']) {
+  for (const k of [
+    'input_size',
+    'patch_size',
+    'in_channels',
+    'hidden_size',
+    'depth',
+    'num_heads',
+    'mlp_ratio',
+    'num_classes',
+    'learn_sigma',
+  ]) {
     if (src[k] !== undefined) cfg[k] = src[k];
     else if (!(k in defaults)) throw new UserError(`${path}: missing '${k}' (official SelfFlowPerTokenDiT constructor argument)`);
   }

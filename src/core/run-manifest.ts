@@ -31,7 +31,10 @@ export function readJsonObjectFile(path: string, what: string): Record<string, u
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code ? `${path}: cannot read ${what} (${errorMessage(e)})` : `${path}: ${what} is not valid JSON (${errorMessage(e)})`, { cause: e });
+    throw new UserError(
+      code ? `${path}: cannot read ${what} (${errorMessage(e)})` : `${path}: ${what} is not valid JSON (${errorMessage(e)})`,
+      { cause: e },
+    );
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${path}: ${what} must be a JSON object`);
   return raw as Record<string, unknown>;
@@ -52,7 +55,8 @@ export function readRunManifest(runDir: string): RunManifest {
   field('model', isObject(m.model), 'an object (the world-model config)');
   const model = m.model as Record<string, unknown>;
   field('model.dit', isObject(model.dit), 'an object');
-  for (const k of ['imageHeight', 'imageWidth', 'actionDim', 'maxFrames']) field(`model.${k}`, Number.isInteger(model[k]) && (model[k] as number) > 0, 'a positive integer');
+  for (const k of ['imageHeight', 'imageWidth', 'actionDim', 'maxFrames'])
+    field(`model.${k}`, Number.isInteger(model[k]) && (model[k] as number) > 0, 'a positive integer');
   validateWorldModelConfig(m.model as WorldModelConfig, `${path}: field 'model'`);
   field('configName', typeof m.configName === 'string', 'a string');
   field('data', isObject(m.data), 'an object');

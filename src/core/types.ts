@@ -42,4 +42,7 @@ export interface Plan {
  * A planner in RxJS form: plans from the latest observation only and the latest goal.
  * Every robot link and the evaluation drive one of these.
  */
-export type Planner = (observations$: import('rxjs').Observable<Observation>, goals$: import('rxjs').Observable<Goal>) => import('rxjs').Observable<Plan>;
+export type Planner = (
+  observations$: import('rxjs').Observable<Observation>,
+  goals$: import('rxjs').Observable<Goal>,
+) => import('rxjs').Observable<Plan>;

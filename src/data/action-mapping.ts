@@ -52,7 +52,8 @@ export function modelActionToRt1(stats: ActionStats, normalised: Float32Array): 
 export function modelActionToRt1(a: DatasetCard | ActionStats, b: ActionStats | Float32Array, c?: Float32Array): Rt1Action {
   const [card, stats, normalised] = split(a, b, c);
   const names = namesFor(card, stats);
-  if (normalised.length !== names.length) throw new UserError(`model action has ${normalised.length} values, the action statistics ${names.length}`);
+  if (normalised.length !== names.length)
+    throw new UserError(`model action has ${normalised.length} values, the action statistics ${names.length}`);
   const raw = denormaliseActions(stats, normalised);
   const out = safeAction();
   names.forEach((name, i) => {

@@ -63,7 +63,11 @@ export function loadCard(nameOrPath: string): DatasetCard {
   const isPath = nameOrPath.includes('/') || nameOrPath.endsWith('.json');
   const path = isPath ? nameOrPath : join(packageRoot(), 'datasets', `${nameOrPath}.json`);
   if (!existsSync(path)) {
-    throw new UserError(isPath ? `${path}: dataset card not found` : `unknown dataset '${nameOrPath}': no card ${path} (give a card file path with --data PATH)`);
+    throw new UserError(
+      isPath
+        ? `${path}: dataset card not found`
+        : `unknown dataset '${nameOrPath}': no card ${path} (give a card file path with --data PATH)`,
+    );
   }
   let raw: DatasetCard;
   try {
@@ -83,7 +87,10 @@ export function validateCard(c: DatasetCard, source: string): void {
   need(c.features && typeof c.features === 'object', "'features' must be an object");
   for (const [name, f] of Object.entries(c.features)) {
     need(DTYPES.includes(f.dtype), `feature '${name}': dtype must be one of ${DTYPES.join(', ')}, got '${f.dtype}'`);
-    need(Array.isArray(f.shape) && f.shape.every((d) => Number.isInteger(d) && d > 0), `feature '${name}': shape must be a list of positive integers`);
+    need(
+      Array.isArray(f.shape) && f.shape.every((d) => Number.isInteger(d) && d > 0),
+      `feature '${name}': shape must be a list of positive integers`,
+    );
     if (f.dtype === 'image') need(f.shape.length === 3, `feature '${name}': image shape must be [H, W, C]`);
   }
   for (const key of ['steps_feature', 'image'] as const) need(c.features[c[key]], `'${key}' names '${c[key]}', which is not in 'features'`);
@@ -95,7 +102,10 @@ export function validateCard(c: DatasetCard, source: string): void {
     const f = c.features[part.feature];
     need(f, `action part '${part.feature}' is not in 'features'`);
     need(f!.dtype === 'float32' || f!.dtype === 'int32', `action part '${part.feature}' must be numeric`);
-    need(Array.isArray(part.names) && part.names.length === perStepSize(f!), `action part '${part.feature}' has ${part.names?.length} names for ${perStepSize(f!)} values`);
+    need(
+      Array.isArray(part.names) && part.names.length === perStepSize(f!),
+      `action part '${part.feature}' has ${part.names?.length} names for ${perStepSize(f!)} values`,
+    );
   }
   try {
     new RegExp(c.file_pattern);

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { packageRoot } from '../util/package-root.js';
 
-export type FeatureValue = { kind: 'bytes'; value: Uint8Array[] } | { kind: 'float'; value: Float32Array } | { kind: 'int64'; value: number[] };
+export type FeatureValue =
+  { kind: 'bytes'; value: Uint8Array[] } | { kind: 'float'; value: Float32Array } | { kind: 'int64'; value: number[] };
 export type ExampleFeatures = Map<string, FeatureValue>;
 
 let exampleType: protobuf.Type | undefined;
@@ -28,7 +29,8 @@ export function decodeExample(bytes: Uint8Array): ExampleFeatures {
   for (const [name, f] of Object.entries(msg.features?.feature ?? {})) {
     if (f.bytesList) out.set(name, { kind: 'bytes', value: f.bytesList.value ?? [] });
     else if (f.floatList) out.set(name, { kind: 'float', value: Float32Array.from(f.floatList.value ?? []) });
-    else if (f.int64List) out.set(name, { kind: 'int64', value: (f.int64List.value ?? []).map((v) => (typeof v === 'number' ? v : v.toNumber())) });
+    else if (f.int64List)
+      out.set(name, { kind: 'int64', value: (f.int64List.value ?? []).map((v) => (typeof v === 'number' ? v : v.toNumber())) });
     else out.set(name, { kind: 'float', value: new Float32Array(0) });
   }
   return out;

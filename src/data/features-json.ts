@@ -22,7 +22,10 @@ function leaf(n: Node): TfdsFeature | undefined {
   if (n.tensor) {
     const t = n.tensor as Node;
     const dt = String(t.dtype);
-    return { dtype: dt === 'float32' || dt === 'float64' ? 'float32' : dt === 'bool' ? 'bool' : dt === 'string' ? 'string' : 'int32', shape: dims(t) };
+    return {
+      dtype: dt === 'float32' || dt === 'float64' ? 'float32' : dt === 'bool' ? 'bool' : dt === 'string' ? 'string' : 'int32',
+      shape: dims(t),
+    };
   }
   return undefined;
 }
@@ -33,7 +36,10 @@ const MAX_FEATURES_DEPTH = 100;
 export function flattenFeaturesJson(json: unknown, source = 'features.json'): Map<string, TfdsFeature> {
   const out = new Map<string, TfdsFeature>();
   const walk = (n: Node, path: string[], depth = 0) => {
-    if (depth > MAX_FEATURES_DEPTH) throw new UserError(`${source}: features nested more than ${MAX_FEATURES_DEPTH} levels deep (at '${path.slice(0, 8).join('/')}/...')`);
+    if (depth > MAX_FEATURES_DEPTH)
+      throw new UserError(
+        `${source}: features nested more than ${MAX_FEATURES_DEPTH} levels deep (at '${path.slice(0, 8).join('/')}/...')`,
+      );
     if (n === null || typeof n !== 'object') return;
     const l = leaf(n);
     if (l) {
@@ -58,9 +64,15 @@ export function checkFeaturesJson(dataDir: string, card: DatasetCard): { present
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code ? `${path}: cannot read (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}, ${code})` : `${path}: not valid JSON (${errorMessage(e)})`, { cause: e });
+    throw new UserError(
+      code
+        ? `${path}: cannot read (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}, ${code})`
+        : `${path}: not valid JSON (${errorMessage(e)})`,
+      { cause: e },
+    );
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new UserError(`${path}: expected a JSON object (a TFDS FeaturesDict)`);
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new UserError(`${path}: expected a JSON object (a TFDS FeaturesDict)`);
   const tfds = flattenFeaturesJson(json, path);
   const problems: string[] = [];
   for (const [name, spec] of Object.entries(card.features)) {

@@ -93,8 +93,16 @@ export function formatInspect(r: InspectReport): string {
     `features.json: ${r.features_json.present ? (r.features_json.problems.length ? `${r.features_json.problems.length} disagreement(s) with the card` : 'agrees with the card') : 'not present'}`,
     ...r.features_json.problems.map((p) => `  ${p}`),
     'features (per step unless marked):',
-    ...Object.entries(r.features).map(([n, f]) => `  ${n.padEnd(56)} ${f.dtype.padEnd(8)} [${f.shape.join(', ')}]${f.per === 'episode' ? ' (episode)' : ''}${f.present_in < r.episodes ? ` in ${f.present_in}/${r.episodes} episodes` : ''}`),
-    ...(Object.keys(r.unknown_features).length ? ['in the data but not in the card (not decoded):', ...Object.entries(r.unknown_features).map(([n, c]) => `  ${n} in ${c}/${r.episodes} episodes`)] : []),
+    ...Object.entries(r.features).map(
+      ([n, f]) =>
+        `  ${n.padEnd(56)} ${f.dtype.padEnd(8)} [${f.shape.join(', ')}]${f.per === 'episode' ? ' (episode)' : ''}${f.present_in < r.episodes ? ` in ${f.present_in}/${r.episodes} episodes` : ''}`,
+    ),
+    ...(Object.keys(r.unknown_features).length
+      ? [
+          'in the data but not in the card (not decoded):',
+          ...Object.entries(r.unknown_features).map(([n, c]) => `  ${n} in ${c}/${r.episodes} episodes`),
+        ]
+      : []),
     `image ${r.image.feature}: codecs ${JSON.stringify(r.image.codecs)}, sizes ${JSON.stringify(r.image.sizes)} (sampled ${IMAGES_PER_EPISODE} per episode)`,
     'instructions:',
     ...Object.entries(r.instructions)

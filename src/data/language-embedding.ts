@@ -15,7 +15,14 @@ function fnv(s: string): number {
 export function embedInstruction(text: string): Float32Array {
   const v = new Float32Array(LANGUAGE_DIM);
   const t = ` ${text.toLowerCase().trim().replace(/\s+/g, ' ')} `;
-  const grams = [...Array(Math.max(0, t.length - 2)).keys()].map((i) => `c:${t.slice(i, i + 3)}`).concat(t.trim().split(' ').map((w) => `w:${w}`));
+  const grams = [...Array(Math.max(0, t.length - 2)).keys()]
+    .map((i) => `c:${t.slice(i, i + 3)}`)
+    .concat(
+      t
+        .trim()
+        .split(' ')
+        .map((w) => `w:${w}`),
+    );
   for (const g of grams) {
     const h = fnv(g);
     v[h % LANGUAGE_DIM]! += h & 0x80000000 ? -1 : 1;

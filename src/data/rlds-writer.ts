@@ -32,7 +32,8 @@ function flatten(name: string, spec: FeatureSpec, values: StepValue[], where: st
     return {
       kind: 'bytes',
       value: values.map((v, t) => {
-        if (spec.dtype === 'image' && !(v instanceof Uint8Array)) throw new UserError(`${where} step ${t}: '${name}' must be encoded image bytes`);
+        if (spec.dtype === 'image' && !(v instanceof Uint8Array))
+          throw new UserError(`${where} step ${t}: '${name}' must be encoded image bytes`);
         if (spec.dtype === 'string' && typeof v !== 'string') throw new UserError(`${where} step ${t}: '${name}' must be a string`);
         return typeof v === 'string' ? enc.encode(v) : (v as Uint8Array);
       }),
@@ -41,10 +42,13 @@ function flatten(name: string, spec: FeatureSpec, values: StepValue[], where: st
   const flat: number[] = [];
   values.forEach((v, t) => {
     const row = typeof v === 'number' || typeof v === 'boolean' ? [Number(v)] : Array.from(v as ArrayLike<number>);
-    if (row.length !== size) throw new UserError(`${where} step ${t}: '${name}' has ${row.length} values, the card says ${size} [${spec.shape.join(', ')}]`);
+    if (row.length !== size)
+      throw new UserError(`${where} step ${t}: '${name}' has ${row.length} values, the card says ${size} [${spec.shape.join(', ')}]`);
     flat.push(...row);
   });
-  return spec.dtype === 'float32' ? { kind: 'float', value: Float32Array.from(flat) } : { kind: 'int64', value: flat.map((x) => Math.round(x)) };
+  return spec.dtype === 'float32'
+    ? { kind: 'float', value: Float32Array.from(flat) }
+    : { kind: 'int64', value: flat.map((x) => Math.round(x)) };
 }
 
 /** TFDS features.json for the card's features (so readers can check a dataset against a card). */
@@ -54,20 +58,40 @@ export function featuresJson(card: DatasetCard, imageShape?: number[]): unknown 
   for (const [name, spec] of Object.entries(card.features)) {
     const leaf =
       spec.dtype === 'image'
-        ? { pythonClassName: 'tensorflow_datasets.core.features.image_feature.Image', image: { shape: { dimensions: (name === card.image && imageShape ? imageShape : spec.shape).map(String) }, dtype: 'uint8', encodingFormat: spec.encoding ?? 'jpeg' } }
+        ? {
+            pythonClassName: 'tensorflow_datasets.core.features.image_feature.Image',
+            image: {
+              shape: { dimensions: (name === card.image && imageShape ? imageShape : spec.shape).map(String) },
+              dtype: 'uint8',
+              encodingFormat: spec.encoding ?? 'jpeg',
+            },
+          }
         : spec.dtype === 'string'
           ? { pythonClassName: 'tensorflow_datasets.core.features.text_feature.Text', text: {} }
-          : { pythonClassName: 'tensorflow_datasets.core.features.tensor_feature.Tensor', tensor: { shape: spec.shape.length ? { dimensions: spec.shape.map(String) } : {}, dtype: spec.dtype, encoding: 'none' } };
+          : {
+              pythonClassName: 'tensorflow_datasets.core.features.tensor_feature.Tensor',
+              tensor: { shape: spec.shape.length ? { dimensions: spec.shape.map(String) } : {}, dtype: spec.dtype, encoding: 'none' },
+            };
     const parts = name.split('/');
     const target = parts[0] === 'steps' ? steps : episode;
     const path = parts[0] === 'steps' ? parts.slice(1) : parts;
     let node = target;
-    for (const p of path.slice(0, -1)) node = ((node[p] as { featuresDict: { features: Record<string, unknown> } } | undefined) ??= { featuresDict: { features: {} } }).featuresDict.features;
+    for (const p of path.slice(0, -1))
+      node = ((node[p] as { featuresDict: { features: Record<string, unknown> } } | undefined) ??= { featuresDict: { features: {} } })
+        .featuresDict.features;
     node[path[path.length - 1]!] = leaf;
   }
   return {
     pythonClassName: 'tensorflow_datasets.core.features.features_dict.FeaturesDict',
-    featuresDict: { features: { ...episode, steps: { pythonClassName: 'tensorflow_datasets.rlds.rlds_base.Dataset', sequence: { feature: { featuresDict: { features: steps } }, length: '-1' } } } },
+    featuresDict: {
+      features: {
+        ...episode,
+        steps: {
+          pythonClassName: 'tensorflow_datasets.rlds.rlds_base.Dataset',
+          sequence: { feature: { featuresDict: { features: steps } }, length: '-1' },
+        },
+      },
+    },
   };
 }
 
@@ -98,7 +122,10 @@ export class RldsWriter {
     // Shards of an earlier collection would be read together with ours (and shard counts would disagree).
     const prefix = `${this.name}-${this.split}.tfrecord-`;
     const old = readdirSync(outDir).filter((f) => f.startsWith(prefix));
-    if (old.length) throw new UserError(`${outDir}: already holds ${old.length} shard(s) of ${this.name}-${this.split} (e.g. ${old[0]}); write to an empty directory`);
+    if (old.length)
+      throw new UserError(
+        `${outDir}: already holds ${old.length} shard(s) of ${this.name}-${this.split} (e.g. ${old[0]}); write to an empty directory`,
+      );
   }
 
   private shardName(i: number, of?: number): string {
@@ -109,18 +136,28 @@ export class RldsWriter {
   encode(ep: EpisodeRecord, where: string): Uint8Array {
     const features: ExampleFeatures = new Map();
     // Nothing is dropped silently: a key the card does not describe is an error (a typo would lose data).
-    const stepKeys = new Set(Object.keys(this.card.features).filter((n) => this.card.features[n]!.per !== 'episode').map((n) => n.replace(/^steps\//, '')));
+    const stepKeys = new Set(
+      Object.keys(this.card.features)
+        .filter((n) => this.card.features[n]!.per !== 'episode')
+        .map((n) => n.replace(/^steps\//, '')),
+    );
     ep.steps.forEach((st, t) => {
-      for (const k of Object.keys(st)) if (!stepKeys.has(k)) throw new UserError(`${where} step ${t}: '${k}' is not a per-step feature of card '${this.card.name}' (keys omit the steps/ prefix)`);
+      for (const k of Object.keys(st))
+        if (!stepKeys.has(k))
+          throw new UserError(
+            `${where} step ${t}: '${k}' is not a per-step feature of card '${this.card.name}' (keys omit the steps/ prefix)`,
+          );
     });
     const metaName = (k: string) => (k in this.card.features ? k : `episode_metadata/${k}`);
     for (const k of Object.keys(ep.metadata ?? {})) {
-      if (this.card.features[metaName(k)]?.per !== 'episode') throw new UserError(`${where}: metadata '${k}' is not an episode feature of card '${this.card.name}'`);
+      if (this.card.features[metaName(k)]?.per !== 'episode')
+        throw new UserError(`${where}: metadata '${k}' is not an episode feature of card '${this.card.name}'`);
     }
     for (const [name, spec] of Object.entries(this.card.features)) {
       if (spec.per === 'episode') {
         // Full names ('aspects/success', 'episode_metadata/task') or short ones ('task' -> 'episode_metadata/task').
-        const v = ep.metadata?.[name] ?? (name.startsWith('episode_metadata/') ? ep.metadata?.[name.slice('episode_metadata/'.length)] : undefined);
+        const v =
+          ep.metadata?.[name] ?? (name.startsWith('episode_metadata/') ? ep.metadata?.[name.slice('episode_metadata/'.length)] : undefined);
         if (v === undefined) {
           if (spec.optional) continue;
           throw new UserError(`${where}: missing episode feature '${name}'`);
@@ -131,8 +168,17 @@ export class RldsWriter {
       const key = name.replace(/^steps\//, '');
       const present = ep.steps.filter((s) => s[key] !== undefined).length;
       if (present === 0 && spec.optional) continue;
-      if (present !== ep.steps.length) throw new UserError(`${where}: feature '${name}' is missing in ${ep.steps.length - present} of ${ep.steps.length} steps`);
-      features.set(name, flatten(name, spec, ep.steps.map((s) => s[key]!), where));
+      if (present !== ep.steps.length)
+        throw new UserError(`${where}: feature '${name}' is missing in ${ep.steps.length - present} of ${ep.steps.length} steps`);
+      features.set(
+        name,
+        flatten(
+          name,
+          spec,
+          ep.steps.map((s) => s[key]!),
+          where,
+        ),
+      );
     }
     return encodeExample(features);
   }
@@ -182,7 +228,14 @@ export class RldsWriter {
       fileFormat: 'tfrecord',
       moduleName: 'selfflow_wm',
       version: '1.0.0',
-      splits: [{ name: this.split, filepathTemplate: '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}', numBytes: String(this.bytes), shardLengths: this.shardLengths.map(String) }],
+      splits: [
+        {
+          name: this.split,
+          filepathTemplate: '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}',
+          numBytes: String(this.bytes),
+          shardLengths: this.shardLengths.map(String),
+        },
+      ],
     });
   }
 

@@ -39,7 +39,10 @@ export function listShards(dataDir: string, card: DatasetCard): string[] {
     names = readdirSync(dataDir);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${dataDir}: cannot list the data directory (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}${code ? `, ${code}` : ''})`, { cause: e });
+    throw new UserError(
+      `${dataDir}: cannot list the data directory (${code === 'EACCES' || code === 'EPERM' ? 'permission denied' : errorMessage(e)}${code ? `, ${code}` : ''})`,
+      { cause: e },
+    );
   }
   const shards = names
     .filter((f) => re.test(f) && !f.startsWith('.'))
@@ -53,7 +56,8 @@ const text = new TextDecoder();
 
 function convert(name: string, spec: FeatureSpec, f: FeatureValue, where: string): FieldValues {
   const want = spec.dtype === 'float32' ? 'float' : spec.dtype === 'string' || spec.dtype === 'image' ? 'bytes' : 'int64';
-  if (f.kind !== want) throw new Error(`${where}: feature '${name}' is stored as ${f.kind}_list, the card expects ${spec.dtype} (${want}_list)`);
+  if (f.kind !== want)
+    throw new Error(`${where}: feature '${name}' is stored as ${f.kind}_list, the card expects ${spec.dtype} (${want}_list)`);
   if (f.kind === 'float') return f.value;
   if (f.kind === 'int64') return Int32Array.from(f.value);
   return spec.dtype === 'string' ? f.value.map((b) => text.decode(b)) : f.value;
@@ -115,10 +119,11 @@ export async function* readEpisodes(dataDir: string, card: DatasetCard, opts: Ep
   }
   // Round-robin over k open shards; a finished shard's slot takes the next unread shard.
   let next = 0;
-  const open = (): AsyncGenerator<Episode> | undefined => (next < shards.length ? readShardsInOrder([shards[next++]!], card, opts) : undefined);
+  const open = (): AsyncGenerator<Episode> | undefined =>
+    next < shards.length ? readShardsInOrder([shards[next++]!], card, opts) : undefined;
   const slots = Array.from({ length: k }, open).filter((g): g is AsyncGenerator<Episode> => g !== undefined);
   while (slots.length) {
-    for (let i = 0; i < slots.length; ) {
+    for (let i = 0; i < slots.length;) {
       const r = await slots[i]!.next();
       if (r.done) {
         const g = open();

@@ -87,7 +87,14 @@ export interface ReadOptions {
 
 function openError(shard: string, e: unknown): UserError {
   const code = (e as NodeJS.ErrnoException).code;
-  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : errorMessage(e);
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied'
+      : code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : errorMessage(e);
   return new UserError(`${shard}: cannot read shard (${why}${code ? `, ${code}` : ''})`, { cause: e });
 }
 

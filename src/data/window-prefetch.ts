@@ -24,7 +24,9 @@ type Message =
  */
 export function windowWorkerScript(): string | undefined {
   const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js') ? join(here, '..', 'window-worker.js') : join(packageRoot(), 'dist', 'src', 'data', 'window-worker.js');
+  const candidate = here.endsWith('.js')
+    ? join(here, '..', 'window-worker.js')
+    : join(packageRoot(), 'dist', 'src', 'data', 'window-worker.js');
   return existsSync(candidate) ? candidate : undefined;
 }
 

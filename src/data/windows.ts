@@ -92,10 +92,15 @@ export function episodePackedWindows(ep: Episode, card: DatasetCard, spec: Windo
   if (ep.steps < f) return [];
   const images = ep.fields.get(card.image)!.values as Uint8Array[];
   const px = spec.imageHeight * spec.imageWidth * 3;
-  const frames = images.map((bytes, t) => toBytes(resizeRgb(decodeImage(bytes, `${recordWhere(ep)}: feature '${card.image}' step ${t}`), spec.imageHeight, spec.imageWidth)));
+  const frames = images.map((bytes, t) =>
+    toBytes(resizeRgb(decodeImage(bytes, `${recordWhere(ep)}: feature '${card.image}' step ${t}`), spec.imageHeight, spec.imageWidth)),
+  );
   const a = actionDim(card);
   const actions = Array.from({ length: ep.steps }, (_, t) => normaliseActions(stats, rawActionAt(card, ep, t)));
-  const lang = card.language_embedding && ep.fields.get(card.language_embedding) ? Float32Array.from(stepRow(ep.fields.get(card.language_embedding)!, 0)) : undefined;
+  const lang =
+    card.language_embedding && ep.fields.get(card.language_embedding)
+      ? Float32Array.from(stepRow(ep.fields.get(card.language_embedding)!, 0))
+      : undefined;
   const out: PackedWindow[] = [];
   for (let s = 0; s + f <= ep.steps; s += stride) {
     const pixels = new Uint8Array(f * px);
@@ -126,7 +131,12 @@ export function defaultShuffleBuffer(spec: WindowSpec): number {
 export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<TrainingWindow> {
   const valFraction = o.valFraction ?? 0.1;
   const { contextFrames: k, futureFrames: h, imageHeight, imageWidth } = o.spec;
-  for (const [name, v, min] of [['contextFrames', k, 1], ['futureFrames', h, 1], ['imageHeight', imageHeight, 1], ['imageWidth', imageWidth, 1]] as const) {
+  for (const [name, v, min] of [
+    ['contextFrames', k, 1],
+    ['futureFrames', h, 1],
+    ['imageHeight', imageHeight, 1],
+    ['imageWidth', imageWidth, 1],
+  ] as const) {
     if (!Number.isInteger(v) || v < min) throw new UserError(`training windows: ${name} must be an integer >= ${min}, got ${v}`);
   }
   if (!(valFraction >= 0 && valFraction <= 1)) throw new UserError(`training windows: valFraction must lie in [0, 1], got ${valFraction}`);
@@ -134,14 +144,20 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
   const shards = listShards(o.dataDir, o.card);
   const rng = new Rng(o.seed);
   let bufferSize = o.split === 'train' ? (o.shuffleBuffer ?? defaultShuffleBuffer(o.spec)) : 0;
-  if (!Number.isInteger(bufferSize) || bufferSize < 0) throw new UserError(`training windows: shuffleBuffer must be an integer >= 0, got ${bufferSize}`);
+  if (!Number.isInteger(bufferSize) || bufferSize < 0)
+    throw new UserError(`training windows: shuffleBuffer must be an integer >= 0, got ${bufferSize}`);
   const buffer: PackedWindow[] = [];
   let any = false;
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = o.split === 'train' ? rng.shuffle([...shards]) : shards;
     let produced = false;
     // Training reads 4 shards interleaved, so the shuffle buffer mixes episodes from several shards.
-    for await (const ep of readEpisodes(o.dataDir, o.card, { shards: order, skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt, interleave: o.split === 'train' ? 4 : 1 })) {
+    for await (const ep of readEpisodes(o.dataDir, o.card, {
+      shards: order,
+      skipCorrupt: o.skipCorrupt,
+      onCorrupt: o.onCorrupt,
+      interleave: o.split === 'train' ? 4 : 1,
+    })) {
       if (isValEpisode(ep.key, valFraction) !== (o.split === 'val')) continue;
       let wins: PackedWindow[];
       try {

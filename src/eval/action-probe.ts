@@ -52,7 +52,15 @@ export function consecutiveSeeds(first: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => first + i);
 }
 
-export const DEFAULT_PROBE: ProbeOptions = { tasks: ['drawer-open', 'pick-can', 'move-near', 'drawer-place'], seeds: consecutiveSeeds(DEFAULT_PROBE_SEED, 3), warmSteps: [2, 6, 10], displacement: 0.05, repeat: 2, cameraHeight: 64, cameraWidth: 80 };
+export const DEFAULT_PROBE: ProbeOptions = {
+  tasks: ['drawer-open', 'pick-can', 'move-near', 'drawer-place'],
+  seeds: consecutiveSeeds(DEFAULT_PROBE_SEED, 3),
+  warmSteps: [2, 6, 10],
+  displacement: 0.05,
+  repeat: 2,
+  cameraHeight: 64,
+  cameraWidth: 80,
+};
 
 export const PROBE_DIRECTIONS = ['+x', '-x', '+y', '-y', '+z', '-z'] as const;
 
@@ -93,7 +101,11 @@ export function diagonalCredit(dist: number[][]): number[] {
   });
 }
 
-export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT_PROBE, onState?: (done: number, total: number) => void): Promise<ProbeResult> {
+export async function probeActions(
+  model: ProbedModel,
+  o: ProbeOptions = DEFAULT_PROBE,
+  onState?: (done: number, total: number) => void,
+): Promise<ProbeResult> {
   const actions = PROBE_DIRECTIONS.map((_, i) => directionAction(i, o.displacement));
   const hits = new Array<number>(actions.length).fill(0);
   let states = 0;
@@ -131,7 +143,9 @@ export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT
           ) as tf.Tensor4D;
           env.restore(snap);
           const current = observationToTensor(r.observation, model.imageHeight, model.imageWidth);
-          const dist = tf.tidy(() => tf.mean(tf.square(tf.sub(imagined.expandDims(1), truth.expandDims(0))), [2, 3, 4]).arraySync() as number[][]);
+          const dist = tf.tidy(
+            () => tf.mean(tf.square(tf.sub(imagined.expandDims(1), truth.expandDims(0))), [2, 3, 4]).arraySync() as number[][],
+          );
           diagonalCredit(dist).forEach((credit, i) => {
             hits[i]! += credit;
             imaginedSq += dist[i]![i]!;
@@ -146,10 +160,23 @@ export async function probeActions(model: ProbedModel, o: ProbeOptions = DEFAULT
       }
     }
   }
-  if (states === 0) throw new UserError(`model probe: the expert finished every task before the first warm-up step (${o.warmSteps.join(', ')}); nothing to probe`);
+  if (states === 0)
+    throw new UserError(
+      `model probe: the expert finished every task before the first warm-up step (${o.warmSteps.join(', ')}); nothing to probe`,
+    );
   const trials = states * actions.length;
   const correct = hits.reduce((a, b) => a + b, 0);
-  return { tasks: [...o.tasks], seeds: [...o.seeds], states, trials, correct, accuracy: correct / trials, accuracyByDirection: hits.map((h) => h / states), imaginedMse: imaginedSq / trials, noMotionMse: noMotionSq / trials };
+  return {
+    tasks: [...o.tasks],
+    seeds: [...o.seeds],
+    states,
+    trials,
+    correct,
+    accuracy: correct / trials,
+    accuracyByDirection: hits.map((h) => h / states),
+    imaginedMse: imaginedSq / trials,
+    noMotionMse: noMotionSq / trials,
+  };
 }
 
 /** The world-model planner's model as a probed model (rollout settings from its preset). */
@@ -159,7 +186,12 @@ export function worldModelProbed(planning: WorldModelPlanning, seed = 0): Probed
     imageHeight: planning.cfg.imageHeight,
     imageWidth: planning.cfg.imageWidth,
     imagineEnd(state, actions, repeat) {
-      const frames = planning.imagineSequences(state.context, state.instruction, actions.map((a) => Array.from({ length: repeat }, () => a)), seed);
+      const frames = planning.imagineSequences(
+        state.context,
+        state.instruction,
+        actions.map((a) => Array.from({ length: repeat }, () => a)),
+        seed,
+      );
       const end = tf.tidy(() => frames.slice([0, repeat - 1], [-1, 1]).squeeze([1]) as tf.Tensor4D);
       frames.dispose();
       return end;

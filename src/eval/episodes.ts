@@ -33,10 +33,26 @@ export class EpisodeRunner {
       this.planners.set(policy, planning);
     }
     const r = await runPlannedEpisode(planning, task, seed, { recordGif, ...this.setup });
-    return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.steps, latenciesMs: r.latenciesMs, safeActions: r.safeActions, frames: r.frames };
+    return {
+      policy,
+      task,
+      seed,
+      success: r.success,
+      stagesDone: r.stagesDone,
+      stageCount: r.stageCount,
+      steps: r.steps,
+      latenciesMs: r.latenciesMs,
+      safeActions: r.safeActions,
+      frames: r.frames,
+    };
   }
 
-  private async scripted(policy: ScriptedPolicyName, task: string, seed: number, recordGif: boolean): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
+  private async scripted(
+    policy: ScriptedPolicyName,
+    task: string,
+    seed: number,
+    recordGif: boolean,
+  ): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
     const [h, w] = recordGif ? [128, 160] : [8, 10];
     const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.setup.shadows });
     try {
@@ -52,7 +68,18 @@ export class EpisodeRunner {
         r = env.stepAction(a);
         if (recordGif) frames.push({ data: r.observation.image, width: w, height: h });
       }
-      return { policy, task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.step, latenciesMs: latencies, safeActions: 0, frames };
+      return {
+        policy,
+        task,
+        seed,
+        success: r.success,
+        stagesDone: r.stagesDone,
+        stageCount: r.stageCount,
+        steps: r.step,
+        latenciesMs: latencies,
+        safeActions: 0,
+        frames,
+      };
     } finally {
       env.close();
     }

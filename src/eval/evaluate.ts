@@ -41,7 +41,8 @@ export interface EvalOptions extends EpisodeSetup {
 
 export function jobsFor(o: Pick<EvalOptions, 'policies' | 'tasks' | 'episodes' | 'seed'>): EvalJob[] {
   const jobs: EvalJob[] = [];
-  for (const policy of o.policies) for (const task of o.tasks) for (let i = 0; i < (o.episodes[task] ?? 0); i++) jobs.push({ policy, task, seed: o.seed + i });
+  for (const policy of o.policies)
+    for (const task of o.tasks) for (let i = 0; i < (o.episodes[task] ?? 0); i++) jobs.push({ policy, task, seed: o.seed + i });
   return jobs;
 }
 
@@ -63,7 +64,11 @@ export function readFinished(path: string): EpisodeOutcome[] {
 }
 
 /** The episode setup of an evaluation: every episode, worker and failure replay uses the same. */
-const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({ goals: o.goals ?? 'phase', shadows: o.shadows ?? false, restage: o.restage ?? false });
+const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({
+  goals: o.goals ?? 'phase',
+  shadows: o.shadows ?? false,
+  restage: o.restage ?? false,
+});
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
   const runner = new EpisodeRunner(o.checkpoint, o.backend, setupOf(o));
@@ -89,13 +94,24 @@ const WORKER_STOP_GRACE_MS = 2000;
 async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
   const queue = [...jobs];
   const bin = join(packageRoot(), 'bin', 'selfflow-wm.js');
-  const args = ['eval', 'worker', ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []), ...(o.backend ? ['--backend', o.backend] : []), '--goals', setupOf(o).goals, ...(o.shadows ? ['--shadows'] : []), ...(o.restage ? ['--restage'] : [])];
+  const args = [
+    'eval',
+    'worker',
+    ...(o.checkpoint ? ['--checkpoint', o.checkpoint] : []),
+    ...(o.backend ? ['--backend', o.backend] : []),
+    '--goals',
+    setupOf(o).goals,
+    ...(o.shadows ? ['--shadows'] : []),
+    ...(o.restage ? ['--restage'] : []),
+  ];
   const children: ChildProcess[] = [];
   const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
   const stopWorkers = async (signal: NodeJS.Signals) => {
     const left = running();
     for (const c of left) c.kill(signal);
-    const exited = Promise.all(left.map((c) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())))));
+    const exited = Promise.all(
+      left.map((c) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())))),
+    );
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, WORKER_STOP_GRACE_MS)))]);
     clearTimeout(timer);
@@ -117,30 +133,32 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
   process.on('SIGTERM', onSignal);
   try {
     await Promise.all(
-      Array.from({ length: Math.min(o.workers, jobs.length) }, () =>
-        new Promise<void>((resolve, reject) => {
-          const child = fork(bin, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-          children.push(child);
-          const next = () => {
-            const j = queue.shift();
-            child.send(j ? { job: j } : { done: true });
-          };
-          child.on('message', (m: { ready?: boolean; outcome?: EpisodeOutcome; error?: string }) => {
-            if (stopping) return;
-            if (m.error) return reject(new Error(`eval worker: ${m.error}`));
-            if (m.outcome) onDone(m.outcome);
-            next();
-          });
-          // While stopping on a signal, this evaluation ends with the process and neither finishes nor fails.
-          child.on('error', (e) => {
-            if (!stopping) reject(e);
-          });
-          child.on('exit', (code, signal) => {
-            if (stopping) return;
-            if (code === 0) resolve();
-            else reject(new Error(`eval worker exited with ${signal ? `signal ${signal}` : `code ${code}`}`));
-          });
-        }),
+      Array.from(
+        { length: Math.min(o.workers, jobs.length) },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const child = fork(bin, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+            children.push(child);
+            const next = () => {
+              const j = queue.shift();
+              child.send(j ? { job: j } : { done: true });
+            };
+            child.on('message', (m: { ready?: boolean; outcome?: EpisodeOutcome; error?: string }) => {
+              if (stopping) return;
+              if (m.error) return reject(new Error(`eval worker: ${m.error}`));
+              if (m.outcome) onDone(m.outcome);
+              next();
+            });
+            // While stopping on a signal, this evaluation ends with the process and neither finishes nor fails.
+            child.on('error', (e) => {
+              if (!stopping) reject(e);
+            });
+            child.on('exit', (code, signal) => {
+              if (stopping) return;
+              if (code === 0) resolve();
+              else reject(new Error(`eval worker exited with ${signal ? `signal ${signal}` : `code ${code}`}`));
+            });
+          }),
       ),
     );
   } catch (e) {
@@ -159,9 +177,16 @@ function checkSettings(o: EvalOptions): void {
   const mine = { checkpoint: o.checkpoint ?? null, ...setupOf(o) };
   if (existsSync(file)) {
     // Directories from before the shadows and restage options ran without them.
-    const prior: Record<string, unknown> = { shadows: false, restage: false, ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) };
+    const prior: Record<string, unknown> = {
+      shadows: false,
+      restage: false,
+      ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>),
+    };
     for (const [k, v] of Object.entries(mine)) {
-      if (prior[k] !== v) throw new UserError(`${o.outDir} holds episodes run with ${k} ${JSON.stringify(prior[k])}, not ${JSON.stringify(v)}: choose another --out`);
+      if (prior[k] !== v)
+        throw new UserError(
+          `${o.outDir} holds episodes run with ${k} ${JSON.stringify(prior[k])}, not ${JSON.stringify(v)}: choose another --out`,
+        );
     }
   } else writeJsonAtomic(file, mine);
 }
@@ -187,7 +212,10 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
   const onDone = (r: EpisodeOutcome) => {
     appendFileSync(episodesPath, `${JSON.stringify(r)}\n`);
     outcomes.push(r);
-    progress.update(outcomes.length, `${r.policy} ${r.task} seed ${r.seed}: ${r.success ? 'success' : `stage ${r.stagesDone}/${r.stageCount}`}`);
+    progress.update(
+      outcomes.length,
+      `${r.policy} ${r.task} seed ${r.seed}: ${r.success ? 'success' : `stage ${r.stagesDone}/${r.stageCount}`}`,
+    );
   };
   if (o.workers > 1 && todo.length > 1) await runInWorkers(todo, o, onDone);
   else await runInProcess(todo, o, onDone);
@@ -200,7 +228,10 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
     try {
       for (const policy of o.policies) {
         for (const task of o.tasks) {
-          const fails = outcomes.filter((r) => r.policy === policy && r.task === task && !r.success).sort((a, b) => a.seed - b.seed).slice(0, o.failureGifs);
+          const fails = outcomes
+            .filter((r) => r.policy === policy && r.task === task && !r.success)
+            .sort((a, b) => a.seed - b.seed)
+            .slice(0, o.failureGifs);
           for (const f of fails) {
             const file = join(o.outDir, `failure-${policy.replace(/[^\w.-]+/g, '_')}-${task}-seed${f.seed}.gif`);
             if (existsSync(file)) continue;

@@ -53,4 +53,11 @@ export function summariseTask(task: string, eps: EpisodeOutcome[]): TaskSummary 
 }
 
 /** SIMPLER's per-task trial counts (Google robot): coke can 75, move near 60, drawer 54 split open/close, open-and-place 27. */
-export const SIMPLER_EPISODES: Record<string, number> = { 'pick-can': 75, 'move-near': 60, 'drawer-open': 27, 'drawer-close': 27, 'drawer-place': 27, 'drawer-chain': 27 };
+export const SIMPLER_EPISODES: Record<string, number> = {
+  'pick-can': 75,
+  'move-near': 60,
+  'drawer-open': 27,
+  'drawer-close': 27,
+  'drawer-place': 27,
+  'drawer-chain': 27,
+};

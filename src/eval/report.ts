@@ -19,11 +19,29 @@ export interface Report {
   policies: Record<string, { tasks: Record<string, TaskSummary>; average_success_rate: number }>;
 }
 
-export function buildReport(outcomes: EpisodeOutcome[], policies: string[], tasks: string[], seed: number, checkpoint?: string, setup: EpisodeSetup = {}): Report {
-  const report: Report = { created: new Date().toISOString(), checkpoint, seed, ...setup, average: 'mean of per-task success rates', policies: {} };
+export function buildReport(
+  outcomes: EpisodeOutcome[],
+  policies: string[],
+  tasks: string[],
+  seed: number,
+  checkpoint?: string,
+  setup: EpisodeSetup = {},
+): Report {
+  const report: Report = {
+    created: new Date().toISOString(),
+    checkpoint,
+    seed,
+    ...setup,
+    average: 'mean of per-task success rates',
+    policies: {},
+  };
   for (const p of policies) {
     const t: Record<string, TaskSummary> = {};
-    for (const task of tasks) t[task] = summariseTask(task, outcomes.filter((o) => o.policy === p && o.task === task));
+    for (const task of tasks)
+      t[task] = summariseTask(
+        task,
+        outcomes.filter((o) => o.policy === p && o.task === task),
+      );
     const rates = Object.values(t).map((s) => s.success_rate);
     report.policies[p] = { tasks: t, average_success_rate: rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : 0 };
   }
@@ -51,7 +69,9 @@ export function reportMarkdown(r: Report): string {
     lines.push(
       `| ${t} | ${s.map((x) => `${x.successes}/${x.episodes} = ${pct(x.success_rate)} (${pct(x.ci95[0])}-${pct(x.ci95[1])})`).join(' | ')} | ${s.map((x) => x.stage_success.map(pct).join(' / ')).join(' | ')} | ${s
         .map((x) => x.avg_completed_stages.toFixed(2))
-        .join(' | ')} | ${s.map((x) => x.episode_length.mean.toFixed(1)).join(' | ')} | ${s.map((x) => `${ms(x.latency_ms.p50)}/${ms(x.latency_ms.p95)}`).join(' | ')} |`,
+        .join(
+          ' | ',
+        )} | ${s.map((x) => x.episode_length.mean.toFixed(1)).join(' | ')} | ${s.map((x) => `${ms(x.latency_ms.p50)}/${ms(x.latency_ms.p95)}`).join(' | ')} |`,
     );
   }
   lines.push(`| **average** | ${pols.map((p) => pct(r.policies[p]!.average_success_rate)).join(' | ')} |${' |'.repeat(4 * pols.length)}`);

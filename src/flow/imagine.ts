@@ -28,7 +28,14 @@ export interface Imagined {
 }
 
 /** Encodes context frames [1 or N, K, h, w, 3] and the K-1 actions between them. Free with disposeContext. */
-export function contextCache(p: Params, cfg: WorldModelConfig, frames: tf.Tensor5D, actions: tf.Tensor3D, cond: WorldModelConditioning = {}, featureLayer?: number): ContextCache {
+export function contextCache(
+  p: Params,
+  cfg: WorldModelConfig,
+  frames: tf.Tensor5D,
+  actions: tf.Tensor3D,
+  cond: WorldModelConditioning = {},
+  featureLayer?: number,
+): ContextCache {
   return encodeContext(p, cfg, frames, actions, cond, featureLayer);
 }
 
@@ -36,7 +43,14 @@ export function contextCache(p: Params, cfg: WorldModelConfig, frames: tf.Tensor
  * @param actions [N, H, A]: actions[:, j] leads from frame K-1+j to K+j (normalised).
  * Returns tensors owned by the caller.
  */
-export function imagine(p: Params, cfg: WorldModelConfig, ctx: ContextCache, actions: tf.Tensor3D, cond: WorldModelConditioning, o: ImagineOptions): Imagined {
+export function imagine(
+  p: Params,
+  cfg: WorldModelConfig,
+  ctx: ContextCache,
+  actions: tf.Tensor3D,
+  cond: WorldModelConditioning,
+  o: ImagineOptions,
+): Imagined {
   return tf.tidy(() => {
     const [n, h] = actions.shape;
     const shape: [number, number, number, number, number] = [n, h, cfg.imageHeight, cfg.imageWidth, 3];
@@ -47,7 +61,9 @@ export function imagine(p: Params, cfg: WorldModelConfig, ctx: ContextCache, act
     const frames = tf.clipByValue(integrate(velocity, x1, o.steps, o.integrator), -1, 1) as tf.Tensor5D;
     let features: tf.Tensor4D | undefined;
     if (o.featureLayer) {
-      features = forwardWithContext(p, cfg, ctx, { frames, frameT: tf.zeros([n, h]), actions, actionT }, cond, { rawLayer: o.featureLayer }).raw;
+      features = forwardWithContext(p, cfg, ctx, { frames, frameT: tf.zeros([n, h]), actions, actionT }, cond, {
+        rawLayer: o.featureLayer,
+      }).raw;
     }
     return features ? { frames, features } : { frames };
   }) as Imagined;

@@ -12,7 +12,16 @@ import { seededNormal } from './noise.js';
 import { timeGrid } from './sampler.js';
 
 /** Samples `n` action sequences of length `horizon` (normalised, clipped to [-1, 1]) with Euler steps. */
-export function proposeActions(p: Params, cfg: WorldModelConfig, ctx: ContextCache, n: number, horizon: number, cond: WorldModelConditioning, steps: number, seed?: number): tf.Tensor3D {
+export function proposeActions(
+  p: Params,
+  cfg: WorldModelConfig,
+  ctx: ContextCache,
+  n: number,
+  horizon: number,
+  cond: WorldModelConditioning,
+  steps: number,
+  seed?: number,
+): tf.Tensor3D {
   return tf.tidy(() => {
     let frames = seededNormal([n, horizon, cfg.imageHeight, cfg.imageWidth, 3], seed) as tf.Tensor5D;
     let actions = seededNormal([n, horizon, cfg.actionDim], seed === undefined ? undefined : seed + 1) as tf.Tensor3D;
@@ -20,7 +29,13 @@ export function proposeActions(p: Params, cfg: WorldModelConfig, ctx: ContextCac
     for (let i = 0; i < steps; i++) {
       const t = grid[i]!;
       const dt = grid[i + 1]! - t;
-      const out = forwardWithContext(p, cfg, ctx, { frames, frameT: tf.fill([n, horizon], t), actions, actionT: tf.fill([n, horizon], t) as tf.Tensor2D }, cond);
+      const out = forwardWithContext(
+        p,
+        cfg,
+        ctx,
+        { frames, frameT: tf.fill([n, horizon], t), actions, actionT: tf.fill([n, horizon], t) as tf.Tensor2D },
+        cond,
+      );
       frames = tf.add(frames, tf.mul(dt, out.frameVelocity)) as tf.Tensor5D;
       actions = tf.add(actions, tf.mul(dt, out.actionVelocity)) as tf.Tensor3D;
     }

@@ -71,7 +71,8 @@ export function jpegDecoderName(): JpegDecoderName {
   if (chosen) return chosen;
   const env = process.env.SELFFLOW_JPEG_DECODER;
   if (env !== undefined && env !== '') {
-    if (!JPEG_DECODERS.includes(env as JpegDecoderName)) throw new UserError(`SELFFLOW_JPEG_DECODER=${env}: expected one of ${JPEG_DECODERS.join(', ')}`);
+    if (!JPEG_DECODERS.includes(env as JpegDecoderName))
+      throw new UserError(`SELFFLOW_JPEG_DECODER=${env}: expected one of ${JPEG_DECODERS.join(', ')}`);
     if (env === 'napi' && !loadNapi()) throw new UserError(`SELFFLOW_JPEG_DECODER=napi: @napi-rs/image does not load here (${napiError})`);
     return (chosen = env as JpegDecoderName);
   }
@@ -99,7 +100,8 @@ function decodeJpeg(bytes: Uint8Array, decoder: JpegDecoderName): RgbImage {
     const { width, height } = t.metadataSync();
     const raw = t.rawPixelsSync();
     const channels = raw.length / (width * height);
-    if (!Number.isInteger(channels) || channels < 1 || channels > 4) throw new Error(`unexpected ${raw.length} decoded bytes for ${width}x${height}`);
+    if (!Number.isInteger(channels) || channels < 1 || channels > 4)
+      throw new Error(`unexpected ${raw.length} decoded bytes for ${width}x${height}`);
     const rgb = toRgb(raw, width, height, channels);
     // A plain Uint8Array view (Buffer's slice() shares memory, unlike Uint8Array's).
     return { data: rgb === raw ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length) : rgb, width, height };
@@ -163,9 +165,12 @@ export function declaredImageSize(bytes: Uint8Array): { width: number; height: n
 /** Refuses an image whose headers declare more than `maxPixels` pixels, before it is decoded. */
 export function checkImageSize(bytes: Uint8Array, where: string, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): void {
   const size = declaredImageSize(bytes);
-  if (size && (size.width === 0 || size.height === 0)) throw new Error(`${where}: image declares ${size.width}x${size.height} pixels (an empty image); it was not decoded`);
+  if (size && (size.width === 0 || size.height === 0))
+    throw new Error(`${where}: image declares ${size.width}x${size.height} pixels (an empty image); it was not decoded`);
   if (size && size.width * size.height > maxPixels) {
-    throw new UserError(`${where}: image declares ${size.width}x${size.height} pixels (${size.width * size.height}), over the limit of ${maxPixels} pixels; it was not decoded`);
+    throw new UserError(
+      `${where}: image declares ${size.width}x${size.height} pixels (${size.width * size.height}), over the limit of ${maxPixels} pixels; it was not decoded`,
+    );
   }
 }
 

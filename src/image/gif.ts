@@ -13,7 +13,11 @@ export { drawText, textWidth } from './font.js';
 // gifenc is CommonJS: Node exposes its exports as `default`, bundlers (vitest) as named exports.
 const mod = gifencModule as unknown as Record<string, unknown> & { default?: Record<string, unknown> };
 const { GIFEncoder, quantize, applyPalette } = (mod.GIFEncoder ? mod : mod.default) as unknown as {
-  GIFEncoder: () => { writeFrame(index: Uint8Array, w: number, h: number, o: { palette: number[][]; delay: number; repeat?: number }): void; finish(): void; bytes(): Uint8Array };
+  GIFEncoder: () => {
+    writeFrame(index: Uint8Array, w: number, h: number, o: { palette: number[][]; delay: number; repeat?: number }): void;
+    finish(): void;
+    bytes(): Uint8Array;
+  };
   quantize: (rgba: Uint8Array, n: number) => number[][];
   applyPalette: (rgba: Uint8Array, palette: number[][]) => Uint8Array;
 };
@@ -36,8 +40,10 @@ export interface GifOptions {
 const DEFAULT_BACKGROUND = 32;
 
 function checkImage(img: RgbImage, what: string): void {
-  if (!(img.width > 0 && img.height > 0 && Number.isInteger(img.width) && Number.isInteger(img.height))) throw new Error(`${what}: bad size ${img.width}x${img.height}`);
-  if (img.data.length !== img.width * img.height * 3) throw new Error(`${what}: ${img.data.length} bytes, expected ${img.width}x${img.height}x3 = ${img.width * img.height * 3}`);
+  if (!(img.width > 0 && img.height > 0 && Number.isInteger(img.width) && Number.isInteger(img.height)))
+    throw new Error(`${what}: bad size ${img.width}x${img.height}`);
+  if (img.data.length !== img.width * img.height * 3)
+    throw new Error(`${what}: ${img.data.length} bytes, expected ${img.width}x${img.height}x3 = ${img.width * img.height * 3}`);
 }
 
 /** A blank RGB image filled with grey level `background`. */
@@ -109,7 +115,11 @@ export function captionHeight(lines: number, scale = 1): number {
 }
 
 /** `img` with a band of `bandLines` text lines below it holding `lines` (white on the background). */
-export function withCaption(img: RgbImage, lines: string[], opts: { scale?: number; bandLines?: number; background?: number } = {}): RgbImage {
+export function withCaption(
+  img: RgbImage,
+  lines: string[],
+  opts: { scale?: number; bandLines?: number; background?: number } = {},
+): RgbImage {
   const scale = opts.scale ?? 1;
   const band = captionHeight(Math.max(lines.length, opts.bandLines ?? 0), scale);
   if (band === 0) return img;
@@ -131,7 +141,8 @@ export function encodeGif(frames: GifFrame[], opts: GifOptions | number = {}): U
   const gif = GIFEncoder();
   frames.forEach((f, i) => {
     checkImage(f, `GIF frame ${i}`);
-    if (f.width !== width || f.height !== height) throw new Error(`GIF frame ${i}: ${f.width}x${f.height}, but frame 0 is ${width}x${height}; frames must share one size`);
+    if (f.width !== width || f.height !== height)
+      throw new Error(`GIF frame ${i}: ${f.width}x${f.height}, but frame 0 is ${width}x${height}; frames must share one size`);
     const img = bandLines ? withCaption(f, f.lines ?? [], { scale: o.textScale, bandLines, background: o.background }) : f;
     const n = img.width * img.height;
     const rgba = new Uint8Array(n * 4);

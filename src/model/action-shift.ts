@@ -88,7 +88,15 @@ function pairConstants(query: TokenGrid, key: TokenGrid, nActions: number) {
  * into frames g+1..f, so a frame being denoised can also look back past a still-noisy one.
  * `movable` [B, heads, Tk] is m_h of every key token (see movableScores).
  */
-export function actionShiftBias(p: Params, heads: number, actions: tf.Tensor3D, actionT: tf.Tensor2D, query: TokenGrid, key: TokenGrid, movable: tf.Tensor3D): tf.Tensor4D {
+export function actionShiftBias(
+  p: Params,
+  heads: number,
+  actions: tf.Tensor3D,
+  actionT: tf.Tensor2D,
+  query: TokenGrid,
+  key: TokenGrid,
+  movable: tf.Tensor3D,
+): tf.Tensor4D {
   const [b, nA] = actions.shape;
   const [tq, tk] = [query.frame.length, key.frame.length];
   const c = pairConstants(query, key, nA);
@@ -111,7 +119,11 @@ export function actionShiftBias(p: Params, heads: number, actions: tf.Tensor3D, 
  */
 export function movableScores(p: Params, heads: number, patches: tf.Tensor4D, patchStart: number[], tokens: number): tf.Tensor3D {
   const [b, f, n] = patches.shape;
-  const m = tf.sigmoid(linear(patches, p, 'action_shift.movable')).reshape([b, f * n, heads]).transpose([0, 2, 1]).reshape([b * heads, f * n]);
+  const m = tf
+    .sigmoid(linear(patches, p, 'action_shift.movable'))
+    .reshape([b, f * n, heads])
+    .transpose([0, 2, 1])
+    .reshape([b * heads, f * n]);
   const place = new Float32Array(f * n * tokens);
   for (let j = 0; j < f; j++) for (let i = 0; i < n; i++) place[(j * n + i) * tokens + patchStart[j]! + i] = 1;
   return matmul(m as tf.Tensor2D, tf.tensor2d(place, [f * n, tokens])).reshape([b, heads, tokens]) as tf.Tensor3D;

@@ -20,7 +20,8 @@ export function isWorldModelFile(metadata: Record<string, string>): boolean {
 
 export function readWorldModel(path: string): { cfg: WorldModelConfig; tensors: TensorMap; metadata: Record<string, string> } {
   const { tensors, metadata } = readSafetensors(path);
-  if (!isWorldModelFile(metadata)) throw new UserError(`${path}: not a selfflow-wm world-model file (metadata.format is '${metadata.format ?? 'absent'}')`);
+  if (!isWorldModelFile(metadata))
+    throw new UserError(`${path}: not a selfflow-wm world-model file (metadata.format is '${metadata.format ?? 'absent'}')`);
   const cfg = JSON.parse(metadata.config ?? 'null') as WorldModelConfig;
   validateWorldModelConfig(cfg, `${path} (metadata.config)`);
   const problems = checkAgainstLayout(tensors, worldModelLayout(cfg));

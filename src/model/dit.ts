@@ -34,8 +34,16 @@ export function officialPosEmbed(cfg: DiTConfig): Float32Array {
  * @param x [B, T, p*p*C] patch vectors; @param t [B] or [B, T] in the forward() convention (0 = data);
  * @param y [B] class ids.
  */
-export function ditForward(p: Params, cfg: DiTConfig, x: tf.Tensor3D, t: tf.Tensor, y: tf.Tensor1D, opts: DiTForwardOptions = {}): DiTOutput {
-  if (opts.featuresLayer && opts.rawFeaturesLayer) throw new Error('featuresLayer and rawFeaturesLayer are exclusive (as in the official forward)');
+export function ditForward(
+  p: Params,
+  cfg: DiTConfig,
+  x: tf.Tensor3D,
+  t: tf.Tensor,
+  y: tf.Tensor1D,
+  opts: DiTForwardOptions = {},
+): DiTOutput {
+  if (opts.featuresLayer && opts.rawFeaturesLayer)
+    throw new Error('featuresLayer and rawFeaturesLayer are exclusive (as in the official forward)');
   const n = x.shape[1];
   const tInternal = tf.sub(1, t);
   const h = tf.add(linear(x, p, 'x_embedder.proj'), param(p, 'pos_embed')) as tf.Tensor3D;
@@ -45,7 +53,10 @@ export function ditForward(p: Params, cfg: DiTConfig, x: tf.Tensor3D, t: tf.Tens
   const trunk = runTrunk(p, cfg, h, c, { featuresLayer: opts.featuresLayer, rawFeaturesLayer: opts.rawFeaturesLayer });
   let out = linear(finalNorm(p, trunk.x, c), p, 'final_layer.linear');
   out = shuffleChannels(out, cfg);
-  return { out: tf.neg(out) as tf.Tensor3D, features: opts.featuresLayer ? trunk.projected : opts.rawFeaturesLayer ? trunk.raw : undefined };
+  return {
+    out: tf.neg(out) as tf.Tensor3D,
+    features: opts.featuresLayer ? trunk.projected : opts.rawFeaturesLayer ? trunk.raw : undefined,
+  };
 }
 
 /** shufflechannel: (p q c) -> (c p q), then keep the first half of the channels when learn_sigma. */

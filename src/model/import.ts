@@ -44,6 +44,9 @@ export function summariseImport(r: ImportReport, source: TensorMap): string {
     `initialised ${r.initialised.length} tensors:`,
     ...r.initialised.map((i) => `  ${i.name}: ${i.reason}`),
   ];
-  if (r.unused.length) lines.push(`ignored ${r.unused.length} source tensors the world model does not have: ${r.unused.slice(0, 8).join(', ')}${r.unused.length > 8 ? ', ...' : ''}`);
+  if (r.unused.length)
+    lines.push(
+      `ignored ${r.unused.length} source tensors the world model does not have: ${r.unused.slice(0, 8).join(', ')}${r.unused.length > 8 ? ', ...' : ''}`,
+    );
   return lines.join('\n');
 }

@@ -29,10 +29,7 @@ const plainMatMul2d = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradS
   save([a, b]);
   return {
     value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
-      tf.matMul(dy, tf.transpose(saved[1]!)),
-      tf.matMul(tf.transpose(saved[0]!), dy),
-    ],
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy, tf.transpose(saved[1]!)), tf.matMul(tf.transpose(saved[0]!), dy)],
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
 
@@ -58,7 +55,9 @@ function batchedMatmul(a: tf.Tensor, b: tf.Tensor, transposeB: boolean): tf.Tens
     return y.reshape([...batchShape, m, cols]);
   }
   if (bBatch !== n) throw new Error(`matmul: batch of b (${b.shape}) must be 1 or match a (${a.shape})`);
-  return tf.matMul(a.reshape([n, m, k]) as tf.Tensor3D, b.reshape([n, br, bc]) as tf.Tensor3D, false, transposeB).reshape([...batchShape, m, cols]);
+  return tf
+    .matMul(a.reshape([n, m, k]) as tf.Tensor3D, b.reshape([n, br, bc]) as tf.Tensor3D, false, transposeB)
+    .reshape([...batchShape, m, cols]);
 }
 
 /** The plain-wasm form: explicit transposes and one 2-D product per batch entry. */
@@ -286,6 +285,8 @@ export function sincos2d(dim: number, gh: number, gw: number): Float32Array {
 export function embedLabels(p: Params, y: tf.Tensor): tf.Tensor {
   const table = param(p, 'y_embedder.embedding_table.weight') as tf.Tensor2D;
   // tf.oneHot rejects depth 1 (a single-class table), so compare against a range instead.
-  const oneHot = tf.equal(tf.cast(y, 'int32').reshape([-1, 1]), tf.range(0, table.shape[0], 1, 'int32').reshape([1, -1])).toFloat() as tf.Tensor2D;
+  const oneHot = tf
+    .equal(tf.cast(y, 'int32').reshape([-1, 1]), tf.range(0, table.shape[0], 1, 'int32').reshape([1, -1]))
+    .toFloat() as tf.Tensor2D;
   return matmul(oneHot, table).expandDims(1);
 }

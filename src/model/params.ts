@@ -133,7 +133,13 @@ export function initHost(layout: Layout, seed: number, posEmbed: (shape: number[
   for (const [name, shape] of layout) {
     let data: Float32Array;
     if (name === 'pos_embed') data = posEmbed(shape);
-    else if (name.endsWith('.bias') || /adaLN_modulation\.1\.weight$/.test(name) || name.startsWith('final_layer.linear') || name.startsWith('action_head.') || name === 'action_shift.proj.weight') {
+    else if (
+      name.endsWith('.bias') ||
+      /adaLN_modulation\.1\.weight$/.test(name) ||
+      name.startsWith('final_layer.linear') ||
+      name.startsWith('action_head.') ||
+      name === 'action_shift.proj.weight'
+    ) {
       data = new Float32Array(numel(shape));
     } else if (name === 'action_shift.gain') {
       data = new Float32Array(numel(shape)).fill(1);
@@ -155,7 +161,8 @@ export function checkAgainstLayout(tensors: TensorMap, layout: Layout): string[]
   for (const [name, shape] of layout) {
     const t = tensors.get(name);
     if (!t) problems.push(`missing '${name}' ${JSON.stringify(shape)}`);
-    else if (JSON.stringify(t.shape) !== JSON.stringify(shape)) problems.push(`'${name}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
+    else if (JSON.stringify(t.shape) !== JSON.stringify(shape))
+      problems.push(`'${name}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
   }
   for (const name of tensors.keys()) if (!layout.has(name)) problems.push(`unexpected '${name}'`);
   return problems;

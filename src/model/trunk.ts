@@ -63,7 +63,9 @@ function attention(
   }
   const scale = 1 / Math.sqrt(d / heads);
   const qs = tf.mul(q!, scale) as tf.Tensor4D;
-  const out = bias.sliced ? attendSliced(qs, k!, v!, bias.sliced, opts.cache, block) : attendBatched(qs, k!, v!, bias.batched, opts.cache, block);
+  const out = bias.sliced
+    ? attendSliced(qs, k!, v!, bias.sliced, opts.cache, block)
+    : attendBatched(qs, k!, v!, bias.batched, opts.cache, block);
   const merged = out.transpose([0, 2, 1, 3]).reshape([b, n, d]);
   return linear(merged, p, `${prefix}.proj`) as tf.Tensor3D;
 }
@@ -88,7 +90,14 @@ function attentionBias(opts: TrunkOptions): AttentionBias {
 }
 
 /** softmax(q k^T + mask) v over [B, H, N, hd], with an optional cached key/value prefix. */
-function attendBatched(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
+function attendBatched(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  mask: tf.Tensor | undefined,
+  cache: KVCache | undefined,
+  block: number,
+): tf.Tensor4D {
   const keys = cache ? tf.concat([tileTo(cache.keys[block]!, q.shape[0]), k], 2) : k;
   const values = cache ? tf.concat([tileTo(cache.values[block]!, q.shape[0]), v], 2) : v;
   let scores = matmul(q, keys, true);
@@ -105,7 +114,14 @@ function tileTo(t: tf.Tensor4D, batch: number): tf.Tensor4D {
  * transposed operands and slicing large tensors are all slow (measured 4-10x); unstacking the
  * small q/k/v and stacking the small outputs is not. A batch-1 cache is shared by all samples.
  */
-function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, biasOf: (i: number) => tf.Tensor | undefined, cache: KVCache | undefined, block: number): tf.Tensor4D {
+function attendSliced(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  biasOf: (i: number) => tf.Tensor | undefined,
+  cache: KVCache | undefined,
+  block: number,
+): tf.Tensor4D {
   const [b, h, n, hd] = q.shape;
   const qs = tf.unstack(q.reshape([b * h, n, hd]));
   const kTs = tf.unstack(k.transpose([0, 1, 3, 2]).reshape([b * h, hd, n]));
@@ -132,7 +148,16 @@ function attendSliced(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, biasOf: (i
 }
 
 /** PerTokenDiTBlock.forward. */
-function block(p: Params, i: number, x: tf.Tensor3D, mod: tf.Tensor[], heads: number, opts: TrunkOptions, bias: AttentionBias, record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] }): tf.Tensor3D {
+function block(
+  p: Params,
+  i: number,
+  x: tf.Tensor3D,
+  mod: tf.Tensor[],
+  heads: number,
+  opts: TrunkOptions,
+  bias: AttentionBias,
+  record?: { keys: tf.Tensor4D[]; values: tf.Tensor4D[] },
+): tf.Tensor3D {
   const pre = `blocks.${i}`;
   const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = mod;
   const h = modulate(layerNorm(x), shiftMsa!, scaleMsa!) as tf.Tensor3D;

@@ -139,7 +139,15 @@ function causalBias(queryFrames: number[], keyFrames: number[]): tf.Tensor2D {
  * `keyFrameOf`. `actions`/`actionT` are all actions into frames 1.. (context ones included);
  * `movable` the keys' movable scores.
  */
-function shiftBias(p: Params, cfg: WorldModelConfig, actions: tf.Tensor3D, actionT: tf.Tensor2D, layout: Layout, keyFrameOf: number[], movable: tf.Tensor3D): tf.Tensor4D {
+function shiftBias(
+  p: Params,
+  cfg: WorldModelConfig,
+  actions: tf.Tensor3D,
+  actionT: tf.Tensor2D,
+  layout: Layout,
+  keyFrameOf: number[],
+  movable: tf.Tensor3D,
+): tf.Tensor4D {
   const { gw } = patchGrid(cfg);
   return actionShiftBias(p, cfg.dit.num_heads, actions, actionT, tokenGrid(layout.frameOf, gw), tokenGrid(keyFrameOf, gw), movable);
 }
@@ -150,7 +158,13 @@ function layoutMovable(p: Params, cfg: WorldModelConfig, frames: tf.Tensor5D, la
 }
 
 /** The shift prior of a whole sequence from frame 0 (undefined unless a `shift` model with actions); `movable` if already computed. */
-function sequenceShiftBias(p: Params, cfg: WorldModelConfig, batch: FrameBatch, layout: Layout, movable?: tf.Tensor3D): tf.Tensor4D | undefined {
+function sequenceShiftBias(
+  p: Params,
+  cfg: WorldModelConfig,
+  batch: FrameBatch,
+  layout: Layout,
+  movable?: tf.Tensor3D,
+): tf.Tensor4D | undefined {
   if (cfg.actionConditioning !== 'shift' || batch.actions.shape[1] === 0) return undefined;
   return shiftBias(p, cfg, batch.actions, batch.actionT, layout, layout.frameOf, movable ?? layoutMovable(p, cfg, batch.frames, layout));
 }
@@ -163,7 +177,9 @@ function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firs
   const layout = sequenceLayout(firstFrame, f, n);
   const nActions = layout.actionPos.length;
   if (batch.actions.shape[1] !== nActions) {
-    throw new Error(`world model: ${f} frames starting at frame ${firstFrame} need ${nActions} action tokens, got ${batch.actions.shape[1]}`);
+    throw new Error(
+      `world model: ${f} frames starting at frame ${firstFrame} need ${nActions} action tokens, got ${batch.actions.shape[1]}`,
+    );
   }
   const patches = linear(patchify(batch.frames, cfg), p, 'x_embedder.proj') as tf.Tensor4D; // [B, F, N, D]
   const pos = param(p, 'pos_embed').reshape([1, 1, n, d]);
@@ -178,10 +194,16 @@ function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firs
   let actionTokens: tf.Tensor3D | undefined;
   if (nActions > 0) {
     const actTemporal = tf.tensor3d(
-      Float32Array.from({ length: nActions * d }, (_, k) => temporalEmbed(d, layout.frameOf[layout.actionPos[Math.floor(k / d)]!]!)[k % d]!),
+      Float32Array.from(
+        { length: nActions * d },
+        (_, k) => temporalEmbed(d, layout.frameOf[layout.actionPos[Math.floor(k / d)]!]!)[k % d]!,
+      ),
       [1, nActions, d],
     );
-    actionTokens = tf.add(tf.add(linear(batch.actions, p, 'action_embedder.proj'), param(p, 'action_embedder.type_embed')), actTemporal) as tf.Tensor3D;
+    actionTokens = tf.add(
+      tf.add(linear(batch.actions, p, 'action_embedder.proj'), param(p, 'action_embedder.type_embed')),
+      actTemporal,
+    ) as tf.Tensor3D;
   }
   // Interleave per frame: [action_f]? + patches_f.
   const tokenParts: tf.Tensor[] = [];
@@ -249,7 +271,14 @@ function residualOutputs(delta: tf.Tensor5D, batch: FrameBatch, cfg: WorldModelC
   return { clean, velocity: tf.div(tf.sub(batch.frames, clean), t) as tf.Tensor5D };
 }
 
-function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: tf.Tensor3D, layout: Layout, batch: FrameBatch): WorldModelOutput {
+function decodeOutputs(
+  p: Params,
+  cfg: WorldModelConfig,
+  trunk: TrunkOutput,
+  c: tf.Tensor3D,
+  layout: Layout,
+  batch: FrameBatch,
+): WorldModelOutput {
   const { n } = patchGrid(cfg);
   const h = finalNorm(p, trunk.x, c);
   const patchOut = gatherPatchTokens(linear(h, p, 'final_layer.linear') as tf.Tensor3D, layout, n);
@@ -258,7 +287,10 @@ function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: 
   const b = trunk.x.shape[0];
   let actionVelocity: tf.Tensor3D;
   if (layout.actionPos.length) {
-    const actH = tf.concat(layout.actionPos.map((s) => h.slice([0, s, 0], [b, 1, h.shape[2]])), 1);
+    const actH = tf.concat(
+      layout.actionPos.map((s) => h.slice([0, s, 0], [b, 1, h.shape[2]])),
+      1,
+    );
     actionVelocity = tf.neg(linear(actH, p, 'action_head.linear')) as tf.Tensor3D;
   } else actionVelocity = tf.zeros([b, 0, cfg.actionDim]) as tf.Tensor3D;
   return {
@@ -271,7 +303,13 @@ function decodeOutputs(p: Params, cfg: WorldModelConfig, trunk: TrunkOutput, c: 
 }
 
 /** Full forward over a whole sequence starting at frame 0 (training, and the cache's reference). */
-export function worldModelForward(p: Params, cfg: WorldModelConfig, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
+export function worldModelForward(
+  p: Params,
+  cfg: WorldModelConfig,
+  batch: FrameBatch,
+  cond: WorldModelConditioning = {},
+  opts: ForwardOptions = {},
+): WorldModelOutput {
   const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
   const headBias = sequenceShiftBias(p, cfg, batch, layout);
@@ -296,7 +334,14 @@ export interface ContextCache {
  * Encodes the context (all tokens clean, t = 0). `context.actions` holds the K-1 executed actions
  * between context frames. The returned tensors are kept; free them with disposeContext().
  */
-export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tensor5D, actions: tf.Tensor3D, cond: WorldModelConditioning = {}, rawLayer?: number): ContextCache {
+export function encodeContext(
+  p: Params,
+  cfg: WorldModelConfig,
+  frames: tf.Tensor5D,
+  actions: tf.Tensor3D,
+  cond: WorldModelConditioning = {},
+  rawLayer?: number,
+): ContextCache {
   return tf.tidy(() => {
     const [b, k] = frames.shape;
     const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
@@ -307,9 +352,13 @@ export function encodeContext(p: Params, cfg: WorldModelConfig, frames: tf.Tenso
     const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
     const [, , h, w, ch] = frames.shape;
-    const reference = cfg.prediction === 'residual' ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D) : undefined;
+    const reference =
+      cfg.prediction === 'residual'
+        ? tf.keep(frames.slice([0, k - 1, 0, 0, 0], [b, 1, h, w, ch]).reshape([b, h, w, ch]) as tf.Tensor4D)
+        : undefined;
     const shift = movable ? { actions: tf.keep(actions.clone()), movable: tf.keep(movable) } : undefined;
-    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shift } as unknown as ContextCache & tf.TensorContainerObject;
+    return { kv: trunk.cache!, contextFrames: k, frameOf: layout.frameOf, raw, reference, shift } as unknown as ContextCache &
+      tf.TensorContainerObject;
   });
 }
 
@@ -321,7 +370,14 @@ export function disposeContext(ctx: ContextCache): void {
 }
 
 /** The shift prior of future frames: their actions preceded by the (clean) context ones, their keys by the context's. */
-function contextShiftBias(p: Params, cfg: WorldModelConfig, ctx: { actions: tf.Tensor3D; movable: tf.Tensor3D }, batch: FrameBatch, layout: Layout, keyFrameOf: number[]): tf.Tensor4D {
+function contextShiftBias(
+  p: Params,
+  cfg: WorldModelConfig,
+  ctx: { actions: tf.Tensor3D; movable: tf.Tensor3D },
+  batch: FrameBatch,
+  layout: Layout,
+  keyFrameOf: number[],
+): tf.Tensor4D {
   const b = batch.actions.shape[0];
   const tileTo = <T extends tf.Tensor>(t: T): T => (t.shape[0] === b ? t : (tf.tile(t, [b / t.shape[0], 1, 1]) as T));
   const nc = ctx.actions.shape[1];
@@ -335,11 +391,24 @@ function contextShiftBias(p: Params, cfg: WorldModelConfig, ctx: { actions: tf.T
  * Forward of future frames K..K+H-1 against a cached context. `batch.actions[:, j]` leads from
  * frame K-1+j to K+j. The cache (batch 1 or B) is shared by every candidate in the batch.
  */
-export function forwardWithContext(p: Params, cfg: WorldModelConfig, ctx: ContextCache, batch: FrameBatch, cond: WorldModelConditioning = {}, opts: ForwardOptions = {}): WorldModelOutput {
+export function forwardWithContext(
+  p: Params,
+  cfg: WorldModelConfig,
+  ctx: ContextCache,
+  batch: FrameBatch,
+  cond: WorldModelConditioning = {},
+  opts: ForwardOptions = {},
+): WorldModelOutput {
   const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
   const keyFrameOf = [...ctx.frameOf, ...layout.frameOf];
   const mask = causalBias(layout.frameOf, keyFrameOf);
   const headBias = ctx.shift ? contextShiftBias(p, cfg, ctx.shift, batch, layout, keyFrameOf) : undefined;
-  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, cache: ctx.kv, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
+  const trunk = runTrunk(p, cfg.dit, x, c, {
+    mask,
+    headBias,
+    cache: ctx.kv,
+    featuresLayer: opts.projectedLayer,
+    rawFeaturesLayer: opts.rawLayer,
+  });
   return decodeOutputs(p, cfg, trunk, c, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
 }

@@ -13,7 +13,13 @@ import { rankByCost, samplePopulation, type SequenceGaussian } from './populatio
 import { checkBatch, clipUnit, type ProposalSource, type SequenceCost, type SequenceShape } from './sequence.js';
 
 /** Refits the sampling distribution from one scored population (CEM, MPPI). */
-export type DistributionUpdate = (dist: SequenceGaussian, candidates: Float32Array, costs: Float32Array, order: Int32Array, n: number) => void;
+export type DistributionUpdate = (
+  dist: SequenceGaussian,
+  candidates: Float32Array,
+  costs: Float32Array,
+  order: Int32Array,
+  n: number,
+) => void;
 
 export interface AnytimeSettings extends SequenceShape {
   candidates: number;
@@ -82,23 +88,34 @@ export interface OptimizeResult {
 
 function checkSettings(s: AnytimeSettings): void {
   const int = (v: number, min: number) => Number.isInteger(v) && v >= min;
-  if (!int(s.horizon, 1) || !int(s.actionDim, 1)) throw new Error(`optimiser needs horizon and actionDim >= 1, got ${s.horizon} x ${s.actionDim}`);
+  if (!int(s.horizon, 1) || !int(s.actionDim, 1))
+    throw new Error(`optimiser needs horizon and actionDim >= 1, got ${s.horizon} x ${s.actionDim}`);
   if (!int(s.candidates, 2)) throw new Error(`optimiser needs at least 2 candidates per iteration, got ${s.candidates}`);
   if (!int(s.iterations, 1)) throw new Error(`optimiser needs at least 1 iteration, got ${s.iterations}`);
   if (!(s.initStd >= 0)) throw new Error(`optimiser initStd must be >= 0, got ${s.initStd}`);
-  if (!(s.proposalFraction >= 0 && s.proposalFraction <= 1)) throw new Error(`optimiser proposalFraction must be in [0, 1], got ${s.proposalFraction}`);
+  if (!(s.proposalFraction >= 0 && s.proposalFraction <= 1))
+    throw new Error(`optimiser proposalFraction must be in [0, 1], got ${s.proposalFraction}`);
 }
 
-export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate, cost: SequenceCost, o: AnytimeOptions): Promise<OptimizeResult> {
+export async function runAnytime(
+  s: AnytimeSettings,
+  update: DistributionUpdate,
+  cost: SequenceCost,
+  o: AnytimeOptions,
+): Promise<OptimizeResult> {
   checkSettings(s);
   const len = s.horizon * s.actionDim;
   if (o.include && o.include.length !== len) throw new Error(`included sequence has ${o.include.length} values, expected ${len}`);
-  if (o.warmStart && o.warmStart.length !== len) throw new Error(`warm start has ${o.warmStart.length} values, expected horizon ${s.horizon} x action dim ${s.actionDim} = ${len}`);
+  if (o.warmStart && o.warmStart.length !== len)
+    throw new Error(`warm start has ${o.warmStart.length} values, expected horizon ${s.horizon} x action dim ${s.actionDim} = ${len}`);
   const now = o.now ?? (() => performance.now());
   const t0 = now();
   const deadline = Math.min(o.deadline ?? Infinity, o.budgetMs !== undefined ? t0 + o.budgetMs : Infinity);
   const predictive = o.predictive ?? true;
-  const dist: SequenceGaussian = { mean: o.warmStart ? Float32Array.from(o.warmStart) : new Float32Array(len), std: new Float32Array(len).fill(s.initStd) };
+  const dist: SequenceGaussian = {
+    mean: o.warmStart ? Float32Array.from(o.warmStart) : new Float32Array(len),
+    std: new Float32Array(len).fill(s.initStd),
+  };
   applyPins(dist.mean, s.actionDim, o.pinned ?? []);
   o.constrain?.(dist.mean);
   let best = Float32Array.from(dist.mean, (v) => Math.max(-1, Math.min(1, v)));
@@ -151,5 +168,16 @@ export async function runAnytime(s: AnytimeSettings, update: DistributionUpdate,
     update(dist, pop.candidates, costs, order, pop.n);
     o.onIteration?.({ iteration: it, bestCost, iterationBestCost: Number.isNaN(topCost) ? Infinity : topCost, ms: now() - tIt });
   }
-  return { best, bestCost, mean: dist.mean, iterations: it, candidatesEvaluated: evaluated, proposalsEvaluated: proposed, costHistory: history, stopReason, elapsedMs: now() - t0, externalMs };
+  return {
+    best,
+    bestCost,
+    mean: dist.mean,
+    iterations: it,
+    candidatesEvaluated: evaluated,
+    proposalsEvaluated: proposed,
+    costHistory: history,
+    stopReason,
+    elapsedMs: now() - t0,
+    externalMs,
+  };
 }

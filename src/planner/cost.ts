@@ -30,7 +30,11 @@ export interface CostReference {
 export function costReference(obs: Observation, goal: Goal, height: number, width: number, withPosition = true): CostReference {
   const last = goal.images[goal.images.length - 1];
   if (!last) throw new Error('goal has no image');
-  return { now: observationToTensor(obs, height, width), goal: observationToTensor(last, height, width), goalPosition: withPosition ? goalGripperPosition(goal) : undefined };
+  return {
+    now: observationToTensor(obs, height, width),
+    goal: observationToTensor(last, height, width),
+    goalPosition: withPosition ? goalGripperPosition(goal) : undefined,
+  };
 }
 
 /** Per candidate: the step-weighted distance of the positions (n x horizon x 3) to `goal`. */
@@ -46,7 +50,15 @@ export function poseCosts(positions: Float64Array, n: number, horizon: number, g
 }
 
 /** The pose term of kinematically predicted moves (predictedPositions) from `start`. */
-export function predictedPoseCosts(candidates: Float32Array, n: number, horizon: number, stats: ActionStats, start: Vec3, goal: Vec3, weights: number[]): Float32Array {
+export function predictedPoseCosts(
+  candidates: Float32Array,
+  n: number,
+  horizon: number,
+  stats: ActionStats,
+  start: Vec3,
+  goal: Vec3,
+  weights: number[],
+): Float32Array {
   return poseCosts(predictedPositions(candidates, n, horizon, stats, start), n, horizon, goal, weights);
 }
 
@@ -54,7 +66,15 @@ export function predictedPoseCosts(candidates: Float32Array, n: number, horizon:
  * Costs of n candidates (n x horizon x actionDim normalised) from their futures, which `predict`
  * makes inside this function's tf.tidy (so their tensors are freed with it).
  */
-export function futureCosts(w: CostWeights, ref: CostReference, predict: () => Futures, candidates: Float32Array, n: number, horizon: number, actionDim: number): Float32Array {
+export function futureCosts(
+  w: CostWeights,
+  ref: CostReference,
+  predict: () => Futures,
+  candidates: Float32Array,
+  n: number,
+  horizon: number,
+  actionDim: number,
+): Float32Array {
   let futures!: Futures;
   const costs = tf.tidy(() => {
     const actions = tf.tensor3d(candidates.subarray(0, n * horizon * actionDim), [n, horizon, actionDim]);

@@ -11,7 +11,11 @@ import { SimOraclePlanning } from './sim-oracle.js';
 import { loadWorldModelPlanning, type WorldModelPlannerOptions } from './world-model-planner.js';
 
 /** `policy`: a planner policy name (src/planner/policy-name.ts) or its resolved form. */
-export async function loadEpisodePlanning(policy: string | PlannerPolicy, checkpoint: string, opts: WorldModelPlannerOptions = {}): Promise<EpisodePlanning> {
+export async function loadEpisodePlanning(
+  policy: string | PlannerPolicy,
+  checkpoint: string,
+  opts: WorldModelPlannerOptions = {},
+): Promise<EpisodePlanning> {
   const p = typeof policy === 'string' ? plannerPolicy(policy) : policy;
   if (p.kind === 'world-model') return loadWorldModelPlanning(p.preset, checkpoint, opts);
   // The oracle uses the run's action scaling and image size, so only the model differs from the world-model planner.

@@ -103,7 +103,9 @@ class ClosestApproach {
     this.best = this.fingers = undefined;
     const cm = (x: number) => (100 * x).toFixed(1);
     const fingers = f === undefined ? '' : `, fingers ${Math.round(1000 * f) + 0} mm from its opening`;
-    return b ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)${fingers}` : '';
+    return b
+      ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)${fingers}`
+      : '';
   }
 }
 
@@ -111,11 +113,20 @@ class ClosestApproach {
  * After a stage done: the expert demonstrates what is left from the scene as it is now, resuming
  * in the phase in which it completed that stage itself; if it cannot, the old pictures stay.
  */
-async function restage(sequence: GoalSequence, env: SimEnv, task: string, seed: number, stage: number, opts: PlannedEpisodeOptions): Promise<void> {
+async function restage(
+  sequence: GoalSequence,
+  env: SimEnv,
+  task: string,
+  seed: number,
+  stage: number,
+  opts: PlannedEpisodeOptions,
+): Promise<void> {
   const done = sequence.subgoals.filter((g) => g.stage === stage - 1 && g.phase !== undefined).at(-1);
   if (!done) return; // stage or dense pictures: no phase to resume from
   try {
-    const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
+    const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', {
+      shadows: opts.shadows,
+    });
     const later = redone.filter((g) => g.stage >= stage);
     sequence.restage(stage, later);
     opts.log?.(`  restaged: ${later.length} pictures from the scene as it is now`);
@@ -124,7 +135,12 @@ async function restage(sequence: GoalSequence, env: SimEnv, task: string, seed: 
   }
 }
 
-export async function runPlannedEpisode(planning: EpisodePlanning, task: string, seed: number, opts: PlannedEpisodeOptions = {}): Promise<EpisodeResult> {
+export async function runPlannedEpisode(
+  planning: EpisodePlanning,
+  task: string,
+  seed: number,
+  opts: PlannedEpisodeOptions = {},
+): Promise<EpisodeResult> {
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w, shadows: opts.shadows });
   const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
   planning.reset(seed);
@@ -133,8 +149,15 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
   const latencies: number[] = [];
   const frames: RgbImage[] = [];
   let safe = 0;
-  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation, { ...DEFAULT_GOAL_SEQUENCE, pose: planning.preset.handover });
-  const goalOf = (): Goal => ({ images: [sequence.current.observation], instruction: env.task.instruction, gripper: sequence.current.gripper });
+  const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation, {
+    ...DEFAULT_GOAL_SEQUENCE,
+    pose: planning.preset.handover,
+  });
+  const goalOf = (): Goal => ({
+    images: [sequence.current.observation],
+    instruction: env.task.instruction,
+    gripper: sequence.current.gripper,
+  });
   let goal: Goal = goalOf();
   let stagesDone = 0;
   const approach = new ClosestApproach();
@@ -144,7 +167,10 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
       latencies.push(plan.latencyMs);
       if (plan.safe) safe++;
       const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;
-      if (opts.recordGif) frames.push(panel(r.observation.image, plan.imagined?.[0], goal.images[0]!.image, planning.cfg.imageHeight, planning.cfg.imageWidth, line));
+      if (opts.recordGif)
+        frames.push(
+          panel(r.observation.image, plan.imagined?.[0], goal.images[0]!.image, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
+        );
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
         r = env.stepAction(a);
         if (r.done) break;
@@ -158,11 +184,33 @@ export async function runPlannedEpisode(planning: EpisodePlanning, task: string,
       const event = r.done ? undefined : sequence.update(r.observation, r.stagesDone);
       if (event) {
         goal = goalOf();
-        opts.log?.(`  step ${r.step}: goal ${event.from + 1} ${event.kind}${approach.take()}, now ${event.to + 1}/${sequence.subgoals.length} (${sequence.current.name})`);
+        opts.log?.(
+          `  step ${r.step}: goal ${event.from + 1} ${event.kind}${approach.take()}, now ${event.to + 1}/${sequence.subgoals.length} (${sequence.current.name})`,
+        );
       }
     }
-    if (opts.recordGif) frames.push(panel(r.observation.image, undefined, sequence.subgoals[sequence.subgoals.length - 1]!.observation.image, planning.cfg.imageHeight, planning.cfg.imageWidth, `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`));
-    return { task, seed, success: r.success, stagesDone: r.stagesDone, stageCount: r.stageCount, steps: r.step, latenciesMs: latencies, safeActions: safe, frames };
+    if (opts.recordGif)
+      frames.push(
+        panel(
+          r.observation.image,
+          undefined,
+          sequence.subgoals[sequence.subgoals.length - 1]!.observation.image,
+          planning.cfg.imageHeight,
+          planning.cfg.imageWidth,
+          `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`,
+        ),
+      );
+    return {
+      task,
+      seed,
+      success: r.success,
+      stagesDone: r.stagesDone,
+      stageCount: r.stageCount,
+      steps: r.step,
+      latenciesMs: latencies,
+      safeActions: safe,
+      frames,
+    };
   } finally {
     env.close();
   }

@@ -5,7 +5,8 @@ import type { Observation } from '../core/types.js';
 
 /** Camera frames to the model's input [h, w, 3] in [-1, 1] (area-filtered, as training data is). */
 export function observationToTensor(obs: Observation, height: number, width: number): tf.Tensor3D {
-  if (obs.image.length !== obs.height * obs.width * 3) throw new Error(`observation image has ${obs.image.length} bytes, expected ${obs.height}x${obs.width}x3`);
+  if (obs.image.length !== obs.height * obs.width * 3)
+    throw new Error(`observation image has ${obs.image.length} bytes, expected ${obs.height}x${obs.width}x3`);
   return tf.tensor3d(toModelFrame({ data: obs.image, width: obs.width, height: obs.height }, height, width), [height, width, 3]);
 }
 

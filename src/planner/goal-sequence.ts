@@ -76,8 +76,10 @@ export class GoalSequence {
    * scene as it now is); call before the `update` that reports the stage.
    */
   restage(stage: number, later: Subgoal[]): void {
-    if (!later.length || later.some((g) => g.stage < stage)) throw new Error(`goal sequence: a restaged storyboard must hold pictures of stage ${stage} and later only`);
-    if (this.board[this.k]!.stage >= stage) throw new Error(`goal sequence: restage stage ${stage} before the current picture's stage is done`);
+    if (!later.length || later.some((g) => g.stage < stage))
+      throw new Error(`goal sequence: a restaged storyboard must hold pictures of stage ${stage} and later only`);
+    if (this.board[this.k]!.stage >= stage)
+      throw new Error(`goal sequence: restage stage ${stage} before the current picture's stage is done`);
     this.board = [...this.board.filter((g) => g.stage < stage), ...later];
   }
 

@@ -30,7 +30,8 @@ const WORLD_VECTOR = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
 /** Where the world vector's x, y, z sit among the model's actions; `use` names what needs them in the error. */
 export function worldVectorIndices(stats: ActionStats, use: string): number[] {
   const idx = WORLD_VECTOR.map((n) => stats.names.indexOf(n));
-  if (idx.some((i) => i < 0)) throw new Error(`${use} needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
+  if (idx.some((i) => i < 0))
+    throw new Error(`${use} needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
   return idx;
 }
 

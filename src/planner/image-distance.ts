@@ -48,7 +48,9 @@ export function changeMap(x: tf.Tensor4D, now: tf.Tensor3D): tf.Tensor4D {
  * mark both positions alike whatever the background.
  */
 export function changeDistance(frames: tf.Tensor4D, now: tf.Tensor3D, goal: tf.Tensor3D): tf.Tensor1D {
-  return tf.tidy(() => pyramidDistance(changeMap(frames, now), changeMap(goal.expandDims(0) as tf.Tensor4D, now).squeeze([0]) as tf.Tensor3D));
+  return tf.tidy(() =>
+    pyramidDistance(changeMap(frames, now), changeMap(goal.expandDims(0) as tf.Tensor4D, now).squeeze([0]) as tf.Tensor3D),
+  );
 }
 
 /** Change mass (in fully changed pixels) below which a change map counts as "nothing changed". */

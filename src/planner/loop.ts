@@ -17,7 +17,18 @@
  *   the previous plan keeps running while the next is computed; an exhausted or stale plan gives
  *   the safe action).
  */
-import { defer, from, Observable, race, Subject, timer, asyncScheduler, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  defer,
+  from,
+  Observable,
+  race,
+  Subject,
+  timer,
+  asyncScheduler,
+  type OperatorFunction,
+  type SchedulerLike,
+  type Subscription,
+} from 'rxjs';
 import { map, take, throwIfEmpty } from 'rxjs/operators';
 import { safeAction, type Rt1Action } from '../core/action.js';
 import { errorMessage } from '../core/errors.js';
@@ -75,7 +86,15 @@ export function planLatest<O extends { stamp: number }, G>(step: PlanStep<O, G>,
               return safe(`deadline missed (plan took ${Math.round(took)} ms, limit ${limit} ms)`);
             }
             if (p.safe) o.report?.({ type: 'safe', observationStamp: obs.stamp, latencyMs: p.latencyMs, reason: p.reason ?? 'safe plan' });
-            else o.report?.({ type: 'plan', observationStamp: obs.stamp, latencyMs: p.latencyMs, iterations: p.iterations, candidatesEvaluated: p.candidatesEvaluated, cost: p.cost });
+            else
+              o.report?.({
+                type: 'plan',
+                observationStamp: obs.stamp,
+                latencyMs: p.latencyMs,
+                iterations: p.iterations,
+                candidatesEvaluated: p.candidatesEvaluated,
+                cost: p.cost,
+              });
             return p;
           }),
         );
@@ -113,7 +132,10 @@ export function planLatest<O extends { stamp: number }, G>(step: PlanStep<O, G>,
         next: (v) => {
           if (!running) return start(v);
           if (pending) {
-            const why = pending[0].stamp === v[0].stamp ? 'superseded by a new goal while planning' : `superseded by the observation at ${v[0].stamp} while planning`;
+            const why =
+              pending[0].stamp === v[0].stamp
+                ? 'superseded by a new goal while planning'
+                : `superseded by the observation at ${v[0].stamp} while planning`;
             o.report?.({ type: 'dropped', observationStamp: pending[0].stamp, reason: why });
           }
           pending = v;
@@ -141,7 +163,11 @@ export function latestPairs<O, G>(observations$: Observable<O>, goals$: Observab
     let goal: { v: G } | undefined;
     let obs: { v: O } | undefined;
     const gs = goals$.subscribe({ next: (g) => ((goal = { v: g }), obs && sub.next([obs.v, g])), error: (e) => sub.error(e) });
-    const os = observations$.subscribe({ next: (o) => ((obs = { v: o }), goal && sub.next([o, goal.v])), error: (e) => sub.error(e), complete: () => sub.complete() });
+    const os = observations$.subscribe({
+      next: (o) => ((obs = { v: o }), goal && sub.next([o, goal.v])),
+      error: (e) => sub.error(e),
+      complete: () => sub.complete(),
+    });
     return () => {
       gs.unsubscribe();
       os.unsubscribe();
@@ -163,7 +189,16 @@ export function makePlanner(step: PlanStep<Observation, Goal>, o: MakePlannerOpt
 
 /** The plan sent when planning failed: one safe action (zero motion, gripper unchanged). */
 export function safePlanFor(obs: Observation, reason: string, latencyMs = 0): Plan {
-  return { actions: [safeAction()], cost: Infinity, iterations: 0, candidatesEvaluated: 0, latencyMs, observationStamp: obs.stamp, safe: true, reason };
+  return {
+    actions: [safeAction()],
+    cost: Infinity,
+    iterations: 0,
+    candidatesEvaluated: 0,
+    latencyMs,
+    observationStamp: obs.stamp,
+    safe: true,
+    reason,
+  };
 }
 
 export type { CostFactory, PlanCost } from './plan-model.js';
@@ -191,7 +226,13 @@ export function createOptimizingPlanner(o: OptimizingPlannerOptions): Optimizing
   const step = createOptimizingPlanStep({ ...o, now: o.now ?? (o.scheduler ? () => o.scheduler!.now() : undefined) });
   const planner: Planner = (observations$, goals$) =>
     latestPairs(observations$, goals$).pipe(
-      planLatest((obs, goal, signal) => from(step.plan(obs, goal, signal)), { budgetMs: o.budgetMs, graceMs: o.graceMs, scheduler: o.scheduler, safePlan: safePlanFor, report: (e) => events.next(e) }),
+      planLatest((obs, goal, signal) => from(step.plan(obs, goal, signal)), {
+        budgetMs: o.budgetMs,
+        graceMs: o.graceMs,
+        scheduler: o.scheduler,
+        safePlan: safePlanFor,
+        report: (e) => events.next(e),
+      }),
     );
   return { planner, events$: events.asObservable(), reset: (seed) => step.reset(seed) };
 }

@@ -76,7 +76,9 @@ export function createOptimizingPlanStep(o: OptimizingPlanStepOptions): Optimizi
       const cost = await o.makeCost(obs, goal, rng);
       try {
         const prev = previous;
-        const warmStart = prev ? shiftPlan(prev.sequence, o.executed?.(prev.plan) ?? o.executeSteps ?? 1, horizon, actionDim, s.warmStartPad) : undefined;
+        const warmStart = prev
+          ? shiftPlan(prev.sequence, o.executed?.(prev.plan) ?? o.executeSteps ?? 1, horizon, actionDim, s.warmStartPad)
+          : undefined;
         const r = await optimize(s, cost.cost, {
           rng,
           warmStart,
@@ -88,11 +90,22 @@ export function createOptimizingPlanStep(o: OptimizingPlanStepOptions): Optimizi
           between: o.yieldBetween ? nextMacrotask : undefined,
         });
         signal?.throwIfAborted();
-        if (!Number.isFinite(r.bestCost) && s.kind !== 'policy') throw new Error(`no candidate got a finite cost (${r.candidatesEvaluated} evaluated)`);
+        if (!Number.isFinite(r.bestCost) && s.kind !== 'policy')
+          throw new Error(`no candidate got a finite cost (${r.candidatesEvaluated} evaluated)`);
         const imagined = cost.imagine ? await cost.imagine(r.best) : undefined;
         signal?.throwIfAborted();
         const actions = Array.from({ length: horizon }, (_, t) => o.toAction(r.best.slice(t * actionDim, (t + 1) * actionDim)));
-        const p: Plan = { actions, cost: r.bestCost, iterations: r.iterations, candidatesEvaluated: r.candidatesEvaluated, latencyMs: now() - t0, observationStamp: obs.stamp, safe: false, sequence: r.best, imagined };
+        const p: Plan = {
+          actions,
+          cost: r.bestCost,
+          iterations: r.iterations,
+          candidatesEvaluated: r.candidatesEvaluated,
+          latencyMs: now() - t0,
+          observationStamp: obs.stamp,
+          safe: false,
+          sequence: r.best,
+          imagined,
+        };
         // Its own copy: a plan's sequence may be transferred to another thread.
         previous = { plan: p, sequence: Float32Array.from(r.best) };
         return p;
@@ -126,7 +139,12 @@ export interface PresetPlanStepOptions {
  * executed steps and constraints, read from the preset at every plan; actions mapped to RT-1 by
  * the statistics.
  */
-export function presetPlanStep(preset: PlannerPreset, stats: ActionStats, makeCost: CostFactory, opts: PresetPlanStepOptions): OptimizingPlanStep {
+export function presetPlanStep(
+  preset: PlannerPreset,
+  stats: ActionStats,
+  makeCost: CostFactory,
+  opts: PresetPlanStepOptions,
+): OptimizingPlanStep {
   const actionDim = stats.names.length;
   const pick = opts.optimizer ?? ((p: PlannerPreset) => p.optimizer);
   return createOptimizingPlanStep({

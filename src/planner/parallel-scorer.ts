@@ -30,7 +30,9 @@ import type { FromScoreWorker, ScoreWorkerData, ScoringContext, SharedContext, T
  */
 export function scoreWorkerScript(): string | undefined {
   const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js') ? join(here, '..', 'score-worker.js') : join(packageRoot(), 'dist', 'src', 'planner', 'score-worker.js');
+  const candidate = here.endsWith('.js')
+    ? join(here, '..', 'score-worker.js')
+    : join(packageRoot(), 'dist', 'src', 'planner', 'score-worker.js');
   return existsSync(candidate) ? candidate : undefined;
 }
 
@@ -244,19 +246,32 @@ export function splitModelCost(model: ShareableModel, pool: ScorePool, settings:
     const cost = async (c: Float32Array, n: number): Promise<Float32Array> => {
       const workers = pool.live();
       const shares = splitShares(n, workers.length + 1);
-      const remote = shares.slice(1).map((s, j) => pool.score(workers[j]!, plan, c.subarray(s.offset * len, (s.offset + s.count) * len), s.count, { offset: s.offset, total: n }));
+      const remote = shares
+        .slice(1)
+        .map((s, j) =>
+          pool.score(workers[j]!, plan, c.subarray(s.offset * len, (s.offset + s.count) * len), s.count, { offset: s.offset, total: n }),
+        );
       // The first share is scored here while the workers score theirs; a failed worker is reported once this one is done.
       const settled = Promise.allSettled(remote);
       const own = shares[0]!;
       const mine = c.subarray(0, own.count * len);
-      const local = futureCosts(settings.cost, ref, () => rollout.predict(mine, own.count, { offset: 0, total: n }), mine, own.count, horizon, actionDim);
+      const local = futureCosts(
+        settings.cost,
+        ref,
+        () => rollout.predict(mine, own.count, { offset: 0, total: n }),
+        mine,
+        own.count,
+        horizon,
+        actionDim,
+      );
       const out = new Float32Array(n);
       out.set(local, 0);
       const answers = await settled;
       answers.forEach((a, j) => {
         if (a.status === 'rejected') throw a.reason instanceof Error ? a.reason : new Error(String(a.reason));
         const s = shares[j + 1]!;
-        if (a.value.length !== s.count) throw new Error(`scoring worker ${workers[j]} returned ${a.value.length} costs for ${s.count} candidates`);
+        if (a.value.length !== s.count)
+          throw new Error(`scoring worker ${workers[j]} returned ${a.value.length} costs for ${s.count} candidates`);
         out.set(a.value, s.offset);
       });
       return out;

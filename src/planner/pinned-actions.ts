@@ -96,7 +96,11 @@ export function checkPins(preset: PresetActions, stats: ActionStats): void {
 }
 
 /** A preset's constraints for each (observation, goal): pins, move cap and the straight move (src/planner/optimizing-planner.ts). */
-export function presetConstraints(preset: PresetActions, stats: ActionStats, horizon: number): (obs: Observation, goal: Goal) => PlanConstraints {
+export function presetConstraints(
+  preset: PresetActions,
+  stats: ActionStats,
+  horizon: number,
+): (obs: Observation, goal: Goal) => PlanConstraints {
   return (obs, goal) => {
     // The goal's recorded gripper position is read only by the preset that proposes the straight move to it.
     const start = preset.poseProposal ? gripperPosition(obs) : undefined;

@@ -18,5 +18,16 @@ export async function optimizePolicy(s: SequenceShape, o: AnytimeOptions): Promi
   applyPins(best, s.actionDim, o.pinned ?? []);
   o.constrain?.(best);
   const elapsed = now() - t0;
-  return { best, bestCost: NaN, mean: best, iterations: 1, candidatesEvaluated: 0, proposalsEvaluated: 1, costHistory: [], stopReason: 'iterations', elapsedMs: elapsed, externalMs: elapsed };
+  return {
+    best,
+    bestCost: NaN,
+    mean: best,
+    iterations: 1,
+    candidatesEvaluated: 0,
+    proposalsEvaluated: 1,
+    costHistory: [],
+    stopReason: 'iterations',
+    elapsedMs: elapsed,
+    externalMs: elapsed,
+  };
 }

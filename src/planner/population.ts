@@ -49,7 +49,8 @@ export async function samplePopulation(
     for (let i = 0; i < want * len; i++) {
       const v = p[i]!;
       // A NaN proposal would poison the elite statistics; it is a bug in the source, not noise.
-      if (!Number.isFinite(v)) throw new Error(`the proposal source returned a non-finite value at candidate ${Math.floor(i / len)}, index ${i % len}`);
+      if (!Number.isFinite(v))
+        throw new Error(`the proposal source returned a non-finite value at candidate ${Math.floor(i / len)}, index ${i % len}`);
       candidates[filled * len + i] = clipUnit(v);
     }
     filled += want;

@@ -37,8 +37,31 @@ export interface PlannerPreset {
 }
 
 const FIELDS = {
-  top: ['name', 'description', 'optimizer', 'budgetMs', 'graceMs', 'rollout', 'cost', 'executeSteps', 'actions', 'handover', 'poseProposal'],
-  optimizer: ['kind', 'horizon', 'candidates', 'iterations', 'elites', 'temperature', 'initStd', 'minStd', 'proposalFraction', 'warmStartPad'],
+  top: [
+    'name',
+    'description',
+    'optimizer',
+    'budgetMs',
+    'graceMs',
+    'rollout',
+    'cost',
+    'executeSteps',
+    'actions',
+    'handover',
+    'poseProposal',
+  ],
+  optimizer: [
+    'kind',
+    'horizon',
+    'candidates',
+    'iterations',
+    'elites',
+    'temperature',
+    'initStd',
+    'minStd',
+    'proposalFraction',
+    'warmStartPad',
+  ],
   rollout: ['flowSteps', 'integrator'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
   actions: ['hold', 'gripper', 'speed', 'carry'],
@@ -55,10 +78,16 @@ function isObject(v: unknown): v is Json {
 export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const f = (k: string) => `${file}: '${k}'`;
   const section = (v: unknown, name: keyof typeof FIELDS, prefix: string): Json => {
-    if (!isObject(v)) throw new UserError(prefix ? `${f(prefix)} must be an object, got ${JSON.stringify(v)}` : `${file}: a planner preset must be a JSON object`);
+    if (!isObject(v))
+      throw new UserError(
+        prefix ? `${f(prefix)} must be an object, got ${JSON.stringify(v)}` : `${file}: a planner preset must be a JSON object`,
+      );
     const allowed: readonly string[] = FIELDS[name];
     for (const k of Object.keys(v)) {
-      if (!allowed.includes(k)) throw new UserError(`${f(prefix ? `${prefix}.${k}` : k)} is not a preset field (${prefix || 'top level'} has: ${allowed.join(', ')})`);
+      if (!allowed.includes(k))
+        throw new UserError(
+          `${f(prefix ? `${prefix}.${k}` : k)} is not a preset field (${prefix || 'top level'} has: ${allowed.join(', ')})`,
+        );
     }
     return v;
   };
@@ -69,7 +98,8 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     return v;
   };
   const oneOf = <T extends string>(v: unknown, where: string, options: readonly T[]): T => {
-    if (typeof v !== 'string' || !options.includes(v as T)) throw new UserError(`${f(where)} must be ${options.map((x) => JSON.stringify(x)).join(' or ')}, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || !options.includes(v as T))
+      throw new UserError(`${f(where)} must be ${options.map((x) => JSON.stringify(x)).join(' or ')}, got ${JSON.stringify(v)}`);
     return v as T;
   };
   const bool = (v: unknown, where: string): boolean => {
@@ -90,7 +120,8 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
-    if (!isObject(act.hold)) throw new UserError(`${f('actions.hold')} must be an object of action name -> raw value, got ${JSON.stringify(act.hold)}`);
+    if (!isObject(act.hold))
+      throw new UserError(`${f('actions.hold')} must be an object of action name -> raw value, got ${JSON.stringify(act.hold)}`);
     hold = Object.fromEntries(Object.entries(act.hold).map(([k, v]) => [k, num(v, `actions.hold.${k}`, -Infinity)]));
   }
   const candidates = num(o.candidates, 'optimizer.candidates', 2, 4096, true);
@@ -136,7 +167,12 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
           hold,
           gripper: act.gripper === undefined ? 'plan' : oneOf<'plan' | 'goal'>(act.gripper, 'actions.gripper', ['plan', 'goal']),
           ...(act.speed !== undefined && { speed: num(act.speed, 'actions.speed', 0.001, 1) }),
-          ...(carry && { carry: { speed: num(carry.speed, 'actions.carry.speed', 0.001, 1), minOpening: num(carry.minOpening, 'actions.carry.minOpening', -1, 1) } }),
+          ...(carry && {
+            carry: {
+              speed: num(carry.speed, 'actions.carry.speed', 0.001, 1),
+              minOpening: num(carry.minOpening, 'actions.carry.minOpening', -1, 1),
+            },
+          }),
         }
       : NO_PINS,
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
@@ -145,7 +181,10 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
 }
 
 /** The optimiser and loop settings of a preset for a model with `actionDim` action values (for createOptimizingPlanner). */
-export function presetPlannerSettings(p: PlannerPreset, actionDim: number): { optimizer: OptimizerSettings; budgetMs: number; graceMs: number; executeSteps: number } {
+export function presetPlannerSettings(
+  p: PlannerPreset,
+  actionDim: number,
+): { optimizer: OptimizerSettings; budgetMs: number; graceMs: number; executeSteps: number } {
   if (!Number.isInteger(actionDim) || actionDim < 1) throw new Error(`action dimension must be a positive integer, got ${actionDim}`);
   return { optimizer: { ...p.optimizer, actionDim }, budgetMs: p.budgetMs, graceMs: p.graceMs, executeSteps: p.executeSteps };
 }
@@ -194,15 +233,22 @@ export function experimentPresetNames(): string[] {
  * path (any other name with a slash, or one ending in .json) is read as given.
  */
 export function loadPlannerPreset(nameOrPath: string): PlannerPreset {
-  const experiment = nameOrPath.startsWith(EXPERIMENTS_PREFIX) && /^[\w.-]+$/.test(nameOrPath.slice(EXPERIMENTS_PREFIX.length)) && !nameOrPath.endsWith('.json');
+  const experiment =
+    nameOrPath.startsWith(EXPERIMENTS_PREFIX) &&
+    /^[\w.-]+$/.test(nameOrPath.slice(EXPERIMENTS_PREFIX.length)) &&
+    !nameOrPath.endsWith('.json');
   const isPath = !experiment && (nameOrPath.includes('/') || nameOrPath.endsWith('.json'));
   const file = isPath ? nameOrPath : join(packageRoot(), 'policies', `${nameOrPath}.json`);
   if (!existsSync(file)) {
     if (isPath) throw new UserError(`${file}: planner preset not found`);
     if (!experiment && existsSync(join(packageRoot(), 'policies', 'experiments', `${nameOrPath}.json`))) {
-      throw new UserError(`planner preset '${nameOrPath}' is an experiment, not a product preset: did you mean ${EXPERIMENTS_PREFIX}${nameOrPath}?`);
+      throw new UserError(
+        `planner preset '${nameOrPath}' is an experiment, not a product preset: did you mean ${EXPERIMENTS_PREFIX}${nameOrPath}?`,
+      );
     }
-    throw new UserError(`planner preset '${nameOrPath}' not found (${file}); shipped presets: ${presetNames().join(', ')}; experiments: ${experimentPresetNames().join(', ')}`);
+    throw new UserError(
+      `planner preset '${nameOrPath}' not found (${file}); shipped presets: ${presetNames().join(', ')}; experiments: ${experimentPresetNames().join(', ')}`,
+    );
   }
   let raw: unknown;
   try {

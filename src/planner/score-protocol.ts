@@ -47,6 +47,12 @@ export interface ScoringContext extends SharedContext {
   weights: CostWeights;
 }
 
-export type ToScoreWorker = { type: 'context'; context: ScoringContext } | { type: 'score'; id: number; plan: number; candidates: Float32Array; n: number; share: BatchShare };
+export type ToScoreWorker =
+  | { type: 'context'; context: ScoringContext }
+  | { type: 'score'; id: number; plan: number; candidates: Float32Array; n: number; share: BatchShare };
 
-export type FromScoreWorker = { type: 'ready' } | { type: 'fatal'; message: string } | { type: 'costs'; id: number; costs: Float32Array } | { type: 'error'; id: number; message: string };
+export type FromScoreWorker =
+  | { type: 'ready' }
+  | { type: 'fatal'; message: string }
+  | { type: 'costs'; id: number; costs: Float32Array }
+  | { type: 'error'; id: number; message: string };

@@ -68,7 +68,15 @@ try {
       if (!current || current.context.plan !== m.plan) throw new Error(`no context for plan ${m.plan}`);
       const c = current.context;
       const predict = worldModelFutures(net, stats, c.horizon, c.seed, gripperPosition(c.obs));
-      const costs = futureCosts(c.weights, current.ref, () => predict(m.candidates, m.n, m.share), m.candidates, m.n, c.horizon, cfg.actionDim);
+      const costs = futureCosts(
+        c.weights,
+        current.ref,
+        () => predict(m.candidates, m.n, m.share),
+        m.candidates,
+        m.n,
+        c.horizon,
+        cfg.actionDim,
+      );
       send({ type: 'costs', id: m.id, costs }, [costs.buffer as ArrayBuffer]);
     } catch (e) {
       send({ type: 'error', id: m.id, message: errorMessage(e) });

@@ -27,7 +27,8 @@ export const clipUnit = (v: number): number => (v < -1 ? -1 : v > 1 ? 1 : v);
  * which for 'repeat' means repeating the plan's last action.
  */
 export function shiftPlan(plan: Float32Array, executed: number, horizon: number, actionDim: number, pad: WarmStartPad): Float32Array {
-  if (plan.length % actionDim !== 0) throw new Error(`warm start has ${plan.length} values, not a multiple of the action dimension ${actionDim}`);
+  if (plan.length % actionDim !== 0)
+    throw new Error(`warm start has ${plan.length} values, not a multiple of the action dimension ${actionDim}`);
   const steps = plan.length / actionDim;
   const skip = Math.max(0, Math.floor(executed));
   const out = new Float32Array(horizon * actionDim);
@@ -43,6 +44,7 @@ export function shiftPlan(plan: Float32Array, executed: number, horizon: number,
 
 /** Checks a batch returned by a cost or proposal function before the optimiser trusts it. */
 export function checkBatch(what: string, values: Float32Array, expected: number): void {
-  if (!(values instanceof Float32Array)) throw new Error(`${what} returned ${Object.prototype.toString.call(values)}, expected a Float32Array`);
+  if (!(values instanceof Float32Array))
+    throw new Error(`${what} returned ${Object.prototype.toString.call(values)}, expected a Float32Array`);
   if (values.length < expected) throw new Error(`${what} returned ${values.length} values, expected ${expected}`);
 }

@@ -32,7 +32,11 @@ export class SimOraclePlanning implements PlanModel {
   ) {
     checkPins(preset, stats);
     // The simulator has no policy of its own: a `policy` preset searches with CEM, and nothing is proposed.
-    const optimizer = (p: PlannerPreset): PlannerPreset['optimizer'] => ({ ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0 });
+    const optimizer = (p: PlannerPreset): PlannerPreset['optimizer'] => ({
+      ...p.optimizer,
+      kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind,
+      proposalFraction: 0,
+    });
     this.step = presetPlanStep(preset, stats, modelCost(this, preset, stats.names.length), { seed, lockstep: true, optimizer });
   }
 

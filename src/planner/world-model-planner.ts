@@ -118,7 +118,16 @@ export class WorldModelPlanModel implements ShareableModel {
     const frames = ctx.dataSync() as Float32Array;
     ctx.dispose();
     let proposed: { n: number; values: Float32Array } | undefined;
-    const shared = { frames, contextFrames: this.contextFrames, instruction: this.instruction, goalKey: this.goalKey, obs, goal, seed, horizon };
+    const shared = {
+      frames,
+      contextFrames: this.contextFrames,
+      instruction: this.instruction,
+      goalKey: this.goalKey,
+      obs,
+      goal,
+      seed,
+      horizon,
+    };
     return {
       predict: worldModelFutures(net, this.stats, horizon, seed, gripperPosition(obs)),
       shared: () => shared,
@@ -192,7 +201,8 @@ export class WorldModelPlanning {
     /** Scoring workers that take shares of every batch (see loadWorldModelPlanning); disposed with this planner. */
     private readonly pool?: ScorePool,
   ) {
-    if (stats.names.length !== cfg.actionDim) throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
+    if (stats.names.length !== cfg.actionDim)
+      throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
     checkPins(preset, stats);
     const seed = opts.seed ?? 0;
     this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false);
@@ -217,7 +227,12 @@ export class WorldModelPlanning {
 
   /** How much two camera images differ at the model's resolution (goal sequencing; see differingFraction). */
   imageDistance(a: Observation, b: Observation): number {
-    return tf.tidy(() => differingFraction(observationToTensor(a, this.cfg.imageHeight, this.cfg.imageWidth), observationToTensor(b, this.cfg.imageHeight, this.cfg.imageWidth)));
+    return tf.tidy(() =>
+      differingFraction(
+        observationToTensor(a, this.cfg.imageHeight, this.cfg.imageWidth),
+        observationToTensor(b, this.cfg.imageHeight, this.cfg.imageWidth),
+      ),
+    );
   }
 
   /** Forget the context and warm start (new episode); a seed makes the episode reproducible on its own. */
@@ -233,7 +248,10 @@ export class WorldModelPlanning {
   }
 
   planner(): Planner {
-    return makePlanner((obs, goal, signal): Observable<Plan> => from(this.plan(obs, goal, signal)), { budgetMs: this.preset.budgetMs, graceMs: this.preset.graceMs });
+    return makePlanner((obs, goal, signal): Observable<Plan> => from(this.plan(obs, goal, signal)), {
+      budgetMs: this.preset.budgetMs,
+      graceMs: this.preset.graceMs,
+    });
   }
 }
 
@@ -243,7 +261,11 @@ export class WorldModelPlanning {
  * this thread) and score shares of every candidate batch; without a compiled scoring worker
  * (running from sources without a build) planning stays on this thread and `log` says why.
  */
-export async function loadWorldModelPlanning(presetNameOrPath: string, checkpoint: string, opts: WorldModelPlannerOptions = {}): Promise<WorldModelPlanning> {
+export async function loadWorldModelPlanning(
+  presetNameOrPath: string,
+  checkpoint: string,
+  opts: WorldModelPlannerOptions = {},
+): Promise<WorldModelPlanning> {
   await initBackend(opts.backend);
   const preset = loadPlannerPreset(presetNameOrPath);
   const pool = startScorePool(preset, checkpoint, opts);
@@ -255,7 +277,10 @@ export async function loadWorldModelPlanning(presetNameOrPath: string, checkpoin
     if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
     planning = new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats, w.manifest.contextFrames, preset, opts, await pool);
   } catch (e) {
-    void pool?.then((p) => p.dispose(), () => {});
+    void pool?.then(
+      (p) => p.dispose(),
+      () => {},
+    );
     throw e;
   }
   if ((opts.planWorkers ?? 1) > 1) opts.log?.(`planning on ${planning.planWorkers} thread(s)`);
@@ -272,11 +297,21 @@ function startScorePool(preset: PlannerPreset, checkpoint: string, opts: WorldMo
   }
   return ScorePool.start({
     workers: threads - 1,
-    data: { checkpoint, backend: opts.backend, flowSteps: preset.rollout.flowSteps, integrator: preset.rollout.integrator, representation: preset.cost.representation > 0 },
+    data: {
+      checkpoint,
+      backend: opts.backend,
+      flowSteps: preset.rollout.flowSteps,
+      integrator: preset.rollout.integrator,
+      representation: preset.cost.representation > 0,
+    },
     log: opts.log,
   });
 }
 
-export async function createWorldModelPlanner(presetNameOrPath: string, checkpointDir: string, opts: WorldModelPlannerOptions = {}): Promise<Planner> {
+export async function createWorldModelPlanner(
+  presetNameOrPath: string,
+  checkpointDir: string,
+  opts: WorldModelPlannerOptions = {},
+): Promise<Planner> {
   return (await loadWorldModelPlanning(presetNameOrPath, checkpointDir, opts)).planner();
 }

@@ -28,7 +28,14 @@ export interface RolloutSettings {
 function frameFeatures(p: Params, cfg: WorldModelConfig, frames: tf.Tensor4D, layer: number, cond: WorldModelConditioning): tf.Tensor3D {
   return tf.tidy(() => {
     const m = frames.shape[0];
-    const ctx: ContextCache = encodeContext(p, cfg, frames.expandDims(1) as tf.Tensor5D, tf.zeros([m, 0, cfg.actionDim]) as tf.Tensor3D, expandCond(cond, m), layer);
+    const ctx: ContextCache = encodeContext(
+      p,
+      cfg,
+      frames.expandDims(1) as tf.Tensor5D,
+      tf.zeros([m, 0, cfg.actionDim]) as tf.Tensor3D,
+      expandCond(cond, m),
+      layer,
+    );
     const raw = ctx.raw!;
     disposeContext({ ...ctx, raw: undefined });
     return raw.squeeze([1]) as tf.Tensor3D;
@@ -36,7 +43,10 @@ function frameFeatures(p: Params, cfg: WorldModelConfig, frames: tf.Tensor4D, la
 }
 
 function expandCond(cond: WorldModelConditioning, n: number): WorldModelConditioning {
-  return { language: cond.language && cond.language.shape[0] === 1 && n > 1 ? (tf.tile(cond.language, [n, 1]) as tf.Tensor2D) : cond.language, y: cond.y };
+  return {
+    language: cond.language && cond.language.shape[0] === 1 && n > 1 ? (tf.tile(cond.language, [n, 1]) as tf.Tensor2D) : cond.language,
+    y: cond.y,
+  };
 }
 
 export class WorldModelRollout {
@@ -71,7 +81,13 @@ export class WorldModelRollout {
   /** The goal picture [h, w, 3] in [-1, 1]: its representation features, when they are used. */
   setGoal(goal: tf.Tensor3D): void {
     this.goalFeatures?.dispose();
-    this.goalFeatures = this.representation ? tf.keep(frameFeatures(this.params, this.cfg, goal.expandDims(0) as tf.Tensor4D, this.cfg.teacherLayer, this.cond).squeeze([0]) as tf.Tensor2D) : undefined;
+    this.goalFeatures = this.representation
+      ? tf.keep(
+          frameFeatures(this.params, this.cfg, goal.expandDims(0) as tf.Tensor4D, this.cfg.teacherLayer, this.cond).squeeze([
+            0,
+          ]) as tf.Tensor2D,
+        )
+      : undefined;
   }
 
   /** Policy-query proposals [n, H, A] from the current context. */
@@ -96,7 +112,12 @@ export class WorldModelRollout {
       const actions = tf.tensor3d(candidates.subarray(0, n * horizon * this.cfg.actionDim), [n, horizon, this.cfg.actionDim]);
       const frame = [horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3];
       const noise = offset > 0 ? (seededNormal([offset + n, ...frame], seed).slice([offset], [n]) as tf.Tensor5D) : undefined;
-      return imagine(this.params, this.cfg, ctx, actions, this.cond, { steps: this.rollout.flowSteps, integrator: this.rollout.integrator, seed, noise }).frames;
+      return imagine(this.params, this.cfg, ctx, actions, this.cond, {
+        steps: this.rollout.flowSteps,
+        integrator: this.rollout.integrator,
+        seed,
+        noise,
+      }).frames;
     });
   }
 
@@ -106,7 +127,13 @@ export class WorldModelRollout {
     const goalFeatures = this.goalFeatures;
     const [n, horizon] = frames.shape;
     return tf.tidy(() => {
-      const feats = frameFeatures(this.params, this.cfg, frames.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D, this.cfg.teacherLayer, expandCond(this.cond, n * horizon));
+      const feats = frameFeatures(
+        this.params,
+        this.cfg,
+        frames.reshape([n * horizon, this.cfg.imageHeight, this.cfg.imageWidth, 3]) as tf.Tensor4D,
+        this.cfg.teacherLayer,
+        expandCond(this.cond, n * horizon),
+      );
       const dot = tf.sum(tf.mul(feats, goalFeatures.expandDims(0)), -1);
       const norms = tf.mul(tf.norm(feats, 'euclidean', -1), tf.norm(goalFeatures, 'euclidean', -1).expandDims(0));
       return tf.mean(tf.sub(1, tf.div(dot, tf.maximum(norms, 1e-8))), -1).reshape([n, horizon]) as tf.Tensor2D;

@@ -45,7 +45,10 @@ export class FoxgloveLink extends LinkBase {
   /** Resolves once the link is up (rejects if it closes first). */
   ready(timeoutMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => (sub.unsubscribe(), reject(new Error(`${this.url}: no connection within ${timeoutMs} ms`))), timeoutMs);
+      const timer = setTimeout(
+        () => (sub.unsubscribe(), reject(new Error(`${this.url}: no connection within ${timeoutMs} ms`))),
+        timeoutMs,
+      );
       const sub = this.state$.subscribe((s) => {
         if (s === 'up') {
           clearTimeout(timer);
@@ -112,7 +115,13 @@ export class FoxgloveLink extends LinkBase {
   }
 
   private advertiseOn(client: FoxgloveClient, topic: string, type: RosType): void {
-    const id = client.advertise({ topic, encoding: 'cdr', schemaName: type, schema: rosCodec().schema(type).text, schemaEncoding: 'ros2msg' });
+    const id = client.advertise({
+      topic,
+      encoding: 'cdr',
+      schemaName: type,
+      schema: rosCodec().schema(type).text,
+      schemaEncoding: 'ros2msg',
+    });
     this.outChannels.set(topic, id);
   }
 

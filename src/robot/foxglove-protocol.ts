@@ -5,7 +5,9 @@
 import * as wsProtocol from '@foxglove/ws-protocol';
 
 type Mod = typeof wsProtocol;
-const mod: Mod = ((wsProtocol as unknown as { default?: Mod }).default?.FoxgloveClient ? (wsProtocol as unknown as { default: Mod }).default : wsProtocol);
+const mod: Mod = (wsProtocol as unknown as { default?: Mod }).default?.FoxgloveClient
+  ? (wsProtocol as unknown as { default: Mod }).default
+  : wsProtocol;
 
 export const FoxgloveClient = mod.FoxgloveClient;
 export const FoxgloveServer = mod.FoxgloveServer;

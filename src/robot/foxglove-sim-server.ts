@@ -36,10 +36,19 @@ export async function serveSimOverFoxglove(robot: SimRobot, opts: FoxgloveSimSer
   const codec = rosCodec();
   const channelOf = new Map<string, number>();
   for (const { topic, type } of robot.offered()) {
-    channelOf.set(topic, server.addChannel({ topic, encoding: 'cdr', schemaName: type, schema: codec.schema(type).text, schemaEncoding: 'ros2msg' }));
+    channelOf.set(
+      topic,
+      server.addChannel({ topic, encoding: 'cdr', schemaName: type, schema: codec.schema(type).text, schemaEncoding: 'ros2msg' }),
+    );
   }
   const estopTopic = resolveTopic(opts.namespace ?? '', 'selfflow/estop');
-  const estopChannel = server.addChannel({ topic: estopTopic, encoding: 'cdr', schemaName: 'std_msgs/msg/Bool', schema: codec.schema('std_msgs/msg/Bool').text, schemaEncoding: 'ros2msg' });
+  const estopChannel = server.addChannel({
+    topic: estopTopic,
+    encoding: 'cdr',
+    schemaName: 'std_msgs/msg/Bool',
+    schema: codec.schema('std_msgs/msg/Bool').text,
+    schemaEncoding: 'ros2msg',
+  });
   const subscribed = new Set<number>();
   const wanted = (topic: string) => subscribed.has(channelOf.get(topic) ?? -1);
   const send = (msgs: OutMessage[]) => {
@@ -84,7 +93,12 @@ export async function serveSimOverFoxglove(robot: SimRobot, opts: FoxgloveSimSer
   return {
     port,
     url: `ws://${host}:${port}`,
-    setEstop: (pressed) => server.sendMessage(estopChannel, BigInt(Date.now()) * 1_000_000n, codec.encode('std_msgs/msg/Bool', { data: pressed }) as Uint8Array<ArrayBuffer>),
+    setEstop: (pressed) =>
+      server.sendMessage(
+        estopChannel,
+        BigInt(Date.now()) * 1_000_000n,
+        codec.encode('std_msgs/msg/Bool', { data: pressed }) as Uint8Array<ArrayBuffer>,
+      ),
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();

@@ -85,7 +85,9 @@ export class McapRecorder {
         this.schemas.set(type, schema);
       }
       const s = schema;
-      ch = s.then((schemaId) => this.writer.registerChannel({ topic, schemaId, messageEncoding: 'cdr', metadata: new Map([['selfflow.direction', direction]]) }));
+      ch = s.then((schemaId) =>
+        this.writer.registerChannel({ topic, schemaId, messageEncoding: 'cdr', metadata: new Map([['selfflow.direction', direction]]) }),
+      );
       this.channels.set(topic, ch);
       this.chain = ch;
     }
@@ -188,7 +190,13 @@ export function readMcap(path: string): RecordedMessage[] {
       else if (rec.type === 'Channel') {
         const schema = normaliseRosType(schemas.get(rec.schemaId) ?? '');
         const dir = rec.metadata.get('selfflow.direction');
-        channels.set(rec.id, { topic: rec.topic, type: isRosType(schema) ? schema : undefined, direction: dir === 'in' || dir === 'out' ? dir : undefined, encoding: rec.messageEncoding, schema });
+        channels.set(rec.id, {
+          topic: rec.topic,
+          type: isRosType(schema) ? schema : undefined,
+          direction: dir === 'in' || dir === 'out' ? dir : undefined,
+          encoding: rec.messageEncoding,
+          schema,
+        });
       } else if (rec.type === 'Message') {
         const ch = channels.get(rec.channelId);
         if (!ch) throw new UserError(`${path}: message on unknown channel ${rec.channelId}`);
@@ -253,7 +261,10 @@ export class McapReplayLink extends LinkBase {
   private begin(): void {
     this.inbound = this.recorded.filter((m) => m.direction === 'in' && this.subscriptions.has(m.topic));
     const missing = [...new Set(this.recorded.filter((m) => m.direction === 'in' && !this.subscriptions.has(m.topic)).map((m) => m.topic))];
-    if (this.inbound.length === 0) throw new UserError(`${this.path}: no recorded messages on the topics the service reads (${[...this.subscriptions.keys()].join(', ')}); recorded: ${missing.join(', ') || 'none'}`);
+    if (this.inbound.length === 0)
+      throw new UserError(
+        `${this.path}: no recorded messages on the topics the service reads (${[...this.subscriptions.keys()].join(', ')}); recorded: ${missing.join(', ') || 'none'}`,
+      );
     // The camera is the image topic with the most frames (a goal image topic has a few).
     const counts = new Map<string, number>();
     for (const m of this.inbound) if (this.isCamera(m)) counts.set(m.topic, (counts.get(m.topic) ?? 0) + 1);
@@ -308,4 +319,3 @@ export class McapReplayLink extends LinkBase {
     await super.close();
   }
 }
-

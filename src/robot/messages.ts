@@ -93,11 +93,14 @@ export function imageToObservation(msg: ImageMsg, where = 'image'): Observation 
   const { height, width, step } = msg;
   if (!(height > 0 && width > 0)) throw new UserError(`${where}: image is ${width}x${height}`);
   if (step < width * c.n || msg.data.length < step * height) {
-    throw new UserError(`${where}: image data holds ${msg.data.length} bytes, ${width}x${height} ${msg.encoding} with step ${step} needs ${step * height}`);
+    throw new UserError(
+      `${where}: image data holds ${msg.data.length} bytes, ${width}x${height} ${msg.encoding} with step ${step} needs ${step * height}`,
+    );
   }
   const src = msg.data;
   let image: Uint8Array;
-  if (c.n === 3 && c.order[0] === 0 && step === width * 3) image = src.length === width * height * 3 ? src : src.subarray(0, width * height * 3);
+  if (c.n === 3 && c.order[0] === 0 && step === width * 3)
+    image = src.length === width * height * 3 ? src : src.subarray(0, width * height * 3);
   else {
     image = new Uint8Array(width * height * 3);
     const [r, g, b] = c.order;
@@ -115,7 +118,15 @@ export function imageToObservation(msg: ImageMsg, where = 'image'): Observation 
 }
 
 export function observationToImage(obs: Observation, frameId: string): ImageMsg {
-  return { header: header(obs.stamp, frameId), height: obs.height, width: obs.width, encoding: 'rgb8', is_bigendian: 0, step: obs.width * 3, data: obs.image };
+  return {
+    header: header(obs.stamp, frameId),
+    height: obs.height,
+    width: obs.width,
+    encoding: 'rgb8',
+    is_bigendian: 0,
+    step: obs.width * 3,
+    data: obs.image,
+  };
 }
 
 export function compressedToObservation(msg: CompressedImageMsg, where = 'image'): Observation {
@@ -146,7 +157,8 @@ export function jointPositions(msg: JointStateMsg, names: string[], where = 'joi
   return Float32Array.from(
     names.map((n) => {
       const i = msg.name.indexOf(n);
-      if (i < 0 || i >= msg.position.length) throw new UserError(`${where}: joint '${n}' is missing (message has ${msg.name.join(', ') || 'no names'})`);
+      if (i < 0 || i >= msg.position.length)
+        throw new UserError(`${where}: joint '${n}' is missing (message has ${msg.name.join(', ') || 'no names'})`);
       return msg.position[i]!;
     }),
   );
@@ -154,12 +166,16 @@ export function jointPositions(msg: JointStateMsg, names: string[], where = 'joi
 
 /** The RT-1 action as std_msgs/Float32MultiArray: one dimension `rt1_action` of 10 values, RT1_ACTION_LAYOUT order. */
 export function actionToMultiArray(a: Rt1Action): Float32MultiArrayMsg {
-  return { layout: { dim: [{ label: 'rt1_action', size: RT1_ACTION_SIZE, stride: RT1_ACTION_SIZE }], data_offset: 0 }, data: flattenAction(a) };
+  return {
+    layout: { dim: [{ label: 'rt1_action', size: RT1_ACTION_SIZE, stride: RT1_ACTION_SIZE }], data_offset: 0 },
+    data: flattenAction(a),
+  };
 }
 
 export function multiArrayToAction(msg: Float32MultiArrayMsg, where = 'selfflow/action'): Rt1Action {
   const v = Array.from(msg.data).slice(msg.layout.data_offset);
-  if (v.length !== RT1_ACTION_SIZE) throw new UserError(`${where}: an RT-1 action has ${RT1_ACTION_SIZE} values, the message has ${v.length}`);
+  if (v.length !== RT1_ACTION_SIZE)
+    throw new UserError(`${where}: an RT-1 action has ${RT1_ACTION_SIZE} values, the message has ${v.length}`);
   if (v.some((x) => !Number.isFinite(x))) throw new UserError(`${where}: action holds a non-finite value`);
   return unflattenAction(v);
 }

@@ -47,7 +47,10 @@ function dependencies(text: string, pkg: string): string[] {
   for (const raw of text.split('\n')) {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) continue;
-    const type = line.split(/\s+/)[0]!.replace(/\[.*\]$/, '').replace(/<=\d+$/, '');
+    const type = line
+      .split(/\s+/)[0]!
+      .replace(/\[.*\]$/, '')
+      .replace(/<=\d+$/, '');
     if (/^(bool|byte|char|u?int(8|16|32|64)|float(32|64)|string|wstring)$/.test(type) || type.startsWith('string<')) continue;
     const dep = type.includes('/') ? normaliseRosType(type) : `${pkg}/msg/${type}`;
     out.push(type === 'Header' ? 'std_msgs/msg/Header' : dep);

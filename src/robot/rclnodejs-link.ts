@@ -38,7 +38,9 @@ export async function loadRclnodejs(): Promise<Rclnodejs> {
     return mod.default ?? mod;
   } catch (e) {
     // npm skips the optional rclnodejs when ROS 2 was not sourced at install time.
-    throw new UserError(`--robot ros2: cannot load rclnodejs (${errorMessage(e)}); it builds only against a sourced ROS 2: source ROS 2 ${process.env.ROS_DISTRO}, then install selfflow-wm again (or \`npm install rclnodejs\` beside it)`);
+    throw new UserError(
+      `--robot ros2: cannot load rclnodejs (${errorMessage(e)}); it builds only against a sourced ROS 2: source ROS 2 ${process.env.ROS_DISTRO}, then install selfflow-wm again (or \`npm install rclnodejs\` beside it)`,
+    );
   }
 }
 
@@ -51,7 +53,12 @@ export function rclInitArgv(argv: string[] = process.argv): string[] {
   return [...argv.slice(0, 2), ...stripRosArgs(argv.slice(2)).argv];
 }
 
-const SENSOR_TYPES = new Set<RosType>(['sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage', 'sensor_msgs/msg/JointState', 'geometry_msgs/msg/PoseStamped']);
+const SENSOR_TYPES = new Set<RosType>([
+  'sensor_msgs/msg/Image',
+  'sensor_msgs/msg/CompressedImage',
+  'sensor_msgs/msg/JointState',
+  'geometry_msgs/msg/PoseStamped',
+]);
 
 export class RclnodejsLink extends LinkBase {
   private readonly publishers = new Map<string, RclPublisher>();
@@ -69,7 +76,12 @@ export class RclnodejsLink extends LinkBase {
    * Starts a node named `nodeName` in `namespace` (as launch_ros passes them in --ros-args).
    * `deps` replaces the rclnodejs module and the process argv (tests).
    */
-  static async create(nodeName: string, namespace = '', clock?: () => number, deps: { rcl?: Rclnodejs; argv?: string[] } = {}): Promise<RclnodejsLink> {
+  static async create(
+    nodeName: string,
+    namespace = '',
+    clock?: () => number,
+    deps: { rcl?: Rclnodejs; argv?: string[] } = {},
+  ): Promise<RclnodejsLink> {
     const rcl = deps.rcl ?? (await loadRclnodejs());
     // undefined: rclnodejs's default context.
     await rcl.init(undefined, rclInitArgv(deps.argv));

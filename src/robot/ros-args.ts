@@ -20,7 +20,14 @@ export interface RosArgs {
   enclave?: string;
 }
 
-const NO_VALUE = new Set(['--disable-rosout-logs', '--enable-rosout-logs', '--disable-stdout-logs', '--enable-stdout-logs', '--disable-external-lib-logs', '--enable-external-lib-logs']);
+const NO_VALUE = new Set([
+  '--disable-rosout-logs',
+  '--enable-rosout-logs',
+  '--disable-stdout-logs',
+  '--enable-stdout-logs',
+  '--disable-external-lib-logs',
+  '--enable-external-lib-logs',
+]);
 
 /** `[node:]name:=value` */
 function splitAssignment(arg: string, flag: string): { node?: string; name: string; value: string } {
@@ -98,7 +105,9 @@ export function stripRosArgs(argv: string[]): { argv: string[]; ros: RosArgs } {
         case '--log-config-file':
           break;
         default:
-          throw new UserError(`--ros-args: unsupported ROS argument '${flag}' (supported: -r/--remap, -p/--param, --params-file, --log-level, -e/--enclave, --log-config-file and the --*-logs switches)`);
+          throw new UserError(
+            `--ros-args: unsupported ROS argument '${flag}' (supported: -r/--remap, -p/--param, --params-file, --log-level, -e/--enclave, --log-config-file and the --*-logs switches)`,
+          );
       }
     }
     if (argv[i] === '--') i++;

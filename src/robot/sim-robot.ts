@@ -76,14 +76,44 @@ export class SimRobot {
     const baseFrame = this.opts.baseFrame ?? 'base_link';
     // Joint states and pose first: the service pairs each camera frame with the newest proprioception.
     if (want(this.topics.jointStates)) {
-      out.push({ topic: this.topics.jointStates, type: 'sensor_msgs/msg/JointState', data: this.codec.encode('sensor_msgs/msg/JointState', { header: header(obs.stamp, baseFrame), name: SIM_JOINT_NAMES, position: Float64Array.from(proprio), velocity: new Float64Array(0), effort: new Float64Array(0) }) });
+      out.push({
+        topic: this.topics.jointStates,
+        type: 'sensor_msgs/msg/JointState',
+        data: this.codec.encode('sensor_msgs/msg/JointState', {
+          header: header(obs.stamp, baseFrame),
+          name: SIM_JOINT_NAMES,
+          position: Float64Array.from(proprio),
+          velocity: new Float64Array(0),
+          effort: new Float64Array(0),
+        }),
+      });
     }
     if (want(this.topics.eePose)) {
-      out.push({ topic: this.topics.eePose, type: 'geometry_msgs/msg/PoseStamped', data: this.codec.encode('geometry_msgs/msg/PoseStamped', { header: header(obs.stamp, baseFrame), pose: { position: { x: proprio[0]!, y: proprio[1]!, z: proprio[2]! }, orientation: { x: 0, y: 0, z: Math.sin(proprio[3]! / 2), w: Math.cos(proprio[3]! / 2) } } }) });
+      out.push({
+        topic: this.topics.eePose,
+        type: 'geometry_msgs/msg/PoseStamped',
+        data: this.codec.encode('geometry_msgs/msg/PoseStamped', {
+          header: header(obs.stamp, baseFrame),
+          pose: {
+            position: { x: proprio[0]!, y: proprio[1]!, z: proprio[2]! },
+            orientation: { x: 0, y: 0, z: Math.sin(proprio[3]! / 2), w: Math.cos(proprio[3]! / 2) },
+          },
+        }),
+      });
     }
     const cam = this.opts.cameraFrame ?? 'head_camera';
-    if (want(this.topics.image)) out.push({ topic: this.topics.image, type: 'sensor_msgs/msg/Image', data: this.codec.encode('sensor_msgs/msg/Image', observationToImage(obs, cam)) });
-    if (want(this.topics.compressedImage)) out.push({ topic: this.topics.compressedImage, type: 'sensor_msgs/msg/CompressedImage', data: this.codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(obs, cam)) });
+    if (want(this.topics.image))
+      out.push({
+        topic: this.topics.image,
+        type: 'sensor_msgs/msg/Image',
+        data: this.codec.encode('sensor_msgs/msg/Image', observationToImage(obs, cam)),
+      });
+    if (want(this.topics.compressedImage))
+      out.push({
+        topic: this.topics.compressedImage,
+        type: 'sensor_msgs/msg/CompressedImage',
+        data: this.codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(obs, cam)),
+      });
     return out;
   }
 
@@ -156,7 +186,11 @@ export class SimLink extends LinkBase {
  * Serves the simulated robot through a link that can publish its sensor topics and receive actions
  * (a ROS 2 node via rclnodejs): the simulator on the same transport as hardware.
  */
-export function serveSimOverLink(robot: SimRobot, link: import('./link.js').RobotLink, opts: { discoveryRepeatMs?: number } = {}): { close(): Promise<void> } {
+export function serveSimOverLink(
+  robot: SimRobot,
+  link: import('./link.js').RobotLink,
+  opts: { discoveryRepeatMs?: number } = {},
+): { close(): Promise<void> } {
   for (const o of robot.offered()) link.advertise(o.topic, o.type);
   link.subscribe(robot.topics.action, 'std_msgs/msg/Float32MultiArray');
   const send = (msgs: OutMessage[]) => {

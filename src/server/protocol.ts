@@ -53,7 +53,8 @@ export function validateClient(raw: unknown): ClientMessage {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ProtocolError('message must be a map');
   const m = raw as Record<string, unknown>;
   const id = m.id ?? 0;
-  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new ProtocolError('field id must be an unsigned 32-bit integer');
+  if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff)
+    throw new ProtocolError('field id must be an unsigned 32-bit integer');
   try {
     return validateFields(m, id);
   } catch (e) {
@@ -66,7 +67,8 @@ function validateFields(m: Record<string, unknown>, id: number): ClientMessage {
   const token = m.token ?? '';
   if (typeof token !== 'string') throw new ProtocolError('field token must be a string');
   const ops = CLIENT_OPS.filter((k) => m[k] !== undefined && m[k] !== null);
-  if (ops.length !== 1) throw new ProtocolError(`message must hold exactly one of ${CLIENT_OPS.join(', ')} (found ${ops.length ? ops.join(', ') : 'none'})`);
+  if (ops.length !== 1)
+    throw new ProtocolError(`message must hold exactly one of ${CLIENT_OPS.join(', ')} (found ${ops.length ? ops.join(', ') : 'none'})`);
   const op = ops[0]!;
   const out: ClientMessage = { id, token, op };
   // Every payload is a map: a list, a byte string or a scalar in its place is refused, whichever the op.
@@ -77,14 +79,21 @@ function validateFields(m: Record<string, unknown>, id: number): ClientMessage {
       throw new ProtocolError('setGoal.images must be a non-empty list of JPEG/PNG byte strings');
     }
     if (g.instruction !== undefined && typeof g.instruction !== 'string') throw new ProtocolError('setGoal.instruction must be a string');
-    out.setGoal = { images: g.images, instruction: (g.instruction) || undefined };
+    out.setGoal = { images: g.images, instruction: g.instruction || undefined };
   } else if (op === 'subscribe') {
     const s = m.subscribe as Record<string, unknown>;
     const streams = s.streams ?? [];
     if (!Array.isArray(streams)) throw new ProtocolError('subscribe.streams must be a list of stream names');
-    for (const n of streams) if (!(STREAMS as readonly unknown[]).includes(n)) throw new ProtocolError(`unknown stream ${JSON.stringify(n)} (streams: ${STREAMS.join(', ')})`);
+    for (const n of streams)
+      if (!(STREAMS as readonly unknown[]).includes(n))
+        throw new ProtocolError(`unknown stream ${JSON.stringify(n)} (streams: ${STREAMS.join(', ')})`);
     out.subscribe = { streams: streams as StreamName[] };
-  } else if (Object.keys(m[op] as object).length) throw new ProtocolError(`${op} must be an empty map, got fields ${Object.keys(m[op] as object).slice(0, 8).join(', ')}`);
+  } else if (Object.keys(m[op] as object).length)
+    throw new ProtocolError(
+      `${op} must be an empty map, got fields ${Object.keys(m[op] as object)
+        .slice(0, 8)
+        .join(', ')}`,
+    );
   return out;
 }
 

@@ -23,7 +23,17 @@ import type { ServiceConfig } from '../service/config.js';
 import type { RunningService, ServiceStatus } from '../service/service.js';
 import { errorMessage, UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
-import { decodeClient, encodeServer, ProtocolError, STREAMS, SUBPROTOCOLS, type ClientMessage, type ServerMessage, type StreamName, type Subprotocol } from './protocol.js';
+import {
+  decodeClient,
+  encodeServer,
+  ProtocolError,
+  STREAMS,
+  SUBPROTOCOLS,
+  type ClientMessage,
+  type ServerMessage,
+  type StreamName,
+  type Subprotocol,
+} from './protocol.js';
 
 export interface WsApiOptions {
   /** Height x width of the planner's imagined frames (Plan.imagined holds bare RGB). */
@@ -91,7 +101,16 @@ export function statusMessage(s: ServiceStatus): Record<string, unknown> {
 function planMessage(p: Plan): Record<string, unknown> {
   const actions: number[] = [];
   for (const a of p.actions) actions.push(...flattenAction(a));
-  return { cost: Number.isFinite(p.cost) ? p.cost : -1, latencyMs: p.latencyMs, safe: p.safe, reason: p.reason ?? '', observationStamp: p.observationStamp, iterations: p.iterations, candidatesEvaluated: p.candidatesEvaluated, actions };
+  return {
+    cost: Number.isFinite(p.cost) ? p.cost : -1,
+    latencyMs: p.latencyMs,
+    safe: p.safe,
+    reason: p.reason ?? '',
+    observationStamp: p.observationStamp,
+    iterations: p.iterations,
+    candidatesEvaluated: p.candidatesEvaluated,
+    actions,
+  };
 }
 
 function tokenMatches(given: string, expected: string): boolean {
@@ -115,7 +134,12 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
     wss.once('listening', resolve);
     wss.once('error', (e) => {
       wss.close();
-      reject(new UserError(`WebSocket API: cannot listen on ${cfg.host}:${cfg.port} (api.host, api.port; --api-port, or --no-api): ${errorMessage(e)}`, { cause: e }));
+      reject(
+        new UserError(
+          `WebSocket API: cannot listen on ${cfg.host}:${cfg.port} (api.host, api.port; --api-port, or --no-api): ${errorMessage(e)}`,
+          { cause: e },
+        ),
+      );
     });
   });
   wss.on('error', (e) => log(`ws api: ${errorMessage(e)}`));
@@ -165,24 +189,45 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
       const shape = opts.imaginedShape;
       if (p.imagined?.length && shape) {
         broadcast('frames', () =>
-          p.imagined!.filter((f) => f.length === shape.height * shape.width * 3).map((f, index) => ({ frame: { observationStamp: p.observationStamp, index, width: shape.width, height: shape.height, jpeg: encodeJpeg(f, shape.width, shape.height, 80) } })),
+          p
+            .imagined!.filter((f) => f.length === shape.height * shape.width * 3)
+            .map((f, index) => ({
+              frame: {
+                observationStamp: p.observationStamp,
+                index,
+                width: shape.width,
+                height: shape.height,
+                jpeg: encodeJpeg(f, shape.width, shape.height, 80),
+              },
+            })),
         );
       }
     }),
-    service.latency$.subscribe((l) => broadcast('latency', () => [{ latency: { totalMs: l.totalMs, planningMs: l.planningMs, serviceMs: l.serviceMs, waitMs: l.waitMs } }])),
-    service.commands$.subscribe((c) => broadcast('commands', () => [{ command: { action: Array.from(flattenAction(c.action)), zeroed: c.zeroed ?? '', clamped: c.clamped } }])),
+    service.latency$.subscribe((l) =>
+      broadcast('latency', () => [{ latency: { totalMs: l.totalMs, planningMs: l.planningMs, serviceMs: l.serviceMs, waitMs: l.waitMs } }]),
+    ),
+    service.commands$.subscribe((c) =>
+      broadcast('commands', () => [
+        { command: { action: Array.from(flattenAction(c.action)), zeroed: c.zeroed ?? '', clamped: c.clamped } },
+      ]),
+    ),
   ];
 
   /** The reply to a request; setGoal's comes once its images are decoded (in a worker thread). */
   const handle = (c: Client, req: ClientMessage): ServerMessage | Promise<ServerMessage> => {
     switch (req.op) {
       case 'setGoal':
-        return service.decodeGoal({ images: req.setGoal!.images.map((bytes, i) => ({ bytes, where: `setGoal.images[${i}]` })), instruction: req.setGoal!.instruction }).then(
-          (): ServerMessage => ({ id: req.id, ack: {} }),
-          (e: unknown) => {
-            throw new ProtocolError(errorMessage(e));
-          },
-        );
+        return service
+          .decodeGoal({
+            images: req.setGoal!.images.map((bytes, i) => ({ bytes, where: `setGoal.images[${i}]` })),
+            instruction: req.setGoal!.instruction,
+          })
+          .then(
+            (): ServerMessage => ({ id: req.id, ack: {} }),
+            (e: unknown) => {
+              throw new ProtocolError(errorMessage(e));
+            },
+          );
       case 'start': {
         const refused = service.start();
         if (refused) throw new ProtocolError(refused);
@@ -206,7 +251,10 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
     return { id: req.id, ack: {} };
   };
 
-  const errorReply = (id: number | undefined, e: unknown): ServerMessage => ({ ...(id !== undefined ? { id } : {}), error: { message: e instanceof ProtocolError ? e.message : `internal error: ${errorMessage(e)}` } });
+  const errorReply = (id: number | undefined, e: unknown): ServerMessage => ({
+    ...(id !== undefined ? { id } : {}),
+    error: { message: e instanceof ProtocolError ? e.message : `internal error: ${errorMessage(e)}` },
+  });
 
   /** Token bucket: true when the client may send this frame; it holds one second's worth of frames. */
   const withinRate = (c: Client): boolean => {
@@ -247,14 +295,21 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
     try {
       if (!isBinary) throw new ProtocolError(`text frames are not accepted; send binary ${c.protocol} frames`);
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-      if (bytes.length > cfg.maxMessageBytes) throw new ProtocolError(`frame of ${bytes.length} bytes exceeds the limit of ${cfg.maxMessageBytes} bytes`);
+      if (bytes.length > cfg.maxMessageBytes)
+        throw new ProtocolError(`frame of ${bytes.length} bytes exceeds the limit of ${cfg.maxMessageBytes} bytes`);
       const req = decodeClient(c.protocol, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       id = req.id;
-      if (!tokenMatches(req.token, cfg.token)) throw new ProtocolError(cfg.token ? 'unauthorized: wrong or missing token' : 'unauthorized: the service has no API token configured');
+      if (!tokenMatches(req.token, cfg.token))
+        throw new ProtocolError(
+          cfg.token ? 'unauthorized: wrong or missing token' : 'unauthorized: the service has no API token configured',
+        );
       const reply = handle(c, req);
       if (reply instanceof Promise) {
         const replyId = id;
-        reply.then((m) => send(c, m), (e: unknown) => send(c, errorReply(replyId, e)));
+        reply.then(
+          (m) => send(c, m),
+          (e: unknown) => send(c, errorReply(replyId, e)),
+        );
       } else send(c, reply);
     } catch (e) {
       if (e instanceof ProtocolError && e.id !== undefined) id = e.id;
@@ -273,12 +328,26 @@ export async function startWsApi(service: RunningService, cfg: ServiceConfig['ap
       ws.close(CLOSE_TRY_LATER, `too many clients (api.max_clients ${cfg.maxClients})`);
       return;
     }
-    const c: Client = { ws, protocol, streams: new Set(), allowance: cfg.maxMessagesPerSecond, refilledMs: performance.now(), dropped: false };
+    const c: Client = {
+      ws,
+      protocol,
+      streams: new Set(),
+      allowance: cfg.maxMessagesPerSecond,
+      refilledMs: performance.now(),
+      dropped: false,
+    };
     clients.add(c);
     ws.on('message', (data, isBinary) => onMessage(c, data, isBinary));
     ws.on('close', () => clients.delete(c));
     ws.on('error', (e) => log(`ws api client: ${errorMessage(e)}`));
-    send(c, { hello: { service: 'selfflow-wm', version: opts.version ?? packageVersion(), streams: [...STREAMS], maxMessageBytes: cfg.maxMessageBytes } });
+    send(c, {
+      hello: {
+        service: 'selfflow-wm',
+        version: opts.version ?? packageVersion(),
+        streams: [...STREAMS],
+        maxMessageBytes: cfg.maxMessageBytes,
+      },
+    });
   });
 
   const port = (wss.address() as { port: number }).port;

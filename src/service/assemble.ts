@@ -83,12 +83,18 @@ export class ServiceAssembly {
       this.link = new RecordingLink(this.link!, new McapRecorder(this.setup.record));
     }
     if (this.setup.policy.kind === 'world-model') await this.loadWorldModel(this.setup.policy);
-    const goalObservations = this.setup.robot.kind === 'sim' && this.setup.policy.kind === 'world-model' ? (await import('../sim/goals.js')).goalObservations : undefined;
+    const goalObservations =
+      this.setup.robot.kind === 'sim' && this.setup.policy.kind === 'world-model'
+        ? (await import('../sim/goals.js')).goalObservations
+        : undefined;
     this.go();
     if (!this.planner) throw new UserError(`--policy ${this.setup.policyName} reads the simulator's state, so it needs --robot sim`);
 
     // From here on the robot can be commanded.
-    const s = (this.service = startService(this.config, this.planner, this.link!, { log: this.hooks.log, plannerTiming: this.plannerTiming }));
+    const s = (this.service = startService(this.config, this.planner, this.link!, {
+      log: this.hooks.log,
+      plannerTiming: this.plannerTiming,
+    }));
     this.hooks.started?.(s);
     if (goalObservations && this.setup.robot.kind === 'sim') {
       // The simulator knows its task: its goal images come from the scripted expert's run of the same seed.
@@ -105,7 +111,9 @@ export class ServiceAssembly {
       this.onEpisode(seed);
     }
     if (this.setup.policy.kind === 'world-model' && this.setup.robot.kind !== 'sim') {
-      this.hooks.log(`planning starts with a goal: publish sensor_msgs/Image on ${this.config.topics.goalImage} or send setGoal over the WebSocket API`);
+      this.hooks.log(
+        `planning starts with a goal: publish sensor_msgs/Image on ${this.config.topics.goalImage} or send setGoal over the WebSocket API`,
+      );
     }
     return s;
   }
@@ -146,7 +154,8 @@ export class ServiceAssembly {
     this.closers.push(() => env.close());
     this.go();
     const policy = this.setup.policy;
-    const sm = policy.kind === 'scripted' ? (await import('../sim/expert.js')).makeScriptedPolicy(policy.policy, sim.task, seed) : undefined;
+    const sm =
+      policy.kind === 'scripted' ? (await import('../sim/expert.js')).makeScriptedPolicy(policy.policy, sim.task, seed) : undefined;
     const robot = new SimRobot(env, seed, {
       namespace: this.config.namespace,
       topics: this.config.topics,
@@ -171,7 +180,12 @@ export class ServiceAssembly {
     if (script) {
       log(`loading ${policyName} with ${policy.checkpoint} in a worker thread`);
       // A plan blocks its thread for seconds; in a worker the safety timers keep running.
-      const wp = await startWorkerPlanner({ script, workerData: { preset: policy.preset, checkpoint: policy.checkpoint, backend, seed, imagine, planWorkers }, log, signal: this.hooks.signal });
+      const wp = await startWorkerPlanner({
+        script,
+        workerData: { preset: policy.preset, checkpoint: policy.checkpoint, backend, seed, imagine, planWorkers },
+        log,
+        signal: this.hooks.signal,
+      });
       this.closers.push(() => wp.close());
       this.go();
       const i = wp.info;
@@ -179,15 +193,22 @@ export class ServiceAssembly {
       this.plannerTiming = { budgetMs: i.budgetMs, graceMs: i.graceMs };
       this.planner = wp.planner;
       this.resetPlanner = (s) => wp.reset(s);
-      log(`planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread, scoring on ${i.planWorkers ?? 1} thread(s)`);
+      log(
+        `planning with ${i.name} (${i.kind}, ${i.candidates} candidates, budget ${i.budgetMs} ms) in a worker thread, scoring on ${i.planWorkers ?? 1} thread(s)`,
+      );
       return;
     }
-    if (plannerThread === 'worker') log('no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan');
+    if (plannerThread === 'worker')
+      log(
+        'no compiled planner worker (running from sources without `npm run build`): planning on the main thread, which stalls the twist republish and e-stop handling during each plan',
+      );
     let mod: typeof import('../planner/world-model-planner.js');
     try {
       mod = await import('../planner/world-model-planner.js');
     } catch (e) {
-      throw new UserError(`--policy ${policyName}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`);
+      throw new UserError(
+        `--policy ${policyName}: the world-model planner (src/planner/world-model-planner.ts) cannot be loaded: ${(e as Error).message}`,
+      );
     }
     const planning = await mod.loadWorldModelPlanning(policy.preset, policy.checkpoint, { backend, seed, imagine, planWorkers, log });
     this.closers.push(() => planning.dispose());
@@ -196,6 +217,8 @@ export class ServiceAssembly {
     this.plannerTiming = { budgetMs: planning.preset.budgetMs, graceMs: planning.preset.graceMs };
     this.planner = planning.planner();
     this.resetPlanner = (s) => planning.reset(s);
-    log(`planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread, scoring on ${planning.planWorkers} thread(s)`);
+    log(
+      `planning with ${planning.preset.name} (${planning.preset.optimizer.kind}, ${planning.preset.optimizer.candidates} candidates, budget ${planning.preset.budgetMs} ms) on the main thread, scoring on ${planning.planWorkers} thread(s)`,
+    );
   }
 }

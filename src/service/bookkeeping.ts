@@ -112,7 +112,14 @@ export class ServiceCounts {
     if (zeroed) this.zeroedCommands++;
   }
 
-  status(running: boolean, link: LinkState, safety: SafetyStatus, hasGoal: boolean, planDeadlineMs: number, waiting?: string): ServiceStatus {
+  status(
+    running: boolean,
+    link: LinkState,
+    safety: SafetyStatus,
+    hasGoal: boolean,
+    planDeadlineMs: number,
+    waiting?: string,
+  ): ServiceStatus {
     const p = this.lastPlan;
     return {
       running,

@@ -120,9 +120,26 @@ export function defaultConfig(): ServiceConfig {
     controlMode: 'rate',
     autoStart: true,
     // No workspace box in code: it is robot-specific and needs an ee_pose topic; launch/params.yaml ships one.
-    safety: { maxLinearVelocity: 0.25, maxAngularVelocity: 1.0, maxImageAgeMs: 500, maxHeaderAgeMs: 0, planDeadlineMs: 0, maxPoseAgeMs: 500, resumeAfterLinkLoss: false },
+    safety: {
+      maxLinearVelocity: 0.25,
+      maxAngularVelocity: 1.0,
+      maxImageAgeMs: 500,
+      maxHeaderAgeMs: 0,
+      planDeadlineMs: 0,
+      maxPoseAgeMs: 500,
+      resumeAfterLinkLoss: false,
+    },
     gripper: { openPosition: 0.045, closedPosition: 0, maxEffort: 40 },
-    api: { enabled: true, host: '127.0.0.1', port: 8765, token: '', maxMessageBytes: 4 * 1024 * 1024, maxPendingBytes: 8 * 1024 * 1024, maxMessagesPerSecond: 100, maxClients: 32 },
+    api: {
+      enabled: true,
+      host: '127.0.0.1',
+      port: 8765,
+      token: '',
+      maxMessageBytes: 4 * 1024 * 1024,
+      maxPendingBytes: 8 * 1024 * 1024,
+      maxMessagesPerSecond: 100,
+      maxClients: 32,
+    },
     goal: { maxPixels: DEFAULT_MAX_GOAL_PIXELS },
   };
 }
@@ -134,7 +151,10 @@ export const DEFAULT_MAX_GOAL_PIXELS = 4096 * 4096;
 export const MAX_MESSAGE_BYTES_LIMIT = 256 * 1024 * 1024;
 
 /** snake_case parameter name (params YAML, `-p`) -> path in ServiceConfig; `integer` with its allowed range. */
-const PARAMS: Record<string, { path: string[]; kind: 'string' | 'number' | 'boolean' | 'strings' | 'range' | 'enum'; values?: string[]; integer?: [number, number] }> = {
+const PARAMS: Record<
+  string,
+  { path: string[]; kind: 'string' | 'number' | 'boolean' | 'strings' | 'range' | 'enum'; values?: string[]; integer?: [number, number] }
+> = {
   namespace: { path: ['namespace'], kind: 'string' },
   'topics.image': { path: ['topics', 'image'], kind: 'string' },
   'topics.compressed_image': { path: ['topics', 'compressedImage'], kind: 'string' },
@@ -198,7 +218,8 @@ function coerce(name: string, value: unknown, where: string): unknown {
     case 'number': {
       const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
       if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw bad('a non-negative number');
-      if (spec.integer && !(Number.isInteger(n) && n >= spec.integer[0] && n <= spec.integer[1])) throw bad(`an integer from ${spec.integer[0]} to ${spec.integer[1]}`);
+      if (spec.integer && !(Number.isInteger(n) && n >= spec.integer[0] && n <= spec.integer[1]))
+        throw bad(`an integer from ${spec.integer[0]} to ${spec.integer[1]}`);
       return n;
     }
     case 'boolean':
@@ -215,7 +236,8 @@ function coerce(name: string, value: unknown, where: string): unknown {
     }
     case 'range': {
       const arr = typeof value === 'string' ? parseListString(value).map(Number) : value;
-      if (!Array.isArray(arr) || arr.length !== 2 || arr.some((v) => typeof v !== 'number' || !Number.isFinite(v)) || arr[0] >= arr[1]) throw bad('[min, max] with min < max');
+      if (!Array.isArray(arr) || arr.length !== 2 || arr.some((v) => typeof v !== 'number' || !Number.isFinite(v)) || arr[0] >= arr[1])
+        throw bad('[min, max] with min < max');
       return arr;
     }
   }
@@ -234,7 +256,8 @@ export function setParam(cfg: ServiceConfig, name: string, value: unknown, where
   let node = cfg as unknown as Record<string, unknown>;
   const path = PARAMS[name].path;
   for (const key of path.slice(0, -1)) {
-    if (node[key] === undefined) node[key] = key === 'workspace' ? { x: [-Infinity, Infinity], y: [-Infinity, Infinity], z: [-Infinity, Infinity] } : {};
+    if (node[key] === undefined)
+      node[key] = key === 'workspace' ? { x: [-Infinity, Infinity], y: [-Infinity, Infinity], z: [-Infinity, Infinity] } : {};
     node = node[key] as Record<string, unknown>;
   }
   node[path[path.length - 1]!] = v;
@@ -244,7 +267,8 @@ export function setParam(cfg: ServiceConfig, name: string, value: unknown, where
 function flatten(obj: Record<string, unknown>, prefix: string, keys: string[], out: [string, unknown, string[]][]): void {
   for (const [k, v] of Object.entries(obj)) {
     const name = prefix ? `${prefix}.${k}` : k;
-    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !PARAMS[name]) flatten(v as Record<string, unknown>, name, [...keys, k], out);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && !PARAMS[name])
+      flatten(v as Record<string, unknown>, name, [...keys, k], out);
     else out.push([name, v, [...keys, k]]);
   }
 }
@@ -270,31 +294,42 @@ export function applyParamsFile(cfg: ServiceConfig, file: string, nodeName: stri
   for (const [key, section] of Object.entries(doc as Record<string, unknown>)) {
     if (!matches.has(key)) continue;
     const params = (section as { ros__parameters?: unknown } | null)?.ros__parameters;
-    if (params === undefined || params === null || typeof params !== 'object') throw new UserError(`${file}: '${key}' has no ros__parameters map`);
+    if (params === undefined || params === null || typeof params !== 'object')
+      throw new UserError(`${file}: '${key}' has no ros__parameters map`);
     found = true;
     const flat: [string, unknown, string[]][] = [];
     flatten(params as Record<string, unknown>, '', [], flat);
     for (const [name, value, keys] of flat) {
       // A string parameter written as a plain number or boolean (token: 007) keeps its text.
-      const node = isStringParam(name) && (typeof value === 'number' || typeof value === 'boolean') ? (yamlDoc.getIn([key, 'ros__parameters', ...keys], true) as unknown) : undefined;
+      const node =
+        isStringParam(name) && (typeof value === 'number' || typeof value === 'boolean')
+          ? (yamlDoc.getIn([key, 'ros__parameters', ...keys], true) as unknown)
+          : undefined;
       const text = isScalar(node) && typeof node.source === 'string' ? node.source : undefined;
       setParam(cfg, name, text ?? value, `${file} (${key}.ros__parameters)`);
     }
   }
-  if (!found) throw new UserError(`${file}: no section for node '${nodeName}' (expected '/**', '${nodeName}' or '${fq}' with ros__parameters)`);
+  if (!found)
+    throw new UserError(`${file}: no section for node '${nodeName}' (expected '/**', '${nodeName}' or '${fq}' with ros__parameters)`);
 }
 
 /** Cross-field checks once every source has been applied. */
 export function validateConfig(cfg: ServiceConfig, where = 'config'): ServiceConfig {
   if (!(cfg.actionHz > 0)) throw new UserError(`${where}: rates.action_hz must be > 0`);
-  if (cfg.twistHz !== 0 && (cfg.twistHz < 10 || cfg.twistHz > 30)) throw new UserError(`${where}: rates.twist_hz must be 10..30 (MoveIt Servo's 0.1 s timeout) or 0 to disable, got ${cfg.twistHz}`);
-  if (cfg.twistHz !== 0 && cfg.twistHz < cfg.actionHz) throw new UserError(`${where}: rates.twist_hz (${cfg.twistHz}) must not be below rates.action_hz (${cfg.actionHz})`);
-  if (!Number.isInteger(cfg.api.port) || cfg.api.port > 65535) throw new UserError(`${where}: api.port must be an integer port, got ${cfg.api.port}`);
+  if (cfg.twistHz !== 0 && (cfg.twistHz < 10 || cfg.twistHz > 30))
+    throw new UserError(`${where}: rates.twist_hz must be 10..30 (MoveIt Servo's 0.1 s timeout) or 0 to disable, got ${cfg.twistHz}`);
+  if (cfg.twistHz !== 0 && cfg.twistHz < cfg.actionHz)
+    throw new UserError(`${where}: rates.twist_hz (${cfg.twistHz}) must not be below rates.action_hz (${cfg.actionHz})`);
+  if (!Number.isInteger(cfg.api.port) || cfg.api.port > 65535)
+    throw new UserError(`${where}: api.port must be an integer port, got ${cfg.api.port}`);
   // 0 would reach ws as maxPayload 0, which means no limit at all.
   const mmb = cfg.api.maxMessageBytes;
-  if (!Number.isInteger(mmb) || mmb < 1 || mmb > MAX_MESSAGE_BYTES_LIMIT) throw new UserError(`${where}: api.max_message_bytes must be an integer from 1 to ${MAX_MESSAGE_BYTES_LIMIT} (256 MiB), got ${mmb}`);
+  if (!Number.isInteger(mmb) || mmb < 1 || mmb > MAX_MESSAGE_BYTES_LIMIT)
+    throw new UserError(`${where}: api.max_message_bytes must be an integer from 1 to ${MAX_MESSAGE_BYTES_LIMIT} (256 MiB), got ${mmb}`);
   const w = cfg.safety.workspace;
-  if (w) for (const axis of ['x', 'y', 'z'] as const) if (!(w[axis][0] < w[axis][1])) throw new UserError(`${where}: safety.workspace.${axis} needs all three axes set as [min, max]`);
+  if (w)
+    for (const axis of ['x', 'y', 'z'] as const)
+      if (!(w[axis][0] < w[axis][1])) throw new UserError(`${where}: safety.workspace.${axis} needs all three axes set as [min, max]`);
   return cfg;
 }
 

@@ -63,7 +63,9 @@ export type DecodeReply = { id: number; ok: true; images: DecodedImage[] } | { i
 /** The compiled worker entry, or undefined when running from sources without a build. */
 export function goalDecoderWorkerScript(): string | undefined {
   const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js') ? join(here, '..', 'goal-decoder-worker.js') : join(packageRoot(), 'dist', 'src', 'service', 'goal-decoder-worker.js');
+  const candidate = here.endsWith('.js')
+    ? join(here, '..', 'goal-decoder-worker.js')
+    : join(packageRoot(), 'dist', 'src', 'service', 'goal-decoder-worker.js');
   return existsSync(candidate) ? candidate : undefined;
 }
 
@@ -94,7 +96,10 @@ export class GoalDecoder {
   constructor(private readonly opts: GoalDecoderOptions) {
     this.script = opts.script === null ? undefined : (opts.script ?? goalDecoderWorkerScript());
     this.log = opts.log ?? (() => {});
-    if (!this.script && opts.script !== null) this.log('no compiled goal decoder worker (running from sources without `npm run build`): goal images are decoded on the service thread');
+    if (!this.script && opts.script !== null)
+      this.log(
+        'no compiled goal decoder worker (running from sources without `npm run build`): goal images are decoded on the service thread',
+      );
   }
 
   /** Whether decoding runs in a worker thread. */
@@ -134,7 +139,10 @@ export class GoalDecoder {
         if (this.inFlight?.id !== job.id) return;
         let result: Goal | Error;
         try {
-          result = this.toGoal(job.goal, job.goal.images.map((im) => decodeGoalImage(im.bytes, im.where, this.opts.maxPixels)));
+          result = this.toGoal(
+            job.goal,
+            job.goal.images.map((im) => decodeGoalImage(im.bytes, im.where, this.opts.maxPixels)),
+          );
         } catch (e) {
           result = e instanceof Error ? e : new Error(String(e));
         }
@@ -154,7 +162,9 @@ export class GoalDecoder {
       // A decode this slow is stopped with its worker; the next goal gets a fresh one.
       this.worker = undefined;
       void worker.terminate();
-      this.finish(job.id, () => job.reject(new UserError(`${job.goal.images.map((i) => i.where).join(', ')}: decoding took over ${timeoutMs} ms; stopped`)));
+      this.finish(job.id, () =>
+        job.reject(new UserError(`${job.goal.images.map((i) => i.where).join(', ')}: decoding took over ${timeoutMs} ms; stopped`)),
+      );
     }, timeoutMs);
     worker.postMessage({ id: job.id, images, maxPixels: this.opts.maxPixels } satisfies DecodeRequest, transfer);
   }
@@ -166,7 +176,9 @@ export class GoalDecoder {
     w.on('message', (m: DecodeReply) => {
       const job = this.inFlight;
       if (!job || job.id !== m.id) return;
-      this.finish(m.id, () => (m.ok ? job.resolve(this.toGoal(job.goal, m.images)) : job.reject(m.user ? new UserError(m.message) : new Error(m.message))));
+      this.finish(m.id, () =>
+        m.ok ? job.resolve(this.toGoal(job.goal, m.images)) : job.reject(m.user ? new UserError(m.message) : new Error(m.message)),
+      );
     });
     const died = (why: string) => {
       if (this.worker !== w) return;
@@ -191,7 +203,12 @@ export class GoalDecoder {
 
   private toGoal(goal: EncodedGoal, decoded: DecodedImage[]): Goal {
     const now = Date.now();
-    const images = decoded.map((d, i): Observation => ({ image: d.data, height: d.height, width: d.width, stamp: goal.images[i]!.stamp ?? now }));
+    const images = decoded.map((d, i): Observation => ({
+      image: d.data,
+      height: d.height,
+      width: d.width,
+      stamp: goal.images[i]!.stamp ?? now,
+    }));
     return { images, instruction: goal.instruction };
   }
 }

@@ -83,10 +83,13 @@ export function hostPlanner(port: MessagePort, planner: HostedPlanner, info: Pla
         }
         const ac = new AbortController();
         running.set(m.id, ac);
-        planner.plan(m.obs, goal, ac.signal).then(
-          (plan) => port.postMessage({ type: 'plan', id: m.id, plan } satisfies FromWorker, planTransfers(plan)),
-          (e: unknown) => port.postMessage({ type: 'plan-error', id: m.id, message: errorMessage(e) } satisfies FromWorker),
-        ).finally(() => running.delete(m.id));
+        planner
+          .plan(m.obs, goal, ac.signal)
+          .then(
+            (plan) => port.postMessage({ type: 'plan', id: m.id, plan } satisfies FromWorker, planTransfers(plan)),
+            (e: unknown) => port.postMessage({ type: 'plan-error', id: m.id, message: errorMessage(e) } satisfies FromWorker),
+          )
+          .finally(() => running.delete(m.id));
         break;
       }
       case 'abort':

@@ -31,10 +31,27 @@ try {
   const p = planning.preset;
   hostPlanner(
     port,
-    { plan: (obs, goal, signal) => planning.plan(obs, goal, signal), reset: (seed) => planning.reset(seed), dispose: () => planning.dispose() },
-    { name: p.name, kind: p.optimizer.kind, candidates: p.optimizer.candidates, budgetMs: p.budgetMs, graceMs: p.graceMs, imageHeight: planning.cfg.imageHeight, imageWidth: planning.cfg.imageWidth, planWorkers: planning.planWorkers },
+    {
+      plan: (obs, goal, signal) => planning.plan(obs, goal, signal),
+      reset: (seed) => planning.reset(seed),
+      dispose: () => planning.dispose(),
+    },
+    {
+      name: p.name,
+      kind: p.optimizer.kind,
+      candidates: p.optimizer.candidates,
+      budgetMs: p.budgetMs,
+      graceMs: p.graceMs,
+      imageHeight: planning.cfg.imageHeight,
+      imageWidth: planning.cfg.imageWidth,
+      planWorkers: planning.planWorkers,
+    },
   );
 } catch (e) {
-  port.postMessage({ type: 'fatal', message: errorMessage(e), user: (e as { userFacing?: boolean }).userFacing === true } satisfies FromWorker);
+  port.postMessage({
+    type: 'fatal',
+    message: errorMessage(e),
+    user: (e as { userFacing?: boolean }).userFacing === true,
+  } satisfies FromWorker);
   port.close();
 }

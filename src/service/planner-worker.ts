@@ -33,7 +33,9 @@ import type { PlanTiming } from './service.js';
  */
 export function worldModelWorkerScript(): string | undefined {
   const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js') ? join(here, '..', 'planner-worker-main.js') : join(packageRoot(), 'dist', 'src', 'service', 'planner-worker-main.js');
+  const candidate = here.endsWith('.js')
+    ? join(here, '..', 'planner-worker-main.js')
+    : join(packageRoot(), 'dist', 'src', 'service', 'planner-worker-main.js');
   return existsSync(candidate) ? candidate : undefined;
 }
 
@@ -92,7 +94,10 @@ export async function startWorkerPlanner(o: WorkerPlannerOptions): Promise<Worke
   worker.on('exit', (code) => died(`planner worker exited (code ${code})`));
 
   const info = await new Promise<PlannerWorkerInfo>((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`planner worker: not ready within ${o.readyTimeoutMs ?? 120_000} ms`)), o.readyTimeoutMs ?? 120_000);
+    const timer = setTimeout(
+      () => done(new Error(`planner worker: not ready within ${o.readyTimeoutMs ?? 120_000} ms`)),
+      o.readyTimeoutMs ?? 120_000,
+    );
     const onMsg = (m: FromWorker) => {
       if (m.type === 'ready') done(undefined, m.info);
       else if (m.type === 'fatal') done(m.user ? new UserError(m.message) : new Error(`planner worker: ${m.message}`));
@@ -153,13 +158,24 @@ export async function startWorkerPlanner(o: WorkerPlannerOptions): Promise<Worke
       if (posted?.goal !== goal) {
         posted = { goal, id: ++goalIds };
         const transfer: ArrayBuffer[] = [];
-        post({ type: 'goal', goalId: posted.id, goal: { images: goal.images.map((i) => copyObservation(i, transfer)), instruction: goal.instruction } }, transfer);
+        post(
+          {
+            type: 'goal',
+            goalId: posted.id,
+            goal: { images: goal.images.map((i) => copyObservation(i, transfer)), instruction: goal.instruction },
+          },
+          transfer,
+        );
       }
       return request(q, posted.id);
     };
     const plans$ = latestPairs(observations$, goals$).pipe(
       map(([obs, goal]): [Queued, Goal] => [{ obs, stamp: obs.stamp, arrived: performance.now() }, goal]),
-      planLatest(step, { budgetMs: info.budgetMs, graceMs: info.graceMs, safePlan: (q, reason, latencyMs) => safePlanFor(q.obs, reason, latencyMs) }),
+      planLatest(step, {
+        budgetMs: info.budgetMs,
+        graceMs: info.graceMs,
+        safePlan: (q, reason, latencyMs) => safePlanFor(q.obs, reason, latencyMs),
+      }),
     );
     // A worker that dies errors the plan stream (the service answers with the zero command).
     const died$ = new Observable<never>((sub) => {

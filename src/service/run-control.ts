@@ -109,7 +109,10 @@ export class RunControl {
   }
 
   clearEstop(source: EstopSource): void {
-    if (this.gate.clearEstop(source)) this.hooks.log(`e-stop released (${source})${this.gate.estopActive ? `; still latched: ${this.gate.estopSources().join(', ')}` : '; stopped until start'}`);
+    if (this.gate.clearEstop(source))
+      this.hooks.log(
+        `e-stop released (${source})${this.gate.estopActive ? `; still latched: ${this.gate.estopSources().join(', ')}` : '; stopped until start'}`,
+      );
     this.hooks.changed();
   }
 
@@ -144,7 +147,9 @@ export class RunControl {
     const gap = this.lastFrameMs === undefined ? 0 : receivedMs - this.lastFrameMs;
     this.lastFrameMs = receivedMs;
     if (this.controlMode !== 'rate' || !(gap > this.rules.staleFrameMs)) return;
-    this.discardPlans(`camera frames resumed after ${gap.toFixed(0)} ms (limit ${this.rules.staleFrameMs} ms): waiting for a plan from a new frame`);
+    this.discardPlans(
+      `camera frames resumed after ${gap.toFixed(0)} ms (limit ${this.rules.staleFrameMs} ms): waiting for a plan from a new frame`,
+    );
     this.hooks.log(`camera frames resumed after ${gap.toFixed(0)} ms: plans from older frames discarded`);
   }
 
@@ -161,6 +166,16 @@ export class RunControl {
 
   private discardPlans(why: string): void {
     this.voidUpTo = this.hooks.newestStamp();
-    if (this.controlMode === 'rate') this.hooks.hold({ actions: [], cost: 0, iterations: 0, candidatesEvaluated: 0, latencyMs: 0, observationStamp: this.voidUpTo, safe: true, reason: why });
+    if (this.controlMode === 'rate')
+      this.hooks.hold({
+        actions: [],
+        cost: 0,
+        iterations: 0,
+        candidatesEvaluated: 0,
+        latencyMs: 0,
+        observationStamp: this.voidUpTo,
+        safe: true,
+        reason: why,
+      });
   }
 }

@@ -77,7 +77,10 @@ export class SafetyGate {
      */
     private readonly checkCameraAge = true,
   ) {
-    if (!(cfg.planDeadlineMs > 0)) throw new Error(`SafetyGate: safety.plan_deadline_ms must be resolved to a positive value (got ${cfg.planDeadlineMs}; see resolvePlanDeadline)`);
+    if (!(cfg.planDeadlineMs > 0))
+      throw new Error(
+        `SafetyGate: safety.plan_deadline_ms must be resolved to a positive value (got ${cfg.planDeadlineMs}; see resolvePlanDeadline)`,
+      );
   }
 
   /** A frame arrived; `headerAgeMs` is wall clock minus its header stamp at arrival. */
@@ -128,14 +131,16 @@ export class SafetyGate {
     if (!this.linkUp) return 'robot link lost';
     if (this.lastCameraMs === undefined) return 'no camera frame yet';
     const camAge = now - this.lastCameraMs;
-    if (this.checkCameraAge && camAge > this.cfg.maxImageAgeMs) return `camera frame ${camAge.toFixed(0)} ms old (limit ${this.cfg.maxImageAgeMs} ms)`;
+    if (this.checkCameraAge && camAge > this.cfg.maxImageAgeMs)
+      return `camera frame ${camAge.toFixed(0)} ms old (limit ${this.cfg.maxImageAgeMs} ms)`;
     const headerAge = this.headerAge(now);
     if (this.checkCameraAge && this.cfg.maxHeaderAgeMs > 0 && headerAge !== null && headerAge > this.cfg.maxHeaderAgeMs) {
       return `camera frame stamped ${headerAge.toFixed(0)} ms ago (header stamp; limit ${this.cfg.maxHeaderAgeMs} ms)`;
     }
     if (this.lastPlanMs === undefined) return 'no plan yet';
     const planAge = now - this.lastPlanMs;
-    if (planAge > this.cfg.planDeadlineMs) return `planner missed its deadline: last plan ${planAge.toFixed(0)} ms ago (limit ${this.cfg.planDeadlineMs} ms)`;
+    if (planAge > this.cfg.planDeadlineMs)
+      return `planner missed its deadline: last plan ${planAge.toFixed(0)} ms ago (limit ${this.cfg.planDeadlineMs} ms)`;
     if (this.cfg.workspace) {
       if (!this.pose) return 'workspace limits set but no end-effector pose yet';
       const poseAge = now - this.pose.ms;

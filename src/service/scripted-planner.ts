@@ -14,7 +14,15 @@ export function scriptedPlanner(robot: SimRobot, policy: Policy): Planner {
       map((obs): Plan => {
         const t0 = performance.now();
         const action = policy.act(robot.result);
-        return { actions: [action], cost: 0, iterations: 0, candidatesEvaluated: 0, latencyMs: performance.now() - t0, observationStamp: obs.stamp, safe: false };
+        return {
+          actions: [action],
+          cost: 0,
+          iterations: 0,
+          candidatesEvaluated: 0,
+          latencyMs: performance.now() - t0,
+          observationStamp: obs.stamp,
+          safe: false,
+        };
       }),
     );
 }

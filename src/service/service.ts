@@ -79,12 +79,14 @@ export interface RunningService {
   shutdown(): Promise<void>;
 }
 
-
 export function startService(configIn: ServiceConfig, planner: Planner, link: RobotLink, opts: ServiceOptions = {}): RunningService {
   const clock = opts.clock ?? (() => performance.now());
   const wallClock = opts.wallClock ?? (() => Date.now());
   const log = opts.log ?? (() => {});
-  const config: ServiceConfig = { ...configIn, safety: { ...configIn.safety, planDeadlineMs: resolvePlanDeadline(configIn, opts.plannerTiming) } };
+  const config: ServiceConfig = {
+    ...configIn,
+    safety: { ...configIn.safety, planDeadlineMs: resolvePlanDeadline(configIn, opts.plannerTiming) },
+  };
   const periodS = 1 / config.actionHz;
   // The twist holds an action for its period plus one twist period, so a control tick that fires
   // a little late (timer jitter) does not put a zero twist between two actions.
@@ -112,16 +114,22 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
   let closed = false;
   const subs: Subscription[] = [];
 
-  const run = new RunControl(gate, config.controlMode, config.autoStart, {
-    newestStamp: () => lastStamp,
-    hold: (p) => executable.next(p),
-    replanNewest: () => {
-      if (lastObservation) observations.next(lastObservation);
+  const run = new RunControl(
+    gate,
+    config.controlMode,
+    config.autoStart,
+    {
+      newestStamp: () => lastStamp,
+      hold: (p) => executable.next(p),
+      replanNewest: () => {
+        if (lastObservation) observations.next(lastObservation);
+      },
+      zero: (why) => sendZero(why),
+      changed: () => emitStatus(),
+      log,
     },
-    zero: (why) => sendZero(why),
-    changed: () => emitStatus(),
-    log,
-  }, { staleFrameMs: config.safety.maxImageAgeMs, resumeAfterLinkLoss: config.safety.resumeAfterLinkLoss });
+    { staleFrameMs: config.safety.maxImageAgeMs, resumeAfterLinkLoss: config.safety.resumeAfterLinkLoss },
+  );
 
   const sendCommand = (requested: Rt1Action, plan: Plan | undefined) => {
     const now = clock();
@@ -153,7 +161,11 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     const hold = lastCommand && now - lastCommand.ms <= holdMs ? lastCommand.action : undefined;
     // Each republish re-checks the gate on this thread's clock: a frame going stale between actions
     // zeroes the twist at the next republish.
-    io.publishTwist(hold && !gate.blockReason(now) && run.running ? actionToTwist(hold, periodS, wallClock(), config.twistFrame) : zeroTwist(wallClock(), config.twistFrame));
+    io.publishTwist(
+      hold && !gate.blockReason(now) && run.running
+        ? actionToTwist(hold, periodS, wallClock(), config.twistFrame)
+        : zeroTwist(wallClock(), config.twistFrame),
+    );
   };
 
   const setGoal = (goal: Goal) => {
@@ -165,7 +177,8 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
     if (!closed) setGoal(goal);
   };
 
-  const status = (): ServiceStatus => counts.status(run.running, run.link, gate.status(), goals.value !== undefined, config.safety.planDeadlineMs, run.waiting);
+  const status = (): ServiceStatus =>
+    counts.status(run.running, run.link, gate.status(), goals.value !== undefined, config.safety.planDeadlineMs, run.waiting);
   const emitStatus = () => {
     if (closed) return;
     const s = status();
@@ -247,9 +260,11 @@ export function startService(configIn: ServiceConfig, planner: Planner, link: Ro
   // Rate mode plans at the action rate: a 30 Hz camera would otherwise keep the planner replanning
   // for frames whose plans are never executed (the newest frame of each period is kept).
   const runningObs$ = observations.pipe(filter(() => run.running));
-  const plannerObs$ = (config.controlMode === 'rate' ? runningObs$.pipe(throttleTime(1000 / config.actionHz, undefined, { leading: true, trailing: true })) : runningObs$).pipe(
-    tap((o) => latencies.handedToPlanner(o.stamp)),
-  );
+  const plannerObs$ = (
+    config.controlMode === 'rate'
+      ? runningObs$.pipe(throttleTime(1000 / config.actionHz, undefined, { leading: true, trailing: true }))
+      : runningObs$
+  ).pipe(tap((o) => latencies.handedToPlanner(o.stamp)));
   const plannerGoals$ = goals.pipe(filter((g): g is Goal => g !== undefined));
   subs.push(
     planner(plannerObs$, plannerGoals$).subscribe({

@@ -93,12 +93,24 @@ export class ServiceTopics {
           : compressedToObservation(c.decode<CompressedImageMsg>(this.imageType, m.data, m.topic), m.topic);
       return { kind: 'camera', observation };
     }
-    if (m.topic === n.joints) return { kind: 'joints', positions: jointPositions(c.decode<JointStateMsg>('sensor_msgs/msg/JointState', m.data, m.topic), this.config.proprioJoints, m.topic) };
+    if (m.topic === n.joints)
+      return {
+        kind: 'joints',
+        positions: jointPositions(
+          c.decode<JointStateMsg>('sensor_msgs/msg/JointState', m.data, m.topic),
+          this.config.proprioJoints,
+          m.topic,
+        ),
+      };
     if (m.topic === n.pose) {
       const p = c.decode<PoseStampedMsg>('geometry_msgs/msg/PoseStamped', m.data, m.topic).pose.position;
       return { kind: 'pose', position: [p.x, p.y, p.z] };
     }
-    if (m.topic === n.goal) return { kind: 'goal', goal: { images: [imageToObservation(c.decode<ImageMsg>('sensor_msgs/msg/Image', m.data, m.topic), m.topic)] } };
+    if (m.topic === n.goal)
+      return {
+        kind: 'goal',
+        goal: { images: [imageToObservation(c.decode<ImageMsg>('sensor_msgs/msg/Image', m.data, m.topic), m.topic)] },
+      };
     if (m.topic === n.goalCompressed) {
       const msg = c.decode<CompressedImageMsg>('sensor_msgs/msg/CompressedImage', m.data, m.topic);
       return { kind: 'encodedGoal', goal: { images: [{ bytes: msg.data, where: m.topic, stamp: stampToMs(msg.header.stamp) }] } };

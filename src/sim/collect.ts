@@ -73,7 +73,11 @@ function stepRecord(r: StepResult, a: Rt1Action, language: Float32Array, instruc
 }
 
 /** Runs one episode and returns it as an RLDS record plus its outcome. */
-export async function collectEpisode(task: string, seed: number, o: Pick<CollectOptions, 'noise' | 'explore' | 'imageHeight' | 'imageWidth' | 'shadows'>): Promise<{ record: EpisodeRecord; success: boolean; stages: number }> {
+export async function collectEpisode(
+  task: string,
+  seed: number,
+  o: Pick<CollectOptions, 'noise' | 'explore' | 'imageHeight' | 'imageWidth' | 'shadows'>,
+): Promise<{ record: EpisodeRecord; success: boolean; stages: number }> {
   const env = await SimEnv.create({ task, seed, imageHeight: o.imageHeight, imageWidth: o.imageWidth, shadows: o.shadows });
   try {
     const policy = makeScriptedPolicy('expert', task, seed, { noise: o.noise, explore: o.explore });
@@ -89,7 +93,15 @@ export async function collectEpisode(task: string, seed: number, o: Pick<Collect
     const final: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [1, 0, 0] };
     steps.push(stepRecord(r, final, language, env.task.instruction, steps.length === 0, true));
     return {
-      record: { steps, metadata: { 'aspects/success': r.success, 'aspects/feasible': true, 'episode_metadata/stage_reached': r.stagesDone, 'episode_metadata/task': task } },
+      record: {
+        steps,
+        metadata: {
+          'aspects/success': r.success,
+          'aspects/feasible': true,
+          'episode_metadata/stage_reached': r.stagesDone,
+          'episode_metadata/task': task,
+        },
+      },
       success: r.success,
       stages: r.stagesDone,
     };
@@ -109,7 +121,10 @@ export interface CollectResult {
 }
 
 export async function collect(o: CollectOptions): Promise<CollectResult> {
-  const writer = new RldsWriter(o.outDir, loadCard('rt1'), { episodesPerShard: o.episodesPerShard ?? 50, imageShape: [o.imageHeight, o.imageWidth, 3] });
+  const writer = new RldsWriter(o.outDir, loadCard('rt1'), {
+    episodesPerShard: o.episodesPerShard ?? 50,
+    imageShape: [o.imageHeight, o.imageWidth, 3],
+  });
   const progress = new Progress('collect', o.episodes);
   // Outcomes in order of writing: after an interrupt only the first `kept` (those in complete shards) are reported.
   const outcomes: { task: string; success: boolean; steps: number }[] = [];
@@ -121,7 +136,14 @@ export async function collect(o: CollectOptions): Promise<CollectResult> {
       t.episodes++;
       t.successes += e.success ? 1 : 0;
     }
-    return { episodes: kept, steps: ks.reduce((a, e) => a + e.steps, 0), successes: ks.filter((e) => e.success).length, shards, interrupted, perTask };
+    return {
+      episodes: kept,
+      steps: ks.reduce((a, e) => a + e.steps, 0),
+      successes: ks.filter((e) => e.success).length,
+      shards,
+      interrupted,
+      perTask,
+    };
   };
   let successes = 0;
   for (let i = 0; i < o.episodes; i++) {

@@ -86,16 +86,25 @@ export class SimEnv {
     opts: SimEnvOptions,
   ) {
     this.spec = taskByName(opts.task);
-    this.task = { name: this.spec.name, instruction: this.spec.instruction, stages: this.spec.stages, timeLimitSteps: this.spec.timeLimitSteps };
+    this.task = {
+      name: this.spec.name,
+      instruction: this.spec.instruction,
+      stages: this.spec.stages,
+      timeLimitSteps: this.spec.timeLimitSteps,
+    };
     this.state = new SceneState(mj, model, data);
     this.height = opts.imageHeight ?? 256;
     this.width = opts.imageWidth ?? 320;
     if (opts.physicsTimestep !== undefined) {
-      if (!(opts.physicsTimestep > 0 && opts.physicsTimestep <= 0.02)) throw new UserError(`physicsTimestep must be in (0, 0.02] s, got ${opts.physicsTimestep}`);
+      if (!(opts.physicsTimestep > 0 && opts.physicsTimestep <= 0.02))
+        throw new UserError(`physicsTimestep must be in (0, 0.02] s, got ${opts.physicsTimestep}`);
       model.opt.timestep = opts.physicsTimestep;
     }
     this.controlHz = opts.controlHz ?? 3;
-    if (!(this.controlHz > 0 && this.controlHz <= 1 / model.opt.timestep)) throw new UserError(`controlHz must be in (0, ${1 / model.opt.timestep}] (one physics step per action at most), got ${opts.controlHz}`);
+    if (!(this.controlHz > 0 && this.controlHz <= 1 / model.opt.timestep))
+      throw new UserError(
+        `controlHz must be in (0, ${1 / model.opt.timestep}] (one physics step per action at most), got ${opts.controlHz}`,
+      );
     this.substeps = Math.max(1, Math.round(1 / (this.controlHz * model.opt.timestep)));
     this.maxSteps = opts.maxSteps ?? this.spec.timeLimitSteps;
     this.seed = opts.seed;
@@ -131,7 +140,15 @@ export class SimEnv {
     this.setup = this.spec.setup(this.state, rng);
     this.state.setJoint('drawer', -this.setup.drawerOpening);
     this.target = { x: rng.uniform(0.3, 0.42), y: rng.uniform(-0.12, 0.12), z: rng.uniform(0.25, 0.32), yaw: 0, finger: LIMITS.fingerOpen };
-    for (const [j, v] of [['grip_x', this.target.x], ['grip_y', this.target.y], ['grip_z', this.target.z], ['grip_yaw', 0], ['finger_left', LIMITS.fingerOpen], ['finger_right', LIMITS.fingerOpen]] as const) this.state.setJoint(j, v);
+    for (const [j, v] of [
+      ['grip_x', this.target.x],
+      ['grip_y', this.target.y],
+      ['grip_z', this.target.z],
+      ['grip_yaw', 0],
+      ['finger_left', LIMITS.fingerOpen],
+      ['finger_right', LIMITS.fingerOpen],
+    ] as const)
+      this.state.setJoint(j, v);
     this.applyTargets();
     this.mj.mj_forward(this.model, this.data);
     // Let objects settle on the table (0.2 s of physics) before the episode starts.
@@ -180,7 +197,16 @@ export class SimEnv {
   /** Everything `restore` needs to put the episode back exactly here (physics state, targets, progress). */
   snapshot(): SimSnapshot {
     const d = this.data;
-    return { qpos: Float64Array.from(d.qpos), qvel: Float64Array.from(d.qvel), ctrl: Float64Array.from(d.ctrl), time: d.time, target: { ...this.target }, stages: this.stages, stepCount: this.stepCount, terminated: this.terminated };
+    return {
+      qpos: Float64Array.from(d.qpos),
+      qvel: Float64Array.from(d.qvel),
+      ctrl: Float64Array.from(d.ctrl),
+      time: d.time,
+      target: { ...this.target },
+      stages: this.stages,
+      stepCount: this.stepCount,
+      terminated: this.terminated,
+    };
   }
 
   restore(s: SimSnapshot): void {
@@ -232,7 +258,13 @@ export class SimEnv {
   }
 
   observation(): Observation {
-    return { image: this.render(this.height, this.width), height: this.height, width: this.width, proprio: this.proprio(), stamp: (this.stepCount * 1000) / this.controlHz };
+    return {
+      image: this.render(this.height, this.width),
+      height: this.height,
+      width: this.width,
+      proprio: this.proprio(),
+      stamp: (this.stepCount * 1000) / this.controlHz,
+    };
   }
 
   geoms(): GeomSnapshot[] {
@@ -244,7 +276,13 @@ export class SimEnv {
       if (rgba[3]! <= 0) continue;
       const pos = d.geom_xpos.subarray(g * 3, g * 3 + 3);
       if (pos[1]! < -0.7) continue; // parked objects
-      out.push({ type: m.geom_type[g]!, pos, mat: d.geom_xmat.subarray(g * 9, g * 9 + 9), size: m.geom_size.subarray(g * 3, g * 3 + 3), rgb: [rgba[0]!, rgba[1]!, rgba[2]!] });
+      out.push({
+        type: m.geom_type[g]!,
+        pos,
+        mat: d.geom_xmat.subarray(g * 9, g * 9 + 9),
+        size: m.geom_size.subarray(g * 3, g * 3 + 3),
+        rgb: [rgba[0]!, rgba[1]!, rgba[2]!],
+      });
     }
     return out;
   }

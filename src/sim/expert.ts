@@ -91,16 +91,30 @@ export function validateScript(raw: unknown, file: string): ExpertScript {
     const where = `phase ${i}`;
     if (typeof p !== 'object' || p === null) fail(where, 'expected an object');
     const ph = p as Record<string, unknown>;
-    for (const k of Object.keys(ph)) if (!known.has(k)) fail(`${where} ("${String(ph.name)}")`, `unknown field "${k}" (known: ${[...known].join(', ')})`);
+    for (const k of Object.keys(ph))
+      if (!known.has(k)) fail(`${where} ("${String(ph.name)}")`, `unknown field "${k}" (known: ${[...known].join(', ')})`);
     const at = `${where} ("${String(ph.name)}")`;
     if (typeof ph.name !== 'string') fail(where, '"name" must be a string');
     if (!ANCHORS.includes(ph.anchor as Anchor)) fail(at, `"anchor" must be one of ${ANCHORS.join(', ')}, got ${JSON.stringify(ph.anchor)}`);
-    if (!Array.isArray(ph.offset) || ph.offset.length !== 3 || !ph.offset.every((v) => typeof v === 'number' && Number.isFinite(v))) fail(at, `"offset" must be 3 numbers (m), got ${JSON.stringify(ph.offset)}`);
-    if (!['open', 'close', 'keep'].includes(ph.gripper as string)) fail(at, `"gripper" must be open, close or keep, got ${JSON.stringify(ph.gripper)}`);
-    for (const k of ['tolerance', 'speed'] as const) if (ph[k] !== undefined && !(typeof ph[k] === 'number' && (ph[k]) > 0)) fail(at, `"${k}" must be a positive number, got ${JSON.stringify(ph[k])}`);
-    for (const k of ['hold', 'maxSteps'] as const) if (ph[k] !== undefined && !(Number.isInteger(ph[k]) && (ph[k] as number) >= (k === 'hold' ? 0 : 1))) fail(at, `"${k}" must be an integer >= ${k === 'hold' ? 0 : 1}, got ${JSON.stringify(ph[k])}`);
-    if (ph.stage !== undefined && !(Number.isInteger(ph.stage) && (ph.stage as number) >= 0)) fail(at, `"stage" must be an integer >= 0, got ${JSON.stringify(ph.stage)}`);
-    if (ph.yaw !== undefined && ph.yaw !== 'align' && ph.yaw !== 'keep' && !(typeof ph.yaw === 'number' && Math.abs(ph.yaw) <= LIMITS.yaw[1])) fail(at, `"yaw" must be 'align', 'keep' or a number within ±${LIMITS.yaw[1]} rad, got ${JSON.stringify(ph.yaw)}`);
+    if (!Array.isArray(ph.offset) || ph.offset.length !== 3 || !ph.offset.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      fail(at, `"offset" must be 3 numbers (m), got ${JSON.stringify(ph.offset)}`);
+    if (!['open', 'close', 'keep'].includes(ph.gripper as string))
+      fail(at, `"gripper" must be open, close or keep, got ${JSON.stringify(ph.gripper)}`);
+    for (const k of ['tolerance', 'speed'] as const)
+      if (ph[k] !== undefined && !(typeof ph[k] === 'number' && ph[k] > 0))
+        fail(at, `"${k}" must be a positive number, got ${JSON.stringify(ph[k])}`);
+    for (const k of ['hold', 'maxSteps'] as const)
+      if (ph[k] !== undefined && !(Number.isInteger(ph[k]) && (ph[k] as number) >= (k === 'hold' ? 0 : 1)))
+        fail(at, `"${k}" must be an integer >= ${k === 'hold' ? 0 : 1}, got ${JSON.stringify(ph[k])}`);
+    if (ph.stage !== undefined && !(Number.isInteger(ph.stage) && (ph.stage as number) >= 0))
+      fail(at, `"stage" must be an integer >= 0, got ${JSON.stringify(ph.stage)}`);
+    if (
+      ph.yaw !== undefined &&
+      ph.yaw !== 'align' &&
+      ph.yaw !== 'keep' &&
+      !(typeof ph.yaw === 'number' && Math.abs(ph.yaw) <= LIMITS.yaw[1])
+    )
+      fail(at, `"yaw" must be 'align', 'keep' or a number within ±${LIMITS.yaw[1]} rad, got ${JSON.stringify(ph.yaw)}`);
   });
   return raw as ExpertScript;
 }
@@ -256,7 +270,12 @@ export class ScriptedExpert implements Policy {
       this.inPhase = 0;
       this.held = 0;
     }
-    return { worldVector: move, rotationDelta: [0, 0, turn], gripperClosedness: ph.gripper === 'close' ? 1 : ph.gripper === 'open' ? -1 : 0, terminateEpisode: [0, 1, 0] };
+    return {
+      worldVector: move,
+      rotationDelta: [0, 0, turn],
+      gripperClosedness: ph.gripper === 'close' ? 1 : ph.gripper === 'open' ? -1 : 0,
+      terminateEpisode: [0, 1, 0],
+    };
   }
 }
 
@@ -267,11 +286,21 @@ export class RandomPolicy implements Policy {
   act(): Rt1Action {
     const r = this.rng;
     const m = LIMITS.maxTranslation;
-    return { worldVector: [r.uniform(-m, m), r.uniform(-m, m), r.uniform(-m, m)], rotationDelta: [0, 0, r.uniform(-0.1, 0.1)], gripperClosedness: r.next() < 0.15 ? (r.next() < 0.5 ? 1 : -1) : 0, terminateEpisode: [0, 1, 0] };
+    return {
+      worldVector: [r.uniform(-m, m), r.uniform(-m, m), r.uniform(-m, m)],
+      rotationDelta: [0, 0, r.uniform(-0.1, 0.1)],
+      gripperClosedness: r.next() < 0.15 ? (r.next() < 0.5 ? 1 : -1) : 0,
+      terminateEpisode: [0, 1, 0],
+    };
   }
 }
 
-export function makeScriptedPolicy(name: 'expert' | 'random', task: string, seed: number, opts: { noise?: number; explore?: number } = {}): Policy {
+export function makeScriptedPolicy(
+  name: 'expert' | 'random',
+  task: string,
+  seed: number,
+  opts: { noise?: number; explore?: number } = {},
+): Policy {
   const rng = new Rng(seed ^ 0x5eed);
   return name === 'random' ? new RandomPolicy(rng) : new ScriptedExpert(expertScript(task), rng, opts.noise ?? 0, opts.explore ?? 0);
 }

@@ -38,7 +38,14 @@ export async function goalObservations(task: string, seed: number, height: numbe
   return (await subgoals(task, seed, height, width, 'stage')).map((g) => g.observation);
 }
 
-export async function subgoals(task: string, seed: number, height: number, width: number, granularity: GoalGranularity, render: { shadows?: boolean } = {}): Promise<Subgoal[]> {
+export async function subgoals(
+  task: string,
+  seed: number,
+  height: number,
+  width: number,
+  granularity: GoalGranularity,
+  render: { shadows?: boolean } = {},
+): Promise<Subgoal[]> {
   const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width, shadows: render.shadows });
   try {
     return recordStoryboard(env, env.reset(seed), seed, 0, granularity);
@@ -54,9 +61,25 @@ export async function subgoals(task: string, seed: number, height: number, width
  * `fromPhase`, the phase in which it completed that stage itself, so it also finishes that
  * phase's moves (release the knob, back off) before the next stage.
  */
-export async function subgoalsFrom(snapshot: SimSnapshot, fromPhase: number, task: string, seed: number, height: number, width: number, granularity: GoalGranularity, render: { shadows?: boolean } = {}): Promise<Subgoal[]> {
+export async function subgoalsFrom(
+  snapshot: SimSnapshot,
+  fromPhase: number,
+  task: string,
+  seed: number,
+  height: number,
+  width: number,
+  granularity: GoalGranularity,
+  render: { shadows?: boolean } = {},
+): Promise<Subgoal[]> {
   // The expert gets a full time limit of its own from the snapshot's step on.
-  const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width, shadows: render.shadows, maxSteps: snapshot.stepCount + taskByName(task).timeLimitSteps });
+  const env = await SimEnv.create({
+    task,
+    seed,
+    imageHeight: height,
+    imageWidth: width,
+    shadows: render.shadows,
+    maxSteps: snapshot.stepCount + taskByName(task).timeLimitSteps,
+  });
   try {
     env.restore(snapshot);
     return recordStoryboard(env, env.result(), seed, fromPhase, granularity);
@@ -85,7 +108,15 @@ function recordStoryboard(env: SimEnv, first: StepResult, seed: number, fromPhas
     // The expert moves on from a phase when the observation it just saw shows that phase done.
     if (policy.phaseIndex > phase) {
       const ended = policy.script.phases[phase]!;
-      phaseGoals.push({ observation: r.observation, stage: r.stagesDone, expertSteps: since, name: ended.name, gripper, phase, tolerance: ended.tolerance ?? DEFAULT_WAYPOINT_TOLERANCE });
+      phaseGoals.push({
+        observation: r.observation,
+        stage: r.stagesDone,
+        expertSteps: since,
+        name: ended.name,
+        gripper,
+        phase,
+        tolerance: ended.tolerance ?? DEFAULT_WAYPOINT_TOLERANCE,
+      });
       since = 0;
     } else if (policy.phaseIndex < phase) {
       // A retry: the storyboard keeps only the attempt that worked.
@@ -98,18 +129,34 @@ function recordStoryboard(env: SimEnv, first: StepResult, seed: number, fromPhas
     sinceStage++;
     sinceDense++;
     if (sinceDense >= DENSE_EVERY || r.stagesDone > before) {
-      denseGoals.push({ observation: r.observation, stage: before, expertSteps: sinceDense, name: `expert step ${r.step}${r.stagesDone > before ? ` (${env.task.stages[before]} done)` : ''}`, gripper });
+      denseGoals.push({
+        observation: r.observation,
+        stage: before,
+        expertSteps: sinceDense,
+        name: `expert step ${r.step}${r.stagesDone > before ? ` (${env.task.stages[before]} done)` : ''}`,
+        gripper,
+      });
       sinceDense = 0;
     }
     if (r.stagesDone > before) {
       stageGoals.push({ observation: r.observation, stage: before, expertSteps: sinceStage, name: env.task.stages[before]!, gripper });
       sinceStage = 0;
       // The stage's completion picture ends its part of the storyboard.
-      phaseGoals.push({ observation: r.observation, stage: before, expertSteps: since, name: `${env.task.stages[before]} (done)`, gripper, phase: policy.phaseIndex - 0.5 });
+      phaseGoals.push({
+        observation: r.observation,
+        stage: before,
+        expertSteps: since,
+        name: `${env.task.stages[before]} (done)`,
+        gripper,
+        phase: policy.phaseIndex - 0.5,
+      });
       since = 0;
     }
   }
-  if (!r.success) throw new Error(`expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}${fromPhase ? `, starting at phase ${fromPhase}` : ''}); no goal images`);
+  if (!r.success)
+    throw new Error(
+      `expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}${fromPhase ? `, starting at phase ${fromPhase}` : ''}); no goal images`,
+    );
   if (granularity === 'stage') return stageGoals;
   if (granularity === 'dense') return denseGoals.filter((g) => g.stage < r.stageCount);
   // Phases after the last stage completes (release, retreat) are not needed to succeed.

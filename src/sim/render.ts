@@ -63,7 +63,12 @@ function intersectLocal(type: number, size: ArrayLike<number>, o: number[], d: n
   }
   if (type === GEOM.sphere || type === GEOM.ellipsoid) {
     const r = size[0]!;
-    const t = root(d[0]! ** 2 + d[1]! ** 2 + d[2]! ** 2, 2 * (o[0]! * d[0]! + o[1]! * d[1]! + o[2]! * d[2]!), o[0]! ** 2 + o[1]! ** 2 + o[2]! ** 2 - r * r, EPS);
+    const t = root(
+      d[0]! ** 2 + d[1]! ** 2 + d[2]! ** 2,
+      2 * (o[0]! * d[0]! + o[1]! * d[1]! + o[2]! * d[2]!),
+      o[0]! ** 2 + o[1]! ** 2 + o[2]! ** 2 - r * r,
+      EPS,
+    );
     if (t === Infinity) return false;
     out.t = t;
     out.n = [(o[0]! + t * d[0]!) / r, (o[1]! + t * d[1]!) / r, (o[2]! + t * d[2]!) / r];
@@ -121,7 +126,12 @@ function intersectLocal(type: number, size: ArrayLike<number>, o: number[], d: n
         }
       } else {
         const oz = o[2]! - zc;
-        const t = root(d[0]! ** 2 + d[1]! ** 2 + d[2]! ** 2, 2 * (o[0]! * d[0]! + o[1]! * d[1]! + oz * d[2]!), o[0]! ** 2 + o[1]! ** 2 + oz * oz - r * r, EPS);
+        const t = root(
+          d[0]! ** 2 + d[1]! ** 2 + d[2]! ** 2,
+          2 * (o[0]! * d[0]! + o[1]! * d[1]! + oz * d[2]!),
+          o[0]! ** 2 + o[1]! ** 2 + oz * oz - r * r,
+          EPS,
+        );
         if (t < best) {
           best = t;
           n = [(o[0]! + t * d[0]!) / r, (o[1]! + t * d[1]!) / r, (oz + t * d[2]!) / r];
@@ -226,7 +236,9 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
   });
   const rects = geoms.map((g) => screenRect(g, cam, height, width));
   // The light's direction in each geom's local frame, for shadow rays.
-  const lightLocal = shadows ? geoms.map((g) => [0, 1, 2].map((j) => g.mat[j]! * LIGHT[0] + g.mat[3 + j]! * LIGHT[1] + g.mat[6 + j]! * LIGHT[2])) : [];
+  const lightLocal = shadows
+    ? geoms.map((g) => [0, 1, 2].map((j) => g.mat[j]! * LIGHT[0] + g.mat[3 + j]! * LIGHT[1] + g.mat[6 + j]! * LIGHT[2]))
+    : [];
   const hit: Hit = { t: Infinity, n: [0, 0, 1] };
   const ld = [0, 0, 0];
   const rowGeoms: number[] = [];
@@ -277,7 +289,12 @@ function renderExact(geoms: GeomSnapshot[], cam: Camera, height: number, width: 
       const len = Math.hypot(n0, n1, n2) || 1;
       let lam = (n0 * LIGHT[0] + n1 * LIGHT[1] + n2 * LIGHT[2]) / len;
       if (n0 * dir[0] + n1 * dir[1] + n2 * dir[2] > 0) lam = -lam; // back face seen from inside
-      const lit = lam > 0 && shadows ? (inShadow(geoms, lightLocal, bestG, cam.pos[0] + best * dir[0], cam.pos[1] + best * dir[1], cam.pos[2] + best * dir[2]) ? 0 : 1) : 1;
+      const lit =
+        lam > 0 && shadows
+          ? inShadow(geoms, lightLocal, bestG, cam.pos[0] + best * dir[0], cam.pos[1] + best * dir[1], cam.pos[2] + best * dir[2])
+            ? 0
+            : 1
+          : 1;
       const shade = AMBIENT + (1 - AMBIENT) * Math.max(0, lam) * lit;
       for (let c = 0; c < 3; c++) rgb[p + c] = Math.max(0, Math.min(255, Math.round(g.rgb[c]! * 255 * shade)));
     }
@@ -297,7 +314,9 @@ export function render(geoms: GeomSnapshot[], cam: Camera, height: number, width
   const big = renderExact(geoms, cam, height * 2, width * 2, shadows);
   const small = resizeRgb({ data: big.rgb, width: width * 2, height: height * 2 }, height, width);
   const depth = new Float32Array(height * width);
-  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) depth[r * width + c] = Math.min(big.depth[2 * r * 2 * width + 2 * c]!, big.depth[(2 * r + 1) * 2 * width + 2 * c + 1]!);
+  for (let r = 0; r < height; r++)
+    for (let c = 0; c < width; c++)
+      depth[r * width + c] = Math.min(big.depth[2 * r * 2 * width + 2 * c]!, big.depth[(2 * r + 1) * 2 * width + 2 * c + 1]!);
   const rgb = new Uint8Array(small.length);
   for (let i = 0; i < small.length; i++) rgb[i] = Math.round(small[i]!);
   return { rgb, depth };

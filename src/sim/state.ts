@@ -15,7 +15,8 @@ export class SceneState {
     readonly model: MjModel,
     readonly data: MjData,
   ) {
-    for (const b of [...OBJECTS, 'gripper', 'drawer', 'cabinet', 'finger_left', 'finger_right']) this.body.set(b, idOf(mj, model, OBJ.body, b));
+    for (const b of [...OBJECTS, 'gripper', 'drawer', 'cabinet', 'finger_left', 'finger_right'])
+      this.body.set(b, idOf(mj, model, OBJ.body, b));
     for (const j of ['grip_x', 'grip_y', 'grip_z', 'grip_yaw', 'finger_left', 'finger_right', 'drawer', ...OBJECTS]) {
       this.qadr.set(j, model.jnt_qposadr[idOf(mj, model, OBJ.joint, j)]!);
     }

@@ -36,7 +36,13 @@ function park(s: SceneState, keep: ObjectName[]): void {
 const REST_Z: Record<ObjectName, number> = { can: 0.056, apple: 0.031, block_blue: 0.026, block_yellow: 0.026, block_purple: 0.021 };
 
 /** Random free spot on the table (away from the cabinet and from `taken`). */
-function spot(rng: Rng, taken: [number, number][], x: [number, number] = [0.38, 0.6], y: [number, number] = [-0.28, 0.02], clearance = 0.1): [number, number] {
+function spot(
+  rng: Rng,
+  taken: [number, number][],
+  x: [number, number] = [0.38, 0.6],
+  y: [number, number] = [-0.28, 0.02],
+  clearance = 0.1,
+): [number, number] {
   for (let i = 0; i < 200; i++) {
     const p: [number, number] = [rng.uniform(x[0], x[1]), rng.uniform(y[0], y[1])];
     if (taken.every((q) => Math.hypot(p[0] - q[0], p[1] - q[1]) > clearance)) return p;

@@ -41,8 +41,14 @@ export class AdamW {
       const p = params[name]!;
       if (!this.m.has(name)) {
         // Variables share their initial tensor's data; tidy frees the temporary handle.
-        this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
-        this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+        this.m.set(
+          name,
+          tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+        );
+        this.v.set(
+          name,
+          tf.tidy(() => tf.variable(tf.zerosLike(p), false)),
+        );
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
@@ -62,8 +68,12 @@ export class AdamW {
   /** Moments as host tensors `m/<name>`, `v/<name>` (step is stored by the caller). */
   async stateTensors(): Promise<Map<string, { dtype: 'float32'; shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { dtype: 'float32'; shape: number[]; data: Float32Array }>();
-    for (const [prefix, map] of [['m', this.m], ['v', this.v]] as const) {
-      for (const [name, t] of map) out.set(`${prefix}/${name}`, { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(await t.data()) });
+    for (const [prefix, map] of [
+      ['m', this.m],
+      ['v', this.v],
+    ] as const) {
+      for (const [name, t] of map)
+        out.set(`${prefix}/${name}`, { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(await t.data()) });
     }
     return out;
   }
@@ -74,7 +84,10 @@ export class AdamW {
     for (const [key, t] of tensors) {
       const slash = key.indexOf('/');
       const map = key.slice(0, slash) === 'm' ? this.m : this.v;
-      map.set(key.slice(slash + 1), tf.tidy(() => tf.variable(tf.tensor(toFloat32(t), t.shape), false)));
+      map.set(
+        key.slice(slash + 1),
+        tf.tidy(() => tf.variable(tf.tensor(toFloat32(t), t.shape), false)),
+      );
     }
   }
 

@@ -49,7 +49,8 @@ export function otherWindowOrder(n: number): number[] {
 
 /** PSNR (dB) of `predicted` against `truth`, both in [-1, 1]. */
 export function psnr(predicted: ArrayLike<number>, truth: ArrayLike<number>): number {
-  if (predicted.length !== truth.length || !truth.length) throw new Error(`psnr: ${predicted.length} predicted values against ${truth.length} true ones`);
+  if (predicted.length !== truth.length || !truth.length)
+    throw new Error(`psnr: ${predicted.length} predicted values against ${truth.length} true ones`);
   let se = 0;
   for (let i = 0; i < truth.length; i++) se += (predicted[i]! - truth[i]!) ** 2;
   return 10 * Math.log10(PEAK_SQUARED / Math.max(se / truth.length, MSE_FLOOR));
@@ -68,9 +69,20 @@ export interface ControllabilityRun {
  * the futures already imagined under the recorded actions (validation has them), so only the
  * other-action futures cost an imagination pass. Undefined for fewer than two windows.
  */
-export function actionControllability(imagine: ImagineFutures, windows: WindowLike[], contextFrames: number, px: number, recorded?: Float32Array[]): ControllabilityRun | undefined {
+export function actionControllability(
+  imagine: ImagineFutures,
+  windows: WindowLike[],
+  contextFrames: number,
+  px: number,
+  recorded?: Float32Array[],
+): ControllabilityRun | undefined {
   if (windows.length < 2) return undefined;
-  const own = recorded ?? imagine(windows, windows.map((w) => w.actions));
+  const own =
+    recorded ??
+    imagine(
+      windows,
+      windows.map((w) => w.actions),
+    );
   const order = otherWindowOrder(windows.length);
   const other = imagine(
     windows,
@@ -90,7 +102,11 @@ export function actionControllability(imagine: ImagineFutures, windows: WindowLi
     wins += Math.abs(a - b) <= TIE_DB ? 0.5 : a > b ? 1 : 0;
   });
   const n = windows.length;
-  return { figure: { deltaPsnr: delta / n, psnr: sumOwn / n, otherPsnr: sumOther / n, recordedWins: wins / n, windows: n }, recorded: own, other };
+  return {
+    figure: { deltaPsnr: delta / n, psnr: sumOwn / n, otherPsnr: sumOther / n, recordedWins: wins / n, windows: n },
+    recorded: own,
+    other,
+  };
 }
 
 /** One line for logs and strip captions, e.g. "action dPSNR +3.21 dB (recorded actions better in 7/8 windows)". */

@@ -108,7 +108,9 @@ export interface StepRunnerOptions {
  */
 export function trainWorkerScript(): string | undefined {
   const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js') ? join(here, '..', 'train-worker.js') : join(packageRoot(), 'dist', 'src', 'train', 'train-worker.js');
+  const candidate = here.endsWith('.js')
+    ? join(here, '..', 'train-worker.js')
+    : join(packageRoot(), 'dist', 'src', 'train', 'train-worker.js');
   return existsSync(candidate) ? candidate : undefined;
 }
 
@@ -139,7 +141,11 @@ function compact(a: Float32Array): Float32Array {
 }
 
 function shareWindows(windows: WindowLike[]): WindowLike[] {
-  return windows.map((w) => ({ frames: compact(w.frames), actions: compact(w.actions), ...(w.language ? { language: compact(w.language) } : {}) }));
+  return windows.map((w) => ({
+    frames: compact(w.frames),
+    actions: compact(w.actions),
+    ...(w.language ? { language: compact(w.language) } : {}),
+  }));
 }
 
 function localRunner(trainer: Trainer, o: StepRunnerOptions): StepRunner {
@@ -165,7 +171,9 @@ export async function startStepRunner(trainer: Trainer, o: StepRunnerOptions): P
   if (o.workers <= 1) return localRunner(trainer, o);
   const script = trainWorkerScript();
   if (!script) {
-    o.log?.('warning: training in this thread: worker threads need the compiled code (dist/src/train/train-worker.js); run `npm run build`');
+    o.log?.(
+      'warning: training in this thread: worker threads need the compiled code (dist/src/train/train-worker.js); run `npm run build`',
+    );
     return localRunner(trainer, o);
   }
   return DataParallelRunner.start(trainer, script, o);
@@ -283,7 +291,14 @@ class DataParallelRunner implements StepRunner {
     const ranges = shares(b, this.workers);
     const replies = ranges.map(([start, end], i) => {
       const reply = this.reply(i);
-      const msg: ToTrainWorker = { type: 'step', id, version: this.version, windows: shareWindows(windows.slice(start, end)), draw: sliceDraw(draw, b, start, end), whole };
+      const msg: ToTrainWorker = {
+        type: 'step',
+        id,
+        version: this.version,
+        windows: shareWindows(windows.slice(start, end)),
+        draw: sliceDraw(draw, b, start, end),
+        whole,
+      };
       this.threads[i]!.postMessage(msg);
       return reply;
     });
@@ -298,7 +313,8 @@ class DataParallelRunner implements StepRunner {
     // Every share runs the same graph, so a parameter the loss does not reach has no gradient in any of them.
     const missing = new Set(done[0]!.missing);
     const grads: Record<string, tf.Tensor> = {};
-    for (const slot of this.layout.trainable) if (!missing.has(slot.name)) grads[slot.name] = tf.tensor(sum.subarray(slot.offset, slot.offset + slot.size), slot.shape);
+    for (const slot of this.layout.trainable)
+      if (!missing.has(slot.name)) grads[slot.name] = tf.tensor(sum.subarray(slot.offset, slot.offset + slot.size), slot.shape);
     const gradNorm = this.trainer.applyGradients(grads, lr, emaDecay);
     this.publishWeights();
     const parts = { loss: 0, frame: 0, action: 0, ssl: 0 };

@@ -40,7 +40,13 @@ export interface FinetuneSettings {
    * Writes a PNG strip (context | predicted | predicted under other actions | true) for these val windows and their
    * imagined futures, captioned with the controllability figure; returns the file written.
    */
-  renderStrip?: (trainer: Trainer, windows: WindowLike[], predicted: Float32Array[], step: number, contrast?: StripContrast) => Promise<string | undefined>;
+  renderStrip?: (
+    trainer: Trainer,
+    windows: WindowLike[],
+    predicted: Float32Array[],
+    step: number,
+    contrast?: StripContrast,
+  ) => Promise<string | undefined>;
   init: TensorMap;
   resume: boolean;
   /** Worker threads that share each batch (data-parallel); 1 (default) trains in this thread. The checkpoint does not depend on it. */
@@ -105,13 +111,25 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
     if (!valWindows.length) return undefined;
     const batch = toBatch(valWindows, s.cfg, s.contextFrames, s.futureFrames);
     // Fixed, unshifted noise for validation so curves compare like with like (also across --time-shift); the EMA weights are what planning uses.
-    const draw = drawNoise(new Rng(s.seed + 7919), s.cfg, valWindows.length, s.contextFrames + s.futureFrames, s.contextFrames, { ...s.objective, kind: 'vanilla', policyFraction: 0, timeShift: 1 });
+    const draw = drawNoise(new Rng(s.seed + 7919), s.cfg, valWindows.length, s.contextFrames + s.futureFrames, s.contextFrames, {
+      ...s.objective,
+      kind: 'vanilla',
+      policyFraction: 0,
+      timeShift: 1,
+    });
     const r = trainer.evaluate(batch, draw, true);
     disposeBatch(batch);
     return r.frame;
   };
 
-  const runner = await startStepRunner(trainer, { workers: Math.min(s.workers ?? 1, s.batchSize), cfg: s.cfg, contextFrames: s.contextFrames, futureFrames: s.futureFrames, backend: s.backend, log: s.log });
+  const runner = await startStepRunner(trainer, {
+    workers: Math.min(s.workers ?? 1, s.batchSize),
+    cfg: s.cfg,
+    contextFrames: s.contextFrames,
+    futureFrames: s.futureFrames,
+    backend: s.backend,
+    log: s.log,
+  });
   if (runner.workers > 1) s.log(`data-parallel: ${runner.workers} worker threads share each batch`);
   const progress = new Progress('finetune', s.steps, { initial: start });
   const source = data.train(start * s.batchSize)[Symbol.asyncIterator]();
@@ -124,61 +142,89 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
   let controllability: string | undefined;
   const t0 = performance.now();
   try {
-  while (step < s.steps) {
-    if (signal?.aborted) {
-      interrupted = true;
-      break;
-    }
-    const windows: WindowLike[] = [];
-    while (windows.length < s.batchSize) {
-      const next = await source.next();
-      if (next.done) throw new Error(`training data ran out after ${windowsSeen + windows.length} windows`);
-      windows.push(next.value);
-    }
-    windowsSeen += windows.length;
-    // The whole batch's noise is drawn here, whatever the workers, so every worker count takes the same step.
-    const draw = drawNoise(stepRng(s.seed, step), s.cfg, windows.length, s.contextFrames + s.futureFrames, s.contextFrames, s.objective);
-    const lr = learningRate(step, s.lr, s.warmup, s.steps);
-    const ts = performance.now();
-    last = await runner.step(windows, draw, lr, emaDecayAt(step, s.emaDecay));
-    step++;
-    const samplesPerSec = windows.length / ((performance.now() - ts) / 1000);
-    const record: Record<string, number | string> = { step, loss: last.loss, frame_loss: last.frame, action_loss: last.action, ssl_loss: last.ssl, grad_norm: last.gradNorm, lr, samples_per_s: samplesPerSec };
-    if (s.valEvery > 0 && (step % s.valEvery === 0 || step === s.steps)) {
-      valLoss = validate();
-      if (valLoss !== undefined) record.val_loss = valLoss;
-      if (valWindows.length) {
-        // What planning sees: sampled futures against the truth, next to a model that predicts no motion.
-        const px = s.cfg.imageHeight * s.cfg.imageWidth * 3;
-        const imagineWith = (windows: WindowLike[], actions: Float32Array[]) => predictFutures(trainer.teacherParams(), s.cfg, windows, s.contextFrames, s.futureFrames, s.seed, actions);
-        const predicted = imagineWith(valWindows, valWindows.map((w) => w.actions));
-        const err = imaginationError(predicted, valWindows, s.contextFrames, px);
-        record.val_imagine_mse = err.mse;
-        record.val_copy_mse = err.copyMse;
-        // Does the imagined future follow the action? The same windows, same noise, under another window's actions.
-        const ctrl = actionControllability(imagineWith, valWindows, s.contextFrames, px, predicted);
-        if (ctrl) {
-          record.val_delta_psnr = ctrl.figure.deltaPsnr;
-          record.val_psnr = ctrl.figure.psnr;
-          record.val_psnr_other_actions = ctrl.figure.otherPsnr;
-          record.val_recorded_actions_better = ctrl.figure.recordedWins;
-          controllability = describeControllability(ctrl.figure);
-        }
-        const png = await s.renderStrip?.(trainer, valWindows.slice(0, 4), predicted, step, ctrl && { other: ctrl.other.slice(0, 4), figure: ctrl.figure });
-        if (png) record.val_strip = png;
+    while (step < s.steps) {
+      if (signal?.aborted) {
+        interrupted = true;
+        break;
       }
+      const windows: WindowLike[] = [];
+      while (windows.length < s.batchSize) {
+        const next = await source.next();
+        if (next.done) throw new Error(`training data ran out after ${windowsSeen + windows.length} windows`);
+        windows.push(next.value);
+      }
+      windowsSeen += windows.length;
+      // The whole batch's noise is drawn here, whatever the workers, so every worker count takes the same step.
+      const draw = drawNoise(stepRng(s.seed, step), s.cfg, windows.length, s.contextFrames + s.futureFrames, s.contextFrames, s.objective);
+      const lr = learningRate(step, s.lr, s.warmup, s.steps);
+      const ts = performance.now();
+      last = await runner.step(windows, draw, lr, emaDecayAt(step, s.emaDecay));
+      step++;
+      const samplesPerSec = windows.length / ((performance.now() - ts) / 1000);
+      const record: Record<string, number | string> = {
+        step,
+        loss: last.loss,
+        frame_loss: last.frame,
+        action_loss: last.action,
+        ssl_loss: last.ssl,
+        grad_norm: last.gradNorm,
+        lr,
+        samples_per_s: samplesPerSec,
+      };
+      if (s.valEvery > 0 && (step % s.valEvery === 0 || step === s.steps)) {
+        valLoss = validate();
+        if (valLoss !== undefined) record.val_loss = valLoss;
+        if (valWindows.length) {
+          // What planning sees: sampled futures against the truth, next to a model that predicts no motion.
+          const px = s.cfg.imageHeight * s.cfg.imageWidth * 3;
+          const imagineWith = (windows: WindowLike[], actions: Float32Array[]) =>
+            predictFutures(trainer.teacherParams(), s.cfg, windows, s.contextFrames, s.futureFrames, s.seed, actions);
+          const predicted = imagineWith(
+            valWindows,
+            valWindows.map((w) => w.actions),
+          );
+          const err = imaginationError(predicted, valWindows, s.contextFrames, px);
+          record.val_imagine_mse = err.mse;
+          record.val_copy_mse = err.copyMse;
+          // Does the imagined future follow the action? The same windows, same noise, under another window's actions.
+          const ctrl = actionControllability(imagineWith, valWindows, s.contextFrames, px, predicted);
+          if (ctrl) {
+            record.val_delta_psnr = ctrl.figure.deltaPsnr;
+            record.val_psnr = ctrl.figure.psnr;
+            record.val_psnr_other_actions = ctrl.figure.otherPsnr;
+            record.val_recorded_actions_better = ctrl.figure.recordedWins;
+            controllability = describeControllability(ctrl.figure);
+          }
+          const png = await s.renderStrip?.(
+            trainer,
+            valWindows.slice(0, 4),
+            predicted,
+            step,
+            ctrl && { other: ctrl.other.slice(0, 4), figure: ctrl.figure },
+          );
+          if (png) record.val_strip = png;
+        }
+      }
+      appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
+      progress.update(
+        step,
+        `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}${controllability ? `, ${controllability}` : ''}`,
+        record.val_imagine_mse !== undefined,
+      );
+      if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
     }
-    appendFileSync(metricsPath, `${JSON.stringify(record)}\n`);
-    progress.update(step, `step ${step} loss ${last.loss.toFixed(4)} ${samplesPerSec.toFixed(1)} samples/s${valLoss !== undefined ? ` val ${valLoss.toFixed(4)}` : ''}${record.val_imagine_mse !== undefined ? ` imagine mse ${(record.val_imagine_mse as number).toFixed(4)} (no-motion ${(record.val_copy_mse as number).toFixed(4)})` : ''}${controllability ? `, ${controllability}` : ''}`, record.val_imagine_mse !== undefined);
-    if (step % s.checkpointEvery === 0 || step === s.steps) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
-  }
   } finally {
     await runner.close();
   }
   // Closes the data stream's open shard files now rather than at garbage collection.
   await source.return?.();
-  if (interrupted && step > start && step % s.checkpointEvery !== 0) saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
-  progress.finish(last ? `loss ${last.loss.toFixed(4)}, ${(((step - start) * s.batchSize) / ((performance.now() - t0) / 1000)).toFixed(1)} samples/s` : '');
+  if (interrupted && step > start && step % s.checkpointEvery !== 0)
+    saveCheckpoint(s.runDir, s.cfg, await snapshot(trainer, step, valLoss));
+  progress.finish(
+    last
+      ? `loss ${last.loss.toFixed(4)}, ${(((step - start) * s.batchSize) / ((performance.now() - t0) / 1000)).toFixed(1)} samples/s`
+      : '',
+  );
   trainer.dispose();
   return { finalStep: step, interrupted, lastStats: last, valLoss };
 }

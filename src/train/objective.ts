@@ -39,7 +39,14 @@ export interface ObjectiveOptions {
   timeShift: number;
 }
 
-export const DEFAULT_OBJECTIVE: ObjectiveOptions = { kind: 'selfflow', maskRatio: 0.25, policyFraction: 0.3, sslWeight: 1, actionWeight: 1, timeShift: 1 };
+export const DEFAULT_OBJECTIVE: ObjectiveOptions = {
+  kind: 'selfflow',
+  maskRatio: 0.25,
+  policyFraction: 0.3,
+  sslWeight: 1,
+  actionWeight: 1,
+  timeShift: 1,
+};
 
 /** A uniform draw u in [0, 1) mapped to a noise level shifted towards 1 by `s` (s = 1: t = u). */
 export function shiftTime(u: number, s: number): number {
@@ -72,7 +79,14 @@ export interface NoiseDraw {
   secondMask: Float32Array;
 }
 
-export function drawNoise(rng: Rng, cfg: WorldModelConfig, b: number, frames: number, contextFrames: number, o: ObjectiveOptions): NoiseDraw {
+export function drawNoise(
+  rng: Rng,
+  cfg: WorldModelConfig,
+  b: number,
+  frames: number,
+  contextFrames: number,
+  o: ObjectiveOptions,
+): NoiseDraw {
   const { n } = patchGrid(cfg);
   const pix = cfg.imageHeight * cfg.imageWidth * 3;
   const frameNoise = Float32Array.from({ length: b * frames * pix }, () => rng.normal());
@@ -141,7 +155,12 @@ export interface LossParts {
   ssl: tf.Scalar;
 }
 
-function noisedBatch(batch: SequenceBatch, draw: NoiseDraw, frameT: Float32Array, cfg: WorldModelConfig): { input: FrameBatch; eps: tf.Tensor; epsA: tf.Tensor } {
+function noisedBatch(
+  batch: SequenceBatch,
+  draw: NoiseDraw,
+  frameT: Float32Array,
+  cfg: WorldModelConfig,
+): { input: FrameBatch; eps: tf.Tensor; epsA: tf.Tensor } {
   const [b, f, h, w, ch] = batch.frames.shape;
   const { n } = patchGrid(cfg);
   const eps = tf.tensor(draw.frameNoise, batch.frames.shape);
@@ -213,7 +232,13 @@ export function studentLoss(
   const share = whole ? b / whole.size : 1;
   const k = batch.contextFrames;
   const { input, eps, epsA } = noisedBatch(batch, draw, draw.studentT, cfg);
-  const out = worldModelForward(student, cfg, input, { language: batch.language }, { projectedLayer: o.kind === 'selfflow' ? cfg.studentLayer : undefined });
+  const out = worldModelForward(
+    student,
+    cfg,
+    input,
+    { language: batch.language },
+    { projectedLayer: o.kind === 'selfflow' ? cfg.studentLayer : undefined },
+  );
   const hw = [cfg.imageHeight, cfg.imageWidth, 3];
   const future = (x: tf.Tensor) => x.slice([0, k, 0, 0, 0], [b, f - k, ...hw]);
   let frame: tf.Scalar;

@@ -76,9 +76,12 @@ export function saveCheckpoint(runDir: string, model: WorldModelConfig, files: C
   fsyncDir(ckpts);
   writeJsonAtomic(join(runDir, 'latest.json'), { step: files.state.step, dir: `checkpoints/${name}` });
   // Prune older complete checkpoints and any temp dirs left by killed runs.
-  const complete = readdirSync(ckpts).filter((d) => /^step-\d+$/.test(d)).sort();
+  const complete = readdirSync(ckpts)
+    .filter((d) => /^step-\d+$/.test(d))
+    .sort();
   for (const d of complete.slice(0, Math.max(0, complete.length - keep))) rmSync(join(ckpts, d), { recursive: true, force: true });
-  for (const d of readdirSync(ckpts).filter((d) => d.endsWith('.tmp') && d !== `.${name}.${process.pid}.tmp`)) rmSync(join(ckpts, d), { recursive: true, force: true });
+  for (const d of readdirSync(ckpts).filter((d) => d.endsWith('.tmp') && d !== `.${name}.${process.pid}.tmp`))
+    rmSync(join(ckpts, d), { recursive: true, force: true });
   return final;
 }
 
@@ -88,12 +91,18 @@ export function loadCheckpoint(dir: string): CheckpointFiles {
   const optimizer = readSafetensors(join(dir, 'optimizer.safetensors')).tensors;
   const statePath = join(dir, 'state.json');
   const state = readJsonObjectFile(statePath, 'checkpoint state');
-  for (const k of ['step', 'optimizerStep']) if (!isCount(state[k])) throw new UserError(`${statePath}: field '${k}' must be a non-negative integer`);
+  for (const k of ['step', 'optimizerStep'])
+    if (!isCount(state[k])) throw new UserError(`${statePath}: field '${k}' must be a non-negative integer`);
   return { student, ema, optimizer, state: state as unknown as CheckpointState };
 }
 
 /** The EMA (teacher) weights of a run's latest checkpoint, or of a weight file given directly: what planning uses. */
-export function loadInferenceWeights(runOrFile: string): { cfg: WorldModelConfig; tensors: TensorMap; manifest?: RunManifest; step?: number } {
+export function loadInferenceWeights(runOrFile: string): {
+  cfg: WorldModelConfig;
+  tensors: TensorMap;
+  manifest?: RunManifest;
+  step?: number;
+} {
   if (runOrFile.endsWith('.safetensors')) {
     const { cfg, tensors } = readWorldModel(runOrFile);
     return { cfg, tensors };
@@ -104,4 +113,3 @@ export function loadInferenceWeights(runOrFile: string): { cfg: WorldModelConfig
   const { cfg, tensors } = readWorldModel(join(latest.dir, 'ema.safetensors'));
   return { cfg, tensors, manifest, step: latest.step };
 }
-

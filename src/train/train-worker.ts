@@ -47,7 +47,8 @@ async function main(): Promise<void> {
     try {
       if (m.version !== version) {
         // The coordinator stores the version after writing the weights; loading it orders the reads after those writes.
-        if (Atomics.load(control, 0) !== m.version) throw new Error(`shared weights are at version ${Atomics.load(control, 0)}, the step expects ${m.version}`);
+        if (Atomics.load(control, 0) !== m.version)
+          throw new Error(`shared weights are at version ${Atomics.load(control, 0)}, the step expects ${m.version}`);
         loadWeights(trainer);
         version = m.version;
       }

@@ -8,7 +8,15 @@ import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
 import { FROZEN, toTf } from '../model/params.js';
 import { AdamW, type AdamWOptions } from './adamw.js';
-import { emaUpdate, studentLoss, teacherFeatures, type NoiseDraw, type ObjectiveOptions, type SequenceBatch, type WholeBatch } from './objective.js';
+import {
+  emaUpdate,
+  studentLoss,
+  teacherFeatures,
+  type NoiseDraw,
+  type ObjectiveOptions,
+  type SequenceBatch,
+  type WholeBatch,
+} from './objective.js';
 
 export interface StepStats {
   loss: number;
@@ -60,8 +68,20 @@ export class Trainer {
   evaluate(batch: SequenceBatch, draw: NoiseDraw, useTeacherWeights = false): Omit<StepStats, 'gradNorm'> {
     return tf.tidy(() => {
       const raw = this.objective.kind === 'selfflow' ? teacherFeatures(this.teacherParams(), this.cfg, batch, draw) : undefined;
-      const parts = studentLoss(useTeacherWeights ? this.teacherParams() : this.studentParams(), this.cfg, batch, draw, this.objective, raw);
-      return { loss: parts.total.dataSync()[0]!, frame: parts.frame.dataSync()[0]!, action: parts.action.dataSync()[0]!, ssl: parts.ssl.dataSync()[0]! };
+      const parts = studentLoss(
+        useTeacherWeights ? this.teacherParams() : this.studentParams(),
+        this.cfg,
+        batch,
+        draw,
+        this.objective,
+        raw,
+      );
+      return {
+        loss: parts.total.dataSync()[0]!,
+        frame: parts.frame.dataSync()[0]!,
+        action: parts.action.dataSync()[0]!,
+        ssl: parts.ssl.dataSync()[0]!,
+      };
     });
   }
 
@@ -70,7 +90,11 @@ export class Trainer {
    * updates nothing. With `whole`, `batch` is a share and both are its contribution to the whole batch's.
    * Gradients are keyed by parameter name; parameters the loss does not reach have none.
    */
-  gradients(batch: SequenceBatch, draw: NoiseDraw, whole?: WholeBatch): { parts: Omit<StepStats, 'gradNorm'>; grads: Record<string, tf.Tensor> } {
+  gradients(
+    batch: SequenceBatch,
+    draw: NoiseDraw,
+    whole?: WholeBatch,
+  ): { parts: Omit<StepStats, 'gradNorm'>; grads: Record<string, tf.Tensor> } {
     const raw = this.objective.kind === 'selfflow' ? teacherFeatures(this.teacherParams(), this.cfg, batch, draw) : undefined;
     let kept: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {

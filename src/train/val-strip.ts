@@ -24,7 +24,15 @@ const GAP = 6;
  * Imagined futures [H, h, w, 3] per window (8 Heun steps, seeded per window index), under the
  * windows' recorded actions or under `actions` (one H x A sequence per window).
  */
-export function predictFutures(params: Params, cfg: WorldModelConfig, windows: WindowLike[], k: number, h: number, seed: number, actions: Float32Array[] = windows.map((w) => w.actions)): Float32Array[] {
+export function predictFutures(
+  params: Params,
+  cfg: WorldModelConfig,
+  windows: WindowLike[],
+  k: number,
+  h: number,
+  seed: number,
+  actions: Float32Array[] = windows.map((w) => w.actions),
+): Float32Array[] {
   const [fh, fw] = [cfg.imageHeight, cfg.imageWidth];
   const px = fh * fw * 3;
   return windows.map((w, row) =>
@@ -32,7 +40,11 @@ export function predictFutures(params: Params, cfg: WorldModelConfig, windows: W
       const frames = tf.tensor5d(w.frames.subarray(0, k * px), [1, k, fh, fw, 3]);
       const cond = w.language ? { language: tf.tensor2d(w.language, [1, cfg.languageDim]) } : {};
       const ctx = contextCache(params, cfg, frames, tf.zeros([1, k - 1, cfg.actionDim]) as tf.Tensor3D, cond);
-      const out = imagine(params, cfg, ctx, tf.tensor3d(actions[row]!, [1, h, cfg.actionDim]), cond, { steps: 8, integrator: 'heun', seed: seed + row }).frames;
+      const out = imagine(params, cfg, ctx, tf.tensor3d(actions[row]!, [1, h, cfg.actionDim]), cond, {
+        steps: 8,
+        integrator: 'heun',
+        seed: seed + row,
+      }).frames;
       disposeContext(ctx);
       return out.dataSync().slice() as Float32Array;
     }),
@@ -80,12 +92,26 @@ function fitScale(text: string, width: number, max: number): number {
  * actions | (imagined under another window's actions) | truth, under a caption with the step and,
  * given `contrast`, the controllability figure. `predicted` comes from predictFutures.
  */
-export async function renderValidationStrip(runDir: string, trainer: Trainer, windows: WindowLike[], predicted: Float32Array[], step: number, k: number, h: number, contrast?: StripContrast): Promise<string | undefined> {
+export async function renderValidationStrip(
+  runDir: string,
+  trainer: Trainer,
+  windows: WindowLike[],
+  predicted: Float32Array[],
+  step: number,
+  k: number,
+  h: number,
+  contrast?: StripContrast,
+): Promise<string | undefined> {
   if (!windows.length) return undefined;
   const cfg = trainer.cfg;
   const [fh, fw] = [cfg.imageHeight, cfg.imageWidth];
   const px = fh * fw * 3;
-  const groups: { label: string; frames: number }[] = [{ label: 'context', frames: k }, { label: 'recorded actions', frames: h }, ...(contrast ? [{ label: 'other actions', frames: h }] : []), { label: 'truth', frames: h }];
+  const groups: { label: string; frames: number }[] = [
+    { label: 'context', frames: k },
+    { label: 'recorded actions', frames: h },
+    ...(contrast ? [{ label: 'other actions', frames: h }] : []),
+    { label: 'truth', frames: h },
+  ];
   const cols = groups.reduce((a, g) => a + g.frames, 0);
   const width = cols * (fw * SCALE) + (cols + groups.length) * GAP;
   const caption = `step ${step}${contrast ? `  ${describeControllability(contrast.figure)}` : ''}`;

@@ -56,7 +56,9 @@ export class Progress {
     if (this.finished) return;
     const now = this.now();
     // A terminal shows the bar full as soon as it is; a log gets its full line once, from finish().
-    const due = force || (this.tty ? done >= this.total || now - this.lastDraw >= this.interval : done < this.total && now - this.lastDraw >= this.interval);
+    const due =
+      force ||
+      (this.tty ? done >= this.total || now - this.lastDraw >= this.interval : done < this.total && now - this.lastDraw >= this.interval);
     if (!due) return;
     this.lastDraw = now;
     this.draw(done, extra, now);

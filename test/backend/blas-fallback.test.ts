@@ -47,7 +47,11 @@ describe('wasm+blas fallback', () => {
     await initBackend('wasm');
     const plain = tf.getKernel('BatchMatMul', 'wasm');
     const plainFused = tf.getKernel('_FusedMatMul', 'wasm');
-    setBlasLoader(() => ({ gemm: () => undefined, epilogue: () => undefined, info: () => ({ config: 'OpenBLAS test', corename: 'test', threads: 1 }) }));
+    setBlasLoader(() => ({
+      gemm: () => undefined,
+      epilogue: () => undefined,
+      info: () => ({ config: 'OpenBLAS test', corename: 'test', threads: 1 }),
+    }));
     const choice = await initBackend('wasm+blas');
     expect(describeChoice(choice)).toBe('backend: wasm+blas [OpenBLAS test, core test, 1 thread]');
     expect(tf.getKernel('BatchMatMul', 'wasm')).not.toBe(plain);

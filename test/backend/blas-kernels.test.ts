@@ -49,7 +49,12 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
 
   it('BatchMatMul matches wasm on random 2-D shapes with every transpose combination', async () => {
     for (let trial = 0; trial < 6; trial++) {
-      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, false],
+        [false, true],
+        [true, true],
+      ] as const) {
         const [m, n, k] = [dim(), dim(), dim()];
         const a = randomTensor(rng, ta ? [k, m] : [m, k]);
         const b = randomTensor(rng, tb ? [n, k] : [k, n]);
@@ -67,12 +72,19 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
       [[3], [3]],
       [[1], [4]],
       [[5], [1]],
-      [[2, 3], [2, 3]],
+      [
+        [2, 3],
+        [2, 3],
+      ],
       [[2, 3], []],
       [[], [4]],
     ];
     for (const [aBatch, bBatch] of cases) {
-      for (const [ta, tb] of [[false, false], [true, true], [false, true]] as const) {
+      for (const [ta, tb] of [
+        [false, false],
+        [true, true],
+        [false, true],
+      ] as const) {
         const [m, n, k] = [dim(), dim(), dim()];
         const a = randomTensor(rng, [...aBatch, ...(ta ? [k, m] : [m, k])]);
         const b = randomTensor(rng, [...bBatch, ...(tb ? [n, k] : [k, n])]);
@@ -112,7 +124,16 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
   const activations = ['linear', 'relu', 'relu6', 'elu', 'prelu', 'leakyrelu', 'sigmoid'] as const;
 
   /** The fused product written as separate plain ops (the wasm reference). */
-  function unfused(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean, bias: tf.Tensor | undefined, act: (typeof activations)[number], prelu: tf.Tensor | undefined, alpha: number): tf.Tensor {
+  function unfused(
+    a: tf.Tensor,
+    b: tf.Tensor,
+    ta: boolean,
+    tb: boolean,
+    bias: tf.Tensor | undefined,
+    act: (typeof activations)[number],
+    prelu: tf.Tensor | undefined,
+    alpha: number,
+  ): tf.Tensor {
     let y = tf.matMul(a, b, ta, tb);
     if (bias) y = tf.add(y, bias);
     switch (act) {
@@ -135,7 +156,12 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
 
   it('_FusedMatMul with bias and every activation matches the same ops unfused on wasm', async () => {
     for (const act of activations) {
-      for (const [ta, tb, batch] of [[false, false, 1], [true, false, 1], [false, true, 3], [true, true, 2]] as const) {
+      for (const [ta, tb, batch] of [
+        [false, false, 1],
+        [true, false, 1],
+        [false, true, 3],
+        [true, true, 2],
+      ] as const) {
         for (const biasSize of [0, 1, -1]) {
           const [m, n, k] = [dim(), 1 + dim(), dim()];
           const a = randomTensor(rng, [batch, ...(ta ? [k, m] : [m, k])]);
@@ -144,7 +170,16 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
           const prelu = act === 'prelu' ? randomTensor(rng, [n], 0.3) : undefined;
           const alpha = 0.1 + rng.uniform(0, 0.3);
           const fused = () =>
-            tf.fused.matMul({ a: a, b: b, transposeA: ta, transposeB: tb, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: alpha });
+            tf.fused.matMul({
+              a: a,
+              b: b,
+              transposeA: ta,
+              transposeB: tb,
+              bias,
+              activation: act,
+              preluActivationWeights: prelu,
+              leakyreluAlpha: alpha,
+            });
           await initBackend('wasm');
           const want = tf.tidy(() => unfused(a, b, ta, tb, bias, act, prelu, alpha));
           await initBackend('wasm+blas');
@@ -165,7 +200,9 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
       const b = randomTensor(rng, [1, k, n]);
       const bias = randomTensor(rng, [n]);
       const prelu = act === 'prelu' ? randomTensor(rng, [n], 0.3) : undefined;
-      const r = await both(() => tf.fused.matMul({ a: a, b: b, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: 0.15 }));
+      const r = await both(() =>
+        tf.fused.matMul({ a: a, b: b, bias, activation: act, preluActivationWeights: prelu, leakyreluAlpha: 0.15 }),
+      );
       expect(relErr(r.blas, r.wasm), act).toBeLessThan(TOL);
       tf.dispose([a, b, bias, ...(prelu ? [prelu] : [])]);
     }

@@ -18,7 +18,24 @@ describe('selfflow-wm model run', () => {
   it('writes the fixture outputs under their names, within 1e-4 of the reference (config under "config" key)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-'));
     const out = join(dir, 'out.safetensors');
-    const r = await run(['model', 'run', '--checkpoint', F('selfflow-tiny.pt'), '--model-config', F('selfflow-tiny.json'), '--inputs', F('selfflow-tiny.io.safetensors'), '--out', out, '--features-layer', '2', '--raw-features-layer', '4', '--backend', 'wasm']);
+    const r = await run([
+      'model',
+      'run',
+      '--checkpoint',
+      F('selfflow-tiny.pt'),
+      '--model-config',
+      F('selfflow-tiny.json'),
+      '--inputs',
+      F('selfflow-tiny.io.safetensors'),
+      '--out',
+      out,
+      '--features-layer',
+      '2',
+      '--raw-features-layer',
+      '4',
+      '--backend',
+      'wasm',
+    ]);
     expect(r.code, r.err).toBe(0);
     const got = readSafetensors(out).tensors;
     const ref = readSafetensors(F('selfflow-tiny.io.safetensors')).tensors;
@@ -32,15 +49,52 @@ describe('selfflow-wm model run', () => {
   it('accepts a top-level config file and reports a config/checkpoint mismatch by tensor name', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-'));
     const cfg = join(dir, 'cfg.json');
-    writeFileSync(cfg, JSON.stringify({ input_size: 8, patch_size: 2, in_channels: 4, hidden_size: 64, depth: 3, num_heads: 4, mlp_ratio: 4, num_classes: 11, learn_sigma: true }));
-    const r = await run(['model', 'run', '--checkpoint', F('selfflow-tiny.safetensors'), '--model-config', cfg, '--inputs', F('selfflow-tiny.io.safetensors'), '--out', join(dir, 'o.safetensors')]);
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        input_size: 8,
+        patch_size: 2,
+        in_channels: 4,
+        hidden_size: 64,
+        depth: 3,
+        num_heads: 4,
+        mlp_ratio: 4,
+        num_classes: 11,
+        learn_sigma: true,
+      }),
+    );
+    const r = await run([
+      'model',
+      'run',
+      '--checkpoint',
+      F('selfflow-tiny.safetensors'),
+      '--model-config',
+      cfg,
+      '--inputs',
+      F('selfflow-tiny.io.safetensors'),
+      '--out',
+      join(dir, 'o.safetensors'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/unexpected 'blocks\.3\./);
   });
 
   it('rejects missing flags and out-of-range layers with usage errors', async () => {
     expect((await run(['model', 'run', '--model-config', F('selfflow-tiny.json')])).err).toMatch(/--checkpoint/);
-    const r = await run(['model', 'run', '--checkpoint', F('selfflow-tiny.pt'), '--model-config', F('selfflow-tiny.json'), '--inputs', F('selfflow-tiny.io.safetensors'), '--out', '/tmp/x.safetensors', '--features-layer', '9']);
+    const r = await run([
+      'model',
+      'run',
+      '--checkpoint',
+      F('selfflow-tiny.pt'),
+      '--model-config',
+      F('selfflow-tiny.json'),
+      '--inputs',
+      F('selfflow-tiny.io.safetensors'),
+      '--out',
+      '/tmp/x.safetensors',
+      '--features-layer',
+      '9',
+    ]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/--features-layer must be in 1\.\.4/);
   });
@@ -62,10 +116,13 @@ describe('backend selection', () => {
       return false;
     }
   };
-  it.skipIf(installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node'))('an explicit backend that cannot load names its package and how to install it', async () => {
-    await expect(initBackend('cuda')).rejects.toThrow(/@tensorflow\/tfjs-node-gpu.*\n.*npm install @tensorflow\/tfjs-node-gpu/s);
-    await expect(initBackend('tfjs-node')).rejects.toThrow(/npm install @tensorflow\/tfjs-node@/);
-  });
+  it.skipIf(installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node'))(
+    'an explicit backend that cannot load names its package and how to install it',
+    async () => {
+      await expect(initBackend('cuda')).rejects.toThrow(/@tensorflow\/tfjs-node-gpu.*\n.*npm install @tensorflow\/tfjs-node-gpu/s);
+      await expect(initBackend('tfjs-node')).rejects.toThrow(/npm install @tensorflow\/tfjs-node@/);
+    },
+  );
 
   it('rejects unknown names and falls through to a loadable backend on auto', async () => {
     await expect(initBackend('tpu')).rejects.toThrow(/unknown backend 'tpu'/);

@@ -31,7 +31,12 @@ interface Run {
 
 function cli(args: string[], uid?: number): Run {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, ...(uid !== undefined ? { uid, gid: uid } : {}) });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+    ...(uid !== undefined ? { uid, gid: uid } : {}),
+  });
   return { status: r.status, signal: r.signal, stderr: r.stderr, stdout: r.stdout, ms: Date.now() - t0 };
 }
 
@@ -59,7 +64,7 @@ function fixture(): { shard: Uint8Array; records: Uint8Array[]; firstLength: num
   const shard = new Uint8Array(readFileSync(sharedFixture(`rt1-fractal-sample/${SHARD}`)));
   const records: Uint8Array[] = [];
   const view = new DataView(shard.buffer, shard.byteOffset, shard.byteLength);
-  for (let p = 0; p < shard.length; ) {
+  for (let p = 0; p < shard.length;) {
     const n = Number(view.getBigUint64(p, true));
     records.push(shard.slice(p + 12, p + 12 + n));
     p += 16 + n;
@@ -86,12 +91,19 @@ describe('crafted TFRecord shards through `data inspect`', () => {
   ] as const) {
     it(`a first length field of ${label} with a valid CRC is refused, naming shard, record and byte`, () => {
       const dir = dataDir({ [SHARD]: new Uint8Array([...recordHeader(length), 1, 2, 3, 4, 5, 6, 7, 8]) });
-      expectRefused(cli(inspect(dir)), join(dir, SHARD), new RegExp(`record 0 at byte 0: record length ${length} exceeds the 8 bytes left in the file`));
+      expectRefused(
+        cli(inspect(dir)),
+        join(dir, SHARD),
+        new RegExp(`record 0 at byte 0: record length ${length} exceeds the 8 bytes left in the file`),
+      );
     });
   }
 
   it('--skip-corrupt skips a shard whose length field is corrupt and reads the next one', () => {
-    const dir = dataDir({ [SHARD]: new Uint8Array([...recordHeader(2n ** 32n), 0, 0, 0, 0]), [SHARD.replace('00000-of', '00001-of')]: fixture().shard });
+    const dir = dataDir({
+      [SHARD]: new Uint8Array([...recordHeader(2n ** 32n), 0, 0, 0, 0]),
+      [SHARD.replace('00000-of', '00001-of')]: fixture().shard,
+    });
     const r = cli(inspect(dir, '--skip-corrupt', '--json'));
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ shards: 2, episodes: 3, corrupt_skipped: 1 });
@@ -127,7 +139,11 @@ describe('crafted TFRecord shards through `data inspect`', () => {
   ] as const) {
     it(`${label} frame declaring ${size} is refused from its header, naming shard, record and feature`, () => {
       const dir = dataDir({ [SHARD]: shardWithImage(image) });
-      expectRefused(cli(inspect(dir)), join(dir, SHARD), new RegExp(`record 0 at byte 0: feature 'steps/observation/image' step 0: image declares ${size} pixels`));
+      expectRefused(
+        cli(inspect(dir)),
+        join(dir, SHARD),
+        new RegExp(`record 0 at byte 0: feature 'steps/observation/image' step 0: image declares ${size} pixels`),
+      );
     });
   }
 
@@ -135,12 +151,36 @@ describe('crafted TFRecord shards through `data inspect`', () => {
   const handled: [string, (f: ReturnType<typeof fixture>) => Uint8Array, RegExp][] = [
     ['a data CRC mismatch', ({ shard }) => flip(shard, 12 + 200), /record 0 at byte 0: data CRC mismatch/],
     ['a length CRC mismatch', ({ shard }) => flip(shard, 9), /record 0 at byte 0: length CRC mismatch/],
-    ['a truncated header', ({ shard, firstLength }) => shard.slice(0, 16 + firstLength + 5), /record 1 at byte \d+: truncated record header \(5 of 12 bytes\)/],
-    ['a truncated record', ({ shard }) => shard.slice(0, shard.length - 50), /record 2 at byte \d+: truncated record: expected \d+ data bytes/],
-    ['a record that is not a tf.train.Example', () => frameRecord(new Uint8Array([0xff, 0xff, 0xff, 0xff])), /record 0 at byte 0: not a tf.train.Example/],
-    ['a missing feature', ({ records }) => frameRecord(withoutFeature(records[0]!, 'steps/reward')), /record 0 at byte 0: missing feature 'steps\/reward'/],
-    ['a misshapen feature', ({ records }) => frameRecord(withFeature(records[0]!, 'steps/action/world_vector', { kind: 'float', value: new Float32Array(14) })), /feature 'steps\/action\/world_vector' has 14 elements/],
-    ['a feature of the wrong kind', ({ records }) => frameRecord(withFeature(records[0]!, 'steps/reward', { kind: 'int64', value: [1] })), /feature 'steps\/reward' is stored as int64_list/],
+    [
+      'a truncated header',
+      ({ shard, firstLength }) => shard.slice(0, 16 + firstLength + 5),
+      /record 1 at byte \d+: truncated record header \(5 of 12 bytes\)/,
+    ],
+    [
+      'a truncated record',
+      ({ shard }) => shard.slice(0, shard.length - 50),
+      /record 2 at byte \d+: truncated record: expected \d+ data bytes/,
+    ],
+    [
+      'a record that is not a tf.train.Example',
+      () => frameRecord(new Uint8Array([0xff, 0xff, 0xff, 0xff])),
+      /record 0 at byte 0: not a tf.train.Example/,
+    ],
+    [
+      'a missing feature',
+      ({ records }) => frameRecord(withoutFeature(records[0]!, 'steps/reward')),
+      /record 0 at byte 0: missing feature 'steps\/reward'/,
+    ],
+    [
+      'a misshapen feature',
+      ({ records }) => frameRecord(withFeature(records[0]!, 'steps/action/world_vector', { kind: 'float', value: new Float32Array(14) })),
+      /feature 'steps\/action\/world_vector' has 14 elements/,
+    ],
+    [
+      'a feature of the wrong kind',
+      ({ records }) => frameRecord(withFeature(records[0]!, 'steps/reward', { kind: 'int64', value: [1] })),
+      /feature 'steps\/reward' is stored as int64_list/,
+    ],
     ['an undecodable image', () => shardWithImage(new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])), /step 0: cannot decode jpeg image/],
     ['an image that is not JPEG or PNG', () => shardWithImage(new Uint8Array([1, 2, 3, 4])), /step 0: not a JPEG or PNG image/],
   ];
@@ -172,13 +212,25 @@ function withFeature(record: Uint8Array, name: string, value: Parameters<ReturnT
 
 describe('crafted torch.save checkpoints through `model import` and `model run`', () => {
   const ptCases: [string, () => Uint8Array, RegExp][] = [
-    ['a 200 KB LONG4 integer', () => torchPt(pickleOf(long4(200_000))), /integer of 200000 bytes is longer than the 4096-byte limit at byte 2/],
+    [
+      'a 200 KB LONG4 integer',
+      () => torchPt(pickleOf(long4(200_000))),
+      /integer of 200000 bytes is longer than the 4096-byte limit at byte 2/,
+    ],
     ['dicts nested 200,000 deep', () => torchPt(nestedDicts(200_000)), /containers nested more than 1000 deep/],
     ['a dict that contains itself', () => torchPt(selfContainingDict()), /dict 'a' contains itself/],
     ['an unsupported opcode', () => torchPt(pickleOf('i')), /unsupported pickle opcode 0x69 at byte 2/],
     ['a truncated pickle', () => torchPt(pickleOf([0x58, 0xff, 0xff, 0x00, 0x00], 'abc')), /truncated pickle/],
-    ['a zip entry that inflates past its declared size', () => torchPt(new Uint8Array(50 * 2 ** 20), { deflate: true, declaredSize: 1000 }), /entry 'archive\/data.pkl' inflates past its declared 1000 bytes/],
-    ['a zip entry declaring 4 GiB from a few bytes', () => torchPt(new Uint8Array(1000), { deflate: true, declaredSize: 2 ** 32 - 2 }), /declares 4294967294 bytes uncompressed/],
+    [
+      'a zip entry that inflates past its declared size',
+      () => torchPt(new Uint8Array(50 * 2 ** 20), { deflate: true, declaredSize: 1000 }),
+      /entry 'archive\/data.pkl' inflates past its declared 1000 bytes/,
+    ],
+    [
+      'a zip entry declaring 4 GiB from a few bytes',
+      () => torchPt(new Uint8Array(1000), { deflate: true, declaredSize: 2 ** 32 - 2 }),
+      /declares 4294967294 bytes uncompressed/,
+    ],
     ['a file that is not a zip archive', () => new Uint8Array(100).fill(7), /not a torch.save zip archive/],
   ];
   for (const [label, make, detail] of ptCases) {
@@ -194,7 +246,20 @@ describe('crafted torch.save checkpoints through `model import` and `model run`'
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-crafted-pt-'));
     const pt = join(dir, 'crafted.pt');
     writeFileSync(pt, torchPt(pickleOf('i')));
-    const r = cli(['model', 'run', '--checkpoint', pt, '--config', 'tiny', '--inputs', sharedFixture('selfflow-reference/selfflow-tiny.io.safetensors'), '--out', join(dir, 'out.safetensors'), '--backend', 'cpu']);
+    const r = cli([
+      'model',
+      'run',
+      '--checkpoint',
+      pt,
+      '--config',
+      'tiny',
+      '--inputs',
+      sharedFixture('selfflow-reference/selfflow-tiny.io.safetensors'),
+      '--out',
+      join(dir, 'out.safetensors'),
+      '--backend',
+      'cpu',
+    ]);
     expectRefused(r, pt, /unsupported pickle opcode 0x69/);
   });
 });

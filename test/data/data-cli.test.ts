@@ -22,7 +22,14 @@ describe('selfflow-wm data inspect / data stats', () => {
     const r = await runCli(['data', 'inspect', '--data', 'rt1', '--data-dir', sharedFixture('rt1-fractal-sample'), '--json']);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j).toMatchObject({ shards: 1, episodes: 3, steps: 17, corrupt_skipped: 0, step_histogram: { '5': 2, '7': 1 }, unknown_features: {} });
+    expect(j).toMatchObject({
+      shards: 1,
+      episodes: 3,
+      steps: 17,
+      corrupt_skipped: 0,
+      step_histogram: { '5': 2, '7': 1 },
+      unknown_features: {},
+    });
     expect(j.features['steps/observation/natural_language_embedding']).toMatchObject({ dtype: 'float32', shape: [512] });
     expect(j.features['steps/action/terminate_episode']).toMatchObject({ dtype: 'int32', shape: [3] });
     expect(j.features['steps/observation/image']).toMatchObject({ dtype: 'image', shape: [256, 320, 3] });
@@ -43,10 +50,17 @@ describe('selfflow-wm data inspect / data stats', () => {
     const { dir, offset } = corruptRt1();
     const bad = await runCli(['data', 'inspect', '--data', 'rt1', '--data-dir', dir, '--json']);
     expect(bad.code).not.toBe(0);
-    expect(bad.err).toContain(`${join(dir, SHARD)}: record 1 at byte ${offset}: data CRC mismatch (use --skip-corrupt to skip such records)`);
+    expect(bad.err).toContain(
+      `${join(dir, SHARD)}: record 1 at byte ${offset}: data CRC mismatch (use --skip-corrupt to skip such records)`,
+    );
     const ok = await runCli(['data', 'inspect', '--data', 'rt1', '--data-dir', dir, '--json', '--skip-corrupt']);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.out)).toMatchObject({ episodes: 2, steps: 12, corrupt_skipped: 1, instructions: { 'pick coke can': 1, 'open top drawer': 1 } });
+    expect(JSON.parse(ok.out)).toMatchObject({
+      episodes: 2,
+      steps: 12,
+      corrupt_skipped: 1,
+      instructions: { 'pick coke can': 1, 'open top drawer': 1 },
+    });
     expect(ok.err).toContain('skipped 1 corrupt record(s)');
     const stats = await runCli(['data', 'stats', '--data', 'rt1', '--data-dir', dir]);
     expect(stats.code).not.toBe(0);

@@ -28,7 +28,9 @@ describe('image size limit', () => {
       }
       // The headers hold no pixel data: reaching a decoder would give a "cannot decode" error instead.
       expect(err).toBeInstanceOf(UserError);
-      expect((err as Error).message).toBe(`setGoal.images[0]: image declares ${size} pixels (${Number(size.split('x')[0]) ** 2}), over the limit of ${DEFAULT_MAX_IMAGE_PIXELS} pixels; it was not decoded`);
+      expect((err as Error).message).toBe(
+        `setGoal.images[0]: image declares ${size} pixels (${Number(size.split('x')[0]) ** 2}), over the limit of ${DEFAULT_MAX_IMAGE_PIXELS} pixels; it was not decoded`,
+      );
     }
     expect(DEFAULT_MAX_IMAGE_PIXELS).toBe(4096 * 4096);
   });

@@ -10,7 +10,8 @@ import { sharedFixture } from '../helpers/fixtures.js';
 
 async function rt1Frames(): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
-  for await (const ep of readEpisodes(sharedFixture('rt1-fractal-sample'), loadCard('rt1'))) out.push(...(ep.fields.get('steps/observation/image')!.values as Uint8Array[]));
+  for await (const ep of readEpisodes(sharedFixture('rt1-fractal-sample'), loadCard('rt1')))
+    out.push(...(ep.fields.get('steps/observation/image')!.values as Uint8Array[]));
   return out;
 }
 
@@ -41,7 +42,11 @@ describe('image decoding', () => {
 
   it.each(JPEG_DECODERS)('%s decodes every RT-1 fixture frame to 256x320 RGB within 1.0 of the expected mean pixel', async (decoder) => {
     setJpegDecoder(decoder);
-    const expected = (JSON.parse(readFileSync(sharedFixture('rt1-fractal-sample/expected-summary.json'), 'utf8')) as { episodes: { image_mean_per_step: number[] }[] }).episodes.flatMap((e) => e.image_mean_per_step);
+    const expected = (
+      JSON.parse(readFileSync(sharedFixture('rt1-fractal-sample/expected-summary.json'), 'utf8')) as {
+        episodes: { image_mean_per_step: number[] }[];
+      }
+    ).episodes.flatMap((e) => e.image_mean_per_step);
     const frames = await rt1Frames();
     expect(frames.length).toBe(expected.length);
     frames.forEach((bytes, i) => {
@@ -65,9 +70,9 @@ describe('image decoding', () => {
     png.data.set([10, 20, 30, 255, 40, 50, 60, 0]);
     const img = decodeImage(new Uint8Array(PNG.sync.write(png)));
     expect([img.width, img.height, Array.from(img.data)]).toEqual([2, 1, [10, 20, 30, 40, 50, 60]]);
-    expect(() => decodeImage(Uint8Array.from([0x47, 0x49, 0x46, 0x38, 0x39]), 'x.tfrecord: record 4 feature steps/observation/image')).toThrow(
-      'x.tfrecord: record 4 feature steps/observation/image: not a JPEG or PNG image (starts with 47 49 46 38)',
-    );
+    expect(() =>
+      decodeImage(Uint8Array.from([0x47, 0x49, 0x46, 0x38, 0x39]), 'x.tfrecord: record 4 feature steps/observation/image'),
+    ).toThrow('x.tfrecord: record 4 feature steps/observation/image: not a JPEG or PNG image (starts with 47 49 46 38)');
   });
 });
 

@@ -24,13 +24,26 @@ describe('model action <-> RT-1 action', () => {
 
   it('rt1 models world_vector, rotation_delta, gripper: 7 dims in that order', () => {
     expect(actionDim(card)).toBe(7);
-    expect(names).toEqual(['world_vector.x', 'world_vector.y', 'world_vector.z', 'rotation_delta.roll', 'rotation_delta.pitch', 'rotation_delta.yaw', 'gripper_closedness_action']);
+    expect(names).toEqual([
+      'world_vector.x',
+      'world_vector.y',
+      'world_vector.z',
+      'rotation_delta.roll',
+      'rotation_delta.pitch',
+      'rotation_delta.yaw',
+      'gripper_closedness_action',
+    ]);
     expect(stats.q01[0]).toBeCloseTo(-0.1, 12);
     expect(stats.q99[6]).toBeCloseTo(1, 12);
   });
 
   it('round-trips in-range actions and clips out-of-range ones to q01/q99', () => {
-    const a: Rt1Action = { worldVector: [0.05, -0.02, 0], rotationDelta: [0.25, -0.5, 0.1], gripperClosedness: -1, terminateEpisode: [0, 1, 0] };
+    const a: Rt1Action = {
+      worldVector: [0.05, -0.02, 0],
+      rotationDelta: [0.25, -0.5, 0.1],
+      gripperClosedness: -1,
+      terminateEpisode: [0, 1, 0],
+    };
     const norm = rt1ToModelAction(card, stats, a);
     expect(Array.from(norm).map((v) => Number(v.toFixed(5)))).toEqual([0.5, -0.2, 0, 0.5, -1, 0.2, -1]);
     const back = modelActionToRt1(card, stats, norm);
@@ -40,7 +53,9 @@ describe('model action <-> RT-1 action', () => {
     expect(back.terminateEpisode).toEqual([0, 1, 0]);
     const far = rt1ToModelAction(card, stats, { ...a, worldVector: [5, -5, 0] });
     expect([far[0], far[1]]).toEqual([1, -1]);
-    expect(modelActionToRt1(card, stats, Float32Array.from([9, -9, 0, 0, 0, 0, 0])).worldVector.map((v) => Number(v.toFixed(6)))).toEqual([0.1, -0.1, 0]);
+    expect(modelActionToRt1(card, stats, Float32Array.from([9, -9, 0, 0, 0, 0, 0])).worldVector.map((v) => Number(v.toFixed(6)))).toEqual([
+      0.1, -0.1, 0,
+    ]);
   });
 
   it('the older (stats, x) form gives the same result', () => {
@@ -50,7 +65,9 @@ describe('model action <-> RT-1 action', () => {
 
   it('rejects statistics computed for another card, naming both', () => {
     const bridge = statsFor(actionNames(loadCard('bridge')), [-1, -1, -1, -1, -1, -1, 0], [1, 1, 1, 1, 1, 1, 1]);
-    expect(() => modelActionToRt1(card, bridge, new Float32Array(7))).toThrow(/action statistics \[dx, .*\] do not match card 'rt1' action \[world_vector.x/);
+    expect(() => modelActionToRt1(card, bridge, new Float32Array(7))).toThrow(
+      /action statistics \[dx, .*\] do not match card 'rt1' action \[world_vector.x/,
+    );
     expect(() => modelActionToRt1(card, stats, new Float32Array(6))).toThrow(/model action has 6 values, the action statistics 7/);
   });
 
@@ -82,7 +99,15 @@ function bridgeEpisode(steps: number, jpeg: Uint8Array): EpisodeRecord {
       reward: t === steps - 1 ? 1 : 0,
       discount: 1,
     })),
-    metadata: { 'episode_metadata/file_path': 'sim', 'episode_metadata/episode_id': 0, 'episode_metadata/has_image_0': 1, 'episode_metadata/has_image_1': 0, 'episode_metadata/has_image_2': 0, 'episode_metadata/has_image_3': 0, 'episode_metadata/has_language': 1 },
+    metadata: {
+      'episode_metadata/file_path': 'sim',
+      'episode_metadata/episode_id': 0,
+      'episode_metadata/has_image_0': 1,
+      'episode_metadata/has_image_1': 0,
+      'episode_metadata/has_image_2': 0,
+      'episode_metadata/has_image_3': 0,
+      'episode_metadata/has_language': 1,
+    },
   };
 }
 
@@ -95,14 +120,23 @@ describe('RLDS writer: interrupted and repeated collections', () => {
     const w = new RldsWriter(dir, card, { episodesPerShard: 2, datasetName: 'demo' });
     for (let i = 0; i < 3; i++) await w.add(bridgeEpisode(3, jpeg));
     // Killed here: shard 0 is complete and visible, shard 1 is still a hidden temp file.
-    expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['dataset_info.json', 'demo-train.tfrecord-00000', 'features.json']);
+    expect(
+      readdirSync(dir)
+        .filter((f) => !f.startsWith('.'))
+        .sort(),
+    ).toEqual(['dataset_info.json', 'demo-train.tfrecord-00000', 'features.json']);
     const keys: string[] = [];
     for await (const ep of readEpisodes(dir, card)) keys.push(ep.key);
     expect(keys).toEqual(['demo-train.tfrecord-00000#0', 'demo-train.tfrecord-00000#1']);
     expect(JSON.parse(readFileSync(join(dir, 'dataset_info.json'), 'utf8')).splits[0].shardLengths).toEqual(['2']);
     const r = await w.close();
     expect(r).toMatchObject({ episodes: 3, steps: 9 });
-    expect(readdirSync(dir).sort()).toEqual(['dataset_info.json', 'demo-train.tfrecord-00000-of-00002', 'demo-train.tfrecord-00001-of-00002', 'features.json']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'dataset_info.json',
+      'demo-train.tfrecord-00000-of-00002',
+      'demo-train.tfrecord-00001-of-00002',
+      'features.json',
+    ]);
   });
 
   it('abort() removes the partial shard and keeps the complete ones', async () => {
@@ -117,7 +151,9 @@ describe('RLDS writer: interrupted and repeated collections', () => {
   it('refuses a directory that already holds shards of the same dataset and split', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-writer-'));
     writeFileSync(join(dir, 'demo-train.tfrecord-00000-of-00003'), '');
-    expect(() => new RldsWriter(dir, loadCard('bridge'), { datasetName: 'demo' })).toThrow(/already holds 1 shard\(s\) of demo-train .*write to an empty directory/);
+    expect(() => new RldsWriter(dir, loadCard('bridge'), { datasetName: 'demo' })).toThrow(
+      /already holds 1 shard\(s\) of demo-train .*write to an empty directory/,
+    );
     expect(existsSync(join(dir, 'features.json'))).toBe(false);
   });
 
@@ -144,7 +180,9 @@ describe('RLDS writer: keys the card does not describe', () => {
     const w = new RldsWriter(dir, card);
     const typo = bridgeEpisode(2, jpeg);
     typo.steps[1]!['observation/imgae_0'] = jpeg;
-    await expect(w.add(typo)).rejects.toThrow("episode 0 step 1: 'observation/imgae_0' is not a per-step feature of card 'bridge' (keys omit the steps/ prefix)");
+    await expect(w.add(typo)).rejects.toThrow(
+      "episode 0 step 1: 'observation/imgae_0' is not a per-step feature of card 'bridge' (keys omit the steps/ prefix)",
+    );
     const meta = bridgeEpisode(2, jpeg);
     meta.metadata!.operator = 'x';
     await expect(w.add(meta)).rejects.toThrow("episode 0: metadata 'operator' is not an episode feature of card 'bridge'");

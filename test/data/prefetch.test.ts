@@ -43,7 +43,9 @@ describe.skipIf(!windowWorkerScript())('windows prefetched in a worker thread', 
     const card = loadCard('rt1');
     const rt1 = sharedFixture('rt1-fractal-sample');
     const stats = await computeActionStats(card, readEpisodes(rt1, card));
-    expect(await take(prefetchedWindowStream({ dataDir: rt1, card, spec, split: 'train', valFraction: 0, seed: 1, stats, shuffleBuffer: 4 }), 3)).toHaveLength(3);
+    expect(
+      await take(prefetchedWindowStream({ dataDir: rt1, card, spec, split: 'train', valFraction: 0, seed: 1, stats, shuffleBuffer: 4 }), 3),
+    ).toHaveLength(3);
 
     const b = new Uint8Array(readFileSync(join(rt1, 'fractal20220817_data-train.tfrecord-00000-of-00001')));
     const offset = 16 + Number(new DataView(b.buffer).getBigUint64(0, true));
@@ -51,7 +53,9 @@ describe.skipIf(!windowWorkerScript())('windows prefetched in a worker thread', 
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-prefetch-'));
     writeFileSync(join(dir, 'fractal20220817_data-train.tfrecord-00000-of-00001'), b);
     const o = { dataDir: dir, card, spec, split: 'val' as const, valFraction: 1, seed: 0, stats };
-    await expect(take(prefetchedWindowStream(o), 100)).rejects.toThrow(`record 1 at byte ${offset}: data CRC mismatch (use --skip-corrupt to skip such records)`);
+    await expect(take(prefetchedWindowStream(o), 100)).rejects.toThrow(
+      `record 1 at byte ${offset}: data CRC mismatch (use --skip-corrupt to skip such records)`,
+    );
     const skipped: string[] = [];
     const wins = await take(prefetchedWindowStream({ ...o, skipCorrupt: true, onCorrupt: (m) => skipped.push(m) }), 100);
     expect(skipped).toEqual([expect.stringContaining(`record 1 at byte ${offset}: data CRC mismatch`)]);

@@ -128,7 +128,9 @@ describe('corrupt input', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-shape-'));
     const frames = [encodeExample(ex), encodeExample(ex2)].map(frameRecord);
     writeFileSync(join(dir, 'x.tfrecord-00000-of-00001'), Buffer.concat(frames));
-    await expect(collect(dir)).rejects.toThrow(/record 0 at byte 0: feature 'steps\/action\/world_vector' has 14 elements, not a multiple of the per-step size 3/);
+    await expect(collect(dir)).rejects.toThrow(
+      /record 0 at byte 0: feature 'steps\/action\/world_vector' has 14 elements, not a multiple of the per-step size 3/,
+    );
     const messages: string[] = [];
     await collect(dir, loadCard('rt1'), true, (m) => messages.push(m));
     expect(messages[1]).toMatch(/record 1 at byte \d+: missing feature 'steps\/reward'/);
@@ -159,7 +161,10 @@ describe('RLDS writer', () => {
     }
     const res = await w.close();
     expect(res).toMatchObject({ episodes: 3, steps: 17 });
-    expect(res.shards.map((s) => s.split('/').pop())).toEqual(['fractal20220817_data-train.tfrecord-00000-of-00002', 'fractal20220817_data-train.tfrecord-00001-of-00002']);
+    expect(res.shards.map((s) => s.split('/').pop())).toEqual([
+      'fractal20220817_data-train.tfrecord-00000-of-00002',
+      'fractal20220817_data-train.tfrecord-00001-of-00002',
+    ]);
     const back = await collect(dir);
     expect(back.length).toBe(3);
     back.forEach((ep, i) => {
@@ -174,6 +179,8 @@ describe('RLDS writer', () => {
   it('rejects a step whose feature has the wrong size, naming episode, step and feature', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-write-'));
     const w = new RldsWriter(dir, loadCard('bridge'));
-    await expect(w.add({ steps: [{ action: [1, 2, 3] }] })).rejects.toThrow(/episode 0: feature 'steps\/observation\/image_0' is missing in 1 of 1 steps|'steps\/action' has 3 values/);
+    await expect(w.add({ steps: [{ action: [1, 2, 3] }] })).rejects.toThrow(
+      /episode 0: feature 'steps\/observation\/image_0' is missing in 1 of 1 steps|'steps\/action' has 3 values/,
+    );
   });
 });

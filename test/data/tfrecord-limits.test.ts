@@ -30,13 +30,17 @@ describe('TFRecord length bounds', () => {
     const path = file(new Uint8Array([...good, ...recordHeader(2n ** 32n), 0, 0, 0, 0]));
     const err = (await records(path).catch((e: unknown) => e)) as CorruptRecordError;
     expect(err).toBeInstanceOf(CorruptRecordError);
-    expect(err.message).toBe(`${path}: record 1 at byte ${good.length}: record length 4294967296 exceeds the 4 bytes left in the file (the record framing is corrupt)`);
+    expect(err.message).toBe(
+      `${path}: record 1 at byte ${good.length}: record length 4294967296 exceeds the 4 bytes left in the file (the record framing is corrupt)`,
+    );
     expect(err.resumable).toBe(false);
   });
 
   it('a record over the maximum record size is skipped whole with --skip-corrupt, and reading goes on', async () => {
     const path = file(new Uint8Array([...frameRecord(new Uint8Array(100)), ...frameRecord(new Uint8Array([7]))]));
-    await expect(records(path, { maxRecordBytes: 64 })).rejects.toThrow(`${path}: record 0 at byte 0: record length 100 exceeds the maximum record size of 64 bytes`);
+    await expect(records(path, { maxRecordBytes: 64 })).rejects.toThrow(
+      `${path}: record 0 at byte 0: record length 100 exceeds the maximum record size of 64 bytes`,
+    );
     const skipped: string[] = [];
     const got = await records(path, { maxRecordBytes: 64, skipCorrupt: true, onCorrupt: (e) => skipped.push(e.message) });
     expect(got.map((r) => [r.index, r.offset, [...r.data]])).toEqual([[1, 116, [7]]]);

@@ -40,7 +40,10 @@ describe('training windows', () => {
   it('have the documented shapes and ranges, and the split is by episode', async () => {
     const card = loadCard('bridge');
     const stats = await computeActionStats(card, readEpisodes(dir(), card));
-    const train = await take(windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0.3, seed: 1, stats, shuffleBuffer: 16, epochs: 1 }), 1000);
+    const train = await take(
+      windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0.3, seed: 1, stats, shuffleBuffer: 16, epochs: 1 }),
+      1000,
+    );
     const val = await take(windowStream({ dataDir: dir(), card, spec, split: 'val', valFraction: 0.3, seed: 1, stats }), 1000);
     expect(train.length).toBeGreaterThan(0);
     expect(val.length).toBeGreaterThan(0);
@@ -71,7 +74,11 @@ describe('training windows', () => {
   });
 
   it('area resize averages exactly', () => {
-    const img = { width: 4, height: 2, data: Uint8Array.from([0, 0, 0, 10, 10, 10, 20, 20, 20, 30, 30, 30, 40, 40, 40, 50, 50, 50, 60, 60, 60, 70, 70, 70]) };
+    const img = {
+      width: 4,
+      height: 2,
+      data: Uint8Array.from([0, 0, 0, 10, 10, 10, 20, 20, 20, 30, 30, 30, 40, 40, 40, 50, 50, 50, 60, 60, 60, 70, 70, 70]),
+    };
     expect(Array.from(resizeRgb(img, 1, 2))).toEqual([25, 25, 25, 45, 45, 45]);
   });
 });
@@ -90,8 +97,22 @@ describe('reading many shards', () => {
       for await (const ep of readEpisodes(dir, card, { interleave })) out.push(ep.key.replace('fractal20220817_data-train.tfrecord-', ''));
       return out;
     };
-    expect(await keys(1)).toEqual(['00000-of-00002#0', '00000-of-00002#1', '00000-of-00002#2', '00001-of-00002#0', '00001-of-00002#1', '00001-of-00002#2']);
-    expect(await keys(2)).toEqual(['00000-of-00002#0', '00001-of-00002#0', '00000-of-00002#1', '00001-of-00002#1', '00000-of-00002#2', '00001-of-00002#2']);
+    expect(await keys(1)).toEqual([
+      '00000-of-00002#0',
+      '00000-of-00002#1',
+      '00000-of-00002#2',
+      '00001-of-00002#0',
+      '00001-of-00002#1',
+      '00001-of-00002#2',
+    ]);
+    expect(await keys(2)).toEqual([
+      '00000-of-00002#0',
+      '00001-of-00002#0',
+      '00000-of-00002#1',
+      '00001-of-00002#1',
+      '00000-of-00002#2',
+      '00001-of-00002#2',
+    ]);
   });
 });
 
@@ -104,7 +125,8 @@ describe('an undecodable image inside a record with a valid CRC', () => {
     const { decodeExample, encodeExample } = await import('../../src/data/example.js');
     const { inspectDataset } = await import('../../src/data/inspect.js');
     const records: Uint8Array[] = [];
-    for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001'))) records.push(r.data);
+    for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001')))
+      records.push(r.data);
     const ex = decodeExample(records[1]!);
     const imgs = ex.get('steps/observation/image')!.value as Uint8Array[];
     imgs[2] = new TextEncoder().encode('GIF89a not a frame');
@@ -116,13 +138,23 @@ describe('an undecodable image inside a record with a valid CRC', () => {
     const card = loadCard('rt1');
     const stats = await computeActionStats(card, readEpisodes(dir, card));
     const small = { contextFrames: 1, futureFrames: 1, imageHeight: 8, imageWidth: 10 };
-    const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) => windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
-    await expect(take(stream(false), 100)).rejects.toThrow(`${shard}: record 1 at byte ${offset}: feature 'steps/observation/image' step 2: not a JPEG or PNG image (starts with 47 49 46 38) (use --skip-corrupt to skip such records)`);
+    const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) =>
+      windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
+    await expect(take(stream(false), 100)).rejects.toThrow(
+      `${shard}: record 1 at byte ${offset}: feature 'steps/observation/image' step 2: not a JPEG or PNG image (starts with 47 49 46 38) (use --skip-corrupt to skip such records)`,
+    );
     const skipped: string[] = [];
-    const wins = await take(stream(true, (m) => skipped.push(m)), 100);
+    const wins = await take(
+      stream(true, (m) => skipped.push(m)),
+      100,
+    );
     expect(skipped).toHaveLength(1);
-    expect(new Set(wins.map((w) => w.episodeKey))).toEqual(new Set(['fractal20220817_data-train.tfrecord-00000-of-00001#0', 'fractal20220817_data-train.tfrecord-00000-of-00001#2']));
-    await expect(inspectDataset(dir, card, false)).rejects.toThrow(/record 1 at byte \d+: feature 'steps\/observation\/image' step 2: not a JPEG or PNG/);
+    expect(new Set(wins.map((w) => w.episodeKey))).toEqual(
+      new Set(['fractal20220817_data-train.tfrecord-00000-of-00001#0', 'fractal20220817_data-train.tfrecord-00000-of-00001#2']),
+    );
+    await expect(inspectDataset(dir, card, false)).rejects.toThrow(
+      /record 1 at byte \d+: feature 'steps\/observation\/image' step 2: not a JPEG or PNG/,
+    );
     expect(await inspectDataset(dir, card, true)).toMatchObject({ episodes: 2, steps: 12, corrupt_skipped: 1 });
   });
 });
@@ -155,17 +187,23 @@ describe('window contents', () => {
         expect(err, `${w.episodeKey} frame ${i}`).toBeLessThanOrEqual(0.5 / 127.5 + 1e-6);
       }
       for (let j = 0; j < h; j++) {
-        expect(Array.from(w.actions.subarray(j * 7, (j + 1) * 7))).toEqual(Array.from(normaliseActions(stats, rawActionAt(card, ep, w.start + k - 1 + j))));
+        expect(Array.from(w.actions.subarray(j * 7, (j + 1) * 7))).toEqual(
+          Array.from(normaliseActions(stats, rawActionAt(card, ep, w.start + k - 1 + j))),
+        );
       }
       expect(w.instruction).toBe(ep.instruction);
-      expect(Array.from(w.language!)).toEqual(Array.from((ep.fields.get('steps/observation/natural_language_embedding')!.values as Float32Array).subarray(0, 512)));
+      expect(Array.from(w.language!)).toEqual(
+        Array.from((ep.fields.get('steps/observation/natural_language_embedding')!.values as Float32Array).subarray(0, 512)),
+      );
     }
   });
 
   it('rejects a bad window spec by field', async () => {
     const card = loadCard('bridge');
     const stats = await computeActionStats(card, readEpisodes(dir(), card));
-    await expect(take(windowStream({ dataDir: dir(), card, spec: { ...spec, futureFrames: 0 }, split: 'train', seed: 0, stats }), 1)).rejects.toThrow('training windows: futureFrames must be an integer >= 1, got 0');
+    await expect(
+      take(windowStream({ dataDir: dir(), card, spec: { ...spec, futureFrames: 0 }, split: 'train', seed: 0, stats }), 1),
+    ).rejects.toThrow('training windows: futureFrames must be an integer >= 1, got 0');
   });
 });
 
@@ -180,7 +218,9 @@ describe('action statistics files', () => {
     const d = mkdtempSync(join(tmpdir(), 'sfwm-stats-'));
     saveActionStats(join(d, 's.json'), stats);
     expect(loadActionStats(join(d, 's.json'), card)).toEqual(stats);
-    expect(() => loadActionStats(join(d, 's.json'), loadCard('rt1'))).toThrow(/s\.json: dimensions \[dx, .*\] differ from card 'rt1' action \[world_vector\.x/);
+    expect(() => loadActionStats(join(d, 's.json'), loadCard('rt1'))).toThrow(
+      /s\.json: dimensions \[dx, .*\] differ from card 'rt1' action \[world_vector\.x/,
+    );
     writeFileSync(join(d, 'bad.json'), JSON.stringify({ ...stats, q99: stats.q99.slice(1) }));
     expect(() => loadActionStats(join(d, 'bad.json'))).toThrow(/bad\.json: 'q99' must be 7 finite numbers \(one per name\)/);
   });
@@ -196,12 +236,18 @@ describe('shuffle buffer size', () => {
   it('a dataset smaller than the buffer starts yielding after one pass, every window once per pass', async () => {
     const card = loadCard('bridge');
     const stats = await computeActionStats(card, readEpisodes(dir(), card));
-    const all = await take(windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0, seed: 2, stats, shuffleBuffer: 100_000, epochs: 1 }), 10_000);
+    const all = await take(
+      windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0, seed: 2, stats, shuffleBuffer: 100_000, epochs: 1 }),
+      10_000,
+    );
     expect(all.length).toBe(25 * 6);
     expect(new Set(all.map((w) => `${w.episodeKey}@${w.start}`)).size).toBe(150);
     // Endless training with a huge buffer: output starts after one pass (filling 100,000 windows would take ~670 passes
     // and time out), drawn at random from a buffer holding the whole dataset.
-    const first = await take(windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0, seed: 2, stats, shuffleBuffer: 100_000 }), 150);
+    const first = await take(
+      windowStream({ dataDir: dir(), card, spec, split: 'train', valFraction: 0, seed: 2, stats, shuffleBuffer: 100_000 }),
+      150,
+    );
     expect(first.length).toBe(150);
     expect(new Set(first.map((w) => w.episodeKey)).size).toBeGreaterThan(20);
   }, 30_000); // a guard, not a speed check: filling the buffer over ~670 passes took 55 s here, one pass takes ~0.1 s

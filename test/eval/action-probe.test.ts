@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { probeSeeds } from '../../src/cli/probe.js';
-import { consecutiveSeeds, DEFAULT_PROBE, DEFAULT_PROBE_SEED, diagonalCredit, probeActions, type ProbedModel } from '../../src/eval/action-probe.js';
+import {
+  consecutiveSeeds,
+  DEFAULT_PROBE,
+  DEFAULT_PROBE_SEED,
+  diagonalCredit,
+  probeActions,
+  type ProbedModel,
+} from '../../src/eval/action-probe.js';
 import { observationToTensor } from '../../src/planner/frames.js';
 import { runCli } from '../helpers/cli.js';
 import { useTestBackend } from '../helpers/tf.js';
@@ -15,9 +22,21 @@ describe('action probe', () => {
   });
 
   it('credits a row when its own column is nearest, sharing the credit among tied columns', () => {
-    expect(diagonalCredit([[1, 3, 2], [0, 5, 5], [2, 2, 1]])).toEqual([1, 0, 1]);
+    expect(
+      diagonalCredit([
+        [1, 3, 2],
+        [0, 5, 5],
+        [2, 2, 1],
+      ]),
+    ).toEqual([1, 0, 1]);
     // Two actions with the same true outcome: each of the two rows gets half.
-    expect(diagonalCredit([[0, 0, 4], [0, 0, 4], [3, 3, 1]])).toEqual([0.5, 0.5, 1]);
+    expect(
+      diagonalCredit([
+        [0, 0, 4],
+        [0, 0, 4],
+        [3, 3, 1],
+      ]),
+    ).toEqual([0.5, 0.5, 1]);
   });
 
   it('a model that plays the actions out in the simulator is right; one that ignores the action scores chance', async () => {
@@ -67,7 +86,9 @@ describe('action probe', () => {
         throw new Error('no state should be probed');
       },
     };
-    await expect(probeActions(never, { ...probe, tasks: ['drawer-close'], warmSteps: [500] })).rejects.toThrow(/finished every task before the first warm-up step \(500\)/);
+    await expect(probeActions(never, { ...probe, tasks: ['drawer-close'], warmSteps: [500] })).rejects.toThrow(
+      /finished every task before the first warm-up step \(500\)/,
+    );
   });
 
   it('probes the layouts of the seeds it is given and says which', async () => {

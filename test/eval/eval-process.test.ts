@@ -32,7 +32,9 @@ function alive(pid: number): boolean {
     return false;
   }
   try {
-    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
+    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .startsWith('Z');
   } catch {
     return false;
   }
@@ -58,14 +60,38 @@ afterEach(() => {
 /** Starts a long evaluation (many scripted episodes) and resolves once both workers exist and episodes are being finished. */
 async function startEval(name: string) {
   const out = join(dir, name);
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'eval', '--policy', 'expert', '--tasks', 'drawer-chain', '--episodes', '200', '--workers', '2', '--out', out, '--failure-gifs', '0'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin', 'selfflow-wm.js'),
+      'eval',
+      '--policy',
+      'expert',
+      '--tasks',
+      'drawer-chain',
+      '--episodes',
+      '200',
+      '--workers',
+      '2',
+      '--out',
+      out,
+      '--failure-gifs',
+      '0',
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const episodes = () => (existsSync(join(out, 'episodes.jsonl')) ? readFileSync(join(out, 'episodes.jsonl'), 'utf8').trim().split('\n').filter(Boolean).length : 0);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
+  const episodes = () =>
+    existsSync(join(out, 'episodes.jsonl'))
+      ? readFileSync(join(out, 'episodes.jsonl'), 'utf8').trim().split('\n').filter(Boolean).length
+      : 0;
   let pids: number[] = [];
   await waitUntil(
     'two workers running episodes',
@@ -83,10 +109,30 @@ async function startEval(name: string) {
 describe('eval --workers as a process', () => {
   it('finishes with workers: --json stdout is the report alone, and stderr (a pipe) holds plain lines', async () => {
     const out = join(dir, 'json');
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'eval', '--policy', 'expert', '--tasks', 'pick-can', '--episodes', '3', '--workers', '2', '--out', out, '--failure-gifs', '0', '--json'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'selfflow-wm.js'),
+        'eval',
+        '--policy',
+        'expert',
+        '--tasks',
+        'pick-can',
+        '--episodes',
+        '3',
+        '--workers',
+        '2',
+        '--out',
+        out,
+        '--failure-gifs',
+        '0',
+        '--json',
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -7,7 +7,18 @@ import { summariseTask, wilson, type EpisodeOutcome } from '../../src/eval/metri
 import { collect } from '../../src/sim/collect.js';
 import { runCli } from '../helpers/cli.js';
 
-const ep = (over: Partial<EpisodeOutcome>): EpisodeOutcome => ({ policy: 'p', task: 'drawer-chain', seed: 0, success: false, stagesDone: 0, stageCount: 3, steps: 10, latenciesMs: [1], safeActions: 0, ...over });
+const ep = (over: Partial<EpisodeOutcome>): EpisodeOutcome => ({
+  policy: 'p',
+  task: 'drawer-chain',
+  seed: 0,
+  success: false,
+  stagesDone: 0,
+  stageCount: 3,
+  steps: 10,
+  latenciesMs: [1],
+  safeActions: 0,
+  ...over,
+});
 
 describe('report arithmetic', () => {
   it('Wilson 95 % intervals match known values', () => {
@@ -21,7 +32,12 @@ describe('report arithmetic', () => {
   });
 
   it('stage success and average completed stages (chain length) on fixed episodes', () => {
-    const s = summariseTask('drawer-chain', [ep({ stagesDone: 3, success: true, seed: 2 }), ep({ stagesDone: 1, seed: 0 }), ep({ stagesDone: 2, seed: 1 }), ep({ stagesDone: 0, seed: 3, latenciesMs: [5, 9] })]);
+    const s = summariseTask('drawer-chain', [
+      ep({ stagesDone: 3, success: true, seed: 2 }),
+      ep({ stagesDone: 1, seed: 0 }),
+      ep({ stagesDone: 2, seed: 1 }),
+      ep({ stagesDone: 0, seed: 3, latenciesMs: [5, 9] }),
+    ]);
     expect(s.success_rate).toBe(0.25);
     expect(s.stage_success).toEqual([0.75, 0.5, 0.25]);
     expect(s.avg_completed_stages).toBe(1.5);
@@ -33,7 +49,15 @@ describe('report arithmetic', () => {
 describe('eval', () => {
   it('resumes an interrupted evaluation without redoing finished episodes, and reproduces the numbers', async () => {
     const out = mkdtempSync(join(tmpdir(), 'sfwm-eval-'));
-    const o = { policies: ['expert', 'random'], tasks: ['pick-can', 'drawer-open'], episodes: { 'pick-can': 2, 'drawer-open': 2 }, seed: 5, outDir: out, workers: 1, failureGifs: 0 };
+    const o = {
+      policies: ['expert', 'random'],
+      tasks: ['pick-can', 'drawer-open'],
+      episodes: { 'pick-can': 2, 'drawer-open': 2 },
+      seed: 5,
+      outDir: out,
+      workers: 1,
+      failureGifs: 0,
+    };
     const full = await evaluate(o);
     // Simulate an interruption: keep 3 finished episodes and a torn line, then resume.
     const lines = readFileSync(join(out, 'episodes.jsonl'), 'utf8').trim().split('\n');
@@ -46,7 +70,12 @@ describe('eval', () => {
       for (const t of ['pick-can', 'drawer-open']) {
         const a = full.policies[p]!.tasks[t]!;
         const b = resumed.policies[p]!.tasks[t]!;
-        expect([b.successes, b.stage_success, b.seeds, b.episode_length]).toEqual([a.successes, a.stage_success, a.seeds, a.episode_length]);
+        expect([b.successes, b.stage_success, b.seeds, b.episode_length]).toEqual([
+          a.successes,
+          a.stage_success,
+          a.seeds,
+          a.episode_length,
+        ]);
       }
     }
     expect(full.policies.expert!.tasks['pick-can']!.success_rate).toBe(1);
@@ -62,15 +91,89 @@ describe('eval', () => {
 
   it('smoke: two episodes of every policy kind through the CLI (expert, random, world-model planner)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-evalwm-'));
-    await collect({ tasks: ['drawer-close'], episodes: 2, outDir: join(dir, 'data'), seed: 0, noise: 0.003, explore: 0, imageHeight: 32, imageWidth: 40 });
-    expect((await runCli(['finetune', '--data', 'rt1', '--data-dir', join(dir, 'data'), '--out', join(dir, 'run'), '--steps', '2', '--batch-size', '2', '--image-size', '16x20', '--val-every', '0', '--checkpoint-every', '2', '--val-fraction', '0', '--backend', 'wasm'])).code).toBe(0);
+    await collect({
+      tasks: ['drawer-close'],
+      episodes: 2,
+      outDir: join(dir, 'data'),
+      seed: 0,
+      noise: 0.003,
+      explore: 0,
+      imageHeight: 32,
+      imageWidth: 40,
+    });
+    expect(
+      (
+        await runCli([
+          'finetune',
+          '--data',
+          'rt1',
+          '--data-dir',
+          join(dir, 'data'),
+          '--out',
+          join(dir, 'run'),
+          '--steps',
+          '2',
+          '--batch-size',
+          '2',
+          '--image-size',
+          '16x20',
+          '--val-every',
+          '0',
+          '--checkpoint-every',
+          '2',
+          '--val-fraction',
+          '0',
+          '--backend',
+          'wasm',
+        ])
+      ).code,
+    ).toBe(0);
     const preset = join(dir, 'tiny-preset.json');
-    writeFileSync(preset, JSON.stringify({ name: 'tiny', optimizer: { kind: 'cem', horizon: 1, candidates: 2, iterations: 1, elites: 1, temperature: 0.1, initStd: 0.5, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 5000, graceMs: 5000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 1, pixel: 1, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 }));
+    writeFileSync(
+      preset,
+      JSON.stringify({
+        name: 'tiny',
+        optimizer: {
+          kind: 'cem',
+          horizon: 1,
+          candidates: 2,
+          iterations: 1,
+          elites: 1,
+          temperature: 0.1,
+          initStd: 0.5,
+          minStd: 0.05,
+          proposalFraction: 0,
+          warmStartPad: 'repeat',
+        },
+        budgetMs: 5000,
+        graceMs: 5000,
+        rollout: { flowSteps: 1, integrator: 'euler' },
+        cost: { representation: 1, pixel: 1, actionMagnitude: 0, terminal: 1 },
+        executeSteps: 1,
+      }),
+    );
     // PRESET@RUN names its own checkpoint (how an ablation puts two models side by side); no --checkpoint needed.
     const withRun = `${preset}@${join(dir, 'run')}`;
-    const r = await runCli(['eval', '--policy', `expert,random,${withRun},wm-policy@${join(dir, 'run')}`, '--tasks', 'drawer-close', '--episodes', '2', '--out', join(dir, 'report'), '--json', '--failure-gifs', '0', '--backend', 'wasm']);
+    const r = await runCli([
+      'eval',
+      '--policy',
+      `expert,random,${withRun},wm-policy@${join(dir, 'run')}`,
+      '--tasks',
+      'drawer-close',
+      '--episodes',
+      '2',
+      '--out',
+      join(dir, 'report'),
+      '--json',
+      '--failure-gifs',
+      '0',
+      '--backend',
+      'wasm',
+    ]);
     expect(r.code, r.err).toBe(0);
-    const report = JSON.parse(r.out) as { policies: Record<string, { tasks: Record<string, { episodes: number; ci95: number[]; stage_success: number[] }> }> };
+    const report = JSON.parse(r.out) as {
+      policies: Record<string, { tasks: Record<string, { episodes: number; ci95: number[]; stage_success: number[] }> }>;
+    };
     for (const p of ['expert', 'random', withRun, `wm-policy@${join(dir, 'run')}`]) {
       const t = report.policies[p]!.tasks['drawer-close']!;
       expect(t.episodes).toBe(2);
@@ -80,7 +183,21 @@ describe('eval', () => {
     expect(report.policies.expert!.tasks['drawer-close']!.stage_success[0]).toBe(1);
     // The action probe runs on the same run through the CLI: up to 3 states (fewer when the expert
     // finishes before a warm-up point) x 6 directions.
-    const probe = await runCli(['model', 'probe', '--checkpoint', join(dir, 'run'), '--policy', preset, '--tasks', 'drawer-close', '--seeds', '1', '--json', '--backend', 'wasm']);
+    const probe = await runCli([
+      'model',
+      'probe',
+      '--checkpoint',
+      join(dir, 'run'),
+      '--policy',
+      preset,
+      '--tasks',
+      'drawer-close',
+      '--seeds',
+      '1',
+      '--json',
+      '--backend',
+      'wasm',
+    ]);
     expect(probe.code, probe.err).toBe(0);
     const pr = JSON.parse(probe.out) as { states: number; trials: number; accuracy: number; accuracyByDirection: number[] };
     expect(pr.states).toBeGreaterThanOrEqual(1);

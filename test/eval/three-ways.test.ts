@@ -21,7 +21,17 @@ describe('eval: policy alone, world-model planner and simulator planner in one r
     const out = mkdtempSync(join(tmpdir(), 'sfwm-three-'));
     const simPlans = vi.spyOn(SimOraclePlanning.prototype, 'plan');
     const modelPlans = vi.spyOn(WorldModelPlanning.prototype, 'plan');
-    const report = await evaluate({ policies: POLICIES, tasks: ['drawer-close'], episodes: { 'drawer-close': 2 }, seed: 9100, outDir: out, workers: 1, checkpoint: join(ROOT, 'models', 'tiny-sim'), backend: 'wasm', failureGifs: 0 });
+    const report = await evaluate({
+      policies: POLICIES,
+      tasks: ['drawer-close'],
+      episodes: { 'drawer-close': 2 },
+      seed: 9100,
+      outDir: out,
+      workers: 1,
+      checkpoint: join(ROOT, 'models', 'tiny-sim'),
+      backend: 'wasm',
+      failureGifs: 0,
+    });
     expect(Object.keys(report.policies)).toEqual(POLICIES);
     for (const p of POLICIES) {
       const t = report.policies[p]!.tasks['drawer-close']!;
@@ -33,7 +43,8 @@ describe('eval: policy alone, world-model planner and simulator planner in one r
     // Every decision of the oracle row was a plan with the simulator as the model, every other planner
     // decision one with the world model: one plan per recorded decision latency.
     const episodes = readFinished(join(out, 'episodes.jsonl'));
-    const decisions = (policies: string[]) => episodes.filter((e) => policies.includes(e.policy)).reduce((n, e) => n + e.latenciesMs.length, 0);
+    const decisions = (policies: string[]) =>
+      episodes.filter((e) => policies.includes(e.policy)).reduce((n, e) => n + e.latenciesMs.length, 0);
     expect(decisions(['oracle:wm'])).toBeGreaterThan(0);
     expect(simPlans).toHaveBeenCalledTimes(decisions(['oracle:wm']));
     expect(modelPlans).toHaveBeenCalledTimes(decisions(['wm-policy', 'wm']));

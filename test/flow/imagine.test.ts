@@ -30,7 +30,10 @@ describe('imagination with a context cache', () => {
           const frames = tf.concat([tf.tile(ctxFrames, [3, 1, 1, 1, 1]), x], 1) as tf.Tensor5D;
           const frameT = tf.concat([tf.zeros([3, 2]), tf.fill([3, 2], t)], 1);
           const actions = tf.concat([tf.tile(ctxActions, [3, 1, 1]), cand], 1) as tf.Tensor3D;
-          return worldModelForward(p, cfg, { frames, frameT, actions, actionT: tf.zeros([3, 3]) as tf.Tensor2D }).frameVelocity.slice([0, 2, 0, 0, 0], [3, 2, -1, -1, -1]);
+          return worldModelForward(p, cfg, { frames, frameT, actions, actionT: tf.zeros([3, 3]) as tf.Tensor2D }).frameVelocity.slice(
+            [0, 2, 0, 0, 0],
+            [3, 2, -1, -1, -1],
+          );
         },
         noise,
         3,

@@ -40,7 +40,11 @@ export function ensureDist(): void {
   try {
     if (!stale(join(ROOT, 'src'))) return;
     // Type errors elsewhere in the tree do not stop tsc from emitting; missing output is checked by the caller.
-    const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     if (r.error) throw r.error;
   } finally {
     rmSync(lock, { recursive: true, force: true });

@@ -35,7 +35,15 @@ function temb(w: Weights, t: number): number[] {
 }
 
 /** x: [T][p*p*C], t: per token [T] (forward convention), y: class. Returns [T][p*p*C] and optional features. */
-export function referenceForward(w: Weights, c: DiTConfig, x: number[][], t: number[], y: number, featuresLayer?: number, rawLayer?: number): { out: number[][]; features?: number[][] } {
+export function referenceForward(
+  w: Weights,
+  c: DiTConfig,
+  x: number[][],
+  t: number[],
+  y: number,
+  featuresLayer?: number,
+  rawLayer?: number,
+): { out: number[][]; features?: number[][] } {
   const d = c.hidden_size;
   const heads = c.num_heads;
   const hd = d / heads;
@@ -60,7 +68,8 @@ export function referenceForward(w: Weights, c: DiTConfig, x: number[][], t: num
         const mx = Math.max(...s);
         const e = s.map((v) => Math.exp(v - mx));
         const z = e.reduce((p, q) => p + q, 0);
-        for (let j = 0; j < h.length; j++) for (let k = 0; k < hd; k++) att[i]![hh * hd + k]! += (e[j]! / z) * qkv[j]![2 * d + hh * hd + k]!;
+        for (let j = 0; j < h.length; j++)
+          for (let k = 0; k < hd; k++) att[i]![hh * hd + k]! += (e[j]! / z) * qkv[j]![2 * d + hh * hd + k]!;
       }
     }
     h = h.map((hn, n) => {
@@ -79,7 +88,11 @@ export function referenceForward(w: Weights, c: DiTConfig, x: number[][], t: num
   const outC = c.learn_sigma ? 2 * c.in_channels : c.in_channels;
   const out = h.map((hn, n) => {
     const m = lin(w, 'final_layer.adaLN_modulation.1', silu(cond[n]!));
-    const v = lin(w, 'final_layer.linear', norm(hn).map((a, k) => a * (1 + m[d + k]!) + m[k]!));
+    const v = lin(
+      w,
+      'final_layer.linear',
+      norm(hn).map((a, k) => a * (1 + m[d + k]!) + m[k]!),
+    );
     // (p q c) -> (c p q), keep the first in_channels, negate.
     const r: number[] = [];
     for (let ch = 0; ch < c.in_channels; ch++) for (let i = 0; i < p; i++) for (let j = 0; j < p; j++) r.push(-v[(i * p + j) * outC + ch]!);

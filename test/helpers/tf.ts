@@ -37,5 +37,8 @@ export function randomiseWeights(tensors: TensorMap, seed: number, scale = 0.05)
 
 export function randomTensor(rng: Rng, shape: number[], scale = 1): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal() * scale), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.normal() * scale),
+    shape,
+  );
 }

@@ -6,7 +6,14 @@ import { disposeContext, encodeContext, forwardWithContext, worldModelForward } 
 import { Rng } from '../../src/util/rng.js';
 import { maxAbs, maxAbsDiff, randomiseWeights, randomTensor, useTestBackend } from '../helpers/tf.js';
 
-const cfg = worldModelConfig('tiny', { imageHeight: 16, imageWidth: 24, actionDim: 5, languageDim: 0, maxFrames: 4, actionConditioning: 'adaln' });
+const cfg = worldModelConfig('tiny', {
+  imageHeight: 16,
+  imageWidth: 24,
+  actionDim: 5,
+  languageDim: 0,
+  maxFrames: 4,
+  actionConditioning: 'adaln',
+});
 const n = (16 / 4) * (24 / 4);
 
 describe('adaLN action conditioning', () => {
@@ -22,11 +29,24 @@ describe('adaLN action conditioning', () => {
     const rng = new Rng(7);
     const frames = randomTensor(rng, [2, 4, 16, 24, 3], 0.5) as tf.Tensor5D;
     const actions = randomTensor(rng, [2, 3, 5], 0.5) as tf.Tensor3D;
-    const frameT = tf.tensor3d(Float32Array.from({ length: 2 * 4 * n }, (_, i) => (Math.floor(i / n) % 4 < 2 ? 0 : 0.2 + 0.6 * rng.next())), [2, 4, n]);
+    const frameT = tf.tensor3d(
+      Float32Array.from({ length: 2 * 4 * n }, (_, i) => (Math.floor(i / n) % 4 < 2 ? 0 : 0.2 + 0.6 * rng.next())),
+      [2, 4, n],
+    );
     const actionT = tf.zeros([2, 3]) as tf.Tensor2D;
     const full = worldModelForward(params, cfg, { frames, frameT, actions, actionT });
-    const ctx = encodeContext(params, cfg, frames.slice([0, 0, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D, actions.slice([0, 0, 0], [2, 1, -1]) as tf.Tensor3D);
-    const cached = forwardWithContext(params, cfg, ctx, { frames: frames.slice([0, 2, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D, frameT: frameT.slice([0, 2, 0], [2, 2, -1]), actions: actions.slice([0, 1, 0], [2, 2, -1]) as tf.Tensor3D, actionT: tf.zeros([2, 2]) as tf.Tensor2D });
+    const ctx = encodeContext(
+      params,
+      cfg,
+      frames.slice([0, 0, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D,
+      actions.slice([0, 0, 0], [2, 1, -1]) as tf.Tensor3D,
+    );
+    const cached = forwardWithContext(params, cfg, ctx, {
+      frames: frames.slice([0, 2, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D,
+      frameT: frameT.slice([0, 2, 0], [2, 2, -1]),
+      actions: actions.slice([0, 1, 0], [2, 2, -1]) as tf.Tensor3D,
+      actionT: tf.zeros([2, 2]) as tf.Tensor2D,
+    });
     const ref = full.frameVelocity.slice([0, 2, 0, 0, 0], [2, 2, -1, -1, -1]).dataSync();
     expect(maxAbsDiff(cached.frameVelocity.dataSync(), ref) / maxAbs(ref)).toBeLessThan(1e-5);
     disposeContext(ctx);

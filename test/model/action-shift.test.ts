@@ -7,7 +7,14 @@ import { disposeContext, encodeContext, forwardWithContext, worldModelForward, t
 import { Rng } from '../../src/util/rng.js';
 import { maxAbs, maxAbsDiff, randomiseWeights, randomTensor, useTestBackend } from '../helpers/tf.js';
 
-const cfg = worldModelConfig('tiny', { imageHeight: 16, imageWidth: 24, actionDim: 5, languageDim: 0, maxFrames: 4, actionConditioning: 'shift' });
+const cfg = worldModelConfig('tiny', {
+  imageHeight: 16,
+  imageWidth: 24,
+  actionDim: 5,
+  languageDim: 0,
+  maxFrames: 4,
+  actionConditioning: 'shift',
+});
 const gw = 24 / 4;
 const n = (16 / 4) * gw;
 
@@ -16,7 +23,10 @@ function batchOf(seed: number): FrameBatch {
   return {
     frames: randomTensor(rng, [2, 4, 16, 24, 3], 0.5) as tf.Tensor5D,
     actions: randomTensor(rng, [2, 3, 5], 0.5) as tf.Tensor3D,
-    frameT: tf.tensor3d(Float32Array.from({ length: 2 * 4 * n }, (_, i) => (Math.floor(i / n) % 4 < 2 ? 0 : 0.2 + 0.6 * rng.next())), [2, 4, n]),
+    frameT: tf.tensor3d(
+      Float32Array.from({ length: 2 * 4 * n }, (_, i) => (Math.floor(i / n) % 4 < 2 ? 0 : 0.2 + 0.6 * rng.next())),
+      [2, 4, n],
+    ),
     actionT: tf.zeros([2, 3]) as tf.Tensor2D,
   };
 }
@@ -54,11 +64,27 @@ describe('action-shift attention prior', () => {
     const frameOf = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1];
     const grid = tokenGrid(frameOf, 3);
     const p = {
-      'action_shift.proj.weight': tf.tensor2d([[1, 0], [0, 0], [0, 0], [0, 1]], [4, 2]),
+      'action_shift.proj.weight': tf.tensor2d(
+        [
+          [1, 0],
+          [0, 0],
+          [0, 0],
+          [0, 1],
+        ],
+        [4, 2],
+      ),
       'action_shift.proj.bias': tf.zeros([4]),
       'action_shift.gain': tf.tensor1d([2, 0.5]),
     };
-    const bias = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.zeros([1, 1]) as tf.Tensor2D, grid, grid, tf.ones([1, 2, 13])).arraySync()[0]!;
+    const bias = actionShiftBias(
+      p,
+      2,
+      tf.tensor3d([[[1, -1]]]),
+      tf.zeros([1, 1]) as tf.Tensor2D,
+      grid,
+      grid,
+      tf.ones([1, 2, 13]),
+    ).arraySync()[0]!;
     const q = 7 + 1 * 3 + 1; // frame 1, row 1, col 1
     // Head 0: displacement (1, 0), so the patch came from row 0, col 1 (token 1).
     expect(bias[0]![q]![1]).toBeCloseTo(0);
@@ -76,17 +102,46 @@ describe('action-shift attention prior', () => {
     expect(maxAbs(noised.dataSync())).toBe(0);
     // Frame 2 looking back at frame 0 adds up both actions' displacements.
     const frames3 = tokenGrid([...frameOf, 2, 2, 2, 2, 2, 2, 2], 3);
-    const two = actionShiftBias(p, 2, tf.tensor3d([[[1, 0], [0, 1]]]), tf.zeros([1, 2]) as tf.Tensor2D, frames3, frames3, tf.ones([1, 2, 20])).arraySync()[0]!;
+    const two = actionShiftBias(
+      p,
+      2,
+      tf.tensor3d([
+        [
+          [1, 0],
+          [0, 1],
+        ],
+      ]),
+      tf.zeros([1, 2]) as tf.Tensor2D,
+      frames3,
+      frames3,
+      tf.ones([1, 2, 20]),
+    ).arraySync()[0]!;
     const q2 = 14 + 1 * 3 + 2; // frame 2, row 1, col 2
     expect(two[0]![q2]![2]).toBeCloseTo(0); // head 0: (1, 0) in total, from row 0, col 2
     expect(two[1]![q2]![4]).toBeCloseTo(0); // head 1: (0, 1) in total, from row 1, col 1
     expect(two[1]![q2]![7 + 4]).toBeCloseTo(0); // ... and from frame 1 the same (the first action does not move head 1)
     expect(two[0]![q2]![7 + 5]).toBeCloseTo(0); // head 0 from frame 1: the second action moves it by 0
     // A key that does not move with the action (background) keeps its place.
-    const still = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.zeros([1, 1]) as tf.Tensor2D, grid, grid, tf.zeros([1, 2, 13])).arraySync()[0]!;
+    const still = actionShiftBias(
+      p,
+      2,
+      tf.tensor3d([[[1, -1]]]),
+      tf.zeros([1, 1]) as tf.Tensor2D,
+      grid,
+      grid,
+      tf.zeros([1, 2, 13]),
+    ).arraySync()[0]!;
     expect(still[0]![q]![4]).toBeCloseTo(0);
     expect(still[0]![q]![1]).toBeCloseTo(-2);
-    const half = actionShiftBias(p, 2, tf.tensor3d([[[1, -1]]]), tf.fill([1, 1], 0.5) as tf.Tensor2D, grid, grid, tf.ones([1, 2, 13])).arraySync()[0]!;
+    const half = actionShiftBias(
+      p,
+      2,
+      tf.tensor3d([[[1, -1]]]),
+      tf.fill([1, 1], 0.5) as tf.Tensor2D,
+      grid,
+      grid,
+      tf.ones([1, 2, 13]),
+    ).arraySync()[0]!;
     expect(half[0]![q]![4]).toBeCloseTo(-1);
   });
 
@@ -102,15 +157,35 @@ describe('action-shift attention prior', () => {
     const params = shiftParams(5, 0.7);
     const b = batchOf(5);
     const full = worldModelForward(params, cfg, b);
-    const ctx = encodeContext(params, cfg, b.frames.slice([0, 0, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D, b.actions.slice([0, 0, 0], [2, 1, -1]) as tf.Tensor3D);
-    const future = { frames: b.frames.slice([0, 2, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D, frameT: b.frameT.slice([0, 2, 0], [2, 2, -1]), actions: b.actions.slice([0, 1, 0], [2, 2, -1]) as tf.Tensor3D, actionT: tf.zeros([2, 2]) as tf.Tensor2D };
+    const ctx = encodeContext(
+      params,
+      cfg,
+      b.frames.slice([0, 0, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D,
+      b.actions.slice([0, 0, 0], [2, 1, -1]) as tf.Tensor3D,
+    );
+    const future = {
+      frames: b.frames.slice([0, 2, 0, 0, 0], [2, 2, -1, -1, -1]) as tf.Tensor5D,
+      frameT: b.frameT.slice([0, 2, 0], [2, 2, -1]),
+      actions: b.actions.slice([0, 1, 0], [2, 2, -1]) as tf.Tensor3D,
+      actionT: tf.zeros([2, 2]) as tf.Tensor2D,
+    };
     const cached = forwardWithContext(params, cfg, ctx, future);
     const ref = full.frameVelocity.slice([0, 2, 0, 0, 0], [2, 2, -1, -1, -1]).dataSync();
     expect(maxAbsDiff(cached.frameVelocity.dataSync(), ref) / maxAbs(ref)).toBeLessThan(1e-5);
     disposeContext(ctx);
-    const blind = { ...params, 'action_embedder.proj.weight': tf.zerosLike(params['action_embedder.proj.weight']!), 'action_embedder.cond.weight': tf.zerosLike(params['action_embedder.cond.weight']!) };
-    const changed = tf.concat([b.actions.slice([0, 0, 0], [2, 2, -1]), tf.add(b.actions.slice([0, 2, 0], [2, 1, -1]), 0.7)], 1) as tf.Tensor3D;
-    const frame3 = (a: tf.Tensor3D) => worldModelForward(blind, cfg, { ...b, actions: a }).frameVelocity.slice([0, 3, 0, 0, 0], [2, 1, -1, -1, -1]).dataSync();
+    const blind = {
+      ...params,
+      'action_embedder.proj.weight': tf.zerosLike(params['action_embedder.proj.weight']!),
+      'action_embedder.cond.weight': tf.zerosLike(params['action_embedder.cond.weight']!),
+    };
+    const changed = tf.concat(
+      [b.actions.slice([0, 0, 0], [2, 2, -1]), tf.add(b.actions.slice([0, 2, 0], [2, 1, -1]), 0.7)],
+      1,
+    ) as tf.Tensor3D;
+    const frame3 = (a: tf.Tensor3D) =>
+      worldModelForward(blind, cfg, { ...b, actions: a })
+        .frameVelocity.slice([0, 3, 0, 0, 0], [2, 1, -1, -1, -1])
+        .dataSync();
     expect(maxAbsDiff(frame3(b.actions), frame3(changed))).toBeGreaterThan(1e-3);
   });
 

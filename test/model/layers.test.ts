@@ -65,7 +65,8 @@ describe('model layers', () => {
       const batched = randomTensor(rng, [2, 3, 6, 7]);
       for (const b of [shared, batched]) {
         const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(matmul(x, y, true)));
-        const ref = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, y.rank === 2 ? tf.tile(y.reshape([1, 1, 6, 7]), [2, 3, 1, 1]) : y, false, true)));
+        const ref = (x: tf.Tensor, y: tf.Tensor) =>
+          tf.sum(tf.square(tf.matMul(x, y.rank === 2 ? tf.tile(y.reshape([1, 1, 6, 7]), [2, 3, 1, 1]) : y, false, true)));
         const [ga, gb] = tf.grads(f)([a, b]);
         const [wa, wb] = tf.grads(ref)([a, b]);
         expect(matmul(a, b, true).shape).toEqual([2, 3, 5, 6]);
@@ -81,13 +82,21 @@ describe('model layers', () => {
       const w = randomTensor(rng, [6, 8]);
       const b = randomTensor(rng, [6]);
       const weights = randomTensor(rng, [3, 5, 6]);
-      const got = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(linear(xi, { 'l.weight': wi, 'l.bias': bi }, 'l'), weights)))([x, w, b]);
-      const want = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.matMul(xi.reshape([15, 8]), wi, false, true), bi).reshape([3, 5, 6]), weights)))([x, w, b]);
+      const got = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+        tf.sum(tf.mul(linear(xi, { 'l.weight': wi, 'l.bias': bi }, 'l'), weights)),
+      )([x, w, b]);
+      const want = tf.grads((xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+        tf.sum(tf.mul(tf.add(tf.matMul(xi.reshape([15, 8]), wi, false, true), bi).reshape([3, 5, 6]), weights)),
+      )([x, w, b]);
       got.forEach((g, i) => expect(rel(g, want[i]!), `input ${i}`).toBeLessThan(1e-5));
       const noBias = tf.grads((xi: tf.Tensor, wi: tf.Tensor) => tf.sum(tf.mul(linear(xi, { 'l.weight': wi }, 'l'), weights)))([x, w]);
-      const noBiasWant = tf.grads((xi: tf.Tensor, wi: tf.Tensor) => tf.sum(tf.mul(tf.matMul(xi.reshape([15, 8]), wi, false, true).reshape([3, 5, 6]), weights)))([x, w]);
+      const noBiasWant = tf.grads((xi: tf.Tensor, wi: tf.Tensor) =>
+        tf.sum(tf.mul(tf.matMul(xi.reshape([15, 8]), wi, false, true).reshape([3, 5, 6]), weights)),
+      )([x, w]);
       noBias.forEach((g, i) => expect(rel(g, noBiasWant[i]!), `input ${i} without bias`).toBeLessThan(1e-5));
-      expect(rel(linear(x, { 'l.weight': w, 'l.bias': b }, 'l'), tf.add(tf.matMul(x.reshape([15, 8]), w, false, true), b).reshape([3, 5, 6]))).toBeLessThan(1e-6);
+      expect(
+        rel(linear(x, { 'l.weight': w, 'l.bias': b }, 'l'), tf.add(tf.matMul(x.reshape([15, 8]), w, false, true), b).reshape([3, 5, 6])),
+      ).toBeLessThan(1e-6);
     });
   });
 
@@ -97,10 +106,16 @@ describe('model layers', () => {
       const p = { 'l.weight': randomTensor(rng, [12, 8]), 'l.bias': randomTensor(rng, [12]) };
       const chunks = linearChunks(x, p, 'l', 3);
       const full = linear(x, p, 'l');
-      expect(chunks.map((c) => c.shape)).toEqual([[2, 5, 4], [2, 5, 4], [2, 5, 4]]);
+      expect(chunks.map((c) => c.shape)).toEqual([
+        [2, 5, 4],
+        [2, 5, 4],
+        [2, 5, 4],
+      ]);
       expect(rel(tf.concat(chunks, -1), full)).toBeLessThan(1e-6);
       const weights = randomTensor(rng, [2, 5, 12]);
-      const viaChunks = tf.grads((w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.concat(linearChunks(x, { 'l.weight': w, 'l.bias': b }, 'l', 3), -1), weights)));
+      const viaChunks = tf.grads((w: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.concat(linearChunks(x, { 'l.weight': w, 'l.bias': b }, 'l', 3), -1), weights)),
+      );
       const viaFull = tf.grads((w: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(linear(x, { 'l.weight': w, 'l.bias': b }, 'l'), weights)));
       const [gw, gb] = viaChunks([p['l.weight'], p['l.bias']]);
       const [ww, wb] = viaFull([p['l.weight'], p['l.bias']]);

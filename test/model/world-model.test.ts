@@ -17,7 +17,10 @@ function setup(seed = 1) {
   const language = randomTensor(rng, [b, 8]) as tf.Tensor2D;
   // Context frames 0,1 clean; future frames 2,3 noisy at per-token times; future actions clean.
   const n = (cfg.imageHeight / 4) * (cfg.imageWidth / 4);
-  const frameT = tf.tensor3d(Float32Array.from({ length: b * 4 * n }, (_, i) => (Math.floor(i / n) % 4 < 2 ? 0 : 0.2 + 0.6 * rng.next())), [b, 4, n]);
+  const frameT = tf.tensor3d(
+    Float32Array.from({ length: b * 4 * n }, (_, i) => (Math.floor(i / n) % 4 < 2 ? 0 : 0.2 + 0.6 * rng.next())),
+    [b, 4, n],
+  );
   const actionT = tf.zeros([b, 3]) as tf.Tensor2D;
   return { params, frames, actions, language, frameT, actionT, b, n };
 }
@@ -27,8 +30,19 @@ describe('world model', () => {
 
   it('context key/value cache gives the same future velocities as the full forward', () => {
     const s = setup();
-    const full = worldModelForward(s.params, cfg, { frames: s.frames, frameT: s.frameT, actions: s.actions, actionT: s.actionT }, { language: s.language });
-    const ctx = encodeContext(s.params, cfg, s.frames.slice([0, 0, 0, 0, 0], [s.b, 2, -1, -1, -1]) as tf.Tensor5D, s.actions.slice([0, 0, 0], [s.b, 1, -1]) as tf.Tensor3D, { language: s.language });
+    const full = worldModelForward(
+      s.params,
+      cfg,
+      { frames: s.frames, frameT: s.frameT, actions: s.actions, actionT: s.actionT },
+      { language: s.language },
+    );
+    const ctx = encodeContext(
+      s.params,
+      cfg,
+      s.frames.slice([0, 0, 0, 0, 0], [s.b, 2, -1, -1, -1]) as tf.Tensor5D,
+      s.actions.slice([0, 0, 0], [s.b, 1, -1]) as tf.Tensor3D,
+      { language: s.language },
+    );
     const future: FrameBatch = {
       frames: s.frames.slice([0, 2, 0, 0, 0], [s.b, 2, -1, -1, -1]) as tf.Tensor5D,
       frameT: s.frameT.slice([0, 2, 0], [s.b, 2, -1]),
@@ -48,11 +62,23 @@ describe('world model', () => {
   it('a batch-1 cache serves a batch of candidates', () => {
     const s = setup(2);
     const one = (t: tf.Tensor) => t.slice(0, 1);
-    const ctx = encodeContext(s.params, cfg, one(s.frames).slice([0, 0, 0, 0, 0], [1, 2, -1, -1, -1]) as tf.Tensor5D, one(s.actions).slice([0, 0, 0], [1, 1, -1]) as tf.Tensor3D, { language: one(s.language) as tf.Tensor2D });
+    const ctx = encodeContext(
+      s.params,
+      cfg,
+      one(s.frames).slice([0, 0, 0, 0, 0], [1, 2, -1, -1, -1]) as tf.Tensor5D,
+      one(s.actions).slice([0, 0, 0], [1, 1, -1]) as tf.Tensor3D,
+      { language: one(s.language) as tf.Tensor2D },
+    );
     const cands = tf.tile(one(s.frames).slice([0, 2, 0, 0, 0], [1, 2, -1, -1, -1]), [s.b, 1, 1, 1, 1]) as tf.Tensor5D;
     const acts = s.actions.slice([0, 1, 0], [s.b, 2, -1]) as tf.Tensor3D; // a different action sequence per candidate
     const ft = tf.tile(one(s.frameT).slice([0, 2, 0], [1, 2, -1]), [s.b, 1, 1]);
-    const batched = forwardWithContext(s.params, cfg, ctx, { frames: cands, frameT: ft, actions: acts, actionT: tf.zeros([s.b, 2]) as tf.Tensor2D }, { language: one(s.language) as tf.Tensor2D });
+    const batched = forwardWithContext(
+      s.params,
+      cfg,
+      ctx,
+      { frames: cands, frameT: ft, actions: acts, actionT: tf.zeros([s.b, 2]) as tf.Tensor2D },
+      { language: one(s.language) as tf.Tensor2D },
+    );
     for (let i = 0; i < s.b; i++) {
       const fullI = worldModelForward(
         s.params,
@@ -74,7 +100,10 @@ describe('world model', () => {
   it('is frame-causal: changing a future frame or action leaves earlier frames untouched', () => {
     const s = setup(3);
     const base = worldModelForward(s.params, cfg, { frames: s.frames, frameT: s.frameT, actions: s.actions, actionT: s.actionT });
-    const actions2 = tf.concat([s.actions.slice([0, 0, 0], [s.b, 2, -1]), tf.add(s.actions.slice([0, 2, 0], [s.b, 1, -1]), 1)], 1) as tf.Tensor3D;
+    const actions2 = tf.concat(
+      [s.actions.slice([0, 0, 0], [s.b, 2, -1]), tf.add(s.actions.slice([0, 2, 0], [s.b, 1, -1]), 1)],
+      1,
+    ) as tf.Tensor3D;
     const changed = worldModelForward(s.params, cfg, { frames: s.frames, frameT: s.frameT, actions: actions2, actionT: s.actionT });
     const early = (o: typeof base) => o.frameVelocity.slice([0, 0, 0, 0, 0], [s.b, 3, -1, -1, -1]).dataSync();
     expect(maxAbsDiff(early(base), early(changed))).toBeLessThan(1e-6);
@@ -85,7 +114,12 @@ describe('world model', () => {
   it('conditions on actions, language and per-token timesteps', () => {
     const s = setup(4);
     const run = (over: Partial<FrameBatch>, language = s.language) =>
-      worldModelForward(s.params, cfg, { frames: s.frames, frameT: s.frameT, actions: s.actions, actionT: s.actionT, ...over }, { language }).frameVelocity.dataSync();
+      worldModelForward(
+        s.params,
+        cfg,
+        { frames: s.frames, frameT: s.frameT, actions: s.actions, actionT: s.actionT, ...over },
+        { language },
+      ).frameVelocity.dataSync();
     const ref = run({});
     expect(maxAbsDiff(run({ actions: tf.neg(s.actions) as tf.Tensor3D }), ref)).toBeGreaterThan(1e-4);
     expect(maxAbsDiff(run({}, tf.neg(s.language) as tf.Tensor2D), ref)).toBeGreaterThan(1e-4);

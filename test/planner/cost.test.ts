@@ -31,7 +31,18 @@ describe('futureCosts (the one cost of every model)', () => {
   it('pixel MSE per step, mixed by the step weights', () => {
     const ref = reference(0.5);
     // Candidate 0 reaches the goal picture at step 1, candidate 1 never moves.
-    const c = futureCosts({ ...NONE, pixel: 2, terminal: 0.5 }, ref, futures([[0, 0.5], [0, 0]]), zeros, 2, 2, 1);
+    const c = futureCosts(
+      { ...NONE, pixel: 2, terminal: 0.5 },
+      ref,
+      futures([
+        [0, 0.5],
+        [0, 0],
+      ]),
+      zeros,
+      2,
+      2,
+      1,
+    );
     const w = stepWeights(2, 0.5);
     expect(c[0]).toBeCloseTo(2 * 0.25 * w[0]!, 6);
     expect(c[1]).toBeCloseTo(2 * 0.25 * (w[0]! + w[1]!), 6);
@@ -44,18 +55,64 @@ describe('futureCosts (the one cost of every model)', () => {
     const positions = () => (asked.positions++, Float64Array.from([0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0]));
     const representation = () => (asked.representation++, tf.ones([2, 2]) as tf.Tensor2D);
     const actions = Float32Array.from([0.5, 0.5, 0, 0]);
-    const base = futureCosts({ ...NONE, actionMagnitude: 1, terminal: 1 }, ref, futures([[0, 0], [0, 0]], { positions, representation }), actions, 2, 2, 1);
+    const base = futureCosts(
+      { ...NONE, actionMagnitude: 1, terminal: 1 },
+      ref,
+      futures(
+        [
+          [0, 0],
+          [0, 0],
+        ],
+        { positions, representation },
+      ),
+      actions,
+      2,
+      2,
+      1,
+    );
     expect(Array.from(base)).toEqual([0.25, 0]);
     expect(asked).toEqual({ positions: 0, representation: 0 });
     // pose 2, terminal 0: candidate 0 is 1 m away at step 0 and there at step 1; candidate 1 is there throughout.
-    const pose = futureCosts({ ...NONE, pose: 2, representation: 3 }, ref, futures([[0, 0], [0, 0]], { positions, representation }), actions, 2, 2, 1);
+    const pose = futureCosts(
+      { ...NONE, pose: 2, representation: 3 },
+      ref,
+      futures(
+        [
+          [0, 0],
+          [0, 0],
+        ],
+        { positions, representation },
+      ),
+      actions,
+      2,
+      2,
+      1,
+    );
     expect(pose[0]).toBeCloseTo(2 * 0.5 * 1 + 3, 6);
     expect(pose[1]).toBeCloseTo(3, 6);
     expect(asked).toEqual({ positions: 1, representation: 1 });
     // A goal without a recorded gripper position has no pose term.
     asked = { positions: 0, representation: 0 };
     const noTarget = reference(0);
-    expect(Array.from(futureCosts({ ...NONE, pose: 2 }, noTarget, futures([[0, 0], [0, 0]], { positions }), actions, 2, 2, 1))).toEqual([0, 0]);
+    expect(
+      Array.from(
+        futureCosts(
+          { ...NONE, pose: 2 },
+          noTarget,
+          futures(
+            [
+              [0, 0],
+              [0, 0],
+            ],
+            { positions },
+          ),
+          actions,
+          2,
+          2,
+          1,
+        ),
+      ),
+    ).toEqual([0, 0]);
     expect(asked.positions).toBe(0);
     tf.dispose([ref.now, ref.goal, noTarget.now, noTarget.goal]);
   });
@@ -63,7 +120,18 @@ describe('futureCosts (the one cost of every model)', () => {
   it('frees the futures it asked for', () => {
     const ref = reference(0.5);
     const before = tf.memory().numTensors;
-    futureCosts({ ...NONE, pixel: 1, pyramid: 1, change: 1, reach: 1 }, ref, futures([[0, 0.5], [0.2, 0.1]]), zeros, 2, 2, 1);
+    futureCosts(
+      { ...NONE, pixel: 1, pyramid: 1, change: 1, reach: 1 },
+      ref,
+      futures([
+        [0, 0.5],
+        [0.2, 0.1],
+      ]),
+      zeros,
+      2,
+      2,
+      1,
+    );
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([ref.now, ref.goal]);
   });

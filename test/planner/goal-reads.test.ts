@@ -59,7 +59,11 @@ async function scene(): Promise<Scene> {
   try {
     const first = env.reset(SEED);
     const second = env.step({ ...safeAction(), worldVector: [0.02, 0, 0] });
-    return { now: [first.observation, second.observation], pictures: board.slice(0, 2).map((g) => g.observation), instruction: env.task.instruction };
+    return {
+      now: [first.observation, second.observation],
+      pictures: board.slice(0, 2).map((g) => g.observation),
+      instruction: env.task.instruction,
+    };
   } finally {
     env.close();
   }
@@ -70,7 +74,11 @@ async function goalReads(planning: WorldModelPlanning, s: Scene): Promise<Set<st
   const reads = new Set<string>();
   for (const p of s.pictures) expect(p.proprio?.length).toBeGreaterThanOrEqual(5);
   const images = s.pictures.map((p, i) => recording({ ...p }, `goal.images[${i}]`, reads));
-  const goal: Goal = recording({ images: recording(images, 'goal.images', reads), instruction: s.instruction, gripper: 'closed' as const }, 'goal', reads);
+  const goal: Goal = recording(
+    { images: recording(images, 'goal.images', reads), instruction: s.instruction, gripper: 'closed' as const },
+    'goal',
+    reads,
+  );
   planning.reset(SEED);
   for (const [i, o] of s.now.entries()) {
     const plan = await planning.plan(recording({ ...o }, 'observation', reads), goal);
@@ -80,7 +88,8 @@ async function goalReads(planning: WorldModelPlanning, s: Scene): Promise<Set<st
   return reads;
 }
 
-const recorded = (reads: Set<string>) => [...reads].filter((r) => r === 'goal.gripper' || r === 'goal.*' || /^goal\.images\[\d+\]\.(proprio|\*)$/.test(r));
+const recorded = (reads: Set<string>) =>
+  [...reads].filter((r) => r === 'goal.gripper' || r === 'goal.*' || /^goal\.images\[\d+\]\.(proprio|\*)$/.test(r));
 
 describe('what the product presets read of a goal', () => {
   let s: Scene;
@@ -93,7 +102,16 @@ describe('what the product presets read of a goal', () => {
    */
   const load = async (preset: string) => {
     const full = loadPlannerPreset(preset);
-    const small = { ...full, optimizer: { ...full.optimizer, candidates: Math.min(full.optimizer.candidates, 4), elites: Math.min(full.optimizer.elites, 2), iterations: 1 }, rollout: { ...full.rollout, flowSteps: 1 } };
+    const small = {
+      ...full,
+      optimizer: {
+        ...full.optimizer,
+        candidates: Math.min(full.optimizer.candidates, 4),
+        elites: Math.min(full.optimizer.elites, 2),
+        iterations: 1,
+      },
+      rollout: { ...full.rollout, flowSteps: 1 },
+    };
     const file = join(dir, `${preset.replace('/', '-')}.json`);
     writeFileSync(file, JSON.stringify(small));
     const p = await loadWorldModelPlanning(file, MODEL, { seed: 0, lockstep: true, backend: 'wasm' });

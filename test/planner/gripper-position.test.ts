@@ -13,7 +13,16 @@ import { useTestBackend } from '../helpers/tf.js';
 
 // Normalised +-1 = +-6 cm per axis: the simulator's own limit.
 const names = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
-const stats: ActionStats = { names, count: 1, mean: [0, 0, 0], std: [1, 1, 1], min: [-0.06, -0.06, -0.06], max: [0.06, 0.06, 0.06], q01: [-0.06, -0.06, -0.06], q99: [0.06, 0.06, 0.06] };
+const stats: ActionStats = {
+  names,
+  count: 1,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  min: [-0.06, -0.06, -0.06],
+  max: [0.06, 0.06, 0.06],
+  q01: [-0.06, -0.06, -0.06],
+  q99: [0.06, 0.06, 0.06],
+};
 const withGripperAt = (o: Observation, p: Vec3): Observation => ({ ...o, proprio: Float32Array.from([...p, 0, 0.045]) });
 
 describe('gripper-position cost (cost.pose)', () => {
@@ -46,30 +55,91 @@ describe('gripper-position cost (cost.pose)', () => {
       first ??= c.slice();
       return Float32Array.from({ length: n }, (_, i) => Math.abs(c[i * 6]! - 0.9) + Math.abs(c[i * 6 + 3]! - 0.9));
     };
-    const r = await optimize({ kind: 'cem', horizon: 2, actionDim: 3, candidates: 6, iterations: 1, elites: 2, temperature: 0.1, initStd: 0.1, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, cost, { rng: new Rng(3), include });
+    const r = await optimize(
+      {
+        kind: 'cem',
+        horizon: 2,
+        actionDim: 3,
+        candidates: 6,
+        iterations: 1,
+        elites: 2,
+        temperature: 0.1,
+        initStd: 0.1,
+        minStd: 0.05,
+        proposalFraction: 0,
+        warmStartPad: 'repeat',
+      },
+      cost,
+      { rng: new Rng(3), include },
+    );
     expect(Array.from(first!.subarray(5 * 6))).toEqual(Array.from(include));
     expect(Array.from(r.best)).toEqual(Array.from(include));
   });
 
   it('is an optional preset field; a negative weight is refused with its name', () => {
-    const base = { name: 'p', optimizer: { kind: 'cem', horizon: 2, candidates: 6, iterations: 2, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 };
+    const base = {
+      name: 'p',
+      optimizer: {
+        kind: 'cem',
+        horizon: 2,
+        candidates: 6,
+        iterations: 2,
+        elites: 2,
+        temperature: 0.1,
+        initStd: 0.6,
+        minStd: 0.05,
+        proposalFraction: 0,
+        warmStartPad: 'repeat',
+      },
+      budgetMs: 1000,
+      graceMs: 1000,
+      rollout: { flowSteps: 1, integrator: 'euler' },
+      cost: { representation: 0, pixel: 0, actionMagnitude: 0, terminal: 1 },
+      executeSteps: 1,
+    };
     expect(validatePreset(base, 'p.json').cost.pose).toBe(0);
     expect(validatePreset(base, 'p.json').poseProposal).toBe(false);
     expect(validatePreset({ ...base, poseProposal: true }, 'p.json').poseProposal).toBe(true);
-    expect(() => validatePreset({ ...base, poseProposal: 'yes' }, 'p.json')).toThrow(/p.json: 'poseProposal' must be true or false, got "yes"/);
+    expect(() => validatePreset({ ...base, poseProposal: 'yes' }, 'p.json')).toThrow(
+      /p.json: 'poseProposal' must be true or false, got "yes"/,
+    );
     // Refused when the planner is built, not at the first plan, for a model without world-vector actions.
     const noWorld: ActionStats = { ...stats, names: ['a', 'b', 'c'] };
-    expect(() => new SimOraclePlanning(validatePreset({ ...base, poseProposal: true }, 'p.json'), { imageHeight: 32, imageWidth: 40 }, noWorld)).toThrow(/planner preset 'p', actions: a straight move needs/);
+    expect(
+      () => new SimOraclePlanning(validatePreset({ ...base, poseProposal: true }, 'p.json'), { imageHeight: 32, imageWidth: 40 }, noWorld),
+    ).toThrow(/planner preset 'p', actions: a straight move needs/);
     expect(() => validatePreset({ ...base, cost: { ...base.cost, pose: -1 } }, 'p.json')).toThrow(/p.json: 'cost.pose' must be a number/);
   });
 
-  it('oracle: with the pose cost alone and an unchanged picture, moves towards the goal picture\'s gripper position', async () => {
+  it("oracle: with the pose cost alone and an unchanged picture, moves towards the goal picture's gripper position", async () => {
     const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 32, imageWidth: 40 });
     try {
       const start = env.reset(0).observation;
       const p = start.proprio!;
       const goal = withGripperAt(start, [p[0]!, p[1]! + 0.1, p[2]!]);
-      const preset = validatePreset({ name: 'pose', optimizer: { kind: 'cem', horizon: 2, candidates: 12, iterations: 3, elites: 3, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, pose: 5, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 }, 'pose preset');
+      const preset = validatePreset(
+        {
+          name: 'pose',
+          optimizer: {
+            kind: 'cem',
+            horizon: 2,
+            candidates: 12,
+            iterations: 3,
+            elites: 3,
+            temperature: 0.1,
+            initStd: 0.6,
+            minStd: 0.05,
+            proposalFraction: 0,
+            warmStartPad: 'repeat',
+          },
+          budgetMs: 1000,
+          graceMs: 1000,
+          rollout: { flowSteps: 1, integrator: 'euler' },
+          cost: { representation: 0, pixel: 0, pose: 5, actionMagnitude: 0, terminal: 1 },
+          executeSteps: 1,
+        },
+        'pose preset',
+      );
       const oracle = new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats, 1);
       oracle.attach(env);
       const plan = await oracle.plan(start, { images: [goal] });
@@ -84,7 +154,12 @@ describe('gripper-position cost (cost.pose)', () => {
 
   it('learned planner (experiments/oracle-pose-only, shipped model): the predicted path leads to the goal position; without one the term is off', async () => {
     const planning = await loadWorldModelPlanning('experiments/oracle-pose-only', 'models/tiny-sim-shift', { seed: 3, lockstep: true });
-    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: planning.cfg.imageHeight, imageWidth: planning.cfg.imageWidth });
+    const env = await SimEnv.create({
+      task: 'pick-can',
+      seed: 0,
+      imageHeight: planning.cfg.imageHeight,
+      imageWidth: planning.cfg.imageWidth,
+    });
     try {
       const start = env.reset(0).observation;
       const p = start.proprio!;

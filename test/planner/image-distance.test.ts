@@ -37,7 +37,8 @@ describe('multi-scale pixel distance', () => {
     const scene = (x: number | undefined) => {
       const d = new Float32Array(32 * 40 * 3);
       for (let r = 0; r < 32; r++) for (let c = 0; c < 40; c++) for (let k = 0; k < 3; k++) d[(r * 40 + c) * 3 + k] = c < 20 ? 0.9 : -0.3;
-      if (x !== undefined) for (let r = 14; r < 17; r++) for (let c = x; c < x + 3; c++) for (let k = 0; k < 3; k++) d[(r * 40 + c) * 3 + k] = 0;
+      if (x !== undefined)
+        for (let r = 14; r < 17; r++) for (let c = x; c < x + 3; c++) for (let k = 0; k < 3; k++) d[(r * 40 + c) * 3 + k] = 0;
       return tf.tensor3d(d, [32, 40, 3]);
     };
     const now = scene(2); // on the bright side

@@ -2,16 +2,39 @@ import { asyncScheduler, NEVER, Subject, throwError, timer, EMPTY, type Observab
 import { map } from 'rxjs/operators';
 import { TestScheduler } from 'rxjs/testing';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createOptimizingPlanner, execute, ExecutionProgress, latestPairs, planLatest, safePlanFor, type PlanCost, type PlannerEvent } from '../../src/planner/loop.js';
+import {
+  createOptimizingPlanner,
+  execute,
+  ExecutionProgress,
+  latestPairs,
+  planLatest,
+  safePlanFor,
+  type PlanCost,
+  type PlannerEvent,
+} from '../../src/planner/loop.js';
 import type { OptimizerSettings } from '../../src/planner/optimizer.js';
 import type { Goal, Observation, Plan } from '../../src/core/types.js';
 import { safeAction, type Rt1Action } from '../../src/core/action.js';
 
 type Obs = ReturnType<typeof obs>;
 const obs = (stamp: number) => ({ image: new Uint8Array(3), height: 1, width: 1, stamp });
-const act = (x: number): Rt1Action => ({ worldVector: [x, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] });
-const planFrom = (stamp: number, xs: number[] = [stamp]): Plan => ({ actions: xs.map(act), cost: stamp, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe: false });
-const pairs = (...stamps: number[]) => Object.fromEntries(stamps.map((s, i) => [String.fromCharCode(97 + i), [obs(s), 'g']])) as Record<string, [Obs, string]>;
+const act = (x: number): Rt1Action => ({
+  worldVector: [x, 0, 0],
+  rotationDelta: [0, 0, 0],
+  gripperClosedness: 0,
+  terminateEpisode: [0, 1, 0],
+});
+const planFrom = (stamp: number, xs: number[] = [stamp]): Plan => ({
+  actions: xs.map(act),
+  cost: stamp,
+  iterations: 1,
+  candidatesEvaluated: 1,
+  latencyMs: 0,
+  observationStamp: stamp,
+  safe: false,
+});
+const pairs = (...stamps: number[]) =>
+  Object.fromEntries(stamps.map((s, i) => [String.fromCharCode(97 + i), [obs(s), 'g']])) as Record<string, [Obs, string]>;
 
 function scheduler() {
   return new TestScheduler((a, b) => expect(a).toEqual(b));
@@ -41,10 +64,13 @@ describe('planLatest (marble tests, virtual time)', () => {
         return o.stamp === 1 ? NEVER : timer(1).pipe(map(() => planFrom(2)));
       };
       const out = input.pipe(planLatest(step, { budgetMs: 3, graceMs: 2, safePlan: safePlanFor, report: (e) => events.push(e) }));
-      expectObservable(out.pipe(map((p) => (p.safe ? `${p.reason} ${JSON.stringify(p.actions)} ${p.latencyMs}` : 'ok')))).toBe('-----x--y--|', {
-        x: `deadline missed (5 ms) ${JSON.stringify([safeAction()])} 5`,
-        y: 'ok',
-      });
+      expectObservable(out.pipe(map((p) => (p.safe ? `${p.reason} ${JSON.stringify(p.actions)} ${p.latencyMs}` : 'ok')))).toBe(
+        '-----x--y--|',
+        {
+          x: `deadline missed (5 ms) ${JSON.stringify([safeAction()])} 5`,
+          y: 'ok',
+        },
+      );
     });
     expect(aborted).toEqual(['1: deadline missed (5 ms)']);
     expect(events.map((e) => e.type)).toEqual(['safe', 'plan']);
@@ -55,8 +81,12 @@ describe('planLatest (marble tests, virtual time)', () => {
     const boom = new Error('model exploded');
     scheduler().run(({ cold, expectObservable }) => {
       const input = cold('a-|', pairs(1));
-      const out = input.pipe(planLatest(() => throwError(() => boom), { budgetMs: 5, graceMs: 0, safePlan: safePlanFor, report: (e) => events.push(e) }));
-      expectObservable(out.pipe(map((p) => `${p.safe}:${p.reason}:${JSON.stringify(p.actions)}`))).toBe('x-|', { x: `true:planning error: model exploded:${JSON.stringify([safeAction()])}` });
+      const out = input.pipe(
+        planLatest(() => throwError(() => boom), { budgetMs: 5, graceMs: 0, safePlan: safePlanFor, report: (e) => events.push(e) }),
+      );
+      expectObservable(out.pipe(map((p) => `${p.safe}:${p.reason}:${JSON.stringify(p.actions)}`))).toBe('x-|', {
+        x: `true:planning error: model exploded:${JSON.stringify([safeAction()])}`,
+      });
     });
     expect(events).toEqual([{ type: 'safe', observationStamp: 1, latencyMs: 0, reason: 'planning error: model exploded', error: boom }]);
   });
@@ -80,7 +110,10 @@ describe('planLatest (marble tests, virtual time)', () => {
       };
       // Budget 3: had the deadline timer survived the unsubscription at 2, it would fire at 3 (the
       // scheduler flushes every scheduled action) and report a safe plan.
-      expectObservable(input.pipe(planLatest(step, { budgetMs: 3, graceMs: 0, safePlan: safePlanFor, report: (e) => events.push(e) })), '--!').toBe('');
+      expectObservable(
+        input.pipe(planLatest(step, { budgetMs: 3, graceMs: 0, safePlan: safePlanFor, report: (e) => events.push(e) })),
+        '--!',
+      ).toBe('');
       expectSubscriptions(inner.subscriptions).toBe('^-!');
     });
     expect(aborted).toBe(true);
@@ -122,7 +155,11 @@ describe('execute (receding horizon)', () => {
     scheduler().run(({ hot, expectObservable }) => {
       const plans = hot('p----------', { p: planFrom(1, [1, 2, 3, 4]) });
       const ticks = hot('-t-t-t-t-|');
-      expectObservable(plans.pipe(execute(ticks, { maxPlanAgeMs: 4 })).pipe(map((a) => a.worldVector[0]))).toBe('-a-b-z-z-|', { a: 1, b: 2, z: 0 });
+      expectObservable(plans.pipe(execute(ticks, { maxPlanAgeMs: 4 })).pipe(map((a) => a.worldVector[0]))).toBe('-a-b-z-z-|', {
+        a: 1,
+        b: 2,
+        z: 0,
+      });
     });
   });
 
@@ -146,15 +183,40 @@ describe('createOptimizingPlanner (fake timers)', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
-  const settings: OptimizerSettings = { kind: 'cem', horizon: 2, actionDim: 2, candidates: 16, iterations: 20, elites: 4, temperature: 0.1, initStd: 0.5, minStd: 0.01, proposalFraction: 0, warmStartPad: 'zero' };
+  const settings: OptimizerSettings = {
+    kind: 'cem',
+    horizon: 2,
+    actionDim: 2,
+    candidates: 16,
+    iterations: 20,
+    elites: 4,
+    temperature: 0.1,
+    initStd: 0.5,
+    minStd: 0.01,
+    proposalFraction: 0,
+    warmStartPad: 'zero',
+  };
   const target = [0.4, -0.2, 0.3, 0.1];
-  const quadratic = async (c: Float32Array, n: number) => Float32Array.from({ length: n }, (_, i) => target.reduce((s, t, j) => s + (c[i * 4 + j]! - t) ** 2, 0));
+  const quadratic = async (c: Float32Array, n: number) =>
+    Float32Array.from({ length: n }, (_, i) => target.reduce((s, t, j) => s + (c[i * 4 + j]! - t) ** 2, 0));
   const toAction = (v: Float32Array) => act(v[0]! + 10 * v[1]!);
   const observation = (stamp: number): Observation => ({ image: new Uint8Array(3), height: 1, width: 1, stamp });
   const goal: Goal = { images: [observation(-1)] };
 
-  function harness(makeCost: (o: Observation, g: Goal) => PlanCost | Promise<PlanCost>, extra: Partial<Parameters<typeof createOptimizingPlanner>[0]> = {}) {
-    const p = createOptimizingPlanner({ optimizer: settings, makeCost, toAction, budgetMs: 100, graceMs: 50, seed: 3, scheduler: asyncScheduler, ...extra });
+  function harness(
+    makeCost: (o: Observation, g: Goal) => PlanCost | Promise<PlanCost>,
+    extra: Partial<Parameters<typeof createOptimizingPlanner>[0]> = {},
+  ) {
+    const p = createOptimizingPlanner({
+      optimizer: settings,
+      makeCost,
+      toAction,
+      budgetMs: 100,
+      graceMs: 50,
+      seed: 3,
+      scheduler: asyncScheduler,
+      ...extra,
+    });
     const observations = new Subject<Observation>();
     const goals = new Subject<Goal>();
     const plans: Plan[] = [];
@@ -209,7 +271,12 @@ describe('createOptimizingPlanner (fake timers)', () => {
   it('proposals and imagined frames come from the per-plan cost', async () => {
     let asked = 0;
     const h = harness(
-      () => ({ cost: quadratic, proposals: async (n) => ((asked += n), new Float32Array(n * 4).fill(0.1)), imagine: async (best) => [Uint8Array.from(best, (v) => Math.round(100 * (v + 1)))], dispose() {} }),
+      () => ({
+        cost: quadratic,
+        proposals: async (n) => ((asked += n), new Float32Array(n * 4).fill(0.1)),
+        imagine: async (best) => [Uint8Array.from(best, (v) => Math.round(100 * (v + 1)))],
+        dispose() {},
+      }),
       { optimizer: { ...settings, iterations: 2, proposalFraction: 0.25 } },
     );
     h.goals.next(goal);
@@ -251,7 +318,9 @@ describe('createOptimizingPlanner (fake timers)', () => {
   });
 
   it('a plan that arrives late (a cost that blocked the event loop, so no timer could fire) is a missed deadline too', async () => {
-    const h = harness(() => ({ cost: async (c, n) => (vi.setSystemTime(Date.now() + 400), quadratic(c, n)), dispose() {} }), { optimizer: { ...settings, iterations: 1 } });
+    const h = harness(() => ({ cost: async (c, n) => (vi.setSystemTime(Date.now() + 400), quadratic(c, n)), dispose() {} }), {
+      optimizer: { ...settings, iterations: 1 },
+    });
     h.goals.next(goal);
     h.observations.next(observation(1));
     await vi.advanceTimersByTimeAsync(0);
@@ -270,7 +339,10 @@ describe('createOptimizingPlanner (fake timers)', () => {
     await vi.advanceTimersByTimeAsync(1);
     h.observations.next(observation(2));
     await vi.advanceTimersByTimeAsync(1);
-    expect(h.plans.map((p) => p.reason)).toEqual(['planning error: goal image has the wrong size', 'planning error: no candidate got a finite cost (320 evaluated)']);
+    expect(h.plans.map((p) => p.reason)).toEqual([
+      'planning error: goal image has the wrong size',
+      'planning error: no candidate got a finite cost (320 evaluated)',
+    ]);
     expect(h.events.map((e) => e.type === 'safe' && e.error instanceof Error)).toEqual([true, true]);
     h.sub.unsubscribe();
   });

@@ -7,9 +7,22 @@ import { proposalCount, rankByCost, samplePopulation } from '../../src/planner/p
 import { shiftPlan } from '../../src/planner/sequence.js';
 import { Rng } from '../../src/util/rng.js';
 
-const base: OptimizerSettings = { kind: 'cem', horizon: 3, actionDim: 2, candidates: 64, iterations: 30, elites: 8, temperature: 0.05, initStd: 0.5, minStd: 0.01, proposalFraction: 0, warmStartPad: 'repeat' };
+const base: OptimizerSettings = {
+  kind: 'cem',
+  horizon: 3,
+  actionDim: 2,
+  candidates: 64,
+  iterations: 30,
+  elites: 8,
+  temperature: 0.05,
+  initStd: 0.5,
+  minStd: 0.01,
+  proposalFraction: 0,
+  warmStartPad: 'repeat',
+};
 const target = Float32Array.from([0.5, -0.3, 0.2, 0.7, -0.6, 0.1]);
-const quadratic = async (c: Float32Array, n: number) => Float32Array.from({ length: n }, (_, i) => target.reduce((s, t, j) => s + (c[i * 6 + j]! - t) ** 2, 0));
+const quadratic = async (c: Float32Array, n: number) =>
+  Float32Array.from({ length: n }, (_, i) => target.reduce((s, t, j) => s + (c[i * 6 + j]! - t) ** 2, 0));
 // Wells at -0.6 (depth 0.5) and +0.7 (depth 1.0) per coordinate: the global minimum is all +0.7, and the
 // first mean (0) lies nearer the shallow well.
 const twoWell = async (c: Float32Array, n: number) =>
@@ -49,7 +62,11 @@ describe('CEM and MPPI find known minima', () => {
     });
 
     it(`${kind}: stays inside the [-1, 1] box when the optimum lies outside`, async () => {
-      const r = await optimize({ ...base, kind, iterations: 8 }, async (c, n) => Float32Array.from({ length: n }, (_, i) => -c[i * 6]! + c[i * 6 + 1]!), { rng: new Rng(2) });
+      const r = await optimize(
+        { ...base, kind, iterations: 8 },
+        async (c, n) => Float32Array.from({ length: n }, (_, i) => -c[i * 6]! + c[i * 6 + 1]!),
+        { rng: new Rng(2) },
+      );
       expect(r.best.every((v) => v >= -1 && v <= 1)).toBe(true);
       expect(r.best[0]).toBeGreaterThan(0.9);
       expect(r.best[1]).toBeLessThan(-0.9);
@@ -61,7 +78,9 @@ describe('CEM and MPPI find known minima', () => {
     const viaMppi = await optimizeMppi(base, quadratic, { rng: new Rng(9) });
     expect(Array.from((await optimize(base, quadratic, { rng: new Rng(9) })).best)).toEqual(Array.from(viaCem.best));
     expect(Array.from((await optimize({ ...base, kind: 'mppi' }, quadratic, { rng: new Rng(9) })).best)).toEqual(Array.from(viaMppi.best));
-    await expect(optimize({ ...base, kind: 'bogus' as 'cem' }, quadratic, { rng: new Rng(9) })).rejects.toThrow(/unknown optimiser kind "bogus"/);
+    await expect(optimize({ ...base, kind: 'bogus' as 'cem' }, quadratic, { rng: new Rng(9) })).rejects.toThrow(
+      /unknown optimiser kind "bogus"/,
+    );
   });
 });
 
@@ -83,7 +102,11 @@ describe('warm start and proposals', () => {
       const proposals = async (n: number) => {
         requested.push(n);
         const out = new Float32Array(n * 6);
-        for (let i = 0; i < n; i++) out.set(target.map((t) => t + 0.01 * i), i * 6);
+        for (let i = 0; i < n; i++)
+          out.set(
+            target.map((t) => t + 0.01 * i),
+            i * 6,
+          );
         return out;
       };
       const cold = await optimize({ ...few, kind }, quadratic, { rng: new Rng(4) });
@@ -101,10 +124,18 @@ describe('warm start and proposals', () => {
 
   it('a broken proposal source or cost function is an error naming it, not a silent bad plan', async () => {
     const s = { ...few, proposalFraction: 0.5 };
-    await expect(optimize(s, quadratic, { rng: new Rng(1), proposals: async () => new Float32Array(3) })).rejects.toThrow(/proposal source returned 3 values, expected 24/);
-    await expect(optimize(s, quadratic, { rng: new Rng(1), proposals: async (n) => new Float32Array(n * 6).fill(NaN) })).rejects.toThrow(/non-finite value at candidate 0/);
-    await expect(optimize(base, async () => new Float32Array(2), { rng: new Rng(1) })).rejects.toThrow(/cost function returned 2 values, expected 64/);
-    await expect(optimize(base, quadratic, { rng: new Rng(1), warmStart: new Float32Array(4) })).rejects.toThrow(/warm start has 4 values, expected horizon 3 x action dim 2 = 6/);
+    await expect(optimize(s, quadratic, { rng: new Rng(1), proposals: async () => new Float32Array(3) })).rejects.toThrow(
+      /proposal source returned 3 values, expected 24/,
+    );
+    await expect(optimize(s, quadratic, { rng: new Rng(1), proposals: async (n) => new Float32Array(n * 6).fill(NaN) })).rejects.toThrow(
+      /non-finite value at candidate 0/,
+    );
+    await expect(optimize(base, async () => new Float32Array(2), { rng: new Rng(1) })).rejects.toThrow(
+      /cost function returned 2 values, expected 64/,
+    );
+    await expect(optimize(base, quadratic, { rng: new Rng(1), warmStart: new Float32Array(4) })).rejects.toThrow(
+      /warm start has 4 values, expected horizon 3 x action dim 2 = 6/,
+    );
   });
 
   it('proposals in the global well rescue a warm start stuck in the shallow one', async () => {
@@ -112,7 +143,11 @@ describe('warm start and proposals', () => {
       const s = { ...base, kind, iterations: 5, temperature: 0.3 };
       const stuck = new Float32Array(6).fill(-0.6);
       const alone = await optimize(s, twoWell, { rng: new Rng(7), warmStart: stuck });
-      const helped = await optimize({ ...s, proposalFraction: 0.1 }, twoWell, { rng: new Rng(7), warmStart: stuck, proposals: async (n) => new Float32Array(n * 6).fill(0.72) });
+      const helped = await optimize({ ...s, proposalFraction: 0.1 }, twoWell, {
+        rng: new Rng(7),
+        warmStart: stuck,
+        proposals: async (n) => new Float32Array(n * 6).fill(0.72),
+      });
       expect(alone.bestCost).toBeGreaterThan(-4.5);
       expect(helped.bestCost).toBeLessThan(-5.9);
     }
@@ -194,7 +229,11 @@ describe('anytime driver', () => {
   it('an abort between iterations ends the run with the best plan so far', async () => {
     const ac = new AbortController();
     const seen: number[] = [];
-    const r = await optimize(base, quadratic, { rng: new Rng(5), signal: ac.signal, onIteration: (i) => (seen.push(i.bestCost), i.iteration === 1 && ac.abort()) });
+    const r = await optimize(base, quadratic, {
+      rng: new Rng(5),
+      signal: ac.signal,
+      onIteration: (i) => (seen.push(i.bestCost), i.iteration === 1 && ac.abort()),
+    });
     expect(r.iterations).toBe(2);
     expect(r.stopReason).toBe('aborted');
     expect(r.bestCost).toBe(seen[1]);
@@ -208,7 +247,12 @@ describe('anytime driver', () => {
 
   it('runs any distribution update under the same driver', async () => {
     let updates = 0;
-    const r = await runAnytime({ horizon: 1, actionDim: 1, candidates: 4, iterations: 3, initStd: 0.1, proposalFraction: 0 }, () => updates++, async (_c, n) => new Float32Array(n), { rng: new Rng(0) });
+    const r = await runAnytime(
+      { horizon: 1, actionDim: 1, candidates: 4, iterations: 3, initStd: 0.1, proposalFraction: 0 },
+      () => updates++,
+      async (_c, n) => new Float32Array(n),
+      { rng: new Rng(0) },
+    );
     expect(updates).toBe(3);
     expect(r.candidatesEvaluated).toBe(12);
   });
@@ -228,7 +272,13 @@ describe('building blocks', () => {
 
   it('a population holds the clipped mean first, then proposals, then seeded Gaussian samples', async () => {
     const dist = { mean: Float32Array.from([2, 0]), std: Float32Array.from([0.1, 0.1]) };
-    const pop = await samplePopulation(dist, 5, new Rng(1), { source: async (n) => new Float32Array(n * 2).fill(-3), fraction: 0.4 }, () => 0);
+    const pop = await samplePopulation(
+      dist,
+      5,
+      new Rng(1),
+      { source: async (n) => new Float32Array(n * 2).fill(-3), fraction: 0.4 },
+      () => 0,
+    );
     expect(Array.from(pop.candidates.subarray(0, 2))).toEqual([1, 0]);
     expect(Array.from(pop.candidates.subarray(2, 6))).toEqual([-1, -1, -1, -1]);
     expect(pop.proposals).toBe(2);

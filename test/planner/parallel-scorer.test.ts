@@ -23,7 +23,12 @@ const RUN = 'models/tiny-sim';
 function image(seed: number, stamp: number): Observation {
   const h = 64;
   const w = 80;
-  return { image: Uint8Array.from({ length: h * w * 3 }, (_, i) => (i * 7 + seed * 31 + ((i / 240) | 0) * 3) % 251), height: h, width: w, stamp };
+  return {
+    image: Uint8Array.from({ length: h * w * 3 }, (_, i) => (i * 7 + seed * 31 + ((i / 240) | 0) * 3) % 251),
+    height: h,
+    width: w,
+    stamp,
+  };
 }
 
 const obs = image(1, 10);
@@ -37,7 +42,15 @@ function candidates(n: number, horizon: number, seed: number): Float32Array {
 /** A world model planning on this thread only, with the preset `name`. */
 function localPlanning(name: string, seed: number, pool?: ScorePool): WorldModelPlanning {
   const w = loadInferenceWeights(RUN);
-  return new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest!.actionStats, w.manifest!.contextFrames, loadPlannerPreset(name), { seed, lockstep: true }, pool);
+  return new WorldModelPlanning(
+    toTf(w.tensors),
+    w.cfg,
+    w.manifest!.actionStats,
+    w.manifest!.contextFrames,
+    loadPlannerPreset(name),
+    { seed, lockstep: true },
+    pool,
+  );
 }
 
 const workerData = (name: string) => {
@@ -188,6 +201,8 @@ describe('a scoring worker that fails', () => {
   }, 120_000);
 
   it('fails to load: starting the pool fails and stops every worker', async () => {
-    await expect(ScorePool.start({ workers: 1, data: { ...data, checkpoint: 'models/no-such-run' } })).rejects.toThrow(/scoring worker 0: .*no-such-run/);
+    await expect(ScorePool.start({ workers: 1, data: { ...data, checkpoint: 'models/no-such-run' } })).rejects.toThrow(
+      /scoring worker 0: .*no-such-run/,
+    );
   }, 120_000);
 });

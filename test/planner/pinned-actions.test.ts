@@ -10,12 +10,43 @@ import { Rng } from '../../src/util/rng.js';
 
 // Yaw +-0.3 rad maps to +-1; the gripper -1..1 to itself; x is asymmetric so 0 is not the middle.
 const names = ['world_vector.x', 'rotation_delta.yaw', 'gripper_closedness_action'];
-const stats: ActionStats = { names, count: 1, mean: [0, 0, 0], std: [1, 1, 1], min: [-0.02, -0.3, -1], max: [0.06, 0.3, 1], q01: [-0.02, -0.3, -1], q99: [0.06, 0.3, 1] };
-const base = { name: 'p', optimizer: { kind: 'cem', horizon: 2, candidates: 6, iterations: 3, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, budgetMs: 1000, graceMs: 1000, rollout: { flowSteps: 1, integrator: 'euler' }, cost: { representation: 0, pixel: 0, pyramid: 1, actionMagnitude: 0, terminal: 1 }, executeSteps: 1 };
+const stats: ActionStats = {
+  names,
+  count: 1,
+  mean: [0, 0, 0],
+  std: [1, 1, 1],
+  min: [-0.02, -0.3, -1],
+  max: [0.06, 0.3, 1],
+  q01: [-0.02, -0.3, -1],
+  q99: [0.06, 0.3, 1],
+};
+const base = {
+  name: 'p',
+  optimizer: {
+    kind: 'cem',
+    horizon: 2,
+    candidates: 6,
+    iterations: 3,
+    elites: 2,
+    temperature: 0.1,
+    initStd: 0.6,
+    minStd: 0.05,
+    proposalFraction: 0,
+    warmStartPad: 'repeat',
+  },
+  budgetMs: 1000,
+  graceMs: 1000,
+  rollout: { flowSteps: 1, integrator: 'euler' },
+  cost: { representation: 0, pixel: 0, pyramid: 1, actionMagnitude: 0, terminal: 1 },
+  executeSteps: 1,
+};
 
 describe('pinned action parts', () => {
   it('holds raw values and takes the gripper from the goal, in the normalised space', () => {
-    const pins = validatePreset({ ...base, actions: { hold: { 'world_vector.x': 0, 'rotation_delta.yaw': 0.15 }, gripper: 'goal' } }, 'p.json').actions;
+    const pins = validatePreset(
+      { ...base, actions: { hold: { 'world_vector.x': 0, 'rotation_delta.yaw': 0.15 }, gripper: 'goal' } },
+      'p.json',
+    ).actions;
     expect(pinnedDims(pins, stats, { images: [], gripper: 'closed' })).toEqual([
       { index: 0, value: -0.5 },
       { index: 1, value: 0.5 },
@@ -36,7 +67,23 @@ describe('pinned action parts', () => {
       return Float32Array.from({ length: n }, (_, i) => (c[i * 6]! - 0.8) ** 2 + (c[i * 6 + 2]! - 0.8) ** 2);
     };
     const warm = new Float32Array([0.9, 0.9, 0.9, 0.9, 0.9, 0.9]);
-    const r = await optimize({ kind: 'cem', horizon: 2, actionDim: 3, candidates: 6, iterations: 3, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, cost, { rng: new Rng(1), warmStart: warm, pinned: [{ index: 1, value: 0.25 }] });
+    const r = await optimize(
+      {
+        kind: 'cem',
+        horizon: 2,
+        actionDim: 3,
+        candidates: 6,
+        iterations: 3,
+        elites: 2,
+        temperature: 0.1,
+        initStd: 0.6,
+        minStd: 0.05,
+        proposalFraction: 0,
+        warmStartPad: 'repeat',
+      },
+      cost,
+      { rng: new Rng(1), warmStart: warm, pinned: [{ index: 1, value: 0.25 }] },
+    );
     expect(seen).toHaveLength(3 * 6 * 2);
     expect(seen.every((a) => a[1] === 0.25)).toBe(true);
     expect(new Set(seen.map((a) => a[0])).size).toBeGreaterThan(10);
@@ -46,7 +93,9 @@ describe('pinned action parts', () => {
 
   it('a preset holding an action the model does not have is refused when the planner is built', () => {
     const preset = validatePreset({ ...base, actions: { hold: { 'rotation_delta.roll': 0 } } }, 'p.json');
-    expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/planner preset 'p', actions: pinned action 'rotation_delta.roll' is not one of the model's actions/);
+    expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(
+      /planner preset 'p', actions: pinned action 'rotation_delta.roll' is not one of the model's actions/,
+    );
   });
 
   it("the expert's storyboard says when the gripper is closed (pick-can: open above and around the can, closed once grasped)", async () => {
@@ -57,11 +106,27 @@ describe('pinned action parts', () => {
   describe('move cap: a speed limit (actions.speed), lower while the gripper holds something (actions.carry)', () => {
     // x, y, z each map -0.06..0.06 m to -1..1; the gripper -1..1 to itself.
     const wv = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'gripper_closedness_action'];
-    const s4: ActionStats = { names: wv, count: 1, mean: [0, 0, 0, 0], std: [1, 1, 1, 1], min: [-0.06, -0.06, -0.06, -1], max: [0.06, 0.06, 0.06, 1], q01: [-0.06, -0.06, -0.06, -1], q99: [0.06, 0.06, 0.06, 1] };
+    const s4: ActionStats = {
+      names: wv,
+      count: 1,
+      mean: [0, 0, 0, 0],
+      std: [1, 1, 1, 1],
+      min: [-0.06, -0.06, -0.06, -1],
+      max: [0.06, 0.06, 0.06, 1],
+      q01: [-0.06, -0.06, -0.06, -1],
+      q99: [0.06, 0.06, 0.06, 1],
+    };
     const pins = validatePreset({ ...base, actions: { gripper: 'goal', carry: { speed: 0.03, minOpening: 0 } } }, 'p.json').actions;
-    const moveOf = (seq: Float32Array, t: number) => Math.hypot(...Array.from(denormaliseActions(s4, seq.subarray(t * 4, t * 4 + 3 + 1)).subarray(0, 3)));
+    const moveOf = (seq: Float32Array, t: number) =>
+      Math.hypot(...Array.from(denormaliseActions(s4, seq.subarray(t * 4, t * 4 + 3 + 1)).subarray(0, 3)));
 
-    const withFingers = (opening: number): Observation => ({ image: new Uint8Array(0), height: 0, width: 0, stamp: 0, proprio: Float32Array.from([0.5, 0, 0.3, 0, opening]) });
+    const withFingers = (opening: number): Observation => ({
+      image: new Uint8Array(0),
+      height: 0,
+      width: 0,
+      stamp: 0,
+      proprio: Float32Array.from([0.5, 0, 0.3, 0, opening]),
+    });
 
     it('scales a move longer than the cap down to it while holding, keeping its direction; short moves, open goals and empty fingers are untouched', () => {
       const cap = moveCap(pins, s4, { images: [], gripper: 'closed' }, withFingers(0.021))!;
@@ -86,14 +151,33 @@ describe('pinned action parts', () => {
         for (let t = 0; t < n * 2; t++) longest = Math.max(longest, moveOf(c, t));
         return Float32Array.from({ length: n }, (_, i) => -c[i * 8]!); // wants to go fast along +x
       };
-      const r = await optimize({ kind: 'cem', horizon: 2, actionDim: 4, candidates: 6, iterations: 3, elites: 2, temperature: 0.1, initStd: 0.6, minStd: 0.05, proposalFraction: 0, warmStartPad: 'repeat' }, cost, { rng: new Rng(2), constrain: cap });
+      const r = await optimize(
+        {
+          kind: 'cem',
+          horizon: 2,
+          actionDim: 4,
+          candidates: 6,
+          iterations: 3,
+          elites: 2,
+          temperature: 0.1,
+          initStd: 0.6,
+          minStd: 0.05,
+          proposalFraction: 0,
+          warmStartPad: 'repeat',
+        },
+        cost,
+        { rng: new Rng(2), constrain: cap },
+      );
       expect(longest).toBeLessThanOrEqual(0.03 + 1e-6);
       expect(longest).toBeGreaterThan(0.029);
       expect(moveOf(r.best, 0)).toBeLessThanOrEqual(0.03 + 1e-6);
     });
 
     it('actions.speed caps every move; carry lowers it further while holding', () => {
-      const both = validatePreset({ ...base, actions: { gripper: 'goal', speed: 0.054, carry: { speed: 0.03, minOpening: 0 } } }, 'p.json').actions;
+      const both = validatePreset(
+        { ...base, actions: { gripper: 'goal', speed: 0.054, carry: { speed: 0.03, minOpening: 0 } } },
+        'p.json',
+      ).actions;
       const capped = (goal: 'open' | 'closed', fingers: number) => {
         const seq = new Float32Array([1, -1, -1, 0]); // 6 cm on every axis: 10.4 cm long
         moveCap(both, s4, { images: [], gripper: goal }, withFingers(fingers))!(seq);
@@ -109,13 +193,24 @@ describe('pinned action parts', () => {
       const seq = new Float32Array([1, 0, 0, 0]);
       moveCap(slowAll, s4, { images: [], gripper: 'closed' })!(seq);
       expect(moveOf(seq, 0)).toBeCloseTo(0.02, 6);
-      expect(() => validatePreset({ ...base, actions: { speed: 0 } }, 'p.json')).toThrow(/p.json: 'actions.speed' must be a number in \[0.001, 1\], got 0/);
-      expect(() => new SimOraclePlanning(validatePreset({ ...base, actions: { speed: 0.05 } }, 'p.json'), { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/actions\.speed needs the model's actions world_vector\.x/);
+      expect(() => validatePreset({ ...base, actions: { speed: 0 } }, 'p.json')).toThrow(
+        /p.json: 'actions.speed' must be a number in \[0.001, 1\], got 0/,
+      );
+      expect(
+        () =>
+          new SimOraclePlanning(
+            validatePreset({ ...base, actions: { speed: 0.05 } }, 'p.json'),
+            { imageHeight: 32, imageWidth: 40 },
+            stats,
+          ),
+      ).toThrow(/actions\.speed needs the model's actions world_vector\.x/);
     });
 
     it('a cap on a model without world-vector actions is refused when the planner is built', () => {
       const preset = validatePreset({ ...base, actions: { carry: { speed: 0.03, minOpening: 0 } } }, 'p.json');
-      expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(/actions\.carry needs the model's actions world_vector\.x/);
+      expect(() => new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats)).toThrow(
+        /actions\.carry needs the model's actions world_vector\.x/,
+      );
     });
   });
 });

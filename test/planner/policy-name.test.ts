@@ -15,7 +15,11 @@ describe('policy names', () => {
   });
 
   it('takes the checkpoint from PRESET@RUN and refuses it on scripted policies', () => {
-    expect(resolvePolicy('wm-cem-quality@runs/ablation')).toEqual({ kind: 'world-model', preset: 'wm-cem-quality', checkpoint: 'runs/ablation' });
+    expect(resolvePolicy('wm-cem-quality@runs/ablation')).toEqual({
+      kind: 'world-model',
+      preset: 'wm-cem-quality',
+      checkpoint: 'runs/ablation',
+    });
     expect(resolvePolicy('oracle:wm-mppi@runs/a')).toEqual({ kind: 'oracle', preset: 'wm-mppi', checkpoint: 'runs/a' });
     expect(() => resolvePolicy('expert@runs/a')).toThrow(new UserError("policy 'expert@runs/a': scripted policies take no checkpoint"));
     expect(() => resolvePolicy('wm@')).toThrow(new UserError("policy 'wm@': expected PRESET@RUN_DIRECTORY"));
@@ -28,7 +32,7 @@ describe('policy names', () => {
     expect(plannerPolicy('wm@x')).toEqual({ kind: 'world-model', preset: 'wm@x' });
   });
 
-  it('says which policies need the caller\'s --checkpoint', () => {
+  it("says which policies need the caller's --checkpoint", () => {
     expect(needsCheckpoint('expert')).toBe(false);
     expect(needsCheckpoint('wm')).toBe(true);
     expect(needsCheckpoint('oracle')).toBe(true);

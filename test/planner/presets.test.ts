@@ -2,7 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { experimentPresetNames, loadPlannerPreset, presetNames, presetPlannerSettings, recordedGoalFields, validatePreset } from '../../src/planner/presets.js';
+import {
+  experimentPresetNames,
+  loadPlannerPreset,
+  presetNames,
+  presetPlannerSettings,
+  recordedGoalFields,
+  validatePreset,
+} from '../../src/planner/presets.js';
 import { UserError } from '../../src/core/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sfwm-preset-'));
@@ -31,7 +38,16 @@ describe('planner presets', () => {
     const p = loadPlannerPreset(write('ok.json', good()));
     expect(p).toEqual(loadPlannerPreset('wm-cem-fast'));
     expect(Object.keys(p.rollout).sort()).toEqual(['flowSteps', 'integrator']);
-    expect(Object.keys(p.cost).sort()).toEqual(['actionMagnitude', 'change', 'pixel', 'pose', 'pyramid', 'reach', 'representation', 'terminal']);
+    expect(Object.keys(p.cost).sort()).toEqual([
+      'actionMagnitude',
+      'change',
+      'pixel',
+      'pose',
+      'pyramid',
+      'reach',
+      'representation',
+      'terminal',
+    ]);
     // A preset written before the pyramid, change and reach terms existed keeps its meaning: weight 0.
     const old = good();
     delete old.cost!.pyramid;
@@ -45,7 +61,7 @@ describe('planner presets', () => {
     expect(loadPlannerPreset('experiments/oracle-cem-pose').handover).toBeUndefined();
   });
 
-  it('keeps every preset that reads the goal pictures\' recorded gripper positions or states out of the product presets', () => {
+  it("keeps every preset that reads the goal pictures' recorded gripper positions or states out of the product presets", () => {
     const product = presetNames();
     expect(product).toEqual(expect.arrayContaining(['wm-cem-fast', 'wm-demo', 'wm-policy']));
     for (const n of product) expect([n, recordedGoalFields(loadPlannerPreset(n))]).toEqual([n, []]);
@@ -57,14 +73,24 @@ describe('planner presets', () => {
       // An experiment is named oracle-... exactly when it reads what the storyboard recorded.
       expect([n, recordedGoalFields(p).length > 0]).toEqual([n, n.startsWith('experiments/oracle-')]);
     }
-    expect(recordedGoalFields(loadPlannerPreset('experiments/oracle-cem-straight'))).toEqual(['cost.pose', 'handover', 'poseProposal', 'actions.gripper', 'actions.carry']);
+    expect(recordedGoalFields(loadPlannerPreset('experiments/oracle-cem-straight'))).toEqual([
+      'cost.pose',
+      'handover',
+      'poseProposal',
+      'actions.gripper',
+      'actions.carry',
+    ]);
     expect(recordedGoalFields(loadPlannerPreset('experiments/oracle-cem-storyboard'))).toEqual(['actions.gripper']);
   });
 
   it('loads an experiment only by its experiments/ name, and says so for a bare one', () => {
     expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(UserError);
-    expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(/planner preset 'oracle-cem-straight' is an experiment, not a product preset: did you mean experiments\/oracle-cem-straight\?/);
-    expect(() => loadPlannerPreset('experiments/wm-nope')).toThrow(/planner preset 'experiments\/wm-nope' not found .*experiments: .*experiments\/oracle-cem-straight/);
+    expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(
+      /planner preset 'oracle-cem-straight' is an experiment, not a product preset: did you mean experiments\/oracle-cem-straight\?/,
+    );
+    expect(() => loadPlannerPreset('experiments/wm-nope')).toThrow(
+      /planner preset 'experiments\/wm-nope' not found .*experiments: .*experiments\/oracle-cem-straight/,
+    );
   });
 
   it('gives createOptimizingPlanner its settings for a model action dimension', () => {
@@ -76,28 +102,76 @@ describe('planner presets', () => {
   });
 
   const cases: [string, (r: Record<string, Record<string, unknown>>) => void, string][] = [
-    ['elites above the population', (r) => (r.optimizer!.elites = 100), `'optimizer.elites' must be an integer in [1, ${good().optimizer!.candidates as number}], got 100`],
+    [
+      'elites above the population',
+      (r) => (r.optimizer!.elites = 100),
+      `'optimizer.elites' must be an integer in [1, ${good().optimizer!.candidates as number}], got 100`,
+    ],
     ['a fractional horizon', (r) => (r.optimizer!.horizon = 2.5), `'optimizer.horizon' must be an integer in [1, 64], got 2.5`],
     ['an unknown optimiser', (r) => (r.optimizer!.kind = 'mpc'), `'optimizer.kind' must be "cem" or "mppi" or "policy", got "mpc"`],
     ['a missing integrator', (r) => delete r.rollout!.integrator, `'rollout.integrator' must be "euler" or "heun", got undefined`],
-    ['a bad warm-start pad', (r) => (r.optimizer!.warmStartPad = 'last'), `'optimizer.warmStartPad' must be "repeat" or "zero", got "last"`],
-    ['a proposal fraction above 1', (r) => (r.optimizer!.proposalFraction = 1.5), `'optimizer.proposalFraction' must be a number in [0, 1], got 1.5`],
+    [
+      'a bad warm-start pad',
+      (r) => (r.optimizer!.warmStartPad = 'last'),
+      `'optimizer.warmStartPad' must be "repeat" or "zero", got "last"`,
+    ],
+    [
+      'a proposal fraction above 1',
+      (r) => (r.optimizer!.proposalFraction = 1.5),
+      `'optimizer.proposalFraction' must be a number in [0, 1], got 1.5`,
+    ],
     ['a negative pixel weight', (r) => (r.cost!.pixel = -1), `'cost.pixel' must be a number in [0, Infinity], got -1`],
     ['a negative reach weight', (r) => (r.cost!.reach = -0.5), `'cost.reach' must be a number in [0, Infinity], got -0.5`],
     ['a terminal weight above 1', (r) => (r.cost!.terminal = 2), `'cost.terminal' must be a number in [0, 1], got 2`],
-    ['a budget given as a string', (r) => ((r as Record<string, unknown>).budgetMs = '1500'), `'budgetMs' must be a number in [1, Infinity], got "1500"`],
-    ['more executed steps than the horizon', (r) => ((r as Record<string, unknown>).executeSteps = 3), `'executeSteps' must be an integer in [1, 2], got 3`],
+    [
+      'a budget given as a string',
+      (r) => ((r as Record<string, unknown>).budgetMs = '1500'),
+      `'budgetMs' must be a number in [1, Infinity], got "1500"`,
+    ],
+    [
+      'more executed steps than the horizon',
+      (r) => ((r as Record<string, unknown>).executeSteps = 3),
+      `'executeSteps' must be an integer in [1, 2], got 3`,
+    ],
     ['minStd above initStd', (r) => (r.optimizer!.minStd = 0.9), `'optimizer.minStd' (0.9) must not exceed 'optimizer.initStd' (0.6)`],
     ['a misspelt field', (r) => (r.optimizer!.candidate = 8), `'optimizer.candidate' is not a preset field (optimizer has: kind, horizon`],
-    ['an unknown top-level field', (r) => ((r as Record<string, unknown>).budget = 8), `'budget' is not a preset field (top level has: name`],
+    [
+      'an unknown top-level field',
+      (r) => ((r as Record<string, unknown>).budget = 8),
+      `'budget' is not a preset field (top level has: name`,
+    ],
     ['a missing section', (r) => delete r.cost, `'cost' must be an object, got undefined`],
     ['a non-string name', (r) => ((r as Record<string, unknown>).name = 5), `'name' must be a string, got 5`],
-    ['a gripper mode that does not exist', (r) => ((r as Record<string, unknown>).actions = { gripper: 'auto' }), `'actions.gripper' must be "plan" or "goal", got "auto"`],
-    ['a handover tolerance above a metre', (r) => ((r as Record<string, unknown>).handover = { pose: 2, finger: 0.005 }), `'handover.pose' must be a number in [0, 1], got 2`],
-    ['a handover without its finger tolerance', (r) => ((r as Record<string, unknown>).handover = { pose: 0.02 }), `'handover.finger' must be a number in [0, 1], got undefined`],
-    ['a carrying speed of zero', (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0, minOpening: 0 } }), `'actions.carry.speed' must be a number in [0.001, 1], got 0`],
-    ['a carry without its opening', (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0.03 } }), `'actions.carry.minOpening' must be a number in [-1, 1], got undefined`],
-    ['a held action without a number', (r) => ((r as Record<string, unknown>).actions = { hold: { 'rotation_delta.yaw': 'zero' } }), `'actions.hold.rotation_delta.yaw' must be a number`],
+    [
+      'a gripper mode that does not exist',
+      (r) => ((r as Record<string, unknown>).actions = { gripper: 'auto' }),
+      `'actions.gripper' must be "plan" or "goal", got "auto"`,
+    ],
+    [
+      'a handover tolerance above a metre',
+      (r) => ((r as Record<string, unknown>).handover = { pose: 2, finger: 0.005 }),
+      `'handover.pose' must be a number in [0, 1], got 2`,
+    ],
+    [
+      'a handover without its finger tolerance',
+      (r) => ((r as Record<string, unknown>).handover = { pose: 0.02 }),
+      `'handover.finger' must be a number in [0, 1], got undefined`,
+    ],
+    [
+      'a carrying speed of zero',
+      (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0, minOpening: 0 } }),
+      `'actions.carry.speed' must be a number in [0.001, 1], got 0`,
+    ],
+    [
+      'a carry without its opening',
+      (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0.03 } }),
+      `'actions.carry.minOpening' must be a number in [-1, 1], got undefined`,
+    ],
+    [
+      'a held action without a number',
+      (r) => ((r as Record<string, unknown>).actions = { hold: { 'rotation_delta.yaw': 'zero' } }),
+      `'actions.hold.rotation_delta.yaw' must be a number`,
+    ],
   ];
   for (const [what, edit, message] of cases) {
     it(`names the file and field of ${what}`, () => {

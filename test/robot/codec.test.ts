@@ -38,20 +38,43 @@ describe('ROS 2 codec from msgs/', () => {
   });
 
   it('converts bgr8 with row padding and rejects short data naming the topic', () => {
-    const msg: ImageMsg = { header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' }, height: 1, width: 2, encoding: 'bgr8', is_bigendian: 0, step: 8, data: Uint8Array.from([1, 2, 3, 4, 5, 6, 0, 0]) };
+    const msg: ImageMsg = {
+      header: { stamp: { sec: 0, nanosec: 0 }, frame_id: '' },
+      height: 1,
+      width: 2,
+      encoding: 'bgr8',
+      is_bigendian: 0,
+      step: 8,
+      data: Uint8Array.from([1, 2, 3, 4, 5, 6, 0, 0]),
+    };
     expect([...imageToObservation(msg).image]).toEqual([3, 2, 1, 6, 5, 4]);
-    expect(() => imageToObservation({ ...msg, data: new Uint8Array(3) }, 'camera/image_raw')).toThrow(/camera\/image_raw: image data holds 3 bytes/);
+    expect(() => imageToObservation({ ...msg, data: new Uint8Array(3) }, 'camera/image_raw')).toThrow(
+      /camera\/image_raw: image data holds 3 bytes/,
+    );
     expect(() => imageToObservation({ ...msg, encoding: '16UC1' }, 'cam')).toThrow(/encoding '16UC1'/);
   });
 
   it('rejects truncated CDR with the topic in the message', () => {
     const bytes = rosCodec().encode('std_msgs/msg/Float32MultiArray', actionToMultiArray(safeAction()));
-    expect(() => rosCodec().decode('std_msgs/msg/Float32MultiArray', bytes.subarray(0, 10), 'ns/selfflow/action')).toThrow(/ns\/selfflow\/action: malformed/);
+    expect(() => rosCodec().decode('std_msgs/msg/Float32MultiArray', bytes.subarray(0, 10), 'ns/selfflow/action')).toThrow(
+      /ns\/selfflow\/action: malformed/,
+    );
   });
 
   it('carries the RT-1 action in layout order and checks its size', () => {
     const a = { worldVector: [0.01, -0.02, 0.03], rotationDelta: [0, 0, 0.1], gripperClosedness: 1, terminateEpisode: [0, 1, 0] } as const;
-    const msg = rosCodec().decode<never>('std_msgs/msg/Float32MultiArray', rosCodec().encode('std_msgs/msg/Float32MultiArray', actionToMultiArray({ ...a, worldVector: [...a.worldVector], rotationDelta: [...a.rotationDelta], terminateEpisode: [...a.terminateEpisode] })));
+    const msg = rosCodec().decode<never>(
+      'std_msgs/msg/Float32MultiArray',
+      rosCodec().encode(
+        'std_msgs/msg/Float32MultiArray',
+        actionToMultiArray({
+          ...a,
+          worldVector: [...a.worldVector],
+          rotationDelta: [...a.rotationDelta],
+          terminateEpisode: [...a.terminateEpisode],
+        }),
+      ),
+    );
     const back = multiArrayToAction(msg);
     expect(back.worldVector[1]).toBeCloseTo(-0.02, 6);
     expect(back.gripperClosedness).toBe(1);
@@ -59,14 +82,22 @@ describe('ROS 2 codec from msgs/', () => {
   });
 
   it('turns an action into a twist over the control period', () => {
-    const t = actionToTwist({ worldVector: [0.03, 0, 0], rotationDelta: [0, 0, 0.1], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }, 1 / 3, 0, 'base');
+    const t = actionToTwist(
+      { worldVector: [0.03, 0, 0], rotationDelta: [0, 0, 0.1], gripperClosedness: 0, terminateEpisode: [0, 1, 0] },
+      1 / 3,
+      0,
+      'base',
+    );
     expect(t.twist.linear.x).toBeCloseTo(0.09, 9);
     expect(t.twist.angular.z).toBeCloseTo(0.3, 9);
   });
 
   it('decodes JPEG CompressedImage and joint positions by name', () => {
     const obs = { image: new Uint8Array(16 * 8 * 3).fill(128), height: 8, width: 16, stamp: 0 };
-    const c = rosCodec().decode<never>('sensor_msgs/msg/CompressedImage', rosCodec().encode('sensor_msgs/msg/CompressedImage', observationToCompressed(obs, 'cam')));
+    const c = rosCodec().decode<never>(
+      'sensor_msgs/msg/CompressedImage',
+      rosCodec().encode('sensor_msgs/msg/CompressedImage', observationToCompressed(obs, 'cam')),
+    );
     const back = compressedToObservation(c);
     expect([back.width, back.height]).toEqual([16, 8]);
     expect(Math.abs(back.image[0]! - 128)).toBeLessThan(4);

@@ -53,7 +53,9 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     expect(topics).toContain('out /selfflow/action');
 
     const replay = new McapReplayLink(file);
-    const recordedActions = replay.outputs('/selfflow/action').map((d) => Array.from(rosCodec().decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', d).data).slice(0, 7));
+    const recordedActions = replay
+      .outputs('/selfflow/action')
+      .map((d) => Array.from(rosCodec().decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', d).data).slice(0, 7));
     const svc2 = startService(cfg(), imageDrivenPlanner(), replay);
     const replayed = await firstValueFrom(svc2.commands$.pipe(take(N), toArray(), timeout(30_000)));
     await svc2.shutdown();
@@ -65,7 +67,12 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     const frames: Uint8Array[] = [];
     timed.messages$.subscribe((m) => m.topic === '/image_raw' && frames.push(m.data));
     timed.subscribe('/image_raw', 'sensor_msgs/msg/Image');
-    await firstValueFrom(timed.state$.pipe(filter((s) => s === 'closed'), timeout(30_000)));
+    await firstValueFrom(
+      timed.state$.pipe(
+        filter((s) => s === 'closed'),
+        timeout(30_000),
+      ),
+    );
     const recordedFrames = rec.filter((m) => m.direction === 'in' && m.topic === '/image_raw').map((m) => m.data);
     expect(frames).toEqual(recordedFrames);
     await timed.close();
@@ -84,9 +91,19 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     const svc = startService(cfg(), imageDrivenPlanner(), new FoxgloveLink(server.url, { reconnectMs: 0 }));
     const sent: Command[] = [];
     svc.commands$.subscribe((c) => sent.push(c));
-    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(30_000)));
+    await firstValueFrom(
+      svc.commands$.pipe(
+        filter((c) => c.zeroed === undefined),
+        timeout(30_000),
+      ),
+    );
     server.setEstop(true);
-    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === 'e-stop (topic)'), timeout(30_000)));
+    await firstValueFrom(
+      svc.commands$.pipe(
+        filter((c) => c.zeroed === 'e-stop (topic)'),
+        timeout(30_000),
+      ),
+    );
     // An action already on the wire when the button was pressed still lands; then nothing.
     await new Promise((r) => setTimeout(r, 150));
     const held = env.proprio()[0]!;
@@ -95,12 +112,22 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     expect(sent.length).toBe(count);
     expect(Math.abs(env.proprio()[0]! - held)).toBeLessThan(0.005);
     server.setEstop(false);
-    await firstValueFrom(svc.status$.pipe(filter((s) => !s.safety.estop), timeout(30_000)));
+    await firstValueFrom(
+      svc.status$.pipe(
+        filter((s) => !s.safety.estop),
+        timeout(30_000),
+      ),
+    );
     await new Promise((r) => setTimeout(r, 300));
     expect(sent.length).toBe(count);
     expect(svc.status().running).toBe(false);
     expect(svc.start()).toBeUndefined();
-    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(30_000)));
+    await firstValueFrom(
+      svc.commands$.pipe(
+        filter((c) => c.zeroed === undefined),
+        timeout(30_000),
+      ),
+    );
     expect(env.proprio()[0]! - held).toBeGreaterThan(0.005);
     await svc.shutdown();
     await server.close();
@@ -112,7 +139,12 @@ describe('service <-> simulated robot over foxglove ws-protocol', () => {
     const server = await serveSimOverFoxglove(new SimRobot(env, 1));
     const link = new FoxgloveLink(server.url, { reconnectMs: 0 });
     await link.ready();
-    const lost = firstValueFrom(link.state$.pipe(filter((s) => s === 'lost'), timeout(10_000)));
+    const lost = firstValueFrom(
+      link.state$.pipe(
+        filter((s) => s === 'lost'),
+        timeout(10_000),
+      ),
+    );
     await server.close();
     await lost;
     expect(link.publish('/selfflow/action', new Uint8Array(4))).toBe(false);
@@ -126,7 +158,9 @@ describe('rate mode over foxglove: the twist republished between actions', () =>
 
   it('sends actions at action_hz and the twist at twist_hz, holding each action until the next without zeros between', async () => {
     // The robot in its own thread, as on hardware: its physics steps must not stall the service.
-    const robot = new Worker(new URL('./fixtures/sim-robot-worker.mjs', import.meta.url), { workerData: { task: 'pick-can', seed: 5, height: 24, width: 30 } });
+    const robot = new Worker(new URL('./fixtures/sim-robot-worker.mjs', import.meta.url), {
+      workerData: { task: 'pick-can', seed: 5, height: 24, width: 30 },
+    });
     const got: { topic: string; t: number; data: Uint8Array }[] = [];
     let onClosed!: (moved: number) => void;
     const closed = new Promise<number>((r) => (onClosed = r));
@@ -151,7 +185,12 @@ describe('rate mode over foxglove: the twist republished between actions', () =>
       }
     }
     const svc = startService(rateCfg, imageDrivenPlanner(), new TimedFoxgloveLink(url, { reconnectMs: 0 }));
-    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(30_000)));
+    await firstValueFrom(
+      svc.commands$.pipe(
+        filter((c) => c.zeroed === undefined),
+        timeout(30_000),
+      ),
+    );
     const t0 = epochNow();
     await new Promise((r) => setTimeout(r, 3000));
     const t1 = epochNow();
@@ -171,10 +210,16 @@ describe('rate mode over foxglove: the twist republished between actions', () =>
     expect(Math.max(...gaps)).toBeLessThan(100); // MoveIt Servo's command timeout
     // Everything sent during the run reached the robot (in order, one connection); its content is checked below.
     const received = (topic: string) => got.filter((g) => g.topic === topic).length;
-    expect(received('/servo/delta_twist_cmds')).toBeGreaterThanOrEqual(sentAt.filter((m) => m.topic === '/servo/delta_twist_cmds' && m.t <= t1).length);
+    expect(received('/servo/delta_twist_cmds')).toBeGreaterThanOrEqual(
+      sentAt.filter((m) => m.topic === '/servo/delta_twist_cmds' && m.t <= t1).length,
+    );
     const inWindow = got.filter((g) => g.t >= t0 && g.t <= t1);
-    const twists = inWindow.filter((g) => g.topic === '/servo/delta_twist_cmds').map((g) => ({ t: g.t, x: codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', g.data).twist.linear.x }));
-    const actions = inWindow.filter((g) => g.topic === '/selfflow/action').map((g) => ({ t: g.t, x: codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', g.data).data[0]! }));
+    const twists = inWindow
+      .filter((g) => g.topic === '/servo/delta_twist_cmds')
+      .map((g) => ({ t: g.t, x: codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', g.data).twist.linear.x }));
+    const actions = inWindow
+      .filter((g) => g.topic === '/selfflow/action')
+      .map((g) => ({ t: g.t, x: codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', g.data).data[0]! }));
     expect(actions.length).toBeGreaterThanOrEqual(7);
     // Each twist carries the newest action over its period (x / (1/3 s)); no zero twist while actions move.
     for (const w of twists) {

@@ -16,13 +16,28 @@ describe('FoxgloveLink over foxglove.sdk.v1', () => {
   it('negotiates sdk.v1 with a server that offers nothing else, then subscribes and publishes', async () => {
     const codec = rosCodec();
     const server = new FoxgloveServer({ name: 'sdk-only', capabilities: ['clientPublish'], supportedEncodings: ['cdr'] });
-    const image = server.addChannel({ topic: '/image_raw', encoding: 'cdr', schemaName: 'sensor_msgs/msg/Image', schema: codec.schema('sensor_msgs/msg/Image').text, schemaEncoding: 'ros2msg' });
-    const frame = codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12).fill(9), height: 2, width: 2, stamp: 1 }, 'cam'));
+    const image = server.addChannel({
+      topic: '/image_raw',
+      encoding: 'cdr',
+      schemaName: 'sensor_msgs/msg/Image',
+      schema: codec.schema('sensor_msgs/msg/Image').text,
+      schemaEncoding: 'ros2msg',
+    });
+    const frame = codec.encode(
+      'sensor_msgs/msg/Image',
+      observationToImage({ image: new Uint8Array(12).fill(9), height: 2, width: 2, stamp: 1 }, 'cam'),
+    );
     server.on('subscribe', (id) => id === image && server.sendMessage(image, 0n, frame as Uint8Array<ArrayBuffer>));
     const received: { topic: string; data: Uint8Array }[] = [];
-    server.on('message', (e) => received.push({ topic: e.channel.topic, data: new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength).slice() }));
+    server.on('message', (e) =>
+      received.push({ topic: e.channel.topic, data: new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength).slice() }),
+    );
     const protocols: string[] = [];
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: (offered) => (offered.has('foxglove.sdk.v1') ? 'foxglove.sdk.v1' : false) });
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      handleProtocols: (offered) => (offered.has('foxglove.sdk.v1') ? 'foxglove.sdk.v1' : false),
+    });
     wss.on('connection', (ws: WebSocket) => {
       protocols.push(ws.protocol);
       server.handleConnection(ws, 'client');
@@ -32,7 +47,12 @@ describe('FoxgloveLink over foxglove.sdk.v1', () => {
     try {
       link.subscribe('/image_raw', 'sensor_msgs/msg/Image');
       link.advertise('/selfflow/action', 'std_msgs/msg/Float32MultiArray');
-      const got = firstValueFrom(link.messages$.pipe(filter((m) => m.topic === '/image_raw'), timeout(10_000)));
+      const got = firstValueFrom(
+        link.messages$.pipe(
+          filter((m) => m.topic === '/image_raw'),
+          timeout(10_000),
+        ),
+      );
       await link.ready();
       expect(protocols).toEqual(['foxglove.sdk.v1']);
       expect([...(await got).data]).toEqual([...frame]);

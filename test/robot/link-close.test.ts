@@ -46,7 +46,9 @@ describe('closing links', () => {
       sock.once('data', (d) => {
         const key = /Sec-WebSocket-Key: (.+)\r\n/i.exec(d.toString())![1]!.trim();
         const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-        sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: foxglove.websocket.v1\r\n\r\n`);
+        sock.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: foxglove.websocket.v1\r\n\r\n`,
+        );
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -29,9 +29,32 @@ describe('rclnodejs link setup (stand-in module)', () => {
       shutdown: () => void calls.shutdown++,
     };
     // What launch_ros runs: our flags, then its --ros-args section (and a second one after `--`).
-    const argv = ['/usr/bin/node', '/opt/selfflow-wm/bin/selfflow-wm.js', 'serve', '--robot', 'ros2', '--ros-args', '-r', '__node:=planner', '-r', '__ns:=/arm', '-r', 'image_raw:=/cam/image_raw', '--params-file', '/tmp/params.yaml', '-p', 'api.port:=9000', '--', '--policy', 'expert'];
+    const argv = [
+      '/usr/bin/node',
+      '/opt/selfflow-wm/bin/selfflow-wm.js',
+      'serve',
+      '--robot',
+      'ros2',
+      '--ros-args',
+      '-r',
+      '__node:=planner',
+      '-r',
+      '__ns:=/arm',
+      '-r',
+      'image_raw:=/cam/image_raw',
+      '--params-file',
+      '/tmp/params.yaml',
+      '-p',
+      'api.port:=9000',
+      '--',
+      '--policy',
+      'expert',
+    ];
     const link = await RclnodejsLink.create('planner', '/arm', undefined, { rcl, argv });
-    expect(calls.init).toEqual([undefined, ['/usr/bin/node', '/opt/selfflow-wm/bin/selfflow-wm.js', 'serve', '--robot', 'ros2', '--policy', 'expert']]);
+    expect(calls.init).toEqual([
+      undefined,
+      ['/usr/bin/node', '/opt/selfflow-wm/bin/selfflow-wm.js', 'serve', '--robot', 'ros2', '--policy', 'expert'],
+    ]);
     expect(calls.node).toEqual(['planner', '/arm']);
     expect(link.state).toBe('up');
     await link.close();
@@ -49,8 +72,16 @@ describe.skipIf(!hasRos)('rclnodejs link (ROS 2 present)', () => {
     const codec = rosCodec();
     link.subscribe('/selfflow_test/image_raw', 'sensor_msgs/msg/Image');
     link.advertise('/selfflow_test/image_raw', 'sensor_msgs/msg/Image');
-    const got = firstValueFrom(link.messages$.pipe(filter((m) => m.topic === '/selfflow_test/image_raw'), timeout(10_000)));
-    const frame = codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12).fill(7), height: 2, width: 2, stamp: 5 }, 'cam'));
+    const got = firstValueFrom(
+      link.messages$.pipe(
+        filter((m) => m.topic === '/selfflow_test/image_raw'),
+        timeout(10_000),
+      ),
+    );
+    const frame = codec.encode(
+      'sensor_msgs/msg/Image',
+      observationToImage({ image: new Uint8Array(12).fill(7), height: 2, width: 2, stamp: 5 }, 'cam'),
+    );
     // Publish until the subscription has matched (DDS discovery takes a moment).
     const timer = setInterval(() => link.publish('/selfflow_test/image_raw', frame), 100);
     try {

@@ -3,13 +3,48 @@ import { stripRosArgs } from '../../src/robot/ros-args.js';
 
 describe('stripRosArgs', () => {
   it('strips what launch_ros appends after our own flags', () => {
-    const r = stripRosArgs(['serve', '--robot', 'sim', '--ros-args', '-r', '__node:=planner', '-r', '__ns:=/arm', '--params-file', '/tmp/p.yaml', '-p', 'rates.twist_hz:=25', '-r', 'image_raw:=/cam/color/image_raw']);
+    const r = stripRosArgs([
+      'serve',
+      '--robot',
+      'sim',
+      '--ros-args',
+      '-r',
+      '__node:=planner',
+      '-r',
+      '__ns:=/arm',
+      '--params-file',
+      '/tmp/p.yaml',
+      '-p',
+      'rates.twist_hz:=25',
+      '-r',
+      'image_raw:=/cam/color/image_raw',
+    ]);
     expect(r.argv).toEqual(['serve', '--robot', 'sim']);
-    expect(r.ros).toMatchObject({ present: true, nodeName: 'planner', namespace: '/arm', paramsFiles: ['/tmp/p.yaml'], params: [{ name: 'rates.twist_hz', value: 25 }], remaps: [{ from: 'image_raw', to: '/cam/color/image_raw' }] });
+    expect(r.ros).toMatchObject({
+      present: true,
+      nodeName: 'planner',
+      namespace: '/arm',
+      paramsFiles: ['/tmp/p.yaml'],
+      params: [{ name: 'rates.twist_hz', value: 25 }],
+      remaps: [{ from: 'image_raw', to: '/cam/color/image_raw' }],
+    });
   });
 
   it('keeps arguments after the closing -- and handles several sections', () => {
-    const r = stripRosArgs(['serve', '--ros-args', '--log-level', 'debug', '--', '--robot', 'sim', '--ros-args', '-p', 'api.token:=abc', '-p', 'proprio_joints:=[a, b]']);
+    const r = stripRosArgs([
+      'serve',
+      '--ros-args',
+      '--log-level',
+      'debug',
+      '--',
+      '--robot',
+      'sim',
+      '--ros-args',
+      '-p',
+      'api.token:=abc',
+      '-p',
+      'proprio_joints:=[a, b]',
+    ]);
     expect(r.argv).toEqual(['serve', '--robot', 'sim']);
     expect(r.ros.logLevel).toBe('debug');
     expect(r.ros.params).toEqual([

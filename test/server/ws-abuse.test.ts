@@ -27,7 +27,13 @@ afterEach(async () => {
 });
 
 async function serve(api: Partial<ServiceConfig['api']>) {
-  const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0, api: { ...defaultConfig().api, port: 0, token: TOKEN, ...api } };
+  const cfg: ServiceConfig = {
+    ...defaultConfig(),
+    controlMode: 'lockstep',
+    twistHz: 0,
+    statusHz: 0,
+    api: { ...defaultConfig().api, port: 0, token: TOKEN, ...api },
+  };
   const svc = startService(cfg, () => new Subject<Plan>(), new FakeLink(() => 0), { clock: () => 0 });
   const w = await startWsApi(svc, cfg.api);
   open.push({ svc, api: w });
@@ -45,7 +51,9 @@ async function connect(url: string): Promise<Conn> {
   const replies: ServerMessage[] = [];
   ws.on('message', (d: Buffer) => replies.push(decodeServer(P, new Uint8Array(d))));
   ws.on('error', () => {});
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
   await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.once('error', reject)));
   return { ws, replies, closed };
 }
@@ -65,7 +73,7 @@ function flood(ws: WebSocket, n: number): void {
 }
 
 describe('WebSocket API under a flood', () => {
-  it('closes a client that floods invalid frames (1008) and still acknowledges another client\'s e-stop', async () => {
+  it("closes a client that floods invalid frames (1008) and still acknowledges another client's e-stop", async () => {
     const { svc, api } = await serve({ maxMessagesPerSecond: 100 });
     const flooder = await connect(api.url);
     const operator = await connect(api.url);

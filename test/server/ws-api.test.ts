@@ -22,7 +22,13 @@ let link: FakeLink;
 const plans = new Subject<Plan>();
 
 beforeAll(async () => {
-  const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0, api: { ...defaultConfig().api, enabled: true, host: '127.0.0.1', port: 0, token: TOKEN, maxMessageBytes: LIMIT } };
+  const cfg: ServiceConfig = {
+    ...defaultConfig(),
+    controlMode: 'lockstep',
+    twistHz: 0,
+    statusHz: 0,
+    api: { ...defaultConfig().api, enabled: true, host: '127.0.0.1', port: 0, token: TOKEN, maxMessageBytes: LIMIT },
+  };
   link = new FakeLink(() => 0);
   svc = startService(cfg, () => plans, link, { clock: () => 0 });
   api = await startWsApi(svc, cfg.api, { imaginedShape: { height: 4, width: 5 } });
@@ -123,7 +129,16 @@ describe.each(SUBPROTOCOLS.map((p) => [p]))('WebSocket API over %s', (protocol) 
     expect(svc.status().running).toBe(true);
     c.ws.send(encodeClient(protocol, { id: 7, token: TOKEN, subscribe: { streams: ['plans', 'frames'] } }));
     await c.next();
-    plans.next({ actions: [safeAction()], cost: 1.5, iterations: 2, candidatesEvaluated: 64, latencyMs: 12, observationStamp: 42, safe: false, imagined: [new Uint8Array(4 * 5 * 3).fill(90)] });
+    plans.next({
+      actions: [safeAction()],
+      cost: 1.5,
+      iterations: 2,
+      candidatesEvaluated: 64,
+      latencyMs: 12,
+      observationStamp: 42,
+      safe: false,
+      imagined: [new Uint8Array(4 * 5 * 3).fill(90)],
+    });
     const plan = await c.next();
     expect(plan.plan).toMatchObject({ cost: 1.5, candidatesEvaluated: 64, observationStamp: 42 });
     expect((plan.plan!.actions as number[]).length).toBe(10);
@@ -142,9 +157,21 @@ describe('WebSocket API streams', () => {
     expect((await c.next()).ack).toBeDefined();
     let stamp = -1;
     const sub = svc.observations$.subscribe((o) => (stamp = o.stamp));
-    link.inject('/image_raw', 'sensor_msgs/msg/Image', rosCodec().encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp: 777 }, 'cam')));
+    link.inject(
+      '/image_raw',
+      'sensor_msgs/msg/Image',
+      rosCodec().encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp: 777 }, 'cam')),
+    );
     sub.unsubscribe();
-    plans.next({ actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe: false });
+    plans.next({
+      actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }],
+      cost: 0,
+      iterations: 1,
+      candidatesEvaluated: 1,
+      latencyMs: 0,
+      observationStamp: stamp,
+      safe: false,
+    });
     const command = await c.next();
     expect(command.command!.action[0]).toBeCloseTo(0.01, 6);
     const latency = await c.next();

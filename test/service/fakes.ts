@@ -33,17 +33,15 @@ export class FakeLink extends LinkBase {
 export function constantPlanner(dx: number): Planner {
   return (obs$: Observable<{ stamp: number; image: Uint8Array }>) =>
     obs$.pipe(
-      map(
-        (o): Plan => ({
-          actions: [{ worldVector: [dx, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }],
-          cost: o.image[0] ?? 0,
-          iterations: 1,
-          candidatesEvaluated: 1,
-          latencyMs: 0,
-          observationStamp: o.stamp,
-          safe: false,
-        }),
-      ),
+      map((o): Plan => ({
+        actions: [{ worldVector: [dx, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }],
+        cost: o.image[0] ?? 0,
+        iterations: 1,
+        candidatesEvaluated: 1,
+        latencyMs: 0,
+        observationStamp: o.stamp,
+        safe: false,
+      })),
     );
 }
 
@@ -56,7 +54,14 @@ export function imageDrivenPlanner(): Planner {
         for (let i = 0; i < o.image.length; i += 97) s += o.image[i]!;
         const m = s / Math.ceil(o.image.length / 97) / 255;
         return {
-          actions: [{ worldVector: [0.02, 0.04 * (m - 0.5), -0.01], rotationDelta: [0, 0, 0], gripperClosedness: m > 0.5 ? 1 : -1, terminateEpisode: [0, 1, 0] }],
+          actions: [
+            {
+              worldVector: [0.02, 0.04 * (m - 0.5), -0.01],
+              rotationDelta: [0, 0, 0],
+              gripperClosedness: m > 0.5 ? 1 : -1,
+              terminateEpisode: [0, 1, 0],
+            },
+          ],
           cost: m,
           iterations: 1,
           candidatesEvaluated: 1,

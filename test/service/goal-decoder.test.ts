@@ -60,7 +60,9 @@ describe('goal images decoded off the service thread', () => {
   });
 
   it('names the image in a decoding error and carries on with the next goal', async () => {
-    await expect(decoder.decode({ images: [{ bytes: Uint8Array.from([1, 2, 3]), where: 'setGoal.images[0]' }] })).rejects.toThrow(/setGoal.images\[0\]: not a JPEG or PNG/);
+    await expect(decoder.decode({ images: [{ bytes: Uint8Array.from([1, 2, 3]), where: 'setGoal.images[0]' }] })).rejects.toThrow(
+      /setGoal.images\[0\]: not a JPEG or PNG/,
+    );
     expect((await decoder.decode({ images: [{ bytes: small(7), where: 'ok' }] })).images[0]!.image[0]).toBe(7);
   });
 });

@@ -59,7 +59,10 @@ describe('launch files', () => {
     const declared = [...xml.matchAll(/<arg name="(\w+)"/g)].map((m) => m[1]);
     expect(declared).toEqual(ARGS);
     for (const m of xml.matchAll(/\$\(var (\w+)\)/g)) expect(declared).toContain(m[1]);
-    const args = /args="([^"]+)"/.exec(xml)![1]!.replace(/\$\(var (\w+)\)/g, "VAR_$1").split(/\s+/);
+    const args = /args="([^"]+)"/
+      .exec(xml)![1]!
+      .replace(/\$\(var (\w+)\)/g, 'VAR_$1')
+      .split(/\s+/);
     await checkAgainstCli(args);
     expect(xml).toMatch(/<param from="\$\(var params_file\)"\/>/);
     // Balanced tags: every opened element is closed.
@@ -69,7 +72,9 @@ describe('launch files', () => {
   });
 
   it('YAML: parses, declares the arguments, passes accepted flags', async () => {
-    const doc = parseYaml(read('selfflow_planner.launch.yaml')) as { launch: Record<string, { name?: string; args?: string; param?: { from: string }[] }>[] };
+    const doc = parseYaml(read('selfflow_planner.launch.yaml')) as {
+      launch: Record<string, { name?: string; args?: string; param?: { from: string }[] }>[];
+    };
     const declared = doc.launch.filter((e) => e.arg).map((e) => e.arg!.name);
     expect(declared).toEqual(ARGS);
     const node = doc.launch.find((e) => e.node)!.node!;
@@ -91,7 +96,12 @@ describe('launch files', () => {
     } catch {
       python = false;
     }
-    if (python) execFileSync('python3', ['-c', 'import ast,sys; ast.parse(open(sys.argv[1]).read())', new URL('selfflow_planner.launch.py', launchDir).pathname]);
+    if (python)
+      execFileSync('python3', [
+        '-c',
+        'import ast,sys; ast.parse(open(sys.argv[1]).read())',
+        new URL('selfflow_planner.launch.py', launchDir).pathname,
+      ]);
   });
 
   it('params.yaml sets every parameter the service knows and validates', () => {

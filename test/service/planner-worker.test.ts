@@ -39,10 +39,19 @@ function mainThreadBusyPlanner(): Planner {
     obs$.pipe(
       map((o): Plan => {
         const t0 = performance.now();
-        if (++n > 1) while (performance.now() - t0 < BUSY_MS) {
-          /* block */
-        }
-        return { actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }], cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: performance.now() - t0, observationStamp: o.stamp, safe: false };
+        if (++n > 1)
+          while (performance.now() - t0 < BUSY_MS) {
+            /* block */
+          }
+        return {
+          actions: [{ worldVector: [0.01, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] }],
+          cost: 0,
+          iterations: 1,
+          candidatesEvaluated: 1,
+          latencyMs: performance.now() - t0,
+          observationStamp: o.stamp,
+          safe: false,
+        };
       }),
     );
 }
@@ -59,11 +68,17 @@ async function busyRun(planner: Planner, timing: { budgetMs: number; graceMs: nu
   const commands: (Command & { t: number })[] = [];
   svc.commands$.subscribe((c) => commands.push({ ...c, t: performance.now() }));
   let stamp = 0;
-  const frame = () => link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage(img(++stamp), 'cam')));
+  const frame = () =>
+    link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage(img(++stamp), 'cam')));
   const camera = setInterval(frame, 100);
   svc.setGoal({ images: [img(0)] });
   frame();
-  await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(10_000)));
+  await firstValueFrom(
+    svc.commands$.pipe(
+      filter((c) => c.zeroed === undefined),
+      timeout(10_000),
+    ),
+  );
   const t0 = performance.now();
   let estopAt = 0;
   setTimeout(() => {
@@ -81,7 +96,13 @@ async function busyRun(planner: Planner, timing: { budgetMs: number; graceMs: nu
   for (let i = 1; i < twists.length; i++) maxGap = Math.max(maxGap, twists[i]! - twists[i - 1]!);
   await svc.shutdown();
   // Scheduled for t0 + 600; how late the zero command actually left.
-  return { maxGap, estopLateMs: zeroAt - (t0 + 600), estopFiredLateMs: estopAt - (t0 + 600), twistCount: twists.length - 2, windowMs: t1 - t0 };
+  return {
+    maxGap,
+    estopLateMs: zeroAt - (t0 + 600),
+    estopFiredLateMs: estopAt - (t0 + 600),
+    twistCount: twists.length - 2,
+    windowMs: t1 - t0,
+  };
 }
 
 describe('planner in a worker thread', () => {
@@ -139,9 +160,19 @@ describe('planner in a worker thread', () => {
     const cfg: ServiceConfig = { ...defaultConfig(), controlMode: 'lockstep', twistHz: 0, statusHz: 0 };
     const svc = startService(cfg, wp.planner, link, { plannerTiming: wp.info });
     svc.setGoal({ images: [img(0)] });
-    const failed = firstValueFrom(svc.commands$.pipe(filter((c) => /planner failed/.test(c.zeroed ?? '')), timeout(10_000)));
+    const failed = firstValueFrom(
+      svc.commands$.pipe(
+        filter((c) => /planner failed/.test(c.zeroed ?? '')),
+        timeout(10_000),
+      ),
+    );
     link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage(img(1), 'cam')));
-    await firstValueFrom(svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(10_000)));
+    await firstValueFrom(
+      svc.commands$.pipe(
+        filter((c) => c.zeroed === undefined),
+        timeout(10_000),
+      ),
+    );
     link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage(img(2), 'cam')));
     expect((await failed).zeroed).toMatch(/planner failed: planner worker exited \(code 3\)/);
     await svc.shutdown();
@@ -153,15 +184,29 @@ describe('the world-model planner worker with plan workers', () => {
   it('loads with scoring workers of its own and plans', async () => {
     const { worldModelWorkerScript } = await import('../../src/service/planner-worker.js');
     const lines: string[] = [];
-    const wm = await startWorkerPlanner({ script: worldModelWorkerScript()!, workerData: { preset: 'wm-cem-fast', checkpoint: 'models/tiny-sim', seed: 0, planWorkers: 2 }, log: (l) => lines.push(l) });
+    const wm = await startWorkerPlanner({
+      script: worldModelWorkerScript()!,
+      workerData: { preset: 'wm-cem-fast', checkpoint: 'models/tiny-sim', seed: 0, planWorkers: 2 },
+      log: (l) => lines.push(l),
+    });
     try {
       expect(wm.info).toMatchObject({ name: 'wm-cem-fast', planWorkers: 2 });
       expect(lines).toContain('planning on 2 thread(s)');
-      const big = (stamp: number): Observation => ({ image: Uint8Array.from({ length: 64 * 80 * 3 }, (_, i) => (i * 7 + stamp) % 251), height: 64, width: 80, stamp });
+      const big = (stamp: number): Observation => ({
+        image: Uint8Array.from({ length: 64 * 80 * 3 }, (_, i) => (i * 7 + stamp) % 251),
+        height: 64,
+        width: 80,
+        stamp,
+      });
       // Plans until the first that is not a missed deadline (the first plans warm the model up; the machine may be loaded).
       const camera = interval(300).pipe(map((i) => big(i + 1)));
       const plans = wm.planner(camera, new Subject<Goal>().pipe(startWith({ images: [big(0)] } as Goal)));
-      const plan = await firstValueFrom(plans.pipe(filter((p) => !p.safe || !/deadline/.test(p.reason ?? '')), timeout(120_000)));
+      const plan = await firstValueFrom(
+        plans.pipe(
+          filter((p) => !p.safe || !/deadline/.test(p.reason ?? '')),
+          timeout(120_000),
+        ),
+      );
       expect(plan.reason).toBeUndefined();
       expect(plan.safe).toBe(false);
       expect(plan.candidatesEvaluated).toBeGreaterThan(0);

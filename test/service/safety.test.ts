@@ -9,7 +9,12 @@ import type { Goal, Observation, Plan } from '../../src/core/types.js';
 import { FakeLink } from './fakes.js';
 
 const codec = rosCodec();
-const act = (x: number, yaw = 0) => ({ worldVector: [x, 0, 0] as [number, number, number], rotationDelta: [0, 0, yaw] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] });
+const act = (x: number, yaw = 0) => ({
+  worldVector: [x, 0, 0] as [number, number, number],
+  rotationDelta: [0, 0, yaw] as [number, number, number],
+  gripperClosedness: 0,
+  terminateEpisode: [0, 1, 0] as [number, number, number],
+});
 
 function gateAt(cfg = { ...defaultConfig().safety, planDeadlineMs: 1500 }) {
   const clock = { now: 0 };
@@ -116,13 +121,27 @@ function setup(overrides: Partial<ServiceConfig> = {}, wall = { now: 1_000_000 }
   let header = 0;
   /** A camera frame; `stamp` is its header stamp (default: one more than the last). */
   const frame = (stamp = ++header) => {
-    link.inject('/image_raw', 'sensor_msgs/msg/Image', codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp }, 'cam')));
+    link.inject(
+      '/image_raw',
+      'sensor_msgs/msg/Image',
+      codec.encode('sensor_msgs/msg/Image', observationToImage({ image: new Uint8Array(12), height: 2, width: 2, stamp }, 'cam')),
+    );
   };
   /** A plan of `steps` actions for the newest frame the planner saw. */
   const plan = (x: number, safe = false, latencyMs = 0, steps = 1): void =>
-    plans.next({ actions: Array.from({ length: steps }, () => act(x)), cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs, observationStamp: seen.at(-1)?.stamp ?? -1, safe, reason: safe ? 'deadline missed' : undefined });
+    plans.next({
+      actions: Array.from({ length: steps }, () => act(x)),
+      cost: 0,
+      iterations: 1,
+      candidatesEvaluated: 1,
+      latencyMs,
+      observationStamp: seen.at(-1)?.stamp ?? -1,
+      safe,
+      reason: safe ? 'deadline missed' : undefined,
+    });
   const bool = (topic: string, data: boolean) => link.inject(topic, 'std_msgs/msg/Bool', codec.encode('std_msgs/msg/Bool', { data }));
-  const lastAction = () => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', link.on('/selfflow/action').at(-1)!).data);
+  const lastAction = () =>
+    Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', link.on('/selfflow/action').at(-1)!).data);
   return { clock, wall, link, svc, commands, latencies, seen, goals, frame, plan, plans, bool, lastAction };
 }
 
@@ -141,7 +160,12 @@ describe('the service applies the safety layer between planner and robot', () =>
     const s = setup({ controlMode: 'rate', actionHz: 50 });
     s.frame();
     s.plan(0.001); // under the 0.25 m/s limit over a 20 ms step
-    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.zeroed === undefined), timeout(5000)));
+    await firstValueFrom(
+      s.svc.commands$.pipe(
+        filter((c) => c.zeroed === undefined),
+        timeout(5000),
+      ),
+    );
     expect(s.lastAction()[0]).toBeCloseTo(0.001, 6);
     s.clock.now = 700;
     const stale = await firstValueFrom(s.svc.commands$.pipe(timeout(5000)));
@@ -158,7 +182,12 @@ describe('the service applies the safety layer between planner and robot', () =>
     const moved = (cs: Command[]) => cs.map((c) => c.action.worldVector[0]);
     s.frame();
     s.plan(0.001, false, 0, 100);
-    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+    await firstValueFrom(
+      s.svc.commands$.pipe(
+        filter((c) => c.action.worldVector[0] > 0),
+        timeout(5000),
+      ),
+    );
     const restarts: [string, () => void][] = [
       ['e-stop', () => (s.svc.estop('api'), s.svc.clearEstop('api'), s.svc.start())],
       ['stop', () => (s.svc.stop(), s.svc.start())],
@@ -175,7 +204,12 @@ describe('the service applies the safety layer between planner and robot', () =>
       s.frame();
       const x = 0.003 + i * 0.001;
       s.plan(x, false, 0, 100);
-      await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+      await firstValueFrom(
+        s.svc.commands$.pipe(
+          filter((c) => c.action.worldVector[0] > 0),
+          timeout(5000),
+        ),
+      );
       expect(s.lastAction()[0]).toBeCloseTo(x, 6);
     }
     await s.svc.shutdown();
@@ -291,7 +325,8 @@ describe('the service applies the safety layer between planner and robot', () =>
     const s = setup({ twistHz: 20, safety: { ...defaultConfig().safety, resumeAfterLinkLoss: true } });
     s.frame();
     s.plan(0.01);
-    const twist = () => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
+    const twist = () =>
+      codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
     s.svc.publishTwist();
     expect(twist()).toBeCloseTo(0.03, 6); // 0.01 m over 1/3 s
     s.clock.now = 501;
@@ -309,7 +344,8 @@ describe('the service applies the safety layer between planner and robot', () =>
 
   it('holds the twist through a late control tick instead of a spurious zero between actions', () => {
     const s = setup({ twistHz: 20 });
-    const twist = () => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
+    const twist = () =>
+      codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', s.link.on('/servo/delta_twist_cmds').at(-1)!).twist.linear.x;
     s.frame();
     s.plan(0.01);
     // The next action is due at 333 ms; a tick 7 ms late must not see a zero twist in between.
@@ -328,7 +364,11 @@ describe('the service applies the safety layer between planner and robot', () =>
   it('takes the goal as sensor_msgs/CompressedImage too', async () => {
     const s = setup();
     const img = { image: new Uint8Array(4 * 6 * 3).fill(200), height: 4, width: 6, stamp: 0 };
-    s.link.inject('/selfflow/goal_image/compressed', 'sensor_msgs/msg/CompressedImage', codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')));
+    s.link.inject(
+      '/selfflow/goal_image/compressed',
+      'sensor_msgs/msg/CompressedImage',
+      codec.encode('sensor_msgs/msg/CompressedImage', observationToCompressed(img, 'cam')),
+    );
     // Compressed goals are decoded off the service's thread: the goal is set once that finishes.
     await vi.waitFor(() => expect(s.goals).toHaveLength(1), { timeout: 10_000 });
     expect(s.svc.status().hasGoal).toBe(true);
@@ -354,7 +394,15 @@ describe('the service applies the safety layer between planner and robot', () =>
 });
 
 describe('no stale plan moves the robot, and a link loss needs an explicit start', () => {
-  const act2 = (x: number, stamp: number, steps = 100): Plan => ({ actions: Array.from({ length: steps }, () => act(x)), cost: 0, iterations: 1, candidatesEvaluated: 1, latencyMs: 0, observationStamp: stamp, safe: false });
+  const act2 = (x: number, stamp: number, steps = 100): Plan => ({
+    actions: Array.from({ length: steps }, () => act(x)),
+    cost: 0,
+    iterations: 1,
+    candidatesEvaluated: 1,
+    latencyMs: 0,
+    observationStamp: stamp,
+    safe: false,
+  });
 
   it('in rate mode, frames resuming after a camera freeze void the plan in hand and plans still computed from pre-freeze frames', async () => {
     // Real 50 Hz ticks; the fake clock says how long the camera was silent.
@@ -363,7 +411,12 @@ describe('no stale plan moves the robot, and a link loss needs an explicit start
     s.frame();
     const before = s.seen.at(-1)!.stamp;
     s.plans.next(act2(0.001, before));
-    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+    await firstValueFrom(
+      s.svc.commands$.pipe(
+        filter((c) => c.action.worldVector[0] > 0),
+        timeout(5000),
+      ),
+    );
     // The camera freezes for longer than safety.max_image_age_ms (500 ms): the gate zeroes.
     s.clock.now = 800;
     expect((await after(1))[0]!.zeroed).toMatch(/camera frame 800 ms old/);
@@ -381,7 +434,12 @@ describe('no stale plan moves the robot, and a link loss needs an explicit start
     expect(s.lastAction().slice(0, 6)).toEqual([0, 0, 0, 0, 0, 0]);
     // A plan from a frame taken after the freeze moves it again.
     s.plans.next(act2(0.004, s.seen.at(-1)!.stamp));
-    await firstValueFrom(s.svc.commands$.pipe(filter((c) => c.action.worldVector[0] > 0), timeout(5000)));
+    await firstValueFrom(
+      s.svc.commands$.pipe(
+        filter((c) => c.action.worldVector[0] > 0),
+        timeout(5000),
+      ),
+    );
     expect(s.lastAction()[0]).toBeCloseTo(0.004, 6);
     sub.unsubscribe();
     await s.svc.shutdown();

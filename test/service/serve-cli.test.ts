@@ -17,7 +17,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('selfflow-wm serve', () => {
   it('drives the in-process sim with the expert and records; a world-model replay without a checkpoint is refused', async () => {
     const file = join(dir, 'run.mcap');
-    const r = await runCli(['serve', '--robot', 'sim', '--policy', 'expert', '--task', 'pick-can', '--image-size', '32x40', '--max-commands', '8', '--no-api', '--record', file]);
+    const r = await runCli([
+      'serve',
+      '--robot',
+      'sim',
+      '--policy',
+      'expert',
+      '--task',
+      'pick-can',
+      '--image-size',
+      '32x40',
+      '--max-commands',
+      '8',
+      '--no-api',
+      '--record',
+      file,
+    ]);
     expect(r.err).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     // The eight from the expert, then the zero command on exit.
@@ -33,8 +48,26 @@ describe('selfflow-wm serve', () => {
   it('accepts --ros-args as launch_ros appends it: node name, namespace, params file, -p and the closing --', async () => {
     const params = new URL('../../launch/params.yaml', import.meta.url).pathname;
     const r = await runCli([
-      'serve', '--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--max-commands', '4', '--no-api',
-      '--ros-args', '-r', '__node:=arm_planner', '-r', '__ns:=/arm', '--params-file', params, '-p', 'rates.twist_hz:=25', '--',
+      'serve',
+      '--robot',
+      'sim',
+      '--policy',
+      'expert',
+      '--image-size',
+      '32x40',
+      '--max-commands',
+      '4',
+      '--no-api',
+      '--ros-args',
+      '-r',
+      '__node:=arm_planner',
+      '-r',
+      '__ns:=/arm',
+      '--params-file',
+      params,
+      '-p',
+      'rates.twist_hz:=25',
+      '--',
     ]);
     expect(r.err).not.toMatch(/Unknown option|Error/);
     expect(r.code).toBe(0);
@@ -70,10 +103,16 @@ describe('selfflow-wm serve', () => {
 
   it('sends the zero command on an uncaught exception before taking the normal exit path', async () => {
     const link = new FakeLink(() => 0);
-    const svc = startService({ ...defaultConfig(), controlMode: 'lockstep', twistHz: 20, statusHz: 0 }, constantPlanner(0.01), link, { clock: () => 0 });
+    const svc = startService({ ...defaultConfig(), controlMode: 'lockstep', twistHz: 20, statusHz: 0 }, constantPlanner(0.01), link, {
+      clock: () => 0,
+    });
     const why: string[] = [];
     const lines: string[] = [];
-    const onFatal = zeroOnFatal(svc, (w) => why.push(w), (l) => lines.push(l));
+    const onFatal = zeroOnFatal(
+      svc,
+      (w) => why.push(w),
+      (l) => lines.push(l),
+    );
     onFatal(new Error('boom'));
     onFatal(new Error('again'));
     const action = rosCodec().decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', link.on('/selfflow/action').at(-1)!);

@@ -26,7 +26,10 @@ afterEach(() => {
 });
 
 function serve(args: string[]) {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), 'serve', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.add(child);
   let out = '';
   let err = '';
@@ -47,10 +50,30 @@ describe('serve as a process', () => {
   it('on SIGTERM sends and records the zero command last and exits promptly (started as launch_ros starts it)', async () => {
     const file = join(dir, 'sigterm.mcap');
     const p = serve([
-      '--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--control-mode', 'rate', '--record', file,
-      '--ros-args', '-r', '__node:=selfflow_planner', '-r', '__ns:=/arm', '--params-file', join(ROOT, 'launch', 'params.yaml'), '-p', 'api.enabled:=false',
+      '--robot',
+      'sim',
+      '--policy',
+      'expert',
+      '--image-size',
+      '32x40',
+      '--control-mode',
+      'rate',
+      '--record',
+      file,
+      '--ros-args',
+      '-r',
+      '__node:=selfflow_planner',
+      '-r',
+      '__ns:=/arm',
+      '--params-file',
+      join(ROOT, 'launch', 'params.yaml'),
+      '-p',
+      'api.enabled:=false',
     ]);
-    await p.waitFor(/serving sim \(recording .*\) in namespace '\/arm' as node selfflow_planner, rate control at 3 Hz, twist 20 Hz/, 60_000);
+    await p.waitFor(
+      /serving sim \(recording .*\) in namespace '\/arm' as node selfflow_planner, rate control at 3 Hz, twist 20 Hz/,
+      60_000,
+    );
     // A few actions at 3 Hz and twists at 20 Hz, then the signal.
     await new Promise((r) => setTimeout(r, 1500));
     const t = performance.now();
@@ -61,8 +84,12 @@ describe('serve as a process', () => {
     expect(p.err()).toMatch(/stopping \(SIGTERM\): zero command out/);
     expect(existsSync(file)).toBe(true);
     const rec = readMcap(file);
-    const actions = rec.filter((m) => m.topic === '/arm/selfflow/action').map((m) => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', m.data).data));
-    const twists = rec.filter((m) => m.topic === '/arm/servo/delta_twist_cmds').map((m) => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', m.data).twist);
+    const actions = rec
+      .filter((m) => m.topic === '/arm/selfflow/action')
+      .map((m) => Array.from(codec.decode<Float32MultiArrayMsg>('std_msgs/msg/Float32MultiArray', m.data).data));
+    const twists = rec
+      .filter((m) => m.topic === '/arm/servo/delta_twist_cmds')
+      .map((m) => codec.decode<TwistStampedMsg>('geometry_msgs/msg/TwistStamped', m.data).twist);
     // The expert moved the arm before the signal, so a zero at the end is the shutdown's.
     expect(actions.some((a) => a.slice(0, 6).some((v) => v !== 0))).toBe(true);
     expect(twists.some((w) => w.linear.x !== 0 || w.linear.y !== 0 || w.linear.z !== 0)).toBe(true);
@@ -85,7 +112,19 @@ describe('serve as a process', () => {
   });
 
   it('on SIGINT while the world model loads stops the worker and exits 0 without serving', async () => {
-    const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--no-api']);
+    const p = serve([
+      '--robot',
+      'sim',
+      '--policy',
+      'wm-cem-fast',
+      '--checkpoint',
+      join(ROOT, 'models', 'tiny-sim'),
+      '--task',
+      'drawer-open',
+      '--image-size',
+      '64x80',
+      '--no-api',
+    ]);
     await p.waitFor(/loading wm-cem-fast with .* in a worker thread/, 60_000);
     const t = performance.now();
     p.child.kill('SIGINT');
@@ -111,7 +150,11 @@ describe('serve as a process', () => {
       const p = serve(['--robot', 'sim', '--policy', 'expert', '--image-size', '32x40', '--api-port', String(port), '--record', file]);
       const { code } = await p.exited;
       expect(code, p.err()).toBe(1);
-      expect(p.err()).toMatch(new RegExp(`selfflow-wm serve: WebSocket API: cannot listen on 127.0.0.1:${port} \\(api.host, api.port; --api-port, or --no-api\\): .*EADDRINUSE`));
+      expect(p.err()).toMatch(
+        new RegExp(
+          `selfflow-wm serve: WebSocket API: cannot listen on 127.0.0.1:${port} \\(api.host, api.port; --api-port, or --no-api\\): .*EADDRINUSE`,
+        ),
+      );
       expect(p.err()).toMatch(/stopping \(startup failed: .*\): zero command out/);
       expect(p.err()).toMatch(/zero command: shutdown/);
       // The recorder was closed (the file appears on close). The API fails within milliseconds, often
@@ -124,7 +167,20 @@ describe('serve as a process', () => {
     });
 
     it('with a world-model preset closes the planner worker and exits 1 instead of hanging', async () => {
-      const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--api-port', String(port)]);
+      const p = serve([
+        '--robot',
+        'sim',
+        '--policy',
+        'wm-cem-fast',
+        '--checkpoint',
+        join(ROOT, 'models', 'tiny-sim'),
+        '--task',
+        'drawer-open',
+        '--image-size',
+        '64x80',
+        '--api-port',
+        String(port),
+      ]);
       const hung = setTimeout(() => p.child.kill('SIGKILL'), 150_000);
       const { code } = await p.exited;
       clearTimeout(hung);
@@ -148,7 +204,21 @@ describe('serve as a process', () => {
   });
 
   it('plans a world-model preset in a worker thread', async () => {
-    const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--checkpoint', join(ROOT, 'models', 'tiny-sim'), '--task', 'drawer-open', '--image-size', '64x80', '--max-commands', '2', '--no-api']);
+    const p = serve([
+      '--robot',
+      'sim',
+      '--policy',
+      'wm-cem-fast',
+      '--checkpoint',
+      join(ROOT, 'models', 'tiny-sim'),
+      '--task',
+      'drawer-open',
+      '--image-size',
+      '64x80',
+      '--max-commands',
+      '2',
+      '--no-api',
+    ]);
     const { code } = await p.exited;
     expect(code, p.err()).toBe(0);
     expect(p.err()).toMatch(/planning with wm-cem-fast \(cem, 8 candidates, budget 1500 ms\) in a worker thread/);

@@ -25,7 +25,9 @@ describe('expert scripts', () => {
 
   it('bad scripts fail with the file, phase and field', () => {
     const ok = { name: 'a', anchor: 'knob', offset: [0, 0, 0], gripper: 'open' };
-    expect(() => validateScript({ task: 'x', phases: [ok, { ...ok, anchor: 'moon' }] }, 'x.json')).toThrow(/x\.json: phase 1 \("a"\): "anchor" must be one of/);
+    expect(() => validateScript({ task: 'x', phases: [ok, { ...ok, anchor: 'moon' }] }, 'x.json')).toThrow(
+      /x\.json: phase 1 \("a"\): "anchor" must be one of/,
+    );
     expect(() => validateScript({ task: 'x', phases: [{ ...ok, offset: [0, 0] }] }, 'x.json')).toThrow(/"offset" must be 3 numbers/);
     expect(() => validateScript({ task: 'x', phases: [{ ...ok, speeed: 1 }] }, 'x.json')).toThrow(/unknown field "speeed"/);
     expect(() => validateScript({ task: 'x', phases: [{ ...ok, yaw: 'spin' }] }, 'x.json')).toThrow(/"yaw" must be/);

@@ -34,7 +34,9 @@ describe('goal storyboards redone from the scene as it is (restaging)', () => {
       expect(maxDiff(above(same), above(board))).toBeLessThanOrEqual(1);
       // Starting at the next stage's first phase instead would leave the knob held: the expert drags the drawer and fails.
       const aboveApple = expertScript(task).phases.findIndex((p) => p.name === 'above apple');
-      await expect(subgoalsFrom(atStage, aboveApple, task, seed, H, W, 'phase')).rejects.toThrow(new RegExp(`did not complete drawer-place .*starting at phase ${aboveApple}`));
+      await expect(subgoalsFrom(atStage, aboveApple, task, seed, H, W, 'phase')).rejects.toThrow(
+        new RegExp(`did not complete drawer-place .*starting at phase ${aboveApple}`),
+      );
       // The robot opened the drawer less than the expert would (14 cm, not 18) and backed off: the later pictures show it so.
       while (expert.phaseIndex < aboveApple) r = env.step(expert.act(r));
       env.scene.setJoint('drawer', -0.14);

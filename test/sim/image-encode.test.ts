@@ -13,10 +13,17 @@ function solid(width: number, height: number, rgb: [number, number, number]) {
   return { data, width, height };
 }
 
-const px = (img: { data: Uint8Array; width: number }, x: number, y: number) => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
+const px = (img: { data: Uint8Array; width: number }, x: number, y: number) => [
+  ...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3),
+];
 
 /** Walks a GIF's blocks: logical screen size, and per image its size and the delay of the graphic control extension before it. */
-function parseGif(b: Uint8Array): { width: number; height: number; frames: { width: number; height: number; delayCs: number }[]; loops: boolean } {
+function parseGif(b: Uint8Array): {
+  width: number;
+  height: number;
+  frames: { width: number; height: number; delayCs: number }[];
+  loops: boolean;
+} {
   expect(new TextDecoder().decode(b.subarray(0, 6))).toBe('GIF89a');
   const u16 = (o: number) => b[o]! | (b[o + 1]! << 8);
   let o = 13;

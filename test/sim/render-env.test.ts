@@ -25,7 +25,11 @@ describe('renderer geometry', () => {
       { type: GEOM.capsule, pos: [0.75, 0.1, 0.05], mat: I, size: [0.03, 0.04, 0], rgb: [1, 1, 0] },
     ];
     const { rgb } = render(geoms, HEAD_CAMERA, 256, 320);
-    const [r, g, b] = [pixelAt(rgb, [0.45, 0.2, 0.06], 256, 320), pixelAt(rgb, [0.6, -0.15, 0.1], 256, 320), pixelAt(rgb, [0.75, 0.1, 0.12], 256, 320)];
+    const [r, g, b] = [
+      pixelAt(rgb, [0.45, 0.2, 0.06], 256, 320),
+      pixelAt(rgb, [0.6, -0.15, 0.1], 256, 320),
+      pixelAt(rgb, [0.75, 0.1, 0.12], 256, 320),
+    ];
     expect(r[0]).toBeGreaterThan(80);
     expect([r[1], r[2]]).toEqual([0, 0]);
     expect(g[1]).toBeGreaterThan(80);
@@ -40,7 +44,8 @@ describe('renderer geometry', () => {
   it('rotated boxes follow their orientation (a bar along y, turned 90 degrees, lies along x)', () => {
     const bar = (mat: number[]): GeomSnapshot => ({ type: GEOM.box, pos: [0.55, 0, 0.02], mat, size: [0.01, 0.12, 0.02], rgb: [1, 0, 0] });
     const rotZ90 = [0, -1, 0, 1, 0, 0, 0, 0, 1];
-    const along = (rgb: Uint8Array, p: [number, number, number]) => pixelAt(rgb, p, 128, 160)[0]! > 80 && pixelAt(rgb, p, 128, 160)[2] === 0;
+    const along = (rgb: Uint8Array, p: [number, number, number]) =>
+      pixelAt(rgb, p, 128, 160)[0]! > 80 && pixelAt(rgb, p, 128, 160)[2] === 0;
     const straight = render([table, bar(I)], HEAD_CAMERA, 128, 160).rgb;
     const turned = render([table, bar(rotZ90)], HEAD_CAMERA, 128, 160).rgb;
     expect(along(straight, [0.55, 0.1, 0.04])).toBe(true);
@@ -55,7 +60,10 @@ describe('renderer geometry', () => {
     const c = HEAD_CAMERA.pos;
     const mid: [number, number, number] = [c[0] + 0.6 * (0.7 - c[0]), c[1], c[2] + 0.6 * (0.05 - c[2])];
     const near: GeomSnapshot = { type: GEOM.box, pos: mid, mat: I, size: [0.02, 0.02, 0.02], rgb: [1, 0, 0] };
-    for (const order of [[table, far, near], [near, far, table]]) {
+    for (const order of [
+      [table, far, near],
+      [near, far, table],
+    ]) {
       const { rgb, depth } = render(order, HEAD_CAMERA, 256, 320);
       const p = pixelAt(rgb, [0.7, 0, 0.05], 256, 320);
       expect(p[0]).toBeGreaterThan(80);
@@ -69,11 +77,20 @@ describe('renderer geometry', () => {
     const q: [number, number, number] = [0.5, -0.1, 0.15];
     const c = HEAD_CAMERA.pos;
     const len = Math.hypot(q[0] - c[0], q[1] - c[1], q[2] - c[2]);
-    const further = rayError(HEAD_CAMERA, [q[0] + (0.1 * (q[0] - c[0])) / len, q[1] + (0.1 * (q[1] - c[1])) / len, q[2] + (0.1 * (q[2] - c[2])) / len], q);
+    const further = rayError(
+      HEAD_CAMERA,
+      [q[0] + (0.1 * (q[0] - c[0])) / len, q[1] + (0.1 * (q[1] - c[1])) / len, q[2] + (0.1 * (q[2] - c[2])) / len],
+      q,
+    );
     expect(further.along).toBeCloseTo(0.1, 6);
     expect(further.across).toBeCloseTo(0, 4);
     // Same pixel, so the picture cannot tell them apart.
-    const moved = project(HEAD_CAMERA, [q[0] + (0.1 * (q[0] - c[0])) / len, q[1] + (0.1 * (q[1] - c[1])) / len, q[2] + (0.1 * (q[2] - c[2])) / len], 64, 80)!;
+    const moved = project(
+      HEAD_CAMERA,
+      [q[0] + (0.1 * (q[0] - c[0])) / len, q[1] + (0.1 * (q[1] - c[1])) / len, q[2] + (0.1 * (q[2] - c[2])) / len],
+      64,
+      80,
+    )!;
     expect(moved.map((v, i) => Math.abs(v - project(HEAD_CAMERA, q, 64, 80)![i]!)).every((d) => d < 1e-6)).toBe(true);
     const sideways = rayError(HEAD_CAMERA, [q[0], q[1] + 0.05, q[2]], q);
     expect(sideways.distance).toBeCloseTo(0.05, 6);
@@ -127,7 +144,12 @@ describe('renderer geometry', () => {
 describe('environment', () => {
   it('lists tasks from env.ts and runs physics for 1/controlHz seconds per step', async () => {
     expect(listTasks().map((t) => t.name)).toContain('drawer-chain');
-    const zero = { worldVector: [0, 0, 0] as [number, number, number], rotationDelta: [0, 0, 0] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] };
+    const zero = {
+      worldVector: [0, 0, 0] as [number, number, number],
+      rotationDelta: [0, 0, 0] as [number, number, number],
+      gripperClosedness: 0,
+      terminateEpisode: [0, 1, 0] as [number, number, number],
+    };
     for (const hz of [3, 5]) {
       const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10, controlHz: hz, physicsTimestep: 0.004 });
       const t0 = env.scene.data.time;

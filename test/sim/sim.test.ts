@@ -34,7 +34,14 @@ async function runExpert(task: string, seed: number, h = 16, w = 20) {
 
 describe('simulator', () => {
   it('lists the six SIMPLER-like tasks with stages', () => {
-    expect(listTasks().map((t) => t.name)).toEqual(['pick-can', 'move-near', 'drawer-open', 'drawer-close', 'drawer-place', 'drawer-chain']);
+    expect(listTasks().map((t) => t.name)).toEqual([
+      'pick-can',
+      'move-near',
+      'drawer-open',
+      'drawer-close',
+      'drawer-place',
+      'drawer-chain',
+    ]);
     expect(taskByName('drawer-chain').stages).toHaveLength(3);
   });
 
@@ -60,7 +67,12 @@ describe('simulator', () => {
   it('predicates follow the physical state, stage by stage', async () => {
     const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
     const s = env.scene;
-    const zero = { worldVector: [0, 0, 0] as [number, number, number], rotationDelta: [0, 0, 0] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] };
+    const zero = {
+      worldVector: [0, 0, 0] as [number, number, number],
+      rotationDelta: [0, 0, 0] as [number, number, number],
+      gripperClosedness: 0,
+      terminateEpisode: [0, 1, 0] as [number, number, number],
+    };
     expect(env.step(zero).stagesDone).toBe(0);
     // Hand-built states: open the drawer, then put the apple inside it, then close it.
     s.setJoint('drawer', -0.16);
@@ -87,8 +99,20 @@ describe('simulator', () => {
   });
 
   it('renders a coloured object where the camera model projects it', () => {
-    const sphere = { type: 2, pos: [0.55, 0.1, 0.05], mat: [1, 0, 0, 0, 1, 0, 0, 0, 1], size: [0.04, 0, 0], rgb: [1, 0, 0] as [number, number, number] };
-    const plane = { type: 0, pos: [0, 0, 0], mat: [1, 0, 0, 0, 1, 0, 0, 0, 1], size: [0, 0, 0], rgb: [0, 0, 1] as [number, number, number] };
+    const sphere = {
+      type: 2,
+      pos: [0.55, 0.1, 0.05],
+      mat: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+      size: [0.04, 0, 0],
+      rgb: [1, 0, 0] as [number, number, number],
+    };
+    const plane = {
+      type: 0,
+      pos: [0, 0, 0],
+      mat: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+      size: [0, 0, 0],
+      rgb: [0, 0, 1] as [number, number, number],
+    };
     const { rgb, depth } = render([plane, sphere], HEAD_CAMERA, 256, 320);
     const [col, row] = project(HEAD_CAMERA, [0.55, 0.1, 0.05], 256, 320)!.map(Math.round) as [number, number];
     const px = (row * 320 + col) * 3;
@@ -103,7 +127,17 @@ describe('simulator', () => {
 
   it('collect writes RT-1 layout shards that --data rt1 reads back unchanged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-collect-'));
-    const r = await collect({ tasks: ['drawer-open'], episodes: 2, outDir: dir, seed: 0, noise: 0.003, explore: 0, imageHeight: 32, imageWidth: 40, episodesPerShard: 1 });
+    const r = await collect({
+      tasks: ['drawer-open'],
+      episodes: 2,
+      outDir: dir,
+      seed: 0,
+      noise: 0.003,
+      explore: 0,
+      imageHeight: 32,
+      imageWidth: 40,
+      episodesPerShard: 1,
+    });
     expect(r).toMatchObject({ episodes: 2, successes: 2, interrupted: false });
     const card = loadCard('rt1');
     const report = await inspectDataset(dir, card, false);
@@ -124,8 +158,23 @@ describe('simulator', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-collect-int-'));
     // Deterministic stand-in for Ctrl-C: the signal reads as aborted from the 4th check on (after 3 episodes).
     let checks = 0;
-    const signal = { get aborted() { return ++checks > 3; } } as AbortSignal;
-    const r = await collect({ tasks: ['drawer-close'], episodes: 6, outDir: dir, seed: 0, noise: 0, explore: 0, imageHeight: 16, imageWidth: 20, episodesPerShard: 2, signal });
+    const signal = {
+      get aborted() {
+        return ++checks > 3;
+      },
+    } as AbortSignal;
+    const r = await collect({
+      tasks: ['drawer-close'],
+      episodes: 6,
+      outDir: dir,
+      seed: 0,
+      noise: 0,
+      explore: 0,
+      imageHeight: 16,
+      imageWidth: 20,
+      episodesPerShard: 2,
+      signal,
+    });
     expect(r).toMatchObject({ interrupted: true, episodes: 2, perTask: { 'drawer-close': { episodes: 2 } } });
     expect(r.shards).toHaveLength(1);
     expect(readdirSync(dir).filter((f) => f.includes('tfrecord'))).toHaveLength(1);

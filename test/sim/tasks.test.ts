@@ -7,7 +7,8 @@ import { taskByName } from '../../src/sim/tasks.js';
 const envs = new Map<string, SimEnv>();
 
 beforeAll(async () => {
-  for (const t of ['pick-can', 'move-near', 'drawer-open', 'drawer-close', 'drawer-place', 'drawer-chain']) envs.set(t, await SimEnv.create({ task: t, seed: 7, imageHeight: 8, imageWidth: 10 }));
+  for (const t of ['pick-can', 'move-near', 'drawer-open', 'drawer-close', 'drawer-place', 'drawer-chain'])
+    envs.set(t, await SimEnv.create({ task: t, seed: 7, imageHeight: 8, imageWidth: 10 }));
 });
 afterAll(() => envs.forEach((e) => e.close()));
 
@@ -26,7 +27,10 @@ const put = (o: ObjectName, pos: [number, number, number]) => (env: SimEnv) => e
 describe('task predicates on hand-built states', () => {
   it('reset layouts satisfy no stage (drawer-close starts open)', () => {
     for (const t of envs.keys()) {
-      expect(verdicts(t, () => {}), t).toEqual(taskByName(t).predicates.map(() => false));
+      expect(
+        verdicts(t, () => {}),
+        t,
+      ).toEqual(taskByName(t).predicates.map(() => false));
     }
     expect(envs.get('drawer-close')!.scene.drawerOpening()).toBeGreaterThan(0.12);
   });
@@ -38,10 +42,12 @@ describe('task predicates on hand-built states', () => {
 
   it('move-near: blue within 10 cm of yellow (centres) and resting on the table', () => {
     const yellowAt = (env: SimEnv) => env.scene.bodyPos('block_yellow');
-    const beside = (dx: number, z = 0.026) => (env: SimEnv) => {
-      const y = yellowAt(env);
-      env.scene.placeObject('block_blue', [y[0] + dx, y[1], z]);
-    };
+    const beside =
+      (dx: number, z = 0.026) =>
+      (env: SimEnv) => {
+        const y = yellowAt(env);
+        env.scene.placeObject('block_blue', [y[0] + dx, y[1], z]);
+      };
     expect(verdicts('move-near', beside(0.08))).toEqual([true]);
     expect(verdicts('move-near', beside(0.12))).toEqual([false]);
     expect(verdicts('move-near', beside(0.08, 0.12))).toEqual([false]); // still held above it
@@ -55,13 +61,15 @@ describe('task predicates on hand-built states', () => {
   });
 
   it('drawer-place: the apple counts only inside the drawer interior, below its rim', () => {
-    const inside = (dz: number, dx = 0) => (env: SimEnv) => {
-      const s = env.scene;
-      s.setJoint('drawer', -0.16);
-      s.mj.mj_forward(s.model, s.data); // drawerInterior() reads the drawer body's pose
-      const d = s.drawerInterior();
-      s.placeObject('apple', [(d.xMin + d.xMax) / 2 + dx, (d.yMin + d.yMax) / 2, d.floor + dz]);
-    };
+    const inside =
+      (dz: number, dx = 0) =>
+      (env: SimEnv) => {
+        const s = env.scene;
+        s.setJoint('drawer', -0.16);
+        s.mj.mj_forward(s.model, s.data); // drawerInterior() reads the drawer body's pose
+        const d = s.drawerInterior();
+        s.placeObject('apple', [(d.xMin + d.xMax) / 2 + dx, (d.yMin + d.yMax) / 2, d.floor + dz]);
+      };
     expect(verdicts('drawer-place', inside(0.03))).toEqual([true, true]);
     expect(verdicts('drawer-place', inside(0.2))).toEqual([true, false]); // above the drawer, not in it
     expect(verdicts('drawer-place', inside(0.03, -0.3))).toEqual([true, false]); // in front of it
@@ -83,7 +91,12 @@ describe('task predicates on hand-built states', () => {
   it('stages are reached in order: a later predicate does not count before the earlier ones', async () => {
     const env = envs.get('drawer-chain')!;
     env.reset(7);
-    const zero = { worldVector: [0, 0, 0] as [number, number, number], rotationDelta: [0, 0, 0] as [number, number, number], gripperClosedness: 0, terminateEpisode: [0, 1, 0] as [number, number, number] };
+    const zero = {
+      worldVector: [0, 0, 0] as [number, number, number],
+      rotationDelta: [0, 0, 0] as [number, number, number],
+      gripperClosedness: 0,
+      terminateEpisode: [0, 1, 0] as [number, number, number],
+    };
     // Closed drawer with the apple already inside satisfies predicates 2 and 3, but stage 1 (open) never happened.
     closedApple(env);
     expect(env.step(zero).stagesDone).toBe(0);

@@ -2,7 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { worldModelConfig } from '../../src/core/model-config.js';
 import { toTf, worldModelInit } from '../../src/model/params.js';
-import { actionControllability, describeControllability, otherWindowOrder, psnr, type ImagineFutures } from '../../src/train/controllability.js';
+import {
+  actionControllability,
+  describeControllability,
+  otherWindowOrder,
+  psnr,
+  type ImagineFutures,
+} from '../../src/train/controllability.js';
 import type { WindowLike } from '../../src/train/training-window.js';
 import { predictFutures } from '../../src/train/val-strip.js';
 import { Rng } from '../../src/util/rng.js';
@@ -95,7 +101,10 @@ describe('action controllability (ΔPSNR)', () => {
       calls.push(actions);
       return shiftByAction(ws, actions);
     };
-    const recorded = shiftByAction(windows, windows.map((w) => w.actions));
+    const recorded = shiftByAction(
+      windows,
+      windows.map((w) => w.actions),
+    );
     const r = actionControllability(counting, windows, K, PX, recorded)!;
     expect(calls).toHaveLength(1);
     expect(calls[0]).toEqual(otherWindowOrder(4).map((j) => windows[j]!.actions));

@@ -43,10 +43,23 @@ describe('a data-parallel step', () => {
   const k = 1;
   const h = 2;
 
-  const config = (prediction: FramePrediction) => worldModelConfig('tiny', { imageHeight: 16, imageWidth: 16, actionDim: 2, languageDim: 0, prediction });
+  const config = (prediction: FramePrediction) =>
+    worldModelConfig('tiny', { imageHeight: 16, imageWidth: 16, actionDim: 2, languageDim: 0, prediction });
 
-  async function train(cfg: WorldModelConfig, objective: ObjectiveOptions, workers: number, batches: WindowLike[][]): Promise<{ student: Float32Array[]; teacher: Float32Array[]; stats: StepStats[] }> {
-    const trainer = new Trainer(cfg, objective, randomiseWeights(worldModelInit(cfg, 0), 5), undefined, { ...DEFAULT_ADAMW, weightDecay: 0.01 }, 0.9);
+  async function train(
+    cfg: WorldModelConfig,
+    objective: ObjectiveOptions,
+    workers: number,
+    batches: WindowLike[][],
+  ): Promise<{ student: Float32Array[]; teacher: Float32Array[]; stats: StepStats[] }> {
+    const trainer = new Trainer(
+      cfg,
+      objective,
+      randomiseWeights(worldModelInit(cfg, 0), 5),
+      undefined,
+      { ...DEFAULT_ADAMW, weightDecay: 0.01 },
+      0.9,
+    );
     const runner = await startStepRunner(trainer, { workers, cfg, contextFrames: k, futureFrames: h, backend });
     const stats: StepStats[] = [];
     try {
@@ -84,7 +97,8 @@ describe('a data-parallel step', () => {
       }
       const initial = randomiseWeights(worldModelInit(cfg, 0), 5);
       const names = [...initial.keys()].filter((n) => n !== 'pos_embed');
-      for (const [i, name] of names.entries()) moved = Math.max(moved, maxAbsDiff(one.student[i]!, initial.get(name)!.data as Float32Array));
+      for (const [i, name] of names.entries())
+        moved = Math.max(moved, maxAbsDiff(one.student[i]!, initial.get(name)!.data as Float32Array));
       // The steps did change the weights (a comparison of two untouched copies would pass trivially).
       expect(moved).toBeGreaterThan(1e-4);
       for (const [i, s] of one.stats.entries()) {

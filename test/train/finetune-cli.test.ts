@@ -19,7 +19,26 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const fractal = sharedFixture('rt1-fractal-sample');
 const backend = process.env.SELFFLOW_TEST_BACKEND ?? 'wasm';
 const finetune = (out: string, ...extra: string[]) =>
-  runCli(['finetune', '--data', 'rt1', '--data-dir', fractal, '--out', out, '--batch-size', '2', '--image-size', '16x20', '--warmup', '1', '--val-every', '1', '--backend', backend, ...extra]);
+  runCli([
+    'finetune',
+    '--data',
+    'rt1',
+    '--data-dir',
+    fractal,
+    '--out',
+    out,
+    '--batch-size',
+    '2',
+    '--image-size',
+    '16x20',
+    '--warmup',
+    '1',
+    '--val-every',
+    '1',
+    '--backend',
+    backend,
+    ...extra,
+  ]);
 
 const metrics = (out: string) =>
   readFileSync(join(out, 'metrics.jsonl'), 'utf8')

@@ -21,10 +21,39 @@ const backend = process.env.SELFFLOW_TEST_BACKEND ?? 'wasm';
 describe('finetune --workers 2 as a process', () => {
   it('SIGTERM finishes the step, saves a checkpoint and exits with its workers', async () => {
     const out = join(dir, 'run');
-    const args = ['finetune', '--data', 'rt1', '--data-dir', sharedFixture('rt1-fractal-sample'), '--out', out, '--batch-size', '2', '--image-size', '16x20'];
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'selfflow-wm.js'), ...args, '--steps', '1000', '--checkpoint-every', '1000', '--val-every', '0', '--workers', '2', '--backend', backend], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const args = [
+      'finetune',
+      '--data',
+      'rt1',
+      '--data-dir',
+      sharedFixture('rt1-fractal-sample'),
+      '--out',
+      out,
+      '--batch-size',
+      '2',
+      '--image-size',
+      '16x20',
+    ];
+    const child = spawn(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'selfflow-wm.js'),
+        ...args,
+        '--steps',
+        '1000',
+        '--checkpoint-every',
+        '1000',
+        '--val-every',
+        '0',
+        '--workers',
+        '2',
+        '--backend',
+        backend,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -33,7 +62,8 @@ describe('finetune --workers 2 as a process', () => {
     const metrics = join(out, 'metrics.jsonl');
     // Signal once a step has been taken by the workers.
     const deadline = Date.now() + 90_000;
-    while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').trim()) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 200));
+    while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').trim()) && Date.now() < deadline && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 200));
     expect(stderr).toContain('data-parallel: 2 worker threads share each batch');
     child.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running 60 s after SIGTERM'), 60_000))]);

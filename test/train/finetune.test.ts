@@ -87,7 +87,16 @@ describe('finetune loop', () => {
 
   it('keeps the latest checkpoint readable when a save was cut off, and writes everything planning needs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-c-'));
-    writeManifest(dir, { format: 'selfflow-wm/run@1', model: cfg, configName: 'tiny', data: { card: {}, cardName: 'synthetic', dataDir: '' }, actionStats: unitStats(cfg.actionDim), contextFrames: 1, futureFrames: 2, training: {} });
+    writeManifest(dir, {
+      format: 'selfflow-wm/run@1',
+      model: cfg,
+      configName: 'tiny',
+      data: { card: {}, cardName: 'synthetic', dataDir: '' },
+      actionStats: unitStats(cfg.actionDim),
+      contextFrames: 1,
+      futureFrames: 2,
+      training: {},
+    });
     await finetune(settings(dir, { steps: 4 }), squareSource(2, 16, 16, 1, 2, 2));
     // A killed save leaves a half-written temp dir and a torn file in it; latest.json still names the complete one.
     const torn = join(dir, 'checkpoints', '.step-0000006.999.tmp');
@@ -118,7 +127,10 @@ describe('finetune loop', () => {
       }),
       squareSource(4, 16, 16, 1, 2, 2),
     );
-    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>);
+    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, number | string>);
     for (const r of rows) {
       const validated = r.step === 2 || r.step === 4;
       expect([r.step, 'val_delta_psnr' in r]).toEqual([r.step, validated]);
@@ -129,7 +141,10 @@ describe('finetune loop', () => {
       expect(r.val_recorded_actions_better).toBeLessThanOrEqual(1);
     }
     // The figure covers all three val windows; the strip shows them with their other-action futures.
-    expect(strips).toEqual([{ rows: 3, other: 3, windows: 3 }, { rows: 3, other: 3, windows: 3 }]);
+    expect(strips).toEqual([
+      { rows: 3, other: 3, windows: 3 },
+      { rows: 3, other: 3, windows: 3 },
+    ]);
     const png = decodeImage(readFileSync(rows[3]!.val_strip as string), 'strip');
     // 7 frames (1 context, 2 each of recorded actions, other actions, truth) 48 px wide, 11 gaps of 6 px.
     expect(png.width).toBe(7 * 48 + 11 * 6);

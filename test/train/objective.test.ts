@@ -84,9 +84,42 @@ describe('selfflow-wm finetune on the BridgeData fixture', () => {
   for (const prediction of ['velocity', 'residual'] as const) {
     it(`trains the tiny config (${prediction} prediction): loss falls, checkpoints and metrics are written`, async () => {
       const out = join(mkdtempSync(join(tmpdir(), 'sfwm-ft-')), 'run');
-      const { code } = await runCli(['finetune', '--data', 'bridge', '--data-dir', sharedFixture('rlds-bridge-octo'), '--out', out, '--steps', '40', '--batch-size', '4', '--image-size', '16x16', '--val-every', '20', '--checkpoint-every', '20', '--lr', '2e-3', '--warmup', '5', '--val-fraction', '0.2', '--prediction', prediction, '--backend', 'wasm']);
+      const { code } = await runCli([
+        'finetune',
+        '--data',
+        'bridge',
+        '--data-dir',
+        sharedFixture('rlds-bridge-octo'),
+        '--out',
+        out,
+        '--steps',
+        '40',
+        '--batch-size',
+        '4',
+        '--image-size',
+        '16x16',
+        '--val-every',
+        '20',
+        '--checkpoint-every',
+        '20',
+        '--lr',
+        '2e-3',
+        '--warmup',
+        '5',
+        '--val-fraction',
+        '0.2',
+        '--prediction',
+        prediction,
+        '--backend',
+        'wasm',
+      ]);
       expect(code).toBe(0);
-      const m = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; frame_loss: number; val_loss?: number; val_imagine_mse?: number; val_copy_mse?: number });
+      const m = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map(
+          (l) => JSON.parse(l) as { step: number; frame_loss: number; val_loss?: number; val_imagine_mse?: number; val_copy_mse?: number },
+        );
       expect(m).toHaveLength(40);
       const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       if (prediction === 'velocity') {

@@ -20,7 +20,16 @@ const manifest = {
   model: worldModelConfig('tiny', { imageHeight: 32, imageWidth: 40, actionDim: 7, languageDim: 0 }),
   configName: 'tiny',
   data: { card: {}, cardName: 'rt1', dataDir: 'd' },
-  actionStats: { names: ['x', 'y', 'z', 'roll', 'pitch', 'yaw', 'grip'], count: 1, mean: zeros7, std: ones7, min: zeros7, max: ones7, q01: zeros7, q99: ones7 },
+  actionStats: {
+    names: ['x', 'y', 'z', 'roll', 'pitch', 'yaw', 'grip'],
+    count: 1,
+    mean: zeros7,
+    std: ones7,
+    min: zeros7,
+    max: ones7,
+    q01: zeros7,
+    q99: ones7,
+  },
   contextFrames: 2,
   futureFrames: 2,
   training: {},
@@ -47,7 +56,9 @@ describe('run files from disk', () => {
 
   it('latest.json that is not JSON or lacks its fields names the file and field', () => {
     const broken = runDir({ 'latest.json': '{"step": 5' });
-    expect(() => latestCheckpoint(broken)).toThrow(new RegExp(`^${join(broken, 'latest.json')}: latest-checkpoint pointer is not valid JSON`));
+    expect(() => latestCheckpoint(broken)).toThrow(
+      new RegExp(`^${join(broken, 'latest.json')}: latest-checkpoint pointer is not valid JSON`),
+    );
     const noDir = runDir({ 'latest.json': '{"step": 5}' });
     expect(() => latestCheckpoint(noDir)).toThrow(`${join(noDir, 'latest.json')}: field 'dir' must be a non-empty path`);
     const ok = runDir({ 'latest.json': '{"step": 5, "dir": "checkpoints/step-0000005"}' });

@@ -19,7 +19,20 @@ export default tseslint.config(
       // tfjs ops infer their rank from the asserted tensor type (`tf.zeros(shape) as tf.Tensor2D`), its documented idiom.
       '@typescript-eslint/no-unnecessary-type-assertion': [
         'error',
-        { typesToIgnore: ['tf.Tensor', 'tf.Tensor1D', 'tf.Tensor2D', 'tf.Tensor3D', 'tf.Tensor4D', 'tf.Tensor5D', 'tf.Tensor6D', 'tf.Scalar', 'Imagined', 'T'] },
+        {
+          typesToIgnore: [
+            'tf.Tensor',
+            'tf.Tensor1D',
+            'tf.Tensor2D',
+            'tf.Tensor3D',
+            'tf.Tensor4D',
+            'tf.Tensor5D',
+            'tf.Tensor6D',
+            'tf.Scalar',
+            'Imagined',
+            'T',
+          ],
+        },
       ],
       // Shapes and lists of numbers are printed as `1,2,3` on purpose in messages.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowArray: true }],
