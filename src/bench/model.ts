@@ -7,7 +7,10 @@ import { AUTO_ORDER, initBackend, type ConcreteBackend } from '../backend/backen
 import type { BenchOptions } from './options.js';
 import { matmulGflops } from './matmul.js';
 import { timeMs, type BenchTable } from './table.js';
+import { availableParallelism } from 'node:os';
 import { DEFAULT_ADAMW } from '../train/adamw.js';
+import { startStepRunner } from '../train/data-parallel.js';
+import type { WindowLike } from '../train/training-window.js';
 import { DEFAULT_OBJECTIVE, drawNoise, type SequenceBatch } from '../train/objective.js';
 import { Trainer } from '../train/trainer.js';
 import { Rng } from '../util/rng.js';
@@ -69,7 +72,16 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
     rows: [],
     notes: [
       'forward+backward = one full training step (teacher forward, student forward+backward, AdamW, EMA); its FLOPs are counted as 4x forward (teacher 1x + student 3x).',
-      'One worker: this process, one backend instance. Data-parallel training over all cores (`finetune --workers`) is not measured by this suite.',
+      'One worker: this process, one backend instance. Training over all cores: the next table.',
+    ],
+  };
+  const cores = availableParallelism();
+  const parallel: BenchTable = {
+    title: `Data-parallel training step (\`finetune --workers\`; tiny, batch ${PARALLEL_BATCH}, 2 context + 2 future frames)`,
+    columns: ['backend', 'workers', 'ms/step', 'samples/s', 'speed-up over 1 worker'],
+    rows: [],
+    notes: [
+      `Each worker is a thread with its own backend computing its share of the batch; the main thread sums the gradients and runs AdamW and the EMA once. ${cores} cores here.`,
     ],
   };
   for (const backend of backends) {
@@ -133,6 +145,35 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
       trainer.dispose();
       tf.dispose([batch.frames, batch.actions, batch.language!]);
     }
+    for (const workers of cores > 1 ? [1, cores] : [1]) {
+      const ms = await dataParallelStepMs(backend, workers, opts.quick ? 2 : 4);
+      const one = parallel.rows.find((r) => r[0] === backend && r[1] === 1)?.[2] as number | undefined;
+      parallel.rows.push([backend, workers, ms, PARALLEL_BATCH / (ms / 1000), one ? `${(one / ms).toFixed(2)}x` : '1.00x']);
+    }
   }
-  return [peak, model];
+  return [peak, model, parallel];
+}
+
+const PARALLEL_BATCH = 8;
+
+/** Median ms of a tiny training step on random windows through finetune's step runner with `workers` threads. */
+async function dataParallelStepMs(backend: string, workers: number, reps: number): Promise<number> {
+  const cfg = worldModelConfig('tiny', { maxFrames: 4 });
+  const [k, h] = [2, 2];
+  const rng = new Rng(3);
+  const px = cfg.imageHeight * cfg.imageWidth * 3;
+  const windows: WindowLike[] = Array.from({ length: PARALLEL_BATCH }, () => ({
+    frames: Float32Array.from({ length: (k + h) * px }, () => rng.uniform(-1, 1)),
+    actions: Float32Array.from({ length: h * cfg.actionDim }, () => rng.uniform(-1, 1)),
+    language: Float32Array.from({ length: cfg.languageDim }, () => rng.normal()),
+  }));
+  const trainer = new Trainer(cfg, DEFAULT_OBJECTIVE, worldModelInit(cfg, 0), undefined, DEFAULT_ADAMW, 0.999);
+  const runner = await startStepRunner(trainer, { workers, cfg, contextFrames: k, futureFrames: h, backend });
+  try {
+    const draws = new Rng(4);
+    return await timeMs(() => runner.step(windows, drawNoise(draws, cfg, PARALLEL_BATCH, k + h, k, DEFAULT_OBJECTIVE), 1e-4, 0.999), reps);
+  } finally {
+    await runner.close();
+    trainer.dispose();
+  }
 }
