@@ -6,8 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { loadBlasAddon } from './blas-addon.js';
-import { installBlasKernels, removeBlasKernels } from './blas-kernels.js';
+import { blasKernelsActive, installBlasKernels, removeBlasKernels } from './blas-kernels.js';
 
 export const BACKEND_NAMES = ['auto', 'cuda', 'tfjs-node', 'wasm+blas', 'wasm', 'webgpu', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -127,6 +128,20 @@ function blasAddon(): ReturnType<typeof loadBlasAddon> {
   } catch (e) {
     throw new BackendUnavailableError('wasm+blas', errText(e));
   }
+}
+
+/**
+ * Divides the cores between `computeThreads` threads that each run products (data-parallel
+ * training, parallel plan scoring): OpenBLAS, whose thread count holds for the whole process,
+ * then uses cores / computeThreads threads per product instead of every core in every thread.
+ * Leaves an OPENBLAS_NUM_THREADS the user set alone, and does nothing off wasm+blas. Returns
+ * a line saying what it did, or undefined.
+ */
+export function shareBlasThreads(computeThreads: number): string | undefined {
+  if (!blasKernelsActive() || process.env.OPENBLAS_NUM_THREADS) return undefined;
+  const perThread = Math.max(1, Math.floor(availableParallelism() / Math.max(1, computeThreads)));
+  loadBlasAddon().setThreads(perThread);
+  return `OpenBLAS: ${perThread} thread${perThread === 1 ? '' : 's'} per product (${computeThreads} threads computing on ${availableParallelism()} cores)`;
 }
 
 /** Returns a line describing the activated backend's native library, where it has one. */

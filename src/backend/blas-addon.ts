@@ -34,6 +34,8 @@ export interface BlasAddon {
     preluSize: number,
   ): void;
   info(): { config: string; corename: string; threads: number };
+  /** OpenBLAS threads per product, for the whole process (worker threads included). */
+  setThreads(n: number): void;
 }
 
 export class BlasUnavailableError extends Error {}
@@ -63,8 +65,13 @@ function loadInstalledAddon(): BlasAddon {
       );
     throw new BlasUnavailableError(`the ${BLAS_PACKAGE} addon failed to load (${errText(e)})`);
   }
-  if (typeof addon.gemm !== 'function' || typeof addon.epilogue !== 'function' || typeof addon.info !== 'function') {
-    throw new BlasUnavailableError(`the ${BLAS_PACKAGE} addon lacks gemm/epilogue/info; rebuild it with npm ci`);
+  if (
+    typeof addon.gemm !== 'function' ||
+    typeof addon.epilogue !== 'function' ||
+    typeof addon.info !== 'function' ||
+    typeof addon.setThreads !== 'function'
+  ) {
+    throw new BlasUnavailableError(`the ${BLAS_PACKAGE} addon lacks gemm/epilogue/info/setThreads; rebuild it with npm ci`);
   }
   return addon as BlasAddon;
 }

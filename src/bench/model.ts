@@ -147,8 +147,8 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
     }
     for (const workers of cores > 1 ? [1, cores] : [1]) {
       const ms = await dataParallelStepMs(backend, workers, opts.quick ? 2 : 4);
-      const one = parallel.rows.find((r) => r[0] === backend && r[1] === 1)?.[2] as number | undefined;
-      parallel.rows.push([backend, workers, ms, PARALLEL_BATCH / (ms / 1000), one ? `${(one / ms).toFixed(2)}x` : '1.00x']);
+      const one = parallel.rows.find((r) => r[0] === backend && r[1] === '1')?.[2] as number | undefined;
+      parallel.rows.push([backend, String(workers), ms, PARALLEL_BATCH / (ms / 1000), one ? `${(one / ms).toFixed(2)}x` : '1.00x']);
     }
   }
   return [peak, model, parallel];

@@ -11,6 +11,7 @@
  * leaves the pool and later plans are split over the remaining threads. Workers do not keep the
  * process alive while idle and end with it.
  */
+import { shareBlasThreads } from '../backend/backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -107,6 +108,8 @@ export class ScorePool {
       pool.dispose();
       throw e;
     }
+    const shared = shareBlasThreads(o.workers + 1);
+    if (shared) pool.log(shared);
     for (const m of members) pool.watch(m);
     return pool;
   }

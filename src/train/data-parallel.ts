@@ -14,6 +14,7 @@
  * - grads: one region of the trainable size per worker;
  * - control (Int32): [0] the weights' version, [1 + i] the last step worker i finished.
  */
+import { shareBlasThreads } from '../backend/backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -176,6 +177,8 @@ export async function startStepRunner(trainer: Trainer, o: StepRunnerOptions): P
     );
     return localRunner(trainer, o);
   }
+  const shared = shareBlasThreads(o.workers);
+  if (shared) o.log?.(shared);
   return DataParallelRunner.start(trainer, script, o);
 }
 

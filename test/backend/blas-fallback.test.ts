@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlasUnavailableError, setBlasLoader } from '../../src/backend/blas-addon.js';
 import { blasKernelsActive } from '../../src/backend/blas-kernels.js';
-import { BackendUnavailableError, describeChoice, initBackend } from '../../src/backend/backends.js';
+import { availableParallelism } from 'node:os';
+import { BackendUnavailableError, describeChoice, initBackend, shareBlasThreads } from '../../src/backend/backends.js';
 import { ensureDist, ROOT } from '../helpers/dist.js';
 
 const MISSING = 'package selfflow-wm-blas is not installed (simulated)';
@@ -51,6 +52,7 @@ describe('wasm+blas fallback', () => {
       gemm: () => undefined,
       epilogue: () => undefined,
       info: () => ({ config: 'OpenBLAS test', corename: 'test', threads: 1 }),
+      setThreads: () => undefined,
     }));
     const choice = await initBackend('wasm+blas');
     expect(describeChoice(choice)).toBe('backend: wasm+blas [OpenBLAS test, core test, 1 thread]');
@@ -59,6 +61,34 @@ describe('wasm+blas fallback', () => {
     expect(tf.getKernel('BatchMatMul', 'wasm')).toBe(plain);
     expect(tf.getKernel('_FusedMatMul', 'wasm')).toBe(plainFused);
     expect(blasKernelsActive()).toBe(false);
+  });
+
+  it('threads that compute side by side share the cores among their OpenBLAS products, unless OPENBLAS_NUM_THREADS is set', async () => {
+    const calls: number[] = [];
+    setBlasLoader(() => ({
+      gemm: () => undefined,
+      epilogue: () => undefined,
+      info: () => ({ config: 'OpenBLAS test', corename: 'test', threads: 2 }),
+      setThreads: (n: number) => void calls.push(n),
+    }));
+    const saved = process.env.OPENBLAS_NUM_THREADS;
+    delete process.env.OPENBLAS_NUM_THREADS;
+    try {
+      await initBackend('wasm+blas');
+      const cores = availableParallelism();
+      expect(shareBlasThreads(2)).toMatch(/^OpenBLAS: \d+ threads? per product \(2 threads computing/);
+      expect(shareBlasThreads(cores * 2)).toBeDefined();
+      expect(calls).toEqual([Math.max(1, Math.floor(cores / 2)), 1]);
+      process.env.OPENBLAS_NUM_THREADS = '3';
+      expect(shareBlasThreads(2)).toBeUndefined();
+      delete process.env.OPENBLAS_NUM_THREADS;
+      await initBackend('wasm');
+      expect(shareBlasThreads(2)).toBeUndefined();
+      expect(calls).toHaveLength(2);
+    } finally {
+      if (saved === undefined) delete process.env.OPENBLAS_NUM_THREADS;
+      else process.env.OPENBLAS_NUM_THREADS = saved;
+    }
   });
 
   it('`selfflow-wm backend` in a fresh process reports wasm+blas unavailable with SELFFLOW_BLAS=off', () => {

@@ -173,10 +173,27 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// setThreads(n): how many threads OpenBLAS uses for each product, for the whole process.
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "setThreads(n) needs a thread count").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) {
+    Napi::RangeError::New(env, "setThreads(n): n must be at least 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  openblas_set_num_threads(n);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("epilogue", Napi::Function::New(env, Epilogue, "epilogue"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   return exports;
 }
 
