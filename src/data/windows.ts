@@ -5,7 +5,7 @@
  * plus the buffer, whose windows keep their resized frames as uint8 (converted to [-1, 1] floats
  * when yielded) and which holds at most 256 MiB by default.
  */
-import { decodeImage } from '../image/decode.js';
+import { decodeImage, ImageTooLargeError } from '../image/decode.js';
 import { resizeRgb } from '../image/resize.js';
 import { Rng } from '../util/rng.js';
 import { rawActionAt } from './action-stats.js';
@@ -163,8 +163,8 @@ export async function* windowStream(o: WindowStreamOptions): AsyncGenerator<Trai
       try {
         wins = episodePackedWindows(ep, o.card, o.spec, o.stats, o.split === 'val' ? o.spec.contextFrames + o.spec.futureFrames : 1);
       } catch (e) {
-        // An undecodable image is a corrupt record like a CRC failure: stop, or skip and count with --skip-corrupt.
-        if (e instanceof UserError) throw e;
+        // An undecodable or oversized image is a corrupt record like a CRC failure: stop, or skip and count with --skip-corrupt.
+        if (e instanceof UserError && !(e instanceof ImageTooLargeError)) throw e;
         if (!o.skipCorrupt) throw new UserError(`${(e as Error).message} (use --skip-corrupt to skip such records)`);
         o.onCorrupt?.((e as Error).message);
         continue;

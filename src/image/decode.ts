@@ -162,13 +162,16 @@ export function declaredImageSize(bytes: Uint8Array): { width: number; height: n
   return size;
 }
 
+/** An image whose headers declare more pixels than allowed: in a dataset, a corrupt record like any other. */
+export class ImageTooLargeError extends UserError {}
+
 /** Refuses an image whose headers declare more than `maxPixels` pixels, before it is decoded. */
 export function checkImageSize(bytes: Uint8Array, where: string, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): void {
   const size = declaredImageSize(bytes);
   if (size && (size.width === 0 || size.height === 0))
     throw new Error(`${where}: image declares ${size.width}x${size.height} pixels (an empty image); it was not decoded`);
   if (size && size.width * size.height > maxPixels) {
-    throw new UserError(
+    throw new ImageTooLargeError(
       `${where}: image declares ${size.width}x${size.height} pixels (${size.width * size.height}), over the limit of ${maxPixels} pixels; it was not decoded`,
     );
   }

@@ -252,3 +252,37 @@ describe('shuffle buffer size', () => {
     expect(new Set(first.map((w) => w.episodeKey)).size).toBeGreaterThan(20);
   }, 30_000); // a guard, not a speed check: filling the buffer over ~670 passes took 55 s here, one pass takes ~0.1 s
 });
+
+describe('an image that declares more pixels than allowed inside a record', () => {
+  it('stops the window stream with the --skip-corrupt hint; --skip-corrupt skips and counts it', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { readTfRecords, frameRecord } = await import('../../src/data/tfrecord.js');
+    const { decodeExample, encodeExample } = await import('../../src/data/example.js');
+    const { pngHeader } = await import('../helpers/crafted.js');
+    const records: Uint8Array[] = [];
+    for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001')))
+      records.push(r.data);
+    const ex = decodeExample(records[1]!);
+    (ex.get('steps/observation/image')!.value as Uint8Array[])[2] = pngHeader(16000, 16000);
+    records[1] = encodeExample(ex);
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-bigimg-'));
+    writeFileSync(join(dir, 'fractal20220817_data-train.tfrecord-00000-of-00001'), Buffer.concat(records.map(frameRecord)));
+    const card = loadCard('rt1');
+    const stats = await computeActionStats(card, readEpisodes(dir, card));
+    const small = { contextFrames: 1, futureFrames: 1, imageHeight: 8, imageWidth: 10 };
+    const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) =>
+      windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
+    await expect(take(stream(false), 100)).rejects.toThrow(
+      /record 1 at byte \d+: feature 'steps\/observation\/image' step 2: image declares 16000x16000 pixels .* \(use --skip-corrupt to skip such records\)$/,
+    );
+    const skipped: string[] = [];
+    const wins = await take(
+      stream(true, (m) => skipped.push(m)),
+      100,
+    );
+    expect(skipped).toHaveLength(1);
+    expect(new Set(wins.map((w) => w.episodeKey)).size).toBe(2);
+  });
+});
