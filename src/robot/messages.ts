@@ -129,8 +129,9 @@ export function observationToImage(obs: Observation, frameId: string): ImageMsg 
   };
 }
 
-export function compressedToObservation(msg: CompressedImageMsg, where = 'image'): Observation {
-  const img = decodeImage(msg.data, where);
+/** Decodes a compressed frame; one that declares more than `maxPixels` pixels is refused before decoding. */
+export function compressedToObservation(msg: CompressedImageMsg, where = 'image', maxPixels?: number): Observation {
+  const img = decodeImage(msg.data, where, { maxPixels });
   return { image: img.data, height: img.height, width: img.width, stamp: stampToMs(msg.header.stamp) };
 }
 

@@ -92,6 +92,13 @@ export interface ServiceConfig {
     /** Goal images (API setGoal, goal image topic) that declare more pixels than this are refused before decoding. */
     maxPixels: number;
   };
+  camera: {
+    /**
+     * Compressed camera frames that declare more pixels than this are dropped before decoding: they are
+     * decoded on the thread that runs the safety gate, so their size bounds how long it can be held.
+     */
+    maxPixels: number;
+  };
 }
 
 export function defaultConfig(): ServiceConfig {
@@ -141,8 +148,12 @@ export function defaultConfig(): ServiceConfig {
       maxClients: 32,
     },
     goal: { maxPixels: DEFAULT_MAX_GOAL_PIXELS },
+    camera: { maxPixels: DEFAULT_MAX_CAMERA_PIXELS },
   };
 }
+
+/** The largest compressed camera frame decoded by default: 1920x1080 (about 50 ms of JPEG decoding on one core here). */
+export const DEFAULT_MAX_CAMERA_PIXELS = 1920 * 1080;
 
 /** The largest goal image decoded by default: 4096x4096 pixels (a 48 MiB RGB buffer). */
 export const DEFAULT_MAX_GOAL_PIXELS = 4096 * 4096;
@@ -198,6 +209,7 @@ const PARAMS: Record<
   'api.max_messages_per_second': { path: ['api', 'maxMessagesPerSecond'], kind: 'number', integer: [1, 100_000] },
   'api.max_clients': { path: ['api', 'maxClients'], kind: 'number', integer: [1, 10_000] },
   'goal.max_pixels': { path: ['goal', 'maxPixels'], kind: 'number', integer: [1, 2 ** 31] },
+  'camera.max_pixels': { path: ['camera', 'maxPixels'], kind: 'number', integer: [1, 2 ** 31] },
 };
 
 export const PARAM_NAMES = Object.keys(PARAMS);

@@ -90,7 +90,7 @@ export class ServiceTopics {
       const observation =
         this.imageType === 'sensor_msgs/msg/Image'
           ? imageToObservation(c.decode<ImageMsg>(this.imageType, m.data, m.topic), m.topic)
-          : compressedToObservation(c.decode<CompressedImageMsg>(this.imageType, m.data, m.topic), m.topic);
+          : compressedToObservation(c.decode<CompressedImageMsg>(this.imageType, m.data, m.topic), m.topic, this.config.camera.maxPixels);
       return { kind: 'camera', observation };
     }
     if (m.topic === n.joints)

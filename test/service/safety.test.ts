@@ -377,6 +377,30 @@ describe('the service applies the safety layer between planner and robot', () =>
     expect(Math.abs(s.goals[0]!.images[0]!.image[0]! - 200)).toBeLessThan(8);
   });
 
+  it('drops a compressed camera frame that declares more than camera.max_pixels before decoding it', async () => {
+    const { pngHeader } = await import('../helpers/crafted.js');
+    const s = setup({ topics: { ...defaultConfig().topics, useCompressed: true }, camera: { maxPixels: 64 * 48 } });
+    const frame = (data: Uint8Array) =>
+      s.link.inject(
+        '/image_raw/compressed',
+        'sensor_msgs/msg/CompressedImage',
+        codec.encode('sensor_msgs/msg/CompressedImage', {
+          header: { stamp: { sec: 0, nanosec: 1 }, frame_id: 'cam' },
+          format: 'png',
+          data,
+        }),
+      );
+    frame(pngHeader(4000, 3000));
+    expect(s.seen).toHaveLength(0);
+    expect(s.svc.status().decodeErrors).toBe(1);
+    expect(s.svc.status().lastError).toMatch(
+      /image declares 4000x3000 pixels \(12000000\), over the limit of 3072 pixels; it was not decoded/,
+    );
+    const small = observationToCompressed({ image: new Uint8Array(48 * 64 * 3).fill(90), height: 48, width: 64, stamp: 1 }, 'cam');
+    frame(small.data);
+    expect(s.seen).toHaveLength(1);
+  });
+
   it('survives malformed messages and sends the zero command on shutdown', async () => {
     const s = setup({ twistHz: 20 });
     s.link.inject('/image_raw', 'sensor_msgs/msg/Image', Uint8Array.from([0, 1, 0, 0, 9, 9]));
