@@ -31,6 +31,8 @@ export interface TrunkOptions {
   featuresLayer?: number;
   /** Return the raw block output after this 1-based block. */
   rawFeaturesLayer?: number;
+  /** Run only blocks 1..stopAfterLayer (1-based); the output `x` is then that block's output. */
+  stopAfterLayer?: number;
 }
 
 export interface TrunkOutput {
@@ -182,7 +184,8 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   const record = opts.recordCache ? { keys: [] as tf.Tensor4D[], values: [] as tf.Tensor4D[] } : undefined;
   const sc = silu(c);
   const bias = attentionBias(opts);
-  for (let i = 0; i < g.depth; i++) {
+  const depth = opts.stopAfterLayer === undefined ? g.depth : Math.min(g.depth, opts.stopAfterLayer);
+  for (let i = 0; i < depth; i++) {
     const xi = x;
     // Per-block tidy bounds inference memory to one block's attention maps; under a gradient
     // tape tfjs keeps what backprop needs, so training is unaffected.

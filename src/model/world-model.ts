@@ -317,6 +317,26 @@ export function worldModelForward(
   return decodeOutputs(p, cfg, trunk, c, layout, batch);
 }
 
+/**
+ * Raw features after 1-based block `layer`, patch tokens only [B, F, N, D]: the same as
+ * worldModelForward(..., { rawLayer: layer }).raw, without running the later blocks and the output heads.
+ */
+export function worldModelRawFeatures(
+  p: Params,
+  cfg: WorldModelConfig,
+  batch: FrameBatch,
+  cond: WorldModelConditioning,
+  layer: number,
+): tf.Tensor4D {
+  if (!Number.isInteger(layer) || layer < 1 || layer > cfg.dit.depth)
+    throw new Error(`worldModelRawFeatures: layer ${layer} is outside blocks 1..${cfg.dit.depth}`);
+  const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
+  const mask = causalBias(layout.frameOf, layout.frameOf);
+  const headBias = sequenceShiftBias(p, cfg, batch, layout);
+  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, rawFeaturesLayer: layer, stopAfterLayer: layer });
+  return gatherPatchTokens(trunk.raw!, layout, patchGrid(cfg).n);
+}
+
 /** Keys/values of clean context frames 0..K-1 (and the actions between them), computed once. */
 export interface ContextCache {
   kv: KVCache;

@@ -31,13 +31,30 @@ export class AdamW {
   /** Applies one update; returns the global gradient norm before clipping. */
   apply(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number): number {
     const names = Object.keys(grads);
-    const norm = tf.tidy(() => Math.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!)))).dataSync()[0]!));
+    // The squared gradients serve both the norm and the second moment.
+    const squares = names.map((n) => tf.square(grads[n]!));
+    const norm = tf.tidy(() => Math.sqrt(tf.addN(squares.map((sq) => tf.sum(sq))).dataSync()[0]!));
     const clip = this.opts.maxGradNorm > 0 && norm > this.opts.maxGradNorm ? this.opts.maxGradNorm / (norm + 1e-6) : 1;
     this.step++;
     const { beta1, beta2, eps, weightDecay } = this.opts;
     const bc1 = 1 - beta1 ** this.step;
     const bc2 = 1 - beta2 ** this.step;
-    for (const name of names) {
+    // The same update with its scalar factors multiplied together first (the clip into the moment
+    // coefficients, 1/bc1 into the step size, the decay into p's factor), so each parameter costs
+    // 14 tensor ops instead of 17 (12 instead of 15 without decay), and the scalars are uploaded once per step, not once per use:
+    //   m = beta1 m + (1 - beta1) clip g;  v = beta2 v + (1 - beta2) clip^2 g^2
+    //   p = p - lr (m / bc1) / (sqrt(v / bc2) + eps) - lr weightDecay p
+    const scalars = {
+      beta1: tf.scalar(beta1),
+      beta2: tf.scalar(beta2),
+      gradToM: tf.scalar(clip * (1 - beta1)),
+      gradSqToV: tf.scalar(clip * clip * (1 - beta2)),
+      invBc2: tf.scalar(1 / bc2),
+      eps: tf.scalar(eps),
+      stepSize: tf.scalar(lr / bc1),
+      keep: tf.scalar(1 - lr * weightDecay),
+    };
+    names.forEach((name, k) => {
       const p = params[name]!;
       if (!this.m.has(name)) {
         // Variables share their initial tensor's data; tidy frees the temporary handle.
@@ -53,15 +70,16 @@ export class AdamW {
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
       tf.tidy(() => {
-        const g = tf.mul(grads[name]!, clip);
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        let next = tf.sub(p, tf.mul(update, lr));
-        if (weightDecay > 0 && decays(name)) next = tf.sub(next, tf.mul(p, lr * weightDecay));
-        p.assign(next);
+        const g = grads[name]!;
+        m.assign(tf.add(tf.mul(m, scalars.beta1), tf.mul(g, scalars.gradToM)));
+        v.assign(tf.add(tf.mul(v, scalars.beta2), tf.mul(squares[k]!, scalars.gradSqToV)));
+        const update = tf.mul(tf.div(m, tf.add(tf.sqrt(tf.mul(v, scalars.invBc2)), scalars.eps)), scalars.stepSize);
+        const kept = weightDecay > 0 && decays(name) ? tf.mul(p, scalars.keep) : p;
+        p.assign(tf.sub(kept, update));
       });
-    }
+      squares[k]!.dispose();
+    });
+    tf.dispose(Object.values(scalars));
     return norm;
   }
 

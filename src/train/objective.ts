@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { noisy, velocityTarget } from '../flow/path.js';
 import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
-import { patchGrid, pixelTimes, worldModelForward, type FrameBatch } from '../model/world-model.js';
+import { patchGrid, pixelTimes, worldModelForward, worldModelRawFeatures, type FrameBatch } from '../model/world-model.js';
 import type { Rng } from '../util/rng.js';
 
 export type ObjectiveKind = 'selfflow' | 'vanilla';
@@ -178,11 +178,14 @@ function noisedBatch(
   return { input, eps, epsA };
 }
 
-/** Teacher raw features after `teacherLayer` on the cleaner input; computed outside any gradient tape. */
+/**
+ * Teacher raw features after `teacherLayer` on the cleaner input; computed outside any gradient tape.
+ * Only the blocks up to `teacherLayer` run: the later blocks and the output heads do not change these features.
+ */
 export function teacherFeatures(teacher: Params, cfg: WorldModelConfig, batch: SequenceBatch, draw: NoiseDraw): tf.Tensor4D {
   return tf.tidy(() => {
     const { input } = noisedBatch(batch, draw, draw.teacherT, cfg);
-    return worldModelForward(teacher, cfg, input, { language: batch.language }, { rawLayer: cfg.teacherLayer }).raw!;
+    return worldModelRawFeatures(teacher, cfg, input, { language: batch.language }, cfg.teacherLayer);
   });
 }
 

@@ -2,7 +2,14 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { worldModelConfig } from '../../src/core/model-config.js';
 import { toTf, worldModelInit } from '../../src/model/params.js';
-import { disposeContext, encodeContext, forwardWithContext, worldModelForward, type FrameBatch } from '../../src/model/world-model.js';
+import {
+  disposeContext,
+  encodeContext,
+  forwardWithContext,
+  worldModelForward,
+  worldModelRawFeatures,
+  type FrameBatch,
+} from '../../src/model/world-model.js';
 import { Rng } from '../../src/util/rng.js';
 import { maxAbs, maxAbsDiff, randomiseWeights, randomTensor, useTestBackend } from '../helpers/tf.js';
 
@@ -57,6 +64,19 @@ describe('world model', () => {
     const fullActs = full.actionVelocity.slice([0, 1, 0], [s.b, 2, -1]).dataSync();
     expect(maxAbsDiff(cached.actionVelocity.dataSync(), fullActs) / maxAbs(fullActs)).toBeLessThan(1e-5);
     disposeContext(ctx);
+  });
+
+  it("raw features stopped after a block equal the full forward's at that block", () => {
+    const s = setup(2);
+    const batch: FrameBatch = { frames: s.frames, frameT: s.frameT, actions: s.actions, actionT: s.actionT };
+    for (let layer = 1; layer <= cfg.dit.depth; layer++) {
+      const full = worldModelForward(s.params, cfg, batch, { language: s.language }, { rawLayer: layer }).raw!.dataSync();
+      const stopped = worldModelRawFeatures(s.params, cfg, batch, { language: s.language }, layer);
+      expect(stopped.shape).toEqual([s.b, 4, s.n, cfg.dit.hidden_size]);
+      expect(maxAbs(full)).toBeGreaterThan(1e-3);
+      expect(maxAbsDiff(stopped.dataSync(), full)).toBe(0);
+    }
+    expect(() => worldModelRawFeatures(s.params, cfg, batch, {}, cfg.dit.depth + 1)).toThrow(/outside blocks/);
   });
 
   it('a batch-1 cache serves a batch of candidates', () => {
