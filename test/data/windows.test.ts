@@ -118,28 +118,8 @@ describe('reading many shards', () => {
 
 describe('an undecodable image inside a record with a valid CRC', () => {
   it('stops the window stream naming shard, record, byte offset, feature and step; --skip-corrupt skips and counts it', async () => {
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const { readTfRecords, frameRecord } = await import('../../src/data/tfrecord.js');
-    const { decodeExample, encodeExample } = await import('../../src/data/example.js');
     const { inspectDataset } = await import('../../src/data/inspect.js');
-    const records: Uint8Array[] = [];
-    for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001')))
-      records.push(r.data);
-    const ex = decodeExample(records[1]!);
-    const imgs = ex.get('steps/observation/image')!.value as Uint8Array[];
-    imgs[2] = new TextEncoder().encode('GIF89a not a frame');
-    records[1] = encodeExample(ex);
-    const dir = mkdtempSync(join(tmpdir(), 'sfwm-badimg-'));
-    const shard = join(dir, 'fractal20220817_data-train.tfrecord-00000-of-00001');
-    writeFileSync(shard, Buffer.concat(records.map(frameRecord)));
-    const offset = 16 + records[0]!.length;
-    const card = loadCard('rt1');
-    const stats = await computeActionStats(card, readEpisodes(dir, card));
-    const small = { contextFrames: 1, futureFrames: 1, imageHeight: 8, imageWidth: 10 };
-    const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) =>
-      windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
+    const { dir, shard, offset, card, stream } = await shardWithImage(new TextEncoder().encode('GIF89a not a frame'));
     await expect(take(stream(false), 100)).rejects.toThrow(
       `${shard}: record 1 at byte ${offset}: feature 'steps/observation/image' step 2: not a JPEG or PNG image (starts with 47 49 46 38) (use --skip-corrupt to skip such records)`,
     );
@@ -255,25 +235,8 @@ describe('shuffle buffer size', () => {
 
 describe('an image that declares more pixels than allowed inside a record', () => {
   it('stops the window stream with the --skip-corrupt hint; --skip-corrupt skips and counts it', async () => {
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const { readTfRecords, frameRecord } = await import('../../src/data/tfrecord.js');
-    const { decodeExample, encodeExample } = await import('../../src/data/example.js');
     const { pngHeader } = await import('../helpers/crafted.js');
-    const records: Uint8Array[] = [];
-    for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001')))
-      records.push(r.data);
-    const ex = decodeExample(records[1]!);
-    (ex.get('steps/observation/image')!.value as Uint8Array[])[2] = pngHeader(16000, 16000);
-    records[1] = encodeExample(ex);
-    const dir = mkdtempSync(join(tmpdir(), 'sfwm-bigimg-'));
-    writeFileSync(join(dir, 'fractal20220817_data-train.tfrecord-00000-of-00001'), Buffer.concat(records.map(frameRecord)));
-    const card = loadCard('rt1');
-    const stats = await computeActionStats(card, readEpisodes(dir, card));
-    const small = { contextFrames: 1, futureFrames: 1, imageHeight: 8, imageWidth: 10 };
-    const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) =>
-      windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
+    const { stream } = await shardWithImage(pngHeader(16000, 16000));
     await expect(take(stream(false), 100)).rejects.toThrow(
       /record 1 at byte \d+: feature 'steps\/observation\/image' step 2: image declares 16000x16000 pixels .* \(use --skip-corrupt to skip such records\)$/,
     );
@@ -286,3 +249,27 @@ describe('an image that declares more pixels than allowed inside a record', () =
     expect(new Set(wins.map((w) => w.episodeKey)).size).toBe(2);
   });
 });
+
+/** The RT-1 sample shard in a temporary directory with step 2 of record 1's image replaced, and a val window stream over it. */
+async function shardWithImage(image: Uint8Array) {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { readTfRecords, frameRecord } = await import('../../src/data/tfrecord.js');
+  const { decodeExample, encodeExample } = await import('../../src/data/example.js');
+  const records: Uint8Array[] = [];
+  for await (const r of readTfRecords(sharedFixture('rt1-fractal-sample/fractal20220817_data-train.tfrecord-00000-of-00001')))
+    records.push(r.data);
+  const ex = decodeExample(records[1]!);
+  (ex.get('steps/observation/image')!.value as Uint8Array[])[2] = image;
+  records[1] = encodeExample(ex);
+  const dir = mkdtempSync(join(tmpdir(), 'sfwm-badimg-'));
+  const shard = join(dir, 'fractal20220817_data-train.tfrecord-00000-of-00001');
+  writeFileSync(shard, Buffer.concat(records.map(frameRecord)));
+  const card = loadCard('rt1');
+  const stats = await computeActionStats(card, readEpisodes(dir, card));
+  const small = { contextFrames: 1, futureFrames: 1, imageHeight: 8, imageWidth: 10 };
+  const stream = (skipCorrupt: boolean, onCorrupt?: (m: string) => void) =>
+    windowStream({ dataDir: dir, card, spec: small, split: 'val', valFraction: 1, seed: 0, stats, skipCorrupt, onCorrupt });
+  return { dir, shard, offset: 16 + records[0]!.length, card, stream };
+}
