@@ -3,12 +3,9 @@
  * training step on the main thread instead of adding to it. Same options and the same windows,
  * in the same order, as windowStream (the worker runs windowStream itself).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { compiledWorkerScript } from '../util/worker-script.js';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../core/errors.js';
-import { packageRoot } from '../util/package-root.js';
 import { windowStream, type TrainingWindow, type WindowStreamOptions } from './windows.js';
 
 type Message =
@@ -23,11 +20,7 @@ type Message =
  * (vitest) uses dist/ when it has been built, else the caller falls back to the main thread.
  */
 export function windowWorkerScript(): string | undefined {
-  const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js')
-    ? join(here, '..', 'window-worker.js')
-    : join(packageRoot(), 'dist', 'src', 'data', 'window-worker.js');
-  return existsSync(candidate) ? candidate : undefined;
+  return compiledWorkerScript(import.meta.url, 'window-worker.js');
 }
 
 export interface PrefetchOptions {

@@ -11,16 +11,13 @@
  * leaves the pool and later plans are split over the remaining threads. Workers do not keep the
  * process alive while idle and end with it.
  */
+import { compiledWorkerScript } from '../util/worker-script.js';
 import { shareBlasThreads } from '../backend/backends.js';
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.js';
 import type { Goal, Observation } from '../core/types.js';
 import type { Rng } from '../util/rng.js';
-import { packageRoot } from '../util/package-root.js';
 import { costReference, futureCosts, type CostReference, type CostSettings } from './cost.js';
 import type { BatchShare, CostFactory, Rollout } from './plan-model.js';
 import type { FromScoreWorker, ScoreWorkerData, ScoringContext, SharedContext, ToScoreWorker } from './score-protocol.js';
@@ -30,11 +27,7 @@ import type { FromScoreWorker, ScoreWorkerData, ScoringContext, SharedContext, T
  * build (a worker cannot load .ts): then dist/ is used if it has been built.
  */
 export function scoreWorkerScript(): string | undefined {
-  const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js')
-    ? join(here, '..', 'score-worker.js')
-    : join(packageRoot(), 'dist', 'src', 'planner', 'score-worker.js');
-  return existsSync(candidate) ? candidate : undefined;
+  return compiledWorkerScript(import.meta.url, 'score-worker.js');
 }
 
 /** Contiguous shares of a batch of n over `parts` threads (at most n), sizes differing by at most one, the larger first. */

@@ -9,14 +9,11 @@
  * Running from TypeScript sources without a build there is no compiled worker (a worker cannot
  * load .ts): then the same queue decodes on this thread, and says so once.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { compiledWorkerScript } from '../util/worker-script.js';
 import { Worker } from 'node:worker_threads';
 import { decodeImage } from '../image/decode.js';
 import type { Goal, Observation } from '../core/types.js';
 import { errorMessage, UserError } from '../core/errors.js';
-import { packageRoot } from '../util/package-root.js';
 
 /** One encoded goal image and what names it in errors (`setGoal.images[0]`, the topic). */
 export interface EncodedImage {
@@ -62,11 +59,7 @@ export type DecodeReply = { id: number; ok: true; images: DecodedImage[] } | { i
 
 /** The compiled worker entry, or undefined when running from sources without a build. */
 export function goalDecoderWorkerScript(): string | undefined {
-  const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js')
-    ? join(here, '..', 'goal-decoder-worker.js')
-    : join(packageRoot(), 'dist', 'src', 'service', 'goal-decoder-worker.js');
-  return existsSync(candidate) ? candidate : undefined;
+  return compiledWorkerScript(import.meta.url, 'goal-decoder-worker.js');
 }
 
 export interface GoalDecoderOptions {

@@ -15,15 +15,12 @@
  *
  * Images go across as transferred copies (the service keeps its own frame for replanning).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { compiledWorkerScript } from '../util/worker-script.js';
 import { Worker } from 'node:worker_threads';
 import { map, merge, Observable } from 'rxjs';
 import { latestPairs, planLatest, safePlanFor } from '../planner/loop.js';
 import type { Goal, Observation, Plan, Planner } from '../core/types.js';
 import { UserError, errorMessage } from '../core/errors.js';
-import { packageRoot } from '../util/package-root.js';
 import type { FromWorker, PlannerWorkerInfo, ToWorker } from './planner-worker-host.js';
 import type { PlanTiming } from './service.js';
 
@@ -32,11 +29,7 @@ import type { PlanTiming } from './service.js';
  * without a build (a worker cannot load .ts): then dist/ is used if it has been built.
  */
 export function worldModelWorkerScript(): string | undefined {
-  const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js')
-    ? join(here, '..', 'planner-worker-main.js')
-    : join(packageRoot(), 'dist', 'src', 'service', 'planner-worker-main.js');
-  return existsSync(candidate) ? candidate : undefined;
+  return compiledWorkerScript(import.meta.url, 'planner-worker-main.js');
 }
 
 export interface WorkerPlannerOptions {

@@ -14,15 +14,12 @@
  * - grads: one region of the trainable size per worker;
  * - control (Int32): [0] the weights' version, [1 + i] the last step worker i finished.
  */
+import { compiledWorkerScript } from '../util/worker-script.js';
 import { shareBlasThreads } from '../backend/backends.js';
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../core/errors.js';
 import type { WorldModelConfig } from '../core/model-config.js';
-import { packageRoot } from '../util/package-root.js';
 import { disposeBatch, toBatch } from './batch.js';
 import { sliceDraw, wholeBatchOf, type NoiseDraw, type ObjectiveOptions, type WholeBatch } from './objective.js';
 import type { StepStats, Trainer } from './trainer.js';
@@ -108,11 +105,7 @@ export interface StepRunnerOptions {
  * (a worker cannot load .ts): then dist/ is used if it has been built.
  */
 export function trainWorkerScript(): string | undefined {
-  const here = fileURLToPath(import.meta.url);
-  const candidate = here.endsWith('.js')
-    ? join(here, '..', 'train-worker.js')
-    : join(packageRoot(), 'dist', 'src', 'train', 'train-worker.js');
-  return existsSync(candidate) ? candidate : undefined;
+  return compiledWorkerScript(import.meta.url, 'train-worker.js');
 }
 
 /** Our backend name for the tfjs backend this thread runs (wasm with or without BLAS kernels alike: the worker re-resolves `auto`). */
