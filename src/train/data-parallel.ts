@@ -15,6 +15,7 @@
  * - control (Int32): [0] the weights' version, [1 + i] the last step worker i finished.
  */
 import { compiledWorkerScript } from '../util/worker-script.js';
+import { splitShares } from '../util/shares.js';
 import { shareBlasThreads } from '../backend/backends.js';
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
@@ -118,15 +119,7 @@ function currentBackend(): string {
 
 /** Sample ranges [start, end) of `b` samples over at most `workers` shares, sizes differing by at most one. */
 export function shares(b: number, workers: number): [number, number][] {
-  const n = Math.max(1, Math.min(workers, b));
-  const out: [number, number][] = [];
-  let start = 0;
-  for (let i = 0; i < n; i++) {
-    const size = Math.floor(b / n) + (i < b % n ? 1 : 0);
-    out.push([start, start + size]);
-    start += size;
-  }
-  return out;
+  return splitShares(b, workers).map(({ offset, count }) => [offset, offset + count]);
 }
 
 /** `a`, or a copy of it where it is a view into a larger buffer (posting a view clones its whole buffer). */
