@@ -17,6 +17,7 @@
 import { compiledWorkerScript } from '../util/worker-script.js';
 import { splitShares } from '../util/shares.js';
 import { shareBlasThreads } from '../backend/backends.js';
+import { blasKernelsActive } from '../backend/blas-kernels.js';
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 import { UserError } from '../core/errors.js';
@@ -109,11 +110,11 @@ export function trainWorkerScript(): string | undefined {
   return compiledWorkerScript(import.meta.url, 'train-worker.js');
 }
 
-/** Our backend name for the tfjs backend this thread runs (wasm with or without BLAS kernels alike: the worker re-resolves `auto`). */
+/** Our backend name for the tfjs backend this thread runs, so the workers run the same one. */
 function currentBackend(): string {
   const name = tf.getBackend();
   if (name === 'tensorflow') return 'tfjs-node';
-  if (name === 'wasm') return 'auto';
+  if (name === 'wasm') return blasKernelsActive() ? 'wasm+blas' : 'wasm';
   return name;
 }
 
