@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../util/package-root.js';
+import { shippedModel } from '../util/package-root.js';
 import { initBackend } from '../backend/backends.js';
 import type { BenchOptions } from './options.js';
 import { timeMs, type BenchTable } from './table.js';
@@ -138,7 +138,7 @@ async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefine
   const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
   const { SimEnv } = await import('../sim/env.js');
   const { goalObservations } = await import('../sim/goals.js');
-  const run = opts.checkpoint ?? join(packageRoot(), 'models', 'tiny-sim');
+  const run = opts.checkpoint ?? shippedModel();
   if (!existsSync(join(run, 'run.json'))) return undefined;
   const cores = availableParallelism();
   const counts = [...new Set([1, 2, cores])];
@@ -190,7 +190,7 @@ async function proposalComparison(opts: BenchOptions): Promise<BenchTable | unde
   const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
   const { SimEnv } = await import('../sim/env.js');
   const { goalObservations } = await import('../sim/goals.js');
-  const run = opts.checkpoint ?? join(packageRoot(), 'models', 'tiny-sim');
+  const run = opts.checkpoint ?? shippedModel();
   if (!existsSync(join(run, 'run.json'))) return undefined;
   const configs = [
     { candidates: 8, proposalFraction: 0.5 },

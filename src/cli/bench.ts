@@ -1,4 +1,5 @@
 import { SUITES } from './bench-suites.js';
+import { SHIPPED_MODEL } from '../util/package-root.js';
 import { renderTable } from '../bench/table.js';
 import { bool, str, UsageError, type Command } from './command.js';
 import { cpus } from 'node:os';
@@ -13,7 +14,7 @@ export const benchCommand: Command = {
     checkpoint: {
       type: 'string',
       arg: 'RUN',
-      description: 'trained run for the planner-proposal comparison (default: the shipped models/tiny-sim if present)',
+      description: `trained run for the planner-proposal comparison (default: the shipped ${SHIPPED_MODEL} if present)`,
     },
   },
   async run(opts) {

@@ -4,12 +4,9 @@ import { describeChoice, initBackend } from '../backend/backends.js';
 import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
 import { UserError } from '../core/errors.js';
-import { packageRoot } from '../util/package-root.js';
+import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
 import { PLAN_WORKERS_OPTION, planWorkers } from './plan-workers.js';
 import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
-
-/** The tiny world model trained with our own finetune on simulator data, shipped in the repository. */
-export const SHIPPED_MODEL = 'models/tiny-sim';
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -25,12 +22,13 @@ export const demoCommand: Command = {
     'plan-workers': PLAN_WORKERS_OPTION,
   },
   async run(opts) {
-    const checkpoint = str(opts, 'checkpoint') ?? join(packageRoot(), SHIPPED_MODEL);
+    const checkpoint = str(opts, 'checkpoint') ?? shippedModel();
     if (!existsSync(join(checkpoint, 'run.json'))) throw new UserError(`${checkpoint}: no trained model there (run.json missing)`);
     const choice = await initBackend(str(opts, 'backend'));
     console.log(describeChoice(choice));
     const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
     const { runPlannedEpisode } = await import('../planner/episode.js');
+    const { describeGoalReads } = await import('../planner/goal-reads.js');
     const task = requireStr(opts, 'task');
     const seed = int(opts, 'seed', 0);
     const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, {
@@ -43,10 +41,19 @@ export const demoCommand: Command = {
     });
     const t0 = Date.now();
     console.log(`demo: ${task} (seed ${seed}) with ${checkpoint} and preset ${planning.preset.name}`);
-    const r = await runPlannedEpisode(planning, task, seed, { recordGif: true, log: (l) => console.log(l), ...episodeSetup(opts) });
+    const goalReads = new Set<string>();
+    const r = await runPlannedEpisode(planning, task, seed, {
+      recordGif: true,
+      goalReads,
+      log: (l) => console.log(l),
+      ...episodeSetup(opts),
+    });
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(
       `${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`,
+    );
+    console.log(
+      `goal: ${describeGoalReads(goalReads)}; the episode runner showed one storyboard picture at a time, the next once the camera looked like the current one or the robot reported a stage done`,
     );
     const gif = requireStr(opts, 'gif');
     writeGif(gif, r.frames, 500);

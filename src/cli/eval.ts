@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { SHIPPED_MODEL } from '../util/package-root.js';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { BACKEND_OPTION, bool, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, UsageError, type Command } from './command.js';
@@ -15,7 +16,7 @@ export const evalCommand: Command = {
       description: 'wm | expert | random | a planner preset name, PRESET@RUN for another checkpoint; several side by side',
       default: 'expert',
     },
-    checkpoint: { type: 'string', arg: 'RUN', description: 'trained run for world-model policies (default: the shipped models/tiny-sim)' },
+    checkpoint: { type: 'string', arg: 'RUN', description: `trained run for world-model policies (default: the shipped ${SHIPPED_MODEL})` },
     tasks: { type: 'string', arg: 'T,T2', description: 'tasks to evaluate', default: ALL_TASKS },
     episodes: {
       type: 'string',
@@ -37,7 +38,7 @@ export const evalCommand: Command = {
     const { evaluate } = await import('../eval/evaluate.js');
     const { taskByName } = await import('../sim/tasks.js');
     const { reportMarkdown } = await import('../eval/report.js');
-    const { packageRoot } = await import('../util/package-root.js');
+    const { shippedModel } = await import('../util/package-root.js');
     const policies = requireStr(opts, 'policy')
       .split(',')
       .map((p) => p.trim());
@@ -55,7 +56,7 @@ export const evalCommand: Command = {
     }
     const { needsCheckpoint } = await import('../planner/policy-name.js');
     const needsModel = policies.some(needsCheckpoint);
-    const shipped = join(packageRoot(), 'models', 'tiny-sim');
+    const shipped = shippedModel();
     const checkpoint = str(opts, 'checkpoint') ?? (needsModel && existsSync(join(shipped, 'run.json')) ? shipped : undefined);
     if (needsModel && !checkpoint) throw new UserError(`policies ${policies.join(', ')} need a world model: give --checkpoint RUN`);
     const report = await evaluate({

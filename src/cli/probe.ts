@@ -1,9 +1,7 @@
-import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { Progress } from '../util/progress.js';
-import { packageRoot } from '../util/package-root.js';
+import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
 import { BACKEND_OPTION, bool, num, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
-import { SHIPPED_MODEL } from './demo.js';
 
 export const modelProbeCommand: Command = {
   name: 'model probe',
@@ -47,7 +45,7 @@ export const modelProbeCommand: Command = {
     const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
     const { DEFAULT_PROBE, DEFAULT_PROBE_SEED, PROBE_DIRECTIONS, probeActions, worldModelProbed } = await import('../eval/action-probe.js');
     const { taskByName } = await import('../sim/tasks.js');
-    const checkpoint = str(opts, 'checkpoint') ?? join(packageRoot(), SHIPPED_MODEL);
+    const checkpoint = str(opts, 'checkpoint') ?? shippedModel();
     const tasks = requireStr(opts, 'tasks')
       .split(',')
       .map((t) => t.trim());

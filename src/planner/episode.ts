@@ -12,6 +12,7 @@ import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
 import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
 import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
+import { recordGoalReads } from './goal-reads.js';
 import { fingerOpening, gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
@@ -73,6 +74,8 @@ export interface EpisodeSetup {
 export interface PlannedEpisodeOptions extends EpisodeSetup {
   recordGif?: boolean;
   log?: (l: string) => void;
+  /** When given, collects every property the planner reads of its goals (src/planner/goal-reads.ts). */
+  goalReads?: Set<string>;
 }
 
 /**
@@ -163,7 +166,7 @@ export async function runPlannedEpisode(
   const approach = new ClosestApproach();
   try {
     while (!r.done) {
-      const plan = await planning.plan(r.observation, goal);
+      const plan = await planning.plan(r.observation, opts.goalReads ? recordGoalReads(goal, opts.goalReads) : goal);
       latencies.push(plan.latencyMs);
       if (plan.safe) safe++;
       const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;

@@ -15,3 +15,11 @@ export function packageRoot(): string {
   }
   return (root = dir);
 }
+
+/** The default world model of demo, eval, serve, model probe and the planner bench (a run directory, package-relative). */
+export const SHIPPED_MODEL = 'models/tiny-sim';
+
+/** The shipped default model's directory. */
+export function shippedModel(): string {
+  return join(packageRoot(), SHIPPED_MODEL);
+}

@@ -10,41 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { safeAction } from '../../src/core/action.js';
-import type { Goal, Observation } from '../../src/core/types.js';
+import type { Observation } from '../../src/core/types.js';
 import { loadPlannerPreset, presetNames } from '../../src/planner/presets.js';
 import { loadWorldModelPlanning, type WorldModelPlanning } from '../../src/planner/world-model-planner.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { subgoals } from '../../src/sim/goals.js';
 import { ROOT } from '../helpers/dist.js';
 import { useTestBackend } from '../helpers/tf.js';
+import { describeGoalReads, oracleGoalReads, recordGoalReads, recordReads } from '../../src/planner/goal-reads.js';
 
 const MODEL = join(ROOT, 'models', 'tiny-sim');
 const TASK = 'pick-can';
 const SEED = 3;
 const [H, W] = [32, 40];
-
-/** `target` behind a proxy that adds `name.property` to `reads` for every property looked up, tested or enumerated. */
-function recording<T extends object>(target: T, name: string, reads: Set<string>): T {
-  return new Proxy(target, {
-    get(t, p, receiver) {
-      if (typeof p === 'string') reads.add(`${name}.${p}`);
-      return Reflect.get(t, p, receiver);
-    },
-    has(t, p) {
-      reads.add(`${name}.${String(p)}`);
-      return Reflect.has(t, p);
-    },
-    getOwnPropertyDescriptor(t, p) {
-      reads.add(`${name}.${String(p)}`);
-      return Reflect.getOwnPropertyDescriptor(t, p);
-    },
-    // Copying or enumerating the object ({ ...goal }) would pass every recorded field on unseen.
-    ownKeys(t) {
-      reads.add(`${name}.*`);
-      return Reflect.ownKeys(t);
-    },
-  });
-}
 
 interface Scene {
   now: Observation[];
@@ -73,23 +51,17 @@ async function scene(): Promise<Scene> {
 async function goalReads(planning: WorldModelPlanning, s: Scene): Promise<Set<string>> {
   const reads = new Set<string>();
   for (const p of s.pictures) expect(p.proprio?.length).toBeGreaterThanOrEqual(5);
-  const images = s.pictures.map((p, i) => recording({ ...p }, `goal.images[${i}]`, reads));
-  const goal: Goal = recording(
-    { images: recording(images, 'goal.images', reads), instruction: s.instruction, gripper: 'closed' as const },
-    'goal',
-    reads,
-  );
+  const goal = recordGoalReads({ images: s.pictures, instruction: s.instruction, gripper: 'closed' }, reads);
   planning.reset(SEED);
   for (const [i, o] of s.now.entries()) {
-    const plan = await planning.plan(recording({ ...o }, 'observation', reads), goal);
+    const plan = await planning.plan(recordReads({ ...o }, 'observation', reads), goal);
     expect([i, plan.safe, plan.reason]).toEqual([i, false, undefined]);
     expect(plan.actions.length).toBeGreaterThan(0);
   }
   return reads;
 }
 
-const recorded = (reads: Set<string>) =>
-  [...reads].filter((r) => r === 'goal.gripper' || r === 'goal.*' || /^goal\.images\[\d+\]\.(proprio|\*)$/.test(r));
+const recorded = oracleGoalReads;
 
 describe('what the product presets read of a goal', () => {
   let s: Scene;
@@ -132,6 +104,11 @@ describe('what the product presets read of a goal', () => {
       // What a robot's goal carries may be read; the pictures are read (the planner-less policy needs only the instruction and the camera).
       expect([name, recorded(reads)]).toEqual([name, []]);
       expect([name, reads.has('observation.image')]).toEqual([name, true]);
+      // What the demo prints comes from the same reads.
+      expect([name, describeGoalReads(reads)]).toEqual([
+        name,
+        expect.stringMatching(/^the planner read .*and never the gripper positions/),
+      ]);
     }
   }, 300_000);
 
@@ -140,5 +117,16 @@ describe('what the product presets read of a goal', () => {
     expect(recorded(reads)).toEqual(expect.arrayContaining(['goal.gripper', expect.stringMatching(/^goal\.images\[1\]\.proprio$/)]));
     // The robot's current state (its own proprioception) is allowed and used for the straight move.
     expect(reads.has('observation.proprio')).toBe(true);
+    expect(describeGoalReads(reads)).toBe(
+      "ORACLE: the planner read the goal pictures and the instruction and the gripper positions and open/closed gripper states recorded with the pictures, which a real robot's goal does not carry",
+    );
   }, 120_000);
+
+  it('describes a planner that read the pictures only, or nothing', () => {
+    expect(describeGoalReads(new Set(['goal.images', 'goal.images[0].image']))).toBe(
+      'the planner read the goal pictures, and never the gripper positions or open/closed states recorded with the pictures',
+    );
+    expect(describeGoalReads(new Set(['goal.instruction']))).toMatch(/^the planner read the instruction, and never/);
+    expect(describeGoalReads(new Set())).toMatch(/^the planner read nothing of its goals/);
+  });
 });
