@@ -19,6 +19,7 @@ import {
   type ServiceConfig,
 } from '../service/config.js';
 import { errorMessage } from '../core/errors.js';
+import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
 import { BACKEND_OPTION, int, num, str, UsageError, type Command, type ParsedOptions } from './command.js';
 
 function imageSize(v: string | undefined): { h: number; w: number } | undefined {
@@ -110,7 +111,11 @@ export const serveCommand: Command = {
       description: 'planner preset (wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)',
       default: 'wm-cem-fast',
     },
-    checkpoint: { type: 'string', arg: 'RUN', description: 'training run directory for world-model presets' },
+    checkpoint: {
+      type: 'string',
+      arg: 'RUN',
+      description: `training run directory for world-model presets (default: the shipped ${SHIPPED_MODEL})`,
+    },
     params: {
       type: 'string',
       arg: 'FILE.yaml',
@@ -202,11 +207,10 @@ export const serveCommand: Command = {
     const seed = int(opts, 'seed', 0);
     const maxCommands = int(opts, 'max-commands', 0);
     const episodesWanted = int(opts, 'episodes', 0);
-    const checkpoint = policy.kind === 'scripted' ? undefined : (policy.checkpoint ?? str(opts, 'checkpoint'));
-    if (policy.kind !== 'scripted' && !checkpoint)
-      throw new UsageError(
-        `--policy ${policyName} plans with a world model: give --checkpoint RUN (or --policy expert|random with --robot sim)`,
-      );
+    const given = policy.kind === 'scripted' ? undefined : (policy.checkpoint ?? str(opts, 'checkpoint'));
+    const checkpoint = policy.kind === 'scripted' ? undefined : (given ?? shippedModel());
+    if (policy.kind !== 'scripted' && !given)
+      console.log(`serve: planning with the shipped world model ${SHIPPED_MODEL} (--checkpoint RUN for another)`);
     const thread = str(opts, 'planner-thread') ?? 'worker';
     if (thread !== 'worker' && thread !== 'main') throw new UsageError(`--planner-thread expects worker or main, got '${thread}'`);
     const record = str(opts, 'record');

@@ -13,6 +13,7 @@ import { readMcap } from '../../src/robot/mcap.js';
 import { rosCodec } from '../../src/robot/msgs.js';
 import type { Float32MultiArrayMsg, TwistStampedMsg } from '../../src/robot/messages.js';
 import { ensureDist, ROOT } from '../helpers/dist.js';
+import { SHIPPED_MODEL } from '../../src/util/package-root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'selfflow-serve-proc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,6 +110,16 @@ describe('serve as a process', () => {
     expect(at - t).toBeLessThan(3000);
     expect(p.err()).toMatch(/stopping \(SIGINT\): zero command out/);
     expect(p.err()).toMatch(/zero command: shutdown/);
+  });
+
+  it('plans with the shipped world model when a world-model preset is given no --checkpoint, and says so', async () => {
+    const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--image-size', '32x40', '--no-api']);
+    await p.waitFor(/loading wm-cem-fast with \S+ in a worker thread/, 60_000);
+    expect(p.err()).toContain(`loading wm-cem-fast with ${join(ROOT, SHIPPED_MODEL)} in a worker thread`);
+    p.child.kill('SIGINT');
+    const { code } = await p.exited;
+    expect(code, p.err()).toBe(0);
+    expect(p.out()).toContain(`serve: planning with the shipped world model ${SHIPPED_MODEL} (--checkpoint RUN for another)`);
   });
 
   it('on SIGINT while the world model loads stops the worker and exits 0 without serving', async () => {
