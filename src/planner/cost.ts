@@ -27,7 +27,7 @@ export interface CostReference {
 }
 
 /** The goal's recorded gripper position is read only for a pose cost (`withPosition`): a real robot's goal picture carries none. */
-export function costReference(obs: Observation, goal: Goal, height: number, width: number, withPosition = true): CostReference {
+export function costReference(obs: Observation, goal: Goal, height: number, width: number, withPosition: boolean): CostReference {
   const last = goal.images[goal.images.length - 1];
   if (!last) throw new Error('goal has no image');
   return {
@@ -35,6 +35,18 @@ export function costReference(obs: Observation, goal: Goal, height: number, widt
     goal: observationToTensor(last, height, width),
     goalPosition: withPosition ? goalGripperPosition(goal) : undefined,
   };
+}
+
+/**
+ * The goal as scoring threads get it: a plain copy of its last picture, with the picture's recorded
+ * gripper position only for a pose cost (`withPosition`) and without the recorded gripper state, so
+ * a worker can read nothing of the goal that the cost does not use.
+ */
+export function scoringGoal(goal: Goal, withPosition: boolean): Goal {
+  const last = goal.images[goal.images.length - 1];
+  if (!last) throw new Error('goal has no image');
+  const picture = { image: last.image, height: last.height, width: last.width, stamp: last.stamp };
+  return { images: [withPosition && last.proprio ? { ...picture, proprio: last.proprio } : picture], instruction: goal.instruction };
 }
 
 /** Per candidate: the step-weighted distance of the positions (n x horizon x 3) to `goal`. */

@@ -162,11 +162,18 @@ export async function runPlannedEpisode(
     gripper: sequence.current.gripper,
   });
   let goal: Goal = goalOf();
+  // The goal as the planner gets it: recorded (goalReads) once per goal, so the planner still sees one goal object until the next.
+  let handed: { goal: Goal; as: Goal } | undefined;
+  const forPlanner = (g: Goal): Goal => {
+    if (!opts.goalReads) return g;
+    if (handed?.goal !== g) handed = { goal: g, as: recordGoalReads(g, opts.goalReads) };
+    return handed.as;
+  };
   let stagesDone = 0;
   const approach = new ClosestApproach();
   try {
     while (!r.done) {
-      const plan = await planning.plan(r.observation, opts.goalReads ? recordGoalReads(goal, opts.goalReads) : goal);
+      const plan = await planning.plan(r.observation, forPlanner(goal));
       latencies.push(plan.latencyMs);
       if (plan.safe) safe++;
       const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;

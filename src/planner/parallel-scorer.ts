@@ -19,7 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.js';
 import type { Goal, Observation } from '../core/types.js';
 import type { Rng } from '../util/rng.js';
-import { costReference, futureCosts, type CostReference, type CostSettings } from './cost.js';
+import { costReference, futureCosts, scoringGoal, type CostReference, type CostSettings } from './cost.js';
 import type { BatchShare, CostFactory, Rollout } from './plan-model.js';
 import type { FromScoreWorker, ScoreWorkerData, ScoringContext, SharedContext, ToScoreWorker } from './score-protocol.js';
 
@@ -197,8 +197,8 @@ export class ScorePool {
 
 /** One plan's view of a model whose context can be handed to scoring workers. */
 export interface ShareableRollout extends Rollout {
-  /** The context the workers need to predict what this rollout predicts. */
-  shared(): SharedContext;
+  /** The context the workers need to predict what this rollout predicts (the goal is added as the cost reads it: scoringGoal). */
+  shared(): Omit<SharedContext, 'goal'>;
 }
 
 export interface ShareableModel {
@@ -218,8 +218,9 @@ export function splitModelCost(model: ShareableModel, pool: ScorePool, settings:
     let ref: CostReference;
     let plan: number;
     try {
-      ref = costReference(obs, goal, model.imageHeight, model.imageWidth);
-      plan = pool.setContext(rollout.shared(), settings.cost);
+      const withPosition = settings.cost.pose > 0;
+      ref = costReference(obs, goal, model.imageHeight, model.imageWidth, withPosition);
+      plan = pool.setContext({ ...rollout.shared(), goal: scoringGoal(goal, withPosition) }, settings.cost);
     } catch (e) {
       rollout.dispose();
       throw e;

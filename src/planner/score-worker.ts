@@ -46,7 +46,7 @@ try {
       const frames = tf.tensor4d(c.frames, [c.contextFrames, cfg.imageHeight, cfg.imageWidth, 3]);
       net.setContext(frames);
       frames.dispose();
-      const ref = costReference(c.obs, c.goal, cfg.imageHeight, cfg.imageWidth);
+      const ref = costReference(c.obs, c.goal, cfg.imageHeight, cfg.imageWidth, c.weights.pose > 0);
       if (c.goalKey !== goalKey) {
         net.setGoal(ref.goal);
         goalKey = c.goalKey;

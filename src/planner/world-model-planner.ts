@@ -124,7 +124,6 @@ export class WorldModelPlanModel implements ShareableModel {
       instruction: this.instruction,
       goalKey: this.goalKey,
       obs,
-      goal,
       seed,
       horizon,
     };

@@ -48,13 +48,14 @@ async function scene(): Promise<Scene> {
 }
 
 /** Plans twice (a fresh plan and a warm-started one) and returns every property read from the goal and the observations. */
-async function goalReads(planning: WorldModelPlanning, s: Scene): Promise<Set<string>> {
+/** `observations: false` hands the observations over plain (scoring workers get a structured clone of them). */
+async function goalReads(planning: WorldModelPlanning, s: Scene, observations = true): Promise<Set<string>> {
   const reads = new Set<string>();
   for (const p of s.pictures) expect(p.proprio?.length).toBeGreaterThanOrEqual(5);
   const goal = recordGoalReads({ images: s.pictures, instruction: s.instruction, gripper: 'closed' }, reads);
   planning.reset(SEED);
   for (const [i, o] of s.now.entries()) {
-    const plan = await planning.plan(recordReads({ ...o }, 'observation', reads), goal);
+    const plan = await planning.plan(observations ? recordReads({ ...o }, 'observation', reads) : o, goal);
     expect([i, plan.safe, plan.reason]).toEqual([i, false, undefined]);
     expect(plan.actions.length).toBeGreaterThan(0);
   }
@@ -72,7 +73,7 @@ describe('what the product presets read of a goal', () => {
    * plan reads of its goal comes from the cost, the action constraints and the proposals, none of
    * which the search size changes, and the quality preset's full search takes minutes per plan here.
    */
-  const load = async (preset: string) => {
+  const load = async (preset: string, planWorkers = 1) => {
     const full = loadPlannerPreset(preset);
     const small = {
       ...full,
@@ -86,7 +87,7 @@ describe('what the product presets read of a goal', () => {
     };
     const file = join(dir, `${preset.replace('/', '-')}.json`);
     writeFileSync(file, JSON.stringify(small));
-    const p = await loadWorldModelPlanning(file, MODEL, { seed: 0, lockstep: true, backend: 'wasm' });
+    const p = await loadWorldModelPlanning(file, MODEL, { seed: 0, lockstep: true, backend: 'wasm', planWorkers });
     open.push(p);
     return p;
   };
@@ -111,6 +112,14 @@ describe('what the product presets read of a goal', () => {
       ]);
     }
   }, 300_000);
+
+  it('the same with the candidates scored on two threads: the workers get the pictures, not what was recorded with them', async () => {
+    const planning = await load('wm-cem-fast', 2);
+    const reads = await goalReads(planning, s, false);
+    expect(planning.planWorkers).toBe(2);
+    expect(recorded(reads)).toEqual([]);
+    expect(reads.has('goal.images[1].image')).toBe(true);
+  }, 120_000);
 
   it('catches an oracle preset reading them', async () => {
     const reads = await goalReads(await load('experiments/oracle-cem-straight'), s);
