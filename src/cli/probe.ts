@@ -70,6 +70,9 @@ export const modelProbeCommand: Command = {
     );
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);
+    console.log(
+      `  true end frames' separation (MSE to the nearest other direction's): ${PROBE_DIRECTIONS.map((d, i) => `${d} ${r.separationByDirection[i]!.toFixed(5)}`).join(', ')}`,
+    );
   },
 };
 

@@ -80,6 +80,12 @@ export interface ProbeResult {
   imaginedMse: number;
   /** The same for "nothing moves" (the current frame as the prediction). */
   noMotionMse: number;
+  /**
+   * Per direction: mean MSE between its true end frame and the nearest other direction's. An
+   * imagined frame must be off by less than about half of it to be counted right, so a direction
+   * whose separation is near the model's imaginedMse cannot be told apart at the model's resolution.
+   */
+  separationByDirection: number[];
 }
 
 function directionAction(i: number, m: number): Rt1Action {
@@ -108,6 +114,7 @@ export async function probeActions(
 ): Promise<ProbeResult> {
   const actions = PROBE_DIRECTIONS.map((_, i) => directionAction(i, o.displacement));
   const hits = new Array<number>(actions.length).fill(0);
+  const separation = new Array<number>(actions.length).fill(0);
   let states = 0;
   let visited = 0;
   let imaginedSq = 0;
@@ -150,6 +157,10 @@ export async function probeActions(
             hits[i]! += credit;
             imaginedSq += dist[i]![i]!;
           });
+          const truthDist = tf.tidy(
+            () => tf.mean(tf.square(tf.sub(truth.expandDims(1), truth.expandDims(0))), [2, 3, 4]).arraySync() as number[][],
+          );
+          truthDist.forEach((row, i) => (separation[i]! += Math.min(...row.filter((_, j) => j !== i))));
           noMotionSq += tf.tidy(() => tf.sum(tf.mean(tf.square(tf.sub(truth, current.expandDims(0))), [1, 2, 3])).dataSync()[0]!);
           tf.dispose([imagined, truth, current]);
           states++;
@@ -176,6 +187,7 @@ export async function probeActions(
     accuracyByDirection: hits.map((h) => h / states),
     imaginedMse: imaginedSq / trials,
     noMotionMse: noMotionSq / trials,
+    separationByDirection: separation.map((s) => s / states),
   };
 }
 

@@ -76,6 +76,24 @@ describe('action probe', () => {
     const chance = await probeActions(still, probe);
     expect(chance.correct).toBe(2);
     expect(chance.imaginedMse).toBeCloseTo(chance.noMotionMse, 6);
+    // The separation of the true end frames depends on the states only, not on the model.
+    expect(right.separationByDirection).toHaveLength(6);
+    for (const s of right.separationByDirection) expect(s).toBeGreaterThan(0);
+    expect(chance.separationByDirection).toEqual(right.separationByDirection);
+    // Imagining the opposite direction's true end frame is off by at least the separation (the nearest other direction's).
+    const opposite: ProbedModel = {
+      ...reference,
+      imagineEnd: (state, actions, repeat) =>
+        reference.imagineEnd(
+          state,
+          actions.map((_, i) => actions[i ^ 1]!),
+          repeat,
+        ),
+    };
+    const swapped = await probeActions(opposite, probe);
+    expect(swapped.accuracy).toBe(0);
+    const meanSeparation = right.separationByDirection.reduce((x, y) => x + y, 0) / 6;
+    expect(swapped.imaginedMse).toBeGreaterThanOrEqual(meanSeparation - 1e-9);
   });
 
   it('says so when the expert finishes every task before the first warm-up step, instead of reporting NaN', async () => {
