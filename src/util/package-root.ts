@@ -17,7 +17,7 @@ export function packageRoot(): string {
 }
 
 /** The default world model of demo, eval, serve, model probe and the planner bench (a run directory, package-relative). */
-export const SHIPPED_MODEL = 'models/tiny-sim';
+export const SHIPPED_MODEL = 'models/tiny-sim-explore';
 
 /** The shipped default model's directory. */
 export function shippedModel(): string {

@@ -11,6 +11,7 @@ import { evaluate, readFinished } from '../../src/eval/evaluate.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { WorldModelPlanning } from '../../src/planner/world-model-planner.js';
 import { ROOT } from '../helpers/dist.js';
+import { SHIPPED_MODEL } from '../../src/util/package-root.js';
 
 const POLICIES = ['wm-policy', 'wm', 'oracle:wm'];
 
@@ -28,7 +29,7 @@ describe('eval: policy alone, world-model planner and simulator planner in one r
       seed: 9100,
       outDir: out,
       workers: 1,
-      checkpoint: join(ROOT, 'models', 'tiny-sim'),
+      checkpoint: join(ROOT, SHIPPED_MODEL),
       backend: 'wasm',
       failureGifs: 0,
     });

@@ -5,7 +5,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ensureDist, ROOT } from '../helpers/dist.js';
+import { SHIPPED_MODEL } from '../../src/util/package-root.js';
+
+/** The default model's checkpoint directory, as its latest.json names it. */
+const shippedCheckpoint = (JSON.parse(readFileSync(join(ROOT, SHIPPED_MODEL, 'latest.json'), 'utf8')) as { dir: string }).dir;
 
 beforeAll(() => ensureDist(), 120_000);
 
@@ -31,7 +37,9 @@ describe('npm pack', () => {
       'launch/selfflow_planner.launch.xml',
       'msgs/sensor_msgs/msg/Image.msg',
       'proto/selfflow_v1.proto',
-      'models/tiny-sim/run.json',
+      `${SHIPPED_MODEL}/run.json`,
+      `${SHIPPED_MODEL}/latest.json`,
+      `${SHIPPED_MODEL}/${shippedCheckpoint}/ema.safetensors`,
     ]) {
       expect(files, f).toContain(f);
     }
