@@ -62,8 +62,6 @@ async function goalReads(planning: WorldModelPlanning, s: Scene, observations = 
   return reads;
 }
 
-const recorded = oracleGoalReads;
-
 describe('what the product presets read of a goal', () => {
   let s: Scene;
   const open: WorldModelPlanning[] = [];
@@ -103,7 +101,7 @@ describe('what the product presets read of a goal', () => {
     for (const name of names) {
       const reads = await goalReads(await load(name), s);
       // What a robot's goal carries may be read; the pictures are read (the planner-less policy needs only the instruction and the camera).
-      expect([name, recorded(reads)]).toEqual([name, []]);
+      expect([name, oracleGoalReads(reads)]).toEqual([name, []]);
       expect([name, reads.has('observation.image')]).toEqual([name, true]);
       // What the demo prints comes from the same reads.
       expect([name, describeGoalReads(reads)]).toEqual([
@@ -117,13 +115,13 @@ describe('what the product presets read of a goal', () => {
     const planning = await load('wm-cem-fast', 2);
     const reads = await goalReads(planning, s, false);
     expect(planning.planWorkers).toBe(2);
-    expect(recorded(reads)).toEqual([]);
+    expect(oracleGoalReads(reads)).toEqual([]);
     expect(reads.has('goal.images[1].image')).toBe(true);
   }, 120_000);
 
   it('catches an oracle preset reading them', async () => {
     const reads = await goalReads(await load('experiments/oracle-cem-straight'), s);
-    expect(recorded(reads)).toEqual(expect.arrayContaining(['goal.gripper', expect.stringMatching(/^goal\.images\[1\]\.proprio$/)]));
+    expect(oracleGoalReads(reads)).toEqual(expect.arrayContaining(['goal.gripper', expect.stringMatching(/^goal\.images\[1\]\.proprio$/)]));
     // The robot's current state (its own proprioception) is allowed and used for the straight move.
     expect(reads.has('observation.proprio')).toBe(true);
     expect(describeGoalReads(reads)).toBe(
