@@ -41,15 +41,25 @@ function encodeJpeg(rgb: Uint8Array, width: number, height: number): Uint8Array 
 
 const Z3 = [0, 0, 0];
 
+/** The fingers' widest opening (m): two slide joints of 0-5 cm each (sim/scenes/tabletop.xml). */
+export const FULL_OPENING = 0.1;
+
+/**
+ * RT-1's measured `gripper_closed` as a closedness in [0, 1] (0 fully open, 1 shut), so a learned
+ * reader of goal pictures (src/model/state-reader.ts) can recover the finger opening from it.
+ */
+export function gripperClosedness(opening: number): number {
+  return Math.min(1, Math.max(0, 1 - opening / FULL_OPENING));
+}
+
 function stepRecord(r: StepResult, a: Rt1Action, language: Float32Array, instruction: string, first: boolean, last: boolean): StepRecord {
   const p = r.observation.proprio!;
-  const closed = p[4]! < 0.03 ? 1 : 0;
   return {
     'observation/image': encodeJpeg(r.observation.image, r.observation.width, r.observation.height),
     'observation/natural_language_instruction': instruction,
     'observation/natural_language_embedding': language,
     'observation/base_pose_tool_reached': [p[0]!, p[1]!, p[2]!, Math.cos(p[3]! / 2), 0, 0, Math.sin(p[3]! / 2)],
-    'observation/gripper_closed': [closed],
+    'observation/gripper_closed': [gripperClosedness(p[4]!)],
     'observation/gripper_closedness_commanded': [a.gripperClosedness],
     'observation/height_to_bottom': [p[2]!],
     'observation/orientation_box': [0, 0, 0, 0, 0, 0],
