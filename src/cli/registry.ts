@@ -37,6 +37,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./probe.js')).modelProbeCommand,
   },
   {
+    name: 'model train-reader',
+    summary: "train the state reader: the gripper's position and closedness read off a picture",
+    load: async () => (await import('./reader.js')).modelTrainReaderCommand,
+  },
+  {
     name: 'model import',
     summary: 'import an official Self-Flow checkpoint into a world-model config',
     load: async () => (await import('./model.js')).modelImportCommand,
