@@ -5,6 +5,7 @@
  */
 import { readRunManifest } from '../core/run-manifest.js';
 import type { EpisodePlanning } from './episode.js';
+import { loadGoalStateReading } from './goal-state-reading.js';
 import { plannerPolicy, type PlannerPolicy } from './policy-name.js';
 import { loadPlannerPreset } from './presets.js';
 import { SimOraclePlanning } from './sim-oracle.js';
@@ -20,5 +21,6 @@ export async function loadEpisodePlanning(
   if (p.kind === 'world-model') return loadWorldModelPlanning(p.preset, checkpoint, opts);
   // The oracle uses the run's action scaling and image size, so only the model differs from the world-model planner.
   const run = readRunManifest(checkpoint);
-  return new SimOraclePlanning(loadPlannerPreset(p.preset), run.model, run.actionStats, opts.seed ?? 0);
+  const preset = loadPlannerPreset(p.preset);
+  return new SimOraclePlanning(preset, run.model, run.actionStats, opts.seed ?? 0, loadGoalStateReading(preset, checkpoint));
 }

@@ -13,7 +13,8 @@ import { SimEnv } from '../sim/env.js';
 import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
 import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
 import { recordGoalReads } from './goal-reads.js';
-import { fingerOpening, gripperPosition } from './gripper-position.js';
+import type { GoalStateReading } from './goal-state-reading.js';
+import { distance, fingerOpening, gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
 
@@ -26,6 +27,8 @@ export interface EpisodePlanning {
   imageDistance(a: Observation, b: Observation): number;
   /** Planners that play candidates out on the episode's own simulator get it here. */
   attach?(env: SimEnv): void;
+  /** Presets with goalState "read": the goal pictures' gripper states as the model's state reader sees them (the handover uses them too). */
+  readonly goalReading?: GoalStateReading;
   dispose(): void;
 }
 
@@ -87,11 +90,16 @@ class ClosestApproach {
   private best?: ReturnType<typeof rayError>;
   /** Finger opening minus the picture's, at the last step (a grasp that missed leaves it far off). */
   private fingers?: number;
+  /** How far the state reader placed the picture's gripper from where it was (goalState "read" presets). */
+  private misread?: number;
 
-  update(obs: Observation, goal: Observation): void {
+  /** `read`: the picture as the state reader sees it, when the planner aims at that. */
+  update(obs: Observation, goal: Observation, read?: Observation): void {
     const p = gripperPosition(obs);
     const q = gripperPosition(goal);
     if (!p || !q) return;
+    const r = gripperPosition(read);
+    this.misread = r && distance(r, q);
     const e = rayError(HEAD_CAMERA, p, q);
     if (!this.best || e.distance < this.best.distance) this.best = e;
     const f = fingerOpening(obs);
@@ -103,11 +111,13 @@ class ClosestApproach {
   take(): string {
     const b = this.best;
     const f = this.fingers;
-    this.best = this.fingers = undefined;
+    const m = this.misread;
+    this.best = this.fingers = this.misread = undefined;
     const cm = (x: number) => (100 * x).toFixed(1);
     const fingers = f === undefined ? '' : `, fingers ${Math.round(1000 * f) + 0} mm from its opening`;
+    const misread = m === undefined ? '' : `; the state reader put it ${cm(m)} cm from there`;
     return b
-      ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)${fingers}`
+      ? `; closest ${cm(b.distance)} cm to the goal's gripper position (${cm(b.along)} along the camera ray, ${cm(b.across)} across)${fingers}${misread}`
       : '';
   }
 }
@@ -155,6 +165,7 @@ export async function runPlannedEpisode(
   const sequence = new GoalSequence(board, (a, b) => planning.imageDistance(a, b), r.observation, {
     ...DEFAULT_GOAL_SEQUENCE,
     pose: planning.preset.handover,
+    readPicture: planning.goalReading && ((o) => planning.goalReading!.readPicture(o)),
   });
   const goalOf = (): Goal => ({
     images: [sequence.current.observation],
@@ -190,7 +201,7 @@ export async function runPlannedEpisode(
         opts.log?.(`  stage ${stagesDone}/${r.stageCount} reached at step ${r.step}: ${env.task.stages[stagesDone - 1]}`);
         if (opts.restage && !r.done) await restage(sequence, env, task, seed, stagesDone, opts);
       }
-      approach.update(r.observation, goal.images[0]!);
+      approach.update(r.observation, goal.images[0]!, planning.goalReading?.readPicture(goal.images[0]!));
       const event = r.done ? undefined : sequence.update(r.observation, r.stagesDone);
       if (event) {
         goal = goalOf();

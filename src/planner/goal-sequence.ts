@@ -28,6 +28,11 @@ export interface GoalSequenceOptions {
   minPatience: number;
   /** Gripper handover (metres; off when absent): position and finger-opening tolerances. */
   pose?: PoseHandover;
+  /**
+   * Where the handover finds a picture's gripper: absent, the position and opening recorded with
+   * it (and the recorded tolerance of its phase); given, what this reads off the picture alone.
+   */
+  readPicture?: (picture: Observation) => Observation;
 }
 
 export interface PoseHandover {
@@ -111,8 +116,12 @@ export class GoalSequence {
     const sameStageNext = this.k + 1 < g.length && g[this.k + 1]!.stage === g[this.k]!.stage;
     if (sameStageNext) {
       const goal = g[this.k]!.observation;
-      const pose = this.o.pose && { ...this.o.pose, pose: Math.min(this.o.pose.pose, g[this.k]!.tolerance ?? Infinity) };
-      if (this.distance(obs, goal) <= this.o.reachRatio * this.span || (pose && gripperAt(obs, goal, pose))) {
+      const read = this.o.readPicture;
+      const pose = this.o.pose && {
+        ...this.o.pose,
+        pose: Math.min(this.o.pose.pose, read ? Infinity : (g[this.k]!.tolerance ?? Infinity)),
+      };
+      if (this.distance(obs, goal) <= this.o.reachRatio * this.span || (pose && gripperAt(obs, read ? read(goal) : goal, pose))) {
         this.go(this.k + 1, g[this.k]!.observation);
         return { kind: 'reached', from, to: this.k };
       }

@@ -34,7 +34,17 @@ export interface PlannerPreset {
   handover?: PoseHandover;
   /** Score the straight move to the goal's recorded gripper position in each plan (optional, default false; src/planner/gripper-position.ts). */
   poseProposal: boolean;
+  /**
+   * Where the goal's gripper positions and open/closed states come from, for the fields that use
+   * them (cost.pose, handover, poseProposal, actions.gripper "goal", actions.carry): `recorded`
+   * (absent = recorded) takes what a storyboard recorded with its pictures (an oracle), `read` reads
+   * them off the pictures with the model directory's state reader (src/planner/goal-state-reading.ts).
+   */
+  goalState?: GoalState;
 }
+
+export const GOAL_STATES = ['recorded', 'read'] as const;
+export type GoalState = (typeof GOAL_STATES)[number];
 
 const FIELDS = {
   top: [
@@ -49,6 +59,7 @@ const FIELDS = {
     'actions',
     'handover',
     'poseProposal',
+    'goalState',
   ],
   optimizer: [
     'kind',
@@ -176,6 +187,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         }
       : NO_PINS,
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
+    ...(top.goalState !== undefined && { goalState: oneOf<GoalState>(top.goalState, 'goalState', GOAL_STATES) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
   };
 }
@@ -194,10 +206,12 @@ export function presetPlannerSettings(
  * position (`cost.pose`, `handover`, `poseProposal`) or its open/closed state (`actions.gripper:
  * "goal"`, and `actions.carry`, which caps moves while the goal says closed). A real robot's goal
  * carries neither, so a preset that sets any of them is an oracle: it lives in
- * policies/experiments/ as `oracle-...`, never among the product presets.
+ * policies/experiments/ as `oracle-...`, never among the product presets. With `goalState: "read"`
+ * those fields use what the state reader sees in the pictures, and none of them reads a recording.
  */
 export function recordedGoalFields(p: PlannerPreset): string[] {
   const out: string[] = [];
+  if (p.goalState === 'read') return out;
   if (p.cost.pose > 0) out.push('cost.pose');
   if (p.handover) out.push('handover');
   if (p.poseProposal) out.push('poseProposal');

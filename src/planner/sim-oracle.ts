@@ -5,6 +5,7 @@
  * world-model planner, but a perfect model: what the learned model is measured against (an
  * upper bound of the planner design, not a deployable policy — a robot has no such snapshot).
  */
+import type { GoalStateReading } from './goal-state-reading.js';
 import * as tf from '@tensorflow/tfjs';
 import type { ActionStats } from '../core/action-stats.js';
 import { modelActionToRt1 } from '../data/action-mapping.js';
@@ -29,6 +30,8 @@ export class SimOraclePlanning implements PlanModel {
     readonly cfg: { imageHeight: number; imageWidth: number },
     readonly stats: ActionStats,
     seed = 0,
+    /** The goal pictures' gripper states for presets with goalState "read" (the model's reader: only the model is the simulator). */
+    readonly goalReading?: GoalStateReading,
   ) {
     checkPins(preset, stats);
     // The simulator has no policy of its own: a `policy` preset searches with CEM, and nothing is proposed.
@@ -91,7 +94,7 @@ export class SimOraclePlanning implements PlanModel {
   }
 
   plan(obs: Observation, goal: Goal): Promise<Plan> {
-    return this.step.plan(obs, goal);
+    return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal) : goal);
   }
 
   reset(seed?: number): void {
@@ -100,5 +103,6 @@ export class SimOraclePlanning implements PlanModel {
 
   dispose(): void {
     this.env = undefined;
+    this.goalReading?.dispose();
   }
 }

@@ -23,6 +23,7 @@ import { makePlanner } from './loop.js';
 import { presetPlanStep, type OptimizingPlanStep } from './optimizing-planner.js';
 import { checkPins } from './pinned-actions.js';
 import { ScorePool, scoreWorkerScript, splitModelCost, type ShareableModel, type ShareableRollout } from './parallel-scorer.js';
+import { loadGoalStateReading, type GoalStateReading } from './goal-state-reading.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import type { Rt1Action } from '../core/action.js';
 import type { Goal, Observation, Plan, Planner } from '../core/types.js';
@@ -199,6 +200,8 @@ export class WorldModelPlanning {
     opts: WorldModelPlannerOptions = {},
     /** Scoring workers that take shares of every batch (see loadWorldModelPlanning); disposed with this planner. */
     private readonly pool?: ScorePool,
+    /** The goal pictures' gripper states for presets with goalState "read"; disposed with this planner. */
+    readonly goalReading?: GoalStateReading,
   ) {
     if (stats.names.length !== cfg.actionDim)
       throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
@@ -212,7 +215,7 @@ export class WorldModelPlanning {
 
   /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
   plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
-    return this.step.plan(obs, goal, signal);
+    return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal) : goal, signal);
   }
 
   /**
@@ -244,6 +247,7 @@ export class WorldModelPlanning {
     this.reset();
     this.model.dispose();
     this.pool?.dispose();
+    this.goalReading?.dispose();
   }
 
   planner(): Planner {
@@ -274,7 +278,17 @@ export async function loadWorldModelPlanning(
   try {
     const w = loadInferenceWeights(checkpoint);
     if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
-    planning = new WorldModelPlanning(toTf(w.tensors), w.cfg, w.manifest.actionStats, w.manifest.contextFrames, preset, opts, await pool);
+    const reading = loadGoalStateReading(preset, checkpoint);
+    planning = new WorldModelPlanning(
+      toTf(w.tensors),
+      w.cfg,
+      w.manifest.actionStats,
+      w.manifest.contextFrames,
+      preset,
+      opts,
+      await pool,
+      reading,
+    );
   } catch (e) {
     void pool?.then(
       (p) => p.dispose(),

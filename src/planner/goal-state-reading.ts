@@ -1,0 +1,82 @@
+/**
+ * Goal states read off the goal pictures by the model's learned state reader (src/model/state-reader.ts),
+ * for presets with `goalState: "read"`. The pose cost, the straight-move proposal, the gripper
+ * command and the handover then use where the reader sees the gripper in each goal picture and
+ * whether it looks closed, instead of the position and state a storyboard recorded with it.
+ * Reading looks only at the pictures (their pixels and size) and passes the instruction on, so a
+ * real robot's goal, which carries nothing else, is enough.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { UserError } from '../core/errors.js';
+import { loadStateReader, STATE_READER_FILE, type StateReader } from '../model/state-reader.js';
+import type { Goal, Observation } from '../core/types.js';
+
+/**
+ * Closedness above which a picture's gripper counts as closed: the simulator's open fingers (9 cm
+ * apart) read 0.1, fingers closed on the tasks' objects (a knob, a can, an apple: 2-6 cm) 0.44-0.79,
+ * and 0.25 sits between.
+ */
+export const CLOSED_ABOVE = 0.25;
+
+export class GoalStateReading {
+  /** Per goal object: the planner is handed the same object until the goal changes. */
+  private readonly goals = new WeakMap<Goal, Goal>();
+  private readonly pictures = new WeakMap<Observation, { picture: Observation; closed: boolean }>();
+
+  constructor(readonly reader: StateReader) {}
+
+  /** A picture with the reader's gripper state as its proprioception (x, y, z, yaw 0, opening). */
+  readPicture(o: Observation): Observation {
+    return this.readOne(o).picture;
+  }
+
+  private readOne(o: Observation): { picture: Observation; closed: boolean } {
+    let r = this.pictures.get(o);
+    if (!r) {
+      const picture = { image: o.image, width: o.width, height: o.height, stamp: o.stamp };
+      const [s] = this.reader.read([picture]);
+      const opening = (1 - s!.closedness) * this.reader.cfg.fullOpening;
+      r = { picture: { ...picture, proprio: Float32Array.from([...s!.position, 0, opening]) }, closed: s!.closedness > CLOSED_ABOVE };
+      this.pictures.set(o, r);
+    }
+    return r;
+  }
+
+  /** The goal with every picture read, and the gripper state the last picture shows. */
+  read(goal: Goal): Goal {
+    let g = this.goals.get(goal);
+    if (!g) {
+      const read = goal.images.map((o) => this.readOne(o));
+      g = { images: read.map((r) => r.picture), instruction: goal.instruction };
+      if (read.length) g.gripper = read[read.length - 1]!.closed ? 'closed' : 'open';
+      this.goals.set(goal, g);
+    }
+    return g;
+  }
+
+  dispose(): void {
+    this.reader.dispose();
+  }
+}
+
+/** The state reader of a model directory (or of the directory holding a weight file). */
+export function stateReaderPath(checkpoint: string): string {
+  const dir = existsSync(checkpoint) && statSync(checkpoint).isFile() ? dirname(checkpoint) : checkpoint;
+  return join(dir, STATE_READER_FILE);
+}
+
+/** The goal reading a preset asks for: none unless its `goalState` is "read". */
+export function loadGoalStateReading(
+  preset: { name: string; goalState?: 'recorded' | 'read' },
+  checkpoint: string,
+): GoalStateReading | undefined {
+  if (preset.goalState !== 'read') return undefined;
+  const path = stateReaderPath(checkpoint);
+  if (!existsSync(path))
+    throw new UserError(
+      `planner preset '${preset.name}' reads the goal pictures' gripper states with a learned state reader, and ${path} does not exist ` +
+        `(train one with: selfflow-wm model train-reader --data-dir DIR --out ${dirname(path)})`,
+    );
+  return new GoalStateReading(loadStateReader(path));
+}

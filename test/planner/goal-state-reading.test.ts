@@ -1,0 +1,112 @@
+/**
+ * Presets with `goalState: "read"` take the goal's gripper position and open/closed state from
+ * what the state reader sees in the goal pictures: the reading looks at the pixels only, never at
+ * what a storyboard recorded with them, and the handover finds the picture's gripper the same way.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../src/core/errors.js';
+import type { Observation } from '../../src/core/types.js';
+import type { StateReader, ReadState } from '../../src/model/state-reader.js';
+import { oracleGoalReads, recordGoalReads } from '../../src/planner/goal-reads.js';
+import { CLOSED_ABOVE, GoalStateReading, loadGoalStateReading } from '../../src/planner/goal-state-reading.js';
+import { GoalSequence } from '../../src/planner/goal-sequence.js';
+import { loadPlannerPreset, recordedGoalFields, validatePreset } from '../../src/planner/presets.js';
+import type { Subgoal } from '../../src/sim/goals.js';
+
+/** A picture whose first pixel's red value says where the gripper is (x = red / 100) and whose green value its closedness. */
+function picture(red: number, green: number, recorded?: number[]): Observation {
+  const image = new Uint8Array(2 * 2 * 3);
+  image[0] = red;
+  image[1] = green;
+  return { image, width: 2, height: 2, stamp: 0, ...(recorded && { proprio: Float32Array.from(recorded) }) };
+}
+
+/** Stands in for a trained reader: it reads the pixels the pictures above encode. */
+function pixelReader(): { reader: StateReader; reads: number } {
+  const box = { reads: 0, reader: undefined as unknown as StateReader };
+  box.reader = {
+    cfg: { fullOpening: 0.1 },
+    read: (pictures: { image: Uint8Array }[]): ReadState[] => {
+      box.reads += pictures.length;
+      return pictures.map((p) => ({ position: [p.image[0]! / 100, 0.1, 0.2], closedness: p.image[1]! / 100 }));
+    },
+    dispose: () => {},
+  } as unknown as StateReader;
+  return box;
+}
+
+describe('goal states read off the pictures', () => {
+  it('the planner gets the position and gripper state the reader sees, and nothing recorded is read', () => {
+    const box = pixelReader();
+    const reading = new GoalStateReading(box.reader);
+    const reads = new Set<string>();
+    // The storyboard recorded other positions and a closed gripper: none of it may reach the planner.
+    const goal = recordGoalReads(
+      { images: [picture(30, 0, [9, 9, 9, 0, 0.01]), picture(50, 60, [8, 8, 8, 0, 0.1])], instruction: 'pick can', gripper: 'open' },
+      reads,
+    );
+    const read = reading.read(goal);
+    expect(oracleGoalReads(reads)).toEqual([]);
+    expect(reads.has('goal.images[1].image')).toBe(true);
+    expect(read.instruction).toBe('pick can');
+    expect(Array.from(read.images[0]!.proprio!)).toEqual([0.3, 0.1, 0.2, 0, 0.1].map(Math.fround));
+    // Closedness 0.6 -> an opening of 4 cm, and the last picture's gripper reads as closed.
+    expect(read.images[1]!.proprio![4]).toBeCloseTo(0.04, 6);
+    expect(read.gripper).toBe('closed');
+    expect(reading.read({ images: [picture(10, CLOSED_ABOVE * 100 - 1)] }).gripper).toBe('open');
+    // The same goal object is read once.
+    const before = box.reads;
+    expect(reading.read(goal)).toBe(read);
+    expect(box.reads).toBe(before);
+  });
+
+  it('hands the next picture over when the robot is where the reader sees the gripper, not where it was recorded', () => {
+    const reading = new GoalStateReading(pixelReader().reader);
+    const sub = (red: number, recorded: number[], name: string): Subgoal => ({
+      observation: picture(red, 0, recorded),
+      stage: 0,
+      expertSteps: 5,
+      name,
+      tolerance: 0.001,
+    });
+    // The recorded position is 40 cm away from what the picture shows (x 0.5).
+    const board = [sub(50, [0.9, 0.1, 0.2, 0, 0.1], 'first'), sub(70, [0.7, 0.1, 0.2, 0, 0.1], 'second')];
+    const robotAt = (x: number) => ({ ...picture(0, 0, [x, 0.1, 0.2, 0, 0.1]) });
+    const far = () => 1; // the pictures never look alike: only the pose handover can fire
+    const pose = { pose: 0.02, finger: 0.02 };
+    const read = new GoalSequence(board, far, robotAt(0), {
+      reachRatio: 0.3,
+      patienceFactor: 10,
+      minPatience: 50,
+      pose,
+      readPicture: (o) => reading.readPicture(o),
+    });
+    expect(read.update(robotAt(0.9), 0)).toBeUndefined();
+    expect(read.update(robotAt(0.505), 0)).toEqual({ kind: 'reached', from: 0, to: 1 });
+    // Without reading, the recorded position (and its 1 mm tolerance) decides.
+    const recorded = new GoalSequence(board, far, robotAt(0), { reachRatio: 0.3, patienceFactor: 10, minPatience: 50, pose });
+    expect(recorded.update(robotAt(0.5), 0)).toBeUndefined();
+    expect(recorded.update(robotAt(0.9005), 0)).toEqual({ kind: 'reached', from: 0, to: 1 });
+  });
+
+  it('presets: goalState "read" reads no recording; a model without a reader is a UserError that says how to train one', () => {
+    const p = loadPlannerPreset('wm-cem-read');
+    expect(p.goalState).toBe('read');
+    expect(recordedGoalFields(p)).toEqual([]);
+    expect(recordedGoalFields({ ...p, goalState: undefined })).toEqual(
+      expect.arrayContaining(['cost.pose', 'handover', 'poseProposal', 'actions.gripper', 'actions.carry']),
+    );
+    expect(() => validatePreset({ ...p, goalState: 'guess' }, 'x.json')).toThrow(
+      /x\.json: 'goalState' must be "recorded" or "read", got "guess"/,
+    );
+    expect(loadGoalStateReading(loadPlannerPreset('wm-cem-fast'), '/nonexistent')).toBeUndefined();
+    const empty = mkdtempSync(join(tmpdir(), 'sfwm-no-reader-'));
+    expect(() => loadGoalStateReading(p, empty)).toThrow(UserError);
+    expect(() => loadGoalStateReading(p, empty)).toThrow(
+      new RegExp(`preset 'wm-cem-read' reads .* ${empty}/state-reader\\.safetensors does not exist .*model train-reader`),
+    );
+  });
+});
