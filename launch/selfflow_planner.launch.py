@@ -14,7 +14,7 @@ from launch_ros.actions import Node
 def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument('checkpoint', description='training run directory of the world model (run.json + weights)'),
-        DeclareLaunchArgument('policy', default_value='wm-cem-fast', description='planner preset: wm-cem-fast, wm-cem-quality, wm-mppi or a preset file'),
+        DeclareLaunchArgument('policy', default_value='wm-cem-read', description='planner preset: wm-cem-read, wm-cem-fast, wm-cem-quality, wm-mppi or a preset file'),
         DeclareLaunchArgument('namespace', default_value='', description='namespace of the node and of its relative topics'),
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution([ThisLaunchFileDir(), 'params.yaml']), description='ROS 2 params file (ros__parameters)'),
         DeclareLaunchArgument('robot', default_value='ros2', description='robot link: ros2, foxglove:ws://HOST:PORT, sim or mcap:FILE'),

@@ -22,6 +22,7 @@ import { toTf, worldModelInit } from '../model/params.js';
 import { patchGrid, worldModelForward } from '../model/world-model.js';
 import type { ActionStats } from '../core/action-stats.js';
 import type { OptimizerSettings } from '../planner/optimizer.js';
+import { DEFAULT_PRESET } from '../planner/policy-name.js';
 import { loadPlannerPreset } from '../planner/presets.js';
 import { WorldModelPlanning } from '../planner/world-model-planner.js';
 
@@ -152,7 +153,7 @@ async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefine
   let title = '';
   const rows: (string | number)[][] = [];
   for (const planWorkers of counts) {
-    const planning = await loadWorldModelPlanning('wm-cem-fast', run, { seed: 0, planWorkers, backend: opts.backends?.[0] });
+    const planning = await loadWorldModelPlanning(DEFAULT_PRESET, run, { seed: 0, planWorkers, backend: opts.backends?.[0] });
     const p = planning.preset;
     title = `Replanning latency with the trained ${run.split('/').slice(-2).join('/')}, preset ${p.name} (${p.optimizer.candidates} candidates x horizon ${p.optimizer.horizon}, at most ${p.optimizer.iterations} iterations, budget ${p.budgetMs} ms), by plan workers (backend ${opts.backends?.[0] ?? 'auto'})`;
     // The first plan encodes the goal and warms the kernels up; it is not counted.

@@ -5,6 +5,7 @@ import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
 import { UserError } from '../core/errors.js';
 import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
+import { DEFAULT_PRESET } from '../planner/policy-name.js';
 import { PLAN_WORKERS_OPTION, planWorkers } from './plan-workers.js';
 import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
 
@@ -14,7 +15,7 @@ export const demoCommand: Command = {
   options: {
     task: { type: 'string', arg: 'T', description: 'simulator task', default: 'drawer-place' },
     seed: { type: 'string', arg: 'S', description: 'episode seed', default: '0' },
-    policy: { type: 'string', arg: 'P', description: 'planner preset', default: 'wm-demo' },
+    policy: { type: 'string', arg: 'P', description: 'planner preset', default: DEFAULT_PRESET },
     gif: { type: 'string', arg: 'FILE.gif', description: 'where to write the episode GIF', default: 'demo.gif' },
     checkpoint: { type: 'string', arg: 'RUN', description: `model to plan with (default: the shipped ${SHIPPED_MODEL})` },
     ...EPISODE_SETUP_OPTIONS,
@@ -52,9 +53,17 @@ export const demoCommand: Command = {
     console.log(
       `${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`,
     );
+    const reading = planning.goalReading;
+    const handover = planning.preset.handover
+      ? `, the gripper was where the ${reading ? 'state reader sees it in the picture' : 'picture recorded it'}`
+      : '';
     console.log(
-      `goal: ${describeGoalReads(goalReads)}; the episode runner showed one storyboard picture at a time, the next once the camera looked like the current one or the robot reported a stage done`,
+      `goal: ${describeGoalReads(goalReads)}; the episode runner showed one storyboard picture at a time, the next once the camera looked like the current one${handover} or the robot reported a stage done`,
     );
+    if (reading)
+      console.log(
+        `goal states: the gripper positions and open/closed states the planner aimed for were read off the pictures by the learned state reader in ${checkpoint}`,
+      );
     const gif = requireStr(opts, 'gif');
     writeGif(gif, r.frames, 500);
     console.log(`wrote ${gif} (real camera | imagined future of the chosen plan | goal)`);

@@ -3,6 +3,7 @@ import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
 import { writeContactSheet } from '../image/sheet.js';
 import { BACKEND_OPTION, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, type Command } from './command.js';
+import { DEFAULT_PRESET } from '../planner/policy-name.js';
 
 export const planCommand: Command = {
   name: 'plan',
@@ -15,8 +16,8 @@ export const planCommand: Command = {
       type: 'string',
       arg: 'P',
       description:
-        'planner preset in policies/ (wm-cem-fast, wm-cem-quality, wm-mppi, wm-policy) or a preset file; oracle[:PRESET] plans with the simulator as the model',
-      default: 'wm-cem-fast',
+        'planner preset in policies/ (wm-cem-read, wm-cem-fast, wm-cem-quality, wm-mppi, wm-policy) or a preset file; oracle[:PRESET] plans with the simulator as the model',
+      default: DEFAULT_PRESET,
     },
     gif: { type: 'string', arg: 'FILE.gif', description: 'write real | imagined | goal per step, with latency' },
     sheet: { type: 'string', arg: 'FILE.png', description: 'the same panels as one PNG contact sheet (every step, up to 60)' },

@@ -4,7 +4,7 @@
  */
 import { PLAN_WORKERS_OPTION, planWorkers } from './plan-workers.js';
 import { randomBytes } from 'node:crypto';
-import { resolvePolicy } from '../planner/policy-name.js';
+import { DEFAULT_PRESET, resolvePolicy } from '../planner/policy-name.js';
 import { processRosArgs } from '../robot/ros-args.js';
 import { ServiceAssembly, type RobotSpec, type ServeSetup } from '../service/assemble.js';
 import { LatencySummary } from '../service/bookkeeping.js';
@@ -108,8 +108,9 @@ export const serveCommand: Command = {
     policy: {
       type: 'string',
       arg: 'P',
-      description: 'planner preset (wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)',
-      default: 'wm-cem-fast',
+      description:
+        'planner preset (wm-cem-read, wm-cem-fast, wm-cem-quality, wm-mppi, or a preset file) or expert|random (scripted, --robot sim only)',
+      default: DEFAULT_PRESET,
     },
     checkpoint: {
       type: 'string',
@@ -189,7 +190,7 @@ export const serveCommand: Command = {
   async run(opts) {
     const ros = processRosArgs();
     const nodeName = ros.nodeName ?? str(opts, 'node-name') ?? 'selfflow_planner';
-    const policyName = str(opts, 'policy') ?? 'wm-cem-fast';
+    const policyName = str(opts, 'policy') ?? DEFAULT_PRESET;
     const policy = resolvePolicy(policyName);
     const robot = robotFromFlags(opts);
     const isSim = robot.kind === 'sim';

@@ -14,8 +14,12 @@ import { UserError } from '../core/errors.js';
 export const SCRIPTED_POLICIES = ['expert', 'random'] as const;
 export type ScriptedPolicyName = (typeof SCRIPTED_POLICIES)[number];
 
-/** The preset `wm` and `oracle` plan with. */
-export const DEFAULT_PRESET = 'wm-cem-fast';
+/**
+ * The preset `wm` and `oracle` plan with: the gripper states a learned state reader sees in the goal
+ * pictures steer the search (src/planner/goal-state-reading.ts), which wm-cem-fast's picture costs
+ * alone could not (docs/results.md, items 12 and 13).
+ */
+export const DEFAULT_PRESET = 'wm-cem-read';
 
 /** A policy that plans: with the world model, or with the simulator as its model (oracle). */
 export interface PlannerPolicy {

@@ -15,11 +15,12 @@ import { loadPlannerPreset, presetNames } from '../../src/planner/presets.js';
 import { loadWorldModelPlanning, type WorldModelPlanning } from '../../src/planner/world-model-planner.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { subgoals } from '../../src/sim/goals.js';
-import { ROOT } from '../helpers/dist.js';
+import { shippedModel } from '../../src/util/package-root.js';
 import { useTestBackend } from '../helpers/tf.js';
 import { describeGoalReads, oracleGoalReads, recordGoalReads, recordReads } from '../../src/planner/goal-reads.js';
 
-const MODEL = join(ROOT, 'models', 'tiny-sim');
+/** The shipped model: its directory holds the state reader that presets with goalState "read" use. */
+const MODEL = shippedModel();
 const TASK = 'pick-can';
 const SEED = 3;
 const [H, W] = [32, 40];

@@ -6,12 +6,12 @@ describe('policy names', () => {
   it('reads scripted, world-model and oracle names into one descriptor', () => {
     expect(resolvePolicy('expert')).toEqual({ kind: 'scripted', policy: 'expert' });
     expect(resolvePolicy('random')).toEqual({ kind: 'scripted', policy: 'random' });
-    expect(resolvePolicy('wm')).toEqual({ kind: 'world-model', preset: 'wm-cem-fast' });
+    expect(resolvePolicy('wm')).toEqual({ kind: 'world-model', preset: 'wm-cem-read' });
     expect(resolvePolicy('wm-mppi')).toEqual({ kind: 'world-model', preset: 'wm-mppi' });
     expect(resolvePolicy('my/presets/slow.json')).toEqual({ kind: 'world-model', preset: 'my/presets/slow.json' });
-    expect(resolvePolicy('oracle')).toEqual({ kind: 'oracle', preset: 'wm-cem-fast' });
+    expect(resolvePolicy('oracle')).toEqual({ kind: 'oracle', preset: 'wm-cem-read' });
     expect(resolvePolicy('oracle:wm-mppi')).toEqual({ kind: 'oracle', preset: 'wm-mppi' });
-    expect(resolvePolicy('oracle:wm')).toEqual({ kind: 'oracle', preset: 'wm-cem-fast' });
+    expect(resolvePolicy('oracle:wm')).toEqual({ kind: 'oracle', preset: 'wm-cem-read' });
   });
 
   it('takes the checkpoint from PRESET@RUN and refuses it on scripted policies', () => {

@@ -31,6 +31,7 @@ describe('npm pack', () => {
       'dist/src/service/planner-worker-main.js',
       'dist/src/data/window-worker.js',
       'policies/wm-cem-fast.json',
+      'policies/wm-cem-read.json',
       'datasets/rt1.json',
       'sim/scenes/tabletop.xml',
       'launch/params.yaml',
@@ -40,6 +41,8 @@ describe('npm pack', () => {
       `${SHIPPED_MODEL}/run.json`,
       `${SHIPPED_MODEL}/latest.json`,
       `${SHIPPED_MODEL}/${shippedCheckpoint}/ema.safetensors`,
+      // The default preset reads the goal pictures' gripper states with it.
+      `${SHIPPED_MODEL}/state-reader.safetensors`,
     ]) {
       expect(files, f).toContain(f);
     }

@@ -112,10 +112,10 @@ describe('serve as a process', () => {
     expect(p.err()).toMatch(/zero command: shutdown/);
   });
 
-  it('plans with the shipped world model when a world-model preset is given no --checkpoint, and says so', async () => {
-    const p = serve(['--robot', 'sim', '--policy', 'wm-cem-fast', '--image-size', '32x40', '--no-api']);
-    await p.waitFor(/loading wm-cem-fast with \S+ in a worker thread/, 60_000);
-    expect(p.err()).toContain(`loading wm-cem-fast with ${join(ROOT, SHIPPED_MODEL)} in a worker thread`);
+  it('plans with the default preset and the shipped world model (and its state reader) when given neither, and says so', async () => {
+    const p = serve(['--robot', 'sim', '--image-size', '32x40', '--no-api']);
+    await p.waitFor(/loading wm-cem-read with \S+ in a worker thread/, 60_000);
+    expect(p.err()).toContain(`loading wm-cem-read with ${join(ROOT, SHIPPED_MODEL)} in a worker thread`);
     p.child.kill('SIGINT');
     const { code } = await p.exited;
     expect(code, p.err()).toBe(0);
