@@ -73,7 +73,7 @@ export interface PackedWindow extends Omit<TrainingWindow, 'frames'> {
 }
 
 /** Resized frame (0..255 floats) rounded to uint8: at most 0.5/127.5 away in [-1, 1] units. */
-function toBytes(resized: Float32Array): Uint8Array {
+export function toBytes(resized: Float32Array): Uint8Array {
   const out = new Uint8Array(resized.length);
   for (let i = 0; i < resized.length; i++) out[i] = Math.round(resized[i]!);
   return out;

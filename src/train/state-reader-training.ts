@@ -5,11 +5,11 @@
  * them, and the validation errors are what the command reports.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DatasetCard } from '../data/card.js';
+import { perStepSize, type DatasetCard } from '../data/card.js';
 import { decodeImage } from '../image/decode.js';
 import { resizeRgb } from '../image/resize.js';
 import { readEpisodes, recordWhere, stepRow, type Episode } from '../data/rlds.js';
-import { isValEpisode } from '../data/windows.js';
+import { isValEpisode, toBytes } from '../data/windows.js';
 import { UserError } from '../core/errors.js';
 import { toTf, toHost } from '../model/params.js';
 import { DEFAULT_STATE_READER, stateReaderForward, stateReaderInit, toReadStates, type StateReaderConfig } from '../model/state-reader.js';
@@ -41,7 +41,7 @@ export interface ReaderSamples {
 function stateField(ep: Episode, name: string, size: number) {
   const f = ep.fields.get(name);
   if (!f) throw new UserError(`${recordWhere(ep)}: feature '${name}' is missing; the state reader learns from it`);
-  const per = f.spec.shape.reduce((a, b) => a * b, 1);
+  const per = perStepSize(f.spec);
   if (per < size) throw new UserError(`${recordWhere(ep)}: feature '${name}' holds ${per} values per step, the reader needs ${size}`);
   return f;
 }
@@ -71,7 +71,7 @@ export async function readerSamples(o: SampleOptions): Promise<ReaderSamples> {
       const held = isValEpisode(`${dir}/${ep.key}`, o.valFraction);
       for (let t = 0; t < ep.steps; t += o.stride) {
         const img = decodeImage(images[t]!, `${recordWhere(ep)}: feature '${o.card.image}' step ${t}`);
-        pixels.push(Uint8Array.from(resizeRgb(img, o.height, o.width), (v) => Math.round(v)));
+        pixels.push(toBytes(resizeRgb(img, o.height, o.width)));
         positions.push(...stepRow(pose, t).subarray(0, 3));
         const c = stepRow(closed, t)[0]!;
         if (!(c >= 0 && c <= 1))
