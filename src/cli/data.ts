@@ -1,17 +1,28 @@
 import { computeActionStats, saveActionStats } from '../data/action-stats.js';
-import { loadCard } from '../data/card.js';
+import { loadCard, type DatasetCard } from '../data/card.js';
 import { checkFeaturesJson } from '../data/features-json.js';
 import { formatInspect, inspectDataset } from '../data/inspect.js';
 import { withByteProgress } from '../data/episode-progress.js';
 import { listShards, readEpisodes } from '../data/rlds.js';
 import { UserError } from '../core/errors.js';
-import { bool, requireStr, str, type Command, type Options } from './command.js';
+import { bool, requireStr, str, type Command, type Options, type ParsedOptions } from './command.js';
 
 export const DATA_OPTIONS: Options = {
   data: { type: 'string', arg: 'NAME|PATH', description: 'dataset card: a name in datasets/ (rt1, bridge) or a card file', default: 'rt1' },
   'data-dir': { type: 'string', arg: 'DIR', description: 'directory holding the TFRecord shards' },
   'skip-corrupt': { type: 'boolean', description: 'skip corrupt records (counted and reported) instead of stopping at the first' },
 };
+
+/** The card and the comma-separated `--data-dir` directories, each checked against the card's features. */
+export function checkedDataDirs(opts: ParsedOptions): { card: DatasetCard; dirs: string[] } {
+  const dirs = requireStr(opts, 'data-dir').split(',').filter(Boolean);
+  const card = loadCard(requireStr(opts, 'data'));
+  for (const d of dirs) {
+    const fj = checkFeaturesJson(d, card);
+    if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
+  }
+  return { card, dirs };
+}
 
 export const dataInspectCommand: Command = {
   name: 'data inspect',

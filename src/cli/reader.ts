@@ -1,12 +1,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
-import { loadCard } from '../data/card.js';
-import { checkFeaturesJson } from '../data/features-json.js';
-import { UserError } from '../core/errors.js';
 import { STATE_READER_FILE, writeStateReader } from '../model/state-reader.js';
 import { Progress } from '../util/progress.js';
-import { DATA_OPTIONS } from './data.js';
+import { checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { parseImageSize } from './model.js';
 
@@ -45,14 +42,9 @@ export const modelTrainReaderCommand: Command = {
   details:
     "Learns from base_pose_tool_reached (x, y, z) and gripper_closed, which RT-1 episodes and `sim collect` record with every picture. Prints the held-out episodes' errors.",
   async run(opts) {
-    const dirs = requireStr(opts, 'data-dir').split(',').filter(Boolean);
+    const { card, dirs } = checkedDataDirs(opts);
     const outArg = requireStr(opts, 'out');
     const out = existsSync(outArg) && statSync(outArg).isDirectory() ? join(outArg, STATE_READER_FILE) : outArg;
-    const card = loadCard(requireStr(opts, 'data'));
-    for (const d of dirs) {
-      const fj = checkFeaturesJson(d, card);
-      if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
-    }
     const size = parseImageSize(str(opts, 'image-size'));
     if (!('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
     const steps = int(opts, 'steps');

@@ -5,15 +5,14 @@
  * which record that state with every picture (`selfflow-wm model train-reader`), and it tells the
  * planner where the gripper is in a goal picture, which carries no recorded state.
  *
- * Layers: a 4x4 patch stem, two residual 3x3 convolutions, then a spatial softmax (each channel's
- * expected image position: sub-patch precision for "where is the gripper") and the channels' means,
- * into a two-layer head. The convolutions are written as shifted slices and one matrix product so
- * that training runs on the wasm backend, which has no filter gradient for tf.conv2d.
+ * Layers: the convolutional trunk (src/model/conv-trunk.ts: a 4x4 patch stem, two residual 3x3
+ * convolutions, spatial softmax and channel means) into a two-layer head.
  */
 import * as tf from '@tensorflow/tfjs';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { UserError } from '../core/errors.js';
+import { convTrunk, convTrunkLayout, trunkFeatures } from './conv-trunk.js';
 import { linear, type Params } from './layers.js';
 import { checkAgainstLayout, initHost, toTf, type Layout } from './params.js';
 import { toModelFrame } from '../image/resize.js';
@@ -56,13 +55,8 @@ const OUTPUTS = 4;
 export function stateReaderLayout(c: StateReaderConfig): Layout {
   const k = c.channels;
   return new Map([
-    ['stem.weight', [k, 3 * c.patch * c.patch]],
-    ['stem.bias', [k]],
-    ['conv1.weight', [k, 9 * k]],
-    ['conv1.bias', [k]],
-    ['conv2.weight', [k, 9 * k]],
-    ['conv2.bias', [k]],
-    ['head1.weight', [c.hidden, 3 * k]],
+    ...convTrunkLayout(k, c.patch),
+    ['head1.weight', [c.hidden, trunkFeatures(k)]],
     ['head1.bias', [c.hidden]],
     ['head2.weight', [OUTPUTS, c.hidden]],
     ['head2.bias', [OUTPUTS]],
@@ -75,51 +69,13 @@ export function stateReaderInit(c: StateReaderConfig, seed: number): TensorMap {
   });
 }
 
-/** [B, H, W, C] -> [B, H, W, 9C]: each pixel with its 3x3 neighbourhood (zero padded), row-major. */
-function neighbourhoods(x: tf.Tensor4D): tf.Tensor4D {
-  const [, h, w] = x.shape;
-  const padded = tf.pad(x, [
-    [0, 0],
-    [1, 1],
-    [1, 1],
-    [0, 0],
-  ]);
-  const parts: tf.Tensor4D[] = [];
-  for (let dy = 0; dy < 3; dy++) for (let dx = 0; dx < 3; dx++) parts.push(tf.slice(padded, [0, dy, dx, 0], [-1, h, w, -1]));
-  return tf.concat(parts, 3) as tf.Tensor4D;
-}
-
-/** Expected (row, column) in [-1, 1] of every channel's softmax over the positions: [B, 2C]. */
-function spatialSoftmax(x: tf.Tensor4D): tf.Tensor2D {
-  const [b, h, w, c] = x.shape;
-  const weights = tf.softmax(tf.transpose(x.reshape([b, h * w, c]), [0, 2, 1])); // [B, C, HW]
-  const rows = new Float32Array(h * w * 2);
-  for (let i = 0; i < h; i++)
-    for (let j = 0; j < w; j++) {
-      rows[(i * w + j) * 2] = h > 1 ? (2 * i) / (h - 1) - 1 : 0;
-      rows[(i * w + j) * 2 + 1] = w > 1 ? (2 * j) / (w - 1) - 1 : 0;
-    }
-  const grid = tf.tensor2d(rows, [h * w, 2]);
-  return tf.matMul(weights.reshape([b * c, h * w]), grid).reshape([b, 2 * c]) as tf.Tensor2D;
-}
-
 /** Raw outputs [B, 4] (x, y, z normalised; closedness logit) of pictures [B, H, W, 3] in [-1, 1]. */
 export function stateReaderForward(p: Params, c: StateReaderConfig, images: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
-    const [b, h, w] = images.shape;
+    const [, h, w] = images.shape;
     if (h !== c.imageHeight || w !== c.imageWidth)
       throw new Error(`state reader: pictures are ${h}x${w}, the reader reads ${c.imageHeight}x${c.imageWidth}`);
-    const q = c.patch;
-    const gh = h / q;
-    const gw = w / q;
-    const patches = images
-      .reshape([b, gh, q, gw, q, 3])
-      .transpose([0, 1, 3, 2, 4, 5])
-      .reshape([b, gh, gw, q * q * 3]);
-    let x = tf.relu(linear(patches, p, 'stem')) as tf.Tensor4D;
-    x = tf.add(x, tf.relu(linear(neighbourhoods(x), p, 'conv1'))) as tf.Tensor4D;
-    x = tf.add(x, tf.relu(linear(neighbourhoods(x), p, 'conv2'))) as tf.Tensor4D;
-    const features = tf.concat([spatialSoftmax(x), tf.mean(x, [1, 2])], 1);
+    const features = convTrunk(p, c.patch, images);
     return linear(tf.relu(linear(features, p, 'head1')), p, 'head2') as tf.Tensor2D;
   });
 }

@@ -15,6 +15,7 @@ import { toTf, toHost } from '../model/params.js';
 import { DEFAULT_STATE_READER, stateReaderForward, stateReaderInit, toReadStates, type StateReaderConfig } from '../model/state-reader.js';
 import { Rng } from '../util/rng.js';
 import { AdamW, DEFAULT_ADAMW, learningRate } from './adamw.js';
+import { pictureBatch } from './picture-batch.js';
 
 /**
  * Weight of the closedness loss against the position loss: the fingers are a few pixels of the
@@ -38,11 +39,12 @@ export interface ReaderSamples {
   val: boolean[];
 }
 
-function stateField(ep: Episode, name: string, size: number) {
+/** A per-step state feature of an episode with at least `size` values; `who` names the learner in errors. */
+export function stateField(ep: Episode, name: string, size: number, who = 'the state reader') {
   const f = ep.fields.get(name);
-  if (!f) throw new UserError(`${recordWhere(ep)}: feature '${name}' is missing; the state reader learns from it`);
+  if (!f) throw new UserError(`${recordWhere(ep)}: feature '${name}' is missing; ${who} learns from it`);
   const per = perStepSize(f.spec);
-  if (per < size) throw new UserError(`${recordWhere(ep)}: feature '${name}' holds ${per} values per step, the reader needs ${size}`);
+  if (per < size) throw new UserError(`${recordWhere(ep)}: feature '${name}' holds ${per} values per step, ${who} needs ${size}`);
   return f;
 }
 
@@ -112,7 +114,7 @@ export interface ReaderErrors {
   closedness: number;
 }
 
-function meanStd(values: Float32Array, stride: number, k: number, rows: number[]): [number, number] {
+export function meanStd(values: Float32Array, stride: number, k: number, rows: number[]): [number, number] {
   let s = 0;
   let s2 = 0;
   for (const i of rows) {
@@ -124,15 +126,7 @@ function meanStd(values: Float32Array, stride: number, k: number, rows: number[]
   return [mean, Math.sqrt(Math.max(1e-8, s2 / rows.length - mean * mean))];
 }
 
-function batchImages(s: ReaderSamples, rows: number[]): tf.Tensor4D {
-  const px = s.height * s.width * 3;
-  const data = new Float32Array(rows.length * px);
-  rows.forEach((r, i) => {
-    const src = s.pixels[r]!;
-    for (let j = 0; j < px; j++) data[i * px + j] = src[j]! / 127.5 - 1;
-  });
-  return tf.tensor4d(data, [rows.length, s.height, s.width, 3]);
-}
+const batchImages = (s: ReaderSamples, rows: number[]) => pictureBatch(s.pixels, rows, s.height, s.width);
 
 export async function trainStateReader(
   s: ReaderSamples,
