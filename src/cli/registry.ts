@@ -42,6 +42,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./reader.js')).modelTrainReaderCommand,
   },
   {
+    name: 'model train-policy',
+    summary: 'train the action policy: action chunks from the current picture, the robot state and the instruction',
+    load: async () => (await import('./policy.js')).modelTrainPolicyCommand,
+  },
+  {
     name: 'model import',
     summary: 'import an official Self-Flow checkpoint into a world-model config',
     load: async () => (await import('./model.js')).modelImportCommand,

@@ -1,0 +1,275 @@
+/**
+ * Trains the action policy (src/model/action-policy.ts) by flow matching on robot episodes: for
+ * every step, the picture, the robot's state (RT-1's `base_pose_tool_reached` x, y, z and
+ * `gripper_closed`), the instruction's embedding, and the chunk of recorded actions that starts
+ * there, normalised with the world model's action statistics. Episodes are split into train and
+ * validation by their key, as finetune splits them; the validation figures are what the command
+ * reports.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ActionStats } from '../core/action-stats.js';
+import { normaliseActions } from '../core/action-stats.js';
+import { UserError } from '../core/errors.js';
+import { rawActionAt } from '../data/action-stats.js';
+import { actionNames, type DatasetCard } from '../data/card.js';
+import { readEpisodes, recordWhere, stepRow, type Episode } from '../data/rlds.js';
+import { isValEpisode, toBytes } from '../data/windows.js';
+import { decodeImage } from '../image/decode.js';
+import { resizeRgb } from '../image/resize.js';
+import { seededNormal } from '../flow/noise.js';
+import {
+  actionPolicyInit,
+  DEFAULT_ACTION_POLICY,
+  policyCondition,
+  policyVelocity,
+  sampleChunks,
+  STATE_DIM,
+  type ActionPolicyConfig,
+} from '../model/action-policy.js';
+import { toHost, toTf } from '../model/params.js';
+import { Rng } from '../util/rng.js';
+import { AdamW, DEFAULT_ADAMW, learningRate } from './adamw.js';
+import { pictureBatch } from './picture-batch.js';
+import { CLOSEDNESS_FEATURE, meanStd, POSITION_FEATURE, stateField } from './state-reader-training.js';
+
+const WHO = 'the action policy';
+/** An episode counts as successful when its last step's reward is positive (RT-1 and `sim collect` episodes). */
+export const REWARD_FEATURE = 'steps/reward';
+
+/** One sample per kept step: picture, state, instruction (by episode) and the recorded chunk from there. */
+export interface PolicySamples {
+  height: number;
+  width: number;
+  chunk: number;
+  actionDim: number;
+  pixels: Uint8Array[];
+  /** N x 4: x, y, z (m), closedness. */
+  states: Float32Array;
+  /** N x chunk x A normalised actions; steps past the episode's end repeat its last action. */
+  chunks: Float32Array;
+  /** Per sample, the index of its episode's instruction embedding. */
+  language: number[];
+  embeddings: Float32Array[];
+  val: boolean[];
+  episodes: { kept: number; unsuccessful: number };
+}
+
+export interface PolicySampleOptions {
+  dataDirs: string[];
+  card: DatasetCard;
+  stats: ActionStats;
+  height: number;
+  width: number;
+  chunk: number;
+  valFraction: number;
+  /** Keep only episodes whose last reward is positive. */
+  successfulOnly: boolean;
+  skipCorrupt?: boolean;
+  onCorrupt?: (m: string) => void;
+}
+
+function succeeded(ep: Episode): boolean {
+  const f = ep.fields.get(REWARD_FEATURE);
+  if (!f) throw new UserError(`${recordWhere(ep)}: feature '${REWARD_FEATURE}' is missing; --successful-only reads it`);
+  return stepRow(f, ep.steps - 1)[0]! > 0;
+}
+
+export async function policySamples(o: PolicySampleOptions): Promise<PolicySamples> {
+  const names = actionNames(o.card);
+  if (names.join(',') !== o.stats.names.join(','))
+    throw new UserError(`the world model acts in [${o.stats.names.join(', ')}], card '${o.card.name}' records [${names.join(', ')}]`);
+  const a = names.length;
+  const s: PolicySamples = {
+    height: o.height,
+    width: o.width,
+    chunk: o.chunk,
+    actionDim: a,
+    pixels: [],
+    states: new Float32Array(0),
+    chunks: new Float32Array(0),
+    language: [],
+    embeddings: [],
+    val: [],
+    episodes: { kept: 0, unsuccessful: 0 },
+  };
+  const states: number[] = [];
+  const chunks: Float32Array[] = [];
+  for (const dir of o.dataDirs) {
+    for await (const ep of readEpisodes(dir, o.card, { skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt })) {
+      if (o.successfulOnly && !succeeded(ep)) {
+        s.episodes.unsuccessful++;
+        continue;
+      }
+      s.episodes.kept++;
+      const images = ep.fields.get(o.card.image)!.values as Uint8Array[];
+      const pose = stateField(ep, POSITION_FEATURE, 3, WHO);
+      const closed = stateField(ep, CLOSEDNESS_FEATURE, 1, WHO);
+      if (!o.card.language_embedding)
+        throw new UserError(`card '${o.card.name}' names no language embedding; ${WHO} is conditioned on one`);
+      const langField = stateField(ep, o.card.language_embedding, 1, WHO);
+      const lang = Float32Array.from(stepRow(langField, 0));
+      s.embeddings.push(lang);
+      const actions = Array.from({ length: ep.steps }, (_, t) => normaliseActions(o.stats, rawActionAt(o.card, ep, t)));
+      const held = isValEpisode(`${dir}/${ep.key}`, o.valFraction);
+      for (let t = 0; t < ep.steps; t++) {
+        const img = decodeImage(images[t]!, `${recordWhere(ep)}: feature '${o.card.image}' step ${t}`);
+        s.pixels.push(toBytes(resizeRgb(img, o.height, o.width)));
+        const c = stepRow(closed, t)[0]!;
+        if (!(c >= 0 && c <= 1))
+          throw new UserError(`${recordWhere(ep)}: feature '${CLOSEDNESS_FEATURE}' step ${t} is ${c}, not in [0, 1]`);
+        states.push(...stepRow(pose, t).subarray(0, 3), c);
+        const chunk = new Float32Array(o.chunk * a);
+        for (let k = 0; k < o.chunk; k++) chunk.set(actions[Math.min(t + k, ep.steps - 1)]!, k * a);
+        chunks.push(chunk);
+        s.language.push(s.embeddings.length - 1);
+        s.val.push(held);
+      }
+    }
+  }
+  if (!s.pixels.length) throw new UserError(`${o.dataDirs.join(', ')}: no episodes to train the action policy on`);
+  s.states = Float32Array.from(states);
+  s.chunks = new Float32Array(chunks.length * o.chunk * a);
+  chunks.forEach((c, i) => s.chunks.set(c, i * o.chunk * a));
+  return s;
+}
+
+export interface PolicyTrainOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  fullOpening: number;
+  /** Random shift of training pictures, pixels each way. */
+  shift: number;
+  /** Network sizes other than DEFAULT_ACTION_POLICY's (tests train small ones). */
+  net?: Partial<Pick<ActionPolicyConfig, 'patch' | 'channels' | 'hidden' | 'flowSteps'>>;
+  onProgress?: (step: number, loss: number) => void;
+}
+
+/** Held-out figures: the flow loss, and how far sampled chunks land from the recorded ones (normalised units, mean |difference|). */
+export interface PolicyErrors {
+  samples: number;
+  flowLoss: number;
+  /** Per action dimension, first action of the chunk. */
+  firstAction: number[];
+  chunk: number;
+}
+
+function tensors(s: PolicySamples, cfg: ActionPolicyConfig, rows: number[], shift?: { rng: Rng; max: number }) {
+  const a = s.actionDim * s.chunk;
+  return {
+    images: pictureBatch(s.pixels, rows, s.height, s.width, shift),
+    state: tf.tensor2d(
+      rows.flatMap((r) =>
+        Array.from({ length: STATE_DIM }, (_, k) => (s.states[r * STATE_DIM + k]! - cfg.stateMean[k]!) / cfg.stateStd[k]!),
+      ),
+      [rows.length, STATE_DIM],
+    ),
+    language: tf.tensor2d(
+      rows.flatMap((r) => Array.from(s.embeddings[s.language[r]!]!)),
+      [rows.length, cfg.languageDim],
+    ),
+    target: tf.tensor2d(
+      rows.flatMap((r) => Array.from(s.chunks.subarray(r * a, (r + 1) * a))),
+      [rows.length, a],
+    ),
+  };
+}
+
+/** Flow matching: x_t = (1 - t) noise + t chunk, velocity target chunk - noise. */
+function flowLoss(p: Record<string, tf.Tensor>, cfg: ActionPolicyConfig, b: ReturnType<typeof tensors>, rng: Rng): tf.Scalar {
+  return tf.tidy(() => {
+    const n = b.target.shape[0];
+    const noise = seededNormal(b.target.shape, rng.int(1 << 30)) as tf.Tensor2D;
+    const t = tf.tensor1d(Array.from({ length: n }, () => rng.uniform(0, 1)));
+    const tc = t.reshape([-1, 1]);
+    const x = tf.add(tf.mul(tf.sub(1, tc), noise), tf.mul(tc, b.target)) as tf.Tensor2D;
+    const cond = policyCondition(p, cfg, b.images, b.state, b.language);
+    return tf.losses.meanSquaredError(tf.sub(b.target, noise), policyVelocity(p, cond, x, t)) as tf.Scalar;
+  });
+}
+
+export async function trainActionPolicy(
+  s: PolicySamples,
+  stats: ActionStats,
+  o: PolicyTrainOptions,
+): Promise<{ cfg: ActionPolicyConfig; tensors: Awaited<ReturnType<typeof toHost>>; errors: PolicyErrors }> {
+  const train = s.val.flatMap((v, i) => (v ? [] : [i]));
+  const held = s.val.flatMap((v, i) => (v ? [i] : []));
+  if (!train.length) throw new UserError('action policy: every episode fell into the validation split; add episodes');
+  const norm = Array.from({ length: STATE_DIM }, (_, k) => meanStd(s.states, STATE_DIM, k, train));
+  const cfg: ActionPolicyConfig = {
+    ...DEFAULT_ACTION_POLICY,
+    ...o.net,
+    imageHeight: s.height,
+    imageWidth: s.width,
+    chunk: s.chunk,
+    actionNames: stats.names,
+    languageDim: s.embeddings[0]!.length,
+    stateMean: norm.map((m) => m[0]),
+    stateStd: norm.map((m) => m[1]),
+    fullOpening: o.fullOpening,
+  };
+  const init = toTf(actionPolicyInit(cfg, o.seed));
+  const vars: Record<string, tf.Variable> = {};
+  for (const [name, t] of Object.entries(init)) vars[name] = tf.variable(t, true);
+  tf.dispose(Object.values(init));
+  const adam = new AdamW({ ...DEFAULT_ADAMW, weightDecay: 1e-4 });
+  const rng = new Rng(o.seed);
+  try {
+    for (let step = 0; step < o.steps; step++) {
+      const rows = Array.from({ length: o.batchSize }, () => train[Math.floor(rng.uniform(0, train.length))]!);
+      const b = tensors(s, cfg, rows, o.shift > 0 ? { rng, max: o.shift } : undefined);
+      const { value, grads } = tf.variableGrads(() => flowLoss(vars, cfg, b, rng), Object.values(vars));
+      const byName: Record<string, tf.Tensor> = {};
+      for (const [name, v] of Object.entries(vars)) byName[name] = grads[v.name]!;
+      adam.apply(vars, byName, learningRate(step, o.lr, Math.min(100, o.steps / 10), o.steps));
+      const loss = value.dataSync()[0]!;
+      tf.dispose([value, ...Object.values(b), ...Object.values(byName)]);
+      o.onProgress?.(step + 1, loss);
+    }
+    const errors = policyErrors(vars, cfg, s, held.length ? held : train, o.seed);
+    return { cfg, tensors: await toHost(vars), errors };
+  } finally {
+    adam.dispose();
+    tf.dispose(Object.values(vars));
+  }
+}
+
+/** Held-out figures on up to 2,000 samples spread over `rows`. */
+export function policyErrors(
+  params: Record<string, tf.Tensor>,
+  cfg: ActionPolicyConfig,
+  s: PolicySamples,
+  rows: number[],
+  seed: number,
+): PolicyErrors {
+  const every = Math.max(1, Math.ceil(rows.length / 2000));
+  const picked = rows.filter((_, i) => i % every === 0);
+  const a = s.actionDim;
+  const first = new Array<number>(a).fill(0);
+  let loss = 0;
+  const rng = new Rng(seed + 1);
+  for (let i = 0; i < picked.length; i += 256) {
+    const part = picked.slice(i, i + 256);
+    const b = tensors(s, cfg, part);
+    const l = flowLoss(params, cfg, b, rng);
+    loss += l.dataSync()[0]! * part.length;
+    const sampled = tf.tidy(() =>
+      sampleChunks(
+        params,
+        cfg,
+        policyCondition(params, cfg, b.images, b.state, b.language),
+        seededNormal(b.target.shape, seed + i) as tf.Tensor2D,
+      ),
+    );
+    const got = sampled.dataSync() as Float32Array;
+    const want = b.target.dataSync() as Float32Array;
+    const w = a * s.chunk;
+    part.forEach((_, j) => {
+      for (let k = 0; k < a; k++) first[k]! += Math.abs(got[j * w + k]! - want[j * w + k]!);
+    });
+    tf.dispose([l, sampled, ...Object.values(b)]);
+  }
+  return { samples: picked.length, flowLoss: loss / picked.length, firstAction: first.map((v) => v / picked.length), chunk: s.chunk };
+}
