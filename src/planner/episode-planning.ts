@@ -1,12 +1,13 @@
 /**
  * One factory for what plans a simulated episode: `oracle` / `oracle:PRESET` is the planner with
  * the simulator as its model (src/planner/sim-oracle.ts); any other name is a world-model planner
- * preset (`wm` = wm-cem-fast). Used by `plan` and by the evaluation.
+ * preset (`wm` = wm-cem-read). Used by `plan` and by the evaluation.
  */
 import { readRunManifest } from '../core/run-manifest.js';
 import type { EpisodePlanning } from './episode.js';
 import { loadGoalStateReading } from './goal-state-reading.js';
 import { plannerPolicy, type PlannerPolicy } from './policy-name.js';
+import { loadPolicyProposals } from './policy-proposals.js';
 import { loadPlannerPreset } from './presets.js';
 import { SimOraclePlanning } from './sim-oracle.js';
 import { loadWorldModelPlanning, type WorldModelPlannerOptions } from './world-model-planner.js';
@@ -22,5 +23,7 @@ export async function loadEpisodePlanning(
   // The oracle uses the run's action scaling and image size, so only the model differs from the world-model planner.
   const run = readRunManifest(checkpoint);
   const preset = loadPlannerPreset(p.preset);
-  return new SimOraclePlanning(preset, run.model, run.actionStats, opts.seed ?? 0, loadGoalStateReading(preset, checkpoint));
+  const reading = loadGoalStateReading(preset, checkpoint);
+  const proposals = loadPolicyProposals(preset, checkpoint, run.actionStats.names);
+  return new SimOraclePlanning(preset, run.model, run.actionStats, opts.seed ?? 0, reading, proposals);
 }

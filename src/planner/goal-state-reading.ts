@@ -60,10 +60,15 @@ export class GoalStateReading {
   }
 }
 
+/** A file shipped next to the world model: in its model directory, or in the directory holding a weight file. */
+export function modelDirFile(checkpoint: string, file: string): string {
+  const dir = existsSync(checkpoint) && statSync(checkpoint).isFile() ? dirname(checkpoint) : checkpoint;
+  return join(dir, file);
+}
+
 /** The state reader of a model directory (or of the directory holding a weight file). */
 export function stateReaderPath(checkpoint: string): string {
-  const dir = existsSync(checkpoint) && statSync(checkpoint).isFile() ? dirname(checkpoint) : checkpoint;
-  return join(dir, STATE_READER_FILE);
+  return modelDirFile(checkpoint, STATE_READER_FILE);
 }
 
 /** The goal reading a preset asks for: none unless its `goalState` is "read". */

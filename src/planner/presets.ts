@@ -41,10 +41,19 @@ export interface PlannerPreset {
    * them off the pictures with the model directory's state reader (src/planner/goal-state-reading.ts).
    */
   goalState?: GoalState;
+  /**
+   * Where proposals (the `policy` kind's action, CEM's and MPPI's proposalFraction) come from:
+   * `joint` (absent = joint) is the world model's joint video-action query, `policy` the model
+   * directory's action policy, which reads the current picture, the robot state and the
+   * instruction (src/planner/policy-proposals.ts).
+   */
+  proposer?: Proposer;
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
 export type GoalState = (typeof GOAL_STATES)[number];
+export const PROPOSERS = ['joint', 'policy'] as const;
+export type Proposer = (typeof PROPOSERS)[number];
 
 const FIELDS = {
   top: [
@@ -60,6 +69,7 @@ const FIELDS = {
     'handover',
     'poseProposal',
     'goalState',
+    'proposer',
   ],
   optimizer: [
     'kind',
@@ -188,6 +198,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       : NO_PINS,
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
     ...(top.goalState !== undefined && { goalState: oneOf<GoalState>(top.goalState, 'goalState', GOAL_STATES) }),
+    ...(top.proposer !== undefined && { proposer: oneOf<Proposer>(top.proposer, 'proposer', PROPOSERS) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
   };
 }

@@ -6,6 +6,8 @@
  * upper bound of the planner design, not a deployable policy — a robot has no such snapshot).
  */
 import type { GoalStateReading } from './goal-state-reading.js';
+import type { PolicyProposals } from './policy-proposals.js';
+import type { Rng } from '../util/rng.js';
 import * as tf from '@tensorflow/tfjs';
 import type { ActionStats } from '../core/action-stats.js';
 import { modelActionToRt1 } from '../data/action-mapping.js';
@@ -32,14 +34,13 @@ export class SimOraclePlanning implements PlanModel {
     seed = 0,
     /** The goal pictures' gripper states for presets with goalState "read" (the model's reader: only the model is the simulator). */
     readonly goalReading?: GoalStateReading,
+    /** The model's action policy for presets with proposer "policy": it proposes here as in the world-model planner. */
+    readonly policy?: PolicyProposals,
   ) {
     checkPins(preset, stats);
-    // The simulator has no policy of its own: a `policy` preset searches with CEM, and nothing is proposed.
-    const optimizer = (p: PlannerPreset): PlannerPreset['optimizer'] => ({
-      ...p.optimizer,
-      kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind,
-      proposalFraction: 0,
-    });
+    // The simulator has no policy of its own: without the model's action policy, a `policy` preset searches with CEM, and nothing is proposed.
+    const optimizer = (p: PlannerPreset): PlannerPreset['optimizer'] =>
+      policy ? p.optimizer : { ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0 };
     this.step = presetPlanStep(preset, stats, modelCost(this, preset, stats.names.length), { seed, lockstep: true, optimizer });
   }
 
@@ -65,7 +66,7 @@ export class SimOraclePlanning implements PlanModel {
   }
 
   /** Every candidate played out from a snapshot of the episode's state: rendered frames and the gripper's true positions. */
-  rollout(_obs: Observation, _goal: Goal, horizon: number): Rollout {
+  rollout(obs: Observation, goal: Goal, horizon: number, rng: Rng): Rollout {
     const env = this.env;
     if (!env) throw new Error('SimOraclePlanning: attach() the episode environment first');
     const snap = env.snapshot();
@@ -89,6 +90,7 @@ export class SimOraclePlanning implements PlanModel {
         const p = positions;
         return { frames: tf.stack(frames).reshape([n, horizon, h, w, 3]) as tf.Tensor5D, positions: p && (() => p) };
       },
+      proposals: this.policy?.source(obs, goal.instruction, horizon, rng.int(1 << 30)),
       dispose: () => env.restore(snap),
     };
   }
@@ -104,5 +106,6 @@ export class SimOraclePlanning implements PlanModel {
   dispose(): void {
     this.env = undefined;
     this.goalReading?.dispose();
+    this.policy?.dispose();
   }
 }

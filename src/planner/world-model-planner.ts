@@ -25,6 +25,7 @@ import { checkPins } from './pinned-actions.js';
 import { ScorePool, scoreWorkerScript, splitModelCost, type ShareableModel, type ShareableRollout } from './parallel-scorer.js';
 import { loadGoalStateReading, type GoalStateReading } from './goal-state-reading.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
+import { loadPolicyProposals, type PolicyProposals } from './policy-proposals.js';
 import type { Rt1Action } from '../core/action.js';
 import type { Goal, Observation, Plan, Planner } from '../core/types.js';
 import { instructionLanguage, worldModelFutures, WorldModelRollout } from './world-model-rollout.js';
@@ -71,6 +72,8 @@ export class WorldModelPlanModel implements ShareableModel {
     readonly preset: PlannerPreset,
     seed: number,
     private readonly imagine: boolean,
+    /** The action policy for presets with proposer "policy"; the joint query proposes otherwise. */
+    private readonly policy?: PolicyProposals,
   ) {
     this.net = new WorldModelRollout(params, cfg, { ...preset.rollout, seed }, preset.cost.representation > 0);
   }
@@ -131,11 +134,13 @@ export class WorldModelPlanModel implements ShareableModel {
     return {
       predict: worldModelFutures(net, this.stats, horizon, seed, gripperPosition(obs)),
       shared: () => shared,
-      // One policy-query seed per plan too, so a plan's proposals are the same in every iteration: drawn once, handed out again.
-      proposals: async (n) => {
-        if (proposed?.n !== n) proposed = { n, values: net.propose(n, horizon, seed + 1) };
-        return proposed.values.slice();
-      },
+      // One proposal seed per plan too, so a plan's proposals are the same in every iteration: drawn once, handed out again.
+      proposals: this.policy
+        ? this.policy.source(obs, this.instruction, horizon, seed + 1)
+        : async (n) => {
+            if (proposed?.n !== n) proposed = { n, values: net.propose(n, horizon, seed + 1) };
+            return proposed.values.slice();
+          },
       imagine: this.imagine
         ? (best) => {
             const frames = net.imagineFrames(best, 1, horizon, seed);
@@ -176,6 +181,7 @@ export class WorldModelPlanModel implements ShareableModel {
   dispose(): void {
     this.reset();
     this.net.dispose();
+    this.policy?.dispose();
   }
 }
 
@@ -202,12 +208,14 @@ export class WorldModelPlanning {
     private readonly pool?: ScorePool,
     /** The goal pictures' gripper states for presets with goalState "read"; disposed with this planner. */
     readonly goalReading?: GoalStateReading,
+    /** The action policy for presets with proposer "policy"; disposed with this planner. */
+    policy?: PolicyProposals,
   ) {
     if (stats.names.length !== cfg.actionDim)
       throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
     checkPins(preset, stats);
     const seed = opts.seed ?? 0;
-    this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false);
+    this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false, policy);
     // Imagining is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
     const cost = pool ? splitModelCost(this.model, pool, preset, cfg.actionDim) : modelCost(this.model, preset, cfg.actionDim);
     this.step = presetPlanStep(preset, stats, cost, { seed, lockstep: opts.lockstep, yieldBetween: true });
@@ -279,6 +287,7 @@ export async function loadWorldModelPlanning(
     const w = loadInferenceWeights(checkpoint);
     if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
     const reading = loadGoalStateReading(preset, checkpoint);
+    const policy = loadPolicyProposals(preset, checkpoint, w.manifest.actionStats.names);
     planning = new WorldModelPlanning(
       toTf(w.tensors),
       w.cfg,
@@ -288,6 +297,7 @@ export async function loadWorldModelPlanning(
       opts,
       await pool,
       reading,
+      policy,
     );
   } catch (e) {
     void pool?.then(

@@ -157,7 +157,7 @@ describe('eval', () => {
     const r = await runCli([
       'eval',
       '--policy',
-      `expert,random,${withRun},wm-policy@${join(dir, 'run')}`,
+      `expert,random,${withRun},experiments/joint-query-only@${join(dir, 'run')}`,
       '--tasks',
       'drawer-close',
       '--episodes',
@@ -174,7 +174,7 @@ describe('eval', () => {
     const report = JSON.parse(r.out) as {
       policies: Record<string, { tasks: Record<string, { episodes: number; ci95: number[]; stage_success: number[] }> }>;
     };
-    for (const p of ['expert', 'random', withRun, `wm-policy@${join(dir, 'run')}`]) {
+    for (const p of ['expert', 'random', withRun, `experiments/joint-query-only@${join(dir, 'run')}`]) {
       const t = report.policies[p]!.tasks['drawer-close']!;
       expect(t.episodes).toBe(2);
       expect(t.ci95).toHaveLength(2);

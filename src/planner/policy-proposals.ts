@@ -1,0 +1,103 @@
+/**
+ * Action chunks from the model directory's action policy (src/model/action-policy.ts), for presets
+ * with `proposer: "policy"`: the `policy` optimiser kind executes one, CEM and MPPI mix them with
+ * Gaussian samples. The policy reads the current picture, the robot's own state (its
+ * proprioception: gripper x, y, z and finger opening) and the instruction; never the goal pictures.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { UserError } from '../core/errors.js';
+import type { Observation } from '../core/types.js';
+import { embedInstruction } from '../data/language-embedding.js';
+import { seededNormal } from '../flow/noise.js';
+import { toModelFrame } from '../image/resize.js';
+import {
+  ACTION_POLICY_FILE,
+  loadActionPolicyWeights,
+  policyCondition,
+  sampleChunks,
+  type ActionPolicyConfig,
+} from '../model/action-policy.js';
+import type { Params } from '../model/layers.js';
+import { modelDirFile } from './goal-state-reading.js';
+import type { ProposalSource } from './sequence.js';
+
+/** The policy's state input from a robot's proprioception (x, y, z, yaw, opening), normalised. */
+export function policyState(cfg: ActionPolicyConfig, obs: Observation): Float32Array {
+  const p = obs.proprio;
+  if (!p || p.length < 5)
+    throw new UserError('the action policy needs the robot state with every observation (proprio: gripper x, y, z, yaw, finger opening)');
+  const closedness = Math.min(1, Math.max(0, 1 - p[4]! / cfg.fullOpening));
+  return Float32Array.from([p[0]!, p[1]!, p[2]!, closedness], (v, i) => (v - cfg.stateMean[i]!) / cfg.stateStd[i]!);
+}
+
+export class PolicyProposals {
+  constructor(
+    readonly params: Params,
+    readonly cfg: ActionPolicyConfig,
+  ) {}
+
+  /**
+   * `n` action sequences of `horizon` normalised actions, laid out n x horizon x A; a horizon
+   * longer than the policy's chunk repeats the chunk's last action. Same seed, same samples.
+   */
+  propose(obs: Observation, instruction: string | undefined, n: number, horizon: number, seed: number): Float32Array {
+    const c = this.cfg;
+    const a = c.actionNames.length;
+    const sampled = tf.tidy(() => {
+      const picture = toModelFrame({ data: obs.image, width: obs.width, height: obs.height }, c.imageHeight, c.imageWidth);
+      const images = tf.tensor4d(picture, [1, c.imageHeight, c.imageWidth, 3]).tile([n, 1, 1, 1]) as tf.Tensor4D;
+      const state = tf.tensor2d(policyState(c, obs), [1, 4]).tile([n, 1]) as tf.Tensor2D;
+      const lang = instruction ? embedInstruction(instruction) : new Float32Array(c.languageDim);
+      if (lang.length !== c.languageDim)
+        throw new UserError(`the action policy takes ${c.languageDim}-value instruction embeddings, the instruction gives ${lang.length}`);
+      const language = tf.tensor2d(lang, [1, c.languageDim]).tile([n, 1]) as tf.Tensor2D;
+      const cond = policyCondition(this.params, c, images, state, language);
+      return sampleChunks(this.params, c, cond, seededNormal([n, c.chunk * a], seed) as tf.Tensor2D);
+    });
+    const chunks = sampled.dataSync() as Float32Array;
+    sampled.dispose();
+    const out = new Float32Array(n * horizon * a);
+    for (let i = 0; i < n; i++)
+      for (let t = 0; t < horizon; t++) {
+        const k = Math.min(t, c.chunk - 1);
+        out.set(chunks.subarray((i * c.chunk + k) * a, (i * c.chunk + k + 1) * a), (i * horizon + t) * a);
+      }
+    return out;
+  }
+
+  /** One plan's proposal source: the same seed in every iteration, so samples are drawn once and handed out again. */
+  source(obs: Observation, instruction: string | undefined, horizon: number, seed: number): ProposalSource {
+    let drawn: { n: number; values: Float32Array } | undefined;
+    return async (n) => {
+      if (drawn?.n !== n) drawn = { n, values: this.propose(obs, instruction, n, horizon, seed) };
+      return drawn.values.slice();
+    };
+  }
+
+  dispose(): void {
+    tf.dispose(Object.values(this.params));
+  }
+}
+
+/** The action policy a preset asks for: none unless its `proposer` is "policy"; its actions must be the world model's. */
+export function loadPolicyProposals(
+  preset: { name: string; proposer?: 'joint' | 'policy' },
+  checkpoint: string,
+  actionNames: string[],
+): PolicyProposals | undefined {
+  if (preset.proposer !== 'policy') return undefined;
+  const path = modelDirFile(checkpoint, ACTION_POLICY_FILE);
+  if (!existsSync(path))
+    throw new UserError(
+      `planner preset '${preset.name}' takes its proposals from the model's action policy, and ${path} does not exist ` +
+        `(train one with: selfflow-wm model train-policy --model ${dirname(path)} --data-dir DIR)`,
+    );
+  const { params, cfg } = loadActionPolicyWeights(path);
+  if (cfg.actionNames.join(',') !== actionNames.join(',')) {
+    tf.dispose(Object.values(params));
+    throw new UserError(`${path}: the policy acts in [${cfg.actionNames.join(', ')}], the world model in [${actionNames.join(', ')}]`);
+  }
+  return new PolicyProposals(params, cfg);
+}
