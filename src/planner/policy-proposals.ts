@@ -36,6 +36,8 @@ export class PolicyProposals {
   constructor(
     readonly params: Params,
     readonly cfg: ActionPolicyConfig,
+    /** Scale of the noise samples start from: 1 samples the learnt distribution, lower values keep to its likelier chunks. */
+    readonly noise = 1,
   ) {}
 
   /**
@@ -54,7 +56,7 @@ export class PolicyProposals {
         throw new UserError(`the action policy takes ${c.languageDim}-value instruction embeddings, the instruction gives ${lang.length}`);
       const language = tf.tensor2d(lang, [1, c.languageDim]).tile([n, 1]) as tf.Tensor2D;
       const cond = policyCondition(this.params, c, images, state, language);
-      return sampleChunks(this.params, c, cond, seededNormal([n, c.chunk * a], seed) as tf.Tensor2D);
+      return sampleChunks(this.params, c, cond, tf.mul(this.noise, seededNormal([n, c.chunk * a], seed)) as tf.Tensor2D);
     });
     const chunks = sampled.dataSync() as Float32Array;
     sampled.dispose();
@@ -83,7 +85,7 @@ export class PolicyProposals {
 
 /** The action policy a preset asks for: none unless its `proposer` is "policy"; its actions must be the world model's. */
 export function loadPolicyProposals(
-  preset: { name: string; proposer?: 'joint' | 'policy' },
+  preset: { name: string; proposer?: 'joint' | 'policy'; proposerNoise?: number },
   checkpoint: string,
   actionNames: string[],
 ): PolicyProposals | undefined {
@@ -99,5 +101,5 @@ export function loadPolicyProposals(
     tf.dispose(Object.values(params));
     throw new UserError(`${path}: the policy acts in [${cfg.actionNames.join(', ')}], the world model in [${actionNames.join(', ')}]`);
   }
-  return new PolicyProposals(params, cfg);
+  return new PolicyProposals(params, cfg, preset.proposerNoise ?? 1);
 }

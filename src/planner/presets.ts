@@ -48,6 +48,12 @@ export interface PlannerPreset {
    * instruction (src/planner/policy-proposals.ts).
    */
   proposer?: Proposer;
+  /**
+   * With proposer "policy": the scale of the Gaussian noise the policy's samples start from (absent = 1).
+   * 1 samples the distribution it learnt, expert noise and exploration moves included; lower values
+   * keep to its likelier chunks, 0 gives one chunk per picture.
+   */
+  proposerNoise?: number;
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
@@ -70,6 +76,7 @@ const FIELDS = {
     'poseProposal',
     'goalState',
     'proposer',
+    'proposerNoise',
   ],
   optimizer: [
     'kind',
@@ -122,6 +129,11 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     if (typeof v !== 'string' || !options.includes(v as T))
       throw new UserError(`${f(where)} must be ${options.map((x) => JSON.stringify(x)).join(' or ')}, got ${JSON.stringify(v)}`);
     return v as T;
+  };
+  const proposerNoise = (v: unknown): number => {
+    if (top.proposer !== 'policy')
+      throw new UserError(`${f('proposerNoise')} applies only with proposer "policy" (the action policy's sampling)`);
+    return num(v, 'proposerNoise', 0, 2);
   };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
@@ -199,6 +211,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
     ...(top.goalState !== undefined && { goalState: oneOf<GoalState>(top.goalState, 'goalState', GOAL_STATES) }),
     ...(top.proposer !== undefined && { proposer: oneOf<Proposer>(top.proposer, 'proposer', PROPOSERS) }),
+    ...(top.proposerNoise !== undefined && { proposerNoise: proposerNoise(top.proposerNoise) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
   };
 }

@@ -127,12 +127,18 @@ describe('the action policy', () => {
     policy.dispose();
   }, 120_000);
 
-  it('presets: wm-policy acts with the action policy, the old joint query is an experiment, and a bad proposer is named', () => {
+  it('presets: wm-policy acts with the action policy, the old joint query is an experiment, and a bad proposer or noise is named', () => {
     expect(loadPlannerPreset('wm-policy').proposer).toBe('policy');
     expect(loadPlannerPreset('experiments/joint-query-only').proposer).toBeUndefined();
     const p = loadPlannerPreset('wm-policy');
     expect(() => validatePreset({ ...p, proposer: 'both' }, 'x.json')).toThrow(
       /x\.json: 'proposer' must be "joint" or "policy", got "both"/,
+    );
+    expect(() => validatePreset({ ...p, proposerNoise: 3 }, 'x.json')).toThrow(
+      /x\.json: 'proposerNoise' must be a number in \[0, 2\], got 3/,
+    );
+    expect(() => validatePreset({ ...p, proposer: 'joint', proposerNoise: 0.5 }, 'x.json')).toThrow(
+      /x\.json: 'proposerNoise' applies only with proposer "policy"/,
     );
   });
 
