@@ -43,6 +43,8 @@ describe('npm pack', () => {
       `${SHIPPED_MODEL}/${shippedCheckpoint}/ema.safetensors`,
       // The default preset reads the goal pictures' gripper states with it.
       `${SHIPPED_MODEL}/state-reader.safetensors`,
+      // wm-policy acts with it, and presets with proposer "policy" take proposals from it.
+      `${SHIPPED_MODEL}/action-policy.safetensors`,
     ]) {
       expect(files, f).toContain(f);
     }
