@@ -198,6 +198,9 @@ describe('the action policy', () => {
       '4',
       '--image-size',
       '32x40',
+      // The split hashes the data directory's path, a random temporary name here.
+      '--val-fraction',
+      '0',
     ];
     const r = await runCli([...args, '--successful-only', '--backend', 'wasm']);
     expect([r.code, r.err]).toEqual([0, expect.stringMatching(/action policy: 2 episodes, \d+ training steps/)]);
