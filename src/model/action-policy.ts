@@ -13,12 +13,12 @@
  * the world model's normalised actions (its run's statistics), so proposals need no conversion.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { UserError } from '../core/errors.js';
 import { convTrunk, convTrunkLayout, trunkFeatures } from './conv-trunk.js';
 import { linear, type Params } from './layers.js';
-import { checkAgainstLayout, initHost, toTf, type Layout } from './params.js';
+import { initHost, toTf, type Layout } from './params.js';
+import { readWeightFile, writeWeightFile, type WeightFileKind } from './weight-file.js';
 
 export const ACTION_POLICY_FORMAT = 'selfflow-wm/action-policy@1';
 /** The policy's file inside a model directory; presets with `proposer: "policy"` load it from there. */
@@ -123,10 +123,6 @@ export function sampleChunks(p: Params, c: ActionPolicyConfig, condition: tf.Ten
   });
 }
 
-export function writeActionPolicy(path: string, c: ActionPolicyConfig, tensors: TensorMap, extra: Record<string, string> = {}): void {
-  writeSafetensors(path, tensors, { format: ACTION_POLICY_FORMAT, config: JSON.stringify(c), ...extra });
-}
-
 function checkConfig(c: ActionPolicyConfig, where: string): void {
   const ints = ['imageHeight', 'imageWidth', 'patch', 'channels', 'hidden', 'chunk', 'languageDim', 'flowSteps'] as const;
   for (const k of ints)
@@ -142,20 +138,19 @@ function checkConfig(c: ActionPolicyConfig, where: string): void {
   if (!(c.fullOpening > 0)) throw new UserError(`${where}: config field 'fullOpening' must be a positive number of metres`);
 }
 
+const FILE_KIND: WeightFileKind<ActionPolicyConfig> = {
+  format: ACTION_POLICY_FORMAT,
+  what: 'a selfflow-wm action policy',
+  check: checkConfig,
+  layout: actionPolicyLayout,
+};
+
+export function writeActionPolicy(path: string, c: ActionPolicyConfig, tensors: TensorMap, extra: Record<string, string> = {}): void {
+  writeWeightFile(path, FILE_KIND, c, tensors, extra);
+}
+
 export function readActionPolicyFile(path: string): { cfg: ActionPolicyConfig; tensors: TensorMap; metadata: Record<string, string> } {
-  const { tensors, metadata } = readSafetensors(path);
-  if (metadata.format !== ACTION_POLICY_FORMAT)
-    throw new UserError(`${path}: not a selfflow-wm action policy (metadata.format is '${metadata.format ?? 'absent'}')`);
-  let cfg: ActionPolicyConfig;
-  try {
-    cfg = JSON.parse(metadata.config ?? 'null') as ActionPolicyConfig;
-  } catch {
-    throw new UserError(`${path}: metadata.config is not JSON`);
-  }
-  checkConfig(cfg, `${path} (metadata.config)`);
-  const problems = checkAgainstLayout(tensors, actionPolicyLayout(cfg));
-  if (problems.length) throw new UserError(`${path}: weights do not match their config:\n  ${problems.slice(0, 10).join('\n  ')}`);
-  return { cfg, tensors, metadata };
+  return readWeightFile(path, FILE_KIND);
 }
 
 export function loadActionPolicyWeights(path: string): { params: Params; cfg: ActionPolicyConfig } {

@@ -9,12 +9,12 @@
  * convolutions, spatial softmax and channel means) into a two-layer head.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { UserError } from '../core/errors.js';
 import { convTrunk, convTrunkLayout, trunkFeatures } from './conv-trunk.js';
 import { linear, type Params } from './layers.js';
-import { checkAgainstLayout, initHost, toTf, type Layout } from './params.js';
+import { initHost, toTf, type Layout } from './params.js';
+import { readWeightFile, writeWeightFile, type WeightFileKind } from './weight-file.js';
 import { toModelFrame } from '../image/resize.js';
 
 export const STATE_READER_FORMAT = 'selfflow-wm/state-reader@1';
@@ -90,10 +90,6 @@ export function toReadStates(raw: Float32Array | number[], c: StateReaderConfig)
   return out;
 }
 
-export function writeStateReader(path: string, c: StateReaderConfig, tensors: TensorMap, extra: Record<string, string> = {}): void {
-  writeSafetensors(path, tensors, { format: STATE_READER_FORMAT, config: JSON.stringify(c), ...extra });
-}
-
 function checkConfig(c: StateReaderConfig, where: string): void {
   const ints = ['imageHeight', 'imageWidth', 'patch', 'channels', 'hidden'] as const;
   for (const k of ints)
@@ -107,20 +103,19 @@ function checkConfig(c: StateReaderConfig, where: string): void {
   if (!(c.fullOpening > 0)) throw new UserError(`${where}: config field 'fullOpening' must be a positive number of metres`);
 }
 
+const FILE_KIND: WeightFileKind<StateReaderConfig> = {
+  format: STATE_READER_FORMAT,
+  what: 'a selfflow-wm state reader',
+  check: checkConfig,
+  layout: stateReaderLayout,
+};
+
+export function writeStateReader(path: string, c: StateReaderConfig, tensors: TensorMap, extra: Record<string, string> = {}): void {
+  writeWeightFile(path, FILE_KIND, c, tensors, extra);
+}
+
 export function readStateReaderFile(path: string): { cfg: StateReaderConfig; tensors: TensorMap; metadata: Record<string, string> } {
-  const { tensors, metadata } = readSafetensors(path);
-  if (metadata.format !== STATE_READER_FORMAT)
-    throw new UserError(`${path}: not a selfflow-wm state reader (metadata.format is '${metadata.format ?? 'absent'}')`);
-  let cfg: StateReaderConfig;
-  try {
-    cfg = JSON.parse(metadata.config ?? 'null') as StateReaderConfig;
-  } catch {
-    throw new UserError(`${path}: metadata.config is not JSON`);
-  }
-  checkConfig(cfg, `${path} (metadata.config)`);
-  const problems = checkAgainstLayout(tensors, stateReaderLayout(cfg));
-  if (problems.length) throw new UserError(`${path}: weights do not match their config:\n  ${problems.slice(0, 10).join('\n  ')}`);
-  return { cfg, tensors, metadata };
+  return readWeightFile(path, FILE_KIND);
 }
 
 /** Reads pictures with trained weights; `read` takes RGB uint8 pictures of any size. */

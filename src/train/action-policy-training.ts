@@ -26,9 +26,9 @@ import {
   STATE_DIM,
   type ActionPolicyConfig,
 } from '../model/action-policy.js';
-import { toHost, toTf } from '../model/params.js';
+import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { Rng } from '../util/rng.js';
-import { AdamW, DEFAULT_ADAMW, learningRate } from './adamw.js';
+import { fitSmallNet } from './small-net-fit.js';
 import { pictureBatch } from './picture-batch.js';
 import { CLOSEDNESS_FEATURE, meanStd, POSITION_FEATURE, stateField } from './state-reader-training.js';
 
@@ -155,7 +155,7 @@ export interface PolicyErrors {
   chunk: number;
 }
 
-function tensors(s: PolicySamples, cfg: ActionPolicyConfig, rows: number[], shift?: { rng: Rng; max: number }) {
+function batchTensors(s: PolicySamples, cfg: ActionPolicyConfig, rows: number[], shift?: { rng: Rng; max: number }) {
   const a = s.actionDim * s.chunk;
   return {
     images: pictureBatch(s.pixels, rows, s.height, s.width, shift),
@@ -177,7 +177,7 @@ function tensors(s: PolicySamples, cfg: ActionPolicyConfig, rows: number[], shif
 }
 
 /** Flow matching: x_t = (1 - t) noise + t chunk, velocity target chunk - noise. */
-function flowLoss(p: Record<string, tf.Tensor>, cfg: ActionPolicyConfig, b: ReturnType<typeof tensors>, rng: Rng): tf.Scalar {
+function flowLoss(p: Record<string, tf.Tensor>, cfg: ActionPolicyConfig, b: ReturnType<typeof batchTensors>, rng: Rng): tf.Scalar {
   return tf.tidy(() => {
     const n = b.target.shape[0];
     const noise = seededNormal(b.target.shape, rng.int(1 << 30)) as tf.Tensor2D;
@@ -193,7 +193,7 @@ export async function trainActionPolicy(
   s: PolicySamples,
   stats: ActionStats,
   o: PolicyTrainOptions,
-): Promise<{ cfg: ActionPolicyConfig; tensors: Awaited<ReturnType<typeof toHost>>; errors: PolicyErrors }> {
+): Promise<{ cfg: ActionPolicyConfig; tensors: TensorMap; errors: PolicyErrors }> {
   const train = s.val.flatMap((v, i) => (v ? [] : [i]));
   const held = s.val.flatMap((v, i) => (v ? [i] : []));
   if (!train.length) throw new UserError('action policy: every episode fell into the validation split; add episodes');
@@ -210,30 +210,17 @@ export async function trainActionPolicy(
     stateStd: norm.map((m) => m[1]),
     fullOpening: o.fullOpening,
   };
-  const init = toTf(actionPolicyInit(cfg, o.seed));
-  const vars: Record<string, tf.Variable> = {};
-  for (const [name, t] of Object.entries(init)) vars[name] = tf.variable(t, true);
-  tf.dispose(Object.values(init));
-  const adam = new AdamW({ ...DEFAULT_ADAMW, weightDecay: 1e-4 });
-  const rng = new Rng(o.seed);
-  try {
-    for (let step = 0; step < o.steps; step++) {
-      const rows = Array.from({ length: o.batchSize }, () => train[Math.floor(rng.uniform(0, train.length))]!);
-      const b = tensors(s, cfg, rows, o.shift > 0 ? { rng, max: o.shift } : undefined);
-      const { value, grads } = tf.variableGrads(() => flowLoss(vars, cfg, b, rng), Object.values(vars));
-      const byName: Record<string, tf.Tensor> = {};
-      for (const [name, v] of Object.entries(vars)) byName[name] = grads[v.name]!;
-      adam.apply(vars, byName, learningRate(step, o.lr, Math.min(100, o.steps / 10), o.steps));
-      const loss = value.dataSync()[0]!;
-      tf.dispose([value, ...Object.values(b), ...Object.values(byName)]);
-      o.onProgress?.(step + 1, loss);
-    }
-    const errors = policyErrors(vars, cfg, s, held.length ? held : train, o.seed);
-    return { cfg, tensors: await toHost(vars), errors };
-  } finally {
-    adam.dispose();
-    tf.dispose(Object.values(vars));
-  }
+  const { tensors, result } = await fitSmallNet(
+    actionPolicyInit(cfg, o.seed),
+    train,
+    o,
+    (rows, rng) => {
+      const b = batchTensors(s, cfg, rows, o.shift > 0 ? { rng, max: o.shift } : undefined);
+      return { loss: (vars) => flowLoss(vars, cfg, b, rng), inputs: Object.values(b) };
+    },
+    (vars) => policyErrors(vars, cfg, s, held.length ? held : train, o.seed),
+  );
+  return { cfg, tensors, errors: result };
 }
 
 /** Held-out figures on up to 2,000 samples spread over `rows`. */
@@ -252,7 +239,7 @@ export function policyErrors(
   const rng = new Rng(seed + 1);
   for (let i = 0; i < picked.length; i += 256) {
     const part = picked.slice(i, i + 256);
-    const b = tensors(s, cfg, part);
+    const b = batchTensors(s, cfg, part);
     const l = flowLoss(params, cfg, b, rng);
     loss += l.dataSync()[0]! * part.length;
     const sampled = tf.tidy(() =>

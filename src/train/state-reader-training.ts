@@ -11,10 +11,9 @@ import { resizeRgb } from '../image/resize.js';
 import { readEpisodes, recordWhere, stepRow, type Episode } from '../data/rlds.js';
 import { isValEpisode, toBytes } from '../data/windows.js';
 import { UserError } from '../core/errors.js';
-import { toTf, toHost } from '../model/params.js';
+import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { DEFAULT_STATE_READER, stateReaderForward, stateReaderInit, toReadStates, type StateReaderConfig } from '../model/state-reader.js';
-import { Rng } from '../util/rng.js';
-import { AdamW, DEFAULT_ADAMW, learningRate } from './adamw.js';
+import { fitSmallNet } from './small-net-fit.js';
 import { pictureBatch } from './picture-batch.js';
 
 /**
@@ -131,7 +130,7 @@ const batchImages = (s: ReaderSamples, rows: number[]) => pictureBatch(s.pixels,
 export async function trainStateReader(
   s: ReaderSamples,
   o: ReaderTrainOptions,
-): Promise<{ cfg: StateReaderConfig; tensors: Awaited<ReturnType<typeof toHost>>; errors: ReaderErrors }> {
+): Promise<{ cfg: StateReaderConfig; tensors: TensorMap; errors: ReaderErrors }> {
   const train = s.val.flatMap((v, i) => (v ? [] : [i]));
   const held = s.val.flatMap((v, i) => (v ? [i] : []));
   if (!train.length) throw new UserError('state reader: every episode fell into the validation split; add episodes');
@@ -144,15 +143,11 @@ export async function trainStateReader(
     positionStd: stats.map((m) => m[1]) as [number, number, number],
     fullOpening: o.fullOpening,
   };
-  const init = toTf(stateReaderInit(cfg, o.seed));
-  const vars: Record<string, tf.Variable> = {};
-  for (const [name, t] of Object.entries(init)) vars[name] = tf.variable(t, true);
-  tf.dispose(Object.values(init));
-  const adam = new AdamW({ ...DEFAULT_ADAMW, weightDecay: 1e-4 });
-  const rng = new Rng(o.seed);
-  try {
-    for (let step = 0; step < o.steps; step++) {
-      const rows = Array.from({ length: o.batchSize }, () => train[Math.floor(rng.uniform(0, train.length))]!);
+  const { tensors, result } = await fitSmallNet(
+    stateReaderInit(cfg, o.seed),
+    train,
+    o,
+    (rows) => {
       const images = batchImages(s, rows);
       const target = tf.tensor2d(
         rows.flatMap((r) => [0, 1, 2].map((k) => (s.positions[r * 3 + k]! - cfg.positionMean[k]!) / cfg.positionStd[k]!)),
@@ -162,25 +157,17 @@ export async function trainStateReader(
         rows.map((r) => s.closedness[r]!),
         [rows.length, 1],
       );
-      const { value, grads } = tf.variableGrads(() => {
+      const loss = (vars: Record<string, tf.Variable>) => {
         const out = stateReaderForward(vars, cfg, images);
         const pos = tf.losses.meanSquaredError(target, out.slice([0, 0], [-1, 3]));
         const grip = tf.losses.sigmoidCrossEntropy(closed, out.slice([0, 3], [-1, 1]));
         return tf.add(pos, tf.mul(grip, CLOSEDNESS_WEIGHT)) as tf.Scalar;
-      }, Object.values(vars));
-      const byName: Record<string, tf.Tensor> = {};
-      for (const [name, v] of Object.entries(vars)) byName[name] = grads[v.name]!;
-      adam.apply(vars, byName, learningRate(step, o.lr, Math.min(100, o.steps / 10), o.steps));
-      const loss = value.dataSync()[0]!;
-      tf.dispose([value, images, target, closed, ...Object.values(byName)]);
-      o.onProgress?.(step + 1, loss);
-    }
-    const errors = readerErrors(vars, cfg, s, held.length ? held : train);
-    return { cfg, tensors: await toHost(vars), errors };
-  } finally {
-    adam.dispose();
-    tf.dispose(Object.values(vars));
-  }
+      };
+      return { loss, inputs: [images, target, closed] };
+    },
+    (vars) => readerErrors(vars, cfg, s, held.length ? held : train),
+  );
+  return { cfg, tensors, errors: result };
 }
 
 export function readerErrors(params: Record<string, tf.Tensor>, cfg: StateReaderConfig, s: ReaderSamples, rows: number[]): ReaderErrors {
