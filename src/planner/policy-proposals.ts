@@ -49,13 +49,14 @@ export class PolicyProposals {
     const a = c.actionNames.length;
     const sampled = tf.tidy(() => {
       const picture = toModelFrame({ data: obs.image, width: obs.width, height: obs.height }, c.imageHeight, c.imageWidth);
-      const images = tf.tensor4d(picture, [1, c.imageHeight, c.imageWidth, 3]).tile([n, 1, 1, 1]) as tf.Tensor4D;
-      const state = tf.tensor2d(policyState(c, obs), [1, 4]).tile([n, 1]) as tf.Tensor2D;
+      const images = tf.tensor4d(picture, [1, c.imageHeight, c.imageWidth, 3]);
+      const state = tf.tensor2d(policyState(c, obs), [1, 4]);
       const lang = instruction ? embedInstruction(instruction) : new Float32Array(c.languageDim);
       if (lang.length !== c.languageDim)
         throw new UserError(`the action policy takes ${c.languageDim}-value instruction embeddings, the instruction gives ${lang.length}`);
-      const language = tf.tensor2d(lang, [1, c.languageDim]).tile([n, 1]) as tf.Tensor2D;
-      const cond = policyCondition(this.params, c, images, state, language);
+      const language = tf.tensor2d(lang, [1, c.languageDim]);
+      // One picture, one condition: encoded once and shared by the n samples.
+      const cond = policyCondition(this.params, c, images, state, language).tile([n, 1]) as tf.Tensor2D;
       return sampleChunks(this.params, c, cond, tf.mul(this.noise, seededNormal([n, c.chunk * a], seed)) as tf.Tensor2D);
     });
     const chunks = sampled.dataSync() as Float32Array;

@@ -287,7 +287,13 @@ export async function loadWorldModelPlanning(
     const w = loadInferenceWeights(checkpoint);
     if (!w.manifest) throw new UserError(`${checkpoint}: planning needs a run directory (its run.json holds the action statistics)`);
     const reading = loadGoalStateReading(preset, checkpoint);
-    const policy = loadPolicyProposals(preset, checkpoint, w.manifest.actionStats.names);
+    let policy: PolicyProposals | undefined;
+    try {
+      policy = loadPolicyProposals(preset, checkpoint, w.manifest.actionStats.names);
+    } catch (e) {
+      reading?.dispose();
+      throw e;
+    }
     planning = new WorldModelPlanning(
       toTf(w.tensors),
       w.cfg,

@@ -28,7 +28,7 @@ import {
 } from '../model/action-policy.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { Rng } from '../util/rng.js';
-import { fitSmallNet } from './small-net-fit.js';
+import { fitSmallNet, trainAndHeld } from './small-net-fit.js';
 import { pictureBatch } from './picture-batch.js';
 import { CLOSEDNESS_FEATURE, meanStd, POSITION_FEATURE, stateField } from './state-reader-training.js';
 
@@ -78,6 +78,8 @@ export async function policySamples(o: PolicySampleOptions): Promise<PolicySampl
   const names = actionNames(o.card);
   if (names.join(',') !== o.stats.names.join(','))
     throw new UserError(`the world model acts in [${o.stats.names.join(', ')}], card '${o.card.name}' records [${names.join(', ')}]`);
+  const languageFeature = o.card.language_embedding;
+  if (!languageFeature) throw new UserError(`card '${o.card.name}' names no language embedding; ${WHO} is conditioned on one`);
   const a = names.length;
   const s: PolicySamples = {
     height: o.height,
@@ -104,9 +106,7 @@ export async function policySamples(o: PolicySampleOptions): Promise<PolicySampl
       const images = ep.fields.get(o.card.image)!.values as Uint8Array[];
       const pose = stateField(ep, POSITION_FEATURE, 3, WHO);
       const closed = stateField(ep, CLOSEDNESS_FEATURE, 1, WHO);
-      if (!o.card.language_embedding)
-        throw new UserError(`card '${o.card.name}' names no language embedding; ${WHO} is conditioned on one`);
-      const langField = stateField(ep, o.card.language_embedding, 1, WHO);
+      const langField = stateField(ep, languageFeature, 1, WHO);
       const lang = Float32Array.from(stepRow(langField, 0));
       s.embeddings.push(lang);
       const actions = Array.from({ length: ep.steps }, (_, t) => normaliseActions(o.stats, rawActionAt(o.card, ep, t)));
@@ -194,8 +194,7 @@ export async function trainActionPolicy(
   stats: ActionStats,
   o: PolicyTrainOptions,
 ): Promise<{ cfg: ActionPolicyConfig; tensors: TensorMap; errors: PolicyErrors }> {
-  const train = s.val.flatMap((v, i) => (v ? [] : [i]));
-  const held = s.val.flatMap((v, i) => (v ? [i] : []));
+  const { train, held } = trainAndHeld(s.val);
   if (!train.length) throw new UserError('action policy: every episode fell into the validation split; add episodes');
   const norm = Array.from({ length: STATE_DIM }, (_, k) => meanStd(s.states, STATE_DIM, k, train));
   const cfg: ActionPolicyConfig = {

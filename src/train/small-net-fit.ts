@@ -9,6 +9,11 @@ import { toHost, toTf } from '../model/params.js';
 import { Rng } from '../util/rng.js';
 import { AdamW, DEFAULT_ADAMW, learningRate } from './adamw.js';
 
+/** Sample indices split by their episodes' validation flags: trained on, and held out. */
+export function trainAndHeld(val: boolean[]): { train: number[]; held: number[] } {
+  return { train: val.flatMap((v, i) => (v ? [] : [i])), held: val.flatMap((v, i) => (v ? [i] : [])) };
+}
+
 export interface SmallNetFitOptions {
   steps: number;
   batchSize: number;

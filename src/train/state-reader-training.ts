@@ -13,7 +13,7 @@ import { isValEpisode, toBytes } from '../data/windows.js';
 import { UserError } from '../core/errors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { DEFAULT_STATE_READER, stateReaderForward, stateReaderInit, toReadStates, type StateReaderConfig } from '../model/state-reader.js';
-import { fitSmallNet } from './small-net-fit.js';
+import { fitSmallNet, trainAndHeld } from './small-net-fit.js';
 import { pictureBatch } from './picture-batch.js';
 
 /**
@@ -131,8 +131,7 @@ export async function trainStateReader(
   s: ReaderSamples,
   o: ReaderTrainOptions,
 ): Promise<{ cfg: StateReaderConfig; tensors: TensorMap; errors: ReaderErrors }> {
-  const train = s.val.flatMap((v, i) => (v ? [] : [i]));
-  const held = s.val.flatMap((v, i) => (v ? [i] : []));
+  const { train, held } = trainAndHeld(s.val);
   if (!train.length) throw new UserError('state reader: every episode fell into the validation split; add episodes');
   const stats = [0, 1, 2].map((k) => meanStd(s.positions, 3, k, train));
   const cfg: StateReaderConfig = {
