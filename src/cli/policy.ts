@@ -4,10 +4,10 @@ import { describeChoice, initBackend } from '../backend/backends.js';
 import { readRunManifest } from '../core/run-manifest.js';
 import { UserError } from '../core/errors.js';
 import { ACTION_POLICY_FILE, writeActionPolicy } from '../model/action-policy.js';
-import { Progress } from '../util/progress.js';
 import { checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { parseImageSize } from './model.js';
+import { CHECKPOINT_EVERY_OPTION, runFingerprint, smallNetRun } from './small-net-run.js';
 
 export const modelTrainPolicyCommand: Command = {
   name: 'model train-policy',
@@ -44,6 +44,7 @@ export const modelTrainPolicyCommand: Command = {
       default: '0.1',
     },
     seed: { type: 'string', arg: 'S', description: 'initialisation, noise and batch order', default: '0' },
+    'checkpoint-every': CHECKPOINT_EVERY_OPTION,
     json: { type: 'boolean', description: 'print the validation figures as JSON' },
     backend: BACKEND_OPTION,
   },
@@ -87,7 +88,7 @@ export const modelTrainPolicyCommand: Command = {
       `action policy: ${samples.episodes.kept} episodes, ${samples.pixels.length - held} training steps, ${held} held out${dropped}` +
         (corrupt ? `, ${corrupt} corrupt record(s) skipped` : ''),
     );
-    const progress = new Progress('train-policy', steps!);
+    const run = smallNetRun('train-policy', steps!, out, int(opts, 'checkpoint-every'), runFingerprint(opts, samples.pixels.length));
     const r = await trainActionPolicy(samples, stats, {
       steps: steps!,
       batchSize: batchSize!,
@@ -95,12 +96,14 @@ export const modelTrainPolicyCommand: Command = {
       seed: int(opts, 'seed'),
       fullOpening: num(opts, 'full-opening'),
       shift: shift!,
-      onProgress: (s, loss) => progress.update(s, `loss ${loss.toFixed(4)}`),
+      resume: run.resume,
+      onProgress: run.onProgress,
     });
-    progress.finish();
+    run.finish();
     if (!Number.isFinite(r.errors.flowLoss))
       throw new UserError('action policy: training diverged (held-out loss is not finite); try a lower --lr');
     writeActionPolicy(out, r.cfg, r.tensors, { data: dirs.join(','), steps: String(steps), model: modelDir });
+    run.written();
     const e = r.errors;
     if (bool(opts, 'json')) console.log(JSON.stringify({ out, errors: e }, null, 2));
     else {

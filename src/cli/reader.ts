@@ -2,10 +2,10 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { STATE_READER_FILE, writeStateReader } from '../model/state-reader.js';
-import { Progress } from '../util/progress.js';
 import { checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { parseImageSize } from './model.js';
+import { CHECKPOINT_EVERY_OPTION, runFingerprint, smallNetRun } from './small-net-run.js';
 
 export const modelTrainReaderCommand: Command = {
   name: 'model train-reader',
@@ -36,6 +36,7 @@ export const modelTrainReaderCommand: Command = {
       default: '0.1',
     },
     seed: { type: 'string', arg: 'S', description: 'initialisation and batch order', default: '0' },
+    'checkpoint-every': CHECKPOINT_EVERY_OPTION,
     json: { type: 'boolean', description: 'print the validation errors as JSON' },
     backend: BACKEND_OPTION,
   },
@@ -74,17 +75,19 @@ export const modelTrainReaderCommand: Command = {
     console.error(
       `state reader: ${samples.pixels.length - held} training pictures, ${held} held out${corrupt ? `, ${corrupt} corrupt record(s) skipped` : ''}`,
     );
-    const progress = new Progress('train-reader', steps);
+    const run = smallNetRun('train-reader', steps, out, int(opts, 'checkpoint-every'), runFingerprint(opts, samples.pixels.length));
     const r = await trainStateReader(samples, {
       steps,
       batchSize,
       lr: num(opts, 'lr'),
       seed: int(opts, 'seed'),
       fullOpening: num(opts, 'full-opening'),
-      onProgress: (s, loss) => progress.update(s, `loss ${loss.toFixed(4)}`),
+      resume: run.resume,
+      onProgress: run.onProgress,
     });
-    progress.finish();
+    run.finish();
     writeStateReader(out, r.cfg, r.tensors, { data: dirs.join(','), steps: String(steps) });
+    run.written();
     const e = r.errors;
     if (bool(opts, 'json')) console.log(JSON.stringify({ out, errors: e }, null, 2));
     else {

@@ -28,7 +28,7 @@ import {
 } from '../model/action-policy.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { Rng } from '../util/rng.js';
-import { fitSmallNet, trainAndHeld } from './small-net-fit.js';
+import { fitSmallNet, trainAndHeld, type SmallNetFitOptions } from './small-net-fit.js';
 import { pictureBatch } from './picture-batch.js';
 import { CLOSEDNESS_FEATURE, meanStd, POSITION_FEATURE, stateField } from './state-reader-training.js';
 
@@ -133,17 +133,12 @@ export async function policySamples(o: PolicySampleOptions): Promise<PolicySampl
   return s;
 }
 
-export interface PolicyTrainOptions {
-  steps: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
+export interface PolicyTrainOptions extends SmallNetFitOptions {
   fullOpening: number;
   /** Random shift of training pictures, pixels each way. */
   shift: number;
   /** Network sizes other than DEFAULT_ACTION_POLICY's (tests train small ones). */
   net?: Partial<Pick<ActionPolicyConfig, 'patch' | 'channels' | 'hidden' | 'flowSteps'>>;
-  onProgress?: (step: number, loss: number) => void;
 }
 
 /** Held-out figures: the flow loss, and how far sampled chunks land from the recorded ones (normalised units, mean |difference|). */

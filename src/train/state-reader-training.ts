@@ -13,7 +13,7 @@ import { isValEpisode, toBytes } from '../data/windows.js';
 import { UserError } from '../core/errors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { DEFAULT_STATE_READER, stateReaderForward, stateReaderInit, toReadStates, type StateReaderConfig } from '../model/state-reader.js';
-import { fitSmallNet, trainAndHeld } from './small-net-fit.js';
+import { fitSmallNet, trainAndHeld, type SmallNetFitOptions } from './small-net-fit.js';
 import { pictureBatch } from './picture-batch.js';
 
 /**
@@ -93,13 +93,8 @@ export async function readerSamples(o: SampleOptions): Promise<ReaderSamples> {
   };
 }
 
-export interface ReaderTrainOptions {
-  steps: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
+export interface ReaderTrainOptions extends SmallNetFitOptions {
   fullOpening: number;
-  onProgress?: (step: number, loss: number) => void;
 }
 
 /** Mean absolute errors on the held-out pictures. */

@@ -4,7 +4,7 @@
  * planner's proposal source (layout, horizon, seeds, the state it reads), on bad files, and end to
  * end from simulator episodes through `model train-policy`.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -202,12 +202,24 @@ describe('the action policy', () => {
       '--val-fraction',
       '0',
     ];
-    const r = await runCli([...args, '--successful-only', '--backend', 'wasm']);
+    const r = await runCli([...args, '--successful-only', '--checkpoint-every', '1', '--backend', 'wasm']);
     expect([r.code, r.err]).toEqual([0, expect.stringMatching(/action policy: 2 episodes, \d+ training steps/)]);
+    // The resume file is written every step and removed once the policy is written.
+    const resumeFile = join(model, 'action-policy.resume.safetensors');
+    expect(existsSync(resumeFile)).toBe(false);
     expect(r.out).toMatch(/held-out .*flow loss [\d.]+; first action's mean \|error\| .*world_vector\.x [\d.]+/);
     const { cfg } = readActionPolicyFile(join(model, ACTION_POLICY_FILE));
     expect(cfg).toMatchObject({ imageHeight: 32, imageWidth: 40, chunk: 4, fullOpening: 0.1 });
     const { readRunManifest } = await import('../../src/core/run-manifest.js');
     expect(cfg.actionNames).toEqual(readRunManifest(model).actionStats.names);
+
+    // A resume file left by a run with other flags is refused, naming the file, not overwritten.
+    writeFileSync(resumeFile, serializeSafetensors(new Map(), { format: 'selfflow-wm/small-net-resume@1', fingerprint: '{}', step: '1' }));
+    const stale = await runCli([...args, '--successful-only', '--backend', 'wasm']);
+    expect([stale.code, stale.err]).toEqual([
+      1,
+      expect.stringContaining(`${resumeFile}: the resume file of a run with other flags or data`),
+    ]);
+    expect(existsSync(resumeFile)).toBe(true);
   }, 120_000);
 });
