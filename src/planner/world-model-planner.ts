@@ -108,7 +108,16 @@ export class WorldModelPlanModel implements ShareableModel {
     if (!goal.images.length) throw new Error('goal has no image');
     this.setInstruction(goal.instruction);
     const ctx = tf.stack(this.pushFrame(obs)) as tf.Tensor4D;
-    this.net.setContext(ctx);
+    // The context is encoded when the plan first imagines or queries the model: a plan whose actions
+    // come from the action policy alone (kind "policy", proposer "policy") never runs the world model.
+    const net = this.net;
+    let encoded = false;
+    const encodeContext = () => {
+      if (encoded) return;
+      encoded = true;
+      net.setContext(ctx);
+      ctx.dispose();
+    };
     if (goal !== this.goalRef) {
       const g = observationToTensor(goal.images[goal.images.length - 1]!, this.cfg.imageHeight, this.cfg.imageWidth);
       this.net.setGoal(g);
@@ -118,9 +127,8 @@ export class WorldModelPlanModel implements ShareableModel {
     }
     // One flow-noise seed per plan: candidate i of every iteration is imagined from row i of the same noise.
     const seed = rng.int(1 << 30);
-    const net = this.net;
     const frames = ctx.dataSync() as Float32Array;
-    ctx.dispose();
+    const futures = worldModelFutures(net, this.stats, horizon, seed, gripperPosition(obs));
     let proposed: { n: number; values: Float32Array } | undefined;
     const shared = {
       frames,
@@ -132,25 +140,32 @@ export class WorldModelPlanModel implements ShareableModel {
       horizon,
     };
     return {
-      predict: worldModelFutures(net, this.stats, horizon, seed, gripperPosition(obs)),
+      predict: (c, n, share) => {
+        encodeContext();
+        return futures(c, n, share);
+      },
       shared: () => shared,
       // One proposal seed per plan too, so a plan's proposals are the same in every iteration: drawn once, handed out again.
       proposals: this.policy
         ? this.policy.source(obs, this.instruction, horizon, seed + 1)
         : async (n) => {
+            encodeContext();
             if (proposed?.n !== n) proposed = { n, values: net.propose(n, horizon, seed + 1) };
             return proposed.values.slice();
           },
       imagine: this.imagine
         ? (best) => {
+            encodeContext();
             const frames = net.imagineFrames(best, 1, horizon, seed);
             const images = tensorToImages(frames);
             frames.dispose();
             return images;
           }
         : undefined,
-      // The context cache stays until the next plan or imagineSequences replaces it.
-      dispose() {},
+      // The context cache stays until the next plan or imagineSequences replaces it; an unencoded context is freed.
+      dispose() {
+        if (!encoded) ctx.dispose();
+      },
     };
   }
 

@@ -3,7 +3,7 @@
  * gives the costs of the whole batch, a seeded plan chooses the same actions on 2 threads as on 1,
  * and a scoring worker that dies or hangs is a planning error (the safe plan), never a hang.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Worker } from 'node:worker_threads';
 import { firstValueFrom, of } from 'rxjs';
 import * as tf from '@tensorflow/tfjs';
@@ -104,10 +104,19 @@ describe('a batch split over scoring workers', () => {
     pool?.dispose();
   });
 
-  it('imagines each row of a share from the noise of its row in the whole batch', () => {
+  it("encodes a plan's context once, when it first imagines, and imagines each row of a share from the noise of its row in the whole batch", () => {
     const c = candidates(6, 2, 1);
     const net = planning.model.net;
+    // A plan encodes its context only when it first imagines: a plan that never does runs no model.
+    const encodes = vi.spyOn(net, 'setContext');
     planning.model.rollout(obs, goal, 2, new Rng(4)).dispose();
+    expect(encodes).not.toHaveBeenCalled();
+    const r = planning.model.rollout(obs, goal, 2, new Rng(4));
+    r.predict(c, 1).frames.dispose();
+    r.predict(c, 1).frames.dispose();
+    r.dispose();
+    expect(encodes).toHaveBeenCalledTimes(1);
+    encodes.mockRestore();
     const whole = net.imagineFrames(c, 6, 2, 77);
     const tail = net.imagineFrames(c.subarray(4 * 14), 2, 2, 77, { offset: 4, total: 6 });
     const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(whole.slice([4], [2]), tail))).dataSync()[0]!);
