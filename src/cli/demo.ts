@@ -49,6 +49,10 @@ export const demoCommand: Command = {
       log: (l) => console.log(l),
       ...episodeSetup(opts),
     });
+    if (r.excluded) {
+      planning.dispose();
+      throw new UserError(`${task} seed ${seed}: ${r.excluded}; this layout has no goal pictures, pick another --seed`);
+    }
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(
       `${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} after ${r.steps} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms`,

@@ -1,3 +1,4 @@
+import { UserError } from '../core/errors.js';
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { percentile } from '../util/stats.js';
 import { writeGif } from '../image/gif.js';
@@ -45,6 +46,10 @@ export const planCommand: Command = {
       log: (l) => console.log(l),
       ...episodeSetup(opts),
     });
+    if (r.excluded) {
+      planning.dispose();
+      throw new UserError(`${task} seed ${seed}: ${r.excluded}; this layout has no goal pictures, pick another --seed`);
+    }
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     console.log(
       `${r.success ? 'success' : 'failure'}: stage ${r.stagesDone}/${r.stageCount} in ${r.steps} steps; planning latency p50 ${percentile(sorted, 50).toFixed(0)} ms, p95 ${percentile(sorted, 95).toFixed(0)} ms; safe actions ${r.safeActions}`,

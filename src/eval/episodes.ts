@@ -43,6 +43,7 @@ export class EpisodeRunner {
       steps: r.steps,
       latenciesMs: r.latenciesMs,
       safeActions: r.safeActions,
+      ...(r.excluded ? { excluded: r.excluded } : {}),
       frames: r.frames,
     };
   }

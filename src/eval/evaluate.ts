@@ -214,7 +214,7 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
     outcomes.push(r);
     progress.update(
       outcomes.length,
-      `${r.policy} ${r.task} seed ${r.seed}: ${r.success ? 'success' : `stage ${r.stagesDone}/${r.stageCount}`}`,
+      `${r.policy} ${r.task} seed ${r.seed}: ${r.excluded ? 'excluded, no goal pictures' : r.success ? 'success' : `stage ${r.stagesDone}/${r.stageCount}`}`,
     );
   };
   if (o.workers > 1 && todo.length > 1) await runInWorkers(todo, o, onDone);
@@ -229,7 +229,7 @@ export async function evaluate(o: EvalOptions): Promise<Report> {
       for (const policy of o.policies) {
         for (const task of o.tasks) {
           const fails = outcomes
-            .filter((r) => r.policy === policy && r.task === task && !r.success)
+            .filter((r) => r.policy === policy && r.task === task && !r.success && !r.excluded)
             .sort((a, b) => a.seed - b.seed)
             .slice(0, o.failureGifs);
           for (const f of fails) {

@@ -30,9 +30,12 @@ export interface TaskSummary {
   latency_ms: { p50: number; p95: number };
   safe_actions: number;
   seeds: number[];
+  /** Seeds not run because the expert replay that makes their goal pictures failed; in no figure above. */
+  excluded_seeds: number[];
 }
 
-export function summariseTask(task: string, eps: EpisodeOutcome[]): TaskSummary {
+export function summariseTask(task: string, all: EpisodeOutcome[]): TaskSummary {
+  const eps = all.filter((e) => !e.excluded);
   const n = eps.length;
   const k = eps.filter((e) => e.success).length;
   const stages = eps[0]?.stageCount ?? 0;
@@ -49,6 +52,10 @@ export function summariseTask(task: string, eps: EpisodeOutcome[]): TaskSummary 
     latency_ms: { p50: lat.length ? percentile(lat, 50) : 0, p95: lat.length ? percentile(lat, 95) : 0 },
     safe_actions: eps.reduce((s, e) => s + e.safeActions, 0),
     seeds: eps.map((e) => e.seed).sort((a, b) => a - b),
+    excluded_seeds: all
+      .filter((e) => e.excluded)
+      .map((e) => e.seed)
+      .sort((a, b) => a - b),
   };
 }
 

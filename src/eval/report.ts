@@ -75,6 +75,14 @@ export function reportMarkdown(r: Report): string {
     );
   }
   lines.push(`| **average** | ${pols.map((p) => pct(r.policies[p]!.average_success_rate)).join(' | ')} |${' |'.repeat(4 * pols.length)}`);
+  const excluded = pols.flatMap((p) =>
+    tasks.flatMap((t) => {
+      const seeds = r.policies[p]!.tasks[t]!.excluded_seeds ?? [];
+      return seeds.length ? [`${p} ${t}: seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}`] : [];
+    }),
+  );
+  if (excluded.length)
+    lines.push('', `Not run, and in no figure above: the expert replay that makes the goal pictures failed on ${excluded.join('; ')}.`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -10,7 +10,8 @@ import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
-import { subgoals, subgoalsFrom, type GoalGranularity } from '../sim/goals.js';
+import { ExpertReplayFailed, subgoals, subgoalsFrom, type GoalGranularity, type Subgoal } from '../sim/goals.js';
+import { taskByName } from '../sim/tasks.js';
 import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
 import { recordGoalReads } from './goal-reads.js';
 import type { GoalStateReading } from './goal-state-reading.js';
@@ -43,6 +44,11 @@ export interface EpisodeStats {
   /** Per-step decision latency (planning time for the world model; act() time for scripted policies). */
   latenciesMs: number[];
   safeActions: number;
+  /**
+   * Why the episode was not run: the expert replay that makes its goal pictures failed on this
+   * layout. Such an episode counts in no success rate; the report lists it.
+   */
+  excluded?: string;
 }
 
 export interface EpisodeResult extends EpisodeStats {
@@ -154,8 +160,26 @@ export async function runPlannedEpisode(
   seed: number,
   opts: PlannedEpisodeOptions = {},
 ): Promise<EpisodeResult> {
+  let board: Subgoal[];
+  try {
+    board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
+  } catch (e) {
+    if (!(e instanceof ExpertReplayFailed)) throw e;
+    const stageCount = taskByName(task).stages.length;
+    return {
+      task,
+      seed,
+      success: false,
+      stagesDone: 0,
+      stageCount,
+      steps: 0,
+      latenciesMs: [],
+      safeActions: 0,
+      frames: [],
+      excluded: e.message,
+    };
+  }
   const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w, shadows: opts.shadows });
-  const board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
   planning.reset(seed);
   let r = env.reset(seed);
   planning.attach?.(env);

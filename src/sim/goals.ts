@@ -88,6 +88,11 @@ export async function subgoalsFrom(
   }
 }
 
+/** The scripted expert's replay, which makes the goal pictures, did not finish the task: this layout has no storyboard. */
+export class ExpertReplayFailed extends Error {
+  override name = 'ExpertReplayFailed';
+}
+
 function recordStoryboard(env: SimEnv, first: StepResult, seed: number, fromPhase: number, granularity: GoalGranularity): Subgoal[] {
   const task = env.task.name;
   const policy = makeScriptedPolicy('expert', task, seed) as ScriptedExpert;
@@ -154,7 +159,7 @@ function recordStoryboard(env: SimEnv, first: StepResult, seed: number, fromPhas
     }
   }
   if (!r.success)
-    throw new Error(
+    throw new ExpertReplayFailed(
       `expert did not complete ${task} on seed ${seed} (stage ${r.stagesDone}/${r.stageCount}${fromPhase ? `, starting at phase ${fromPhase}` : ''}); no goal images`,
     );
   if (granularity === 'stage') return stageGoals;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { evaluate, readFinished } from '../../src/eval/evaluate.js';
 import { summariseTask, wilson, type EpisodeOutcome } from '../../src/eval/metrics.js';
+import { buildReport, reportMarkdown } from '../../src/eval/report.js';
 import { collect } from '../../src/sim/collect.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -43,6 +44,18 @@ describe('report arithmetic', () => {
     expect(s.avg_completed_stages).toBe(1.5);
     expect(s.seeds).toEqual([0, 1, 2, 3]);
     expect(s.latency_ms).toEqual({ p50: 1, p95: 9 });
+  });
+
+  it('an episode whose goal pictures could not be made counts in no figure, and the report names its seed', () => {
+    const eps = [
+      ep({ stagesDone: 3, success: true, seed: 0 }),
+      ep({ seed: 1, steps: 0, latenciesMs: [], excluded: 'expert did not complete' }),
+    ];
+    const s = summariseTask('drawer-chain', eps);
+    expect([s.episodes, s.successes, s.success_rate, s.seeds, s.excluded_seeds]).toEqual([1, 1, 1, [0], [1]]);
+    const md = reportMarkdown(buildReport(eps, ['p'], ['drawer-chain'], 0));
+    expect(md).toContain('| drawer-chain | 1/1 = 100.0 %');
+    expect(md).toContain('the expert replay that makes the goal pictures failed on p drawer-chain: seed 1.');
   });
 });
 
@@ -88,6 +101,26 @@ describe('eval', () => {
     writeFileSync(join(out, 'settings.json'), JSON.stringify({ checkpoint: null, goals: 'phase' }));
     expect((await evaluate(o)).policies.expert!.tasks['pick-can']!.successes).toBe(2);
   });
+
+  it('excludes a layout where the expert replay that makes the goal pictures fails, instead of stopping the evaluation', async () => {
+    // On drawer-place seed 9602 the scripted expert places no apple (found by the seeds 9600-9603 evaluation).
+    const out = mkdtempSync(join(tmpdir(), 'sfwm-eval-'));
+    const r = await evaluate({
+      policies: ['wm-policy'],
+      tasks: ['drawer-place'],
+      episodes: { 'drawer-place': 1 },
+      seed: 9602,
+      checkpoint: 'models/tiny-sim-explore',
+      outDir: out,
+      workers: 1,
+      failureGifs: 1,
+    });
+    const t = r.policies['wm-policy']!.tasks['drawer-place']!;
+    expect([t.episodes, t.excluded_seeds]).toEqual([0, [9602]]);
+    expect(readFinished(join(out, 'episodes.jsonl'))[0]!.excluded).toMatch(/expert did not complete drawer-place on seed 9602/);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('failed on wm-policy drawer-place: seed 9602');
+    expect(existsSync(join(out, 'failure-wm-policy-drawer-place-seed9602.gif'))).toBe(false);
+  }, 120_000);
 
   it('smoke: two episodes of every policy kind through the CLI (expert, random, world-model planner)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-evalwm-'));
