@@ -77,7 +77,7 @@ export function reportMarkdown(r: Report): string {
   lines.push(`| **average** | ${pols.map((p) => pct(r.policies[p]!.average_success_rate)).join(' | ')} |${' |'.repeat(4 * pols.length)}`);
   const excluded = pols.flatMap((p) =>
     tasks.flatMap((t) => {
-      const seeds = r.policies[p]!.tasks[t]!.excluded_seeds ?? [];
+      const seeds = r.policies[p]!.tasks[t]!.excluded_seeds;
       return seeds.length ? [`${p} ${t}: seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}`] : [];
     }),
   );

@@ -54,7 +54,6 @@ async function writeResume(r: SmallNetResume, vars: Record<string, tf.Variable>,
     format: RESUME_FORMAT,
     fingerprint: r.fingerprint,
     step: String(step),
-    adamStep: String(adam.step),
     rng: String(rng.getState()),
   });
 }
@@ -70,15 +69,14 @@ function readResume(r: SmallNetResume, vars: Record<string, tf.Variable>, adam: 
   const step = Number(metadata.step);
   if (!Number.isInteger(step) || step < 0 || step > steps)
     throw new UserError(`${r.path}: metadata field 'step' (${metadata.step}) is not in 0..${steps}`);
-  const moments: TensorMap = new Map();
   for (const [name, v] of Object.entries(vars)) {
     const t = tensors.get(`w/${name}`);
     if (!t || t.shape.join('x') !== v.shape.join('x'))
       throw new UserError(`${r.path}: tensor 'w/${name}' is missing or not ${v.shape.join('x')}`);
     tf.tidy(() => v.assign(tf.tensor(toFloat32(t), t.shape, 'float32')));
   }
-  for (const [key, t] of tensors) if (!key.startsWith('w/')) moments.set(key, t);
-  adam.loadState(moments, Number(metadata.adamStep));
+  // One optimizer update per step, so the step is also AdamW's bias-correction count.
+  adam.loadState(new Map([...tensors].filter(([key]) => !key.startsWith('w/'))), step);
   rng.setState(Number(metadata.rng));
   return step;
 }
