@@ -17,11 +17,16 @@ export const DATA_OPTIONS: Options = {
 export function checkedDataDirs(opts: ParsedOptions): { card: DatasetCard; dirs: string[] } {
   const dirs = requireStr(opts, 'data-dir').split(',').filter(Boolean);
   const card = loadCard(requireStr(opts, 'data'));
+  checkDirs(card, dirs);
+  return { card, dirs };
+}
+
+/** Each directory's features.json must describe the card's features; the problems name the directory. */
+export function checkDirs(card: DatasetCard, dirs: string[]): void {
   for (const d of dirs) {
     const fj = checkFeaturesJson(d, card);
     if (fj.problems.length) throw new UserError(fj.problems.join('\n'));
   }
-  return { card, dirs };
 }
 
 export const dataInspectCommand: Command = {

@@ -4,7 +4,7 @@ import { describeChoice, initBackend } from '../backend/backends.js';
 import { readRunManifest } from '../core/run-manifest.js';
 import { UserError } from '../core/errors.js';
 import { ACTION_POLICY_FILE, writeActionPolicy } from '../model/action-policy.js';
-import { checkedDataDirs, DATA_OPTIONS } from './data.js';
+import { checkDirs, checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { parseImageSize } from './model.js';
 import { CHECKPOINT_EVERY_OPTION, runFingerprint, smallNetRun } from './small-net-run.js';
@@ -30,6 +30,11 @@ export const modelTrainPolicyCommand: Command = {
       type: 'boolean',
       description: "learn only from episodes whose last reward is positive (RT-1's and `sim collect`'s success)",
     },
+    relabelled: {
+      type: 'string',
+      arg: 'DIR[,DIR2]',
+      description: "expert-relabelled episodes (`sim dagger`): every action is the expert's label, so each is kept whatever its outcome",
+    },
     'val-fraction': {
       type: 'string',
       arg: 'X',
@@ -52,6 +57,8 @@ export const modelTrainPolicyCommand: Command = {
     'Learns by flow matching from the recorded actions, with base_pose_tool_reached (x, y, z) and gripper_closed as the robot state, which RT-1 episodes and `sim collect` record with every picture. Presets with proposer "policy" (wm-policy, wm) sample it. Prints the held-out episodes\' figures.',
   async run(opts) {
     const { card, dirs } = checkedDataDirs(opts);
+    const relabelled = (str(opts, 'relabelled') ?? '').split(',').filter(Boolean);
+    checkDirs(card, relabelled);
     const modelDir = requireStr(opts, 'model');
     const stats = readRunManifest(modelDir).actionStats;
     const outArg = str(opts, 'out') || modelDir;
@@ -69,6 +76,7 @@ export const modelTrainPolicyCommand: Command = {
     let corrupt = 0;
     const samples = await policySamples({
       dataDirs: dirs,
+      relabelledDirs: relabelled,
       card,
       stats,
       height: size.imageHeight,
@@ -84,8 +92,9 @@ export const modelTrainPolicyCommand: Command = {
     });
     const held = samples.val.filter(Boolean).length;
     const dropped = samples.episodes.unsuccessful ? `, ${samples.episodes.unsuccessful} unsuccessful episode(s) left out` : '';
+    const labelled = samples.episodes.relabelled ? ` (${samples.episodes.relabelled} expert-relabelled)` : '';
     console.error(
-      `action policy: ${samples.episodes.kept} episodes, ${samples.pixels.length - held} training steps, ${held} held out${dropped}` +
+      `action policy: ${samples.episodes.kept} episodes${labelled}, ${samples.pixels.length - held} training steps, ${held} held out${dropped}` +
         (corrupt ? `, ${corrupt} corrupt record(s) skipped` : ''),
     );
     const run = smallNetRun('train-policy', steps!, out, int(opts, 'checkpoint-every'), runFingerprint(opts, samples.pixels.length));
@@ -102,7 +111,12 @@ export const modelTrainPolicyCommand: Command = {
     run.finish();
     if (!Number.isFinite(r.errors.flowLoss))
       throw new UserError('action policy: training diverged (held-out loss is not finite); try a lower --lr');
-    writeActionPolicy(out, r.cfg, r.tensors, { data: dirs.join(','), steps: String(steps), model: modelDir });
+    writeActionPolicy(out, r.cfg, r.tensors, {
+      data: dirs.join(','),
+      relabelled: relabelled.join(','),
+      steps: String(steps),
+      model: modelDir,
+    });
     run.written();
     const e = r.errors;
     if (bool(opts, 'json')) console.log(JSON.stringify({ out, errors: e }, null, 2));

@@ -83,6 +83,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./sim.js')).simCollectCommand,
   },
   {
+    name: 'sim dagger',
+    summary: 'collect DAgger episodes: a policy drives, the scripted expert labels every step',
+    load: async () => (await import('./sim.js')).simDaggerCommand,
+  },
+  {
     name: 'plan',
     summary: 'plan one simulated episode closed-loop with the world model; GIF of real | imagined | goal',
     load: async () => (await import('./plan.js')).planCommand,

@@ -1,7 +1,8 @@
 import { encodePng } from '../image/png.js';
 import { writeGif, type GifFrame } from '../image/gif.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { bool, int, num, requireStr, SHADOWS_OPTION, str, UsageError, type Command } from './command.js';
+import { shippedModel, SHIPPED_MODEL } from '../util/package-root.js';
+import { BACKEND_OPTION, bool, int, num, requireStr, SHADOWS_OPTION, str, UsageError, type Command } from './command.js';
 
 function imageSize(text: string | undefined, fallback: [number, number]): [number, number] {
   if (!text) return fallback;
@@ -166,6 +167,87 @@ export const simCollectCommand: Command = {
       );
     } finally {
       process.removeListener('SIGINT', onSigint);
+    }
+  },
+};
+
+export const simDaggerCommand: Command = {
+  name: 'sim dagger',
+  summary: 'collect DAgger episodes: a planner policy drives the robot, the scripted expert labels every step with its move',
+  options: {
+    checkpoint: {
+      type: 'string',
+      arg: 'RUN',
+      description: `the model directory whose policy drives (default: the shipped ${SHIPPED_MODEL})`,
+    },
+    policy: { type: 'string', arg: 'PRESET', description: 'the planner preset that drives', default: 'wm-policy' },
+    task: { type: 'string', arg: 'T[,T2]', description: 'task(s), episodes alternate between them', default: 'pick-can' },
+    episodes: { type: 'string', arg: 'N', description: 'episodes to collect', default: '100' },
+    out: { type: 'string', arg: 'DIR', description: 'output directory (shards, features.json, dataset_info.json)' },
+    seed: { type: 'string', arg: 'S', description: 'episode i uses seed S+i', default: '0' },
+    beta: {
+      type: 'string',
+      arg: 'P',
+      description: "share of steps on which the expert's move is executed instead of the policy's (0: the policy alone)",
+      default: '0.3',
+    },
+    'image-size': { type: 'string', arg: 'HxW', description: 'camera resolution', default: '64x80' },
+    'episodes-per-shard': { type: 'string', arg: 'N', description: 'episodes per TFRecord shard', default: '50' },
+    shadows: SHADOWS_OPTION,
+    backend: BACKEND_OPTION,
+  },
+  details:
+    "The recorded actions are the expert's labels, whatever the episode's outcome, so train on the directory with `model train-policy --relabelled DIR` (kept even with --successful-only). Runs as `sim collect` does: complete shards are kept on an interrupt.",
+  async run(opts) {
+    const { taskByName } = await import('../sim/tasks.js');
+    const tasks = requireStr(opts, 'task')
+      .split(',')
+      .map((t) => t.trim());
+    tasks.forEach((t) => taskByName(t));
+    const [h, w] = imageSize(str(opts, 'image-size'), [64, 80]);
+    const beta = num(opts, 'beta', 0.3);
+    if (!(beta >= 0 && beta <= 1)) throw new UsageError(`--beta is a share of steps (0..1), got ${beta}`);
+    const episodes = int(opts, 'episodes', 100);
+    const perShard = int(opts, 'episodes-per-shard', 50);
+    if (episodes < 1 || perShard < 1) throw new UsageError('--episodes and --episodes-per-shard must be >= 1');
+    const { loadEpisodePlanning } = await import('../planner/episode-planning.js');
+    const { plannerPolicy } = await import('../planner/policy-name.js');
+    const policy = plannerPolicy(requireStr(opts, 'policy'));
+    if (policy.kind !== 'world-model')
+      throw new UsageError(`--policy ${str(opts, 'policy')}: DAgger needs a world-model preset, not the simulator oracle`);
+    const checkpoint = str(opts, 'checkpoint') ?? shippedModel();
+    // Lockstep: every plan waits for its iteration cap, so a seed gives the same episode however loaded the machine is.
+    const planning = await loadEpisodePlanning(policy, checkpoint, { backend: str(opts, 'backend'), lockstep: true });
+    const { collectDagger } = await import('../eval/dagger.js');
+    const abort = new AbortController();
+    const onSigint = () => {
+      console.error('\ninterrupt: finishing the episode, keeping complete shards');
+      abort.abort();
+    };
+    process.once('SIGINT', onSigint);
+    try {
+      const out = requireStr(opts, 'out');
+      const r = await collectDagger({
+        planning,
+        beta,
+        tasks,
+        episodes,
+        outDir: out,
+        seed: int(opts, 'seed', 0),
+        imageHeight: h,
+        imageWidth: w,
+        shadows: bool(opts, 'shadows'),
+        episodesPerShard: perShard,
+        signal: abort.signal,
+      });
+      for (const [t, s] of Object.entries(r.perTask))
+        console.log(`${t}: ${s.successes}/${s.episodes} successful (${Math.round(100 * (1 - beta))} % of steps the policy's)`);
+      console.log(
+        `${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} expert-labelled episodes in ${r.shards.length} shard(s) to ${out} (train with --relabelled ${out})`,
+      );
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      planning.dispose();
     }
   },
 };

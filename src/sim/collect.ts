@@ -52,7 +52,15 @@ export function gripperClosedness(opening: number): number {
   return Math.min(1, Math.max(0, 1 - opening / FULL_OPENING));
 }
 
-function stepRecord(r: StepResult, a: Rt1Action, language: Float32Array, instruction: string, first: boolean, last: boolean): StepRecord {
+/** One RLDS step: what the robot saw and its state at `r`, and the action `a` recorded for it. */
+export function stepRecord(
+  r: StepResult,
+  a: Rt1Action,
+  language: Float32Array,
+  instruction: string,
+  first: boolean,
+  last: boolean,
+): StepRecord {
   const p = r.observation.proprio!;
   return {
     'observation/image': encodeJpeg(r.observation.image, r.observation.width, r.observation.height),
@@ -82,12 +90,44 @@ function stepRecord(r: StepResult, a: Rt1Action, language: Float32Array, instruc
   };
 }
 
-/** Runs one episode and returns it as an RLDS record plus its outcome. */
+/** One collected episode: its RLDS record and outcome. */
+export interface CollectedEpisode {
+  record: EpisodeRecord;
+  success: boolean;
+  stages: number;
+}
+
+/** The record of an episode that ended at `r`: its steps so far, a final step, and the outcome as metadata. */
+export function finishEpisode(
+  steps: StepRecord[],
+  r: StepResult,
+  task: string,
+  language: Float32Array,
+  instruction: string,
+): CollectedEpisode {
+  const final: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [1, 0, 0] };
+  steps.push(stepRecord(r, final, language, instruction, steps.length === 0, true));
+  return {
+    record: {
+      steps,
+      metadata: {
+        'aspects/success': r.success,
+        'aspects/feasible': true,
+        'episode_metadata/stage_reached': r.stagesDone,
+        'episode_metadata/task': task,
+      },
+    },
+    success: r.success,
+    stages: r.stagesDone,
+  };
+}
+
+/** Runs one expert episode and returns it as an RLDS record plus its outcome. */
 export async function collectEpisode(
   task: string,
   seed: number,
   o: Pick<CollectOptions, 'noise' | 'explore' | 'imageHeight' | 'imageWidth' | 'shadows'>,
-): Promise<{ record: EpisodeRecord; success: boolean; stages: number }> {
+): Promise<CollectedEpisode> {
   const env = await SimEnv.create({ task, seed, imageHeight: o.imageHeight, imageWidth: o.imageWidth, shadows: o.shadows });
   try {
     const policy = makeScriptedPolicy('expert', task, seed, { noise: o.noise, explore: o.explore });
@@ -100,21 +140,7 @@ export async function collectEpisode(
       steps.push(stepRecord(r, a, language, env.task.instruction, steps.length === 0, false));
       r = env.step(a);
     }
-    const final: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [1, 0, 0] };
-    steps.push(stepRecord(r, final, language, env.task.instruction, steps.length === 0, true));
-    return {
-      record: {
-        steps,
-        metadata: {
-          'aspects/success': r.success,
-          'aspects/feasible': true,
-          'episode_metadata/stage_reached': r.stagesDone,
-          'episode_metadata/task': task,
-        },
-      },
-      success: r.success,
-      stages: r.stagesDone,
-    };
+    return finishEpisode(steps, r, task, language, env.task.instruction);
   } finally {
     env.close();
   }
@@ -130,7 +156,14 @@ export interface CollectResult {
   perTask: Record<string, { episodes: number; successes: number }>;
 }
 
-export async function collect(o: CollectOptions): Promise<CollectResult> {
+/**
+ * Collects `o.episodes` episodes into RLDS shards, task i % tasks.length with seed o.seed + i.
+ * `episode` makes one (default: the scripted expert; src/eval/dagger.ts passes a policy labelled by it).
+ */
+export async function collect(
+  o: CollectOptions,
+  episode: (task: string, seed: number) => Promise<CollectedEpisode> = (task, seed) => collectEpisode(task, seed, o),
+): Promise<CollectResult> {
   const writer = new RldsWriter(o.outDir, loadCard('rt1'), {
     episodesPerShard: o.episodesPerShard ?? 50,
     imageShape: [o.imageHeight, o.imageWidth, 3],
@@ -163,7 +196,7 @@ export async function collect(o: CollectOptions): Promise<CollectResult> {
       return summary(r.episodes, r.shards, true);
     }
     const task = o.tasks[i % o.tasks.length]!;
-    const ep = await collectEpisode(task, o.seed + i, o);
+    const ep = await episode(task, o.seed + i);
     await writer.add(ep.record);
     outcomes.push({ task, success: ep.success, steps: ep.record.steps.length });
     successes += ep.success ? 1 : 0;

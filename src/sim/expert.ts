@@ -3,7 +3,8 @@
  * from policies/experts/TASK.json: each phase moves the gripper to a waypoint defined relative to
  * a scene anchor (an object, the drawer knob, the drawer interior) and sets the gripper; a phase
  * ends when the waypoint is reached or after its step budget. Optional action noise and random
- * exploration segments make collected data diverse.
+ * exploration segments make collected data diverse. In labelling mode the expert does not act: it
+ * names the move it would make from whatever state another policy reached (DAgger's labels).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -145,6 +146,13 @@ export class ScriptedExpert implements Policy {
     private readonly noise = 0,
     /** Probability per step of starting a short random exploration segment. */
     private readonly explore = 0,
+    /**
+     * Labelling mode (src/eval/dagger.ts): another policy moves the robot, so every label must be
+     * the move towards the current waypoint. Reach phases wait for their waypoint instead of giving
+     * up after 25 steps, a stage the other policy finished before the expert's grasp of it is
+     * skipped, and retries are unlimited, so the labels never stop at a half-done script.
+     */
+    private readonly labelling = false,
   ) {}
 
   /** Index of the phase being worked on (phases.length when the script is done). */
@@ -222,11 +230,53 @@ export class ScriptedExpert implements Policy {
   private retryIfStageMissed(result: StepResult): void {
     const phases = this.script.phases;
     const next = this.phase < phases.length ? (phases[this.phase]!.stage ?? 0) : result.stageCount;
-    if (result.success || result.stagesDone >= next || this.retries >= MAX_RETRIES) return;
+    if (result.success || result.stagesDone >= next || (!this.labelling && this.retries >= MAX_RETRIES)) return;
     const from = phases.findIndex((p) => (p.stage ?? 0) === result.stagesDone);
     if (from < 0) return;
     this.retries++;
     this.phase = from;
+  }
+
+  /**
+   * Labelling: when the stage of the current phase is already done and the expert has not yet
+   * grasped for it, its remaining phases are moot; the labels go on with the first unfinished stage.
+   */
+  private skipDoneStage(result: StepResult, g: Vec3, yaw: number): void {
+    const phases = this.script.phases;
+    const ph = phases[this.phase];
+    if (!ph || (ph.stage ?? 0) >= result.stagesDone) return;
+    const stage = ph.stage ?? 0;
+    const grasp = phases.findIndex((p) => (p.stage ?? 0) === stage && p.gripper === 'close');
+    if (grasp >= 0 && this.phase > grasp) return;
+    const next = phases.findIndex((p) => (p.stage ?? 0) >= result.stagesDone);
+    this.enterPhase(next < 0 ? phases.length : next, g, yaw);
+  }
+
+  /**
+   * Labelling: a gripper already on the vertical line from an approach waypoint down to the next
+   * one (above the can, then down to it) is labelled with the descent, as the expert's own path
+   * through that state would be, not sent back up to the higher waypoint first.
+   */
+  private skipToDescent(g: Vec3, yaw: number): void {
+    const phases = this.script.phases;
+    const ph = phases[this.phase];
+    const nx = phases[this.phase + 1];
+    if (!ph || !nx || ph.maxSteps !== undefined || nx.maxSteps !== undefined || nx.anchor !== ph.anchor) return;
+    if (nx.offset[0] !== ph.offset[0] || nx.offset[1] !== ph.offset[1] || nx.offset[2] >= ph.offset[2]) return;
+    const a = this.anchor(ph.anchor);
+    const across = Math.hypot(g[0] - a[0] - ph.offset[0], g[1] - a[1] - ph.offset[1]);
+    if (across < (ph.tolerance ?? DEFAULT_WAYPOINT_TOLERANCE) && g[2] < a[2] + ph.offset[2]) {
+      this.enterPhase(this.phase + 1, g, yaw);
+      this.advanced = true;
+    }
+  }
+
+  private enterPhase(i: number, g: Vec3, yaw: number): void {
+    this.phase = i;
+    this.phaseStart = g;
+    this.phaseStartYaw = yaw;
+    this.inPhase = 0;
+    this.held = 0;
   }
 
   act(result: StepResult): Rt1Action {
@@ -234,9 +284,11 @@ export class ScriptedExpert implements Policy {
       this.advanced = false;
       this.retryIfStageMissed(result);
     }
-    if (this.phase >= this.script.phases.length) return ZERO;
     const grip = this.env.scene.gripper();
     const g = grip.pos;
+    if (this.labelling && result) this.skipDoneStage(result, g, grip.yaw);
+    if (this.labelling) this.skipToDescent(g, grip.yaw);
+    if (this.phase >= this.script.phases.length) return ZERO;
     if (this.exploring > 0) {
       this.exploring--;
       return { ...ZERO, worldVector: this.exploreDir, rotationDelta: [0, 0, this.exploreYaw] };
@@ -262,13 +314,10 @@ export class ScriptedExpert implements Policy {
     this.inPhase++;
     const reached = dist < (ph.tolerance ?? DEFAULT_WAYPOINT_TOLERANCE) && Math.abs(yawErr) < 0.05;
     if (reached) this.held++;
-    if ((reached && this.held > (ph.hold ?? 0)) || this.inPhase >= (ph.maxSteps ?? 25)) {
-      this.phase++;
+    const timedOut = ph.maxSteps !== undefined ? this.inPhase >= ph.maxSteps : !this.labelling && this.inPhase >= 25;
+    if ((reached && this.held > (ph.hold ?? 0)) || timedOut) {
+      this.enterPhase(this.phase + 1, g, grip.yaw);
       this.advanced = true;
-      this.phaseStart = g;
-      this.phaseStartYaw = grip.yaw;
-      this.inPhase = 0;
-      this.held = 0;
     }
     return {
       worldVector: move,
@@ -293,6 +342,11 @@ export class RandomPolicy implements Policy {
       terminateEpisode: [0, 1, 0],
     };
   }
+}
+
+/** The expert as a labeller of states another policy reaches (no noise, no exploration). */
+export function expertLabeller(task: string, seed: number): ScriptedExpert {
+  return new ScriptedExpert(expertScript(task), new Rng(seed ^ 0x5eed), 0, 0, true);
 }
 
 export function makeScriptedPolicy(

@@ -51,11 +51,14 @@ export interface PolicySamples {
   language: number[];
   embeddings: Float32Array[];
   val: boolean[];
-  episodes: { kept: number; unsuccessful: number };
+  /** Episodes kept (the relabelled ones among them) and left out as unsuccessful. */
+  episodes: { kept: number; relabelled: number; unsuccessful: number };
 }
 
 export interface PolicySampleOptions {
   dataDirs: string[];
+  /** Directories of expert-relabelled episodes (src/eval/dagger.ts): kept whatever their outcome. */
+  relabelledDirs?: string[];
   card: DatasetCard;
   stats: ActionStats;
   height: number;
@@ -92,17 +95,20 @@ export async function policySamples(o: PolicySampleOptions): Promise<PolicySampl
     language: [],
     embeddings: [],
     val: [],
-    episodes: { kept: 0, unsuccessful: 0 },
+    episodes: { kept: 0, relabelled: 0, unsuccessful: 0 },
   };
   const states: number[] = [];
   const chunks: Float32Array[] = [];
-  for (const dir of o.dataDirs) {
+  // A demonstration that failed teaches its failure; an expert-relabelled episode's actions are the expert's whatever happened.
+  const sources = [...o.dataDirs.map((dir) => ({ dir, labels: false })), ...(o.relabelledDirs ?? []).map((dir) => ({ dir, labels: true }))];
+  for (const { dir, labels } of sources) {
     for await (const ep of readEpisodes(dir, o.card, { skipCorrupt: o.skipCorrupt, onCorrupt: o.onCorrupt })) {
-      if (o.successfulOnly && !succeeded(ep)) {
+      if (o.successfulOnly && !labels && !succeeded(ep)) {
         s.episodes.unsuccessful++;
         continue;
       }
       s.episodes.kept++;
+      if (labels) s.episodes.relabelled++;
       const images = ep.fields.get(o.card.image)!.values as Uint8Array[];
       const pose = stateField(ep, POSITION_FEATURE, 3, WHO);
       const closed = stateField(ep, CLOSEDNESS_FEATURE, 1, WHO);
@@ -126,7 +132,7 @@ export async function policySamples(o: PolicySampleOptions): Promise<PolicySampl
       }
     }
   }
-  if (!s.pixels.length) throw new UserError(`${o.dataDirs.join(', ')}: no episodes to train the action policy on`);
+  if (!s.pixels.length) throw new UserError(`${sources.map((x) => x.dir).join(', ')}: no episodes to train the action policy on`);
   s.states = Float32Array.from(states);
   s.chunks = new Float32Array(chunks.length * o.chunk * a);
   chunks.forEach((c, i) => s.chunks.set(c, i * o.chunk * a));

@@ -52,7 +52,7 @@ function synthetic(n: number, seed: number, chunk: number): PolicySamples {
     language: [],
     embeddings: INSTRUCTIONS.map((t) => embedInstruction(t)),
     val: [],
-    episodes: { kept: n, unsuccessful: 0 },
+    episodes: { kept: n, relabelled: 0, unsuccessful: 0 },
   };
   for (let i = 0; i < n; i++) {
     const left = rng.uniform(0, 1) < 0.5;

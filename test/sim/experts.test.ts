@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { Rt1Action } from '../../src/core/action.js';
 import { SimEnv } from '../../src/sim/env.js';
-import { expertScript, makeScriptedPolicy, validateScript } from '../../src/sim/expert.js';
+import { expertLabeller, expertScript, makeScriptedPolicy, validateScript } from '../../src/sim/expert.js';
 import { listTasks } from '../../src/sim/tasks.js';
 
 async function runExpert(task: string, seed: number, opts: { noise?: number; explore?: number } = {}) {
@@ -45,6 +46,84 @@ describe('expert scripts', () => {
     let ok = 0;
     for (const seed of [0, 1, 2]) ok += (await runExpert('pick-can', seed, { noise: 0.005, explore: 0.05 })).r.success ? 1 : 0;
     expect(ok).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('the expert as a labeller of states another policy reaches (DAgger)', () => {
+  const still = {
+    worldVector: [0, 0, 0] as [number, number, number],
+    rotationDelta: [0, 0, 0] as [number, number, number],
+    gripperClosedness: 0,
+    terminateEpisode: [0, 1, 0] as [number, number, number],
+  };
+
+  it('keeps labelling the move to a waypoint the robot does not reach, where the demonstrating expert gives up after 25 steps', async () => {
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const labeller = expertLabeller('pick-can', 0);
+    const demo = makeScriptedPolicy('expert', 'pick-can', 0) as ReturnType<typeof expertLabeller>;
+    labeller.reset(env);
+    demo.reset(env);
+    const labels: Rt1Action[] = [];
+    for (let t = 0; t < 40; t++) {
+      labels.push(labeller.act(r));
+      demo.act(r);
+      r = env.step(still); // the robot does not move
+    }
+    env.close();
+    expect(demo.phaseIndex).toBeGreaterThan(0);
+    expect(labeller.phaseIndex).toBe(0);
+    for (const a of labels) {
+      expect(a.gripperClosedness).toBe(-1);
+      expect(Math.hypot(...a.worldVector)).toBeGreaterThan(0.01);
+      a.worldVector.forEach((v, i) => expect(v).toBeCloseTo(labels[0]!.worldVector[i]!, 6));
+    }
+  });
+
+  it('labels a descent for a gripper already over the can below the approach height, where a fresh demonstration goes up first', async () => {
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const can = env.scene.bodyPos(env.taskSetup.targets[0]!);
+    // Drive the gripper high over the can, then down to 12 cm over it: between the script's approach (17 cm) and grasp (7 cm) heights.
+    for (let t = 0; t < 30; t++) {
+      const g = env.scene.gripper().pos;
+      const d = [can[0] - g[0], can[1] - g[1], can[2] + (t < 20 ? 0.25 : 0.12) - g[2]];
+      const s = Math.min(1, 0.04 / Math.max(Math.hypot(...d), 1e-9));
+      r = env.step({ ...still, worldVector: [d[0]! * s, d[1]! * s, d[2]! * s], gripperClosedness: -1 });
+    }
+    const g = env.scene.gripper().pos;
+    expect(Math.hypot(g[0] - can[0], g[1] - can[1])).toBeLessThan(0.015);
+    expect(g[2] - can[2]).toBeCloseTo(0.12, 2);
+    const now = env.scene.bodyPos(env.taskSetup.targets[0]!);
+    expect(Math.hypot(now[0] - can[0], now[1] - can[1], now[2] - can[2])).toBeLessThan(0.001); // not knocked
+    const labeller = expertLabeller('pick-can', 0);
+    labeller.reset(env);
+    const label = labeller.act(r);
+    const demo = makeScriptedPolicy('expert', 'pick-can', 0);
+    demo.reset(env);
+    const demoMove = demo.act(r);
+    env.close();
+    expect(labeller.phaseIndex).toBe(1);
+    expect(label.worldVector[2]).toBeLessThan(-0.01);
+    expect(demoMove.worldVector[2]).toBeGreaterThan(0.01);
+  });
+
+  it('skips the phases of a stage that is already done when it had not grasped for it yet', async () => {
+    const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const demo = makeScriptedPolicy('expert', 'drawer-place', 0);
+    demo.reset(env);
+    while (r.stagesDone < 1 && !r.done) r = env.step(demo.act(r));
+    expect(r.stagesDone).toBe(1);
+    // A labeller that comes in now, with the drawer open: its script starts at "above knob" (stage 0).
+    const labeller = expertLabeller('drawer-place', 0);
+    labeller.reset(env);
+    const label = labeller.act(r);
+    env.close();
+    const phases = expertScript('drawer-place').phases;
+    expect(phases[labeller.phaseIndex]!.stage).toBe(1);
+    expect(phases.findIndex((p) => p.stage === 1)).toBe(labeller.phaseIndex);
+    expect(label.gripperClosedness).toBe(-1);
   });
 });
 
