@@ -33,6 +33,25 @@ export interface BlasAddon {
     preluOffset: number,
     preluSize: number,
   ): void;
+  /** Optimizer updates in place (src/backend/blas-updates.ts); absent from addons built before them. */
+  sumSquares?(heap: Uint8Array, offset: number, count: number): number;
+  adamw?(
+    heap: Uint8Array,
+    count: number,
+    pOffset: number,
+    gOffset: number,
+    mOffset: number,
+    vOffset: number,
+    gradToM: number,
+    gradSqToV: number,
+    beta1: number,
+    beta2: number,
+    invBc2: number,
+    eps: number,
+    stepSize: number,
+    keep: number,
+  ): void;
+  ema?(heap: Uint8Array, count: number, tOffset: number, sOffset: number, decay: number): void;
   info(): { config: string; corename: string; threads: number };
   /** OpenBLAS threads per product, for the whole process (worker threads included). */
   setThreads(n: number): void;

@@ -229,6 +229,11 @@ export function removeBlasKernels(): void {
   active = undefined;
 }
 
+/** The addon serving the wasm backend's matrix products, if any (src/backend/blas-updates.ts uses it too). */
+export function activeBlasAddon(): BlasAddon | undefined {
+  return active;
+}
+
 /** Whether the wasm backend's matrix products currently run on OpenBLAS. */
 export function blasKernelsActive(): boolean {
   return active !== undefined;

@@ -3,6 +3,7 @@
  * using tf.train.adam because we need weight decay and a saveable, resumable state.
  */
 import * as tf from '@tensorflow/tfjs';
+import { inPlaceUpdates, type AdamWFactors } from '../backend/blas-updates.js';
 import { toFloat32, type TensorMap } from '../checkpoint/tensor-map.js';
 
 export interface AdamWOptions {
@@ -31,9 +32,13 @@ export class AdamW {
   /** Applies one update; returns the global gradient norm before clipping. */
   apply(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number): number {
     const names = Object.keys(grads);
-    // The squared gradients serve both the norm and the second moment.
-    const squares = names.map((n) => tf.square(grads[n]!));
-    const norm = tf.tidy(() => Math.sqrt(tf.addN(squares.map((sq) => tf.sum(sq))).dataSync()[0]!));
+    // wasm+blas: the norm and every parameter's update as native loops over the heap (src/backend/blas-updates.ts).
+    const native = inPlaceUpdates();
+    // Tensor ops: the squared gradients serve both the norm and the second moment.
+    const squares = native ? undefined : names.map((n) => tf.square(grads[n]!));
+    const norm = native
+      ? Math.sqrt(names.reduce((s, n) => s + native.sumSquares(grads[n]!), 0))
+      : tf.tidy(() => Math.sqrt(tf.addN(squares!.map((sq) => tf.sum(sq))).dataSync()[0]!));
     const clip = this.opts.maxGradNorm > 0 && norm > this.opts.maxGradNorm ? this.opts.maxGradNorm / (norm + 1e-6) : 1;
     this.step++;
     const { beta1, beta2, eps, weightDecay } = this.opts;
@@ -44,16 +49,17 @@ export class AdamW {
     // 14 tensor ops instead of 17 (12 instead of 15 without decay), and the scalars are uploaded once per step, not once per use:
     //   m = beta1 m + (1 - beta1) clip g;  v = beta2 v + (1 - beta2) clip^2 g^2
     //   p = p - lr (m / bc1) / (sqrt(v / bc2) + eps) - lr weightDecay p
-    const scalars = {
-      beta1: tf.scalar(beta1),
-      beta2: tf.scalar(beta2),
-      gradToM: tf.scalar(clip * (1 - beta1)),
-      gradSqToV: tf.scalar(clip * clip * (1 - beta2)),
-      invBc2: tf.scalar(1 / bc2),
-      eps: tf.scalar(eps),
-      stepSize: tf.scalar(lr / bc1),
-      keep: tf.scalar(1 - lr * weightDecay),
+    const factors: AdamWFactors = {
+      beta1,
+      beta2,
+      gradToM: clip * (1 - beta1),
+      gradSqToV: clip * clip * (1 - beta2),
+      invBc2: 1 / bc2,
+      eps,
+      stepSize: lr / bc1,
+      keep: 1 - lr * weightDecay,
     };
+    let scalars: Record<keyof AdamWFactors, tf.Scalar> | undefined;
     names.forEach((name, k) => {
       const p = params[name]!;
       if (!this.m.has(name)) {
@@ -69,17 +75,23 @@ export class AdamW {
       }
       const m = this.m.get(name)!;
       const v = this.v.get(name)!;
+      const g = grads[name]!;
+      const decayed = weightDecay > 0 && decays(name);
+      if (native?.adamw(p, g, m, v, decayed ? factors : { ...factors, keep: 1 })) return;
+      scalars ??= Object.fromEntries(
+        (Object.entries(factors) as [keyof AdamWFactors, number][]).map(([key, x]) => [key, tf.scalar(x)]),
+      ) as Record<keyof AdamWFactors, tf.Scalar>;
+      const s = scalars;
       tf.tidy(() => {
-        const g = grads[name]!;
-        m.assign(tf.add(tf.mul(m, scalars.beta1), tf.mul(g, scalars.gradToM)));
-        v.assign(tf.add(tf.mul(v, scalars.beta2), tf.mul(squares[k]!, scalars.gradSqToV)));
-        const update = tf.mul(tf.div(m, tf.add(tf.sqrt(tf.mul(v, scalars.invBc2)), scalars.eps)), scalars.stepSize);
-        const kept = weightDecay > 0 && decays(name) ? tf.mul(p, scalars.keep) : p;
-        p.assign(tf.sub(kept, update));
+        const sq = squares?.[k] ?? tf.square(g);
+        m.assign(tf.add(tf.mul(m, s.beta1), tf.mul(g, s.gradToM)));
+        v.assign(tf.add(tf.mul(v, s.beta2), tf.mul(sq, s.gradSqToV)));
+        const update = tf.mul(tf.div(m, tf.add(tf.sqrt(tf.mul(v, s.invBc2)), s.eps)), s.stepSize);
+        p.assign(tf.sub(decayed ? tf.mul(p, s.keep) : p, update));
       });
-      squares[k]!.dispose();
+      squares?.[k]?.dispose();
     });
-    tf.dispose(Object.values(scalars));
+    if (scalars) tf.dispose(Object.values(scalars));
     return norm;
   }
 

@@ -13,6 +13,7 @@
  * All randomness comes from the caller's seeded Rng so a resumed run redraws the same noise.
  */
 import * as tf from '@tensorflow/tfjs';
+import { inPlaceUpdates } from '../backend/blas-updates.js';
 import { noisy, velocityTarget } from '../flow/path.js';
 import type { WorldModelConfig } from '../core/model-config.js';
 import type { Params } from '../model/layers.js';
@@ -271,7 +272,10 @@ export function studentLoss(
 
 /** teacher <- decay * teacher + (1 - decay) * student, in place. */
 export function emaUpdate(teacher: Record<string, tf.Variable>, student: Params, decay: number): void {
+  // wasm+blas: in place on the heap (src/backend/blas-updates.ts), where the teacher owns its data.
+  const native = inPlaceUpdates();
   tf.tidy(() => {
-    for (const [name, t] of Object.entries(teacher)) t.assign(tf.add(tf.mul(t, decay), tf.mul(student[name]!, 1 - decay)));
+    for (const [name, t] of Object.entries(teacher))
+      if (!native?.ema(t, student[name]!, decay)) t.assign(tf.add(tf.mul(t, decay), tf.mul(student[name]!, 1 - decay)));
   });
 }

@@ -163,6 +163,83 @@ Napi::Value Epilogue(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Checks a float32 region for the update functions; throws (and returns nullptr) when it is not in the heap.
+float* Region(const Napi::Env& env, const Heap& heap, double offset, size_t count, const char* what) {
+  if (!CheckRegion(env, heap, offset, double(count), what)) return nullptr;
+  return At(heap, static_cast<size_t>(offset));
+}
+
+// sumSquares(heap, offset, count): the sum of x^2 over a float32 region, accumulated in double
+// (a gradient's share of the global norm that AdamW clips by).
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 3) {
+    Napi::TypeError::New(env, "sumSquares expects 3 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  if (!ReadHeap(env, info[0], &heap)) return env.Undefined();
+  const size_t count = Size(info, 2);
+  const float* x = Region(env, heap, Num(info, 1), count, "x");
+  if (!x) return env.Undefined();
+  double sum = 0;
+  for (size_t i = 0; i < count; ++i) sum += double(x[i]) * double(x[i]);
+  return Napi::Number::New(env, sum);
+}
+
+// adamw(heap, count, pOffset, gOffset, mOffset, vOffset, gradToM, gradSqToV, beta1, beta2, invBc2, eps, stepSize, keep)
+// One AdamW step in place over float32 regions, with the scalar factors src/train/adamw.ts folds:
+//   m = beta1 m + gradToM g;  v = beta2 v + gradSqToV g^2;  p = keep p - stepSize m / (sqrt(invBc2 v) + eps)
+// in float32, in the order the tensor-op version computes it.
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 14) {
+    Napi::TypeError::New(env, "adamw expects 14 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  if (!ReadHeap(env, info[0], &heap)) return env.Undefined();
+  const size_t count = Size(info, 1);
+  float* p = Region(env, heap, Num(info, 2), count, "p");
+  if (!p) return env.Undefined();
+  const float* g = Region(env, heap, Num(info, 3), count, "g");
+  if (!g) return env.Undefined();
+  float* m = Region(env, heap, Num(info, 4), count, "m");
+  if (!m) return env.Undefined();
+  float* v = Region(env, heap, Num(info, 5), count, "v");
+  if (!v) return env.Undefined();
+  const float gradToM = float(Num(info, 6)), gradSqToV = float(Num(info, 7)), beta1 = float(Num(info, 8)), beta2 = float(Num(info, 9));
+  const float invBc2 = float(Num(info, 10)), eps = float(Num(info, 11)), stepSize = float(Num(info, 12)), keep = float(Num(info, 13));
+  for (size_t i = 0; i < count; ++i) {
+    const float gi = g[i];
+    const float mi = m[i] * beta1 + gi * gradToM;
+    const float vi = v[i] * beta2 + (gi * gi) * gradSqToV;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * keep - (mi / (std::sqrt(vi * invBc2) + eps)) * stepSize;
+  }
+  return env.Undefined();
+}
+
+// ema(heap, count, tOffset, sOffset, decay): t = decay t + (1 - decay) s in place (the EMA teacher).
+Napi::Value Ema(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) {
+    Napi::TypeError::New(env, "ema expects 5 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Heap heap;
+  if (!ReadHeap(env, info[0], &heap)) return env.Undefined();
+  const size_t count = Size(info, 1);
+  float* t = Region(env, heap, Num(info, 2), count, "t");
+  if (!t) return env.Undefined();
+  const float* s = Region(env, heap, Num(info, 3), count, "s");
+  if (!s) return env.Undefined();
+  const float decay = float(Num(info, 4)), rest = float(1.0 - Num(info, 4));
+  for (size_t i = 0; i < count; ++i) t[i] = t[i] * decay + s[i] * rest;
+  return env.Undefined();
+}
+
 // info(): which OpenBLAS this is and how many threads it uses.
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -192,6 +269,9 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("epilogue", Napi::Function::New(env, Epilogue, "epilogue"));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares, "sumSquares"));
+  exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
+  exports.Set("ema", Napi::Function::New(env, Ema, "ema"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   return exports;
