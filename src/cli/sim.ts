@@ -13,6 +13,29 @@ function imageSize(text: string | undefined, fallback: [number, number]): [numbe
   return [h, w];
 }
 
+/** Task names from a comma list, each checked (an unknown one is a UserError naming it). */
+async function taskList(text: string): Promise<string[]> {
+  const { taskByName } = await import('../sim/tasks.js');
+  const tasks = text.split(',').map((t) => t.trim());
+  tasks.forEach((t) => taskByName(t));
+  return tasks;
+}
+
+/** Runs a collection that Ctrl-C stops after its current episode, keeping the complete shards. */
+async function untilInterrupted(run: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const abort = new AbortController();
+  const onSigint = () => {
+    console.error('\ninterrupt: finishing the episode, keeping complete shards');
+    abort.abort();
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    await run(abort.signal);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
 export const simTasksCommand: Command = {
   name: 'sim tasks',
   summary: 'list the simulator tasks with their instructions, stages and time limits',
@@ -129,11 +152,7 @@ export const simCollectCommand: Command = {
   },
   async run(opts) {
     const { collect } = await import('../sim/collect.js');
-    const { taskByName } = await import('../sim/tasks.js');
-    const tasks = requireStr(opts, 'task')
-      .split(',')
-      .map((t) => t.trim());
-    tasks.forEach((t) => taskByName(t));
+    const tasks = await taskList(requireStr(opts, 'task'));
     const [h, w] = imageSize(str(opts, 'image-size'), [256, 320]);
     const atLeast = (key: string, v: number, min: number) => {
       if (v < min) throw new UsageError(`--${key} must be at least ${min}, got ${v}`);
@@ -141,13 +160,7 @@ export const simCollectCommand: Command = {
     };
     const explore = num(opts, 'explore', 0.05);
     if (explore > 1) throw new UsageError(`--explore is a probability per step (0..1), got ${explore}`);
-    const abort = new AbortController();
-    const onSigint = () => {
-      console.error('\ninterrupt: finishing the episode, keeping complete shards');
-      abort.abort();
-    };
-    process.once('SIGINT', onSigint);
-    try {
+    await untilInterrupted(async (signal) => {
       const r = await collect({
         tasks,
         episodes: atLeast('episodes', int(opts, 'episodes', 100), 1),
@@ -159,15 +172,13 @@ export const simCollectCommand: Command = {
         imageWidth: w,
         shadows: bool(opts, 'shadows'),
         episodesPerShard: atLeast('episodes-per-shard', int(opts, 'episodes-per-shard', 50), 1),
-        signal: abort.signal,
+        signal,
       });
       for (const [t, s] of Object.entries(r.perTask)) console.log(`${t}: ${s.successes}/${s.episodes} successful`);
       console.log(
         `${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} episodes in ${r.shards.length} shard(s) to ${requireStr(opts, 'out')} (read with --data rt1 --data-dir ${requireStr(opts, 'out')})`,
       );
-    } finally {
-      process.removeListener('SIGINT', onSigint);
-    }
+    });
   },
 };
 
@@ -199,11 +210,8 @@ export const simDaggerCommand: Command = {
   details:
     "The recorded actions are the expert's labels, whatever the episode's outcome, so train on the directory with `model train-policy --relabelled DIR` (kept even with --successful-only). Runs as `sim collect` does: complete shards are kept on an interrupt.",
   async run(opts) {
-    const { taskByName } = await import('../sim/tasks.js');
-    const tasks = requireStr(opts, 'task')
-      .split(',')
-      .map((t) => t.trim());
-    tasks.forEach((t) => taskByName(t));
+    const tasks = await taskList(requireStr(opts, 'task'));
+    const out = requireStr(opts, 'out');
     const [h, w] = imageSize(str(opts, 'image-size'), [64, 80]);
     const beta = num(opts, 'beta', 0.3);
     if (!(beta >= 0 && beta <= 1)) throw new UsageError(`--beta is a share of steps (0..1), got ${beta}`);
@@ -219,14 +227,7 @@ export const simDaggerCommand: Command = {
     // Lockstep: every plan waits for its iteration cap, so a seed gives the same episode however loaded the machine is.
     const planning = await loadEpisodePlanning(policy, checkpoint, { backend: str(opts, 'backend'), lockstep: true });
     const { collectDagger } = await import('../eval/dagger.js');
-    const abort = new AbortController();
-    const onSigint = () => {
-      console.error('\ninterrupt: finishing the episode, keeping complete shards');
-      abort.abort();
-    };
-    process.once('SIGINT', onSigint);
-    try {
-      const out = requireStr(opts, 'out');
+    await untilInterrupted(async (signal) => {
       const r = await collectDagger({
         planning,
         beta,
@@ -238,16 +239,13 @@ export const simDaggerCommand: Command = {
         imageWidth: w,
         shadows: bool(opts, 'shadows'),
         episodesPerShard: perShard,
-        signal: abort.signal,
+        signal,
       });
       for (const [t, s] of Object.entries(r.perTask))
         console.log(`${t}: ${s.successes}/${s.episodes} successful (${Math.round(100 * (1 - beta))} % of steps the policy's)`);
       console.log(
         `${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} expert-labelled episodes in ${r.shards.length} shard(s) to ${out} (train with --relabelled ${out})`,
       );
-    } finally {
-      process.removeListener('SIGINT', onSigint);
-      planning.dispose();
-    }
+    }).finally(() => planning.dispose());
   },
 };

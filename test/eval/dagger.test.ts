@@ -84,64 +84,19 @@ describe('DAgger episodes', () => {
 
   it('`sim dagger` drives with the shipped policy and `model train-policy --relabelled` learns from the result', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'sfwm-dagger-cli-')), 'data');
-    const r = await runCli([
-      'sim',
-      'dagger',
-      '--task',
-      'drawer-close',
-      '--episodes',
-      '1',
-      '--seed',
-      '0',
-      '--beta',
-      '0.5',
-      '--image-size',
-      '32x40',
-      '--out',
-      dir,
-      '--backend',
-      'wasm',
-    ]);
+    const sim = 'sim dagger --task drawer-close --episodes 1 --seed 0 --beta 0.5 --image-size 32x40 --backend wasm --out';
+    const r = await runCli([...sim.split(' '), dir]);
     expect([r.code, r.out]).toEqual([
       0,
       expect.stringMatching(/drawer-close: [01]\/1 successful \(50 % of steps the policy's\)[\s\S]*wrote 1 expert-labelled episodes/),
     ]);
     const model = mkdtempSync(join(tmpdir(), 'sfwm-dagger-model-'));
     cpSync(join(ROOT, SHIPPED_MODEL, 'run.json'), join(model, 'run.json'));
-    const t = await runCli([
-      'model',
-      'train-policy',
-      '--model',
-      model,
-      '--data-dir',
-      dir,
-      '--relabelled',
-      dir,
-      '--successful-only',
-      '--steps',
-      '2',
-      '--batch-size',
-      '4',
-      '--image-size',
-      '32x40',
-      '--val-fraction',
-      '0',
-      '--backend',
-      'wasm',
-    ]);
+    const train = (relabelled: string, more: string) =>
+      runCli(['model', 'train-policy', '--model', model, '--data-dir', dir, '--relabelled', relabelled, ...more.split(' ')]);
+    const t = await train(dir, '--successful-only --steps 2 --batch-size 4 --image-size 32x40 --val-fraction 0 --backend wasm');
     expect([t.code, t.err]).toEqual([0, expect.stringMatching(/action policy: \d+ episodes \(1 expert-relabelled\)/)]);
-    const bad = await runCli([
-      'model',
-      'train-policy',
-      '--model',
-      model,
-      '--data-dir',
-      dir,
-      '--relabelled',
-      join(dir, 'nope'),
-      '--backend',
-      'wasm',
-    ]);
+    const bad = await train(join(dir, 'nope'), '--backend wasm');
     expect([bad.code, bad.err]).toEqual([1, expect.stringContaining(join(dir, 'nope'))]);
   }, 120_000);
 });
