@@ -344,9 +344,14 @@ export class RandomPolicy implements Policy {
   }
 }
 
+/** The random stream of a scripted policy on `seed` (noise, exploration, random moves). */
+function policyRng(seed: number): Rng {
+  return new Rng(seed ^ 0x5eed);
+}
+
 /** The expert as a labeller of states another policy reaches (no noise, no exploration). */
 export function expertLabeller(task: string, seed: number): ScriptedExpert {
-  return new ScriptedExpert(expertScript(task), new Rng(seed ^ 0x5eed), 0, 0, true);
+  return new ScriptedExpert(expertScript(task), policyRng(seed), 0, 0, true);
 }
 
 export function makeScriptedPolicy(
@@ -355,6 +360,6 @@ export function makeScriptedPolicy(
   seed: number,
   opts: { noise?: number; explore?: number } = {},
 ): Policy {
-  const rng = new Rng(seed ^ 0x5eed);
+  const rng = policyRng(seed);
   return name === 'random' ? new RandomPolicy(rng) : new ScriptedExpert(expertScript(task), rng, opts.noise ?? 0, opts.explore ?? 0);
 }
