@@ -5,10 +5,12 @@
  * (tf.matMul, its gradients, tf.fused.matMul) through BatchMatMul or _FusedMatMul; it has no
  * separate MatMul kernel. Cases the addon does not serve go to the wasm backend's own kernel.
  * The same switch also replaces the wasm slicing kernels (Slice, Unpack, SplitV) with ones that
- * read the heap in place (slice-kernels.ts), so `wasm` stays the unmodified backend.
+ * read the heap in place (slice-kernels.ts), and Identity with one that shares its input's data
+ * (shared-identity.ts), so `wasm` stays the unmodified backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BlasAddon } from './blas-addon.js';
+import { sharedIdentityKernel } from './shared-identity.js';
 import { sliceKernel, splitVKernel, unpackKernel } from './slice-kernels.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
@@ -21,8 +23,8 @@ interface WasmBackend {
 /** Activation codes of the addon's epilogue (native/blas/src/blas.cc). */
 const FUSED_ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, prelu: 3, leakyrelu: 4, sigmoid: 5, elu: 6 };
 
-/** Matrix products served by OpenBLAS, and slicing kernels that read the heap in place (slice-kernels.ts). */
-const KERNELS = [tf.BatchMatMul, tf._FusedMatMul, tf.Slice, tf.Unpack, tf.SplitV] as const;
+/** Matrix products served by OpenBLAS, slicing kernels that read the heap in place, and an Identity that copies nothing. */
+const KERNELS = [tf.BatchMatMul, tf._FusedMatMul, tf.Slice, tf.Unpack, tf.SplitV, tf.Identity] as const;
 
 function replacementKernel(name: (typeof KERNELS)[number], addon: BlasAddon, original: tf.KernelConfig): tf.KernelFunc {
   switch (name) {
@@ -36,6 +38,8 @@ function replacementKernel(name: (typeof KERNELS)[number], addon: BlasAddon, ori
       return unpackKernel(original);
     case tf.SplitV:
       return splitVKernel(original);
+    case tf.Identity:
+      return sharedIdentityKernel(original);
   }
 }
 

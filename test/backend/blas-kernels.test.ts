@@ -236,6 +236,28 @@ describe.skipIf(!blasLoads())('wasm+blas kernels', () => {
     }
   });
 
+  it('Identity shares its input data: a clone reads the same values and outlives its source', async () => {
+    await initBackend('wasm+blas');
+    const heap = tf.backend() as unknown as { refCount(dataId: object): number };
+    const x = randomTensor(rng, [4, 6]);
+    const want = Array.from(x.dataSync());
+    const y = tf.clone(x);
+    expect(y.dataId).toBe(x.dataId);
+    expect(heap.refCount(x.dataId)).toBe(2);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(want);
+    expect(heap.refCount(y.dataId)).toBe(1);
+    const s = tf.clone(tf.tensor(['a', 'b']));
+    expect(s.dataSync()).toEqual(['a', 'b']);
+    tf.dispose([y, s]);
+    // Plain wasm keeps its copying Identity.
+    await initBackend('wasm');
+    const z = tf.tensor([1, 2]);
+    const c = tf.clone(z);
+    expect(c.dataId).not.toBe(z.dataId);
+    tf.dispose([z, c]);
+  });
+
   it('slice gradients (Pad) are unchanged on wasm+blas', async () => {
     const x = randomTensor(rng, [3, 7, 5]);
     const r = await both(() => tf.grad((t: tf.Tensor) => tf.slice(t, [1, 2, 0], [2, 3, 5]).square().sum())(x));

@@ -29,7 +29,10 @@ async function train(backend: string): Promise<Record<string, Float32Array>> {
   const rng = new Rng(7);
   // Each variable owns its data (tidy frees the initial tensor), as the trainer's do after loading.
   const params = Object.fromEntries(Object.entries(SHAPES).map(([n, s]) => [n, tf.tidy(() => tf.variable(randomTensor(rng, s)))]));
-  const teacher = Object.fromEntries(Object.entries(params).map(([n, p]) => [n, tf.tidy(() => tf.variable(p.clone()))]));
+  // A copy of its own (a clone would share the student's data, and the first update would then take tensor ops).
+  const teacher = Object.fromEntries(
+    Object.entries(params).map(([n, p]) => [n, tf.tidy(() => tf.variable(tf.tensor(p.dataSync(), p.shape)))]),
+  );
   const adam = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 });
   const norms: number[] = [];
   for (let step = 0; step < 3; step++) {
@@ -66,6 +69,29 @@ describe.skipIf(!addonHasUpdates())('in-place optimizer updates on wasm+blas', (
       const err = maxAbsDiff(got[k]!, w) / Math.max(1, maxAbs(w));
       expect([k, err < 1e-6]).toEqual([k, true]);
     }
+  });
+
+  it('updates in place after a gradient step: the tensors a gradient saves (shared clones) are freed before it', async () => {
+    await initBackend('wasm+blas');
+    const rng = new Rng(3);
+    const params = Object.fromEntries(Object.entries(SHAPES).map(([n, s]) => [n, tf.tidy(() => tf.variable(randomTensor(rng, s)))]));
+    const x = randomTensor(rng, [2, 33]);
+    const loss = () =>
+      tf.tidy(() => {
+        const h = tf.matMul(x, params['a.weight']!).add(params['a.bias']!).relu();
+        return h.square().sum().add(params['b.weight']!.square().sum()) as tf.Scalar;
+      });
+    const adam = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 });
+    const adamw = vi.spyOn(loadBlasAddon(), 'adamw');
+    for (let step = 0; step < 2; step++) {
+      const { value, grads } = tf.variableGrads(loss, Object.values(params));
+      // variableGrads keys by variable name, AdamW by parameter name.
+      adam.apply(params, Object.fromEntries(Object.entries(params).map(([n, v]) => [n, grads[v.name]!])), 0.01);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    expect(adamw.mock.calls.length).toBe(6);
+    tf.dispose([x, ...Object.values(params)]);
+    adam.dispose();
   });
 
   it('leaves a variable that shares its data with another tensor to tensor ops, so that tensor is untouched', async () => {
