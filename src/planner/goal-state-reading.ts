@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { loadStateReader, STATE_READER_FILE, type StateReader } from '../model/state-reader.js';
 import type { Goal, Observation } from '../core/types.js';
+import { distance, gripperPosition, type Vec3 } from './gripper-position.js';
 
 /**
  * Closedness above which a picture's gripper counts as closed: the simulator's open fingers (9 cm
@@ -19,12 +20,24 @@ import type { Goal, Observation } from '../core/types.js';
  */
 export const CLOSED_ABOVE = 0.25;
 
+/** A closed-gripper goal this far or nearer from where the gripper was when it came (a grasp in place) is aimed at, not past. */
+export const OVERSHOOT_MIN_MOVE = 0.03;
+
 export class GoalStateReading {
   /** Per goal object: the planner is handed the same object until the goal changes. */
   private readonly goals = new WeakMap<Goal, Goal>();
   private readonly pictures = new WeakMap<Observation, { picture: Observation; closed: boolean }>();
 
-  constructor(readonly reader: StateReader) {}
+  /**
+   * `overshoot` (m, preset field `closedGoalOvershoot`): how far past a closed-gripper goal's read
+   * position to aim, along the move from where the gripper was when that goal came. A pull or a
+   * carry ends where its picture shows it, and the reader's centimetre of error stops the robot
+   * short as often as long; short of a drawer's last millimetres, the stage is not done.
+   */
+  constructor(
+    readonly reader: StateReader,
+    readonly overshoot = 0,
+  ) {}
 
   /** A picture with the reader's gripper state as its proprioception (x, y, z, yaw 0, opening). */
   readPicture(o: Observation): Observation {
@@ -43,16 +56,33 @@ export class GoalStateReading {
     return r;
   }
 
-  /** The goal with every picture read, and the gripper state the last picture shows. */
-  read(goal: Goal): Goal {
+  /**
+   * The goal with every picture read, and the gripper state the last picture shows. `obs`, the
+   * robot's observation when the goal is first read, gives the start of the move an overshoot
+   * extends; without its proprioception there is no overshoot.
+   */
+  read(goal: Goal, obs?: Observation): Goal {
     let g = this.goals.get(goal);
     if (!g) {
       const read = goal.images.map((o) => this.readOne(o));
       g = { images: read.map((r) => r.picture), instruction: goal.instruction };
       if (read.length) g.gripper = read[read.length - 1]!.closed ? 'closed' : 'open';
+      if (g.gripper === 'closed' && this.overshoot > 0) g = this.aimPast(g, gripperPosition(obs));
       this.goals.set(goal, g);
     }
     return g;
+  }
+
+  /** `g` with its last picture's gripper moved `overshoot` further along the move from `start` (the read pictures stay as read). */
+  private aimPast(g: Goal, start: Vec3 | undefined): Goal {
+    const last = g.images[g.images.length - 1]!;
+    const target = gripperPosition(last);
+    if (!start || !target) return g;
+    const length = distance(start, target);
+    if (length <= OVERSHOOT_MIN_MOVE) return g;
+    const proprio = Float32Array.from(last.proprio!);
+    for (let i = 0; i < 3; i++) proprio[i] = target[i]! + (this.overshoot * (target[i]! - start[i]!)) / length;
+    return { ...g, images: [...g.images.slice(0, -1), { ...last, proprio }] };
   }
 
   dispose(): void {
@@ -73,7 +103,7 @@ export function stateReaderPath(checkpoint: string): string {
 
 /** The goal reading a preset asks for: none unless its `goalState` is "read". */
 export function loadGoalStateReading(
-  preset: { name: string; goalState?: 'recorded' | 'read' },
+  preset: { name: string; goalState?: 'recorded' | 'read'; closedGoalOvershoot?: number },
   checkpoint: string,
 ): GoalStateReading | undefined {
   if (preset.goalState !== 'read') return undefined;
@@ -83,5 +113,5 @@ export function loadGoalStateReading(
       `planner preset '${preset.name}' reads the goal pictures' gripper states with a learned state reader, and ${path} does not exist ` +
         `(train one with: selfflow-wm model train-reader --data-dir DIR --out ${dirname(path)})`,
     );
-  return new GoalStateReading(loadStateReader(path));
+  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot);
 }

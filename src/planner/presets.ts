@@ -42,6 +42,11 @@ export interface PlannerPreset {
    */
   goalState?: GoalState;
   /**
+   * With goalState "read": metres to aim past a closed-gripper goal's read position, along the move
+   * from where the gripper was when that goal came (absent = 0; src/planner/goal-state-reading.ts).
+   */
+  closedGoalOvershoot?: number;
+  /**
    * Where proposals (the `policy` kind's action, CEM's and MPPI's proposalFraction) come from:
    * `joint` (absent = joint) is the world model's joint video-action query, `policy` the model
    * directory's action policy, which reads the current picture, the robot state and the
@@ -75,6 +80,7 @@ const FIELDS = {
     'handover',
     'poseProposal',
     'goalState',
+    'closedGoalOvershoot',
     'proposer',
     'proposerNoise',
   ],
@@ -134,6 +140,11 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     if (top.proposer !== 'policy')
       throw new UserError(`${f('proposerNoise')} applies only with proposer "policy" (the action policy's sampling)`);
     return num(v, 'proposerNoise', 0, 2);
+  };
+  const overshoot = (v: unknown, goalState: unknown): number => {
+    if (goalState !== 'read')
+      throw new UserError(`${f('closedGoalOvershoot')} applies only with goalState "read" (it moves the goal the state reader reads)`);
+    return num(v, 'closedGoalOvershoot', 0, 0.05);
   };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
@@ -210,6 +221,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       : NO_PINS,
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
     ...(top.goalState !== undefined && { goalState: oneOf<GoalState>(top.goalState, 'goalState', GOAL_STATES) }),
+    ...(top.closedGoalOvershoot !== undefined && { closedGoalOvershoot: overshoot(top.closedGoalOvershoot, top.goalState) }),
     ...(top.proposer !== undefined && { proposer: oneOf<Proposer>(top.proposer, 'proposer', PROPOSERS) }),
     ...(top.proposerNoise !== undefined && { proposerNoise: proposerNoise(top.proposerNoise) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),

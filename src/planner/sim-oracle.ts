@@ -96,7 +96,7 @@ export class SimOraclePlanning implements PlanModel {
   }
 
   plan(obs: Observation, goal: Goal): Promise<Plan> {
-    return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal) : goal);
+    return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal, obs) : goal);
   }
 
   reset(seed?: number): void {

@@ -238,7 +238,7 @@ export class WorldModelPlanning {
 
   /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
   plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
-    return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal) : goal, signal);
+    return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal, obs) : goal, signal);
   }
 
   /**

@@ -63,6 +63,34 @@ describe('goal states read off the pictures', () => {
     expect(box.reads).toBe(before);
   });
 
+  it('aims a closed-gripper goal past its read position, along the move from where the gripper was when the goal came', () => {
+    const reading = new GoalStateReading(pixelReader().reader, 0.01);
+    const robotAt = (x: number) => picture(0, 0, [x, 0.1, 0.2, 0, 0.02]);
+    // A pull: closed fingers (closedness 0.6), the picture's gripper at x 0.5, the robot at x 0.62.
+    const pull = { images: [picture(50, 60)] };
+    const aimed = reading.read(pull, robotAt(0.62));
+    expect(aimed.gripper).toBe('closed');
+    expect(aimed.images[0]!.proprio![0]).toBeCloseTo(0.49, 6);
+    expect(Array.from(aimed.images[0]!.proprio!.slice(1, 3))).toEqual([0.1, 0.2].map(Math.fround));
+    // The same goal keeps its aim while the robot moves; the handover still sees the picture as read.
+    expect(reading.read(pull, robotAt(0.5))).toBe(aimed);
+    expect(reading.readPicture(pull.images[0]!).proprio![0]).toBeCloseTo(0.5, 6);
+    // A grasp in place (within 3 cm), an open-gripper goal, and no robot state are aimed at, not past.
+    expect(reading.read({ images: [picture(50, 60)] }, robotAt(0.52)).images[0]!.proprio![0]).toBeCloseTo(0.5, 6);
+    expect(reading.read({ images: [picture(50, 0)] }, robotAt(0.62)).images[0]!.proprio![0]).toBeCloseTo(0.5, 6);
+    expect(reading.read({ images: [picture(50, 60)] }).images[0]!.proprio![0]).toBeCloseTo(0.5, 6);
+    // Without the preset field there is no overshoot.
+    expect(
+      new GoalStateReading(pixelReader().reader).read({ images: [picture(50, 60)] }, robotAt(0.62)).images[0]!.proprio![0],
+    ).toBeCloseTo(0.5, 6);
+    expect(() => validatePreset({ ...loadPlannerPreset('wm-cem-read'), closedGoalOvershoot: 0.2 }, 'x.json')).toThrow(
+      /x\.json: 'closedGoalOvershoot' must be a number in \[0, 0\.05\], got 0\.2/,
+    );
+    expect(() => validatePreset({ ...loadPlannerPreset('wm-cem-fast'), closedGoalOvershoot: 0.01 }, 'x.json')).toThrow(
+      /'closedGoalOvershoot' applies only with goalState "read"/,
+    );
+  });
+
   it('hands the next picture over when the robot is where the reader sees the gripper, not where it was recorded', () => {
     const reading = new GoalStateReading(pixelReader().reader);
     const sub = (red: number, recorded: number[], name: string): Subgoal => ({
