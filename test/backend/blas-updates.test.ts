@@ -23,17 +23,24 @@ function addonHasUpdates(): boolean {
 
 const SHAPES: Record<string, number[]> = { 'a.weight': [33, 17], 'a.bias': [17], 'b.weight': [5, 4, 3] };
 
+/** Clipped (the gradients' norms are far above 1), with weight decay on the weights. */
+const ADAMW = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
+
+/** Random parameters of SHAPES, each variable owning its data (tidy frees the initial tensor), as the trainer's do after loading. */
+function randomParams(rng: Rng): Record<string, tf.Variable> {
+  return Object.fromEntries(Object.entries(SHAPES).map(([n, s]) => [n, tf.tidy(() => tf.variable(randomTensor(rng, s)))]));
+}
+
 /** Three AdamW steps (clipped: the gradients' norm is far above 1; weight decay on the weights) and EMA updates on `backend`. */
 async function train(backend: string): Promise<Record<string, Float32Array>> {
   await initBackend(backend);
   const rng = new Rng(7);
-  // Each variable owns its data (tidy frees the initial tensor), as the trainer's do after loading.
-  const params = Object.fromEntries(Object.entries(SHAPES).map(([n, s]) => [n, tf.tidy(() => tf.variable(randomTensor(rng, s)))]));
+  const params = randomParams(rng);
   // A copy of its own (a clone would share the student's data, and the first update would then take tensor ops).
   const teacher = Object.fromEntries(
     Object.entries(params).map(([n, p]) => [n, tf.tidy(() => tf.variable(tf.tensor(p.dataSync(), p.shape)))]),
   );
-  const adam = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 });
+  const adam = new AdamW(ADAMW);
   const norms: number[] = [];
   for (let step = 0; step < 3; step++) {
     const grads = Object.fromEntries(Object.entries(SHAPES).map(([n, s]) => [n, randomTensor(rng, s, 3)]));
@@ -74,14 +81,14 @@ describe.skipIf(!addonHasUpdates())('in-place optimizer updates on wasm+blas', (
   it('updates in place after a gradient step: the tensors a gradient saves (shared clones) are freed before it', async () => {
     await initBackend('wasm+blas');
     const rng = new Rng(3);
-    const params = Object.fromEntries(Object.entries(SHAPES).map(([n, s]) => [n, tf.tidy(() => tf.variable(randomTensor(rng, s)))]));
+    const params = randomParams(rng);
     const x = randomTensor(rng, [2, 33]);
     const loss = () =>
       tf.tidy(() => {
         const h = tf.matMul(x, params['a.weight']!).add(params['a.bias']!).relu();
         return h.square().sum().add(params['b.weight']!.square().sum()) as tf.Scalar;
       });
-    const adam = new AdamW({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 });
+    const adam = new AdamW(ADAMW);
     const adamw = vi.spyOn(loadBlasAddon(), 'adamw');
     for (let step = 0; step < 2; step++) {
       const { value, grads } = tf.variableGrads(loss, Object.values(params));
