@@ -71,7 +71,7 @@ export async function benchModel(opts: BenchOptions): Promise<BenchTable[]> {
     columns: ['config', 'backend', 'tokens/seq', 'pass', 'ms/batch', 'samples/s', 'tokens/s', 'GFLOP/s', '% of matmul peak'],
     rows: [],
     notes: [
-      'forward+backward = one full training step (teacher forward, student forward+backward, AdamW, EMA); its FLOPs are counted as 4x forward (teacher 1x + student 3x).',
+      'forward+backward = one full training step (teacher forward, student forward+backward, AdamW, EMA); its FLOPs are counted as 4x forward (teacher 1x + student 3x). FLOPs count the products that run: the adaLN linears once per distinct conditioning row (src/model/condition-groups.ts).',
       'One worker: this process, one backend instance. Training over all cores: the next table.',
     ],
   };

@@ -3,6 +3,7 @@
  * `blocks.{i}.*`), with optional attention masks and a key/value cache for a clean prefix.
  */
 import * as tf from '@tensorflow/tfjs';
+import { distinctRows, spreadRows, type ConditionGroups } from './condition-groups.js';
 import { geluTanh, layerNorm, linear, linearChunks, matmul, modulate, plainProductsOnly, silu, type Params } from './layers.js';
 
 export interface TrunkGeometry {
@@ -33,6 +34,8 @@ export interface TrunkOptions {
   rawFeaturesLayer?: number;
   /** Run only blocks 1..stopAfterLayer (1-based); the output `x` is then that block's output. */
   stopAfterLayer?: number;
+  /** Tokens whose conditioning rows are equal by construction: the modulation linears run once per group. */
+  groups?: ConditionGroups;
 }
 
 export interface TrunkOutput {
@@ -182,7 +185,7 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   if (opts.recordCache && opts.cache) throw new Error('runTrunk: recording a cache on top of a cache is not supported');
   const out: TrunkOutput = { x };
   const record = opts.recordCache ? { keys: [] as tf.Tensor4D[], values: [] as tf.Tensor4D[] } : undefined;
-  const sc = silu(c);
+  const sc = silu(opts.groups ? distinctRows(c, opts.groups) : c);
   const bias = attentionBias(opts);
   const depth = opts.stopAfterLayer === undefined ? g.depth : Math.min(g.depth, opts.stopAfterLayer);
   for (let i = 0; i < depth; i++) {
@@ -190,7 +193,7 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
     // Per-block tidy bounds inference memory to one block's attention maps; under a gradient
     // tape tfjs keeps what backprop needs, so training is unaffected.
     x = tf.tidy(() => {
-      const mod = linearChunks(sc, p, `blocks.${i}.adaLN_modulation.1`, 6);
+      const mod = modulation(sc, p, `blocks.${i}.adaLN_modulation.1`, 6, opts.groups);
       return block(p, i, xi, mod, g.num_heads, opts, bias, record);
     });
     if (opts.featuresLayer === i + 1) out.projected = projector(p, x) as tf.Tensor3D;
@@ -201,9 +204,20 @@ export function runTrunk(p: Params, g: TrunkGeometry, x: tf.Tensor3D, c: tf.Tens
   return out;
 }
 
+/**
+ * The adaLN modulation chunks [B, T, D] of conditioning `sc` (SiLU already applied): per token, or,
+ * with `groups`, per group (`sc` is then [B, U, D]) and spread to the group's tokens.
+ */
+function modulation(sc: tf.Tensor, p: Params, name: string, parts: number, groups?: ConditionGroups): tf.Tensor[] {
+  if (!groups) return linearChunks(sc, p, name, parts);
+  if (plainProductsOnly()) return linearChunks(sc, p, name, parts).map((m) => spreadRows(m, groups));
+  return tf.split(spreadRows(linear(sc, p, name), groups), parts, -1);
+}
+
 /** PerTokenFinalLayer up to (not including) its output linear: adaLN-modulated final norm. */
-export function finalNorm(p: Params, x: tf.Tensor3D, c: tf.Tensor3D): tf.Tensor3D {
-  const [shift, scale] = linearChunks(silu(c), p, 'final_layer.adaLN_modulation.1', 2);
+export function finalNorm(p: Params, x: tf.Tensor3D, c: tf.Tensor3D, groups?: ConditionGroups): tf.Tensor3D {
+  const sc = silu(groups ? distinctRows(c, groups) : c);
+  const [shift, scale] = modulation(sc, p, 'final_layer.adaLN_modulation.1', 2, groups);
   return modulate(layerNorm(x), shift!, scale!) as tf.Tensor3D;
 }
 

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { usesAdalnAction, type WorldModelConfig } from '../core/model-config.js';
 import { actionShiftBias, movableScores, tokenGrid } from './action-shift.js';
 import { embedLabels, embedTimesteps, linear, param, sincos1d, sincos2d, type Params } from './layers.js';
+import { conditionGroups, type ConditionGroups } from './condition-groups.js';
 import { finalNorm, runTrunk, type KVCache, type TrunkOutput } from './trunk.js';
 
 export interface FrameBatch {
@@ -220,12 +221,15 @@ function embedSequence(p: Params, cfg: WorldModelConfig, batch: FrameBatch, firs
   }
   const x = tf.concat(tokenParts, 1) as tf.Tensor3D;
   const tAll = tf.concat(timeParts, 1) as tf.Tensor2D;
+  // A token's conditioning below depends on its sample, its slot (frame j's action or patches) and its time only.
+  const slots = layout.frameOf.map((j, k) => 2 * j + (layout.actionPos.includes(k) ? 0 : 1));
+  const groups = conditionGroups(slots, tAll.dataSync() as Float32Array, b, d);
   let c = embedTimesteps(p, tAll) as tf.Tensor3D;
   if (usesAdalnAction(cfg) && nActions > 0) c = tf.add(c, actionConditioning(p, batch.actions, firstFrame, f, n)) as tf.Tensor3D;
   const y = cond.y ?? tf.zeros([1], 'int32');
   c = tf.add(c, embedLabels(p, y)) as tf.Tensor3D;
   if (cfg.languageDim > 0 && cond.language) c = tf.add(c, linear(cond.language, p, 'lang_embedder.proj').expandDims(1)) as tf.Tensor3D;
-  return { x, c, layout };
+  return { x, c, layout, groups };
 }
 
 /** Per-token conditioning [B, T, D]: each frame's patch tokens get the embedding of the action leading into it. */
@@ -276,11 +280,12 @@ function decodeOutputs(
   cfg: WorldModelConfig,
   trunk: TrunkOutput,
   c: tf.Tensor3D,
+  groups: ConditionGroups | undefined,
   layout: Layout,
   batch: FrameBatch,
 ): WorldModelOutput {
   const { n } = patchGrid(cfg);
-  const h = finalNorm(p, trunk.x, c);
+  const h = finalNorm(p, trunk.x, c, groups);
   const patchOut = gatherPatchTokens(linear(h, p, 'final_layer.linear') as tf.Tensor3D, layout, n);
   const residual = cfg.prediction === 'residual' ? residualOutputs(unpatchify(patchOut, cfg), batch, cfg) : undefined;
   const frameVelocity = residual ? residual.velocity : (tf.neg(unpatchify(patchOut, cfg)) as tf.Tensor5D);
@@ -310,11 +315,17 @@ export function worldModelForward(
   cond: WorldModelConditioning = {},
   opts: ForwardOptions = {},
 ): WorldModelOutput {
-  const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
+  const { x, c, layout, groups } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
   const headBias = sequenceShiftBias(p, cfg, batch, layout);
-  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, featuresLayer: opts.projectedLayer, rawFeaturesLayer: opts.rawLayer });
-  return decodeOutputs(p, cfg, trunk, c, layout, batch);
+  const trunk = runTrunk(p, cfg.dit, x, c, {
+    mask,
+    headBias,
+    groups,
+    featuresLayer: opts.projectedLayer,
+    rawFeaturesLayer: opts.rawLayer,
+  });
+  return decodeOutputs(p, cfg, trunk, c, groups, layout, batch);
 }
 
 /**
@@ -330,10 +341,10 @@ export function worldModelRawFeatures(
 ): tf.Tensor4D {
   if (!Number.isInteger(layer) || layer < 1 || layer > cfg.dit.depth)
     throw new Error(`worldModelRawFeatures: layer ${layer} is outside blocks 1..${cfg.dit.depth}`);
-  const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
+  const { x, c, layout, groups } = embedSequence(p, cfg, batch, 0, cond);
   const mask = causalBias(layout.frameOf, layout.frameOf);
   const headBias = sequenceShiftBias(p, cfg, batch, layout);
-  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, rawFeaturesLayer: layer, stopAfterLayer: layer });
+  const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, groups, rawFeaturesLayer: layer, stopAfterLayer: layer });
   return gatherPatchTokens(trunk.raw!, layout, patchGrid(cfg).n);
 }
 
@@ -365,11 +376,11 @@ export function encodeContext(
   return tf.tidy(() => {
     const [b, k] = frames.shape;
     const batch: FrameBatch = { frames, actions, frameT: tf.zeros([b, k]), actionT: tf.zeros([b, Math.max(0, k - 1)]) };
-    const { x, c, layout } = embedSequence(p, cfg, batch, 0, cond);
+    const { x, c, layout, groups } = embedSequence(p, cfg, batch, 0, cond);
     const mask = causalBias(layout.frameOf, layout.frameOf);
     const movable = cfg.actionConditioning === 'shift' ? layoutMovable(p, cfg, frames, layout) : undefined;
     const headBias = sequenceShiftBias(p, cfg, batch, layout, movable);
-    const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, recordCache: true, rawFeaturesLayer: rawLayer });
+    const trunk = runTrunk(p, cfg.dit, x, c, { mask, headBias, groups, recordCache: true, rawFeaturesLayer: rawLayer });
     const raw = trunk.raw ? tf.keep(gatherPatchTokens(trunk.raw, layout, patchGrid(cfg).n)) : undefined;
     const [, , h, w, ch] = frames.shape;
     const reference =
@@ -419,7 +430,7 @@ export function forwardWithContext(
   cond: WorldModelConditioning = {},
   opts: ForwardOptions = {},
 ): WorldModelOutput {
-  const { x, c, layout } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
+  const { x, c, layout, groups } = embedSequence(p, cfg, batch, ctx.contextFrames, cond);
   const keyFrameOf = [...ctx.frameOf, ...layout.frameOf];
   const mask = causalBias(layout.frameOf, keyFrameOf);
   const headBias = ctx.shift ? contextShiftBias(p, cfg, ctx.shift, batch, layout, keyFrameOf) : undefined;
@@ -427,8 +438,9 @@ export function forwardWithContext(
     mask,
     headBias,
     cache: ctx.kv,
+    groups,
     featuresLayer: opts.projectedLayer,
     rawFeaturesLayer: opts.rawLayer,
   });
-  return decodeOutputs(p, cfg, trunk, c, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
+  return decodeOutputs(p, cfg, trunk, c, groups, layout, batch.reference ? batch : { ...batch, reference: ctx.reference });
 }
