@@ -8,16 +8,7 @@ import { loadBlasAddon } from '../../src/backend/blas-addon.js';
 import { blasKernelsActive } from '../../src/backend/blas-kernels.js';
 import { initBackend } from '../../src/backend/backends.js';
 import { Rng } from '../../src/util/rng.js';
-import { maxAbs, maxAbsDiff, randomTensor } from '../helpers/tf.js';
-
-function blasLoads(): boolean {
-  try {
-    loadBlasAddon();
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { blasLoads, maxAbs, maxAbsDiff, randomTensor } from '../helpers/tf.js';
 
 /** Runs `f` on plain wasm and on wasm+blas and returns both results. */
 async function both(f: () => tf.Tensor): Promise<{ wasm: Float32Array; blas: Float32Array; shapes: number[][] }> {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { loadBlasAddon } from '../../src/backend/blas-addon.js';
 import { initBackend } from '../../src/backend/backends.js';
 import type { TensorMap } from '../../src/checkpoint/tensor-map.js';
 import { Rng } from '../../src/util/rng.js';
@@ -9,6 +10,16 @@ import { Rng } from '../../src/util/rng.js';
  */
 export async function useTestBackend(): Promise<void> {
   await initBackend(process.env.SELFFLOW_TEST_BACKEND ?? 'wasm');
+}
+
+/** Whether the native OpenBLAS addon loads here (wasm+blas tests skip where it does not). */
+export function blasLoads(): boolean {
+  try {
+    loadBlasAddon();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -4,7 +4,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { loadBlasAddon } from '../../src/backend/blas-addon.js';
 import { initBackend } from '../../src/backend/backends.js';
 import { worldModelConfig } from '../../src/core/model-config.js';
 import { conditionGroups } from '../../src/model/condition-groups.js';
@@ -12,16 +11,7 @@ import { toTf, worldModelInit } from '../../src/model/params.js';
 import { finalNorm, runTrunk } from '../../src/model/trunk.js';
 import { patchGrid, worldModelForward } from '../../src/model/world-model.js';
 import { Rng } from '../../src/util/rng.js';
-import { maxAbs, maxAbsDiff, randomiseWeights, randomTensor } from '../helpers/tf.js';
-
-function blasLoads(): boolean {
-  try {
-    loadBlasAddon();
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { blasLoads, maxAbs, maxAbsDiff, randomiseWeights, randomTensor } from '../helpers/tf.js';
 
 const cfg = worldModelConfig('tiny', { imageHeight: 16, imageWidth: 16, languageDim: 0, maxFrames: 3 });
 const d = cfg.dit.hidden_size;
