@@ -21,9 +21,16 @@ export interface ConditionGroups {
 }
 
 /**
+ * Whether grouping pays: it costs about 7 U / (6 D) of the per-token modulation products (the pick and spread
+ * products against the linears it saves), so it is used when a sample has at most D / 4 groups.
+ */
+export function groupingPays(groups: number, hidden: number): boolean {
+  return groups * 4 <= hidden;
+}
+
+/**
  * Groups for `b` samples of `slots.length` tokens: `slots[t]` names token t's slot, `times[b * T + t]`
- * its noise level. Undefined where grouping would save too little: it costs about 7 U / (6 D) of the
- * per-token modulation products, so it is used when the largest sample has at most D / 4 groups.
+ * its noise level. Undefined where grouping would save too little for the sample with the most groups (groupingPays).
  */
 export function conditionGroups(slots: ArrayLike<number>, times: Float32Array, b: number, hidden: number): ConditionGroups | undefined {
   const t = slots.length;
@@ -47,7 +54,7 @@ export function conditionGroups(slots: ArrayLike<number>, times: Float32Array, b
     firsts.push(first);
     most = Math.max(most, first.length);
   }
-  if (most * 4 > hidden) return undefined;
+  if (!groupingPays(most, hidden)) return undefined;
   const pick = new Float32Array(b * most * t);
   const spread = new Float32Array(b * t * most);
   for (let s = 0; s < b; s++) {

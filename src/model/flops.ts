@@ -1,5 +1,6 @@
 /** Analytic FLOP counts (multiply-add = 2 FLOPs) of the world-model forward, for achieved-GFLOP/s figures. */
 import type { WorldModelConfig } from '../core/model-config.js';
+import { groupingPays } from './condition-groups.js';
 import { patchGrid } from './world-model.js';
 
 /**
@@ -19,7 +20,7 @@ export function worldModelForwardFlops(
   const mlp = d * cfg.dit.mlp_ratio;
   const { n, p } = patchGrid(cfg);
   const tokens = frames * n + (frames - 1);
-  const grouped = conditionRows * 4 <= d;
+  const grouped = groupingPays(conditionRows, d);
   const rows = grouped ? conditionRows : tokens;
   const perTokenBlock = 2 * d * (3 * d + d) + 2 * 2 * d * mlp + (grouped ? 2 * rows * 6 * d : 0);
   const adaln = (out: number) => rows * 2 * d * out;
