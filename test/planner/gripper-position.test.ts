@@ -10,6 +10,7 @@ import { loadWorldModelPlanning } from '../../src/planner/world-model-planner.js
 import type { Observation } from '../../src/core/types.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { useTestBackend } from '../helpers/tf.js';
+import { rawTestPreset } from '../helpers/presets.js';
 
 // Normalised +-1 = +-6 cm per axis: the simulator's own limit.
 const names = ['world_vector.x', 'world_vector.y', 'world_vector.z'];
@@ -77,26 +78,8 @@ describe('gripper-position cost (cost.pose)', () => {
   });
 
   it('is an optional preset field; a negative weight is refused with its name', () => {
-    const base = {
-      name: 'p',
-      optimizer: {
-        kind: 'cem',
-        horizon: 2,
-        candidates: 6,
-        iterations: 2,
-        elites: 2,
-        temperature: 0.1,
-        initStd: 0.6,
-        minStd: 0.05,
-        proposalFraction: 0,
-        warmStartPad: 'repeat',
-      },
-      budgetMs: 1000,
-      graceMs: 1000,
-      rollout: { flowSteps: 1, integrator: 'euler' },
-      cost: { representation: 0, pixel: 0, actionMagnitude: 0, terminal: 1 },
-      executeSteps: 1,
-    };
+    const cost = { representation: 0, pixel: 0, actionMagnitude: 0, terminal: 1 };
+    const base = rawTestPreset({ name: 'p', optimizer: { initStd: 0.6 }, graceMs: 1000, cost });
     expect(validatePreset(base, 'p.json').cost.pose).toBe(0);
     expect(validatePreset(base, 'p.json').poseProposal).toBe(false);
     expect(validatePreset({ ...base, poseProposal: true }, 'p.json').poseProposal).toBe(true);
@@ -108,7 +91,7 @@ describe('gripper-position cost (cost.pose)', () => {
     expect(
       () => new SimOraclePlanning(validatePreset({ ...base, poseProposal: true }, 'p.json'), { imageHeight: 32, imageWidth: 40 }, noWorld),
     ).toThrow(/planner preset 'p', actions: a straight move needs/);
-    expect(() => validatePreset({ ...base, cost: { ...base.cost, pose: -1 } }, 'p.json')).toThrow(/p.json: 'cost.pose' must be a number/);
+    expect(() => validatePreset({ ...base, cost: { ...cost, pose: -1 } }, 'p.json')).toThrow(/p.json: 'cost.pose' must be a number/);
   });
 
   it("oracle: with the pose cost alone and an unchanged picture, moves towards the goal picture's gripper position", async () => {
@@ -118,26 +101,12 @@ describe('gripper-position cost (cost.pose)', () => {
       const p = start.proprio!;
       const goal = withGripperAt(start, [p[0]!, p[1]! + 0.1, p[2]!]);
       const preset = validatePreset(
-        {
+        rawTestPreset({
           name: 'pose',
-          optimizer: {
-            kind: 'cem',
-            horizon: 2,
-            candidates: 12,
-            iterations: 3,
-            elites: 3,
-            temperature: 0.1,
-            initStd: 0.6,
-            minStd: 0.05,
-            proposalFraction: 0,
-            warmStartPad: 'repeat',
-          },
-          budgetMs: 1000,
+          optimizer: { candidates: 12, iterations: 3, elites: 3, initStd: 0.6 },
           graceMs: 1000,
-          rollout: { flowSteps: 1, integrator: 'euler' },
           cost: { representation: 0, pixel: 0, pose: 5, actionMagnitude: 0, terminal: 1 },
-          executeSteps: 1,
-        },
+        }),
         'pose preset',
       );
       const oracle = new SimOraclePlanning(preset, { imageHeight: 32, imageWidth: 40 }, stats, 1);

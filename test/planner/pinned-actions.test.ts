@@ -7,6 +7,7 @@ import type { Observation } from '../../src/core/types.js';
 import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { subgoals } from '../../src/sim/goals.js';
 import { Rng } from '../../src/util/rng.js';
+import { ARM_AND_GRIPPER_STATS, rawTestPreset } from '../helpers/presets.js';
 
 // Yaw +-0.3 rad maps to +-1; the gripper -1..1 to itself; x is asymmetric so 0 is not the middle.
 const names = ['world_vector.x', 'rotation_delta.yaw', 'gripper_closedness_action'];
@@ -20,26 +21,12 @@ const stats: ActionStats = {
   q01: [-0.02, -0.3, -1],
   q99: [0.06, 0.3, 1],
 };
-const base = {
+const base = rawTestPreset({
   name: 'p',
-  optimizer: {
-    kind: 'cem',
-    horizon: 2,
-    candidates: 6,
-    iterations: 3,
-    elites: 2,
-    temperature: 0.1,
-    initStd: 0.6,
-    minStd: 0.05,
-    proposalFraction: 0,
-    warmStartPad: 'repeat',
-  },
-  budgetMs: 1000,
+  optimizer: { iterations: 3, initStd: 0.6 },
   graceMs: 1000,
-  rollout: { flowSteps: 1, integrator: 'euler' },
   cost: { representation: 0, pixel: 0, pyramid: 1, actionMagnitude: 0, terminal: 1 },
-  executeSteps: 1,
-};
+});
 
 describe('pinned action parts', () => {
   it('holds raw values and takes the gripper from the goal, in the normalised space', () => {
@@ -104,18 +91,7 @@ describe('pinned action parts', () => {
   });
 
   describe('move cap: a speed limit (actions.speed), lower while the gripper holds something (actions.carry)', () => {
-    // x, y, z each map -0.06..0.06 m to -1..1; the gripper -1..1 to itself.
-    const wv = ['world_vector.x', 'world_vector.y', 'world_vector.z', 'gripper_closedness_action'];
-    const s4: ActionStats = {
-      names: wv,
-      count: 1,
-      mean: [0, 0, 0, 0],
-      std: [1, 1, 1, 1],
-      min: [-0.06, -0.06, -0.06, -1],
-      max: [0.06, 0.06, 0.06, 1],
-      q01: [-0.06, -0.06, -0.06, -1],
-      q99: [0.06, 0.06, 0.06, 1],
-    };
+    const s4 = ARM_AND_GRIPPER_STATS;
     const pins = validatePreset({ ...base, actions: { gripper: 'goal', carry: { speed: 0.03, minOpening: 0 } } }, 'p.json').actions;
     const moveOf = (seq: Float32Array, t: number) =>
       Math.hypot(...Array.from(denormaliseActions(s4, seq.subarray(t * 4, t * 4 + 3 + 1)).subarray(0, 3)));

@@ -4,6 +4,7 @@ import { SimOraclePlanning } from '../../src/planner/sim-oracle.js';
 import { validatePreset } from '../../src/planner/presets.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { useTestBackend } from '../helpers/tf.js';
+import { rawTestPreset } from '../helpers/presets.js';
 
 // Normalised +-1 = +-6 cm per axis, +-0.3 rad yaw, gripper -1..1: the simulator's own limits.
 const names = [
@@ -27,26 +28,12 @@ const stats: ActionStats = {
   q99: lim,
 };
 const preset = validatePreset(
-  {
+  rawTestPreset({
     name: 't',
-    optimizer: {
-      kind: 'cem',
-      horizon: 2,
-      candidates: 12,
-      iterations: 3,
-      elites: 3,
-      temperature: 0.1,
-      initStd: 0.6,
-      minStd: 0.05,
-      proposalFraction: 0,
-      warmStartPad: 'repeat',
-    },
-    budgetMs: 1000,
+    optimizer: { candidates: 12, iterations: 3, elites: 3, initStd: 0.6 },
     graceMs: 1000,
-    rollout: { flowSteps: 1, integrator: 'euler' },
     cost: { representation: 0, pixel: 0, pyramid: 1, actionMagnitude: 0, terminal: 1 },
-    executeSteps: 1,
-  },
+  }),
   'test preset',
 );
 
