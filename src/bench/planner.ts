@@ -138,7 +138,7 @@ export async function benchPlanner(opts: BenchOptions): Promise<BenchTable[]> {
 async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefined> {
   const { loadWorldModelPlanning } = await import('../planner/world-model-planner.js');
   const { SimEnv } = await import('../sim/env.js');
-  const { goalObservations } = await import('../sim/goals.js');
+  const { subgoals } = await import('../sim/goals.js');
   const run = opts.checkpoint ?? shippedModel();
   if (!existsSync(join(run, 'run.json'))) return undefined;
   const cores = availableParallelism();
@@ -146,8 +146,9 @@ async function shippedLatency(opts: BenchOptions): Promise<BenchTable | undefine
   const plans = opts.quick ? 4 : 12;
   const task = 'drawer-open';
   const env = await SimEnv.create({ task, seed: 100, imageHeight: 64, imageWidth: 80 });
-  const goals = await goalObservations(task, 100, 64, 80);
-  const goal = { images: [goals[goals.length - 1]!] };
+  // The storyboard's first picture (above the knob), which the search plans for: a grasp picture would go to the
+  // action policy under presets with policyGrasp, and time the policy instead.
+  const goal = { images: [(await subgoals(task, 100, 64, 80, 'phase'))[0]!.observation] };
   const observations = Array.from({ length: plans + 1 }, (_, i) => ({ ...env.reset(100 + (i % 3)).observation, stamp: i }));
   env.close();
   let title = '';

@@ -68,6 +68,10 @@ export const demoCommand: Command = {
       console.log(
         `goal states: the gripper positions and open/closed states the planner aimed for were read off the pictures by the learned state reader in ${checkpoint}`,
       );
+    if (planning.preset.policyGrasp)
+      console.log(
+        `grasps: the pictures of a grasp (the gripper closed, or straight below it, while the fingers were open) went to the action policy in ${checkpoint}, which reads the current picture, the robot's state and the instruction, never the goal`,
+      );
     const gif = requireStr(opts, 'gif');
     writeGif(gif, r.frames, 500);
     console.log(`wrote ${gif} (real camera | imagined future of the chosen plan | goal)`);

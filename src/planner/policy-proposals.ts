@@ -70,6 +70,11 @@ export class PolicyProposals {
     return out;
   }
 
+  /** The same policy sampled at another noise scale; it shares these weights, so only this one is disposed. */
+  withNoise(noise: number): PolicyProposals {
+    return new PolicyProposals(this.params, this.cfg, noise);
+  }
+
   /** One plan's proposal source: the same seed in every iteration, so samples are drawn once and handed out again. */
   source(obs: Observation, instruction: string | undefined, horizon: number, seed: number): ProposalSource {
     let drawn: { n: number; values: Float32Array } | undefined;
@@ -84,17 +89,20 @@ export class PolicyProposals {
   }
 }
 
-/** The action policy a preset asks for: none unless its `proposer` is "policy"; its actions must be the world model's. */
+/**
+ * The action policy a preset asks for: none unless its `proposer` is "policy" or it has a
+ * `policyGrasp` section (src/planner/policy-grasp.ts); its actions must be the world model's.
+ */
 export function loadPolicyProposals(
-  preset: { name: string; proposer?: 'joint' | 'policy'; proposerNoise?: number },
+  preset: { name: string; proposer?: 'joint' | 'policy'; proposerNoise?: number; policyGrasp?: object },
   checkpoint: string,
   actionNames: string[],
 ): PolicyProposals | undefined {
-  if (preset.proposer !== 'policy') return undefined;
+  if (preset.proposer !== 'policy' && !preset.policyGrasp) return undefined;
   const path = modelDirFile(checkpoint, ACTION_POLICY_FILE);
   if (!existsSync(path))
     throw new UserError(
-      `planner preset '${preset.name}' takes its proposals from the model's action policy, and ${path} does not exist ` +
+      `planner preset '${preset.name}' ${preset.proposer === 'policy' ? 'takes its proposals from' : 'hands its grasps to'} the model's action policy, and ${path} does not exist ` +
         `(train one with: selfflow-wm model train-policy --model ${dirname(path)} --data-dir DIR)`,
     );
   const { params, cfg } = loadActionPolicyWeights(path);

@@ -59,6 +59,24 @@ export interface PlannerPreset {
    * keep to its likelier chunks, 0 gives one chunk per picture.
    */
   proposerNoise?: number;
+  /**
+   * Hands the pictures of a grasp to the model directory's action policy (optional section
+   * `policyGrasp`; src/planner/policy-grasp.ts): the search keeps the approach, carries, placements
+   * and pulls.
+   */
+  policyGrasp?: PolicyGraspSettings;
+}
+
+/** Preset section `policyGrasp` (src/planner/policy-grasp.ts). */
+export interface PolicyGraspSettings {
+  /** Metres a picture must lie below the gripper, when it comes, to count as a descent onto something. */
+  drop: number;
+  /** Metres it may lie to the side of the gripper and still count as straight below. */
+  across: number;
+  /** 1: execute one chunk the policy samples; more: rank candidates - 1 samples and the search's mean by their imagined futures. */
+  candidates: number;
+  /** Scale of the noise the policy's samples start from (0: its one likeliest chunk). */
+  noise: number;
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
@@ -83,6 +101,7 @@ const FIELDS = {
     'closedGoalOvershoot',
     'proposer',
     'proposerNoise',
+    'policyGrasp',
   ],
   optimizer: [
     'kind',
@@ -101,6 +120,7 @@ const FIELDS = {
   actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
+  policyGrasp: ['drop', 'across', 'candidates', 'noise'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -162,6 +182,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const act = top.actions === undefined ? undefined : section(top.actions, 'actions', 'actions');
   const carry = act?.carry === undefined ? undefined : section(act.carry, 'carry', 'actions.carry');
   const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
+  const pg = top.policyGrasp === undefined ? undefined : section(top.policyGrasp, 'policyGrasp', 'policyGrasp');
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
     if (!isObject(act.hold))
@@ -225,6 +246,14 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     ...(top.proposer !== undefined && { proposer: oneOf<Proposer>(top.proposer, 'proposer', PROPOSERS) }),
     ...(top.proposerNoise !== undefined && { proposerNoise: proposerNoise(top.proposerNoise) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
+    ...(pg && {
+      policyGrasp: {
+        drop: num(pg.drop, 'policyGrasp.drop', 0, 1),
+        across: num(pg.across, 'policyGrasp.across', 0, 1),
+        candidates: num(pg.candidates, 'policyGrasp.candidates', 1, 256, true),
+        noise: num(pg.noise, 'policyGrasp.noise', 0, 2),
+      },
+    }),
   };
 }
 
@@ -240,7 +269,8 @@ export function presetPlannerSettings(
 /**
  * The preset fields that read what a storyboard recorded with its goal pictures: the gripper's
  * position (`cost.pose`, `handover`, `poseProposal`) or its open/closed state (`actions.gripper:
- * "goal"`, and `actions.carry`, which caps moves while the goal says closed). A real robot's goal
+ * "goal"`, and `actions.carry`, which caps moves while the goal says closed; `policyGrasp` reads
+ * both). A real robot's goal
  * carries neither, so a preset that sets any of them is an oracle: it lives in
  * policies/experiments/ as `oracle-...`, never among the product presets. With `goalState: "read"`
  * those fields use what the state reader sees in the pictures, and none of them reads a recording.
@@ -253,6 +283,7 @@ export function recordedGoalFields(p: PlannerPreset): string[] {
   if (p.poseProposal) out.push('poseProposal');
   if (p.actions.gripper === 'goal') out.push('actions.gripper');
   if (p.actions.carry) out.push('actions.carry');
+  if (p.policyGrasp) out.push('policyGrasp');
   return out;
 }
 

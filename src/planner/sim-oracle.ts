@@ -17,6 +17,7 @@ import { observationToTensor } from './frames.js';
 import { gripperPosition } from './gripper-position.js';
 import { differingFraction } from './image-distance.js';
 import { presetPlanStep, type OptimizingPlanStep } from './optimizing-planner.js';
+import { graspingPlanStep } from './policy-grasp.js';
 import { checkPins } from './pinned-actions.js';
 import type { PlanModel, Rollout } from './plan-model.js';
 import type { PlannerPreset } from './presets.js';
@@ -34,14 +35,16 @@ export class SimOraclePlanning implements PlanModel {
     seed = 0,
     /** The goal pictures' gripper states for presets with goalState "read" (the model's reader: only the model is the simulator). */
     readonly goalReading?: GoalStateReading,
-    /** The model's action policy for presets with proposer "policy": it proposes here as in the world-model planner. */
+    /** The model's action policy for presets with proposer "policy" or policyGrasp: it acts here as in the world-model planner. */
     readonly policy?: PolicyProposals,
   ) {
     checkPins(preset, stats);
     // The simulator has no policy of its own: without the model's action policy, a `policy` preset searches with CEM, and nothing is proposed.
     const optimizer = (p: PlannerPreset): PlannerPreset['optimizer'] =>
       policy ? p.optimizer : { ...p.optimizer, kind: p.optimizer.kind === 'policy' ? 'cem' : p.optimizer.kind, proposalFraction: 0 };
-    this.step = presetPlanStep(preset, stats, modelCost(this, preset, stats.names.length), { seed, lockstep: true, optimizer });
+    const costOf = (settings: PlannerPreset) => modelCost(this, settings, stats.names.length);
+    const stepOpts = { seed, lockstep: true, optimizer };
+    this.step = graspingPlanStep(preset, stats, costOf, policy, stepOpts) ?? presetPlanStep(preset, stats, costOf(preset), stepOpts);
   }
 
   get imageHeight(): number {
@@ -90,7 +93,7 @@ export class SimOraclePlanning implements PlanModel {
         const p = positions;
         return { frames: tf.stack(frames).reshape([n, horizon, h, w, 3]) as tf.Tensor5D, positions: p && (() => p) };
       },
-      proposals: this.policy?.source(obs, goal.instruction, horizon, rng.int(1 << 30)),
+      proposals: this.preset.proposer === 'policy' ? this.policy?.source(obs, goal.instruction, horizon, rng.int(1 << 30)) : undefined,
       dispose: () => env.restore(snap),
     };
   }

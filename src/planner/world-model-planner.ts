@@ -26,6 +26,7 @@ import { ScorePool, scoreWorkerScript, splitModelCost, type ShareableModel, type
 import { loadGoalStateReading, type GoalStateReading } from './goal-state-reading.js';
 import { loadPlannerPreset, type PlannerPreset } from './presets.js';
 import { loadPolicyProposals, type PolicyProposals } from './policy-proposals.js';
+import { graspingPlanStep } from './policy-grasp.js';
 import type { Rt1Action } from '../core/action.js';
 import type { Goal, Observation, Plan, Planner } from '../core/types.js';
 import { instructionLanguage, worldModelFutures, WorldModelRollout } from './world-model-rollout.js';
@@ -72,7 +73,7 @@ export class WorldModelPlanModel implements ShareableModel {
     readonly preset: PlannerPreset,
     seed: number,
     private readonly imagine: boolean,
-    /** The action policy for presets with proposer "policy"; the joint query proposes otherwise. */
+    /** The action policy for presets with proposer "policy" (the planner owns it); the joint query proposes otherwise. */
     private readonly policy?: PolicyProposals,
   ) {
     this.net = new WorldModelRollout(params, cfg, { ...preset.rollout, seed }, preset.cost.representation > 0);
@@ -196,7 +197,6 @@ export class WorldModelPlanModel implements ShareableModel {
   dispose(): void {
     this.reset();
     this.net.dispose();
-    this.policy?.dispose();
   }
 }
 
@@ -223,17 +223,20 @@ export class WorldModelPlanning {
     private readonly pool?: ScorePool,
     /** The goal pictures' gripper states for presets with goalState "read"; disposed with this planner. */
     readonly goalReading?: GoalStateReading,
-    /** The action policy for presets with proposer "policy"; disposed with this planner. */
-    policy?: PolicyProposals,
+    /** The action policy for presets with proposer "policy" or a policyGrasp section; disposed with this planner. */
+    private readonly policy?: PolicyProposals,
   ) {
     if (stats.names.length !== cfg.actionDim)
       throw new UserError(`action statistics have ${stats.names.length} dimensions but the model takes ${cfg.actionDim}`);
     checkPins(preset, stats);
     const seed = opts.seed ?? 0;
-    this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false, policy);
+    const proposer = preset.proposer === 'policy' ? policy : undefined;
+    this.model = new WorldModelPlanModel(params, cfg, stats, contextFrames, preset, seed, opts.imagine ?? false, proposer);
+    const costOf = (settings: PlannerPreset) =>
+      pool ? splitModelCost(this.model, pool, settings, cfg.actionDim) : modelCost(this.model, settings, cfg.actionDim);
     // Imagining is synchronous: without a macrotask break an abort (e.g. from the service's worker host) waits for the whole plan.
-    const cost = pool ? splitModelCost(this.model, pool, preset, cfg.actionDim) : modelCost(this.model, preset, cfg.actionDim);
-    this.step = presetPlanStep(preset, stats, cost, { seed, lockstep: opts.lockstep, yieldBetween: true });
+    const stepOpts = { seed, lockstep: opts.lockstep, yieldBetween: true };
+    this.step = graspingPlanStep(preset, stats, costOf, policy, stepOpts) ?? presetPlanStep(preset, stats, costOf(preset), stepOpts);
   }
 
   /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
@@ -271,6 +274,7 @@ export class WorldModelPlanning {
     this.model.dispose();
     this.pool?.dispose();
     this.goalReading?.dispose();
+    this.policy?.dispose();
   }
 
   planner(): Planner {

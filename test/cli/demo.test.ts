@@ -21,6 +21,7 @@ describe('selfflow-wm demo', () => {
     );
     expect(r.out).not.toMatch(/ORACLE/);
     expect(r.out).toMatch(/^goal states: .* read off the pictures by the learned state reader/m);
+    expect(r.out).toMatch(/^grasps: .* went to the action policy .* never the goal$/m);
     expect(existsSync(gif)).toBe(true);
   }, 600_000);
 });

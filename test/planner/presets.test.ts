@@ -81,6 +81,10 @@ describe('planner presets', () => {
       'actions.carry',
     ]);
     expect(recordedGoalFields(loadPlannerPreset('experiments/oracle-cem-storyboard'))).toEqual(['actions.gripper']);
+    // Handing grasps to the policy decides by the goal's gripper position and state: recorded ones make it an oracle too.
+    const grasping = { ...good(), policyGrasp: { drop: 0.05, across: 0.05, candidates: 1, noise: 0 } };
+    expect(recordedGoalFields(loadPlannerPreset(write('grasp-recorded.json', grasping)))).toEqual(['policyGrasp']);
+    expect(recordedGoalFields(loadPlannerPreset(write('grasp-read.json', { ...grasping, goalState: 'read' })))).toEqual([]);
   });
 
   it('loads an experiment only by its experiments/ name, and says so for a bare one', () => {
@@ -166,6 +170,16 @@ describe('planner presets', () => {
       'a carry without its opening',
       (r) => ((r as Record<string, unknown>).actions = { carry: { speed: 0.03 } }),
       `'actions.carry.minOpening' must be a number in [-1, 1], got undefined`,
+    ],
+    [
+      'a policy grasp that ranks a fractional number of candidates',
+      (r) => ((r as Record<string, unknown>).policyGrasp = { drop: 0.05, across: 0.05, candidates: 2.5, noise: 0.5 }),
+      `'policyGrasp.candidates' must be an integer in [1, 256], got 2.5`,
+    ],
+    [
+      'a policy grasp without its noise',
+      (r) => ((r as Record<string, unknown>).policyGrasp = { drop: 0.05, across: 0.05, candidates: 1 }),
+      `'policyGrasp.noise' must be a number in [0, 2], got undefined`,
     ],
     [
       'a held action without a number',

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import type { Goal, Observation } from '../../src/core/types.js';
+import type { CostFactory } from '../../src/planner/plan-model.js';
+import { graspingPlanStep, graspPreset, isGraspGoal, type GraspPolicy } from '../../src/planner/policy-grasp.js';
+import { validatePreset, type PlannerPreset, type PolicyGraspSettings } from '../../src/planner/presets.js';
+import { ARM_AND_GRIPPER_STATS, rawTestPreset } from '../helpers/presets.js';
+
+const stats = ARM_AND_GRIPPER_STATS;
+const names = stats.names;
+const FULL = 0.09;
+const settings: PolicyGraspSettings = { drop: 0.05, across: 0.05, candidates: 1, noise: 0.5 };
+
+function preset(grasp: Partial<PolicyGraspSettings> | undefined): PlannerPreset {
+  return validatePreset(
+    rawTestPreset({
+      cost: { representation: 0, pixel: 1, actionMagnitude: 0, terminal: 0, pose: 5 },
+      actions: { gripper: 'goal' },
+      goalState: 'read',
+      ...(grasp && { policyGrasp: { ...settings, ...grasp } }),
+    }),
+    'grasp.json',
+  );
+}
+
+const picture = (at: [number, number, number], opening: number): Observation => ({
+  image: new Uint8Array(2 * 2 * 3),
+  width: 2,
+  height: 2,
+  stamp: 0,
+  proprio: Float32Array.from([...at, 0, opening]),
+});
+const goal = (at: [number, number, number], gripper: 'open' | 'closed'): Goal => ({
+  images: [picture(at, gripper === 'open' ? FULL : 0.02)],
+  gripper,
+  instruction: 'pick coke can',
+});
+const OPEN = FULL;
+
+describe('grasps by the action policy (policyGrasp)', () => {
+  it('takes a picture that shows the gripper closed, or straight below it, while the fingers are open; nothing else', () => {
+    const at: [number, number, number] = [0.4, 0, 0.25];
+    const robot = picture(at, OPEN);
+    expect(isGraspGoal(settings, robot, goal([0.45, 0.1, 0.25], 'closed'), FULL)).toBe(true);
+    expect(isGraspGoal(settings, robot, goal([0.41, 0.01, 0.15], 'open'), FULL)).toBe(true);
+    // Too little below, too far to the side, or above: the search's.
+    expect(isGraspGoal(settings, robot, goal([0.41, 0.01, 0.22], 'open'), FULL)).toBe(false);
+    expect(isGraspGoal(settings, robot, goal([0.41, 0.08, 0.15], 'open'), FULL)).toBe(false);
+    expect(isGraspGoal(settings, robot, goal([0.4, 0, 0.35], 'open'), FULL)).toBe(false);
+    // Fingers already closed on something (a carry, a pull): never the policy's.
+    expect(isGraspGoal(settings, picture(at, 0.048), goal([0.45, 0.1, 0.25], 'closed'), FULL)).toBe(false);
+    expect(isGraspGoal(settings, picture(at, 0.048), goal([0.41, 0.01, 0.15], 'open'), FULL)).toBe(false);
+    // Without the robot's state nothing is known of the fingers.
+    expect(isGraspGoal(settings, { ...robot, proprio: undefined }, goal([0.45, 0.1, 0.25], 'closed'), FULL)).toBe(false);
+  });
+
+  it('plans grasps without the pose term, the pinned gripper or the carry cap, from the policy alone', () => {
+    const p = graspPreset(preset(undefined), settings);
+    expect(p.optimizer).toMatchObject({ kind: 'policy', iterations: 1, proposalFraction: 1 });
+    expect(graspPreset(preset(undefined), { ...settings, candidates: 5 }).optimizer).toMatchObject({
+      kind: 'cem',
+      candidates: 5,
+      iterations: 1,
+      elites: 1,
+      proposalFraction: 1,
+    });
+    expect([p.cost.pose, p.cost.pixel, p.poseProposal, p.actions.gripper, p.actions.carry]).toEqual([0, 1, false, 'plan', undefined]);
+  });
+
+  /** A policy whose samples are row i: -0.4 + 0.2 i at noise 0.5 (and 0.7 everywhere at any other noise). */
+  const policy: GraspPolicy = {
+    cfg: { fullOpening: FULL },
+    withNoise: (noise) => ({
+      source: (_obs, instruction, horizon) => async (n) => {
+        expect(instruction).toBe('pick coke can');
+        return Float32Array.from({ length: n * horizon * names.length }, (_, k) =>
+          noise === 0.5 ? -0.4 + 0.2 * Math.floor(k / (horizon * names.length)) : 0.7,
+        );
+      },
+    }),
+  };
+  /** Cost: distance of every value to `target`; records the pose weight each plan was made with. */
+  function costs(target: number, poses: number[]): (s: PlannerPreset) => CostFactory {
+    return (s) => () => {
+      poses.push(s.cost.pose);
+      return {
+        cost: async (c, n) => {
+          const len = c.length / n;
+          return Float32Array.from({ length: n }, (_, i) =>
+            c.subarray(i * len, (i + 1) * len).reduce((a, v) => a + Math.abs(v - target), 0),
+          );
+        },
+        dispose() {},
+      };
+    };
+  }
+
+  it("executes the policy's chunk on a grasp picture and searches every other, deciding once per picture", async () => {
+    const poses: number[] = [];
+    const step = graspingPlanStep(preset({}), stats, costs(0, poses), policy, { seed: 1, lockstep: true })!;
+    const robot = picture([0.4, 0, 0.25], OPEN);
+    const grasp = goal([0.45, 0.1, 0.25], 'closed');
+    const p1 = await step.plan(robot, grasp);
+    expect(Array.from(p1.sequence!)).toEqual(Array(8).fill(-0.4).map(Math.fround));
+    // The fingers close under the same picture: still the policy's, so a grasp is not handed back half-way.
+    const p2 = await step.plan(picture([0.45, 0.1, 0.2], 0.048), grasp);
+    expect(p2.sequence![0]).toBeCloseTo(-0.4, 6);
+    // The next picture (a lift, fingers closed): the search, with the gripper pinned to the picture's and the pose term.
+    const lift = goal([0.45, 0.1, 0.35], 'closed');
+    const p3 = await step.plan(picture([0.45, 0.1, 0.2], 0.048), lift);
+    expect([p3.sequence![3], p3.sequence![7]]).toEqual([1, 1]);
+    expect(p3.sequence![0]).not.toBeCloseTo(-0.4, 2);
+    expect(p3.candidatesEvaluated).toBe(12);
+    expect(poses).toEqual([0, 0, 5]);
+  });
+
+  it("ranks the policy's samples by the cost when asked for more than one candidate", async () => {
+    const poses: number[] = [];
+    // Target -0.2: sample row 1 (-0.4 + 0.2) is exact.
+    const step = graspingPlanStep(preset({ candidates: 4 }), stats, costs(-0.2, poses), policy, { seed: 1, lockstep: true })!;
+    const p = await step.plan(picture([0.4, 0, 0.25], OPEN), goal([0.41, 0.01, 0.15], 'open'));
+    expect(p.candidatesEvaluated).toBe(4);
+    p.sequence!.forEach((v) => expect(v).toBeCloseTo(-0.2, 6));
+    // Target -0.45: sample row 0 is nearest. Slot 0 is the search's mean (no move on a first plan), then 3 samples.
+    const again = graspingPlanStep(preset({ candidates: 4 }), stats, costs(-0.45, poses), policy, { seed: 1, lockstep: true })!;
+    const q = await again.plan(picture([0.4, 0, 0.25], OPEN), goal([0.41, 0.01, 0.15], 'open'));
+    q.sequence!.forEach((v) => expect(v).toBeCloseTo(-0.4, 6));
+    expect(poses).toEqual([0, 0]);
+  });
+
+  it('is not made for a preset without the section, and needs a policy for one with it', () => {
+    expect(graspingPlanStep(preset(undefined), stats, costs(0, []), policy, { seed: 1 })).toBeUndefined();
+    expect(() => graspingPlanStep(preset({}), stats, costs(0, []), undefined, { seed: 1 })).toThrow(
+      /hands its grasps to the action policy/,
+    );
+  });
+});
