@@ -215,24 +215,27 @@ export function splitModelCost(model: ShareableModel, pool: ScorePool, settings:
   return (obs, goal, rng) => {
     const horizon = settings.optimizer.horizon;
     const rollout = model.rollout(obs, goal, horizon, rng);
+    const withPosition = settings.cost.pose > 0;
     let ref: CostReference;
-    let plan: number;
     try {
-      const withPosition = settings.cost.pose > 0;
       ref = costReference(obs, goal, model.imageHeight, model.imageWidth, withPosition);
-      plan = pool.setContext({ ...rollout.shared(), goal: scoringGoal(goal, withPosition) }, settings.cost);
     } catch (e) {
       rollout.dispose();
       throw e;
     }
+    // The workers get the plan's context with its first batch: a plan that never scores (its action taken from a
+    // policy) costs them no context encoding.
+    let plan: number | undefined;
+    const context = () => (plan ??= pool.setContext({ ...rollout.shared(), goal: scoringGoal(goal, withPosition) }, settings.cost));
     const len = horizon * actionDim;
     const cost = async (c: Float32Array, n: number): Promise<Float32Array> => {
+      const planId = context();
       const workers = pool.live();
       const shares = splitShares(n, workers.length + 1);
       const remote = shares
         .slice(1)
         .map((s, j) =>
-          pool.score(workers[j]!, plan, c.subarray(s.offset * len, (s.offset + s.count) * len), s.count, { offset: s.offset, total: n }),
+          pool.score(workers[j]!, planId, c.subarray(s.offset * len, (s.offset + s.count) * len), s.count, { offset: s.offset, total: n }),
         );
       // The first share is scored here while the workers score theirs; a failed worker is reported once this one is done.
       const settled = Promise.allSettled(remote);
