@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { loadStateReader, STATE_READER_FILE, type StateReader } from '../model/state-reader.js';
 import type { Goal, Observation } from '../core/types.js';
+import { GoalPriors, type GoalPriorSettings } from './goal-priors.js';
 import { distance, gripperPosition, type Vec3 } from './gripper-position.js';
 
 /**
@@ -34,10 +35,19 @@ export class GoalStateReading {
    * carry ends where its picture shows it, and the reader's centimetre of error stops the robot
    * short as often as long; short of a drawer's last millimetres, the stage is not done.
    */
+  private readonly priors?: GoalPriors;
+
+  /**
+   * `priors` (preset section `goalPriors`): what the robot's own state corrects in a read goal
+   * (src/planner/goal-priors.ts).
+   */
   constructor(
     readonly reader: StateReader,
     readonly overshoot = 0,
-  ) {}
+    priors?: GoalPriorSettings,
+  ) {
+    if (priors) this.priors = new GoalPriors(priors, (1 - CLOSED_ABOVE) * reader.cfg.fullOpening);
+  }
 
   /** A picture with the reader's gripper state as its proprioception (x, y, z, yaw 0, opening). */
   readPicture(o: Observation): Observation {
@@ -59,9 +69,15 @@ export class GoalStateReading {
   /**
    * The goal with every picture read, and the gripper state the last picture shows. `obs`, the
    * robot's observation when the goal is first read, gives the start of the move an overshoot
-   * extends; without its proprioception there is no overshoot.
+   * extends; without its proprioception there is no overshoot. With goal priors, `obs` at every
+   * plan also lets the robot's state correct the read goal.
    */
   read(goal: Goal, obs?: Observation): Goal {
+    const g = this.readGoal(goal, obs);
+    return this.priors && obs ? this.priors.apply(obs, g) : g;
+  }
+
+  private readGoal(goal: Goal, obs?: Observation): Goal {
     let g = this.goals.get(goal);
     if (!g) {
       const read = goal.images.map((o) => this.readOne(o));
@@ -85,6 +101,11 @@ export class GoalStateReading {
     return { ...g, images: [...g.images.slice(0, -1), { ...last, proprio }] };
   }
 
+  /** A new episode (the priors track what the fingers hold). */
+  reset(): void {
+    this.priors?.reset();
+  }
+
   dispose(): void {
     this.reader.dispose();
   }
@@ -103,7 +124,7 @@ export function stateReaderPath(checkpoint: string): string {
 
 /** The goal reading a preset asks for: none unless its `goalState` is "read". */
 export function loadGoalStateReading(
-  preset: { name: string; goalState?: 'recorded' | 'read'; closedGoalOvershoot?: number },
+  preset: { name: string; goalState?: 'recorded' | 'read'; closedGoalOvershoot?: number; goalPriors?: GoalPriorSettings },
   checkpoint: string,
 ): GoalStateReading | undefined {
   if (preset.goalState !== 'read') return undefined;
@@ -113,5 +134,5 @@ export function loadGoalStateReading(
       `planner preset '${preset.name}' reads the goal pictures' gripper states with a learned state reader, and ${path} does not exist ` +
         `(train one with: selfflow-wm model train-reader --data-dir DIR --out ${dirname(path)})`,
     );
-  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot);
+  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot, preset.goalPriors);
 }

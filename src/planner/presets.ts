@@ -13,6 +13,7 @@ import { packageRoot } from '../util/package-root.js';
 import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './optimizer.js';
 import type { WarmStartPad } from './sequence.js';
 import type { PoseHandover } from './goal-sequence.js';
+import type { GoalPriorSettings } from './goal-priors.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './plan-model.js';
 
@@ -65,6 +66,11 @@ export interface PlannerPreset {
    * and pulls.
    */
   policyGrasp?: PolicyGraspSettings;
+  /**
+   * With goalState "read": what the robot's own state corrects in a read goal while its fingers
+   * hold something (optional section `goalPriors`; src/planner/goal-priors.ts).
+   */
+  goalPriors?: GoalPriorSettings;
 }
 
 /** Preset section `policyGrasp` (src/planner/policy-grasp.ts). */
@@ -102,6 +108,7 @@ const FIELDS = {
     'proposer',
     'proposerNoise',
     'policyGrasp',
+    'goalPriors',
   ],
   optimizer: [
     'kind',
@@ -121,6 +128,7 @@ const FIELDS = {
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
   policyGrasp: ['drop', 'across', 'candidates', 'noise'],
+  goalPriors: ['holdingAbove', 'atGrasp'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -183,6 +191,9 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const carry = act?.carry === undefined ? undefined : section(act.carry, 'carry', 'actions.carry');
   const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
   const pg = top.policyGrasp === undefined ? undefined : section(top.policyGrasp, 'policyGrasp', 'policyGrasp');
+  const gp = top.goalPriors === undefined ? undefined : section(top.goalPriors, 'goalPriors', 'goalPriors');
+  if (gp && top.goalState !== 'read')
+    throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
     if (!isObject(act.hold))
@@ -252,6 +263,12 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         across: num(pg.across, 'policyGrasp.across', 0, 1),
         candidates: num(pg.candidates, 'policyGrasp.candidates', 1, 256, true),
         noise: num(pg.noise, 'policyGrasp.noise', 0, 2),
+      },
+    }),
+    ...(gp && {
+      goalPriors: {
+        holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1),
+        atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1),
       },
     }),
   };

@@ -104,6 +104,7 @@ export class SimOraclePlanning implements PlanModel {
 
   reset(seed?: number): void {
     this.step.reset(seed);
+    this.goalReading?.reset();
   }
 
   dispose(): void {

@@ -267,6 +267,7 @@ export class WorldModelPlanning {
   reset(seed?: number): void {
     this.step.reset(seed);
     this.model.reset();
+    this.goalReading?.reset();
   }
 
   dispose(): void {
