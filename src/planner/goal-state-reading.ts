@@ -28,16 +28,14 @@ export class GoalStateReading {
   /** Per goal object: the planner is handed the same object until the goal changes. */
   private readonly goals = new WeakMap<Goal, Goal>();
   private readonly pictures = new WeakMap<Observation, { picture: Observation; closed: boolean }>();
+  private readonly priors?: GoalPriors;
 
   /**
    * `overshoot` (m, preset field `closedGoalOvershoot`): how far past a closed-gripper goal's read
    * position to aim, along the move from where the gripper was when that goal came. A pull or a
    * carry ends where its picture shows it, and the reader's centimetre of error stops the robot
    * short as often as long; short of a drawer's last millimetres, the stage is not done.
-   */
-  private readonly priors?: GoalPriors;
-
-  /**
+   *
    * `priors` (preset section `goalPriors`): what the robot's own state corrects in a read goal
    * (src/planner/goal-priors.ts).
    */
