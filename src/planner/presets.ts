@@ -174,6 +174,11 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       throw new UserError(`${f('closedGoalOvershoot')} applies only with goalState "read" (it moves the goal the state reader reads)`);
     return num(v, 'closedGoalOvershoot', 0, 0.05);
   };
+  const goalPriors = (gp: Json, goalState: unknown): GoalPriorSettings => {
+    if (goalState !== 'read')
+      throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
+    return { holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1), atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1) };
+  };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
     return v;
@@ -192,8 +197,6 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
   const pg = top.policyGrasp === undefined ? undefined : section(top.policyGrasp, 'policyGrasp', 'policyGrasp');
   const gp = top.goalPriors === undefined ? undefined : section(top.goalPriors, 'goalPriors', 'goalPriors');
-  if (gp && top.goalState !== 'read')
-    throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
     if (!isObject(act.hold))
@@ -265,12 +268,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         noise: num(pg.noise, 'policyGrasp.noise', 0, 2),
       },
     }),
-    ...(gp && {
-      goalPriors: {
-        holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1),
-        atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1),
-      },
-    }),
+    ...(gp && { goalPriors: goalPriors(gp, top.goalState) }),
   };
 }
 
