@@ -21,6 +21,11 @@ import { distance, gripperPosition, type Vec3 } from './gripper-position.js';
  */
 export const CLOSED_ABOVE = 0.25;
 
+/** The finger opening (m) under which fingers of full opening `fullOpening` count as closed (closedness above CLOSED_ABOVE). */
+export function closedBelow(fullOpening: number): number {
+  return (1 - CLOSED_ABOVE) * fullOpening;
+}
+
 /** A closed-gripper goal this far or nearer from where the gripper was when it came (a grasp in place) is aimed at, not past. */
 export const OVERSHOOT_MIN_MOVE = 0.03;
 
@@ -44,7 +49,7 @@ export class GoalStateReading {
     readonly overshoot = 0,
     priors?: GoalPriorSettings,
   ) {
-    if (priors) this.priors = new GoalPriors(priors, (1 - CLOSED_ABOVE) * reader.cfg.fullOpening);
+    if (priors) this.priors = new GoalPriors(priors, closedBelow(reader.cfg.fullOpening));
   }
 
   /** A picture with the reader's gripper state as its proprioception (x, y, z, yaw 0, opening). */

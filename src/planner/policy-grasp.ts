@@ -22,7 +22,7 @@
  */
 import type { ActionStats } from '../core/action-stats.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
-import { CLOSED_ABOVE } from './goal-state-reading.js';
+import { closedBelow } from './goal-state-reading.js';
 import { fingerOpening, goalGripperPosition, gripperPosition } from './gripper-position.js';
 import { presetPlanStep, type OptimizingPlanStep, type PresetPlanStepOptions } from './optimizing-planner.js';
 import type { CostFactory } from './plan-model.js';
@@ -47,7 +47,7 @@ export interface ChunkSampler {
  */
 export function isGraspGoal(s: PolicyGraspSettings, obs: Observation, goal: Goal, fullOpening: number): boolean {
   const opening = fingerOpening(obs);
-  if (opening === undefined || opening < (1 - CLOSED_ABOVE) * fullOpening) return false;
+  if (opening === undefined || opening < closedBelow(fullOpening)) return false;
   if (goal.gripper === 'closed') return true;
   const at = gripperPosition(obs);
   const to = goalGripperPosition(goal);
