@@ -37,6 +37,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./probe.js')).modelProbeCommand,
   },
   {
+    name: 'model read-goals',
+    summary: "the state reader's errors on goal pictures: read against recorded gripper positions and states",
+    load: async () => (await import('./read-goals.js')).modelReadGoalsCommand,
+  },
+  {
     name: 'model train-reader',
     summary: "train the state reader: the gripper's position and closedness read off a picture",
     load: async () => (await import('./reader.js')).modelTrainReaderCommand,

@@ -3,6 +3,7 @@
  * each: the weights, a `format` tag and the config as JSON in the metadata. Reading checks all three
  * and names the file and the field that is wrong.
  */
+import { existsSync } from 'node:fs';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import type { TensorMap } from '../checkpoint/tensor-map.js';
 import { UserError } from '../core/errors.js';
@@ -28,6 +29,7 @@ export function writeWeightFile<C>(
 }
 
 export function readWeightFile<C>(path: string, kind: WeightFileKind<C>): { cfg: C; tensors: TensorMap; metadata: Record<string, string> } {
+  if (!existsSync(path)) throw new UserError(`${path}: no such file (expected ${kind.what})`);
   const { tensors, metadata } = readSafetensors(path);
   if (metadata.format !== kind.format)
     throw new UserError(`${path}: not ${kind.what} (metadata.format is '${metadata.format ?? 'absent'}')`);

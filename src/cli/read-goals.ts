@@ -1,0 +1,100 @@
+import { describeChoice, initBackend } from '../backend/backends.js';
+import { Progress } from '../util/progress.js';
+import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
+import { BACKEND_OPTION, bool, requireStr, str, UsageError, type Command } from './command.js';
+import { parseImageSize } from './model.js';
+import { probeSeeds } from './probe.js';
+
+const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
+
+export const modelReadGoalsCommand: Command = {
+  name: 'model read-goals',
+  summary: "how far the state reader's reading of goal pictures is from the state recorded with them",
+  options: {
+    checkpoint: {
+      type: 'string',
+      arg: 'DIR',
+      description: `model directory whose state-reader.safetensors reads the pictures (default: the shipped ${SHIPPED_MODEL})`,
+    },
+    reader: { type: 'string', arg: 'PATH', description: "a state reader file to read with instead of the model directory's" },
+    tasks: { type: 'string', arg: 'T,T2', description: 'tasks whose storyboards are read', default: ALL_TASKS },
+    seed: { type: 'string', arg: 'S', description: 'first layout seed (default 100; pick seeds no training data or tuning used)' },
+    seeds: {
+      type: 'string',
+      arg: 'N|a,b,c',
+      description: 'how many layout seeds per task from --seed, or the seeds themselves',
+      default: '3',
+    },
+    goals: { type: 'string', arg: 'G', description: 'storyboard granularity, as `eval --goals`: stage|phase|dense', default: 'phase' },
+    'image-size': {
+      type: 'string',
+      arg: 'HxW',
+      description: 'the size goal pictures are rendered at (plan and eval: 64x80)',
+      default: '64x80',
+    },
+    worst: { type: 'string', arg: 'N', description: 'list the N readings farthest off', default: '5' },
+    json: { type: 'boolean', description: 'print every reading and the summaries as JSON' },
+    backend: BACKEND_OPTION,
+  },
+  details:
+    "For each task and seed the scripted expert's storyboard is rendered, as `plan` and `eval` hand it to the planner; the reader sees only the pixels. " +
+    'Prints, per task and over all, the distance from the recorded gripper position to the read one (mean, median, 90th percentile, max) and how often the read ' +
+    'open/closed differs from the expert\'s gripper command in that picture. `wm` (goalState "read") aims at these readings.',
+  async run(opts) {
+    const { GOAL_GRANULARITIES } = await import('../sim/goals.js');
+    const { taskByName } = await import('../sim/tasks.js');
+    const granularity = requireStr(opts, 'goals');
+    if (!(GOAL_GRANULARITIES as readonly string[]).includes(granularity))
+      throw new UsageError(`--goals must be one of ${GOAL_GRANULARITIES.join('|')}, got '${granularity}'`);
+    const tasks = requireStr(opts, 'tasks')
+      .split(',')
+      .map((t) => t.trim());
+    tasks.forEach((t) => taskByName(t));
+    const seeds = probeSeeds(opts, 100);
+    const size = parseImageSize(requireStr(opts, 'image-size'));
+    if (!('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
+    const worst = Number(requireStr(opts, 'worst'));
+    if (!Number.isInteger(worst) || worst < 0) throw new UsageError(`--worst must be an integer >= 0, got '${str(opts, 'worst')}'`);
+    const choice = await initBackend(str(opts, 'backend'));
+    console.error(describeChoice(choice));
+    const { loadStateReader } = await import('../model/state-reader.js');
+    const { stateReaderPath } = await import('../planner/goal-state-reading.js');
+    const { readGoalPictures, summarizeGoalReads, worstGoalReads } = await import('../eval/goal-reads.js');
+    const path = str(opts, 'reader') ?? stateReaderPath(str(opts, 'checkpoint') ?? shippedModel());
+    const reader = loadStateReader(path);
+    const progress = new Progress('read-goals', tasks.length * seeds.length);
+    let reads;
+    try {
+      reads = await readGoalPictures(
+        (p) => reader.read(p),
+        tasks,
+        seeds,
+        { height: size.imageHeight, width: size.imageWidth, granularity: granularity as 'stage' | 'phase' | 'dense' },
+        (done) => progress.update(done),
+      );
+    } finally {
+      progress.finish();
+      reader.dispose();
+    }
+    const perTask = tasks.map((task) => ({ task, ...summarizeGoalReads(reads.filter((r) => r.task === task)) }));
+    const all = summarizeGoalReads(reads);
+    if (bool(opts, 'json')) {
+      console.log(JSON.stringify({ reader: path, seeds, goals: granularity, all, perTask, reads }, null, 2));
+      return;
+    }
+    const cm = (m: number) => (100 * m).toFixed(2);
+    const line = (name: string, s: typeof all) =>
+      `${name.padEnd(14)} ${String(s.pictures).padStart(5)}  ${cm(s.mean).padStart(6)} ${cm(s.median).padStart(6)} ${cm(s.p90).padStart(6)} ${cm(s.max).padStart(6)}   ${s.stateMisreads}/${s.stateChecked}`;
+    console.log(`${path}: goal pictures (${granularity}) on layout seeds ${seeds.join(', ')}`);
+    console.log(
+      `${'task'.padEnd(14)} ${'pics'.padStart(5)}  ${'mean'.padStart(6)} ${'median'.padStart(6)} ${'p90'.padStart(6)} ${'max'.padStart(6)}   open/closed misread`,
+    );
+    for (const t of perTask) console.log(line(t.task, t));
+    console.log(line('all', all));
+    console.log('  (position errors in cm; misreads against the pictures with a known gripper command)');
+    for (const r of worstGoalReads(reads, worst))
+      console.log(
+        `  farthest: ${r.task} seed ${r.seed} '${r.name}' ${cm(r.error)} cm${r.commanded && (r.commanded === 'closed') !== r.readClosed ? `, read ${r.readClosed ? 'closed' : 'open'}` : ''}`,
+      );
+  },
+};

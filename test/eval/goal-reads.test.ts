@@ -1,0 +1,112 @@
+/**
+ * `model read-goals`: the state reader's errors on the storyboard pictures the planner is handed,
+ * scored against the state the simulator recorded with them.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend/backends.js';
+import { readGoalPictures, summarizeGoalReads, worstGoalReads, type GoalPictureRead } from '../../src/eval/goal-reads.js';
+import { subgoals } from '../../src/sim/goals.js';
+import { runCli } from '../helpers/cli.js';
+
+const read = (error: number, commanded?: 'open' | 'closed', readClosed = false): GoalPictureRead => ({
+  task: 't',
+  seed: 1,
+  name: `e${error}`,
+  error,
+  commanded,
+  readClosed,
+});
+
+describe('summarizeGoalReads', () => {
+  it('gives the mean, median, 90th percentile and max of the position errors and counts open/closed misreads', () => {
+    const reads = [
+      read(0.01, 'open', false),
+      read(0.02, 'closed', false),
+      read(0.03, 'closed', true),
+      read(0.04, undefined, true),
+      read(0.1, 'open', true),
+    ];
+    const s = summarizeGoalReads(reads);
+    expect(s.pictures).toBe(5);
+    expect(s.mean).toBeCloseTo(0.04, 10);
+    expect(s.median).toBe(0.03);
+    expect(s.p90).toBe(0.1);
+    expect(s.max).toBe(0.1);
+    expect(s.stateChecked).toBe(4);
+    expect(s.stateMisreads).toBe(2);
+    expect(worstGoalReads(reads, 2).map((r) => r.error)).toEqual([0.1, 0.04]);
+  });
+
+  it('reports nothing read as NaN rather than zero error', () => {
+    const s = summarizeGoalReads([]);
+    expect(s.pictures).toBe(0);
+    expect(s.mean).toBeNaN();
+    expect(s.stateMisreads).toBe(0);
+  });
+});
+
+describe('readGoalPictures', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it('hands the reader pixels only and scores it against the recorded gripper position and command', async () => {
+    const seen: string[][] = [];
+    // A stand-in reader that always sees the gripper at the origin and closed.
+    const reads = await readGoalPictures(
+      (pictures) => {
+        seen.push(...pictures.map((p) => Object.keys(p).sort()));
+        return pictures.map(() => ({ position: [0, 0, 0], closedness: 1 }));
+      },
+      ['pick-can'],
+      [100],
+      { height: 64, width: 80, granularity: 'phase' },
+    );
+    const board = await subgoals('pick-can', 100, 64, 80, 'phase');
+    expect(reads).toHaveLength(board.length);
+    expect(seen.every((k) => k.join() === 'height,image,width')).toBe(true);
+    board.forEach((g, i) => {
+      const p = g.observation.proprio!;
+      expect(reads[i]!.name).toBe(g.name);
+      expect(reads[i]!.error).toBeCloseTo(Math.hypot(p[0]!, p[1]!, p[2]!), 6);
+    });
+    const open = board.filter((g) => g.gripper === 'open').length;
+    expect(open).toBeGreaterThan(0);
+    expect(summarizeGoalReads(reads).stateMisreads).toBe(open);
+  });
+});
+
+describe('selfflow-wm model read-goals', () => {
+  it("reads the shipped reader's goal-picture errors for the named task and seeds", async () => {
+    const r = await runCli([
+      'model',
+      'read-goals',
+      '--tasks',
+      'drawer-open',
+      '--seed',
+      '100',
+      '--seeds',
+      '1',
+      '--backend',
+      'wasm',
+      '--json',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.seeds).toEqual([100]);
+    expect(j.perTask.map((t: { task: string }) => t.task)).toEqual(['drawer-open']);
+    expect(j.all.pictures).toBeGreaterThan(2);
+    // The shipped reader sees a drawer pull's gripper within about a centimetre (docs/training.md).
+    expect(j.all.median).toBeLessThan(0.03);
+    expect(j.reads.every((x: GoalPictureRead) => x.task === 'drawer-open' && x.seed === 100)).toBe(true);
+  });
+
+  it('refuses an unknown granularity and names a missing reader file', async () => {
+    const g = await runCli(['model', 'read-goals', '--goals', 'every', '--backend', 'wasm']);
+    expect(g.code).not.toBe(0);
+    expect(g.err).toMatch(/--goals must be one of stage\|phase\|dense, got 'every'/);
+    const m = await runCli(['model', 'read-goals', '--reader', '/nonexistent/reader.safetensors', '--seeds', '1', '--backend', 'wasm']);
+    expect(m.code).not.toBe(0);
+    expect(m.err).toMatch(/\/nonexistent\/reader\.safetensors: no such file \(expected a selfflow-wm state reader\)/);
+  });
+});
