@@ -72,6 +72,24 @@ export const BACKEND_OPTION: OptionSpec = {
   description: 'tensor backend: auto|cuda|tfjs-node|wasm+blas|wasm|webgpu|cpu (default $SELFFLOW_BACKEND or auto)',
 };
 
+/** The simulator's six tasks (src/sim/tasks.ts), the default `--tasks` of eval and model read-goals. */
+export const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
+
+/** `--seed S --seeds N|a,b,c`: the simulator layouts a measurement runs on (read with probeSeeds). */
+export const LAYOUT_SEED_OPTIONS: Options = {
+  seed: {
+    type: 'string',
+    arg: 'S',
+    description: 'first layout seed: S, S+1, ... (default 100; pick seeds no training data or tuning used)',
+  },
+  seeds: {
+    type: 'string',
+    arg: 'N|a,b,c',
+    description: 'how many layout seeds per task from --seed, or the seeds themselves as a list',
+    default: '3',
+  },
+};
+
 /** Shared --shadows flag of the commands that render the simulator (sim collect, plan, eval). */
 export const SHADOWS_OPTION: OptionSpec = {
   type: 'boolean',

@@ -2,9 +2,18 @@ import { existsSync } from 'node:fs';
 import { SHIPPED_MODEL } from '../util/package-root.js';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { BACKEND_OPTION, bool, EPISODE_SETUP_OPTIONS, episodeSetup, int, requireStr, str, UsageError, type Command } from './command.js';
-
-const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
+import {
+  ALL_TASKS,
+  BACKEND_OPTION,
+  bool,
+  EPISODE_SETUP_OPTIONS,
+  episodeSetup,
+  int,
+  requireStr,
+  str,
+  UsageError,
+  type Command,
+} from './command.js';
 
 export const evalCommand: Command = {
   name: 'eval',

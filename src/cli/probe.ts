@@ -1,7 +1,17 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { Progress } from '../util/progress.js';
 import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
-import { BACKEND_OPTION, bool, num, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
+import {
+  BACKEND_OPTION,
+  bool,
+  LAYOUT_SEED_OPTIONS,
+  num,
+  requireStr,
+  str,
+  UsageError,
+  type Command,
+  type ParsedOptions,
+} from './command.js';
 
 export const modelProbeCommand: Command = {
   name: 'model probe',
@@ -20,17 +30,7 @@ export const modelProbeCommand: Command = {
       description: 'tasks whose expert runs give the probed states',
       default: 'drawer-open,pick-can,move-near,drawer-place',
     },
-    seed: {
-      type: 'string',
-      arg: 'S',
-      description: 'first layout seed: probes S, S+1, ... (default 100; pick seeds no training data or tuning used)',
-    },
-    seeds: {
-      type: 'string',
-      arg: 'N|a,b,c',
-      description: 'how many layout seeds per task from --seed, or the seeds themselves as a list',
-      default: '3',
-    },
+    ...LAYOUT_SEED_OPTIONS,
     displacement: { type: 'string', arg: 'M', description: 'displacement per control step, metres', default: '0.05' },
     json: { type: 'boolean', description: 'print the result as JSON' },
     backend: BACKEND_OPTION,

@@ -1,11 +1,20 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { Progress } from '../util/progress.js';
 import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
-import { BACKEND_OPTION, bool, requireStr, str, UsageError, type Command } from './command.js';
+import {
+  ALL_TASKS,
+  BACKEND_OPTION,
+  bool,
+  goalsOption,
+  GOALS_OPTION,
+  LAYOUT_SEED_OPTIONS,
+  requireStr,
+  str,
+  UsageError,
+  type Command,
+} from './command.js';
 import { parseImageSize } from './model.js';
 import { probeSeeds } from './probe.js';
-
-const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
 
 export const modelReadGoalsCommand: Command = {
   name: 'model read-goals',
@@ -18,14 +27,8 @@ export const modelReadGoalsCommand: Command = {
     },
     reader: { type: 'string', arg: 'PATH', description: "a state reader file to read with instead of the model directory's" },
     tasks: { type: 'string', arg: 'T,T2', description: 'tasks whose storyboards are read', default: ALL_TASKS },
-    seed: { type: 'string', arg: 'S', description: 'first layout seed (default 100; pick seeds no training data or tuning used)' },
-    seeds: {
-      type: 'string',
-      arg: 'N|a,b,c',
-      description: 'how many layout seeds per task from --seed, or the seeds themselves',
-      default: '3',
-    },
-    goals: { type: 'string', arg: 'G', description: 'storyboard granularity, as `eval --goals`: stage|phase|dense', default: 'phase' },
+    ...LAYOUT_SEED_OPTIONS,
+    goals: GOALS_OPTION,
     'image-size': {
       type: 'string',
       arg: 'HxW',
@@ -41,11 +44,8 @@ export const modelReadGoalsCommand: Command = {
     'Prints, per task and over all, the distance from the recorded gripper position to the read one (mean, median, 90th percentile, max) and how often the read ' +
     'open/closed differs from the expert\'s gripper command in that picture. `wm` (goalState "read") aims at these readings.',
   async run(opts) {
-    const { GOAL_GRANULARITIES } = await import('../sim/goals.js');
     const { taskByName } = await import('../sim/tasks.js');
-    const granularity = requireStr(opts, 'goals');
-    if (!(GOAL_GRANULARITIES as readonly string[]).includes(granularity))
-      throw new UsageError(`--goals must be one of ${GOAL_GRANULARITIES.join('|')}, got '${granularity}'`);
+    const granularity = goalsOption(opts);
     const tasks = requireStr(opts, 'tasks')
       .split(',')
       .map((t) => t.trim());
@@ -69,7 +69,7 @@ export const modelReadGoalsCommand: Command = {
         (p) => reader.read(p),
         tasks,
         seeds,
-        { height: size.imageHeight, width: size.imageWidth, granularity: granularity as 'stage' | 'phase' | 'dense' },
+        { height: size.imageHeight, width: size.imageWidth, granularity },
         (done) => progress.update(done),
       );
     } finally {

@@ -6,6 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/backends.js';
 import { readGoalPictures, summarizeGoalReads, worstGoalReads, type GoalPictureRead } from '../../src/eval/goal-reads.js';
 import { subgoals } from '../../src/sim/goals.js';
+import { ALL_TASKS } from '../../src/cli/command.js';
+import { TASKS } from '../../src/sim/tasks.js';
 import { runCli } from '../helpers/cli.js';
 
 const read = (error: number, commanded?: 'open' | 'closed', readClosed = false): GoalPictureRead => ({
@@ -101,10 +103,14 @@ describe('selfflow-wm model read-goals', () => {
     expect(j.reads.every((x: GoalPictureRead) => x.task === 'drawer-open' && x.seed === 100)).toBe(true);
   });
 
+  it('reads every simulator task by default', () => {
+    expect(ALL_TASKS.split(',')).toEqual(TASKS.map((t) => t.name));
+  });
+
   it('refuses an unknown granularity and names a missing reader file', async () => {
     const g = await runCli(['model', 'read-goals', '--goals', 'every', '--backend', 'wasm']);
     expect(g.code).not.toBe(0);
-    expect(g.err).toMatch(/--goals must be one of stage\|phase\|dense, got 'every'/);
+    expect(g.err).toMatch(/--goals must be stage, phase or dense, got 'every'/);
     const m = await runCli(['model', 'read-goals', '--reader', '/nonexistent/reader.safetensors', '--seeds', '1', '--backend', 'wasm']);
     expect(m.code).not.toBe(0);
     expect(m.err).toMatch(/\/nonexistent\/reader\.safetensors: no such file \(expected a selfflow-wm state reader\)/);
