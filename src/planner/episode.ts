@@ -190,7 +190,6 @@ export async function runPlannedEpisode(
     ...DEFAULT_GOAL_SEQUENCE,
     pose: planning.preset.handover,
     readPicture: planning.goalReading && ((o) => planning.goalReading!.readPicture(o)),
-    regrasp: planning.preset.regrasp,
   });
   const goalOf = (): Goal => ({
     images: [sequence.current.observation],

@@ -16,15 +16,10 @@
  * tighter: the demonstrator came down onto a knob more precisely than it moved above it) and its
  * fingers within `finger` metres of the picture's opening: from one camera a gripper at the goal
  * can still look unlike it, and every picture the looks test misses waits out its patience.
- *
- * With `regrasp` set, fingers that lose what they held (src/planner/lost-grasp.ts) restart the
- * stage's storyboard at once: the object has slipped out, and the stage must pick it up again
- * rather than carry nothing to the placement and wait out each picture's patience there.
  */
 import type { Subgoal } from '../sim/goals.js';
 import { distance, fingerOpening, gripperPosition } from './gripper-position.js';
 import type { Observation } from '../core/types.js';
-import { LostGrasp, type RegraspSettings } from './lost-grasp.js';
 
 export interface GoalSequenceOptions {
   reachRatio: number;
@@ -38,8 +33,6 @@ export interface GoalSequenceOptions {
    * it (and the recorded tolerance of its phase); given, what this reads off the picture alone.
    */
   readPicture?: (picture: Observation) => Observation;
-  /** Restart the stage when the fingers lose what they held (off when absent). */
-  regrasp?: RegraspSettings;
 }
 
 export interface PoseHandover {
@@ -61,14 +54,13 @@ export const DEFAULT_GOAL_SEQUENCE: GoalSequenceOptions = { reachRatio: 0.3, pat
 
 export type ImageDistance = (a: Observation, b: Observation) => number;
 
-export type GoalEvent = { kind: 'reached' | 'passed' | 'restarted' | 'dropped' | 'stage'; from: number; to: number };
+export type GoalEvent = { kind: 'reached' | 'passed' | 'restarted' | 'stage'; from: number; to: number };
 
 export class GoalSequence {
   private k = 0;
   private steps = 0;
   /** d(g_{k-1}, g_k): how far the current subgoal is from where it starts. */
   private span: number;
-  private readonly lostGrasp?: LostGrasp;
 
   constructor(
     private board: Subgoal[],
@@ -78,7 +70,6 @@ export class GoalSequence {
   ) {
     if (!board.length) throw new Error('goal sequence: no subgoals');
     this.span = distance(start, board[0]!.observation);
-    if (o.regrasp) this.lostGrasp = new LostGrasp(o.regrasp);
   }
 
   get subgoals(): readonly Subgoal[] {
@@ -111,26 +102,15 @@ export class GoalSequence {
     this.span = this.distance(from, this.board[to]!.observation);
   }
 
-  /** The first picture of the current picture's stage. */
-  private stageStart(): number {
-    return this.board.findIndex((s) => s.stage === this.board[this.k]!.stage);
-  }
-
   /** After each executed step: the new observation and how many stages the robot reports done. */
   update(obs: Observation, stagesDone: number): GoalEvent | undefined {
     const from = this.k;
     const g = this.board;
-    const lost = this.lostGrasp?.update(obs) ?? false;
     if (stagesDone > g[this.k]!.stage) {
       const next = g.findIndex((s) => s.stage >= stagesDone);
       if (next < 0) return undefined; // every stage done: nothing left to show
       this.go(next, obs);
       return { kind: 'stage', from, to: next };
-    }
-    if (lost) {
-      const first = this.stageStart();
-      this.go(first, obs);
-      return { kind: 'dropped', from, to: first };
     }
     this.steps++;
     const sameStageNext = this.k + 1 < g.length && g[this.k + 1]!.stage === g[this.k]!.stage;
@@ -151,7 +131,7 @@ export class GoalSequence {
         this.go(this.k + 1, obs);
         return { kind: 'passed', from, to: this.k };
       }
-      const first = this.stageStart();
+      const first = g.findIndex((s) => s.stage === g[this.k]!.stage);
       this.go(first, obs);
       return { kind: 'restarted', from, to: first };
     }

@@ -14,7 +14,6 @@ import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './o
 import type { WarmStartPad } from './sequence.js';
 import type { PoseHandover } from './goal-sequence.js';
 import type { GoalPriorSettings } from './goal-priors.js';
-import type { RegraspSettings } from './lost-grasp.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './plan-model.js';
 
@@ -72,11 +71,6 @@ export interface PlannerPreset {
    * hold something (optional section `goalPriors`; src/planner/goal-priors.ts).
    */
   goalPriors?: GoalPriorSettings;
-  /**
-   * Restart a stage's storyboard when the fingers lose what they held (optional section `regrasp`;
-   * src/planner/lost-grasp.ts). It reads only the robot's own finger opening.
-   */
-  regrasp?: RegraspSettings;
 }
 
 /** Preset section `policyGrasp` (src/planner/policy-grasp.ts). */
@@ -115,7 +109,6 @@ const FIELDS = {
     'proposerNoise',
     'policyGrasp',
     'goalPriors',
-    'regrasp',
   ],
   optimizer: [
     'kind',
@@ -136,7 +129,6 @@ const FIELDS = {
   handover: ['pose', 'finger'],
   policyGrasp: ['drop', 'across', 'candidates', 'noise'],
   goalPriors: ['holdingAbove', 'atGrasp'],
-  regrasp: ['holdingAbove', 'holdingBelow'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -187,13 +179,6 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
     return { holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1), atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1) };
   };
-  const regrasp = (rg: Json): RegraspSettings => {
-    const holdingAbove = num(rg.holdingAbove, 'regrasp.holdingAbove', 0, 1);
-    const holdingBelow = num(rg.holdingBelow, 'regrasp.holdingBelow', 0, 1);
-    if (holdingBelow <= holdingAbove)
-      throw new UserError(`${f('regrasp.holdingBelow')} (${holdingBelow}) must exceed 'regrasp.holdingAbove' (${holdingAbove})`);
-    return { holdingAbove, holdingBelow };
-  };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
     return v;
@@ -212,7 +197,6 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const ho = top.handover === undefined ? undefined : section(top.handover, 'handover', 'handover');
   const pg = top.policyGrasp === undefined ? undefined : section(top.policyGrasp, 'policyGrasp', 'policyGrasp');
   const gp = top.goalPriors === undefined ? undefined : section(top.goalPriors, 'goalPriors', 'goalPriors');
-  const rg = top.regrasp === undefined ? undefined : section(top.regrasp, 'regrasp', 'regrasp');
   let hold: Record<string, number> = {};
   if (act?.hold !== undefined) {
     if (!isObject(act.hold))
@@ -285,7 +269,6 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       },
     }),
     ...(gp && { goalPriors: goalPriors(gp, top.goalState) }),
-    ...(rg && { regrasp: regrasp(rg) }),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_GOAL_SEQUENCE, GoalSequence, gripperAt } from '../../src/planner/goal-sequence.js';
+import { GoalSequence, gripperAt } from '../../src/planner/goal-sequence.js';
 import type { Observation } from '../../src/core/types.js';
 import type { Subgoal } from '../../src/sim/goals.js';
 
@@ -88,32 +88,6 @@ describe('goal sequence (storyboard of subgoal pictures)', () => {
       // Without the option the same observations wait for the patience (max(6, 2 x 5) = 10 steps).
       const looks = new GoalSequence(board2, flat, posed(0.1));
       expect(looks.update(posed(0.505), 0)).toBeUndefined();
-    });
-
-    it('restarts the stage at once when the fingers lose what they held (regrasp), and not without the option', () => {
-      const staged = [
-        { observation: posed(0.5), stage: 0, expertSteps: 5, name: 'open drawer' },
-        { observation: posed(0.5), stage: 1, expertSteps: 5, name: 'above apple' },
-        { observation: posed(0.5, 0.056), stage: 1, expertSteps: 5, name: 'grasp apple' },
-        { observation: posed(0.6, 0.056), stage: 1, expertSteps: 20, name: 'carry' },
-      ];
-      const regrasp = { holdingAbove: 0.01, holdingBelow: 0.075 };
-      const slip = (seq: GoalSequence) => {
-        const events = [seq.update(posed(0.5), 1)]; // stage 0 done: 'above apple'
-        events.push(seq.update(posed(0.5), 1), seq.update(posed(0.5, 0.056), 1)); // above it; fingers close on the apple
-        for (const opening of [0.05, 0.04, 0.02, 0.002]) events.push(seq.update(posed(0.55, opening), 1)); // it slips out
-        return events;
-      };
-      const on = slip(new GoalSequence(staged, flat, posed(0.1), { ...DEFAULT_GOAL_SEQUENCE, pose: tol, regrasp }));
-      expect(on.filter(Boolean)).toEqual([
-        { kind: 'stage', from: 0, to: 1 },
-        { kind: 'reached', from: 1, to: 2 },
-        { kind: 'reached', from: 2, to: 3 },
-        { kind: 'dropped', from: 3, to: 1 },
-      ]);
-      const off = slip(new GoalSequence(staged, flat, posed(0.1), { ...DEFAULT_GOAL_SEQUENCE, pose: tol }));
-      expect(off.filter((e) => e?.kind === 'dropped')).toEqual([]);
-      expect(off.at(-1)).toBeUndefined(); // waits out the carry picture's patience with empty fingers
     });
 
     it("holds a picture to its own tolerance when that is tighter than the preset's", () => {
