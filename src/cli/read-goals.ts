@@ -7,6 +7,7 @@ import {
   bool,
   goalsOption,
   GOALS_OPTION,
+  int,
   LAYOUT_SEED_OPTIONS,
   requireStr,
   str,
@@ -53,8 +54,10 @@ export const modelReadGoalsCommand: Command = {
     const seeds = probeSeeds(opts, 100);
     const size = parseImageSize(requireStr(opts, 'image-size'));
     if (!('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
-    const worst = Number(requireStr(opts, 'worst'));
-    if (!Number.isInteger(worst) || worst < 0) throw new UsageError(`--worst must be an integer >= 0, got '${str(opts, 'worst')}'`);
+    const worst = int(opts, 'worst');
+    if (worst < 0) throw new UsageError(`--worst must be >= 0, got ${worst}`);
+    if (str(opts, 'reader') !== undefined && str(opts, 'checkpoint') !== undefined)
+      throw new UsageError('give either --checkpoint DIR (its state reader) or --reader PATH, not both');
     const choice = await initBackend(str(opts, 'backend'));
     console.error(describeChoice(choice));
     const { loadStateReader } = await import('../model/state-reader.js');

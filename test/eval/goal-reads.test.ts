@@ -107,10 +107,15 @@ describe('selfflow-wm model read-goals', () => {
     expect(ALL_TASKS.split(',')).toEqual(TASKS.map((t) => t.name));
   });
 
-  it('refuses an unknown granularity and names a missing reader file', async () => {
+  it('refuses an unknown granularity, two readers at once and a negative --worst, and names a missing reader file', async () => {
     const g = await runCli(['model', 'read-goals', '--goals', 'every', '--backend', 'wasm']);
     expect(g.code).not.toBe(0);
     expect(g.err).toMatch(/--goals must be stage, phase or dense, got 'every'/);
+    const both = await runCli(['model', 'read-goals', '--checkpoint', 'models/tiny-sim-explore', '--reader', 'r.safetensors']);
+    expect(both.code).not.toBe(0);
+    expect(both.err).toMatch(/give either --checkpoint DIR \(its state reader\) or --reader PATH, not both/);
+    const w = await runCli(['model', 'read-goals', '--worst=-1']);
+    expect(w.err).toMatch(/--worst must be >= 0, got -1/);
     const m = await runCli(['model', 'read-goals', '--reader', '/nonexistent/reader.safetensors', '--seeds', '1', '--backend', 'wasm']);
     expect(m.code).not.toBe(0);
     expect(m.err).toMatch(/\/nonexistent\/reader\.safetensors: no such file \(expected a selfflow-wm state reader\)/);
