@@ -75,7 +75,7 @@ export const BACKEND_OPTION: OptionSpec = {
 /** The simulator's six tasks (src/sim/tasks.ts), the default `--tasks` of eval and model read-goals. */
 export const ALL_TASKS = 'pick-can,move-near,drawer-open,drawer-close,drawer-place,drawer-chain';
 
-/** `--seed S --seeds N|a,b,c`: the simulator layouts a measurement runs on (read with probeSeeds). */
+/** `--seed S --seeds N|a,b,c`: the simulator layouts a measurement runs on (read with layoutSeeds). */
 export const LAYOUT_SEED_OPTIONS: Options = {
   seed: {
     type: 'string',
@@ -89,6 +89,32 @@ export const LAYOUT_SEED_OPTIONS: Options = {
     default: '3',
   },
 };
+
+const SEED_LIMIT = 2 ** 31 - 1;
+
+function seedValue(text: string, what: string): number {
+  const v = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v > SEED_LIMIT)
+    throw new UsageError(`${what} must be an integer seed in [0, ${SEED_LIMIT}], got '${text}'`);
+  return v;
+}
+
+/** The layout seeds of LAYOUT_SEED_OPTIONS: `--seeds a,b,c` as listed, or `--seeds N` consecutive seeds from `--seed` (default `first`). */
+export function layoutSeeds(opts: ParsedOptions, first: number): number[] {
+  const list = requireStr(opts, 'seeds').trim();
+  const start = str(opts, 'seed');
+  if (list.includes(',')) {
+    if (start !== undefined) throw new UsageError('give either --seed S (with --seeds N, a count) or --seeds a,b,c (a list), not both');
+    const seeds = list.split(',').map((t) => seedValue(t.trim(), '--seeds'));
+    if (new Set(seeds).size !== seeds.length) throw new UsageError(`--seeds lists a seed twice: ${list}`);
+    return seeds;
+  }
+  const count = seedValue(list, '--seeds');
+  if (count < 1) throw new UsageError('--seeds must be >= 1');
+  const s = start === undefined ? first : seedValue(start.trim(), '--seed');
+  if (s + count - 1 > SEED_LIMIT) throw new UsageError(`--seed ${s} with --seeds ${count} runs past the largest seed ${SEED_LIMIT}`);
+  return Array.from({ length: count }, (_, i) => s + i);
+}
 
 /** Shared --shadows flag of the commands that render the simulator (sim collect, plan, eval). */
 export const SHADOWS_OPTION: OptionSpec = {

@@ -1,17 +1,7 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { Progress } from '../util/progress.js';
 import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
-import {
-  BACKEND_OPTION,
-  bool,
-  LAYOUT_SEED_OPTIONS,
-  num,
-  requireStr,
-  str,
-  UsageError,
-  type Command,
-  type ParsedOptions,
-} from './command.js';
+import { BACKEND_OPTION, bool, LAYOUT_SEED_OPTIONS, layoutSeeds, num, requireStr, str, UsageError, type Command } from './command.js';
 
 export const modelProbeCommand: Command = {
   name: 'model probe',
@@ -50,7 +40,7 @@ export const modelProbeCommand: Command = {
       .split(',')
       .map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
-    const seeds = probeSeeds(opts, DEFAULT_PROBE_SEED);
+    const seeds = layoutSeeds(opts, DEFAULT_PROBE_SEED);
     const displacement = num(opts, 'displacement', 0.05);
     if (!(displacement > 0 && displacement <= 0.06))
       throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
@@ -75,29 +65,3 @@ export const modelProbeCommand: Command = {
     );
   },
 };
-
-const SEED_LIMIT = 2 ** 31 - 1;
-
-function seedValue(text: string, what: string): number {
-  const v = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(v) || v > SEED_LIMIT)
-    throw new UsageError(`${what} must be an integer seed in [0, ${SEED_LIMIT}], got '${text}'`);
-  return v;
-}
-
-/** The probed layout seeds: `--seeds a,b,c` as listed, or `--seeds N` consecutive seeds from `--seed` (default `first`). */
-export function probeSeeds(opts: ParsedOptions, first: number): number[] {
-  const list = requireStr(opts, 'seeds').trim();
-  const start = str(opts, 'seed');
-  if (list.includes(',')) {
-    if (start !== undefined) throw new UsageError('give either --seed S (with --seeds N, a count) or --seeds a,b,c (a list), not both');
-    const seeds = list.split(',').map((t) => seedValue(t.trim(), '--seeds'));
-    if (new Set(seeds).size !== seeds.length) throw new UsageError(`--seeds lists a seed twice: ${list}`);
-    return seeds;
-  }
-  const count = seedValue(list, '--seeds');
-  if (count < 1) throw new UsageError('--seeds must be >= 1');
-  const s = start === undefined ? first : seedValue(start.trim(), '--seed');
-  if (s + count - 1 > SEED_LIMIT) throw new UsageError(`--seed ${s} with --seeds ${count} runs past the largest seed ${SEED_LIMIT}`);
-  return Array.from({ length: count }, (_, i) => s + i);
-}

@@ -9,13 +9,13 @@ import {
   GOALS_OPTION,
   int,
   LAYOUT_SEED_OPTIONS,
+  layoutSeeds,
   requireStr,
   str,
   UsageError,
   type Command,
 } from './command.js';
 import { parseImageSize } from './model.js';
-import { probeSeeds } from './probe.js';
 
 export const modelReadGoalsCommand: Command = {
   name: 'model read-goals',
@@ -51,7 +51,7 @@ export const modelReadGoalsCommand: Command = {
       .split(',')
       .map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
-    const seeds = probeSeeds(opts, 100);
+    const seeds = layoutSeeds(opts, 100);
     const size = parseImageSize(requireStr(opts, 'image-size'));
     if (!('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
     const worst = int(opts, 'worst');

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { probeSeeds } from '../../src/cli/probe.js';
+import { layoutSeeds } from '../../src/cli/command.js';
 import {
   consecutiveSeeds,
   DEFAULT_PROBE,
@@ -132,16 +132,16 @@ describe('action probe', () => {
   });
 
   it('--seed S --seeds N probes S .. S+N-1; --seeds a,b,c probes exactly those; anything else is refused by name', () => {
-    expect(probeSeeds({ seeds: '3' }, 100)).toEqual([100, 101, 102]);
-    expect(probeSeeds({ seed: '5000', seeds: '3' }, 100)).toEqual([5000, 5001, 5002]);
-    expect(probeSeeds({ seed: '42', seeds: '1' }, 100)).toEqual([42]);
-    expect(probeSeeds({ seeds: '7, 9,12' }, 100)).toEqual([7, 9, 12]);
-    expect(() => probeSeeds({ seed: '5', seeds: '7,9' }, 100)).toThrow(/either --seed S .* or --seeds a,b,c/);
-    expect(() => probeSeeds({ seeds: '0' }, 100)).toThrow(/--seeds must be >= 1/);
-    expect(() => probeSeeds({ seeds: '7,x' }, 100)).toThrow(/--seeds must be an integer seed .* got 'x'/);
-    expect(() => probeSeeds({ seeds: '7,7' }, 100)).toThrow(/lists a seed twice/);
-    expect(() => probeSeeds({ seed: '-3', seeds: '2' }, 100)).toThrow(/--seed must be an integer seed .* got '-3'/);
-    expect(() => probeSeeds({ seed: '2147483647', seeds: '2' }, 100)).toThrow(/runs past the largest seed/);
+    expect(layoutSeeds({ seeds: '3' }, 100)).toEqual([100, 101, 102]);
+    expect(layoutSeeds({ seed: '5000', seeds: '3' }, 100)).toEqual([5000, 5001, 5002]);
+    expect(layoutSeeds({ seed: '42', seeds: '1' }, 100)).toEqual([42]);
+    expect(layoutSeeds({ seeds: '7, 9,12' }, 100)).toEqual([7, 9, 12]);
+    expect(() => layoutSeeds({ seed: '5', seeds: '7,9' }, 100)).toThrow(/either --seed S .* or --seeds a,b,c/);
+    expect(() => layoutSeeds({ seeds: '0' }, 100)).toThrow(/--seeds must be >= 1/);
+    expect(() => layoutSeeds({ seeds: '7,x' }, 100)).toThrow(/--seeds must be an integer seed .* got 'x'/);
+    expect(() => layoutSeeds({ seeds: '7,7' }, 100)).toThrow(/lists a seed twice/);
+    expect(() => layoutSeeds({ seed: '-3', seeds: '2' }, 100)).toThrow(/--seed must be an integer seed .* got '-3'/);
+    expect(() => layoutSeeds({ seed: '2147483647', seeds: '2' }, 100)).toThrow(/runs past the largest seed/);
   });
 
   it('model probe --seed on the shipped model: the JSON names the seeds probed', async () => {
