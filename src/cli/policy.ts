@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { readRunManifest } from '../core/run-manifest.js';
 import { UserError } from '../core/errors.js';
-import { ACTION_POLICY_FILE, writeActionPolicy } from '../model/action-policy.js';
+import { ACTION_POLICY_FILE, readActionPolicyFile, writeActionPolicy } from '../model/action-policy.js';
 import { checkDirs, checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
 import { parseImageSize } from './model.js';
@@ -21,6 +21,12 @@ export const modelTrainPolicyCommand: Command = {
       description: `the world model's run directory: the policy acts in its normalised actions (run.json's statistics) and is written to DIR/${ACTION_POLICY_FILE}`,
     },
     out: { type: 'string', arg: 'PATH', description: `write the policy here instead (a file, or a directory: DIR/${ACTION_POLICY_FILE})` },
+    init: {
+      type: 'string',
+      arg: 'PATH',
+      description:
+        'start from this action policy file instead of random weights (fine-tuning, e.g. on a DAgger round); its sizes and state normalisation are kept',
+    },
     steps: { type: 'string', arg: 'N', description: 'optimizer steps', default: '6000' },
     'batch-size': { type: 'string', arg: 'N', description: 'samples per step', default: '64' },
     lr: { type: 'string', arg: 'X', description: 'peak learning rate (warm-up, then cosine decay)', default: '0.001' },
@@ -70,6 +76,8 @@ export const modelTrainPolicyCommand: Command = {
     if (shift! < 0) throw new UsageError('--shift must be >= 0');
     const valFraction = num(opts, 'val-fraction');
     if (!(valFraction >= 0 && valFraction < 1)) throw new UsageError(`--val-fraction must be in [0, 1), got ${valFraction}`);
+    const initPath = str(opts, 'init');
+    const init = initPath ? { name: initPath, ...readActionPolicyFile(initPath) } : undefined;
     const choice = await initBackend(str(opts, 'backend'));
     console.error(describeChoice(choice));
     const { policySamples, trainActionPolicy } = await import('../train/action-policy-training.js');
@@ -105,6 +113,7 @@ export const modelTrainPolicyCommand: Command = {
       seed: int(opts, 'seed'),
       fullOpening: num(opts, 'full-opening'),
       shift: shift!,
+      init,
       resume: run.resume,
       onProgress: run.onProgress,
     });
@@ -116,6 +125,7 @@ export const modelTrainPolicyCommand: Command = {
       relabelled: relabelled.join(','),
       steps: String(steps),
       model: modelDir,
+      ...(initPath ? { init: initPath } : {}),
     });
     run.written();
     const e = r.errors;

@@ -145,6 +145,24 @@ export interface PolicyTrainOptions extends SmallNetFitOptions {
   shift: number;
   /** Network sizes other than DEFAULT_ACTION_POLICY's (tests train small ones). */
   net?: Partial<Pick<ActionPolicyConfig, 'patch' | 'channels' | 'hidden' | 'flowSteps'>>;
+  /**
+   * Start from this policy instead of random weights (fine-tuning on new episodes, e.g. a DAgger round). Its sizes and
+   * its state normalisation are kept, since its weights were learnt with them; `name` labels its mismatches.
+   */
+  init?: { name: string; cfg: ActionPolicyConfig; tensors: TensorMap };
+}
+
+/** Refuses a starting policy that cannot act on these samples: another picture size, chunk, action set or instruction embedding. */
+function checkInitPolicy(init: NonNullable<PolicyTrainOptions['init']>, s: PolicySamples, stats: ActionStats, fullOpening: number) {
+  const c = init.cfg;
+  const wrong = (field: string, has: unknown, want: unknown) =>
+    new UserError(`${init.name}: ${field} is ${JSON.stringify(has)}, but this training needs ${JSON.stringify(want)}`);
+  if (c.imageHeight !== s.height || c.imageWidth !== s.width)
+    throw wrong('the picture size', `${c.imageHeight}x${c.imageWidth}`, `${s.height}x${s.width}`);
+  if (c.chunk !== s.chunk) throw wrong('chunk', c.chunk, s.chunk);
+  if (c.actionNames.join() !== stats.names.join()) throw wrong('actionNames', c.actionNames, stats.names);
+  if (c.languageDim !== s.embeddings[0]!.length) throw wrong('languageDim', c.languageDim, s.embeddings[0]!.length);
+  if (c.fullOpening !== fullOpening) throw wrong('fullOpening', c.fullOpening, fullOpening);
 }
 
 /** Held-out figures: the flow loss, and how far sampled chunks land from the recorded ones (normalised units, mean |difference|). */
@@ -190,15 +208,10 @@ function flowLoss(p: Record<string, tf.Tensor>, cfg: ActionPolicyConfig, b: Retu
   });
 }
 
-export async function trainActionPolicy(
-  s: PolicySamples,
-  stats: ActionStats,
-  o: PolicyTrainOptions,
-): Promise<{ cfg: ActionPolicyConfig; tensors: TensorMap; errors: PolicyErrors }> {
-  const { train, held } = trainAndHeld(s.val);
-  if (!train.length) throw new UserError('action policy: every episode fell into the validation split; add episodes');
+/** A new policy's configuration: default sizes, the samples' shapes and the training steps' state normalisation. */
+function freshPolicyConfig(s: PolicySamples, stats: ActionStats, o: PolicyTrainOptions, train: number[]): ActionPolicyConfig {
   const norm = Array.from({ length: STATE_DIM }, (_, k) => meanStd(s.states, STATE_DIM, k, train));
-  const cfg: ActionPolicyConfig = {
+  return {
     ...DEFAULT_ACTION_POLICY,
     ...o.net,
     imageHeight: s.height,
@@ -210,8 +223,19 @@ export async function trainActionPolicy(
     stateStd: norm.map((m) => m[1]),
     fullOpening: o.fullOpening,
   };
+}
+
+export async function trainActionPolicy(
+  s: PolicySamples,
+  stats: ActionStats,
+  o: PolicyTrainOptions,
+): Promise<{ cfg: ActionPolicyConfig; tensors: TensorMap; errors: PolicyErrors }> {
+  const { train, held } = trainAndHeld(s.val);
+  if (!train.length) throw new UserError('action policy: every episode fell into the validation split; add episodes');
+  if (o.init) checkInitPolicy(o.init, s, stats, o.fullOpening);
+  const cfg = o.init?.cfg ?? freshPolicyConfig(s, stats, o, train);
   const { tensors, result } = await fitSmallNet(
-    actionPolicyInit(cfg, o.seed),
+    o.init?.tensors ?? actionPolicyInit(cfg, o.seed),
     train,
     o,
     (rows, rng) => {

@@ -125,6 +125,22 @@ describe('the action policy', () => {
     expect(st[3]! * r.cfg.stateStd[3]! + r.cfg.stateMean[3]!).toBeCloseTo(0.5, 5);
     expect(() => policy.propose({ ...o, proprio: undefined }, INSTRUCTIONS[0], 1, 2, 0)).toThrow(/needs the robot state/);
     policy.dispose();
+
+    // Fine-tuning (`--init`): a few steps from the learnt policy keep its skill and its state normalisation, where the same
+    // steps from random weights learn nothing; new samples with a shifted state distribution do not renormalise it.
+    const more = synthetic(200, 2, 2);
+    for (let i = 0; i < 200; i++) more.states[i * 4 + 1] = more.states[i * 4 + 1]! + 0.3;
+    const few = { steps: 5, batchSize: 32, lr: 1e-4, seed: 1, fullOpening: 0.1, shift: 0, net: { channels: 8, hidden: 64, flowSteps: 8 } };
+    const tuned = await trainActionPolicy(more, STATS, { ...few, init: { name: 'a.safetensors', cfg: r.cfg, tensors: r.tensors } });
+    const fresh = await trainActionPolicy(more, STATS, few);
+    expect(tuned.cfg).toEqual(r.cfg);
+    expect(fresh.cfg.stateMean[1]).toBeGreaterThan(r.cfg.stateMean[1]! + 0.2);
+    expect(tuned.errors.firstAction[0]).toBeLessThan(0.25);
+    expect(fresh.errors.firstAction[0]).toBeGreaterThan(0.4);
+    // A starting policy that cannot act on these samples is named with its mismatch.
+    await expect(
+      trainActionPolicy(synthetic(50, 3, 3), STATS, { ...few, init: { name: 'a.safetensors', cfg: r.cfg, tensors: r.tensors } }),
+    ).rejects.toThrow(new UserError('a.safetensors: chunk is 2, but this training needs 3'));
   }, 120_000);
 
   it('presets: wm-policy acts with the action policy, the old joint query is an experiment, and a bad proposer or noise is named', () => {
@@ -212,6 +228,14 @@ describe('the action policy', () => {
     expect(cfg).toMatchObject({ imageHeight: 32, imageWidth: 40, chunk: 4, fullOpening: 0.1 });
     const { readRunManifest } = await import('../../src/core/run-manifest.js');
     expect(cfg.actionNames).toEqual(readRunManifest(model).actionStats.names);
+
+    // `--init` continues from that policy into another file and records where it started; a missing one is named.
+    const tunedFile = join(model, 'tuned.safetensors');
+    const tuned = await runCli([...args, '--init', join(model, ACTION_POLICY_FILE), '--out', tunedFile, '--backend', 'wasm']);
+    expect(tuned.code).toBe(0);
+    expect(readActionPolicyFile(tunedFile).metadata.init).toBe(join(model, ACTION_POLICY_FILE));
+    const missing = await runCli([...args, '--init', join(model, 'nope.safetensors'), '--backend', 'wasm']);
+    expect([missing.code, missing.err]).toEqual([1, expect.stringContaining(`${join(model, 'nope.safetensors')}: no such file`)]);
 
     // A resume file left by a run with other flags is refused, naming the file, not overwritten.
     writeFileSync(resumeFile, serializeSafetensors(new Map(), { format: 'selfflow-wm/small-net-resume@1', fingerprint: '{}', step: '1' }));
