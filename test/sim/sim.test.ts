@@ -98,6 +98,19 @@ describe('simulator', () => {
     env.close();
   });
 
+  it('fingers that got past each other open again when commanded (no finger-finger contact to lock them crossed)', async () => {
+    // A grasp on an object's edge can let the fingers slam shut fast enough to tunnel past each other in one physics
+    // step; with a contact between them they then stayed locked, crossed, whatever the command (results, item 22).
+    const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
+    env.scene.setJoint('finger_left', -0.015);
+    env.scene.setJoint('finger_right', -0.015);
+    const open = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: -1, terminateEpisode: [0, 1, 0] };
+    env.step(open);
+    env.step(open);
+    expect(env.scene.gripper().opening).toBeGreaterThan(0.08);
+    env.close();
+  });
+
   it('renders a coloured object where the camera model projects it', () => {
     const sphere = {
       type: 2,
