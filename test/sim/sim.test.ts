@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Rt1Action } from '../../src/core/action.js';
 import { loadCard } from '../../src/data/card.js';
 import { inspectDataset } from '../../src/data/inspect.js';
 import { readEpisodes } from '../../src/data/rlds.js';
@@ -104,7 +105,7 @@ describe('simulator', () => {
     const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
     env.scene.setJoint('finger_left', -0.015);
     env.scene.setJoint('finger_right', -0.015);
-    const open = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: -1, terminateEpisode: [0, 1, 0] };
+    const open: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: -1, terminateEpisode: [0, 1, 0] };
     env.step(open);
     env.step(open);
     expect(env.scene.gripper().opening).toBeGreaterThan(0.08);
