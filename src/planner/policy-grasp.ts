@@ -23,6 +23,7 @@
 import type { ActionStats } from '../core/action-stats.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
 import { closedBelow } from './goal-state-reading.js';
+import { GraspTakeover } from './grasp-takeover.js';
 import { fingerOpening, goalGripperPosition, gripperPosition } from './gripper-position.js';
 import { presetPlanStep, type OptimizingPlanStep, type PresetPlanStepOptions } from './optimizing-planner.js';
 import type { CostFactory } from './plan-model.js';
@@ -95,35 +96,40 @@ export function graspingPlanStep(
   const sampled = policy.withNoise(s.noise);
   const graspCost = costOf(grasp);
   const search = presetPlanStep(preset, stats, costOf(preset), opts);
-  const grasping = presetPlanStep(
-    grasp,
-    stats,
-    async (obs, goal, rng) => {
-      const seed = rng.int(1 << 30);
-      return {
-        ...(await graspCost(obs, goal, rng)),
-        proposals: sampled.source(obs, goal.instruction, grasp.optimizer.horizon, seed),
-      };
-    },
-    opts,
-  );
+  const policyCost: CostFactory = async (obs, goal, rng) => {
+    const seed = rng.int(1 << 30);
+    return {
+      ...(await graspCost(obs, goal, rng)),
+      proposals: sampled.source(obs, goal.instruction, grasp.optimizer.horizon, seed),
+    };
+  };
+  const grasping = presetPlanStep(grasp, stats, policyCost, opts);
+  const takeover = s.takeover && new GraspTakeover(s.takeover.emptyBelow, s.takeover.openAbove);
+  // The takeover's reopen phase: the policy's chunk with the gripper pinned to a goal that says open.
+  const reopen = takeover && presetPlanStep({ ...grasp, actions: { ...grasp.actions, gripper: 'goal' } }, stats, policyCost, opts);
   const decided = new WeakMap<Goal, boolean>();
   let last: OptimizingPlanStep | undefined;
   return {
     plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
-      let byPolicy = decided.get(goal);
-      if (byPolicy === undefined) {
-        byPolicy = isGraspGoal(s, obs, goal, policy.cfg.fullOpening);
-        decided.set(goal, byPolicy);
+      const phase = takeover?.update(obs) ?? 'off';
+      let step = phase === 'reopen' ? reopen! : grasping;
+      if (phase === 'off') {
+        let byPolicy = decided.get(goal);
+        if (byPolicy === undefined) {
+          byPolicy = isGraspGoal(s, obs, goal, policy.cfg.fullOpening);
+          decided.set(goal, byPolicy);
+        }
+        if (!byPolicy) step = search;
       }
-      const step = byPolicy ? grasping : search;
       if (last && step !== last) step.reset();
       last = step;
-      return step.plan(obs, goal, signal);
+      return step.plan(obs, phase === 'reopen' ? { ...goal, gripper: 'open' } : goal, signal);
     },
     reset(seed?: number) {
       search.reset(seed);
       grasping.reset(seed === undefined ? undefined : seed + 1);
+      reopen?.reset(seed === undefined ? undefined : seed + 2);
+      takeover?.reset();
       last = undefined;
     },
   };

@@ -83,6 +83,8 @@ export interface PolicyGraspSettings {
   candidates: number;
   /** Scale of the noise the policy's samples start from (0: its one likeliest chunk). */
   noise: number;
+  /** Finger openings (m) by which the policy takes every goal after an empty grasp (src/planner/grasp-takeover.ts); off when absent. */
+  takeover?: { emptyBelow: number; openAbove: number };
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
@@ -127,7 +129,8 @@ const FIELDS = {
   actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
-  policyGrasp: ['drop', 'across', 'candidates', 'noise'],
+  policyGrasp: ['drop', 'across', 'candidates', 'noise', 'takeover'],
+  takeover: ['emptyBelow', 'openAbove'],
   goalPriors: ['holdingAbove', 'atGrasp'],
 } as const;
 
@@ -178,6 +181,13 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     if (goalState !== 'read')
       throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
     return { holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1), atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1) };
+  };
+  const takeover = (t: Json): { emptyBelow: number; openAbove: number } => {
+    const emptyBelow = num(t.emptyBelow, 'policyGrasp.takeover.emptyBelow', 0, 1);
+    const openAbove = num(t.openAbove, 'policyGrasp.takeover.openAbove', 0, 1);
+    if (openAbove <= emptyBelow)
+      throw new UserError(`${f('policyGrasp.takeover.openAbove')} must be above emptyBelow (${emptyBelow}), got ${openAbove}`);
+    return { emptyBelow, openAbove };
   };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
@@ -266,6 +276,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         across: num(pg.across, 'policyGrasp.across', 0, 1),
         candidates: num(pg.candidates, 'policyGrasp.candidates', 1, 256, true),
         noise: num(pg.noise, 'policyGrasp.noise', 0, 2),
+        ...(pg.takeover !== undefined && { takeover: takeover(section(pg.takeover, 'takeover', 'policyGrasp.takeover')) }),
       },
     }),
     ...(gp && { goalPriors: goalPriors(gp, top.goalState) }),

@@ -127,6 +127,45 @@ describe('grasps by the action policy (policyGrasp)', () => {
     expect(poses).toEqual([0, 0]);
   });
 
+  it('after an empty grasp opens the fingers, then hands every picture to the policy until it has held something and let go (takeover)', async () => {
+    const poses: number[] = [];
+    const takeover = { emptyBelow: 0.01, openAbove: 0.075 };
+    const step = graspingPlanStep(preset({ takeover }), stats, costs(0, poses), policy, { seed: 1, lockstep: true })!;
+    /** Who planned: the search, or the policy (its row-0 sample) with its own gripper command or the fingers pinned open. */
+    const who = async (obs: Observation, g: Goal) => {
+      const seq = (await step.plan(obs, g)).sequence!;
+      if (seq[0] !== Math.fround(-0.4)) return 'search';
+      return seq[3] === -1 ? 'policy, open' : 'policy';
+    };
+    const lift = goal([0.45, 0.1, 0.35], 'closed');
+    // A carry picture with the fingers holding a block: the search's.
+    expect(await who(picture([0.45, 0.1, 0.2], 0.048), lift)).toBe('search');
+    // The block slips out and the fingers shut: the policy's, with the fingers opened first.
+    expect(await who(picture([0.45, 0.1, 0.2], 0.002), lift)).toBe('policy, open');
+    expect(await who(picture([0.45, 0.1, 0.2], 0.03), lift)).toBe('policy, open');
+    // Open again: the policy's own, for this picture and the next ones.
+    const place = goal([0.6, -0.2, 0.2], 'closed');
+    expect(await who(picture([0.45, 0.1, 0.2], OPEN), place)).toBe('policy');
+    // Opening without having held anything two steps keeps it the policy's; a hold of two steps and a release hand it back.
+    expect(await who(picture([0.45, 0.1, 0.1], 0.05), place)).toBe('policy');
+    expect(await who(picture([0.45, 0.1, 0.1], OPEN), place)).toBe('policy');
+    for (const opening of [0.05, 0.048, 0.048]) expect(await who(picture([0.5, 0, 0.15], opening), place)).toBe('policy');
+    expect(await who(picture([0.6, -0.2, 0.2], OPEN), goal([0.6, -0.2, 0.3], 'open'))).toBe('search');
+    expect(poses).toEqual([5, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
+    // Fingers shut from the first picture on (a push with closed fingers) are no empty grasp; reset forgets a takeover.
+    const fresh = graspingPlanStep(preset({ takeover }), stats, costs(0, []), policy, { seed: 1, lockstep: true })!;
+    const first = async (opening: number) => (await fresh.plan(picture([0.45, 0.1, 0.2], opening), place)).sequence![3];
+    expect(await first(0)).toBe(1);
+    await first(0.048);
+    expect(await first(0)).toBe(-1);
+    fresh.reset(1);
+    expect(await first(0)).toBe(1);
+    // A takeover whose opening is not above its empty threshold is refused, naming the field.
+    expect(() => preset({ takeover: { emptyBelow: 0.05, openAbove: 0.02 } })).toThrow(
+      "grasp.json: 'policyGrasp.takeover.openAbove' must be above emptyBelow (0.05), got 0.02",
+    );
+  });
+
   it('is not made for a preset without the section, and needs a policy for one with it', () => {
     expect(graspingPlanStep(preset(undefined), stats, costs(0, []), policy, { seed: 1 })).toBeUndefined();
     expect(() => graspingPlanStep(preset({}), stats, costs(0, []), undefined, { seed: 1 })).toThrow(
