@@ -14,10 +14,9 @@
  * `reopen` phase, until the opening passes `openAbove`), and only then lets the policy act.
  *
  * Fingers are empty when their opening falls to `emptyBelow` metres or less from above it (fingers
- * already shut when the episode starts do not count); they
- * hold something while it stays between `emptyBelow` and `openAbove` for two steps in a row (a
- * closing on nothing passes through that band in one step), and they have let go when it then
- * reaches `openAbove`.
+ * already shut when the episode starts do not count). They hold something while it stays between
+ * `emptyBelow` and `openAbove` for two steps in a row (a closing on nothing passes through that
+ * band in one step), and they have let go when it then reaches `openAbove`.
  */
 import type { Observation } from '../core/types.js';
 import { fingerOpening } from './gripper-position.js';

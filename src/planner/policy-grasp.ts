@@ -19,6 +19,9 @@
  * no move on the first) are ranked by the model's imagined futures against the goal picture with
  * the preset's picture costs; the pose term is left out, as it is what the reader misplaces.
  * Either way the gripper is the policy's to open and close.
+ *
+ * With `takeover` set, fingers that close on nothing hand every picture to the policy for a while
+ * (src/planner/grasp-takeover.ts).
  */
 import type { ActionStats } from '../core/action-stats.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
