@@ -103,23 +103,24 @@ describe('eval', () => {
   });
 
   it('excludes a layout where the expert replay that makes the goal pictures fails, instead of stopping the evaluation', async () => {
-    // On drawer-place seed 9602 the scripted expert places no apple (found by the seeds 9600-9603 evaluation).
+    // On drawer-place seed 8942 the scripted expert places no apple (found by the seeds 8937-8944 evaluation; seed 9602
+    // did so until the fingers stopped locking crossed, results item 22).
     const out = mkdtempSync(join(tmpdir(), 'sfwm-eval-'));
     const r = await evaluate({
       policies: ['wm-policy'],
       tasks: ['drawer-place'],
       episodes: { 'drawer-place': 1 },
-      seed: 9602,
+      seed: 8942,
       checkpoint: 'models/tiny-sim-explore',
       outDir: out,
       workers: 1,
       failureGifs: 1,
     });
     const t = r.policies['wm-policy']!.tasks['drawer-place']!;
-    expect([t.episodes, t.excluded_seeds]).toEqual([0, [9602]]);
-    expect(readFinished(join(out, 'episodes.jsonl'))[0]!.excluded).toMatch(/expert did not complete drawer-place on seed 9602/);
-    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('failed on wm-policy drawer-place: seed 9602');
-    expect(existsSync(join(out, 'failure-wm-policy-drawer-place-seed9602.gif'))).toBe(false);
+    expect([t.episodes, t.excluded_seeds]).toEqual([0, [8942]]);
+    expect(readFinished(join(out, 'episodes.jsonl'))[0]!.excluded).toMatch(/expert did not complete drawer-place on seed 8942/);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('failed on wm-policy drawer-place: seed 8942');
+    expect(existsSync(join(out, 'failure-wm-policy-drawer-place-seed8942.gif'))).toBe(false);
   }, 120_000);
 
   it('smoke: two episodes of every policy kind through the CLI (expert, random, world-model planner)', async () => {
