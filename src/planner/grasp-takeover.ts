@@ -22,7 +22,7 @@ import type { Observation } from '../core/types.js';
 import { fingerOpening } from './gripper-position.js';
 
 /** Steps in a row the opening must stay in the holding band before a hold counts. */
-export const HELD_STEPS = 2;
+const HELD_STEPS = 2;
 
 /** Who acts: the preset's own choice, the policy with the fingers pinned open, or the policy. */
 export type TakeoverPhase = 'off' | 'reopen' | 'policy';
