@@ -111,19 +111,17 @@ export function graspingPlanStep(
   // The takeover's reopen phase: the policy's chunk with the gripper pinned to a goal that says open.
   const reopen = takeover && presetPlanStep({ ...grasp, actions: { ...grasp.actions, gripper: 'goal' } }, stats, policyCost, opts);
   const decided = new WeakMap<Goal, boolean>();
+  /** Whether the policy takes this goal, decided once, when it first comes. */
+  const byPolicy = (obs: Observation, goal: Goal): boolean => {
+    let d = decided.get(goal);
+    if (d === undefined) decided.set(goal, (d = isGraspGoal(s, obs, goal, policy.cfg.fullOpening)));
+    return d;
+  };
   let last: OptimizingPlanStep | undefined;
   return {
     plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
       const phase = takeover?.update(obs) ?? 'off';
-      let step = phase === 'reopen' ? reopen! : grasping;
-      if (phase === 'off') {
-        let byPolicy = decided.get(goal);
-        if (byPolicy === undefined) {
-          byPolicy = isGraspGoal(s, obs, goal, policy.cfg.fullOpening);
-          decided.set(goal, byPolicy);
-        }
-        if (!byPolicy) step = search;
-      }
+      const step = phase === 'reopen' ? reopen! : phase === 'policy' || byPolicy(obs, goal) ? grasping : search;
       if (last && step !== last) step.reset();
       last = step;
       return step.plan(obs, phase === 'reopen' ? { ...goal, gripper: 'open' } : goal, signal);
