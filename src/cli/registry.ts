@@ -78,6 +78,11 @@ export const COMMANDS: CommandEntry[] = [
   },
   { name: 'sim render', summary: 'render a task scene to PNG', load: async () => (await import('./sim.js')).simRenderCommand },
   {
+    name: 'sim camera',
+    summary: "write the simulator camera's pose (a model directory's camera.json)",
+    load: async () => (await import('./sim.js')).simCameraCommand,
+  },
+  {
     name: 'sim run',
     summary: 'run the scripted expert or random policy; success rate and episode GIF',
     load: async () => (await import('./sim.js')).simRunCommand,

@@ -81,6 +81,24 @@ export const simRenderCommand: Command = {
   },
 };
 
+export const simCameraCommand: Command = {
+  name: 'sim camera',
+  summary: "write the simulator head camera's pose as a model directory's camera.json",
+  options: {
+    out: { type: 'string', arg: 'FILE', description: "output file (a model directory's camera.json)", default: 'camera.json' },
+  },
+  async run(opts) {
+    const { HEAD_CAMERA } = await import('../sim/camera.js');
+    const { cameraJson } = await import('../core/camera.js');
+    const out = requireStr(opts, 'out');
+    writeFileAtomic(
+      out,
+      cameraJson(HEAD_CAMERA, "the simulator's head camera (src/sim/camera.ts), which took every picture of sim collect"),
+    );
+    console.log(`wrote ${out}`);
+  },
+};
+
 export const simRunCommand: Command = {
   name: 'sim run',
   summary: 'run the scripted expert or the random policy on a task and write an episode GIF',

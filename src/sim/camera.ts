@@ -2,16 +2,9 @@
  * The fixed head camera (like RT-1's): a pinhole looking from behind and above the robot base
  * down at the table. `project` maps world points to pixels; the renderer casts the inverse rays.
  */
-export interface Camera {
-  pos: [number, number, number];
-  /** Orthonormal basis: right, up, forward (world coordinates). */
-  right: [number, number, number];
-  up: [number, number, number];
-  forward: [number, number, number];
-  /** Vertical field of view, radians. */
-  fovy: number;
-}
+import type { Camera } from '../core/camera.js';
 
+export type { Camera };
 type V = [number, number, number];
 const sub = (a: V, b: V): V => [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
 const dot = (a: V, b: V) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
