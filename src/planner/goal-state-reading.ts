@@ -8,6 +8,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CAMERA_FILE, readCameraFile, type Camera } from '../core/camera.js';
 import { UserError } from '../core/errors.js';
 import { loadStateReader, STATE_READER_FILE, type StateReader } from '../model/state-reader.js';
 import type { Goal, Observation } from '../core/types.js';
@@ -42,14 +43,16 @@ export class GoalStateReading {
    * short as often as long; short of a drawer's last millimetres, the stage is not done.
    *
    * `priors` (preset section `goalPriors`): what the robot's own state corrects in a read goal
-   * (src/planner/goal-priors.ts).
+   * (src/planner/goal-priors.ts); `camera`, the pose of the camera that took the goal pictures,
+   * for its `setDown`.
    */
   constructor(
     readonly reader: StateReader,
     readonly overshoot = 0,
     priors?: GoalPriorSettings,
+    camera?: Camera,
   ) {
-    if (priors) this.priors = new GoalPriors(priors, closedBelow(reader.cfg.fullOpening));
+    if (priors) this.priors = new GoalPriors(priors, closedBelow(reader.cfg.fullOpening), camera);
   }
 
   /** A picture with the reader's gripper state as its proprioception (x, y, z, yaw 0, opening). */
@@ -137,5 +140,17 @@ export function loadGoalStateReading(
       `planner preset '${preset.name}' reads the goal pictures' gripper states with a learned state reader, and ${path} does not exist ` +
         `(train one with: selfflow-wm model train-reader --data-dir DIR --out ${dirname(path)})`,
     );
-  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot, preset.goalPriors);
+  const camera = preset.goalPriors?.setDown ? loadCamera(preset.name, checkpoint) : undefined;
+  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot, preset.goalPriors, camera);
+}
+
+/** The pose of the camera that took the pictures a model directory's state reader reads (its camera.json). */
+function loadCamera(presetName: string, checkpoint: string): Camera {
+  const path = modelDirFile(checkpoint, CAMERA_FILE);
+  if (!existsSync(path))
+    throw new UserError(
+      `planner preset '${presetName}' slides set-down goals along the camera's rays (goalPriors.setDown), and ${path} does not exist ` +
+        `(write the camera's pose there: selfflow-wm sim camera --out ${path} for the simulator's head camera, or your robot's calibration in that format)`,
+    );
+  return readCameraFile(path);
 }

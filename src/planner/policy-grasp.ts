@@ -11,8 +11,12 @@
  *
  * A picture is a grasp picture when it first comes, while the robot's fingers are open, and either
  * it shows the gripper closed, or it lies straight below where the gripper is then (at least
- * `drop` metres lower, at most `across` metres to the side: a descent onto something). The choice
- * is made once per goal, so a descent the policy has started is not handed back half-way.
+ * `drop` metres lower, at most `across` metres to the side: a descent onto something). With
+ * `inPlace`, also a picture within `across` of the gripper that comes after the gripper came down
+ * at least `drop` since the previous picture came: at the end of a descent, a picture that asks
+ * for no move asks for the grasp, even where the reader sees its fingers open (it saw pick-can's
+ * grasp picture open on three of 23 tuning seeds, and the search then lifted open fingers). The
+ * choice is made once per goal, so a descent the policy has started is not handed back half-way.
  *
  * With `candidates` 1 one chunk sampled at `noise` is executed, as the policy alone would. With
  * more, candidates - 1 samples and the search's mean (the previous grasp chunk shifted by a step;
@@ -27,7 +31,7 @@ import type { ActionStats } from '../core/action-stats.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
 import { closedBelow } from './goal-state-reading.js';
 import { GraspTakeover } from './grasp-takeover.js';
-import { fingerOpening, goalGripperPosition, gripperPosition } from './gripper-position.js';
+import { distance, fingerOpening, goalGripperPosition, gripperPosition } from './gripper-position.js';
 import { presetPlanStep, type OptimizingPlanStep, type PresetPlanStepOptions } from './optimizing-planner.js';
 import type { CostFactory } from './plan-model.js';
 import type { PlannerPreset, PolicyGraspSettings } from './presets.js';
@@ -47,15 +51,17 @@ export interface ChunkSampler {
 
 /**
  * Whether the policy takes this goal (already read: its picture's gripper position and state as
- * the state reader sees them), judged from the observation at which it first comes.
+ * the state reader sees them), judged from the observation at which it first comes; `descended`:
+ * how far (m) the gripper came down since the previous goal came.
  */
-export function isGraspGoal(s: PolicyGraspSettings, obs: Observation, goal: Goal, fullOpening: number): boolean {
+export function isGraspGoal(s: PolicyGraspSettings, obs: Observation, goal: Goal, fullOpening: number, descended = 0): boolean {
   const opening = fingerOpening(obs);
   if (opening === undefined || opening < closedBelow(fullOpening)) return false;
   if (goal.gripper === 'closed') return true;
   const at = gripperPosition(obs);
   const to = goalGripperPosition(goal);
   if (!at || !to) return false;
+  if (s.inPlace && descended >= s.drop && distance(at, to) <= s.across) return true;
   return at[2] - to[2] >= s.drop && Math.hypot(at[0] - to[0], at[1] - to[1]) <= s.across;
 }
 
@@ -111,10 +117,17 @@ export function graspingPlanStep(
   // The takeover's reopen phase: the policy's chunk with the gripper pinned to a goal that says open.
   const reopen = takeover && presetPlanStep({ ...grasp, actions: { ...grasp.actions, gripper: 'goal' } }, stats, policyCost, opts);
   const decided = new WeakMap<Goal, boolean>();
+  /** Gripper height when the previous goal came. */
+  let cameAt: number | undefined;
   /** Whether the policy takes this goal, decided once, when it first comes. */
   const byPolicy = (obs: Observation, goal: Goal): boolean => {
     let d = decided.get(goal);
-    if (d === undefined) decided.set(goal, (d = isGraspGoal(s, obs, goal, policy.cfg.fullOpening)));
+    if (d === undefined) {
+      const z = gripperPosition(obs)?.[2];
+      const descended = z !== undefined && cameAt !== undefined ? cameAt - z : 0;
+      decided.set(goal, (d = isGraspGoal(s, obs, goal, policy.cfg.fullOpening, descended)));
+      cameAt = z;
+    }
     return d;
   };
   let last: OptimizingPlanStep | undefined;
@@ -132,6 +145,7 @@ export function graspingPlanStep(
       reopen?.reset(seed === undefined ? undefined : seed + 2);
       takeover?.reset();
       last = undefined;
+      cameAt = undefined;
     },
   };
 }

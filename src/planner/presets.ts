@@ -83,6 +83,8 @@ export interface PolicyGraspSettings {
   candidates: number;
   /** Scale of the noise the policy's samples start from (0: its one likeliest chunk). */
   noise: number;
+  /** Also a picture within `across` of the gripper after it came down `drop` since the previous picture came (absent = false). */
+  inPlace?: boolean;
   /** Finger openings (m) by which the policy takes every goal after an empty grasp (src/planner/grasp-takeover.ts); off when absent. */
   takeover?: { emptyBelow: number; openAbove: number };
 }
@@ -129,9 +131,10 @@ const FIELDS = {
   actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
-  policyGrasp: ['drop', 'across', 'candidates', 'noise', 'takeover'],
+  policyGrasp: ['drop', 'across', 'candidates', 'noise', 'inPlace', 'takeover'],
   takeover: ['emptyBelow', 'openAbove'],
-  goalPriors: ['holdingAbove', 'atGrasp'],
+  goalPriors: ['holdingAbove', 'atGrasp', 'setDown'],
+  setDown: ['carriedAbove', 'within'],
 } as const;
 
 type Json = Record<string, unknown>;
@@ -180,7 +183,17 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
   const goalPriors = (gp: Json, goalState: unknown): GoalPriorSettings => {
     if (goalState !== 'read')
       throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
-    return { holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1), atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1) };
+    const sd = gp.setDown === undefined ? undefined : section(gp.setDown, 'setDown', 'goalPriors.setDown');
+    return {
+      holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1),
+      atGrasp: num(gp.atGrasp, 'goalPriors.atGrasp', 0, 1),
+      ...(sd && {
+        setDown: {
+          carriedAbove: num(sd.carriedAbove, 'goalPriors.setDown.carriedAbove', 0, 1),
+          within: num(sd.within, 'goalPriors.setDown.within', 0, 1),
+        },
+      }),
+    };
   };
   const takeover = (t: Json): { emptyBelow: number; openAbove: number } => {
     const emptyBelow = num(t.emptyBelow, 'policyGrasp.takeover.emptyBelow', 0, 1);
@@ -276,6 +289,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         across: num(pg.across, 'policyGrasp.across', 0, 1),
         candidates: num(pg.candidates, 'policyGrasp.candidates', 1, 256, true),
         noise: num(pg.noise, 'policyGrasp.noise', 0, 2),
+        ...(pg.inPlace !== undefined && { inPlace: bool(pg.inPlace, 'policyGrasp.inPlace') }),
         ...(pg.takeover !== undefined && { takeover: takeover(section(pg.takeover, 'takeover', 'policyGrasp.takeover')) }),
       },
     }),

@@ -113,6 +113,37 @@ describe('grasps by the action policy (policyGrasp)', () => {
     expect(poses).toEqual([0, 0, 5]);
   });
 
+  it('with inPlace, takes a picture that asks for no move at the end of a descent, even read open', async () => {
+    const robot = picture([0.4, 0, 0.12], OPEN);
+    const here = goal([0.41, 0.01, 0.13], 'open');
+    expect(isGraspGoal(settings, robot, here, FULL, 0.1)).toBe(false);
+    const inPlace = { ...settings, inPlace: true };
+    expect(isGraspGoal(inPlace, robot, here, FULL, 0.1)).toBe(true);
+    // Not after a short or no descent, not 6 cm away, not with fingers closed on something.
+    expect(isGraspGoal(inPlace, robot, here, FULL, 0.03)).toBe(false);
+    expect(isGraspGoal(inPlace, robot, goal([0.46, 0, 0.12], 'open'), FULL, 0.1)).toBe(false);
+    expect(isGraspGoal(inPlace, picture([0.4, 0, 0.12], 0.048), here, FULL, 0.1)).toBe(false);
+
+    // In a plan step, the descent is measured from where the gripper was when the previous picture came.
+    const poses: number[] = [];
+    const step = graspingPlanStep(preset({ inPlace: true }), stats, costs(0, poses), policy, { seed: 1, lockstep: true })!;
+    const above = goal([0.4, 0, 0.25], 'open');
+    await step.plan(picture([0.4, 0.1, 0.26], OPEN), above);
+    const descend = goal([0.4, 0, 0.22], 'open');
+    await step.plan(picture([0.4, 0, 0.25], OPEN), descend);
+    // Down 13 cm since the descent's picture came: the in-place picture is the policy's.
+    const p = await step.plan(picture([0.4, 0, 0.12], OPEN), here);
+    expect(p.sequence![0]).toBeCloseTo(-0.4, 6);
+    // After a reset the descent is forgotten: the same kind of picture, first of an episode, is the search's.
+    step.reset(2);
+    const q = await step.plan(picture([0.4, 0, 0.12], OPEN), goal([0.41, 0.01, 0.13], 'open'));
+    expect(q.sequence![0]).not.toBeCloseTo(-0.4, 2);
+    expect(poses).toEqual([5, 5, 0, 5]);
+    expect(() => validatePreset(rawTestPreset({ goalState: 'read', policyGrasp: { ...settings, inPlace: 1 } }), 'g.json')).toThrow(
+      /g\.json: 'policyGrasp\.inPlace' must be true or false, got 1/,
+    );
+  });
+
   it("ranks the policy's samples by the cost when asked for more than one candidate", async () => {
     const poses: number[] = [];
     // Target -0.2: sample row 1 (-0.4 + 0.2) is exact.
