@@ -68,9 +68,15 @@ export const demoCommand: Command = {
       console.log(
         `goal states: the gripper positions and open/closed states the planner aimed for were read off the pictures by the learned state reader in ${checkpoint}`,
       );
-    if (planning.preset.policyGrasp)
+    if (planning.preset.policyGrasp) {
+      const inPlace = planning.preset.policyGrasp.inPlace ? ', or at the gripper at the end of a descent' : '';
       console.log(
-        `grasps: the pictures of a grasp (the gripper closed, or straight below it, while the fingers were open) went to the action policy in ${checkpoint}, which reads the current picture, the robot's state and the instruction, never the goal`,
+        `grasps: the pictures of a grasp (the gripper closed, or straight below it${inPlace}, while the fingers were open) went to the action policy in ${checkpoint}, which reads the current picture, the robot's state and the instruction, never the goal`,
+      );
+    }
+    if (reading && planning.preset.goalPriors?.setDown)
+      console.log(
+        `set-downs: a picture near the height where the fingers closed, while carrying, was aimed along its camera ray at that height (the camera's pose: ${checkpoint}/camera.json)`,
       );
     const gif = requireStr(opts, 'gif');
     writeGif(gif, r.frames, 500);

@@ -22,6 +22,7 @@ describe('selfflow-wm demo', () => {
     expect(r.out).not.toMatch(/ORACLE/);
     expect(r.out).toMatch(/^goal states: .* read off the pictures by the learned state reader/m);
     expect(r.out).toMatch(/^grasps: .* went to the action policy .* never the goal$/m);
+    expect(r.out).toMatch(/^set-downs: .* along its camera ray .*tiny-sim-explore\/camera\.json\)$/m);
     expect(existsSync(gif)).toBe(true);
   }, 600_000);
 });
