@@ -1,7 +1,18 @@
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { Progress } from '../util/progress.js';
 import { SHIPPED_MODEL, shippedModel } from '../util/package-root.js';
-import { BACKEND_OPTION, bool, LAYOUT_SEED_OPTIONS, layoutSeeds, num, requireStr, str, UsageError, type Command } from './command.js';
+import {
+  BACKEND_OPTION,
+  bool,
+  LAYOUT_SEED_OPTIONS,
+  layoutSeeds,
+  num,
+  requireStr,
+  SHADOWS_OPTION,
+  str,
+  UsageError,
+  type Command,
+} from './command.js';
 
 export const modelProbeCommand: Command = {
   name: 'model probe',
@@ -22,6 +33,7 @@ export const modelProbeCommand: Command = {
     },
     ...LAYOUT_SEED_OPTIONS,
     displacement: { type: 'string', arg: 'M', description: 'displacement per control step, metres', default: '0.05' },
+    shadows: SHADOWS_OPTION,
     json: { type: 'boolean', description: 'print the result as JSON' },
     backend: BACKEND_OPTION,
   },
@@ -45,18 +57,18 @@ export const modelProbeCommand: Command = {
     if (!(displacement > 0 && displacement <= 0.06))
       throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
     const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed: 0, backend: str(opts, 'backend') });
-    const o = { ...DEFAULT_PROBE, tasks, seeds, displacement };
+    const o = { ...DEFAULT_PROBE, tasks, seeds, displacement, shadows: bool(opts, 'shadows') };
     const progress = new Progress('probe', tasks.length * seeds.length * o.warmSteps.length);
     const r = await probeActions(worldModelProbed(planning), o, (done) => progress.update(done));
     progress.finish();
     planning.dispose();
     if (bool(opts, 'json')) {
-      console.log(JSON.stringify({ checkpoint, ...r }, null, 2));
+      console.log(JSON.stringify({ checkpoint, shadows: o.shadows, ...r }, null, 2));
       return;
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     console.log(
-      `${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states, layout seeds ${r.seeds.join(', ')}`,
+      `${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states, layout seeds ${r.seeds.join(', ')}${o.shadows ? ', with shadows' : ''}`,
     );
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);

@@ -42,6 +42,8 @@ export interface ProbeOptions {
   /** Camera resolution the simulator renders at (the model resizes). */
   cameraHeight: number;
   cameraWidth: number;
+  /** Render the states and their true end frames with shadows (a height cue; src/sim/render.ts). */
+  shadows?: boolean;
 }
 
 /** The first layout seed probed by default; `model probe --seed S` probes layouts no one trained or tuned on. */
@@ -123,7 +125,7 @@ export async function probeActions(
   for (const task of o.tasks) {
     for (const seed of o.seeds) {
       for (const warm of o.warmSteps) {
-        const env = await SimEnv.create({ task, seed, imageHeight: o.cameraHeight, imageWidth: o.cameraWidth });
+        const env = await SimEnv.create({ task, seed, imageHeight: o.cameraHeight, imageWidth: o.cameraWidth, shadows: o.shadows });
         try {
           let r = env.reset(seed);
           const expert = makeScriptedPolicy('expert', task, seed);

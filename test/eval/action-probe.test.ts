@@ -16,6 +16,23 @@ import { useTestBackend } from '../helpers/tf.js';
 const size = { imageHeight: 32, imageWidth: 40 };
 const probe = { ...DEFAULT_PROBE, tasks: ['pick-can', 'drawer-open'], seeds: [100], warmSteps: [3] };
 
+/** Plays the actions out in the simulator: the true end frames. */
+const reference: ProbedModel = {
+  contextFrames: 1,
+  ...size,
+  imagineEnd(state, actions, repeat) {
+    const snap = state.env.snapshot();
+    const frames = actions.map((a) => {
+      state.env.restore(snap);
+      let obs = state.context[0]!;
+      for (let k = 0; k < repeat; k++) obs = state.env.step(a).observation;
+      return observationToTensor(obs, size.imageHeight, size.imageWidth);
+    });
+    state.env.restore(snap);
+    return tf.stack(frames) as tf.Tensor4D;
+  },
+};
+
 describe('action probe', () => {
   beforeAll(async () => {
     await useTestBackend();
@@ -40,21 +57,6 @@ describe('action probe', () => {
   });
 
   it('a model that plays the actions out in the simulator is right; one that ignores the action scores chance', async () => {
-    const reference: ProbedModel = {
-      contextFrames: 1,
-      ...size,
-      imagineEnd(state, actions, repeat) {
-        const snap = state.env.snapshot();
-        const frames = actions.map((a) => {
-          state.env.restore(snap);
-          let obs = state.context[0]!;
-          for (let k = 0; k < repeat; k++) obs = state.env.step(a).observation;
-          return observationToTensor(obs, size.imageHeight, size.imageWidth);
-        });
-        state.env.restore(snap);
-        return tf.stack(frames) as tf.Tensor4D;
-      },
-    };
     const right = await probeActions(reference, probe);
     expect(right.states).toBe(2);
     expect(right.trials).toBe(12);
@@ -94,6 +96,15 @@ describe('action probe', () => {
     expect(swapped.accuracy).toBe(0);
     const meanSeparation = right.separationByDirection.reduce((x, y) => x + y, 0) / 6;
     expect(swapped.imaginedMse).toBeGreaterThanOrEqual(meanSeparation - 1e-9);
+  });
+
+  it('with --shadows, the true end frames of the x and z moves lie further apart (a height cue for the one camera)', async () => {
+    const plain = await probeActions(reference, probe);
+    const shaded = await probeActions(reference, { ...probe, shadows: true });
+    expect(shaded.accuracy).toBe(1);
+    // +x, -x, +z, -z: the moves that "up looks like away" confuses without shadows (docs/results.md, item 12).
+    const xz = (r: typeof plain) => [0, 1, 4, 5].reduce((sum, i) => sum + r.separationByDirection[i]!, 0);
+    expect(xz(shaded)).toBeGreaterThan(1.2 * xz(plain));
   });
 
   it('says so when the expert finishes every task before the first warm-up step, instead of reporting NaN', async () => {
