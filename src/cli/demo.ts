@@ -76,7 +76,7 @@ export const demoCommand: Command = {
     }
     if (reading && planning.preset.goalPriors?.setDown)
       console.log(
-        `set-downs: a picture near the height where the fingers closed, while carrying, was aimed along its camera ray at that height (the camera's pose: ${checkpoint}/camera.json)`,
+        `set-downs: the preset aims a picture that comes near the height where the fingers closed, while they carry something, along its camera ray at that height (the camera's pose: ${checkpoint}/camera.json)`,
       );
     const gif = requireStr(opts, 'gif');
     writeGif(gif, r.frames, 500);
