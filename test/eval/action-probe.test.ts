@@ -98,7 +98,7 @@ describe('action probe', () => {
     expect(swapped.imaginedMse).toBeGreaterThanOrEqual(meanSeparation - 1e-9);
   });
 
-  it('with --shadows, the true end frames of the x and z moves lie further apart (a height cue for the one camera)', async () => {
+  it('with shadows, the true end frames of the x and z moves lie further apart (a height cue for the one camera)', async () => {
     const plain = await probeActions(reference, probe);
     const shaded = await probeActions(reference, { ...probe, shadows: true });
     expect(shaded.accuracy).toBe(1);
@@ -155,11 +155,24 @@ describe('action probe', () => {
     expect(() => layoutSeeds({ seed: '2147483647', seeds: '2' }, 100)).toThrow(/runs past the largest seed/);
   });
 
-  it('model probe --seed on the shipped model: the JSON names the seeds probed', async () => {
-    const r = await runCli(['model', 'probe', '--seed', '900', '--seeds', '1', '--tasks', 'drawer-close', '--json', '--backend', 'wasm']);
+  it('model probe --seed on the shipped model: the JSON names the seeds probed, and whether with shadows', async () => {
+    const r = await runCli([
+      'model',
+      'probe',
+      '--seed',
+      '900',
+      '--seeds',
+      '1',
+      '--tasks',
+      'drawer-close',
+      '--shadows',
+      '--json',
+      '--backend',
+      'wasm',
+    ]);
     expect(r.code, r.err).toBe(0);
-    const out = JSON.parse(r.out) as { seeds: number[]; tasks: string[]; states: number; trials: number };
-    expect([out.seeds, out.tasks]).toEqual([[900], ['drawer-close']]);
+    const out = JSON.parse(r.out) as { seeds: number[]; tasks: string[]; states: number; trials: number; shadows: boolean };
+    expect([out.seeds, out.tasks, out.shadows]).toEqual([[900], ['drawer-close'], true]);
     expect(out.trials).toBe(out.states * 6);
     const bad = await runCli(['model', 'probe', '--seed', '900', '--seeds', '1,2', '--json']);
     expect(bad.code).toBe(2);
