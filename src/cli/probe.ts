@@ -12,6 +12,7 @@ import {
   str,
   UsageError,
   type Command,
+  type ParsedOptions,
 } from './command.js';
 
 export const modelProbeCommand: Command = {
@@ -22,8 +23,14 @@ export const modelProbeCommand: Command = {
     policy: {
       type: 'string',
       arg: 'P',
-      description: 'planner preset whose rollout settings (flow steps, integrator) imagine',
+      description: 'planner preset whose rollout settings (flow steps, integrator, action guidance) imagine',
       default: 'wm-cem-fast',
+    },
+    'flow-steps': { type: 'string', arg: 'K', description: "flow steps per imagined future, instead of the preset's" },
+    'action-guidance': {
+      type: 'string',
+      arg: 'W',
+      description: "action guidance w instead of the preset's: v(a) + w (v(a) - v(actions unknown)); 0 is off",
     },
     tasks: {
       type: 'string',
@@ -56,20 +63,27 @@ export const modelProbeCommand: Command = {
     const displacement = num(opts, 'displacement', 0.05);
     if (!(displacement > 0 && displacement <= 0.06))
       throw new UsageError(`--displacement must be in (0, 0.06] m (the action limit), got ${displacement}`);
-    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, { seed: 0, backend: str(opts, 'backend') });
+    const rollout = probeRollout(opts);
+    const planning = await loadWorldModelPlanning(requireStr(opts, 'policy'), checkpoint, {
+      seed: 0,
+      backend: str(opts, 'backend'),
+      rollout,
+    });
+    const { flowSteps, integrator, actionGuidance = 0 } = planning.preset.rollout;
     const o = { ...DEFAULT_PROBE, tasks, seeds, displacement, shadows: bool(opts, 'shadows') };
     const progress = new Progress('probe', tasks.length * seeds.length * o.warmSteps.length);
     const r = await probeActions(worldModelProbed(planning), o, (done) => progress.update(done));
     progress.finish();
     planning.dispose();
     if (bool(opts, 'json')) {
-      console.log(JSON.stringify({ checkpoint, shadows: o.shadows, ...r }, null, 2));
+      console.log(JSON.stringify({ checkpoint, shadows: o.shadows, rollout: { flowSteps, integrator, actionGuidance }, ...r }, null, 2));
       return;
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     console.log(
       `${checkpoint}: action discrimination ${Number.isInteger(r.correct) ? r.correct : r.correct.toFixed(1)}/${r.trials} = ${pct(r.accuracy)} (chance 16.7 %) over ${r.states} states, layout seeds ${r.seeds.join(', ')}${o.shadows ? ', with shadows' : ''}`,
     );
+    console.log(`  imagined with ${flowSteps} ${integrator} flow step(s), action guidance ${actionGuidance}`);
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);
     console.log(
@@ -77,3 +91,20 @@ export const modelProbeCommand: Command = {
     );
   },
 };
+
+/** The probe's replacements for the preset's rollout settings, checked. */
+function probeRollout(opts: ParsedOptions): { flowSteps?: number; actionGuidance?: number } {
+  const out: { flowSteps?: number; actionGuidance?: number } = {};
+  if (str(opts, 'flow-steps') !== undefined) {
+    const k = num(opts, 'flow-steps', 0);
+    if (!(Number.isInteger(k) && k >= 1 && k <= 100))
+      throw new UsageError(`--flow-steps must be an integer in [1, 100], got ${str(opts, 'flow-steps')}`);
+    out.flowSteps = k;
+  }
+  if (str(opts, 'action-guidance') !== undefined) {
+    const w = num(opts, 'action-guidance', 0);
+    if (!(w >= 0 && w <= 10)) throw new UsageError(`--action-guidance must be a number in [0, 10], got ${str(opts, 'action-guidance')}`);
+    out.actionGuidance = w;
+  }
+  return out;
+}

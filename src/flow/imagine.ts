@@ -10,6 +10,9 @@ import { disposeContext, encodeContext, forwardWithContext, type ContextCache, t
 import { seededNormal } from './noise.js';
 import { integrate, type Integrator } from './sampler.js';
 
+/** Fixed noise for the unknown actions of action guidance: the same for every plan, so scores stay comparable. */
+const UNKNOWN_ACTION_SEED = 7919;
+
 export interface ImagineOptions {
   steps: number;
   integrator: Integrator;
@@ -18,6 +21,14 @@ export interface ImagineOptions {
   /** Initial noise [N, H, h, w, 3]; default standard normal seeded with `seed` (src/flow/noise.ts). */
   noise?: tf.Tensor5D;
   seed?: number;
+  /**
+   * Action guidance w (0: off). Each velocity becomes v(a) + w (v(a) - v(?)), where v(?) is the
+   * prediction with the actions unknown: action tokens of pure noise at action time 1, as in the
+   * joint video-action samples of training, where the future actions are noised with the frames.
+   * At the first step (frames at time 1) v(?) is the action-blind prediction, so w > 0 pushes the
+   * future away from "what usually happens here" and towards what this action does.
+   */
+  actionGuidance?: number;
 }
 
 export interface Imagined {
@@ -56,8 +67,18 @@ export function imagine(
     const shape: [number, number, number, number, number] = [n, h, cfg.imageHeight, cfg.imageWidth, 3];
     const x1 = o.noise ?? (seededNormal(shape, o.seed) as tf.Tensor5D);
     const actionT = tf.zeros([n, h]) as tf.Tensor2D;
-    const velocity = (x: tf.Tensor, t: number) =>
-      forwardWithContext(p, cfg, ctx, { frames: x as tf.Tensor5D, frameT: tf.fill([n, h], t), actions, actionT }, cond).frameVelocity;
+    const w = o.actionGuidance ?? 0;
+    // One draw of unknown actions shared by every candidate, so all candidates are guided away from the same blind prediction.
+    const unknown = w !== 0 ? tf.tile(seededNormal([1, h, actions.shape[2]], UNKNOWN_ACTION_SEED), [n, 1, 1]) : undefined;
+    const forward = (x: tf.Tensor, t: number, a: tf.Tensor3D, aT: tf.Tensor2D) =>
+      forwardWithContext(p, cfg, ctx, { frames: x as tf.Tensor5D, frameT: tf.fill([n, h], t), actions: a, actionT: aT }, cond)
+        .frameVelocity;
+    const velocity = (x: tf.Tensor, t: number) => {
+      const v = forward(x, t, actions, actionT);
+      if (!unknown) return v;
+      const blind = forward(x, t, unknown as tf.Tensor3D, tf.onesLike(actionT));
+      return tf.add(v, tf.mul(w, tf.sub(v, blind)));
+    };
     const frames = tf.clipByValue(integrate(velocity, x1, o.steps, o.integrator), -1, 1) as tf.Tensor5D;
     let features: tf.Tensor4D | undefined;
     if (o.featureLayer) {

@@ -25,7 +25,7 @@ export interface PlannerPreset {
   budgetMs: number;
   /** Extra time before a plan counts as a missed deadline (safe action). */
   graceMs: number;
-  rollout: { flowSteps: number; integrator: Integrator };
+  rollout: { flowSteps: number; integrator: Integrator; actionGuidance?: number };
   cost: CostWeights;
   /** Actions executed from each plan before replanning (receding horizon). */
   executeSteps: number;
@@ -126,7 +126,7 @@ const FIELDS = {
     'proposalFraction',
     'warmStartPad',
   ],
-  rollout: ['flowSteps', 'integrator'],
+  rollout: ['flowSteps', 'integrator', 'actionGuidance'],
   cost: ['representation', 'pixel', 'pyramid', 'change', 'reach', 'pose', 'actionMagnitude', 'terminal'],
   actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
@@ -251,6 +251,8 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     rollout: {
       flowSteps: num(r.flowSteps, 'rollout.flowSteps', 1, 100, true),
       integrator: oneOf<Integrator>(r.integrator, 'rollout.integrator', ['euler', 'heun']),
+      // Optional (added later): presets written before it imagine without guidance.
+      ...(r.actionGuidance === undefined ? {} : { actionGuidance: num(r.actionGuidance, 'rollout.actionGuidance', 0, 10) }),
     },
     cost: {
       representation: num(c.representation, 'cost.representation', 0),

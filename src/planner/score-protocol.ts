@@ -22,6 +22,8 @@ export interface ScoreWorkerData {
   backend?: string;
   flowSteps: number;
   integrator: Integrator;
+  /** Action guidance weight of the preset's rollout (src/flow/imagine.ts). */
+  actionGuidance?: number;
   /** Whether goals need the representation features (the preset's representation weight is above 0). */
   representation: boolean;
 }

@@ -27,7 +27,12 @@ try {
   if (!w.manifest) throw new Error(`${d.checkpoint}: no run.json (the action statistics are needed)`);
   const cfg = w.cfg;
   const stats = w.manifest.actionStats;
-  const net = new WorldModelRollout(toTf(w.tensors), cfg, { flowSteps: d.flowSteps, integrator: d.integrator, seed: 0 }, d.representation);
+  const net = new WorldModelRollout(
+    toTf(w.tensors),
+    cfg,
+    { flowSteps: d.flowSteps, integrator: d.integrator, actionGuidance: d.actionGuidance, seed: 0 },
+    d.representation,
+  );
   let instruction: string | undefined;
   let goalKey: number | undefined;
   let current: { context: ScoringContext; ref: CostReference } | undefined;

@@ -49,6 +49,8 @@ export interface WorldModelPlannerOptions {
   planWorkers?: number;
   /** Where the planner says how many threads it plans on, or why fewer (default: nowhere). */
   log?: (line: string) => void;
+  /** Rollout settings that replace the preset's (`model probe --flow-steps`, `--action-guidance`). */
+  rollout?: Partial<PlannerPreset['rollout']>;
 }
 
 /**
@@ -298,7 +300,8 @@ export async function loadWorldModelPlanning(
   opts: WorldModelPlannerOptions = {},
 ): Promise<WorldModelPlanning> {
   await initBackend(opts.backend);
-  const preset = loadPlannerPreset(presetNameOrPath);
+  const loaded = loadPlannerPreset(presetNameOrPath);
+  const preset = opts.rollout ? { ...loaded, rollout: { ...loaded.rollout, ...opts.rollout } } : loaded;
   const pool = startScorePool(preset, checkpoint, opts);
   // Settled here so that a failure while this thread still loads is not an unhandled rejection.
   pool?.catch(() => {});
@@ -351,6 +354,7 @@ function startScorePool(preset: PlannerPreset, checkpoint: string, opts: WorldMo
       backend: opts.backend,
       flowSteps: preset.rollout.flowSteps,
       integrator: preset.rollout.integrator,
+      actionGuidance: preset.rollout.actionGuidance,
       representation: preset.cost.representation > 0,
     },
     log: opts.log,

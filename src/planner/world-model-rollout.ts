@@ -22,6 +22,8 @@ export interface RolloutSettings {
   flowSteps: number;
   integrator: Integrator;
   seed: number;
+  /** Action guidance weight (src/flow/imagine.ts); 0 or absent: off. */
+  actionGuidance?: number;
 }
 
 /** Features of clean frames [M, h, w, 3], each encoded on its own as frame 0: [M, N, D]. */
@@ -117,6 +119,7 @@ export class WorldModelRollout {
         integrator: this.rollout.integrator,
         seed,
         noise,
+        actionGuidance: this.rollout.actionGuidance,
       }).frames;
     });
   }

@@ -155,7 +155,7 @@ describe('action probe', () => {
     expect(() => layoutSeeds({ seed: '2147483647', seeds: '2' }, 100)).toThrow(/runs past the largest seed/);
   });
 
-  it('model probe --seed on the shipped model: the JSON names the seeds probed, and whether with shadows', async () => {
+  it('model probe --seed on the shipped model: the JSON names the seeds probed, whether with shadows, and how it imagined', async () => {
     const r = await runCli([
       'model',
       'probe',
@@ -166,16 +166,32 @@ describe('action probe', () => {
       '--tasks',
       'drawer-close',
       '--shadows',
+      '--flow-steps',
+      '1',
+      '--action-guidance',
+      '0.5',
       '--json',
       '--backend',
       'wasm',
     ]);
     expect(r.code, r.err).toBe(0);
-    const out = JSON.parse(r.out) as { seeds: number[]; tasks: string[]; states: number; trials: number; shadows: boolean };
+    const out = JSON.parse(r.out) as {
+      seeds: number[];
+      tasks: string[];
+      states: number;
+      trials: number;
+      shadows: boolean;
+      rollout: { flowSteps: number; integrator: string; actionGuidance: number };
+    };
     expect([out.seeds, out.tasks, out.shadows]).toEqual([[900], ['drawer-close'], true]);
+    expect(out.rollout).toEqual({ flowSteps: 1, integrator: 'euler', actionGuidance: 0.5 });
     expect(out.trials).toBe(out.states * 6);
     const bad = await runCli(['model', 'probe', '--seed', '900', '--seeds', '1,2', '--json']);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/not both/);
+    const tooMuch = await runCli(['model', 'probe', '--action-guidance', '11', '--json']);
+    expect([tooMuch.code, tooMuch.err]).toEqual([2, expect.stringMatching(/--action-guidance must be a number in \[0, 10\], got 11/)]);
+    const fraction = await runCli(['model', 'probe', '--flow-steps', '1.5', '--json']);
+    expect([fraction.code, fraction.err]).toEqual([2, expect.stringMatching(/--flow-steps must be an integer in \[1, 100\], got 1.5/)]);
   }, 120_000);
 });

@@ -44,6 +44,46 @@ describe('imagination with a context cache', () => {
     }
   });
 
+  it("action guidance w scales, in one flow step, how far two actions' futures lie apart by exactly 1 + w", () => {
+    const p = toTf(randomiseWeights(worldModelInit(cfg, 8), 9, 0.05));
+    const rng = new Rng(10);
+    const ctx = contextCache(
+      p,
+      cfg,
+      randomTensor(rng, [1, 2, 16, 16, 3], 0.5) as tf.Tensor5D,
+      randomTensor(rng, [1, 1, 3], 0.5) as tf.Tensor3D,
+    );
+    const cand = randomTensor(rng, [2, 2, 3], 0.8) as tf.Tensor3D;
+    // The same flow noise for both, so their futures differ by their actions alone.
+    const noise = tf.tile(randomTensor(rng, [1, 2, 16, 16, 3], 0.05), [2, 1, 1, 1, 1]) as tf.Tensor5D;
+    const frames = (actionGuidance?: number) => {
+      const f = imagine(p, cfg, ctx, cand, {}, { steps: 1, integrator: 'euler', noise, actionGuidance }).frames;
+      return [f.slice([0], [1]).dataSync(), f.slice([1], [1]).dataSync()] as [Float32Array, Float32Array];
+    };
+    const [a0, b0] = frames();
+    const [aZero, bZero] = frames(0);
+    expect(maxAbsDiff(aZero, a0)).toBe(0);
+    expect(maxAbsDiff(bZero, b0)).toBe(0);
+    for (const w of [0.5, 2]) {
+      const [a, b] = frames(w);
+      // The frames are clipped to [-1, 1]; the relation holds where no clip acted.
+      const free = Array.from(a0.keys()).filter((i) => [a0, b0, a, b].every((f) => Math.abs(f[i]!) < 0.999));
+      expect(free.length, `w = ${w}: pixels inside the clip range`).toBeGreaterThan(a0.length / 4);
+      const gap0 = free.map((i) => a0[i]! - b0[i]!);
+      const gap = free.map((i) => a[i]! - b[i]!);
+      expect(maxAbs(gap0)).toBeGreaterThan(1e-3);
+      expect(
+        maxAbsDiff(
+          gap,
+          gap0.map((v) => (1 + w) * v),
+        ) / maxAbs(gap0),
+        `w = ${w}`,
+      ).toBeLessThan(1e-3);
+      expect(maxAbsDiff(a, a0), `w = ${w} moves the frames themselves`).toBeGreaterThan(1e-3);
+    }
+    disposeContext(ctx);
+  });
+
   it('policy proposals are finite, in range, and depend on the context', () => {
     const p = toTf(randomiseWeights(worldModelInit(cfg, 4), 5, 0.1));
     const rng = new Rng(6);

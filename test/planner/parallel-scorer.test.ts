@@ -144,20 +144,28 @@ describe('a batch split over scoring workers', () => {
 });
 
 describe('a seeded plan on 2 threads', () => {
-  it('chooses the same actions as on 1', async () => {
-    const sequences: Float32Array[][] = [];
-    for (const planWorkers of [1, 2]) {
-      const planning = await loadWorldModelPlanning('wm-cem-fast', RUN, { seed: 3, lockstep: true, planWorkers });
-      try {
-        expect(planning.planWorkers).toBe(planWorkers);
-        const seqs: Float32Array[] = [];
-        for (let i = 0; i < 3; i++) seqs.push((await planning.plan({ ...obs, stamp: i }, goal)).sequence!);
-        sequences.push(seqs);
-      } finally {
-        planning.dispose();
-      }
+  const planSequences = async (planWorkers: number, rollout?: { flowSteps: number; actionGuidance: number }) => {
+    const planning = await loadWorldModelPlanning('wm-cem-fast', RUN, { seed: 3, lockstep: true, planWorkers, rollout });
+    try {
+      expect(planning.planWorkers).toBe(planWorkers);
+      const seqs: number[][] = [];
+      for (let i = 0; i < 3; i++) seqs.push(Array.from((await planning.plan({ ...obs, stamp: i }, goal)).sequence!));
+      return seqs;
+    } finally {
+      planning.dispose();
     }
-    sequences[0]!.forEach((s, i) => expect(Array.from(sequences[1]![i]!)).toEqual(Array.from(s)));
+  };
+
+  it('chooses the same actions as on 1', async () => {
+    expect(await planSequences(2)).toEqual(await planSequences(1));
+  }, 180_000);
+
+  it('chooses the same actions as on 1 with action guidance, which the workers imagine with too', async () => {
+    const guided = { flowSteps: 1, actionGuidance: 0.5 };
+    const one = await planSequences(1, guided);
+    expect(await planSequences(2, guided)).toEqual(one);
+    // Guidance changes what is imagined, so the scores and, here, the chosen actions.
+    expect(one).not.toEqual(await planSequences(1, { flowSteps: 1, actionGuidance: 0 }));
   }, 180_000);
 });
 

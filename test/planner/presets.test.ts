@@ -124,6 +124,11 @@ describe('planner presets', () => {
       (r) => (r.optimizer!.proposalFraction = 1.5),
       `'optimizer.proposalFraction' must be a number in [0, 1], got 1.5`,
     ],
+    [
+      'an action guidance above 10',
+      (r) => (r.rollout!.actionGuidance = 20),
+      `'rollout.actionGuidance' must be a number in [0, 10], got 20`,
+    ],
     ['a negative pixel weight', (r) => (r.cost!.pixel = -1), `'cost.pixel' must be a number in [0, Infinity], got -1`],
     ['a negative reach weight', (r) => (r.cost!.reach = -0.5), `'cost.reach' must be a number in [0, Infinity], got -0.5`],
     ['a terminal weight above 1', (r) => (r.cost!.terminal = 2), `'cost.terminal' must be a number in [0, 1], got 2`],
