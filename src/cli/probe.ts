@@ -96,13 +96,13 @@ export const modelProbeCommand: Command = {
 function probeRollout(opts: ParsedOptions): { flowSteps?: number; actionGuidance?: number } {
   const out: { flowSteps?: number; actionGuidance?: number } = {};
   if (str(opts, 'flow-steps') !== undefined) {
-    const k = num(opts, 'flow-steps', 0);
+    const k = num(opts, 'flow-steps');
     if (!(Number.isInteger(k) && k >= 1 && k <= 100))
       throw new UsageError(`--flow-steps must be an integer in [1, 100], got ${str(opts, 'flow-steps')}`);
     out.flowSteps = k;
   }
   if (str(opts, 'action-guidance') !== undefined) {
-    const w = num(opts, 'action-guidance', 0);
+    const w = num(opts, 'action-guidance');
     if (!(w >= 0 && w <= 10)) throw new UsageError(`--action-guidance must be a number in [0, 10], got ${str(opts, 'action-guidance')}`);
     out.actionGuidance = w;
   }

@@ -68,15 +68,21 @@ export function imagine(
     const x1 = o.noise ?? (seededNormal(shape, o.seed) as tf.Tensor5D);
     const actionT = tf.zeros([n, h]) as tf.Tensor2D;
     const w = o.actionGuidance ?? 0;
-    // One draw of unknown actions shared by every candidate, so all candidates are guided away from the same blind prediction.
-    const unknown = w !== 0 ? tf.tile(seededNormal([1, h, actions.shape[2]], UNKNOWN_ACTION_SEED), [n, 1, 1]) : undefined;
+    // One draw of unknown actions (at action time 1) shared by every candidate, so all are guided away from the same blind prediction.
+    const unknown =
+      w !== 0
+        ? {
+            actions: tf.tile(seededNormal([1, h, actions.shape[2]], UNKNOWN_ACTION_SEED), [n, 1, 1]) as tf.Tensor3D,
+            actionT: tf.ones([n, h]) as tf.Tensor2D,
+          }
+        : undefined;
     const forward = (x: tf.Tensor, t: number, a: tf.Tensor3D, aT: tf.Tensor2D) =>
       forwardWithContext(p, cfg, ctx, { frames: x as tf.Tensor5D, frameT: tf.fill([n, h], t), actions: a, actionT: aT }, cond)
         .frameVelocity;
     const velocity = (x: tf.Tensor, t: number) => {
       const v = forward(x, t, actions, actionT);
       if (!unknown) return v;
-      const blind = forward(x, t, unknown as tf.Tensor3D, tf.onesLike(actionT));
+      const blind = forward(x, t, unknown.actions, unknown.actionT);
       return tf.add(v, tf.mul(w, tf.sub(v, blind)));
     };
     const frames = tf.clipByValue(integrate(velocity, x1, o.steps, o.integrator), -1, 1) as tf.Tensor5D;
