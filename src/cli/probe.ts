@@ -85,6 +85,11 @@ export const modelProbeCommand: Command = {
     );
     console.log(`  imagined with ${flowSteps} ${integrator} flow step(s), action guidance ${actionGuidance}`);
     console.log(`  per direction: ${PROBE_DIRECTIONS.map((d, i) => `${d} ${pct(r.accuracyByDirection[i]!)}`).join(', ')}`);
+    const mistaken = r.confusion.flatMap((row, i) => row.map((v, j) => ({ i, j, v })).filter((c) => c.i !== c.j && c.v >= 0.1));
+    if (mistaken.length)
+      console.log(
+        `  taken for another direction in 10 % of its states or more: ${mistaken.map((c) => `${PROBE_DIRECTIONS[c.i]} for ${PROBE_DIRECTIONS[c.j]} ${pct(c.v)}`).join(', ')}`,
+      );
     console.log(`  end-frame MSE: imagined ${r.imaginedMse.toFixed(5)}, nothing moves ${r.noMotionMse.toFixed(5)}`);
     console.log(
       `  true end frames' separation (MSE to the nearest other direction's): ${PROBE_DIRECTIONS.map((d, i) => `${d} ${r.separationByDirection[i]!.toFixed(5)}`).join(', ')}`,

@@ -78,6 +78,12 @@ export interface ProbeResult {
   accuracy: number;
   /** Per direction, in PROBE_DIRECTIONS order. */
   accuracyByDirection: number[];
+  /**
+   * confusion[i][j]: the share of direction i's states whose imagined end frame lay nearest direction
+   * j's true end frame (ties split). Row i's diagonal is accuracyByDirection[i]; the rest says what
+   * a missed direction was taken for (e.g. -x for -z, when the model cannot see depth).
+   */
+  confusion: number[][];
   /** Mean pixel MSE ([-1, 1] units) of each imagined end frame against its true end frame. */
   imaginedMse: number;
   /** The same for "nothing moves" (the current frame as the prediction). */
@@ -102,10 +108,15 @@ function directionAction(i: number, m: number): Rt1Action {
  * e.g. a gripper blocked by the table, cannot be told apart), 0 otherwise.
  */
 export function diagonalCredit(dist: number[][]): number[] {
-  return dist.map((row, i) => {
+  return nearestShare(dist).map((row, i) => row[i]!);
+}
+
+/** Per row of a distance matrix: 1 on its nearest column, or 1/k on each of k tied nearest columns. */
+export function nearestShare(dist: number[][]): number[][] {
+  return dist.map((row) => {
     const min = Math.min(...row);
     const tied = row.filter((v) => v <= min + 1e-12).length;
-    return row[i]! <= min + 1e-12 ? 1 / tied : 0;
+    return row.map((v) => (v <= min + 1e-12 ? 1 / tied : 0));
   });
 }
 
@@ -116,6 +127,7 @@ export async function probeActions(
 ): Promise<ProbeResult> {
   const actions = PROBE_DIRECTIONS.map((_, i) => directionAction(i, o.displacement));
   const hits = new Array<number>(actions.length).fill(0);
+  const confusion = actions.map(() => new Array<number>(actions.length).fill(0));
   const separation = new Array<number>(actions.length).fill(0);
   let states = 0;
   let visited = 0;
@@ -155,8 +167,9 @@ export async function probeActions(
           const dist = tf.tidy(
             () => tf.mean(tf.square(tf.sub(imagined.expandDims(1), truth.expandDims(0))), [2, 3, 4]).arraySync() as number[][],
           );
-          diagonalCredit(dist).forEach((credit, i) => {
-            hits[i]! += credit;
+          nearestShare(dist).forEach((share, i) => {
+            hits[i]! += share[i]!;
+            share.forEach((v, j) => (confusion[i]![j]! += v));
             imaginedSq += dist[i]![i]!;
           });
           const truthDist = tf.tidy(
@@ -187,6 +200,7 @@ export async function probeActions(
     correct,
     accuracy: correct / trials,
     accuracyByDirection: hits.map((h) => h / states),
+    confusion: confusion.map((row) => row.map((v) => v / states)),
     imaginedMse: imaginedSq / trials,
     noMotionMse: noMotionSq / trials,
     separationByDirection: separation.map((s) => s / states),

@@ -6,6 +6,8 @@ import {
   DEFAULT_PROBE,
   DEFAULT_PROBE_SEED,
   diagonalCredit,
+  nearestShare,
+  PROBE_DIRECTIONS,
   probeActions,
   type ProbedModel,
 } from '../../src/eval/action-probe.js';
@@ -54,6 +56,16 @@ describe('action probe', () => {
         [3, 3, 1],
       ]),
     ).toEqual([0.5, 0.5, 1]);
+    // What each row was taken for: its nearest column, ties split.
+    expect(
+      nearestShare([
+        [1, 3, 2],
+        [0, 0, 4],
+      ]),
+    ).toEqual([
+      [1, 0, 0],
+      [0.5, 0.5, 0],
+    ]);
   });
 
   it('a model that plays the actions out in the simulator is right; one that ignores the action scores chance', async () => {
@@ -63,6 +75,7 @@ describe('action probe', () => {
     expect(right.accuracy).toBe(1);
     expect(right.imaginedMse).toBe(0);
     expect(right.noMotionMse).toBeGreaterThan(0);
+    expect(right.confusion).toEqual(PROBE_DIRECTIONS.map((_, i) => PROBE_DIRECTIONS.map((_, j) => (i === j ? 1 : 0))));
     // Nothing moves: every action imagines the same frame, so each state gets exactly one of six right.
     const still: ProbedModel = {
       contextFrames: 2,
@@ -94,6 +107,9 @@ describe('action probe', () => {
     };
     const swapped = await probeActions(opposite, probe);
     expect(swapped.accuracy).toBe(0);
+    // Each direction is taken for its opposite, every time.
+    swapped.confusion.forEach((row, i) => expect(row[i ^ 1]).toBe(1));
+    for (const row of chance.confusion) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     const meanSeparation = right.separationByDirection.reduce((x, y) => x + y, 0) / 6;
     expect(swapped.imaginedMse).toBeGreaterThanOrEqual(meanSeparation - 1e-9);
   });
@@ -182,8 +198,16 @@ describe('action probe', () => {
       trials: number;
       shadows: boolean;
       rollout: { flowSteps: number; integrator: string; actionGuidance: number };
+      accuracyByDirection: number[];
+      confusion: number[][];
     };
     expect([out.seeds, out.tasks, out.shadows]).toEqual([[900], ['drawer-close'], true]);
+    // What each direction was taken for: six rows of six shares, the diagonal its accuracy.
+    expect(out.confusion.map((row) => row.length)).toEqual([6, 6, 6, 6, 6, 6]);
+    out.confusion.forEach((row, i) => {
+      expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+      expect(row[i]).toBe(out.accuracyByDirection[i]);
+    });
     expect(out.rollout).toEqual({ flowSteps: 1, integrator: 'euler', actionGuidance: 0.5 });
     expect(out.trials).toBe(out.states * 6);
     const bad = await runCli(['model', 'probe', '--seed', '900', '--seeds', '1,2', '--json']);
