@@ -31,11 +31,13 @@ function sideFactor(fromLen: number, toLen: number, channels: number): { p: numb
  */
 export function resamplePatchTensor(name: string, source: HostTensor, shape: number[], channels: number): Float32Array | string {
   const from = source.shape;
+  const mismatch = `source shape ${shapeText(from)} != ${shapeText(shape)}`;
+  const notWhole = `${mismatch}, and not a patch a whole number of times smaller with ${channels} channels`;
   const data = Float32Array.from(source.data as ArrayLike<number>, Number);
   if (PATCH_INPUTS.has(name)) {
-    if (from.length !== 2 || shape.length !== 2 || from[0] !== shape[0]) return `source shape ${shapeText(from)} != ${shapeText(shape)}`;
+    if (from.length !== 2 || shape.length !== 2 || from[0] !== shape[0]) return mismatch;
     const f = sideFactor(from[1]!, shape[1]!, channels);
-    if (!f) return `source patch ${shapeText(from)} is not a whole fraction of ${shapeText(shape)}`;
+    if (!f) return notWhole;
     const out = new Float32Array(numel(shape));
     const [rows, pin, qin] = [shape[0]!, f.p * f.p * channels, f.q * f.q * channels];
     for (let r = 0; r < rows; r++)
@@ -49,10 +51,9 @@ export function resamplePatchTensor(name: string, source: HostTensor, shape: num
   }
   if (PATCH_OUTPUTS.has(name)) {
     const cols = from.length === 2 ? from[1]! : 1;
-    if (from.length !== shape.length || (from.length === 2 && from[1] !== shape[1]))
-      return `source shape ${shapeText(from)} != ${shapeText(shape)}`;
+    if (from.length !== shape.length || (from.length === 2 && from[1] !== shape[1])) return mismatch;
     const f = sideFactor(from[0]!, shape[0]!, channels);
-    if (!f) return `source patch ${shapeText(from)} is not a whole fraction of ${shapeText(shape)}`;
+    if (!f) return notWhole;
     const out = new Float32Array(numel(shape));
     for (let i = 0; i < f.q; i++)
       for (let j = 0; j < f.q; j++)
@@ -62,5 +63,5 @@ export function resamplePatchTensor(name: string, source: HostTensor, shape: num
         }
     return out;
   }
-  return `source shape ${shapeText(from)} != ${shapeText(shape)}`;
+  return mismatch;
 }

@@ -56,7 +56,9 @@ describe('patch resampling (a 32x40 model with patch 4 as the start of a 64x80 o
 
   it('refuses what is not a whole multiple of the source patch, and other tensors', () => {
     const t = { dtype: 'float32' as const, shape: [2, 48], data: new Float32Array(96) };
-    expect(resamplePatchTensor('x_embedder.proj.weight', t, [2, 3 * 6 * 6], 3)).toMatch(/not a whole fraction/);
+    expect(resamplePatchTensor('x_embedder.proj.weight', t, [2, 3 * 6 * 6], 3)).toMatch(
+      /not a patch a whole number of times smaller with 3 channels/,
+    );
     expect(resamplePatchTensor('x_embedder.proj.weight', t, [3, 192], 3)).toMatch(/source shape/);
     expect(resamplePatchTensor('blocks.0.attn.qkv.weight', t, [2, 192], 3)).toMatch(/source shape/);
     expect(resamplePatchTensor('x_embedder.proj.weight', t, [2, 192], 3)).toBeInstanceOf(Float32Array);
