@@ -100,6 +100,33 @@ describe('finetune on a dataset too small for the validation split', () => {
     }
   }, 180_000);
 
+  it('--init from a run with half the picture side and half the patch resamples the patch tensors and trains on', async () => {
+    const small = join(dir, 'small-patch');
+    const a = await finetune(small, '--steps', '1', '--val-fraction', '0', '--patch-size', '4', '--prediction', 'residual');
+    expect(a.code, a.err).toBe(0);
+    const init = join(latestCheckpoint(small)!.dir, 'ema.safetensors');
+    const large = join(dir, 'large-patch');
+    const b = await finetune(
+      large,
+      '--steps',
+      '1',
+      '--val-fraction',
+      '0',
+      '--prediction',
+      'residual',
+      '--init',
+      init,
+      '--image-size',
+      '32x40',
+      '--patch-size',
+      '8',
+    );
+    expect(b.code, b.err).toBe(0);
+    expect(b.err).toMatch(/resampled \d patch tensors to the larger patch: x_embedder\.proj\.weight, final_layer\.linear\.weight/);
+    const weights = loadInferenceWeights(large);
+    expect([weights.cfg.imageHeight, weights.cfg.dit.patch_size]).toEqual([32, 8]);
+  }, 60_000);
+
   it('--val-fraction 0 holds out nothing and says so', async () => {
     const out = join(dir, 'no-val');
     const r = await finetune(out, '--steps', '1', '--val-fraction', '0');
