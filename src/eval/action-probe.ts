@@ -126,7 +126,6 @@ export async function probeActions(
   onState?: (done: number, total: number) => void,
 ): Promise<ProbeResult> {
   const actions = PROBE_DIRECTIONS.map((_, i) => directionAction(i, o.displacement));
-  const hits = new Array<number>(actions.length).fill(0);
   const confusion = actions.map(() => new Array<number>(actions.length).fill(0));
   const separation = new Array<number>(actions.length).fill(0);
   let states = 0;
@@ -168,7 +167,6 @@ export async function probeActions(
             () => tf.mean(tf.square(tf.sub(imagined.expandDims(1), truth.expandDims(0))), [2, 3, 4]).arraySync() as number[][],
           );
           nearestShare(dist).forEach((share, i) => {
-            hits[i]! += share[i]!;
             share.forEach((v, j) => (confusion[i]![j]! += v));
             imaginedSq += dist[i]![i]!;
           });
@@ -191,6 +189,8 @@ export async function probeActions(
       `model probe: the expert finished every task before the first warm-up step (${o.warmSteps.join(', ')}); nothing to probe`,
     );
   const trials = states * actions.length;
+  // A direction's hits are its own column of the confusion counts.
+  const hits = confusion.map((row, i) => row[i]!);
   const correct = hits.reduce((a, b) => a + b, 0);
   return {
     tasks: [...o.tasks],

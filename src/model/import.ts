@@ -4,10 +4,9 @@
  * world model with a smaller patch (a whole fraction of this one's), the patch tensors are resampled.
  */
 import type { TensorMap } from '../checkpoint/tensor-map.js';
-import { shapeText } from '../checkpoint/tensor-map.js';
 import type { WorldModelConfig } from '../core/model-config.js';
 import { worldModelInit, worldModelLayout } from './params.js';
-import { isPatchTensor, resamplePatchTensor } from './patch-resample.js';
+import { resamplePatchTensor } from './patch-resample.js';
 
 export interface ImportReport {
   copied: string[];
@@ -31,11 +30,12 @@ export function importIntoWorldModel(source: TensorMap, cfg: WorldModelConfig, s
     } else if (!src) {
       report.initialised.push({ name, reason: 'not in the source (world-model part)' });
     } else if (JSON.stringify(src.shape) !== JSON.stringify(shape)) {
-      const resampled = isPatchTensor(name) ? resamplePatchTensor(name, src, shape, cfg.dit.in_channels) : undefined;
-      if (resampled instanceof Float32Array) {
+      const resampled = resamplePatchTensor(name, src, shape, cfg.dit.in_channels);
+      if (typeof resampled === 'string') report.initialised.push({ name, reason: resampled });
+      else {
         tensors.set(name, { dtype: 'float32', shape, data: resampled });
         report.resampled.push(name);
-      } else report.initialised.push({ name, reason: resampled ?? `source shape ${shapeText(src.shape)} != ${shapeText(shape)}` });
+      }
     } else {
       tensors.set(name, { dtype: 'float32', shape, data: Float32Array.from(src.data as ArrayLike<number>, Number) });
       report.copied.push(name);
