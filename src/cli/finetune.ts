@@ -121,6 +121,13 @@ export const finetuneCommand: Command = {
         'noise-level shift t = S*u/(1+(S-1)*u): S > 1 towards noise, S < 1 towards data, 1 = uniform (planning samples from t = 1)',
       default: '1',
     },
+    'motion-weight': {
+      type: 'string',
+      arg: 'M',
+      description:
+        'extra weight of the residual frame loss on pixels that move between the last context frame and the future (1 + M there, 1 elsewhere; 0 = plain MSE): the gripper is a few pixels of the picture',
+      default: '0',
+    },
     'ema-decay': { type: 'string', arg: 'D', description: 'teacher EMA decay', default: '0.999' },
     'val-fraction': {
       type: 'string',
@@ -203,12 +210,17 @@ export const finetuneCommand: Command = {
         policyFraction: num(opts, 'policy-fraction', 0.3),
         sslWeight: num(opts, 'ssl-weight', 1),
         timeShift: num(opts, 'time-shift', 1),
+        motionWeight: num(opts, 'motion-weight', 0),
       },
       optimizer: { ...DEFAULT_ADAMW, weightDecay: num(opts, 'weight-decay', 0) },
     };
     if (!(settings.valFraction >= 0 && settings.valFraction < 1))
       throw new UsageError(`--val-fraction must lie in [0, 1), got ${settings.valFraction}`);
     if (!(settings.objective.timeShift > 0)) throw new UsageError(`--time-shift must be > 0, got ${settings.objective.timeShift}`);
+    const motionWeight = settings.objective.motionWeight;
+    if (!(motionWeight >= 0)) throw new UsageError(`--motion-weight must be >= 0, got ${motionWeight}`);
+    if (motionWeight > 0 && cfg.prediction !== 'residual')
+      throw new UsageError('--motion-weight weights the residual frame loss; it needs --prediction residual');
     const tokenDim = cfg.dit.patch_size ** 2 * cfg.dit.in_channels;
     if (tokenDim > cfg.dit.hidden_size && cfg.prediction !== 'residual') {
       // Measured: tiny at patch 8 (192 values per token, hidden 64) never learned to denoise; its val loss stayed at
@@ -223,7 +235,7 @@ export const finetuneCommand: Command = {
       `finetune: data ${card.name} (${dataDir}), config ${configName} (${cfg.imageHeight}x${cfg.imageWidth}, patch ${cfg.dit.patch_size}, action ${cfg.actionDim}), ` +
         `objective ${kind}, prediction ${cfg.prediction ?? 'velocity'}, action conditioning ${cfg.actionConditioning ?? 'token'}, steps ${settings.steps}, batch ${settings.batchSize}, lr ${settings.lr} (warm-up ${settings.warmup}, cosine), ` +
         `context ${contextFrames} + future ${futureFrames} frames, mask ratio ${settings.objective.maskRatio}, policy fraction ${settings.objective.policyFraction}, ` +
-        `lambda ${settings.objective.sslWeight}, time shift ${settings.objective.timeShift}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, workers ${workers}, out ${out}`,
+        `lambda ${settings.objective.sslWeight}, time shift ${settings.objective.timeShift}, motion weight ${motionWeight}, distillation blocks ${cfg.studentLayer}->${cfg.teacherLayer}, EMA ${settings.emaDecay}, seed ${seed}, workers ${workers}, out ${out}`,
     );
     let stats: ActionStats;
     const skipped = new CorruptRecordReport();

@@ -273,7 +273,7 @@ class DataParallelRunner implements StepRunner {
     const batch = toBatch(windows, this.o.cfg, this.o.contextFrames, this.o.futureFrames);
     let whole: WholeBatch;
     try {
-      whole = wholeBatchOf(batch, draw);
+      whole = wholeBatchOf(batch, draw, this.trainer.objective.motionWeight);
     } finally {
       disposeBatch(batch);
     }

@@ -117,7 +117,8 @@ export async function finetune(s: FinetuneSettings, data: WindowSource, signal?:
       policyFraction: 0,
       timeShift: 1,
     });
-    const r = trainer.evaluate(batch, draw, true);
+    // Unweighted frame loss (--motion-weight 0), so validation curves compare across runs.
+    const r = trainer.evaluate(batch, draw, true, { ...trainer.objective, motionWeight: 0 });
     disposeBatch(batch);
     return r.frame;
   };

@@ -64,18 +64,16 @@ export class Trainer {
     return { ...this.frozen, ...this.teacher };
   }
 
-  /** Loss parts without updating anything (validation). */
-  evaluate(batch: SequenceBatch, draw: NoiseDraw, useTeacherWeights = false): Omit<StepStats, 'gradNorm'> {
+  /** Loss parts without updating anything (validation), under the training objective unless `objective` is given. */
+  evaluate(
+    batch: SequenceBatch,
+    draw: NoiseDraw,
+    useTeacherWeights = false,
+    objective: ObjectiveOptions = this.objective,
+  ): Omit<StepStats, 'gradNorm'> {
     return tf.tidy(() => {
-      const raw = this.objective.kind === 'selfflow' ? teacherFeatures(this.teacherParams(), this.cfg, batch, draw) : undefined;
-      const parts = studentLoss(
-        useTeacherWeights ? this.teacherParams() : this.studentParams(),
-        this.cfg,
-        batch,
-        draw,
-        this.objective,
-        raw,
-      );
+      const raw = objective.kind === 'selfflow' ? teacherFeatures(this.teacherParams(), this.cfg, batch, draw) : undefined;
+      const parts = studentLoss(useTeacherWeights ? this.teacherParams() : this.studentParams(), this.cfg, batch, draw, objective, raw);
       return {
         loss: parts.total.dataSync()[0]!,
         frame: parts.frame.dataSync()[0]!,

@@ -87,12 +87,14 @@ describe('a data-parallel step', () => {
   const batches = [0, 1].map(() => Array.from({ length: 5 }, () => squareWindow(rng, 16, 16, k, h, 2)));
 
   // The residual frame loss is divided by the whole batch's no-motion error, the velocity loss is not.
-  for (const [kind, prediction] of [
-    ['selfflow', 'residual'],
-    ['vanilla', 'velocity'],
+  // With a motion weight, the divisor is the whole batch's motion-weighted no-motion error.
+  for (const [kind, prediction, motionWeight] of [
+    ['selfflow', 'residual', 0],
+    ['vanilla', 'velocity', 0],
+    ['vanilla', 'residual', 10],
   ] as const) {
-    it(`${kind}, ${prediction}: two workers leave the same student and EMA weights, to 1e-5, as one thread on the whole batch`, async () => {
-      const objective = { ...DEFAULT_OBJECTIVE, kind, policyFraction: 0.5 };
+    it(`${kind}, ${prediction}, motion weight ${motionWeight}: two workers leave the same student and EMA weights, to 1e-5, as one thread on the whole batch`, async () => {
+      const objective = { ...DEFAULT_OBJECTIVE, kind, policyFraction: 0.5, motionWeight };
       const cfg = config(prediction);
       const one = await train(cfg, objective, 1, batches);
       const two = await train(cfg, objective, 2, batches);

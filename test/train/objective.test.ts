@@ -6,7 +6,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { worldModelConfig } from '../../src/core/model-config.js';
 import { patchGrid } from '../../src/model/world-model.js';
-import { cosineLoss, DEFAULT_OBJECTIVE, drawNoise, shiftTime } from '../../src/train/objective.js';
+import {
+  cosineLoss,
+  DEFAULT_OBJECTIVE,
+  drawNoise,
+  motionWeights,
+  MOVED_PIXEL,
+  residualFrameLoss,
+  shiftTime,
+} from '../../src/train/objective.js';
 import { Rng } from '../../src/util/rng.js';
 import { sharedFixture } from '../helpers/fixtures.js';
 import { useTestBackend } from '../helpers/tf.js';
@@ -77,6 +85,54 @@ describe('self-distillation loss', () => {
     const a = tf.randomNormal([2, 3, 5, 8]) as tf.Tensor4D;
     expect(cosineLoss(a, a, 1).dataSync()[0]).toBeCloseTo(0, 5);
     expect(cosineLoss(a, tf.neg(a) as tf.Tensor4D, 1).dataSync()[0]).toBeCloseTo(2, 5);
+  });
+});
+
+describe('motion-weighted frame loss', () => {
+  beforeAll(useTestBackend);
+  // One context frame and one future frame of 4x4 grey pixels; in the future frame pixel (1, 2) moves.
+  const still = tf.zeros([1, 1, 4, 4, 3]);
+  const moved = tf.tensor5d(
+    Array.from({ length: 48 }, (_, i) => (Math.floor(i / 3) === 6 ? 0.8 : 0)),
+    [1, 1, 4, 4, 3],
+  );
+  const frames = tf.concat([still, moved], 1) as tf.Tensor5D;
+  /** The true frames with `err` added to one channel of the future frame's pixel `pixel`. */
+  const withError = (pixel: number, err: number) =>
+    tf.add(
+      frames,
+      tf.tensor5d(
+        Array.from({ length: 96 }, (_, i) => (i === 48 + pixel * 3 ? err : 0)),
+        [1, 2, 4, 4, 3],
+      ),
+    ) as tf.Tensor5D;
+
+  it('weighs moved pixels 1 + M and the rest 1, and is plain MSE at M = 0', () => {
+    expect(motionWeights(frames, 1, 0)).toBeUndefined();
+    const w = Array.from(motionWeights(frames, 1, 9)!.dataSync());
+    expect(w).toHaveLength(16);
+    expect(w.filter((v) => v === 10)).toHaveLength(1);
+    expect(w[6]).toBe(10);
+    expect(w.filter((v) => v === 1)).toHaveLength(15);
+    // A change at or below the threshold is not motion.
+    const faint = tf.concat([still, tf.fill([1, 1, 4, 4, 3], MOVED_PIXEL)], 1) as tf.Tensor5D;
+    expect(Array.from(motionWeights(faint, 1, 9)!.dataSync()).every((v) => v === 1)).toBe(true);
+  });
+
+  it('an error on a moving pixel costs 1 + M times the same error on a still one', () => {
+    for (const m of [0, 4]) {
+      const onMoved = residualFrameLoss(withError(6, 0.3), frames, 1, m).dataSync()[0]!;
+      const onStill = residualFrameLoss(withError(0, 0.3), frames, 1, m).dataSync()[0]!;
+      expect(onMoved / onStill).toBeCloseTo(1 + m, 4);
+    }
+  });
+
+  it('scores 1 for a prediction of no motion and 0 for the truth, whatever M', () => {
+    const noMotion = tf.concat([still, still], 1) as tf.Tensor5D;
+    for (const m of [0, 4, 30]) {
+      expect(residualFrameLoss(noMotion, frames, 1, m).dataSync()[0]).toBeCloseTo(1, 5);
+      expect(residualFrameLoss(frames, frames, 1, m).dataSync()[0]).toBeCloseTo(0, 6);
+    }
   });
 });
 
