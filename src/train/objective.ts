@@ -218,11 +218,14 @@ export const MOVED_PIXEL = 0.05;
  * frame differs from the last context frame by more than MOVED_PIXEL, 1 elsewhere; undefined for plain MSE.
  */
 export function motionWeights(frames: tf.Tensor5D, contextFrames: number, motionWeight = 0): tf.Tensor | undefined {
+  return tf.tidy(() => weightsOfChange(futureChange(frames, contextFrames), motionWeight));
+}
+
+/** motionWeights from the future frames' change ([B, F-K, h, w, 3]) already at hand. */
+function weightsOfChange(change: tf.Tensor, motionWeight = 0): tf.Tensor | undefined {
   if (!(motionWeight > 0)) return undefined;
-  return tf.tidy(() => {
-    const moved = tf.max(tf.abs(futureChange(frames, contextFrames)), -1, true);
-    return tf.add(1, tf.mul(tf.cast(tf.greater(moved, MOVED_PIXEL), 'float32'), motionWeight));
-  });
+  const moved = tf.max(tf.abs(change), -1, true);
+  return tf.add(1, tf.mul(tf.cast(tf.greater(moved, MOVED_PIXEL), 'float32'), motionWeight));
 }
 
 /** The future frames' change from the last context frame [B, F-K, h, w, 3]. */
@@ -239,14 +242,19 @@ function weightedMean(sq: tf.Tensor, weights?: tf.Tensor): tf.Scalar {
   return (weights ? tf.mean(tf.mul(sq, weights)) : tf.mean(sq)) as tf.Scalar;
 }
 
+/** The floored weighted mean square of the future frames' change: what "nothing moves" costs. */
+function noMotionOfChange(change: tf.Tensor, weights?: tf.Tensor): tf.Scalar {
+  return tf.maximum(weightedMean(tf.square(change), weights), NO_MOTION_FLOOR) as tf.Scalar;
+}
+
 /**
  * Mean squared change of the future frames from the last context frame (motion-weighted as the frame loss
  * is), floored: what "nothing moves" costs.
  */
 export function noMotionError(frames: tf.Tensor5D, contextFrames: number, motionWeight = 0): tf.Scalar {
   return tf.tidy(() => {
-    const weights = motionWeights(frames, contextFrames, motionWeight);
-    return tf.maximum(weightedMean(tf.square(futureChange(frames, contextFrames)), weights), NO_MOTION_FLOOR) as tf.Scalar;
+    const change = futureChange(frames, contextFrames);
+    return noMotionOfChange(change, weightsOfChange(change, motionWeight));
   });
 }
 
@@ -271,8 +279,11 @@ export function residualFrameLoss(
     const [b, f, h, w, ch] = frames.shape;
     const k = contextFrames;
     const err = tf.sub(predicted, frames).slice([0, k, 0, 0, 0], [b, f - k, h, w, ch]);
-    const divisor = noMotion !== undefined ? tf.scalar(noMotion) : noMotionError(frames, k, motionWeight);
-    return tf.div(weightedMean(tf.square(err), motionWeights(frames, k, motionWeight)), divisor) as tf.Scalar;
+    // The change and its weights once, for the error and (unless the whole batch's is given) the divisor.
+    const change = futureChange(frames, k);
+    const weights = weightsOfChange(change, motionWeight);
+    const divisor = noMotion !== undefined ? tf.scalar(noMotion) : noMotionOfChange(change, weights);
+    return tf.div(weightedMean(tf.square(err), weights), divisor) as tf.Scalar;
   });
 }
 
