@@ -113,7 +113,7 @@ export function graspingPlanStep(
     };
   };
   const grasping = presetPlanStep(grasp, stats, policyCost, opts);
-  const takeover = s.takeover && new GraspTakeover(s.takeover.emptyBelow, s.takeover.openAbove);
+  const takeover = s.takeover && new GraspTakeover({ ...s.takeover, lift: s.drop });
   // The takeover's reopen phase: the policy's chunk with the gripper pinned to a goal that says open.
   const reopen = takeover && presetPlanStep({ ...grasp, actions: { ...grasp.actions, gripper: 'goal' } }, stats, policyCost, opts);
   const decided = new WeakMap<Goal, boolean>();
@@ -133,7 +133,7 @@ export function graspingPlanStep(
   let last: OptimizingPlanStep | undefined;
   return {
     plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
-      const phase = takeover?.update(obs) ?? 'off';
+      const phase = takeover?.update(obs, goal) ?? 'off';
       const step = phase === 'reopen' ? reopen! : phase === 'policy' || byPolicy(obs, goal) ? grasping : search;
       if (last && step !== last) step.reset();
       last = step;

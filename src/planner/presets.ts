@@ -14,6 +14,7 @@ import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './o
 import type { WarmStartPad } from './sequence.js';
 import type { PoseHandover } from './goal-sequence.js';
 import type { GoalPriorSettings } from './goal-priors.js';
+import { EMPTY_ATS, HAND_BACKS, type EmptyAt, type HandBack } from './grasp-takeover.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './plan-model.js';
 
@@ -86,7 +87,17 @@ export interface PolicyGraspSettings {
   /** Also a picture within `across` of the gripper after it came down `drop` since the previous picture came (absent = false). */
   inPlace?: boolean;
   /** Finger openings (m) by which the policy takes every goal after an empty grasp (src/planner/grasp-takeover.ts); off when absent. */
-  takeover?: { emptyBelow: number; openAbove: number };
+  takeover?: TakeoverSettings;
+}
+
+/** Preset section `policyGrasp.takeover` (src/planner/grasp-takeover.ts). */
+export interface TakeoverSettings {
+  emptyBelow: number;
+  openAbove: number;
+  /** 'release' (default): the search takes the storyboard back once the policy has held something and let go; 'hold': as soon as it holds. */
+  handBack?: HandBack;
+  /** 'closing' (default): empty fingers start a takeover as soon as they close on nothing; 'lift': at a lift picture, or a slip. */
+  emptyAt?: EmptyAt;
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
@@ -132,7 +143,7 @@ const FIELDS = {
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
   policyGrasp: ['drop', 'across', 'candidates', 'noise', 'inPlace', 'takeover'],
-  takeover: ['emptyBelow', 'openAbove'],
+  takeover: ['emptyBelow', 'openAbove', 'handBack', 'emptyAt'],
   goalPriors: ['holdingAbove', 'atGrasp', 'setDown'],
   setDown: ['carriedAbove', 'within'],
 } as const;
@@ -195,12 +206,17 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       }),
     };
   };
-  const takeover = (t: Json): { emptyBelow: number; openAbove: number } => {
+  const takeover = (t: Json): TakeoverSettings => {
     const emptyBelow = num(t.emptyBelow, 'policyGrasp.takeover.emptyBelow', 0, 1);
     const openAbove = num(t.openAbove, 'policyGrasp.takeover.openAbove', 0, 1);
     if (openAbove <= emptyBelow)
       throw new UserError(`${f('policyGrasp.takeover.openAbove')} must be above emptyBelow (${emptyBelow}), got ${openAbove}`);
-    return { emptyBelow, openAbove };
+    return {
+      emptyBelow,
+      openAbove,
+      ...(t.handBack !== undefined && { handBack: oneOf<HandBack>(t.handBack, 'policyGrasp.takeover.handBack', HAND_BACKS) }),
+      ...(t.emptyAt !== undefined && { emptyAt: oneOf<EmptyAt>(t.emptyAt, 'policyGrasp.takeover.emptyAt', EMPTY_ATS) }),
+    };
   };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
