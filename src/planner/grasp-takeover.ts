@@ -65,7 +65,7 @@ export interface TakeoverOptions {
 
 export class GraspTakeover {
   private phase: TakeoverPhase = 'off';
-  /** Steps in a row in the holding band: in a takeover since it began, otherwise up to this step. */
+  /** Steps in a row the fingers have stayed steady in the holding band (counted afresh when a takeover starts). */
   private held = 0;
   /** Whether the last opening was empty (unknown before the first): only a change to empty counts. */
   private wasEmpty: boolean | undefined;
@@ -114,7 +114,7 @@ export class GraspTakeover {
       if (this.held < HELD_STEPS) this.held = 0; // still closing (or opening): not a hold yet
     } else if (this.held >= HELD_STEPS) this.phase = 'off';
     else this.held = 0;
-    // Once the fingers have been open, emptiness stays known: a lift may come steps after the closing.
+    // Fingers shut from the first step stay unknown until they first open: they never count as empty fingers.
     this.wasEmpty = this.wasEmpty === undefined && empty ? undefined : empty;
     return this.phase;
   }
