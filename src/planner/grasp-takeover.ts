@@ -54,12 +54,20 @@ export type HandBack = (typeof HAND_BACKS)[number];
 export const EMPTY_ATS = ['closing', 'lift'] as const;
 export type EmptyAt = (typeof EMPTY_ATS)[number];
 
-export interface TakeoverOptions {
+/** Preset section `policyGrasp.takeover`. */
+export interface TakeoverSettings {
+  /** Finger opening (m) at or below which the fingers are empty. */
   emptyBelow: number;
+  /** Finger opening (m) above which they are open: the reopening's target, and a release. */
   openAbove: number;
+  /** 'release' (default): the search takes the storyboard back once the policy has held something and let go; 'hold': as soon as it holds. */
   handBack?: HandBack;
+  /** 'closing' (default): empty fingers start a takeover as soon as they close on nothing; 'lift': at a lift picture, or a slip. */
   emptyAt?: EmptyAt;
-  /** With emptyAt 'lift': metres a closed picture must lie above the gripper to be a lift. */
+}
+
+export interface TakeoverOptions extends TakeoverSettings {
+  /** With emptyAt 'lift': metres a closed picture must lie above the gripper to be a lift (the preset's policyGrasp.drop). */
   lift: number;
 }
 

@@ -14,7 +14,7 @@ import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './o
 import type { WarmStartPad } from './sequence.js';
 import type { PoseHandover } from './goal-sequence.js';
 import type { GoalPriorSettings } from './goal-priors.js';
-import { EMPTY_ATS, HAND_BACKS, type EmptyAt, type HandBack } from './grasp-takeover.js';
+import { EMPTY_ATS, HAND_BACKS, type EmptyAt, type HandBack, type TakeoverSettings } from './grasp-takeover.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './plan-model.js';
 
@@ -88,16 +88,6 @@ export interface PolicyGraspSettings {
   inPlace?: boolean;
   /** Finger openings (m) by which the policy takes every goal after an empty grasp (src/planner/grasp-takeover.ts); off when absent. */
   takeover?: TakeoverSettings;
-}
-
-/** Preset section `policyGrasp.takeover` (src/planner/grasp-takeover.ts). */
-export interface TakeoverSettings {
-  emptyBelow: number;
-  openAbove: number;
-  /** 'release' (default): the search takes the storyboard back once the policy has held something and let go; 'hold': as soon as it holds. */
-  handBack?: HandBack;
-  /** 'closing' (default): empty fingers start a takeover as soon as they close on nothing; 'lift': at a lift picture, or a slip. */
-  emptyAt?: EmptyAt;
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
