@@ -135,11 +135,33 @@ export const RESTAGE_OPTION: OptionSpec = {
   description: 'after each completed stage, the expert redoes the later goal pictures from the scene as it now is',
 };
 
+export const GOAL_NOISE_OPTION: OptionSpec = {
+  type: 'string',
+  arg: 'M',
+  description:
+    "diagnostic: move the goal pictures' recorded gripper positions along the camera ray by normal noise of M metres (standard deviation); only presets that read recorded positions (oracle presets) see it",
+  default: '0',
+};
+
+/** The largest --goal-noise: beyond half a metre every picture's position is off the table. */
+export const MAX_GOAL_NOISE = 0.5;
+
 /** The flags of an episode setup (src/planner/episode.ts), shared by plan, eval, its workers and demo. */
-export const EPISODE_SETUP_OPTIONS = { goals: GOALS_OPTION, shadows: SHADOWS_OPTION, restage: RESTAGE_OPTION };
+export const EPISODE_SETUP_OPTIONS = {
+  goals: GOALS_OPTION,
+  shadows: SHADOWS_OPTION,
+  restage: RESTAGE_OPTION,
+  'goal-noise': GOAL_NOISE_OPTION,
+};
 
 export function episodeSetup(opts: ParsedOptions): Required<EpisodeSetup> {
-  return { goals: goalsOption(opts), shadows: bool(opts, 'shadows'), restage: bool(opts, 'restage') };
+  return { goals: goalsOption(opts), shadows: bool(opts, 'shadows'), restage: bool(opts, 'restage'), goalNoise: goalNoiseOption(opts) };
+}
+
+export function goalNoiseOption(opts: ParsedOptions): number {
+  const m = num(opts, 'goal-noise', 0);
+  if (m < 0 || m > MAX_GOAL_NOISE) throw new UsageError(`--goal-noise must be between 0 and ${MAX_GOAL_NOISE} m, got ${m}`);
+  return m;
 }
 
 export function goalsOption(opts: ParsedOptions): 'stage' | 'phase' | 'dense' {

@@ -68,6 +68,7 @@ const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({
   goals: o.goals ?? 'phase',
   shadows: o.shadows ?? false,
   restage: o.restage ?? false,
+  goalNoise: o.goalNoise ?? 0,
 });
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
@@ -103,6 +104,7 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
     setupOf(o).goals,
     ...(o.shadows ? ['--shadows'] : []),
     ...(o.restage ? ['--restage'] : []),
+    ...(o.goalNoise ? ['--goal-noise', String(o.goalNoise)] : []),
   ];
   const children: ChildProcess[] = [];
   const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
@@ -176,10 +178,11 @@ function checkSettings(o: EvalOptions): void {
   const file = join(o.outDir, 'settings.json');
   const mine = { checkpoint: o.checkpoint ?? null, ...setupOf(o) };
   if (existsSync(file)) {
-    // Directories from before the shadows and restage options ran without them.
+    // Directories from before the shadows, restage and goal-noise options ran without them.
     const prior: Record<string, unknown> = {
       shadows: false,
       restage: false,
+      goalNoise: 0,
       ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>),
     };
     for (const [k, v] of Object.entries(mine)) {

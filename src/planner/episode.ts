@@ -10,6 +10,7 @@ import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv } from '../sim/env.js';
+import { shiftAlongRay } from '../sim/goal-noise.js';
 import { ExpertReplayFailed, subgoals, subgoalsFrom, type GoalGranularity, type Subgoal } from '../sim/goals.js';
 import { taskByName } from '../sim/tasks.js';
 import { DEFAULT_GOAL_SEQUENCE, GoalSequence } from './goal-sequence.js';
@@ -78,6 +79,11 @@ export interface EpisodeSetup {
   shadows?: boolean;
   /** After each completed stage, redo the later pictures from the scene as it now is (src/sim/goals.ts, subgoalsFrom). */
   restage?: boolean;
+  /**
+   * Standard deviation (m) by which the goal pictures' recorded gripper positions move along the
+   * camera ray (src/sim/goal-noise.ts): a diagnostic for presets that read recorded positions; 0 for none.
+   */
+  goalNoise?: number;
 }
 
 export interface PlannedEpisodeOptions extends EpisodeSetup {
@@ -128,6 +134,9 @@ class ClosestApproach {
   }
 }
 
+/** Restaged pictures after stage k draw their goal noise from seed + k x this, apart from the first storyboard's. */
+const RESTAGE_NOISE_STRIDE = 1_000_003;
+
 /**
  * After a stage done: the expert demonstrates what is left from the scene as it is now, resuming
  * in the phase in which it completed that stage itself; if it cannot, the old pictures stay.
@@ -146,7 +155,11 @@ async function restage(
     const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', {
       shadows: opts.shadows,
     });
-    const later = redone.filter((g) => g.stage >= stage);
+    const later = shiftAlongRay(
+      redone.filter((g) => g.stage >= stage),
+      opts.goalNoise ?? 0,
+      seed + stage * RESTAGE_NOISE_STRIDE,
+    );
     sequence.restage(stage, later);
     opts.log?.(`  restaged: ${later.length} pictures from the scene as it is now`);
   } catch (e) {
@@ -162,7 +175,11 @@ export async function runPlannedEpisode(
 ): Promise<EpisodeResult> {
   let board: Subgoal[];
   try {
-    board = await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows });
+    board = shiftAlongRay(
+      await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows }),
+      opts.goalNoise ?? 0,
+      seed,
+    );
   } catch (e) {
     if (!(e instanceof ExpertReplayFailed)) throw e;
     const stageCount = taskByName(task).stages.length;

@@ -97,6 +97,7 @@ describe('eval', () => {
     await expect(evaluate({ ...o, goals: 'stage' })).rejects.toThrow(/goals "phase", not "stage"/);
     await expect(evaluate({ ...o, shadows: true })).rejects.toThrow(/shadows false, not true/);
     await expect(evaluate({ ...o, restage: true })).rejects.toThrow(/restage false, not true/);
+    await expect(evaluate({ ...o, goalNoise: 0.02 })).rejects.toThrow(/goalNoise 0, not 0.02/);
     // A directory from before the shadows option was rendered without them: it resumes as such.
     writeFileSync(join(out, 'settings.json'), JSON.stringify({ checkpoint: null, goals: 'phase' }));
     expect((await evaluate(o)).policies.expert!.tasks['pick-can']!.successes).toBe(2);
