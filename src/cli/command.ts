@@ -144,7 +144,7 @@ export const GOAL_NOISE_OPTION: OptionSpec = {
 };
 
 /** The largest --goal-noise: beyond half a metre every picture's position is off the table. */
-export const MAX_GOAL_NOISE = 0.5;
+const MAX_GOAL_NOISE = 0.5;
 
 /** The flags of an episode setup (src/planner/episode.ts), shared by plan, eval, its workers and demo. */
 export const EPISODE_SETUP_OPTIONS = {

@@ -33,13 +33,18 @@ export function project(cam: Camera, p: V, height: number, width: number): [numb
   return [width / 2 + (f * dot(d, cam.right)) / z - 0.5, height / 2 - (f * dot(d, cam.up)) / z - 0.5];
 }
 
+/** Unit direction of the camera's ray through point p (not finite at the camera itself). */
+export function rayThrough(cam: Camera, p: V): V {
+  return norm(sub(p, cam.pos));
+}
+
 /**
  * How far point p is from target q (metres), split into the part along the camera ray through q
  * (invisible in the picture but for size and shadows: positive = further from the camera) and the
  * part across it (what moves the point in the picture).
  */
 export function rayError(cam: Camera, p: V, q: V): { distance: number; along: number; across: number } {
-  const ray = norm(sub(q, cam.pos));
+  const ray = rayThrough(cam, q);
   const d = sub(p, q);
   const distance = Math.hypot(...d);
   const along = dot(d, ray);

@@ -9,7 +9,7 @@
  */
 import type { Camera } from '../core/camera.js';
 import { Rng } from '../util/rng.js';
-import { HEAD_CAMERA } from './camera.js';
+import { HEAD_CAMERA, rayThrough } from './camera.js';
 import type { Subgoal } from './goals.js';
 
 /**
@@ -25,11 +25,10 @@ export function shiftAlongRay(board: Subgoal[], sigma: number, seed: number, cam
   return board.map((g) => {
     const p = g.observation.proprio;
     if (!p || p.length < 3) return g;
-    const d = [p[0]! - camera.pos[0], p[1]! - camera.pos[1], p[2]! - camera.pos[2]];
-    const length = Math.hypot(d[0]!, d[1]!, d[2]!);
+    const ray = rayThrough(camera, [p[0]!, p[1]!, p[2]!]);
     const shift = sigma * rng.normal();
     const proprio = Float32Array.from(p);
-    if (length > 0) for (let i = 0; i < 3; i++) proprio[i] = p[i]! + (shift * d[i]!) / length;
+    if (ray.every(Number.isFinite)) for (let i = 0; i < 3; i++) proprio[i] = p[i]! + shift * ray[i]!;
     const { tolerance: _tolerance, ...rest } = g;
     return { ...rest, observation: { ...g.observation, proprio } };
   });
