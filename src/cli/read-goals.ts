@@ -67,6 +67,7 @@ export const modelReadGoalsCommand: Command = {
     const reader = loadStateReader(path);
     const progress = new Progress('read-goals', tasks.length * seeds.length);
     let reads;
+    const excluded: { task: string; seed: number; why: string }[] = [];
     try {
       reads = await readGoalPictures(
         (p) => reader.read(p),
@@ -74,6 +75,7 @@ export const modelReadGoalsCommand: Command = {
         seeds,
         { height: size.imageHeight, width: size.imageWidth, granularity },
         (done) => progress.update(done),
+        (task, seed, why) => excluded.push({ task, seed, why }),
       );
     } finally {
       progress.finish();
@@ -82,22 +84,25 @@ export const modelReadGoalsCommand: Command = {
     const perTask = tasks.map((task) => ({ task, ...summarizeGoalReads(reads.filter((r) => r.task === task)) }));
     const all = summarizeGoalReads(reads);
     if (bool(opts, 'json')) {
-      console.log(JSON.stringify({ reader: path, seeds, goals: granularity, all, perTask, reads }, null, 2));
+      console.log(JSON.stringify({ reader: path, seeds, goals: granularity, all, perTask, excluded, reads }, null, 2));
       return;
     }
     const cm = (m: number) => (100 * m).toFixed(2);
     const line = (name: string, s: typeof all) =>
-      `${name.padEnd(14)} ${String(s.pictures).padStart(5)}  ${cm(s.mean).padStart(6)} ${cm(s.median).padStart(6)} ${cm(s.p90).padStart(6)} ${cm(s.max).padStart(6)}   ${s.stateMisreads}/${s.stateChecked}`;
+      `${name.padEnd(14)} ${String(s.pictures).padStart(5)}  ${cm(s.mean).padStart(6)} ${cm(s.median).padStart(6)} ${cm(s.p90).padStart(6)} ${cm(s.max).padStart(6)} ${cm(s.alongMean).padStart(6)} ${cm(s.acrossMean).padStart(6)}   ${s.stateMisreads}/${s.stateChecked}`;
     console.log(`${path}: goal pictures (${granularity}) on layout seeds ${seeds.join(', ')}`);
     console.log(
-      `${'task'.padEnd(14)} ${'pics'.padStart(5)}  ${'mean'.padStart(6)} ${'median'.padStart(6)} ${'p90'.padStart(6)} ${'max'.padStart(6)}   open/closed misread`,
+      `${'task'.padEnd(14)} ${'pics'.padStart(5)}  ${'mean'.padStart(6)} ${'median'.padStart(6)} ${'p90'.padStart(6)} ${'max'.padStart(6)} ${'along'.padStart(6)} ${'across'.padStart(6)}   open/closed misread`,
     );
     for (const t of perTask) console.log(line(t.task, t));
     console.log(line('all', all));
-    console.log('  (position errors in cm; misreads against the pictures with a known gripper command)');
+    console.log(
+      '  (position errors in cm; along and across: mean sizes of the parts along and across the camera ray; misreads against the pictures with a known gripper command)',
+    );
+    for (const x of excluded) console.log(`  excluded: ${x.task} seed ${x.seed}: ${x.why}`);
     for (const r of worstGoalReads(reads, worst))
       console.log(
-        `  farthest: ${r.task} seed ${r.seed} '${r.name}' ${cm(r.error)} cm${r.commanded && (r.commanded === 'closed') !== r.readClosed ? `, read ${r.readClosed ? 'closed' : 'open'}` : ''}`,
+        `  farthest: ${r.task} seed ${r.seed} '${r.name}' ${cm(r.error)} cm (${cm(r.along)} along the ray)${r.commanded && (r.commanded === 'closed') !== r.readClosed ? `, read ${r.readClosed ? 'closed' : 'open'}` : ''}`,
       );
   },
 };

@@ -8,7 +8,8 @@
 import type { Observation } from '../core/types.js';
 import type { ReadState } from '../model/state-reader.js';
 import { CLOSED_ABOVE } from '../planner/goal-state-reading.js';
-import { subgoals, type GoalGranularity } from '../sim/goals.js';
+import { HEAD_CAMERA, rayError } from '../sim/camera.js';
+import { ExpertReplayFailed, subgoals, type GoalGranularity } from '../sim/goals.js';
 
 /** One goal picture's reading against its recorded state. */
 export interface GoalPictureRead {
@@ -18,6 +19,13 @@ export interface GoalPictureRead {
   name: string;
   /** Distance (m) from the recorded gripper position to the read one. */
   error: number;
+  /**
+   * The error's parts along the head camera's ray through the recorded position (signed:
+   * positive = read further from the camera), which the picture shows only by the gripper's size
+   * and what it stands in front of, and across it, which moves the gripper in the picture.
+   */
+  along: number;
+  across: number;
   /** The expert's gripper command in this picture, where known. */
   commanded?: 'open' | 'closed';
   readClosed: boolean;
@@ -27,6 +35,9 @@ export interface GoalReadSummary {
   pictures: number;
   /** Position error (m). */
   mean: number;
+  /** Means of the error's size along and across the camera ray (m). */
+  alongMean: number;
+  acrossMean: number;
   median: number;
   p90: number;
   max: number;
@@ -40,7 +51,8 @@ export type PictureReader = (pictures: Pick<Observation, 'image' | 'width' | 'he
 
 /**
  * Reads every goal picture of each task's storyboard on each seed (`granularity` as `eval --goals`).
- * The reader gets the pixels only; the recorded state is used to score it.
+ * The reader gets the pixels only; the recorded state is used to score it. A layout whose expert
+ * replay fails has no storyboard (eval excludes such episodes too); `onExcluded` hears of it.
  */
 export async function readGoalPictures(
   read: PictureReader,
@@ -48,21 +60,33 @@ export async function readGoalPictures(
   seeds: number[],
   o: { height: number; width: number; granularity: GoalGranularity },
   onStoryboard?: (done: number) => void,
+  onExcluded?: (task: string, seed: number, why: string) => void,
 ): Promise<GoalPictureRead[]> {
   const out: GoalPictureRead[] = [];
   let done = 0;
   for (const task of tasks) {
     for (const seed of seeds) {
-      const board = await subgoals(task, seed, o.height, o.width, o.granularity);
+      let board;
+      try {
+        board = await subgoals(task, seed, o.height, o.width, o.granularity);
+      } catch (e) {
+        if (!(e instanceof ExpertReplayFailed)) throw e;
+        onExcluded?.(task, seed, e.message);
+        onStoryboard?.(++done);
+        continue;
+      }
       const reads = read(board.map((g) => ({ image: g.observation.image, width: g.observation.width, height: g.observation.height })));
       board.forEach((g, i) => {
         const p = g.observation.proprio!;
         const r = reads[i]!;
+        const e = rayError(HEAD_CAMERA, r.position, [p[0]!, p[1]!, p[2]!]);
         out.push({
           task,
           seed,
           name: g.name,
-          error: Math.hypot(p[0]! - r.position[0], p[1]! - r.position[1], p[2]! - r.position[2]),
+          error: e.distance,
+          along: e.along,
+          across: e.across,
           commanded: g.gripper,
           readClosed: r.closedness > CLOSED_ABOVE,
         });
@@ -83,6 +107,8 @@ export function summarizeGoalReads(reads: GoalPictureRead[]): GoalReadSummary {
   return {
     pictures: reads.length,
     mean: e.length ? e.reduce((a, b) => a + b, 0) / e.length : NaN,
+    alongMean: e.length ? reads.reduce((a, r) => a + Math.abs(r.along), 0) / e.length : NaN,
+    acrossMean: e.length ? reads.reduce((a, r) => a + r.across, 0) / e.length : NaN,
     median: e.length ? quantile(e, 0.5) : NaN,
     p90: e.length ? quantile(e, 0.9) : NaN,
     max: e.length ? e[e.length - 1]! : NaN,

@@ -15,6 +15,8 @@ const read = (error: number, commanded?: 'open' | 'closed', readClosed = false):
   seed: 1,
   name: `e${error}`,
   error,
+  along: -0.6 * error,
+  across: 0.8 * error,
   commanded,
   readClosed,
 });
@@ -31,6 +33,8 @@ describe('summarizeGoalReads', () => {
     const s = summarizeGoalReads(reads);
     expect(s.pictures).toBe(5);
     expect(s.mean).toBeCloseTo(0.04, 10);
+    expect(s.alongMean).toBeCloseTo(0.024, 10); // sizes: the sign of along does not cancel
+    expect(s.acrossMean).toBeCloseTo(0.032, 10);
     expect(s.median).toBe(0.03);
     expect(s.p90).toBe(0.1);
     expect(s.max).toBe(0.1);
@@ -71,10 +75,27 @@ describe('readGoalPictures', () => {
       const p = g.observation.proprio!;
       expect(reads[i]!.name).toBe(g.name);
       expect(reads[i]!.error).toBeCloseTo(Math.hypot(p[0]!, p[1]!, p[2]!), 6);
+      expect(Math.hypot(reads[i]!.along, reads[i]!.across)).toBeCloseTo(reads[i]!.error, 6);
+      // The origin lies below and behind the head camera's view of the table: read nearer the camera.
+      expect(reads[i]!.along).toBeLessThan(0);
     });
     const open = board.filter((g) => g.gripper === 'open').length;
     expect(open).toBeGreaterThan(0);
     expect(summarizeGoalReads(reads).stateMisreads).toBe(open);
+  });
+
+  it('skips a layout whose expert replay fails, as eval does, and says so', async () => {
+    const excluded: string[] = [];
+    const reads = await readGoalPictures(
+      (pictures) => pictures.map(() => ({ position: [0, 0, 0], closedness: 1 })),
+      ['drawer-place'],
+      [15114],
+      { height: 64, width: 80, granularity: 'phase' },
+      undefined,
+      (task, seed, why) => excluded.push(`${task} ${seed}: ${why}`),
+    );
+    expect(reads).toEqual([]);
+    expect(excluded).toEqual([expect.stringMatching(/^drawer-place 15114: expert did not complete drawer-place on seed 15114/)]);
   });
 });
 
