@@ -29,6 +29,13 @@ export const modelTrainReaderCommand: Command = {
       default: '0.1',
     },
     'image-size': { type: 'string', arg: 'HxW', description: 'the size the reader reads pictures at', default: '64x80' },
+    patch: {
+      type: 'string',
+      arg: 'N',
+      description: 'side of the square patches the stem cuts the picture into (must divide HxW); 8 at 128x160 costs what 4 costs at 64x80',
+      default: '4',
+    },
+    channels: { type: 'string', arg: 'N', description: "the convolutional trunk's channels", default: '32' },
     'full-opening': {
       type: 'string',
       arg: 'M',
@@ -52,6 +59,11 @@ export const modelTrainReaderCommand: Command = {
     const batchSize = int(opts, 'batch-size');
     const stride = int(opts, 'stride');
     if (steps < 1 || batchSize < 1 || stride < 1) throw new UsageError('--steps, --batch-size and --stride must be >= 1');
+    const patch = int(opts, 'patch');
+    const channels = int(opts, 'channels');
+    if (patch < 1 || channels < 1) throw new UsageError('--patch and --channels must be >= 1');
+    if (size.imageHeight % patch || size.imageWidth % patch)
+      throw new UsageError(`--patch ${patch} must divide --image-size ${size.imageHeight}x${size.imageWidth}`);
     const valFraction = num(opts, 'val-fraction');
     if (!(valFraction >= 0 && valFraction < 1)) throw new UsageError(`--val-fraction must be in [0, 1), got ${valFraction}`);
     const choice = await initBackend(str(opts, 'backend'));
@@ -82,6 +94,8 @@ export const modelTrainReaderCommand: Command = {
       lr: num(opts, 'lr'),
       seed: int(opts, 'seed'),
       fullOpening: num(opts, 'full-opening'),
+      patch,
+      channels,
       resume: run.resume,
       onProgress: run.onProgress,
     });

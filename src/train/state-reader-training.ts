@@ -95,6 +95,9 @@ export async function readerSamples(o: SampleOptions): Promise<ReaderSamples> {
 
 export interface ReaderTrainOptions extends SmallNetFitOptions {
   fullOpening: number;
+  /** Patch side of the stem and trunk channels; DEFAULT_STATE_READER's where not given. */
+  patch?: number;
+  channels?: number;
 }
 
 /** Mean absolute errors on the held-out pictures. */
@@ -131,6 +134,8 @@ export async function trainStateReader(
   const stats = [0, 1, 2].map((k) => meanStd(s.positions, 3, k, train));
   const cfg: StateReaderConfig = {
     ...DEFAULT_STATE_READER,
+    patch: o.patch ?? DEFAULT_STATE_READER.patch,
+    channels: o.channels ?? DEFAULT_STATE_READER.channels,
     imageHeight: s.height,
     imageWidth: s.width,
     positionMean: stats.map((m) => m[0]) as [number, number, number],

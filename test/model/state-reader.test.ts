@@ -122,6 +122,10 @@ describe('the state reader', () => {
       '4',
       '--image-size',
       '32x40',
+      '--patch',
+      '8',
+      '--channels',
+      '8',
       // The split hashes the data directory's path, a random temporary name here.
       '--val-fraction',
       '0',
@@ -130,7 +134,15 @@ describe('the state reader', () => {
     ]);
     expect([r.code, r.err]).toEqual([0, expect.stringContaining('training pictures')]);
     expect(r.out).toMatch(/held-out error on \d+ pictures.*x [\d.]+ \/ y [\d.]+ \/ z [\d.]+ cm mean/);
-    expect(readStateReaderFile(join(out, STATE_READER_FILE)).cfg).toMatchObject({ imageHeight: 32, imageWidth: 40, fullOpening: 0.1 });
+    expect(readStateReaderFile(join(out, STATE_READER_FILE)).cfg).toMatchObject({
+      imageHeight: 32,
+      imageWidth: 40,
+      patch: 8,
+      channels: 8,
+      fullOpening: 0.1,
+    });
+    const odd = await runCli(['model', 'train-reader', '--data-dir', data, '--out', out, '--image-size', '32x40', '--patch', '6']);
+    expect([odd.code, odd.err]).toEqual([2, expect.stringContaining('--patch 6 must divide --image-size 32x40')]);
     // A card whose episodes lack the state: the error names the record and the feature.
     const card = join(out, 'card.json');
     const rt1 = loadCard('rt1');
