@@ -58,7 +58,19 @@ export interface EpisodeResult extends EpisodeStats {
 
 const VIEW = { h: 64, w: 80, scale: 2 };
 
-function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Uint8Array, imgH: number, imgW: number, line: string): RgbImage {
+/**
+ * The size the goal pictures are taken at: the camera's (VIEW), or the state reader's where it
+ * reads more pixels. A goal picture is a photograph taken once, so it can be taken at the
+ * camera's full resolution even where the closed loop runs on small frames; a reader trained at
+ * 128x160 sees the gripper's size and the object's footing on the table, which place it along
+ * the camera's ray, in four times the pixels. Everything else resizes goal pictures to its own size.
+ */
+export function goalPictureSize(planning: Pick<EpisodePlanning, 'goalReading'>): { h: number; w: number } {
+  const r = planning.goalReading?.reader.cfg;
+  return r && r.imageHeight * r.imageWidth > VIEW.h * VIEW.w ? { h: r.imageHeight, w: r.imageWidth } : { h: VIEW.h, w: VIEW.w };
+}
+
+function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Observation, imgH: number, imgW: number, line: string): RgbImage {
   const s = VIEW.scale;
   const c = new Canvas(3 * VIEW.w * s + 4 * 4, VIEW.h * s + 8 + 16, 20);
   const put = (data: Uint8Array | undefined, h: number, w: number, i: number) => {
@@ -66,7 +78,7 @@ function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Uint8Ar
   };
   put(real, VIEW.h, VIEW.w, 0);
   put(imagined, imgH, imgW, 1);
-  put(goal, VIEW.h, VIEW.w, 2);
+  put(goal.image, goal.height, goal.width, 2);
   drawText(c, line, 4, VIEW.h * s + 8, 2);
   return c;
 }
@@ -142,6 +154,7 @@ const RESTAGE_NOISE_STRIDE = 1_000_003;
  * in the phase in which it completed that stage itself; if it cannot, the old pictures stay.
  */
 async function restage(
+  size: { h: number; w: number },
   sequence: GoalSequence,
   env: SimEnv,
   task: string,
@@ -152,7 +165,7 @@ async function restage(
   const done = sequence.subgoals.filter((g) => g.stage === stage - 1 && g.phase !== undefined).at(-1);
   if (!done) return; // stage or dense pictures: no phase to resume from
   try {
-    const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', {
+    const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, size.h, size.w, opts.goals ?? 'phase', {
       shadows: opts.shadows,
     });
     const later = shiftAlongRay(
@@ -174,9 +187,10 @@ export async function runPlannedEpisode(
   opts: PlannedEpisodeOptions = {},
 ): Promise<EpisodeResult> {
   let board: Subgoal[];
+  const goalSize = goalPictureSize(planning);
   try {
     board = shiftAlongRay(
-      await subgoals(task, seed, VIEW.h, VIEW.w, opts.goals ?? 'phase', { shadows: opts.shadows }),
+      await subgoals(task, seed, goalSize.h, goalSize.w, opts.goals ?? 'phase', { shadows: opts.shadows }),
       opts.goalNoise ?? 0,
       seed,
     );
@@ -231,7 +245,7 @@ export async function runPlannedEpisode(
       const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;
       if (opts.recordGif)
         frames.push(
-          panel(r.observation.image, plan.imagined?.[0], goal.images[0]!.image, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
+          panel(r.observation.image, plan.imagined?.[0], goal.images[0]!, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
         );
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
         r = env.stepAction(a);
@@ -240,7 +254,7 @@ export async function runPlannedEpisode(
       if (r.stagesDone > stagesDone) {
         stagesDone = r.stagesDone;
         opts.log?.(`  stage ${stagesDone}/${r.stageCount} reached at step ${r.step}: ${env.task.stages[stagesDone - 1]}`);
-        if (opts.restage && !r.done) await restage(sequence, env, task, seed, stagesDone, opts);
+        if (opts.restage && !r.done) await restage(goalSize, sequence, env, task, seed, stagesDone, opts);
       }
       approach.update(r.observation, goal.images[0]!, planning.goalReading?.readPicture(goal.images[0]!));
       const event = r.done ? undefined : sequence.update(r.observation, r.stagesDone);
@@ -256,7 +270,7 @@ export async function runPlannedEpisode(
         panel(
           r.observation.image,
           undefined,
-          sequence.subgoals[sequence.subgoals.length - 1]!.observation.image,
+          sequence.subgoals[sequence.subgoals.length - 1]!.observation,
           planning.cfg.imageHeight,
           planning.cfg.imageWidth,
           `${r.success ? 'success' : 'failure'} stage ${r.stagesDone}/${r.stageCount}`,

@@ -12,6 +12,7 @@ import type { Observation } from '../../src/core/types.js';
 import type { StateReader, ReadState } from '../../src/model/state-reader.js';
 import { oracleGoalReads, recordGoalReads } from '../../src/planner/goal-reads.js';
 import { CLOSED_ABOVE, GoalStateReading, loadGoalStateReading } from '../../src/planner/goal-state-reading.js';
+import { goalPictureSize } from '../../src/planner/episode.js';
 import { GoalSequence } from '../../src/planner/goal-sequence.js';
 import { loadPlannerPreset, recordedGoalFields, validatePreset } from '../../src/planner/presets.js';
 import type { Subgoal } from '../../src/sim/goals.js';
@@ -136,5 +137,14 @@ describe('goal states read off the pictures', () => {
     expect(() => loadGoalStateReading(p, empty)).toThrow(
       new RegExp(`preset 'wm-cem-read' reads .* ${empty}/state-reader\\.safetensors does not exist .*model train-reader`),
     );
+  });
+
+  it('goal pictures are taken at the size the reader reads where it reads more pixels than the 64x80 camera frames', () => {
+    const withReader = (imageHeight: number, imageWidth: number) =>
+      ({ goalReading: { reader: { cfg: { imageHeight, imageWidth } } } }) as unknown as Parameters<typeof goalPictureSize>[0];
+    expect(goalPictureSize({})).toEqual({ h: 64, w: 80 });
+    expect(goalPictureSize(withReader(64, 80))).toEqual({ h: 64, w: 80 });
+    expect(goalPictureSize(withReader(32, 40))).toEqual({ h: 64, w: 80 });
+    expect(goalPictureSize(withReader(128, 160))).toEqual({ h: 128, w: 160 });
   });
 });
