@@ -24,6 +24,9 @@
  * the preset's picture costs; the pose term is left out, as it is what the reader misplaces.
  * Either way the gripper is the policy's to open and close.
  *
+ * With `instructionWords` set, only the grasps of instructions that name one of the words go to
+ * the policy (e.g. the drawer's knob), and the search grasps the rest itself.
+ *
  * With `takeover` set, fingers that close on nothing hand every picture to the policy for a while
  * (src/planner/grasp-takeover.ts).
  */
@@ -55,6 +58,7 @@ export interface ChunkSampler {
  * how far (m) the gripper came down since the previous goal came.
  */
 export function isGraspGoal(s: PolicyGraspSettings, obs: Observation, goal: Goal, fullOpening: number, descended = 0): boolean {
+  if (s.instructionWords && !forInstruction(s.instructionWords, goal.instruction)) return false;
   const opening = fingerOpening(obs);
   if (opening === undefined || opening < closedBelow(fullOpening)) return false;
   if (goal.gripper === 'closed') return true;
@@ -63,6 +67,12 @@ export function isGraspGoal(s: PolicyGraspSettings, obs: Observation, goal: Goal
   if (!at || !to) return false;
   if (s.inPlace && descended >= s.drop && distance(at, to) <= s.across) return true;
   return at[2] - to[2] >= s.drop && Math.hypot(at[0] - to[0], at[1] - to[1]) <= s.across;
+}
+
+/** Whether an instruction names one of `words` (whole words, any case); no instruction names none. */
+export function forInstruction(words: string[], instruction: string | undefined): boolean {
+  const said = new Set((instruction ?? '').toLowerCase().split(/[^a-z0-9]+/));
+  return words.some((w) => said.has(w));
 }
 
 /** The preset the policy's grasps are planned with: its candidates only, the picture costs, no pose term, no pinned gripper. */

@@ -88,6 +88,12 @@ export interface PolicyGraspSettings {
   inPlace?: boolean;
   /** Finger openings (m) by which the policy takes every goal after an empty grasp (src/planner/grasp-takeover.ts); off when absent. */
   takeover?: TakeoverSettings;
+  /**
+   * The policy takes grasps only where the goal's instruction contains one of these words (e.g.
+   * "drawer": the knob, a target of a few pixels the reader places less well than the policy
+   * finds it); the search grasps everything else. Absent: every instruction.
+   */
+  instructionWords?: string[];
 }
 
 export const GOAL_STATES = ['recorded', 'read'] as const;
@@ -132,7 +138,7 @@ const FIELDS = {
   actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
-  policyGrasp: ['drop', 'across', 'candidates', 'noise', 'inPlace', 'takeover'],
+  policyGrasp: ['drop', 'across', 'candidates', 'noise', 'inPlace', 'takeover', 'instructionWords'],
   takeover: ['emptyBelow', 'openAbove', 'handBack', 'emptyAt'],
   goalPriors: ['holdingAbove', 'atGrasp', 'setDown'],
   setDown: ['carriedAbove', 'within'],
@@ -207,6 +213,11 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       ...(t.handBack !== undefined && { handBack: oneOf<HandBack>(t.handBack, 'policyGrasp.takeover.handBack', HAND_BACKS) }),
       ...(t.emptyAt !== undefined && { emptyAt: oneOf<EmptyAt>(t.emptyAt, 'policyGrasp.takeover.emptyAt', EMPTY_ATS) }),
     };
+  };
+  const words = (v: unknown, where: string): string[] => {
+    if (!Array.isArray(v) || !v.length || v.some((w) => typeof w !== 'string' || !w.trim()))
+      throw new UserError(`${f(where)} must be a list of one or more words, got ${JSON.stringify(v)}`);
+    return v.map((w: string) => w.trim().toLowerCase());
   };
   const bool = (v: unknown, where: string): boolean => {
     if (typeof v !== 'boolean') throw new UserError(`${f(where)} must be true or false, got ${JSON.stringify(v)}`);
@@ -299,6 +310,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         noise: num(pg.noise, 'policyGrasp.noise', 0, 2),
         ...(pg.inPlace !== undefined && { inPlace: bool(pg.inPlace, 'policyGrasp.inPlace') }),
         ...(pg.takeover !== undefined && { takeover: takeover(section(pg.takeover, 'takeover', 'policyGrasp.takeover')) }),
+        ...(pg.instructionWords !== undefined && { instructionWords: words(pg.instructionWords, 'policyGrasp.instructionWords') }),
       },
     }),
     ...(gp && { goalPriors: goalPriors(gp, top.goalState) }),

@@ -53,6 +53,20 @@ describe('grasps by the action policy (policyGrasp)', () => {
     expect(isGraspGoal(settings, { ...robot, proprio: undefined }, goal([0.45, 0.1, 0.25], 'closed'), FULL)).toBe(false);
   });
 
+  it('with instructionWords, takes grasps only of instructions that name one of the words', () => {
+    const robot = picture([0.4, 0, 0.25], OPEN);
+    const drawerOnly = { ...settings, instructionWords: ['drawer'] };
+    const closed = goal([0.45, 0.1, 0.25], 'closed');
+    expect(isGraspGoal(drawerOnly, robot, closed, FULL)).toBe(false); // 'pick coke can': the search's
+    expect(isGraspGoal(drawerOnly, robot, { ...closed, instruction: 'open top Drawer' }, FULL)).toBe(true);
+    expect(isGraspGoal(drawerOnly, robot, { ...closed, instruction: 'open the drawers' }, FULL)).toBe(false); // whole words only
+    expect(isGraspGoal(drawerOnly, robot, { ...closed, instruction: undefined }, FULL)).toBe(false);
+    expect(isGraspGoal(settings, robot, closed, FULL)).toBe(true);
+    expect(preset({ instructionWords: [' Drawer '] }).policyGrasp!.instructionWords).toEqual(['drawer']);
+    for (const bad of [[], 'drawer', [''], [3]])
+      expect(() => preset({ instructionWords: bad as string[] })).toThrow(/policyGrasp\.instructionWords.*list of one or more words/);
+  });
+
   it('plans grasps without the pose term, the pinned gripper or the carry cap, from the policy alone', () => {
     const p = graspPreset(preset(undefined), settings);
     expect(p.optimizer).toMatchObject({ kind: 'policy', iterations: 1, proposalFraction: 1 });
