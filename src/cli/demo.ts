@@ -66,12 +66,16 @@ export const demoCommand: Command = {
     );
     if (reading)
       console.log(
-        `goal states: the gripper positions and open/closed states the planner aimed for were read off the pictures by the learned state reader in ${checkpoint}`,
+        `goal states: the gripper positions and open/closed states the planner aimed for were read off the pictures (taken at ${reading.reader.cfg.imageHeight}x${reading.reader.cfg.imageWidth}) by the learned state reader in ${checkpoint}`,
       );
-    if (planning.preset.policyGrasp) {
-      const inPlace = planning.preset.policyGrasp.inPlace ? ', or at the gripper at the end of a descent' : '';
+    const grasp = planning.preset.policyGrasp;
+    if (grasp) {
+      const inPlace = grasp.inPlace ? ', or at the gripper at the end of a descent' : '';
+      const words = grasp.instructionWords;
+      const which = words ? ` of instructions naming ${words.map((w) => `'${w}'`).join(' or ')}` : '';
+      const rest = words ? '; the search planned the other grasps, towards where the state reader sees the gripper' : '';
       console.log(
-        `grasps: the pictures of a grasp (the gripper closed, or straight below it${inPlace}, while the fingers were open) went to the action policy in ${checkpoint}, which reads the current picture, the robot's state and the instruction, never the goal`,
+        `grasps: the pictures of a grasp${which} (the gripper closed, or straight below it${inPlace}, while the fingers were open) went to the action policy in ${checkpoint}, which reads the current picture, the robot's state and the instruction, never the goal${rest}`,
       );
     }
     if (reading && planning.preset.goalPriors?.setDown)

@@ -33,8 +33,8 @@ export const modelReadGoalsCommand: Command = {
     'image-size': {
       type: 'string',
       arg: 'HxW',
-      description: 'the size goal pictures are rendered at (plan and eval: 64x80)',
-      default: '64x80',
+      description:
+        "the size goal pictures are rendered at (default: as plan and eval take them, 64x80 or the reader's size where it reads more pixels)",
     },
     worst: { type: 'string', arg: 'N', description: 'list the N readings farthest off', default: '5' },
     json: { type: 'boolean', description: 'print every reading and the summaries as JSON' },
@@ -52,8 +52,9 @@ export const modelReadGoalsCommand: Command = {
       .map((t) => t.trim());
     tasks.forEach((t) => taskByName(t));
     const seeds = layoutSeeds(opts, 100);
-    const size = parseImageSize(requireStr(opts, 'image-size'));
-    if (!('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
+    const sizeArg = str(opts, 'image-size');
+    const size = sizeArg === undefined ? undefined : parseImageSize(sizeArg);
+    if (size && !('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
     const worst = int(opts, 'worst');
     if (worst < 0) throw new UsageError(`--worst must be >= 0, got ${worst}`);
     if (str(opts, 'reader') !== undefined && str(opts, 'checkpoint') !== undefined)
@@ -65,6 +66,8 @@ export const modelReadGoalsCommand: Command = {
     const { readGoalPictures, summarizeGoalReads, worstGoalReads } = await import('../eval/goal-reads.js');
     const path = str(opts, 'reader') ?? stateReaderPath(str(opts, 'checkpoint') ?? shippedModel());
     const reader = loadStateReader(path);
+    const { goalPictureSizeFor } = await import('../planner/episode.js');
+    const shown = size && 'imageHeight' in size ? { h: size.imageHeight, w: size.imageWidth } : goalPictureSizeFor(reader.cfg);
     const progress = new Progress('read-goals', tasks.length * seeds.length);
     let reads;
     const excluded: { task: string; seed: number; why: string }[] = [];
@@ -73,7 +76,7 @@ export const modelReadGoalsCommand: Command = {
         (p) => reader.read(p),
         tasks,
         seeds,
-        { height: size.imageHeight, width: size.imageWidth, granularity },
+        { height: shown.h, width: shown.w, granularity },
         (done) => progress.update(done),
         (task, seed, why) => excluded.push({ task, seed, why }),
       );
@@ -84,13 +87,19 @@ export const modelReadGoalsCommand: Command = {
     const perTask = tasks.map((task) => ({ task, ...summarizeGoalReads(reads.filter((r) => r.task === task)) }));
     const all = summarizeGoalReads(reads);
     if (bool(opts, 'json')) {
-      console.log(JSON.stringify({ reader: path, seeds, goals: granularity, all, perTask, excluded, reads }, null, 2));
+      console.log(
+        JSON.stringify(
+          { reader: path, imageSize: `${shown.h}x${shown.w}`, seeds, goals: granularity, all, perTask, excluded, reads },
+          null,
+          2,
+        ),
+      );
       return;
     }
     const cm = (m: number) => (100 * m).toFixed(2);
     const line = (name: string, s: typeof all) =>
       `${name.padEnd(14)} ${String(s.pictures).padStart(5)}  ${cm(s.mean).padStart(6)} ${cm(s.median).padStart(6)} ${cm(s.p90).padStart(6)} ${cm(s.max).padStart(6)} ${cm(s.alongMean).padStart(6)} ${cm(s.acrossMean).padStart(6)}   ${s.stateMisreads}/${s.stateChecked}`;
-    console.log(`${path}: goal pictures (${granularity}) on layout seeds ${seeds.join(', ')}`);
+    console.log(`${path}: goal pictures (${granularity}, ${shown.h}x${shown.w}) on layout seeds ${seeds.join(', ')}`);
     console.log(
       `${'task'.padEnd(14)} ${'pics'.padStart(5)}  ${'mean'.padStart(6)} ${'median'.padStart(6)} ${'p90'.padStart(6)} ${'max'.padStart(6)} ${'along'.padStart(6)} ${'across'.padStart(6)}   open/closed misread`,
     );

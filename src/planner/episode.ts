@@ -66,7 +66,12 @@ const VIEW = { h: 64, w: 80, scale: 2 };
  * the camera's ray, in four times the pixels. Everything else resizes goal pictures to its own size.
  */
 export function goalPictureSize(planning: Pick<EpisodePlanning, 'goalReading'>): { h: number; w: number } {
-  const r = planning.goalReading?.reader.cfg;
+  return goalPictureSizeFor(planning.goalReading?.reader.cfg);
+}
+
+/** The same for a reader of this size (none: the camera's). */
+export function goalPictureSizeFor(reader?: { imageHeight: number; imageWidth: number }): { h: number; w: number } {
+  const r = reader;
   return r && r.imageHeight * r.imageWidth > VIEW.h * VIEW.w ? { h: r.imageHeight, w: r.imageWidth } : { h: VIEW.h, w: VIEW.w };
 }
 
