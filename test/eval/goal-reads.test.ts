@@ -117,8 +117,8 @@ describe('selfflow-wm model read-goals', () => {
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out);
     expect(j.seeds).toEqual([100]);
-    // The shipped reader reads 128x160, so the goal pictures are taken at that size, as plan and eval take them.
-    expect(j.imageSize).toBe('128x160');
+    // The shipped reader reads 64x80, the camera's size, so the goal pictures are taken at that size, as plan and eval take them.
+    expect(j.imageSize).toBe('64x80');
     expect(j.perTask.map((t: { task: string }) => t.task)).toEqual(['drawer-open']);
     expect(j.all.pictures).toBeGreaterThan(2);
     // The shipped reader sees a drawer pull's gripper within about a centimetre (docs/training.md).
