@@ -71,8 +71,8 @@ export function goalPictureSize(planning: Pick<EpisodePlanning, 'goalReading'>):
 
 /** The same for a reader of this size (none: the camera's). */
 export function goalPictureSizeFor(reader?: { imageHeight: number; imageWidth: number }): { h: number; w: number } {
-  const r = reader;
-  return r && r.imageHeight * r.imageWidth > VIEW.h * VIEW.w ? { h: r.imageHeight, w: r.imageWidth } : { h: VIEW.h, w: VIEW.w };
+  const larger = reader && reader.imageHeight * reader.imageWidth > VIEW.h * VIEW.w;
+  return larger ? { h: reader.imageHeight, w: reader.imageWidth } : { h: VIEW.h, w: VIEW.w };
 }
 
 function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Observation, imgH: number, imgW: number, line: string): RgbImage {

@@ -215,8 +215,9 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     };
   };
   const words = (v: unknown, where: string): string[] => {
-    if (!Array.isArray(v) || !v.length || v.some((w) => typeof w !== 'string' || !w.trim()))
-      throw new UserError(`${f(where)} must be a list of one or more words, got ${JSON.stringify(v)}`);
+    // Instructions are matched word by word (letters and digits), so a word holding anything else could never match.
+    if (!Array.isArray(v) || !v.length || v.some((w) => typeof w !== 'string' || !/^[a-z0-9]+$/i.test(w.trim())))
+      throw new UserError(`${f(where)} must be a list of one or more words of letters and digits, got ${JSON.stringify(v)}`);
     return v.map((w: string) => w.trim().toLowerCase());
   };
   const bool = (v: unknown, where: string): boolean => {

@@ -63,8 +63,10 @@ describe('grasps by the action policy (policyGrasp)', () => {
     expect(isGraspGoal(drawerOnly, robot, { ...closed, instruction: undefined }, FULL)).toBe(false);
     expect(isGraspGoal(settings, robot, closed, FULL)).toBe(true);
     expect(preset({ instructionWords: [' Drawer '] }).policyGrasp!.instructionWords).toEqual(['drawer']);
-    for (const bad of [[], 'drawer', [''], [3]])
-      expect(() => preset({ instructionWords: bad as string[] })).toThrow(/policyGrasp\.instructionWords.*list of one or more words/);
+    for (const bad of [[], 'drawer', [''], [3], ['top drawer'], ['coke-can']])
+      expect(() => preset({ instructionWords: bad as string[] })).toThrow(
+        /policyGrasp\.instructionWords.*list of one or more words of letters and digits/,
+      );
   });
 
   it('plans grasps without the pose term, the pinned gripper or the carry cap, from the policy alone', () => {
