@@ -66,8 +66,8 @@ export const modelReadGoalsCommand: Command = {
     const { readGoalPictures, summarizeGoalReads, worstGoalReads } = await import('../eval/goal-reads.js');
     const path = str(opts, 'reader') ?? stateReaderPath(str(opts, 'checkpoint') ?? shippedModel());
     const reader = loadStateReader(path);
-    const { goalPictureSizeFor } = await import('../planner/episode.js');
-    const shown = size && 'imageHeight' in size ? { h: size.imageHeight, w: size.imageWidth } : goalPictureSizeFor(reader.cfg);
+    const { goalPictureSize } = await import('../planner/episode.js');
+    const shown = size && 'imageHeight' in size ? { h: size.imageHeight, w: size.imageWidth } : goalPictureSize(reader.cfg);
     const progress = new Progress('read-goals', tasks.length * seeds.length);
     let reads;
     const excluded: { task: string; seed: number; why: string }[] = [];

@@ -59,18 +59,14 @@ export interface EpisodeResult extends EpisodeStats {
 const VIEW = { h: 64, w: 80, scale: 2 };
 
 /**
- * The size the goal pictures are taken at: the camera's (VIEW), or the state reader's where it
- * reads more pixels. A goal picture is a photograph taken once, so it can be taken at the
- * camera's full resolution even where the closed loop runs on small frames; a reader trained at
- * 128x160 sees the gripper's size and the object's footing on the table, which place it along
- * the camera's ray, in four times the pixels. Everything else resizes goal pictures to its own size.
+ * The size the goal pictures are taken at: the camera's (VIEW), or that of the state reader
+ * (`reader`, its config; none for presets that read no goal states) where it reads more pixels.
+ * A goal picture is a photograph taken once, so it can have more pixels than the closed loop's
+ * small frames; a reader trained at 128x160 sees the gripper's size and the object's footing on
+ * the table, which place it along the camera's ray, in four times the pixels. Everything else
+ * resizes goal pictures to its own size.
  */
-export function goalPictureSize(planning: Pick<EpisodePlanning, 'goalReading'>): { h: number; w: number } {
-  return goalPictureSizeFor(planning.goalReading?.reader.cfg);
-}
-
-/** The same for a reader of this size (none: the camera's). */
-export function goalPictureSizeFor(reader?: { imageHeight: number; imageWidth: number }): { h: number; w: number } {
+export function goalPictureSize(reader?: { imageHeight: number; imageWidth: number }): { h: number; w: number } {
   const larger = reader && reader.imageHeight * reader.imageWidth > VIEW.h * VIEW.w;
   return larger ? { h: reader.imageHeight, w: reader.imageWidth } : { h: VIEW.h, w: VIEW.w };
 }
@@ -192,7 +188,7 @@ export async function runPlannedEpisode(
   opts: PlannedEpisodeOptions = {},
 ): Promise<EpisodeResult> {
   let board: Subgoal[];
-  const goalSize = goalPictureSize(planning);
+  const goalSize = goalPictureSize(planning.goalReading?.reader.cfg);
   try {
     board = shiftAlongRay(
       await subgoals(task, seed, goalSize.h, goalSize.w, opts.goals ?? 'phase', { shadows: opts.shadows }),

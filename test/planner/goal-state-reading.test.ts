@@ -140,9 +140,8 @@ describe('goal states read off the pictures', () => {
   });
 
   it('goal pictures are taken at the size the reader reads where it reads more pixels than the 64x80 camera frames', () => {
-    const withReader = (imageHeight: number, imageWidth: number) =>
-      ({ goalReading: { reader: { cfg: { imageHeight, imageWidth } } } }) as unknown as Parameters<typeof goalPictureSize>[0];
-    expect(goalPictureSize({})).toEqual({ h: 64, w: 80 });
+    const withReader = (imageHeight: number, imageWidth: number) => ({ imageHeight, imageWidth });
+    expect(goalPictureSize(undefined)).toEqual({ h: 64, w: 80 });
     expect(goalPictureSize(withReader(64, 80))).toEqual({ h: 64, w: 80 });
     expect(goalPictureSize(withReader(32, 40))).toEqual({ h: 64, w: 80 });
     expect(goalPictureSize(withReader(128, 160))).toEqual({ h: 128, w: 160 });
