@@ -209,7 +209,13 @@ export const simDaggerCommand: Command = {
       arg: 'RUN',
       description: `the model directory whose policy drives (default: the shipped ${SHIPPED_MODEL})`,
     },
-    policy: { type: 'string', arg: 'PRESET', description: 'the planner preset that drives', default: 'wm-policy' },
+    policy: {
+      type: 'string',
+      arg: 'PRESET',
+      description:
+        "the planner preset that drives; one that plans towards goal pictures (e.g. wm) plans towards the expert replay's storyboard, as in eval",
+      default: 'wm-policy',
+    },
     task: { type: 'string', arg: 'T[,T2]', description: 'task(s), episodes alternate between them', default: 'pick-can' },
     episodes: { type: 'string', arg: 'N', description: 'episodes to collect', default: '100' },
     out: { type: 'string', arg: 'DIR', description: 'output directory (shards, features.json, dataset_info.json)' },
@@ -261,6 +267,7 @@ export const simDaggerCommand: Command = {
       });
       for (const [t, s] of Object.entries(r.perTask))
         console.log(`${t}: ${s.successes}/${s.episodes} successful (${Math.round(100 * (1 - beta))} % of steps the policy's)`);
+      if (r.skipped.length) console.log(`skipped, the expert's replay that makes the goal pictures failed: ${r.skipped.join(', ')}`);
       console.log(
         `${r.interrupted ? 'interrupted: ' : ''}wrote ${r.episodes} expert-labelled episodes in ${r.shards.length} shard(s) to ${out} (train with --relabelled ${out})`,
       );

@@ -9,7 +9,7 @@ import { Canvas } from '../image/canvas.js';
 import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
-import { SimEnv } from '../sim/env.js';
+import { SimEnv, type StepResult } from '../sim/env.js';
 import { shiftAlongRay } from '../sim/goal-noise.js';
 import { ExpertReplayFailed, subgoals, subgoalsFrom, type GoalGranularity, type Subgoal } from '../sim/goals.js';
 import { taskByName } from '../sim/tasks.js';
@@ -19,6 +19,7 @@ import type { GoalStateReading } from './goal-state-reading.js';
 import { distance, fingerOpening, gripperPosition } from './gripper-position.js';
 import type { PlannerPreset } from './presets.js';
 import type { Goal, Observation, Plan } from '../core/types.js';
+import type { Rt1Action } from '../core/action.js';
 
 /** What an episode needs of a planner: the world-model planner, or the simulator oracle (src/planner/sim-oracle.ts). */
 export interface EpisodePlanning {
@@ -57,6 +58,9 @@ export interface EpisodeResult extends EpisodeStats {
 }
 
 const VIEW = { h: 64, w: 80, scale: 2 };
+
+/** The camera frames of a planned episode (height x width): what its planner sees and DAgger records. */
+export const EPISODE_FRAME = { height: VIEW.h, width: VIEW.w } as const;
 
 /**
  * The size the goal pictures are taken at: the camera's (VIEW), or that of the state reader
@@ -99,8 +103,20 @@ export interface EpisodeSetup {
   goalNoise?: number;
 }
 
+/** Decides, step by step, what an episode executes of its planner's actions (DAgger's labelling: src/eval/dagger.ts). */
+export interface EpisodeActor {
+  /** The episode's simulator, reset to its seed, before the first step. */
+  start(env: SimEnv): void;
+  /** The action executed at `r`, where the planner chose `planned`. */
+  act(r: StepResult, planned: Rt1Action): Rt1Action;
+  /** The episode ended at `r`. */
+  end(r: StepResult): void;
+}
+
 export interface PlannedEpisodeOptions extends EpisodeSetup {
   recordGif?: boolean;
+  /** Executes something other than the planner's actions where it says so (absent: the planner's). */
+  actor?: EpisodeActor;
   log?: (l: string) => void;
   /** When given, collects every property the planner reads of its goals (src/planner/goal-reads.ts). */
   goalReads?: Set<string>;
@@ -215,6 +231,7 @@ export async function runPlannedEpisode(
   planning.reset(seed);
   let r = env.reset(seed);
   planning.attach?.(env);
+  opts.actor?.start(env);
   const latencies: number[] = [];
   const frames: RgbImage[] = [];
   let safe = 0;
@@ -249,7 +266,7 @@ export async function runPlannedEpisode(
           panel(r.observation.image, plan.imagined?.[0], goal.images[0]!, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
         );
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
-        r = env.stepAction(a);
+        r = env.stepAction(opts.actor ? opts.actor.act(r, a) : a);
         if (r.done) break;
       }
       if (r.stagesDone > stagesDone) {
@@ -266,6 +283,7 @@ export async function runPlannedEpisode(
         );
       }
     }
+    opts.actor?.end(r);
     if (opts.recordGif)
       frames.push(
         panel(

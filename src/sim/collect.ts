@@ -154,15 +154,18 @@ export interface CollectResult {
   shards: string[];
   interrupted: boolean;
   perTask: Record<string, { episodes: number; successes: number }>;
+  /** Layouts `episode` had nothing to record for (a goal-driven DAgger driver whose storyboard replay failed), as "task seed". */
+  skipped: string[];
 }
 
 /**
  * Collects `o.episodes` episodes into RLDS shards, task i % tasks.length with seed o.seed + i.
- * `episode` makes one (default: the scripted expert; src/eval/dagger.ts passes a policy labelled by it).
+ * `episode` makes one (default: the scripted expert; src/eval/dagger.ts passes a policy labelled by it),
+ * or none for a layout it cannot record, which is skipped and named in the result.
  */
 export async function collect(
   o: CollectOptions,
-  episode: (task: string, seed: number) => Promise<CollectedEpisode> = (task, seed) => collectEpisode(task, seed, o),
+  episode: (task: string, seed: number) => Promise<CollectedEpisode | undefined> = (task, seed) => collectEpisode(task, seed, o),
 ): Promise<CollectResult> {
   const writer = new RldsWriter(o.outDir, loadCard('rt1'), {
     episodesPerShard: o.episodesPerShard ?? 50,
@@ -171,6 +174,7 @@ export async function collect(
   const progress = new Progress('collect', o.episodes);
   // Outcomes in order of writing: after an interrupt only the first `kept` (those in complete shards) are reported.
   const outcomes: { task: string; success: boolean; steps: number }[] = [];
+  const skipped: string[] = [];
   const summary = (kept: number, shards: string[], interrupted: boolean): CollectResult => {
     const ks = outcomes.slice(0, kept);
     const perTask: CollectResult['perTask'] = {};
@@ -186,6 +190,7 @@ export async function collect(
       shards,
       interrupted,
       perTask,
+      skipped,
     };
   };
   let successes = 0;
@@ -197,6 +202,11 @@ export async function collect(
     }
     const task = o.tasks[i % o.tasks.length]!;
     const ep = await episode(task, o.seed + i);
+    if (!ep) {
+      skipped.push(`${task} ${o.seed + i}`);
+      progress.update(i + 1, `${task} seed ${o.seed + i} skipped (nothing to record)`);
+      continue;
+    }
     await writer.add(ep.record);
     outcomes.push({ task, success: ep.success, steps: ep.record.steps.length });
     successes += ep.success ? 1 : 0;

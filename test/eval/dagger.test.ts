@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Rt1Action } from '../../src/core/action.js';
+import type { Goal, Observation } from '../../src/core/types.js';
 import { loadCard } from '../../src/data/card.js';
 import { readEpisodes } from '../../src/data/rlds.js';
 import { collectDagger, daggerEpisode } from '../../src/eval/dagger.js';
@@ -20,15 +21,19 @@ import { SHIPPED_MODEL } from '../../src/util/package-root.js';
 
 const STILL: Rt1Action = { worldVector: [0, 0, 0], rotationDelta: [0, 0, 0], gripperClosedness: 0, terminateEpisode: [0, 1, 0] };
 
-/** A policy that never moves the robot, counting its plans. */
-function standStill(): EpisodePlanning & { plans: number } {
-  const preset = loadPlannerPreset('wm-policy');
+/** A policy that never moves the robot, counting its plans and keeping the goals it was handed (`preset`: whose settings it claims). */
+function standStill(presetName = 'wm-policy'): EpisodePlanning & { plans: number; goals: Goal[]; observations: Observation[] } {
+  const preset = loadPlannerPreset(presetName);
   return {
     plans: 0,
+    goals: [],
+    observations: [],
     preset,
     cfg: { imageHeight: 32, imageWidth: 40 },
-    async plan(obs) {
+    async plan(obs, goal) {
       this.plans++;
+      this.goals.push(goal);
+      this.observations.push(obs);
       return {
         actions: Array(preset.executeSteps).fill(STILL),
         cost: 0,
@@ -50,7 +55,7 @@ const SIZE = { imageHeight: 32, imageWidth: 40 };
 describe('DAgger episodes', () => {
   it("record the expert's labels for the states the policy reaches, and mix in the expert's moves by beta", async () => {
     const planning = standStill();
-    const still = await daggerEpisode(planning, 'pick-can', 0, { beta: 0, ...SIZE });
+    const still = (await daggerEpisode(planning, 'pick-can', 0, { beta: 0, ...SIZE }))!;
     // The robot never moved, so the episode failed, and every label is the expert's move towards the can with open fingers.
     expect(still.success).toBe(false);
     expect(planning.plans).toBeGreaterThan(1);
@@ -61,9 +66,31 @@ describe('DAgger episodes', () => {
     }
     expect(steps.at(-1)!.reward).toBe(0);
     // With beta 1 every executed move is the expert's label: the scripted expert's own success.
-    const driven = await daggerEpisode(planning, 'pick-can', 0, { beta: 1, ...SIZE });
+    const driven = (await daggerEpisode(planning, 'pick-can', 0, { beta: 1, ...SIZE }))!;
     expect(driven.success).toBe(true);
   }, 60_000);
+
+  it('with a goal-driven preset, plan towards the storyboard as in eval, and skip a layout without one', async () => {
+    const planning = standStill('wm-cem-fast');
+    expect(planning.preset.optimizer.kind).not.toBe('policy');
+    const FRAME = { imageHeight: 64, imageWidth: 80 };
+    const still = (await daggerEpisode(planning, 'pick-can', 0, { beta: 0, ...FRAME }))!;
+    // The goal is the storyboard's first picture (the gripper above the can), never the current frame.
+    expect(planning.goals.every((g, i) => g.images[0] !== planning.observations[i])).toBe(true);
+    expect(planning.goals[0]!.images[0]!.image).not.toEqual(planning.observations[0]!.image);
+    expect(planning.goals[0]!.instruction).toBe('pick coke can');
+    // Every executed step is recorded with the expert's label, and the last with the outcome.
+    expect(still.success).toBe(false);
+    expect(still.record.steps.length).toBe(planning.plans * planning.preset.executeSteps + 1);
+    expect(still.record.steps[0]!['observation/image']).toBeInstanceOf(Uint8Array);
+    const driven = (await daggerEpisode(standStill('wm-cem-fast'), 'pick-can', 0, { beta: 1, ...FRAME }))!;
+    expect(driven.success).toBe(true);
+    // drawer-place 15135: the expert's replay fails, so there are no goal pictures and nothing to record.
+    expect(await daggerEpisode(standStill('wm-cem-fast'), 'drawer-place', 15135, { beta: 0, ...FRAME })).toBeUndefined();
+    await expect(daggerEpisode(planning, 'pick-can', 0, { beta: 0, ...SIZE })).rejects.toThrow(
+      /goal-driven preset 'wm-cem-fast' records planned episodes, whose frames are 64x80, not 32x40/,
+    );
+  }, 120_000);
 
   it('are kept by the policy training with --successful-only when given as relabelled, and dropped as plain data', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-dagger-'));

@@ -8,7 +8,7 @@ import { loadCard } from '../../src/data/card.js';
 import { inspectDataset } from '../../src/data/inspect.js';
 import { readEpisodes } from '../../src/data/rlds.js';
 import { HEAD_CAMERA, project } from '../../src/sim/camera.js';
-import { collect } from '../../src/sim/collect.js';
+import { collect, collectEpisode } from '../../src/sim/collect.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { makeScriptedPolicy } from '../../src/sim/expert.js';
 import { render } from '../../src/sim/render.js';
@@ -152,7 +152,7 @@ describe('simulator', () => {
       imageWidth: 40,
       episodesPerShard: 1,
     });
-    expect(r).toMatchObject({ episodes: 2, successes: 2, interrupted: false });
+    expect(r).toMatchObject({ episodes: 2, successes: 2, interrupted: false, skipped: [] });
     const card = loadCard('rt1');
     const report = await inspectDataset(dir, card, false);
     expect(report.features_json).toEqual({ present: true, problems: [] });
@@ -166,6 +166,16 @@ describe('simulator', () => {
       expect((ep.fields.get('episode_metadata/stage_reached')!.values as Int32Array)[0]).toBe(1);
       expect(ep.instruction).toBe('open top drawer');
     }
+  });
+
+  it('a layout the episode maker has nothing for is skipped and named, and the others are written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sfwm-collect-skip-'));
+    const o = { tasks: ['drawer-open'], episodes: 3, outDir: dir, seed: 5, noise: 0, explore: 0, imageHeight: 16, imageWidth: 20 };
+    const r = await collect(o, (task, seed) => (seed === 6 ? Promise.resolve(undefined) : collectEpisode(task, seed, o)));
+    expect(r).toMatchObject({ episodes: 2, skipped: ['drawer-open 6'], perTask: { 'drawer-open': { episodes: 2 } } });
+    let n = 0;
+    for await (const ep of readEpisodes(dir, loadCard('rt1'))) n += ep.steps > 0 ? 1 : 0;
+    expect(n).toBe(2);
   });
 
   it('an interrupt (Ctrl-C) keeps only complete shards, and reports only their episodes', async () => {
