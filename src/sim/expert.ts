@@ -54,6 +54,10 @@ const MAX_RETRIES = 3;
 
 /** Distance (m) at which a waypoint counts as reached when its phase sets no tolerance. */
 export const DEFAULT_WAYPOINT_TOLERANCE = 0.012;
+/** Labelling: closed fingers wider than this (m) hold something (closed on nothing they meet; on the knob they stay 2 cm apart). */
+const HOLDING_ABOVE = 0.008;
+/** Labelling: how near (m) the gripper must be to where the expert's own descent would grasp an object to count as holding it. */
+const GRASP_REACH = 0.03;
 
 interface ExpertScript {
   task: string;
@@ -150,7 +154,8 @@ export class ScriptedExpert implements Policy {
      * Labelling mode (src/eval/dagger.ts): another policy moves the robot, so every label must be
      * the move towards the current waypoint. Reach phases wait for their waypoint instead of giving
      * up after 25 steps, a stage the other policy finished before the expert's grasp of it is
-     * skipped, and retries are unlimited, so the labels never stop at a half-done script.
+     * skipped, so are the approach and the grasp of an object the other policy already holds, and
+     * retries are unlimited, so the labels never stop at a half-done script.
      */
     private readonly labelling = false,
   ) {}
@@ -253,6 +258,28 @@ export class ScriptedExpert implements Policy {
   }
 
   /**
+   * Labelling: fingers the other policy has closed on the object the current stage grasps are
+   * labelled with the moves after the grasp (lift, carry, pull). Without this the labels would send
+   * the robot back to approach an object it already holds, with the fingers open, and a policy
+   * trained on them lets go of what it carries (docs/results.md, item 34). Held: the fingers were
+   * commanded closed and stopped on something (wider than HOLDING_ABOVE), within GRASP_REACH of
+   * where the stage's descent would have put the gripper.
+   */
+  private skipHeldGrasp(g: Vec3, yaw: number): void {
+    const phases = this.script.phases;
+    const ph = phases[this.phase];
+    if (!ph || ph.gripper === 'close') return;
+    const stage = ph.stage ?? 0;
+    const grasp = phases.findIndex((p, i) => i > this.phase && (p.stage ?? 0) === stage && p.gripper === 'close');
+    if (grasp < 1 || !this.env.gripperClosedCommanded || this.env.scene.gripper().opening <= HOLDING_ABOVE) return;
+    const descent = phases[grasp - 1]!;
+    const a = this.anchor(descent.anchor);
+    const at = [a[0] + descent.offset[0], a[1] + descent.offset[1], a[2] + descent.offset[2]];
+    if (Math.hypot(g[0] - at[0]!, g[1] - at[1]!, g[2] - at[2]!) > GRASP_REACH) return;
+    this.enterPhase(grasp + 1, g, yaw);
+  }
+
+  /**
    * Labelling: a gripper already on the vertical line from an approach waypoint down to the next
    * one (above the can, then down to it) is labelled with the descent, as the expert's own path
    * through that state would be, not sent back up to the higher waypoint first.
@@ -287,6 +314,7 @@ export class ScriptedExpert implements Policy {
     const grip = this.env.scene.gripper();
     const g = grip.pos;
     if (this.labelling && result) this.skipDoneStage(result, g, grip.yaw);
+    if (this.labelling) this.skipHeldGrasp(g, grip.yaw);
     if (this.labelling) this.skipToDescent(g, grip.yaw);
     if (this.phase >= this.script.phases.length) return ZERO;
     if (this.exploring > 0) {

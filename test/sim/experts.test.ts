@@ -108,6 +108,35 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     expect(demoMove.worldVector[2]).toBeGreaterThan(0.01);
   });
 
+  it('labels the carry, fingers closed, for an object the robot already holds, not a new approach with open fingers', async () => {
+    const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const demo = makeScriptedPolicy('expert', 'drawer-place', 0) as ReturnType<typeof expertLabeller>;
+    demo.reset(env);
+    const phases = expertScript('drawer-place').phases;
+    const lift = phases.findIndex((p) => p.name === 'lift');
+    // The demonstration opens the drawer, grasps the apple and starts lifting it.
+    while (demo.phaseIndex < lift && !r.done) r = env.step(demo.act(r));
+    for (let t = 0; t < 2; t++) r = env.step(demo.act(r));
+    expect(r.stagesDone).toBe(1);
+    // A labeller that comes in now starts at "above knob", skips the finished stage to "above apple", and sees the apple held.
+    const labeller = expertLabeller('drawer-place', 0);
+    labeller.reset(env);
+    const label = labeller.act(r);
+    expect(labeller.phaseIndex).toBe(lift);
+    expect(label.gripperClosedness).toBe(1);
+    expect(label.worldVector[2]).toBeGreaterThan(0.01);
+    // Fingers closed on nothing beside the apple hold nothing: that labeller still approaches with open fingers.
+    for (let t = 0; t < 6; t++) r = env.step({ ...still, gripperClosedness: -1 });
+    for (let t = 0; t < 4; t++) r = env.step({ ...still, worldVector: [0, 0.04, 0], gripperClosedness: 1 });
+    const empty = expertLabeller('drawer-place', 0);
+    empty.reset(env);
+    const approach = empty.act(r);
+    env.close();
+    expect(phases[empty.phaseIndex]!.gripper).toBe('open');
+    expect(approach.gripperClosedness).toBe(-1);
+  });
+
   it('skips the phases of a stage that is already done when it had not grasped for it yet', async () => {
     const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
     let r = env.reset();
