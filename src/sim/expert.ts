@@ -245,6 +245,10 @@ export class ScriptedExpert implements Policy {
   /**
    * Labelling: when the stage of the current phase is already done and the expert has not yet
    * grasped for it, its remaining phases are moot; the labels go on with the first unfinished stage.
+   * After its grasp the expert labels the release, and once the robot's fingers are open the rest
+   * (a retreat) is moot too: the other policy lets go and moves on its own way, and a retreat
+   * waypoint it never passes would hold the labels there, "open, go back", through the next stage
+   * (docs/results.md, item 34).
    */
   private skipDoneStage(result: StepResult, g: Vec3, yaw: number): void {
     const phases = this.script.phases;
@@ -252,7 +256,8 @@ export class ScriptedExpert implements Policy {
     if (!ph || (ph.stage ?? 0) >= result.stagesDone) return;
     const stage = ph.stage ?? 0;
     const grasp = phases.findIndex((p) => (p.stage ?? 0) === stage && p.gripper === 'close');
-    if (grasp >= 0 && this.phase > grasp) return;
+    const released = ph.gripper === 'open' && !this.env.gripperClosedCommanded;
+    if (grasp >= 0 && this.phase > grasp && !released) return;
     const next = phases.findIndex((p) => (p.stage ?? 0) >= result.stagesDone);
     this.enterPhase(next < 0 ? phases.length : next, g, yaw);
   }

@@ -137,6 +137,29 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     expect(approach.gripperClosedness).toBe(-1);
   });
 
+  it("goes on with the next stage once the robot has let go after a finished stage, not to the stage's retreat waypoint", async () => {
+    const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const phases = expertScript('drawer-place').phases;
+    const retreat = phases.findIndex((p) => p.name === 'retreat');
+    // The labeller follows the robot through the drawer stage (its own moves executed) up to its release.
+    const labeller = expertLabeller('drawer-place', 0);
+    labeller.reset(env);
+    let label = labeller.act(r);
+    while (labeller.phaseIndex < retreat - 1 && !r.done) {
+      r = env.step(label);
+      label = labeller.act(r);
+    }
+    expect(r.stagesDone).toBe(1);
+    expect(label.gripperClosedness).toBe(1); // still holding the knob: the release comes next
+    // The robot opens its fingers and moves off sideways, away from the retreat waypoint.
+    for (let t = 0; t < 3; t++) r = env.step({ ...still, worldVector: [0, -0.03, 0], gripperClosedness: -1 });
+    label = labeller.act(r);
+    env.close();
+    expect(phases[labeller.phaseIndex]!.name).toBe('above apple');
+    expect(label.gripperClosedness).toBe(-1);
+  });
+
   it('skips the phases of a stage that is already done when it had not grasped for it yet', async () => {
     const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
     let r = env.reset();
