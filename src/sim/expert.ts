@@ -267,7 +267,7 @@ export class ScriptedExpert implements Policy {
    * Labelling: fingers the other policy has closed on the object the current stage grasps are
    * labelled with the moves after the grasp (lift, carry, pull). Without this the labels would send
    * the robot back to approach an object it already holds, with the fingers open, and a policy
-   * trained on them lets go of what it carries (docs/results.md, item 34). Held: the fingers were
+   * trained on them would learn to let go of what it carries. Held: the fingers were
    * commanded closed and stopped on something (wider than HOLDING_ABOVE), within GRASP_REACH of
    * where the stage's descent would have put the gripper.
    */
