@@ -30,7 +30,7 @@ export interface DaggerOptions extends Omit<CollectOptions, 'noise' | 'explore'>
 }
 
 /** Whether `planning` plans towards goal pictures (and so needs the storyboard) rather than acting from the picture alone. */
-export function plansTowardsGoals(planning: EpisodePlanning): boolean {
+function plansTowardsGoals(planning: EpisodePlanning): boolean {
   return planning.preset.optimizer.kind !== 'policy';
 }
 
@@ -44,8 +44,9 @@ function checkFrameSize(planning: EpisodePlanning, o: Pick<DaggerOptions, 'image
 
 /** The expert's label at every executed step, and on a `beta` share of them its move instead of the planner's. */
 class ExpertLabels {
-  readonly steps: StepRecord[] = [];
-  readonly language: Float32Array;
+  private readonly steps: StepRecord[] = [];
+  private readonly instruction: string;
+  private readonly language: Float32Array;
   private readonly expert: ScriptedExpert;
   private readonly mix: Rng;
   private last?: StepResult;
@@ -53,12 +54,12 @@ class ExpertLabels {
   constructor(
     private readonly task: string,
     seed: number,
-    private readonly instruction: string,
     private readonly beta: number,
   ) {
+    this.instruction = taskByName(task).instruction;
     this.expert = expertLabeller(task, seed);
     this.mix = new Rng(seed ^ 0xda66e5);
-    this.language = embedInstruction(instruction);
+    this.language = embedInstruction(this.instruction);
   }
 
   start(env: SimEnv): void {
@@ -92,7 +93,7 @@ export async function daggerEpisode(
 ): Promise<CollectedEpisode | undefined> {
   if (plansTowardsGoals(planning)) {
     checkFrameSize(planning, o);
-    const labels = new ExpertLabels(task, seed, taskByName(task).instruction, o.beta);
+    const labels = new ExpertLabels(task, seed, o.beta);
     const result = await runPlannedEpisode(planning, task, seed, { shadows: o.shadows, actor: labels });
     return result.excluded ? undefined : labels.episode();
   }
@@ -101,7 +102,7 @@ export async function daggerEpisode(
     planning.reset(seed);
     let r = env.reset(seed);
     planning.attach?.(env);
-    const labels = new ExpertLabels(task, seed, env.task.instruction, o.beta);
+    const labels = new ExpertLabels(task, seed, o.beta);
     labels.start(env);
     while (!r.done) {
       // The policy reads the instruction, the picture and the robot state; the goal picture it is handed is the current one, which it ignores.
