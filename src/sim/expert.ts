@@ -155,7 +155,8 @@ export class ScriptedExpert implements Policy {
      * the move towards the current waypoint. Reach phases wait for their waypoint instead of giving
      * up after 25 steps, a stage the other policy finished is skipped (before the expert's grasp of
      * it, or once the fingers are open after it), so are the approach and the grasp of an object the
-     * other policy already holds, and retries are unlimited, so the labels never stop at a half-done
+     * other policy already holds, a lift's waypoint counts as passed once the robot is nearer the
+     * next one, and retries are unlimited, so the labels never stop at a half-done
      * script.
      */
     private readonly labelling = false,
@@ -278,10 +279,8 @@ export class ScriptedExpert implements Policy {
     const stage = ph.stage ?? 0;
     const grasp = phases.findIndex((p, i) => i > this.phase && (p.stage ?? 0) === stage && p.gripper === 'close');
     if (grasp < 1 || !this.env.gripperClosedCommanded || this.env.scene.gripper().opening <= HOLDING_ABOVE) return;
-    const descent = phases[grasp - 1]!;
-    const a = this.anchor(descent.anchor);
-    const at = [a[0] + descent.offset[0], a[1] + descent.offset[1], a[2] + descent.offset[2]];
-    if (Math.hypot(g[0] - at[0]!, g[1] - at[1]!, g[2] - at[2]!) > GRASP_REACH) return;
+    const at = this.waypoint(phases[grasp - 1]!);
+    if (Math.hypot(g[0] - at[0], g[1] - at[1], g[2] - at[2]) > GRASP_REACH) return;
     this.enterPhase(grasp + 1, g, yaw);
   }
 
@@ -304,6 +303,29 @@ export class ScriptedExpert implements Policy {
     }
   }
 
+  /**
+   * Labelling: a waypoint relative to where its phase began (a lift: 32 cm up from the grasp) marks
+   * a path, not a place the task needs. Once the gripper is nearer the next waypoint than this one
+   * is (the other policy carried the apple up and across at once), the waypoint counts as passed;
+   * otherwise the labels would send a robot halfway to the drawer back over the apple's old spot
+   * (docs/results.md, item 35). Only between phases with the same fingers, so no grasp or release is skipped.
+   */
+  private passRelativeWaypoint(g: Vec3, yaw: number): void {
+    const phases = this.script.phases;
+    const ph = phases[this.phase];
+    const nx = phases[this.phase + 1];
+    if (!ph || !nx || ph.anchor !== 'here' || nx.anchor === 'here' || ph.maxSteps !== undefined || nx.gripper !== ph.gripper) return;
+    const at = this.waypoint(ph);
+    const next = this.waypoint(nx);
+    const gap = Math.hypot(at[0] - next[0], at[1] - next[1], at[2] - next[2]);
+    if (Math.hypot(g[0] - next[0], g[1] - next[1], g[2] - next[2]) < gap) this.enterPhase(this.phase + 1, g, yaw);
+  }
+
+  private waypoint(ph: Phase): Vec3 {
+    const a = this.anchor(ph.anchor);
+    return [a[0] + ph.offset[0], a[1] + ph.offset[1], a[2] + ph.offset[2]];
+  }
+
   private enterPhase(i: number, g: Vec3, yaw: number): void {
     this.phase = i;
     this.phaseStart = g;
@@ -322,6 +344,7 @@ export class ScriptedExpert implements Policy {
     if (this.labelling && result) this.skipDoneStage(result, g, grip.yaw);
     if (this.labelling) this.skipHeldGrasp(g, grip.yaw);
     if (this.labelling) this.skipToDescent(g, grip.yaw);
+    if (this.labelling) this.passRelativeWaypoint(g, grip.yaw);
     if (this.phase >= this.script.phases.length) return ZERO;
     if (this.exploring > 0) {
       this.exploring--;
@@ -333,8 +356,7 @@ export class ScriptedExpert implements Policy {
       this.exploreYaw = this.rng.uniform(-0.1, 0.1);
     }
     const ph = this.script.phases[this.phase]!;
-    const a = this.anchor(ph.anchor);
-    const goal: Vec3 = [a[0] + ph.offset[0], a[1] + ph.offset[1], a[2] + ph.offset[2]];
+    const goal = this.waypoint(ph);
     const delta: Vec3 = [goal[0] - g[0], goal[1] - g[1], goal[2] - g[2]];
     const dist = Math.hypot(...delta);
     const step = Math.min(1, (ph.speed ?? LIMITS.maxTranslation * 0.9) / Math.max(dist, 1e-9));

@@ -137,6 +137,37 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     expect(approach.gripperClosedness).toBe(-1);
   });
 
+  it("labels the way to the drawer for an apple carried up and across at once, not back over the apple's old spot", async () => {
+    const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const demo = makeScriptedPolicy('expert', 'drawer-place', 0) as ReturnType<typeof expertLabeller>;
+    demo.reset(env);
+    const phases = expertScript('drawer-place').phases;
+    const lift = phases.findIndex((p) => p.name === 'lift');
+    while (demo.phaseIndex < lift && !r.done) r = env.step(demo.act(r));
+    const labeller = expertLabeller('drawer-place', 0);
+    labeller.reset(env);
+    let label = labeller.act(r);
+    expect(labeller.phaseIndex).toBe(lift);
+    const grasped = env.scene.gripper().pos;
+    const d = env.scene.drawerInterior();
+    const drawer = [grasped[0], (d.yMin + d.yMax) / 2];
+    // The robot rises and heads for the drawer together, never passing the lift's waypoint 32 cm over the grasp.
+    for (let t = 0; t < 6; t++) {
+      const g = env.scene.gripper().pos;
+      const dy = Math.sign(drawer[1]! - g[1]) * 0.035;
+      r = env.step({ ...still, worldVector: [0, dy, 0.03], gripperClosedness: 1 });
+      label = labeller.act(r);
+    }
+    const g = env.scene.gripper().pos;
+    const towards = Math.sign(drawer[1]! - grasped[1]);
+    env.close();
+    expect(Math.abs(g[1] - grasped[1])).toBeGreaterThan(0.15);
+    expect(phases[labeller.phaseIndex]!.name).toBe('above drawer');
+    expect(label.gripperClosedness).toBe(1);
+    expect(label.worldVector[1] * towards).toBeGreaterThan(0); // on towards the drawer, not back
+  });
+
   it("goes on with the next stage once the robot has let go after a finished stage, not to the stage's retreat waypoint", async () => {
     const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
     let r = env.reset();
