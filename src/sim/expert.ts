@@ -58,6 +58,8 @@ export const DEFAULT_WAYPOINT_TOLERANCE = 0.012;
 const HOLDING_ABOVE = 0.008;
 /** Labelling: how near (m) the gripper must be to where the expert's own descent would grasp an object to count as holding it. */
 const GRASP_REACH = 0.03;
+/** Labelling: how far (m) the robot must move from where it let go of a finished stage's object before the expert's retreat is moot. */
+const LET_GO_CLEAR = 0.08;
 
 interface ExpertScript {
   task: string;
@@ -142,6 +144,8 @@ export class ScriptedExpert implements Policy {
   private phaseStartYaw = 0;
   private retries = 0;
   private advanced = false;
+  /** Labelling: where the robot let go after a finished stage's grasp (see skipDoneStage). */
+  private letGoAt: Vec3 | null = null;
 
   constructor(
     readonly script: ExpertScript,
@@ -176,6 +180,7 @@ export class ScriptedExpert implements Policy {
     this.exploring = 0;
     this.retries = 0;
     this.advanced = false;
+    this.letGoAt = null;
     this.start = env.scene.gripper().pos;
     this.phaseStart = this.start;
     this.phaseStartYaw = env.scene.gripper().yaw;
@@ -242,15 +247,20 @@ export class ScriptedExpert implements Policy {
     if (from < 0) return;
     this.retries++;
     this.phase = from;
+    this.letGoAt = null;
   }
 
   /**
    * Labelling: when the stage of the current phase is already done and the expert has not yet
    * grasped for it, its remaining phases are moot; the labels go on with the first unfinished stage.
-   * After its grasp the expert labels the release, and once the robot's fingers are open the rest
-   * (a retreat) is moot too: the other policy lets go and moves on its own way, and a retreat
-   * waypoint it never passes would hold the labels there, "open, go back", through the next stage
-   * (docs/results.md, item 34).
+   * After its grasp the expert labels the rest of the stage while the robot holds on: timed phases
+   * (a pull) run on as the demonstrating expert's do, and a reach phase still waiting for its
+   * waypoint (above the drawer, with the apple already lying in it) gives way to the release.
+   * Once the robot has let go, the labels are the release and the retreat, which clear the drawer,
+   * until the robot has moved LET_GO_CLEAR from where it let go on its own way; then the rest is
+   * moot. A retreat waypoint the robot never passes would hold the labels there, "open, go back",
+   * through the next stage (docs/results.md, item 34), and a pull it cut short would label "close
+   * the fingers, back to the drawer" for the rest of its 16 steps (item 35).
    */
   private skipDoneStage(result: StepResult, g: Vec3, yaw: number): void {
     const phases = this.script.phases;
@@ -258,10 +268,22 @@ export class ScriptedExpert implements Policy {
     if (!ph || (ph.stage ?? 0) >= result.stagesDone) return;
     const stage = ph.stage ?? 0;
     const grasp = phases.findIndex((p) => (p.stage ?? 0) === stage && p.gripper === 'close');
-    const released = ph.gripper === 'open' && !this.env.gripperClosedCommanded;
-    if (grasp >= 0 && this.phase > grasp && !released) return;
+    if (grasp >= 0 && this.phase > grasp) {
+      const release = phases.findIndex((p, i) => i > this.phase && (p.stage ?? 0) === stage && p.gripper === 'open');
+      if (this.env.gripperClosedCommanded) {
+        if (ph.gripper === 'close' && ph.maxSteps === undefined && release > 0) this.enterPhase(release, g, yaw);
+        return;
+      }
+      this.letGoAt ??= g;
+      const moved = Math.hypot(g[0] - this.letGoAt[0], g[1] - this.letGoAt[1], g[2] - this.letGoAt[2]);
+      if (moved <= LET_GO_CLEAR) {
+        if (ph.gripper === 'close' && release > 0) this.enterPhase(release, g, yaw);
+        return;
+      }
+    }
     const next = phases.findIndex((p) => (p.stage ?? 0) >= result.stagesDone);
     this.enterPhase(next < 0 ? phases.length : next, g, yaw);
+    this.letGoAt = null;
   }
 
   /**
@@ -308,13 +330,15 @@ export class ScriptedExpert implements Policy {
    * a path, not a place the task needs. Once the gripper is nearer the next waypoint than this one
    * is (the other policy carried the apple up and across at once), the waypoint counts as passed;
    * otherwise the labels would send a robot halfway to the drawer back over the apple's old spot
-   * (docs/results.md, item 35). Only between phases with the same fingers, so no grasp or release is skipped.
+   * (docs/results.md, item 35). Only while carrying (closed fingers in both phases): a retreat after
+   * a release clears the drawer, and skipDoneStage decides when it is moot.
    */
   private passRelativeWaypoint(g: Vec3, yaw: number): void {
     const phases = this.script.phases;
     const ph = phases[this.phase];
     const nx = phases[this.phase + 1];
-    if (!ph || !nx || ph.anchor !== 'here' || nx.anchor === 'here' || ph.maxSteps !== undefined || nx.gripper !== ph.gripper) return;
+    if (!ph || !nx || ph.anchor !== 'here' || nx.anchor === 'here' || ph.maxSteps !== undefined) return;
+    if (ph.gripper !== 'close' || nx.gripper !== 'close') return;
     const at = this.waypoint(ph);
     const next = this.waypoint(nx);
     const gap = Math.hypot(at[0] - next[0], at[1] - next[1], at[2] - next[2]);

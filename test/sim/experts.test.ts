@@ -183,12 +183,95 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     }
     expect(r.stagesDone).toBe(1);
     expect(label.gripperClosedness).toBe(1); // still holding the knob: the release comes next
-    // The robot opens its fingers and moves off sideways, away from the retreat waypoint.
-    for (let t = 0; t < 3; t++) r = env.step({ ...still, worldVector: [0, -0.03, 0], gripperClosedness: -1 });
-    label = labeller.act(r);
+    // The robot opens its fingers and moves off back and up its own way, wide of the retreat waypoint.
+    for (let t = 0; t < 4; t++) {
+      r = env.step({ ...still, worldVector: [-0.04, 0, 0.03], gripperClosedness: -1 });
+      label = labeller.act(r); // the labeller sees every step, as in sim dagger
+    }
     env.close();
     expect(phases[labeller.phaseIndex]!.name).toBe('above apple');
     expect(label.gripperClosedness).toBe(-1);
+  });
+
+  it('goes on with the next stage when the robot lets go of the knob mid-pull once the drawer is open, not on with the pull', async () => {
+    const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const phases = expertScript('drawer-chain').phases;
+    const pull = phases.findIndex((p) => p.name === 'pull');
+    // The robot executes the labeller's own moves until the drawer counts as open, part-way through the pull.
+    const labeller = expertLabeller('drawer-chain', 0);
+    labeller.reset(env);
+    let label = labeller.act(r);
+    while (r.stagesDone < 1 && !r.done) {
+      r = env.step(label);
+      label = labeller.act(r);
+    }
+    expect(labeller.phaseIndex).toBe(pull);
+    expect(label.gripperClosedness).toBe(1); // holding the knob: the pull goes on
+    // The robot lets go there and moves off back and up.
+    for (let t = 0; t < 4; t++) {
+      r = env.step({ ...still, worldVector: [-0.04, 0, 0.03], gripperClosedness: -1 });
+      label = labeller.act(r); // the labeller sees every step, as in sim dagger
+    }
+    env.close();
+    expect(phases[labeller.phaseIndex]!.name).toBe('above apple');
+    expect(label.gripperClosedness).toBe(-1);
+  });
+
+  it('labels the release for an apple lowered straight into the drawer, not a climb back to the waypoint above it', async () => {
+    const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
+    let r = env.reset();
+    const phases = expertScript('drawer-chain').phases;
+    const above = phases.findIndex((p) => p.name === 'above drawer');
+    const labeller = expertLabeller('drawer-chain', 0);
+    labeller.reset(env);
+    let label = labeller.act(r);
+    while (labeller.phaseIndex < above && !r.done) {
+      r = env.step(label);
+      label = labeller.act(r);
+    }
+    expect(r.stagesDone).toBe(1);
+    // The robot carries the apple over the drawer 3 cm aside and 4 cm below the expert's waypoint
+    // there (outside its 1.5 cm), then lowers it straight in: it never passes that waypoint.
+    const d = env.scene.drawerInterior();
+    const e = env.scene.drawerExposed();
+    const x = Math.min((e.xMin + e.xMax) / 2, e.xMax - 0.045);
+    const y = (d.yMin + d.yMax) / 2 + 0.03;
+    const over = [x, y, d.floor + 0.245 - 0.04];
+    const into = [x, y, d.floor + 0.1];
+    for (let t = 0; t < 60 && r.stagesDone < 2; t++) {
+      const g = env.scene.gripper().pos;
+      const to = Math.hypot(g[0] - over[0]!, g[1] - over[1]!) > 0.005 ? over : into;
+      const v = [to[0]! - g[0], to[1]! - g[1], to[2]! - g[2]];
+      const s = Math.min(1, 0.03 / Math.max(Math.hypot(...v), 1e-9));
+      r = env.step({ ...still, worldVector: [v[0]! * s, v[1]! * s, v[2]! * s], gripperClosedness: 1 });
+      label = labeller.act(r);
+    }
+    env.close();
+    expect(r.stagesDone).toBe(2);
+    expect(phases[labeller.phaseIndex]!.name).toBe('release');
+    expect(label.gripperClosedness).toBe(-1);
+  });
+
+  it('driving the robot itself, the labeller finishes the drawer tasks: after letting go it retreats clear of the drawer first', async () => {
+    for (const task of ['drawer-place', 'drawer-chain']) {
+      const env = await SimEnv.create({ task, seed: 0, imageHeight: 8, imageWidth: 10 });
+      let r = env.reset();
+      const phases = expertScript(task).phases;
+      const labeller = expertLabeller(task, 0);
+      labeller.reset(env);
+      let label = labeller.act(r);
+      const afterLetGo: string[] = [];
+      while (!r.done) {
+        const wasClosed = env.gripperClosedCommanded;
+        r = env.step(label);
+        label = labeller.act(r);
+        if (wasClosed && !env.gripperClosedCommanded && r.stagesDone === 1) afterLetGo.push(phases[labeller.phaseIndex]!.name);
+      }
+      env.close();
+      expect(r.success, task).toBe(true);
+      expect(afterLetGo[0], task).toMatch(/release|retreat/);
+    }
   });
 
   it('skips the phases of a stage that is already done when it had not grasped for it yet', async () => {
