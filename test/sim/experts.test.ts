@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Rt1Action } from '../../src/core/action.js';
-import { SimEnv } from '../../src/sim/env.js';
+import { SimEnv, type StepResult } from '../../src/sim/env.js';
 import { expertLabeller, expertScript, makeScriptedPolicy, validateScript } from '../../src/sim/expert.js';
 import { listTasks } from '../../src/sim/tasks.js';
 
@@ -56,6 +56,24 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     gripperClosedness: 0,
     terminateEpisode: [0, 1, 0] as [number, number, number],
   };
+  type Labeller = ReturnType<typeof expertLabeller>;
+
+  /** The robot executes the labeller's own moves until `until` holds. */
+  function followLabels(env: SimEnv, labeller: Labeller, r: StepResult, until: (r: StepResult) => boolean) {
+    let label = labeller.act(r);
+    while (!until(r) && !r.done) {
+      r = env.step(label);
+      label = labeller.act(r);
+    }
+    return { r, label };
+  }
+
+  /** The robot opens its fingers and moves off back and up its own way; the labeller sees every step, as in sim dagger. */
+  function letGoAndMoveOff(env: SimEnv, labeller: Labeller): Rt1Action {
+    let label: Rt1Action | undefined;
+    for (let t = 0; t < 4; t++) label = labeller.act(env.step({ ...still, worldVector: [-0.04, 0, 0.03], gripperClosedness: -1 }));
+    return label!;
+  }
 
   it('keeps labelling the move to a waypoint the robot does not reach, where the demonstrating expert gives up after 25 steps', async () => {
     const env = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 8, imageWidth: 10 });
@@ -170,24 +188,17 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
 
   it("goes on with the next stage once the robot has let go after a finished stage, not to the stage's retreat waypoint", async () => {
     const env = await SimEnv.create({ task: 'drawer-place', seed: 0, imageHeight: 8, imageWidth: 10 });
-    let r = env.reset();
+    const r = env.reset();
     const phases = expertScript('drawer-place').phases;
     const retreat = phases.findIndex((p) => p.name === 'retreat');
     // The labeller follows the robot through the drawer stage (its own moves executed) up to its release.
     const labeller = expertLabeller('drawer-place', 0);
     labeller.reset(env);
-    let label = labeller.act(r);
-    while (labeller.phaseIndex < retreat - 1 && !r.done) {
-      r = env.step(label);
-      label = labeller.act(r);
-    }
-    expect(r.stagesDone).toBe(1);
-    expect(label.gripperClosedness).toBe(1); // still holding the knob: the release comes next
-    // The robot opens its fingers and moves off back and up its own way, wide of the retreat waypoint.
-    for (let t = 0; t < 4; t++) {
-      r = env.step({ ...still, worldVector: [-0.04, 0, 0.03], gripperClosedness: -1 });
-      label = labeller.act(r); // the labeller sees every step, as in sim dagger
-    }
+    const held = followLabels(env, labeller, r, () => labeller.phaseIndex >= retreat - 1);
+    expect(held.r.stagesDone).toBe(1);
+    expect(held.label.gripperClosedness).toBe(1); // still holding the knob: the release comes next
+    // The robot lets go and moves off its own way, wide of the retreat waypoint.
+    const label = letGoAndMoveOff(env, labeller);
     env.close();
     expect(phases[labeller.phaseIndex]!.name).toBe('above apple');
     expect(label.gripperClosedness).toBe(-1);
@@ -195,24 +206,17 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
 
   it('goes on with the next stage when the robot lets go of the knob mid-pull once the drawer is open, not on with the pull', async () => {
     const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
-    let r = env.reset();
+    const r = env.reset();
     const phases = expertScript('drawer-chain').phases;
     const pull = phases.findIndex((p) => p.name === 'pull');
     // The robot executes the labeller's own moves until the drawer counts as open, part-way through the pull.
     const labeller = expertLabeller('drawer-chain', 0);
     labeller.reset(env);
-    let label = labeller.act(r);
-    while (r.stagesDone < 1 && !r.done) {
-      r = env.step(label);
-      label = labeller.act(r);
-    }
+    const held = followLabels(env, labeller, r, (x) => x.stagesDone >= 1);
     expect(labeller.phaseIndex).toBe(pull);
-    expect(label.gripperClosedness).toBe(1); // holding the knob: the pull goes on
-    // The robot lets go there and moves off back and up.
-    for (let t = 0; t < 4; t++) {
-      r = env.step({ ...still, worldVector: [-0.04, 0, 0.03], gripperClosedness: -1 });
-      label = labeller.act(r); // the labeller sees every step, as in sim dagger
-    }
+    expect(held.label.gripperClosedness).toBe(1); // holding the knob: the pull goes on
+    // The robot lets go there and moves off its own way.
+    const label = letGoAndMoveOff(env, labeller);
     env.close();
     expect(phases[labeller.phaseIndex]!.name).toBe('above apple');
     expect(label.gripperClosedness).toBe(-1);
@@ -225,11 +229,8 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     const above = phases.findIndex((p) => p.name === 'above drawer');
     const labeller = expertLabeller('drawer-chain', 0);
     labeller.reset(env);
-    let label = labeller.act(r);
-    while (labeller.phaseIndex < above && !r.done) {
-      r = env.step(label);
-      label = labeller.act(r);
-    }
+    ({ r } = followLabels(env, labeller, r, () => labeller.phaseIndex >= above));
+    let label: Rt1Action | undefined;
     expect(r.stagesDone).toBe(1);
     // The robot carries the apple over the drawer 3 cm aside and 4 cm below the expert's waypoint
     // there (outside its 1.5 cm), then lowers it straight in: it never passes that waypoint.
@@ -250,7 +251,7 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     env.close();
     expect(r.stagesDone).toBe(2);
     expect(phases[labeller.phaseIndex]!.name).toBe('release');
-    expect(label.gripperClosedness).toBe(-1);
+    expect(label?.gripperClosedness).toBe(-1);
   });
 
   it('driving the robot itself, the labeller finishes the drawer tasks: after letting go it retreats clear of the drawer first', async () => {
