@@ -345,9 +345,19 @@ export class ScriptedExpert implements Policy {
     if (Math.hypot(g[0] - next[0], g[1] - next[1], g[2] - next[2]) < gap) this.enterPhase(this.phase + 1, g, yaw);
   }
 
+  /**
+   * Where a phase sends the gripper. In labelling mode it is clamped to the robot's workspace: a
+   * retreat 8 cm up from an apple let go near the top of the workspace is out of reach, and a
+   * labeller waiting for it would label "open, go up" to the end of the episode, where the
+   * demonstrating expert gives up after 25 steps and starts the stage over (docs/results.md, item 35).
+   */
   private waypoint(ph: Phase): Vec3 {
     const a = this.anchor(ph.anchor);
-    return [a[0] + ph.offset[0], a[1] + ph.offset[1], a[2] + ph.offset[2]];
+    const w: Vec3 = [a[0] + ph.offset[0], a[1] + ph.offset[1], a[2] + ph.offset[2]];
+    if (!this.labelling) return w;
+    const { x, y, z } = LIMITS.workspace;
+    const clamp = (v: number, [lo, hi]: readonly [number, number]) => Math.min(hi, Math.max(lo, v));
+    return [clamp(w[0], x), clamp(w[1], y), clamp(w[2], z)];
   }
 
   private enterPhase(i: number, g: Vec3, yaw: number): void {

@@ -254,6 +254,28 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     expect(label?.gripperClosedness).toBe(-1);
   });
 
+  it('starts the apple stage over when the robot lets the apple go outside the drawer near the top of its workspace', async () => {
+    const env = await SimEnv.create({ task: 'drawer-chain', seed: 0, imageHeight: 8, imageWidth: 10 });
+    const phases = expertScript('drawer-chain').phases;
+    const release = phases.findIndex((p) => p.name === 'release' && p.stage === 1);
+    const labeller = expertLabeller('drawer-chain', 0);
+    labeller.reset(env);
+    // The labeller carries the apple over the drawer; there the robot takes it out in front, at the top of its workspace, and lets go.
+    let { r } = followLabels(env, labeller, env.reset(), () => labeller.phaseIndex >= release - 1);
+    for (let t = 0; t < 8; t++) {
+      const g = env.scene.gripper().pos;
+      r = env.step({ ...still, worldVector: [Math.max(-0.05, 0.42 - g[0]), 0, 0.05], gripperClosedness: 1 });
+      labeller.act(r);
+    }
+    for (let t = 0; t < 4; t++) labeller.act((r = env.step({ ...still, gripperClosedness: -1 })));
+    expect(r.stagesDone).toBe(1); // the apple is not in the drawer
+    // Then it follows the labels: the retreat's waypoint, 8 cm higher, is out of reach; the labeller must not wait for it.
+    ({ r } = followLabels(env, labeller, r, () => (phases[labeller.phaseIndex]!.stage ?? 0) === 1 && labeller.phaseIndex < release - 4));
+    env.close();
+    expect(r.done).toBe(false);
+    expect(phases[labeller.phaseIndex]!.name).toBe('above apple');
+  });
+
   it('driving the robot itself, the labeller finishes the drawer tasks: after letting go it retreats clear of the drawer first', async () => {
     for (const task of ['drawer-place', 'drawer-chain']) {
       const env = await SimEnv.create({ task, seed: 0, imageHeight: 8, imageWidth: 10 });
