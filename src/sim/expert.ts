@@ -158,10 +158,10 @@ export class ScriptedExpert implements Policy {
      * Labelling mode (src/eval/dagger.ts): another policy moves the robot, so every label must be
      * the move towards the current waypoint. Reach phases wait for their waypoint instead of giving
      * up after 25 steps, a stage the other policy finished is skipped (before the expert's grasp of
-     * it, or once the fingers are open after it), so are the approach and the grasp of an object the
-     * other policy already holds, a lift's waypoint counts as passed once the robot is nearer the
-     * next one, and retries are unlimited, so the labels never stop at a half-done
-     * script.
+     * it, or once the robot has let go and moved clear), so are the approach and the grasp of an
+     * object the other policy already holds, a lift's waypoint counts as passed once the robot is
+     * nearer the next one, waypoints are clamped to the workspace, and retries are unlimited, so
+     * the labels never stop at a half-done script.
      */
     private readonly labelling = false,
   ) {}
