@@ -8,8 +8,10 @@
 import { modelActionToRt1 } from '../data/action-mapping.js';
 import { denormaliseActions, normaliseActions, type ActionStats } from '../core/action-stats.js';
 import type { Goal, Observation } from '../core/types.js';
+import type { Vec3 } from '../util/vec3.js';
 
-export type Vec3 = [number, number, number];
+export type { Vec3 } from '../util/vec3.js';
+export { distance } from '../util/vec3.js';
 
 /** Gripper x, y, z (the first three proprioception values), when the observation carries them. */
 export function gripperPosition(o: Observation | undefined): Vec3 | undefined {
@@ -33,10 +35,6 @@ export function worldVectorIndices(stats: ActionStats, use: string): number[] {
   if (idx.some((i) => i < 0))
     throw new Error(`${use} needs the model's actions ${WORLD_VECTOR.join(', ')} (it has ${stats.names.join(', ')})`);
   return idx;
-}
-
-export function distance(a: Vec3, b: Vec3): number {
-  return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }
 
 /**

@@ -13,7 +13,7 @@ import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Rng } from '../util/rng.js';
 import { LIMITS, type SimEnv, type StepResult } from './env.js';
-import type { Vec3 } from './state.js';
+import { distance, type Vec3 } from '../util/vec3.js';
 
 export interface Policy {
   reset(env: SimEnv): void;
@@ -275,8 +275,7 @@ export class ScriptedExpert implements Policy {
         return;
       }
       this.letGoAt ??= g;
-      const moved = Math.hypot(g[0] - this.letGoAt[0], g[1] - this.letGoAt[1], g[2] - this.letGoAt[2]);
-      if (moved <= LET_GO_CLEAR) {
+      if (distance(g, this.letGoAt) <= LET_GO_CLEAR) {
         if (ph.gripper === 'close' && release > 0) this.enterPhase(release, g, yaw);
         return;
       }
@@ -302,7 +301,7 @@ export class ScriptedExpert implements Policy {
     const grasp = phases.findIndex((p, i) => i > this.phase && (p.stage ?? 0) === stage && p.gripper === 'close');
     if (grasp < 1 || !this.env.gripperClosedCommanded || this.env.scene.gripper().opening <= HOLDING_ABOVE) return;
     const at = this.waypoint(phases[grasp - 1]!);
-    if (Math.hypot(g[0] - at[0], g[1] - at[1], g[2] - at[2]) > GRASP_REACH) return;
+    if (distance(g, at) > GRASP_REACH) return;
     this.enterPhase(grasp + 1, g, yaw);
   }
 
@@ -339,10 +338,8 @@ export class ScriptedExpert implements Policy {
     const nx = phases[this.phase + 1];
     if (!ph || !nx || ph.anchor !== 'here' || nx.anchor === 'here' || ph.maxSteps !== undefined) return;
     if (ph.gripper !== 'close' || nx.gripper !== 'close') return;
-    const at = this.waypoint(ph);
     const next = this.waypoint(nx);
-    const gap = Math.hypot(at[0] - next[0], at[1] - next[1], at[2] - next[2]);
-    if (Math.hypot(g[0] - next[0], g[1] - next[1], g[2] - next[2]) < gap) this.enterPhase(this.phase + 1, g, yaw);
+    if (distance(g, next) < distance(this.waypoint(ph), next)) this.enterPhase(this.phase + 1, g, yaw);
   }
 
   /**

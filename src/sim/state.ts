@@ -1,10 +1,11 @@
 /** Named access to the tabletop scene's state (positions, joints) over raw MuJoCo arrays. */
+import type { Vec3 } from '../util/vec3.js';
 import { idOf, OBJ, type MjData, type MjModel, type Mujoco } from './mujoco.js';
 
 export const OBJECTS = ['can', 'apple', 'block_blue', 'block_yellow', 'block_purple'] as const;
 export type ObjectName = (typeof OBJECTS)[number];
 
-export type Vec3 = [number, number, number];
+export type { Vec3 };
 
 export class SceneState {
   private readonly body = new Map<string, number>();
