@@ -124,6 +124,7 @@ export const simRunCommand: Command = {
     const [h, w] = imageSize(str(opts, 'image-size'), [128, 160]);
     const gifPath = str(opts, 'gif');
     let ok = 0;
+    let okSteps = 0;
     for (let i = 0; i < n; i++) {
       const s = seed + i;
       const env = await SimEnv.create({ task, seed: s, imageHeight: gifPath && i === 0 ? h : 16, imageWidth: gifPath && i === 0 ? w : 20 });
@@ -146,11 +147,14 @@ export const simRunCommand: Command = {
         frames.push(frame(r));
       }
       ok += r.success ? 1 : 0;
+      okSteps += r.success ? r.step : 0;
       if (n <= 10) console.log(`seed ${s}: ${r.success ? 'success' : 'failure'}, stage ${r.stagesDone}/${r.stageCount}, ${r.step} steps`);
       if (gifPath && i === 0) writeGif(gifPath, frames);
       env.close();
     }
-    console.log(`${task} ${policyName}: ${ok}/${n} successful (${((100 * ok) / n).toFixed(1)} %)`);
+    // The mean length of the successful episodes: an expert that wastes steps leaves a policy trained on it less of the time limit.
+    const meanSteps = ok ? `, ${(okSteps / ok).toFixed(1)} steps on average` : '';
+    console.log(`${task} ${policyName}: ${ok}/${n} successful (${((100 * ok) / n).toFixed(1)} %)${meanSteps}`);
   },
 };
 

@@ -12,6 +12,7 @@ import { collect, collectEpisode } from '../../src/sim/collect.js';
 import { SimEnv } from '../../src/sim/env.js';
 import { makeScriptedPolicy } from '../../src/sim/expert.js';
 import { render } from '../../src/sim/render.js';
+import { runCli } from '../helpers/cli.js';
 import { listTasks, taskByName } from '../../src/sim/tasks.js';
 
 const hash = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -210,5 +211,15 @@ describe('simulator', () => {
     }
     expect(n).toBe(2);
     expect(steps).toBe(r.steps);
+  });
+});
+
+describe('sim run', () => {
+  it('prints each episode and the success rate with the mean length of the successful episodes', async () => {
+    const r = await runCli(['sim', 'run', '--task', 'drawer-close', '--policy', 'expert', '--seed', '0', '--episodes', '2']);
+    expect(r.code).toBe(0);
+    const steps = [...r.out.matchAll(/seed \d: success, stage 1\/1, (\d+) steps/g)].map((m) => Number(m[1]));
+    expect(steps).toHaveLength(2);
+    expect(r.out).toContain(`drawer-close expert: 2/2 successful (100.0 %), ${((steps[0]! + steps[1]!) / 2).toFixed(1)} steps on average`);
   });
 });
