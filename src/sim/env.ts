@@ -7,6 +7,7 @@ import type { Observation } from '../core/types.js';
 import { gripperCommand, type Rt1Action } from '../core/action.js';
 import { UserError } from '../core/errors.js';
 import { Rng } from '../util/rng.js';
+import type { Vec3 } from '../util/vec3.js';
 import { HEAD_CAMERA } from './camera.js';
 import { loadScene, type MjData, type MjModel, type Mujoco } from './mujoco.js';
 import { render, type GeomSnapshot } from './render.js';
@@ -50,6 +51,12 @@ export const LIMITS = {
 } as const;
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+
+/** The nearest point of the robot's reachable workspace (LIMITS.workspace) to `p`. */
+export function intoWorkspace(p: Vec3): Vec3 {
+  const { x, y, z } = LIMITS.workspace;
+  return [clamp(p[0], x[0], x[1]), clamp(p[1], y[0], y[1]), clamp(p[2], z[0], z[1])];
+}
 
 export interface SimSnapshot {
   qpos: Float64Array;
@@ -173,13 +180,10 @@ export class SimEnv {
   /** Applies one RT-1 action (clamped to the robot's limits) and advances physics by one control period. */
   step(action: Rt1Action): StepResult {
     const [dx, dy, dz] = action.worldVector.map((v) => clamp(Number.isFinite(v) ? v : 0, -LIMITS.maxTranslation, LIMITS.maxTranslation));
-    const w = LIMITS.workspace;
     // Displacements are relative to where the end effector is, not to the previous target: a gripper
     // blocked by the cabinet must not wind up a target that it then jumps to once it slips free.
     const g = this.state.gripper();
-    this.target.x = clamp(g.pos[0] + dx!, w.x[0], w.x[1]);
-    this.target.y = clamp(g.pos[1] + dy!, w.y[0], w.y[1]);
-    this.target.z = clamp(g.pos[2] + dz!, w.z[0], w.z[1]);
+    [this.target.x, this.target.y, this.target.z] = intoWorkspace([g.pos[0] + dx!, g.pos[1] + dy!, g.pos[2] + dz!]);
     const dyaw = clamp(Number.isFinite(action.rotationDelta[2]) ? action.rotationDelta[2] : 0, -LIMITS.maxYaw, LIMITS.maxYaw);
     this.target.yaw = clamp(g.yaw + dyaw, LIMITS.yaw[0], LIMITS.yaw[1]);
     // RT-1 semantics: +1 close, -1 open; values near 0 keep the current command.

@@ -12,7 +12,7 @@ import type { Rt1Action } from '../core/action.js';
 import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
 import { Rng } from '../util/rng.js';
-import { LIMITS, type SimEnv, type StepResult } from './env.js';
+import { intoWorkspace, LIMITS, type SimEnv, type StepResult } from './env.js';
 import { distance, type Vec3 } from '../util/vec3.js';
 
 export interface Policy {
@@ -344,17 +344,14 @@ export class ScriptedExpert implements Policy {
 
   /**
    * Where a phase sends the gripper. In labelling mode it is clamped to the robot's workspace: a
-   * retreat 8 cm up from an apple let go near the top of the workspace is out of reach, and a
+   * retreat 11 cm up from an apple let go near the top of the workspace is out of reach, and a
    * labeller waiting for it would label "open, go up" to the end of the episode, where the
    * demonstrating expert gives up after 25 steps and starts the stage over (docs/results.md, item 35).
    */
   private waypoint(ph: Phase): Vec3 {
     const a = this.anchor(ph.anchor);
     const w: Vec3 = [a[0] + ph.offset[0], a[1] + ph.offset[1], a[2] + ph.offset[2]];
-    if (!this.labelling) return w;
-    const { x, y, z } = LIMITS.workspace;
-    const clamp = (v: number, [lo, hi]: readonly [number, number]) => Math.min(hi, Math.max(lo, v));
-    return [clamp(w[0], x), clamp(w[1], y), clamp(w[2], z)];
+    return this.labelling ? intoWorkspace(w) : w;
   }
 
   private enterPhase(i: number, g: Vec3, yaw: number): void {

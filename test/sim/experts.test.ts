@@ -3,6 +3,7 @@ import type { Rt1Action } from '../../src/core/action.js';
 import { SimEnv, type StepResult } from '../../src/sim/env.js';
 import { expertLabeller, expertScript, makeScriptedPolicy, validateScript } from '../../src/sim/expert.js';
 import { listTasks } from '../../src/sim/tasks.js';
+import { distance } from '../../src/util/vec3.js';
 
 async function runExpert(task: string, seed: number, opts: { noise?: number; explore?: number } = {}) {
   const env = await SimEnv.create({ task, seed, imageHeight: 8, imageWidth: 10 });
@@ -57,7 +58,7 @@ describe('expert scripts', () => {
         r = env.step(a);
         const pos = env.scene.gripper().pos;
         const asked = Math.hypot(...a.worldVector);
-        const moved = Math.hypot(pos[0] - prev[0], pos[1] - prev[1], pos[2] - prev[2]);
+        const moved = distance(pos, prev);
         if (r.stagesDone === 2 && asked > 0.02 && moved < 0.25 * asked) stalled++;
         prev = pos;
       }
@@ -294,7 +295,7 @@ describe('the expert as a labeller of states another policy reaches (DAgger)', (
     }
     for (let t = 0; t < 4; t++) labeller.act((r = env.step({ ...still, gripperClosedness: -1 })));
     expect(r.stagesDone).toBe(1); // the apple is not in the drawer
-    // Then it follows the labels: the retreat's waypoint, 8 cm higher, is out of reach; the labeller must not wait for it.
+    // Then it follows the labels: the retreat's waypoint, 11 cm higher, is out of reach; the labeller must not wait for it.
     ({ r } = followLabels(env, labeller, r, () => (phases[labeller.phaseIndex]!.stage ?? 0) === 1 && labeller.phaseIndex < release - 4));
     env.close();
     expect(r.done).toBe(false);
