@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { describeChoice, initBackend } from '../backend/backends.js';
 import { readRunManifest } from '../core/run-manifest.js';
 import { UserError } from '../core/errors.js';
-import { ACTION_POLICY_FILE, readActionPolicyFile, writeActionPolicy } from '../model/action-policy.js';
+import { ACTION_POLICY_FILE, DEFAULT_ACTION_POLICY, readActionPolicyFile, writeActionPolicy } from '../model/action-policy.js';
 import { checkDirs, checkedDataDirs, DATA_OPTIONS } from './data.js';
-import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
+import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
 import { parseImageSize } from './model.js';
 import { CHECKPOINT_EVERY_OPTION, runFingerprint, smallNetRun } from './small-net-run.js';
 
@@ -48,6 +48,21 @@ export const modelTrainPolicyCommand: Command = {
       default: '0.1',
     },
     'image-size': { type: 'string', arg: 'HxW', description: 'the size the policy sees pictures at', default: '64x80' },
+    patch: {
+      type: 'string',
+      arg: 'N',
+      description: `side of the square patches the convolutional stem cuts the picture into (must divide HxW; a new policy only) (default: ${DEFAULT_ACTION_POLICY.patch})`,
+    },
+    channels: {
+      type: 'string',
+      arg: 'N',
+      description: `the convolutional trunk's channels (a new policy only) (default: ${DEFAULT_ACTION_POLICY.channels})`,
+    },
+    hidden: {
+      type: 'string',
+      arg: 'N',
+      description: `width of the condition and denoising layers (a new policy only) (default: ${DEFAULT_ACTION_POLICY.hidden})`,
+    },
     'full-opening': {
       type: 'string',
       arg: 'M',
@@ -77,6 +92,7 @@ export const modelTrainPolicyCommand: Command = {
     const valFraction = num(opts, 'val-fraction');
     if (!(valFraction >= 0 && valFraction < 1)) throw new UsageError(`--val-fraction must be in [0, 1), got ${valFraction}`);
     const initPath = str(opts, 'init');
+    const net = networkSizes(opts, size.imageHeight, size.imageWidth, initPath);
     const init = initPath ? { name: initPath, ...readActionPolicyFile(initPath) } : undefined;
     const choice = await initBackend(str(opts, 'backend'));
     console.error(describeChoice(choice));
@@ -114,6 +130,7 @@ export const modelTrainPolicyCommand: Command = {
       fullOpening: num(opts, 'full-opening'),
       shift: shift!,
       init,
+      net,
       resume: run.resume,
       onProgress: run.onProgress,
     });
@@ -140,3 +157,15 @@ export const modelTrainPolicyCommand: Command = {
     }
   },
 };
+
+/** `--patch`, `--channels` and `--hidden` of a new policy; a policy started from `--init` keeps that file's sizes. */
+function networkSizes(opts: ParsedOptions, height: number, width: number, initPath: string | undefined) {
+  const given = (['patch', 'channels', 'hidden'] as const).filter((k) => str(opts, k) !== undefined);
+  if (initPath && given.length)
+    throw new UsageError(`--${given.join(', --')} cannot be combined with --init: a fine-tuned policy keeps ${initPath}'s sizes`);
+  const net = Object.fromEntries(given.map((k) => [k, int(opts, k)]));
+  for (const [k, v] of Object.entries(net)) if (!(v >= 1)) throw new UsageError(`--${k} must be >= 1, got ${v}`);
+  const patch = net.patch ?? DEFAULT_ACTION_POLICY.patch;
+  if (height % patch || width % patch) throw new UsageError(`--patch ${patch} must divide --image-size ${height}x${width}`);
+  return net;
+}

@@ -234,6 +234,18 @@ describe('the action policy', () => {
     const tuned = await runCli([...args, '--init', join(model, ACTION_POLICY_FILE), '--out', tunedFile, '--backend', 'wasm']);
     expect(tuned.code).toBe(0);
     expect(readActionPolicyFile(tunedFile).metadata.init).toBe(join(model, ACTION_POLICY_FILE));
+    // A new policy takes the network sizes it is given (a larger one for a GPU run); a fine-tune keeps its init's.
+    const sizedFile = join(model, 'sized.safetensors');
+    const sized = await runCli([...args, '--patch', '8', '--channels', '8', '--hidden', '24', '--out', sizedFile, '--backend', 'wasm']);
+    expect(sized.code).toBe(0);
+    expect(readActionPolicyFile(sizedFile).cfg).toMatchObject({ patch: 8, channels: 8, hidden: 24, imageHeight: 32, imageWidth: 40 });
+    const resized = await runCli([...args, '--init', sizedFile, '--hidden', '32', '--backend', 'wasm']);
+    expect([resized.code, resized.err]).toEqual([
+      2,
+      expect.stringContaining(`--hidden cannot be combined with --init: a fine-tuned policy keeps ${sizedFile}'s sizes`),
+    ]);
+    const badPatch = await runCli([...args, '--patch', '7', '--backend', 'wasm']);
+    expect([badPatch.code, badPatch.err]).toEqual([2, expect.stringContaining('--patch 7 must divide --image-size 32x40')]);
     const missing = await runCli([...args, '--init', join(model, 'nope.safetensors'), '--backend', 'wasm']);
     expect([missing.code, missing.err]).toEqual([1, expect.stringContaining(`${join(model, 'nope.safetensors')}: no such file`)]);
 
