@@ -13,7 +13,7 @@
  */
 import { embedInstruction } from '../data/language-embedding.js';
 import type { StepRecord } from '../data/rlds-writer.js';
-import { EPISODE_FRAME, runPlannedEpisode, type EpisodePlanning } from '../planner/episode.js';
+import { episodeFrameSize, runPlannedEpisode, type EpisodePlanning } from '../planner/episode.js';
 import { collect, finishEpisode, stepRecord, type CollectedEpisode, type CollectOptions, type CollectResult } from '../sim/collect.js';
 import { SimEnv, type StepResult } from '../sim/env.js';
 import { expertLabeller, type ScriptedExpert } from '../sim/expert.js';
@@ -36,9 +36,10 @@ function plansTowardsGoals(planning: EpisodePlanning): boolean {
 
 /** A goal-driven preset's episodes are planned episodes, whose frames have one size. */
 function checkFrameSize(planning: EpisodePlanning, o: Pick<DaggerOptions, 'imageHeight' | 'imageWidth'>): void {
-  if (plansTowardsGoals(planning) && (o.imageHeight !== EPISODE_FRAME.height || o.imageWidth !== EPISODE_FRAME.width))
+  const frame = episodeFrameSize(planning.policyInput);
+  if (plansTowardsGoals(planning) && (o.imageHeight !== frame.height || o.imageWidth !== frame.width))
     throw new UserError(
-      `DAgger with the goal-driven preset '${planning.preset.name}' records planned episodes, whose frames are ${EPISODE_FRAME.height}x${EPISODE_FRAME.width}, not ${o.imageHeight}x${o.imageWidth}`,
+      `DAgger with the goal-driven preset '${planning.preset.name}' records planned episodes, whose frames are ${frame.height}x${frame.width}, not ${o.imageHeight}x${o.imageWidth}`,
     );
 }
 

@@ -32,6 +32,8 @@ export interface EpisodePlanning {
   attach?(env: SimEnv): void;
   /** Presets with goalState "read": the goal pictures' gripper states as the model's state reader sees them (the handover uses them too). */
   readonly goalReading?: GoalStateReading;
+  /** Presets with an action policy: the picture size it reads (the episode's camera renders at least that). */
+  readonly policyInput?: { imageHeight: number; imageWidth: number };
   dispose(): void;
 }
 
@@ -59,8 +61,22 @@ export interface EpisodeResult extends EpisodeStats {
 
 const VIEW = { h: 64, w: 80, scale: 2 };
 
-/** The camera frames of a planned episode (height x width): what its planner sees and DAgger records. */
-export const EPISODE_FRAME = { height: VIEW.h, width: VIEW.w } as const;
+/** The larger (in pixels) of the camera's VIEW and a network's input size, if any. */
+function atLeastView(input?: { imageHeight: number; imageWidth: number }): { h: number; w: number } {
+  const larger = input && input.imageHeight * input.imageWidth > VIEW.h * VIEW.w;
+  return larger ? { h: input.imageHeight, w: input.imageWidth } : { h: VIEW.h, w: VIEW.w };
+}
+
+/**
+ * The camera frames of a planned episode: what its planner sees and DAgger records. The camera's
+ * VIEW, or the action policy's input (`policy`, its config; none for presets without one) where it
+ * reads more pixels, so that a policy trained on larger pictures sees them in the closed loop too
+ * instead of an upscaled small frame. The world model resizes them to its own size.
+ */
+export function episodeFrameSize(policy?: { imageHeight: number; imageWidth: number }): { height: number; width: number } {
+  const { h, w } = atLeastView(policy);
+  return { height: h, width: w };
+}
 
 /**
  * The size the goal pictures are taken at: the camera's (VIEW), or that of the state reader
@@ -71,17 +87,25 @@ export const EPISODE_FRAME = { height: VIEW.h, width: VIEW.w } as const;
  * resizes goal pictures to its own size.
  */
 export function goalPictureSize(reader?: { imageHeight: number; imageWidth: number }): { h: number; w: number } {
-  const larger = reader && reader.imageHeight * reader.imageWidth > VIEW.h * VIEW.w;
-  return larger ? { h: reader.imageHeight, w: reader.imageWidth } : { h: VIEW.h, w: VIEW.w };
+  return atLeastView(reader);
 }
 
-function panel(real: Uint8Array, imagined: Uint8Array | undefined, goal: Observation, imgH: number, imgW: number, line: string): RgbImage {
+const cameraFrame = (o: Observation) => ({ data: o.image, height: o.height, width: o.width });
+
+function panel(
+  real: { data: Uint8Array; height: number; width: number },
+  imagined: Uint8Array | undefined,
+  goal: Observation,
+  imgH: number,
+  imgW: number,
+  line: string,
+): RgbImage {
   const s = VIEW.scale;
   const c = new Canvas(3 * VIEW.w * s + 4 * 4, VIEW.h * s + 8 + 16, 20);
   const put = (data: Uint8Array | undefined, h: number, w: number, i: number) => {
     if (data) c.draw({ data, width: w, height: h }, 4 + i * (VIEW.w * s + 4), 4, Math.max(1, Math.round((VIEW.w * s) / w)));
   };
-  put(real, VIEW.h, VIEW.w, 0);
+  put(real.data, real.height, real.width, 0);
   put(imagined, imgH, imgW, 1);
   put(goal.image, goal.height, goal.width, 2);
   drawText(c, line, 4, VIEW.h * s + 8, 2);
@@ -227,7 +251,8 @@ export async function runPlannedEpisode(
       excluded: e.message,
     };
   }
-  const env = await SimEnv.create({ task, seed, imageHeight: VIEW.h, imageWidth: VIEW.w, shadows: opts.shadows });
+  const frame = episodeFrameSize(planning.policyInput);
+  const env = await SimEnv.create({ task, seed, imageHeight: frame.height, imageWidth: frame.width, shadows: opts.shadows });
   planning.reset(seed);
   let r = env.reset(seed);
   planning.attach?.(env);
@@ -263,7 +288,7 @@ export async function runPlannedEpisode(
       const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;
       if (opts.recordGif)
         frames.push(
-          panel(r.observation.image, plan.imagined?.[0], goal.images[0]!, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
+          panel(cameraFrame(r.observation), plan.imagined?.[0], goal.images[0]!, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
         );
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
         r = env.stepAction(opts.actor ? opts.actor.act(r, a) : a);
@@ -287,7 +312,7 @@ export async function runPlannedEpisode(
     if (opts.recordGif)
       frames.push(
         panel(
-          r.observation.image,
+          cameraFrame(r.observation),
           undefined,
           sequence.subgoals[sequence.subgoals.length - 1]!.observation,
           planning.cfg.imageHeight,

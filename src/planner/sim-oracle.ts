@@ -47,6 +47,11 @@ export class SimOraclePlanning implements PlanModel {
     this.step = graspingPlanStep(preset, stats, costOf, policy, stepOpts) ?? presetPlanStep(preset, stats, costOf(preset), stepOpts);
   }
 
+  /** The picture size the model's action policy reads, if the preset uses it. */
+  get policyInput(): { imageHeight: number; imageWidth: number } | undefined {
+    return this.policy?.cfg;
+  }
+
   get imageHeight(): number {
     return this.cfg.imageHeight;
   }

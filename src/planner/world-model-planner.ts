@@ -241,6 +241,11 @@ export class WorldModelPlanning {
     this.step = graspingPlanStep(preset, stats, costOf, policy, stepOpts) ?? presetPlanStep(preset, stats, costOf(preset), stepOpts);
   }
 
+  /** The picture size the preset's action policy reads, if it has one. */
+  get policyInput(): { imageHeight: number; imageWidth: number } | undefined {
+    return this.policy?.cfg;
+  }
+
   /** One plan from the latest observation and goal: within the preset's time budget, or (lockstep) its iteration cap. */
   plan(obs: Observation, goal: Goal, signal?: AbortSignal): Promise<Plan> {
     return this.step.plan(obs, this.goalReading ? this.goalReading.read(goal, obs) : goal, signal);

@@ -9,9 +9,10 @@ import { describe, expect, it } from 'vitest';
 import type { Rt1Action } from '../../src/core/action.js';
 import type { Goal, Observation } from '../../src/core/types.js';
 import { loadCard } from '../../src/data/card.js';
+import { declaredImageSize } from '../../src/image/decode.js';
 import { readEpisodes } from '../../src/data/rlds.js';
 import { collectDagger, daggerEpisode } from '../../src/eval/dagger.js';
-import type { EpisodePlanning } from '../../src/planner/episode.js';
+import { episodeFrameSize, type EpisodePlanning } from '../../src/planner/episode.js';
 import { loadPlannerPreset } from '../../src/planner/presets.js';
 import { policySamples } from '../../src/train/action-policy-training.js';
 import { runCli } from '../helpers/cli.js';
@@ -90,6 +91,20 @@ describe('DAgger episodes', () => {
     await expect(daggerEpisode(planning, 'pick-can', 0, { beta: 0, ...SIZE })).rejects.toThrow(
       /goal-driven preset 'wm-cem-fast' records planned episodes, whose frames are 64x80, not 32x40/,
     );
+  }, 120_000);
+
+  it("with a policy that reads larger pictures, render the closed loop's camera at its size and record that", async () => {
+    expect(episodeFrameSize(undefined)).toEqual({ height: 64, width: 80 });
+    expect(episodeFrameSize({ imageHeight: 32, imageWidth: 40 })).toEqual({ height: 64, width: 80 });
+    const large = () => Object.assign(standStill('wm-cem-fast'), { policyInput: { imageHeight: 128, imageWidth: 160 } });
+    await expect(daggerEpisode(large(), 'pick-can', 0, { beta: 0, imageHeight: 64, imageWidth: 80 })).rejects.toThrow(
+      /goal-driven preset 'wm-cem-fast' records planned episodes, whose frames are 128x160, not 64x80/,
+    );
+    const planning = large();
+    const r = (await daggerEpisode(planning, 'pick-can', 0, { beta: 1, imageHeight: 128, imageWidth: 160 }))!;
+    expect(r.success).toBe(true);
+    expect(planning.observations.every((o) => o.height === 128 && o.width === 160)).toBe(true);
+    expect(declaredImageSize(r.record.steps[0]!['observation/image'] as Uint8Array)).toEqual({ width: 160, height: 128 });
   }, 120_000);
 
   it('are kept by the policy training with --successful-only when given as relabelled, and dropped as plain data', async () => {
