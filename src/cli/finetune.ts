@@ -138,7 +138,12 @@ export const finetuneCommand: Command = {
     },
     'val-every': { type: 'string', arg: 'N', description: 'steps between validations (0 = never)', default: '250' },
     'checkpoint-every': { type: 'string', arg: 'N', description: 'steps between checkpoints', default: '250' },
-    stats: { type: 'string', arg: 'FILE', description: 'action statistics JSON from `data stats` (default: computed now)' },
+    stats: {
+      type: 'string',
+      arg: 'FILE|DIR',
+      description:
+        "action statistics JSON from `data stats`, or a run directory whose run.json's statistics to keep (its action policy then acts for this model too) (default: computed now)",
+    },
     resume: { type: 'boolean', description: 'continue the run in --out from its latest checkpoint' },
     seed: { type: 'string', arg: 'S', description: 'seed for init, data order and noise', default: '0' },
     workers: {

@@ -3,7 +3,8 @@
  * come from a seeded uniform reservoir sample of up to RESERVOIR values per dimension (exact
  * below that), so memory stays bounded on the full 111 GiB RT-1.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { actionNames, type DatasetCard } from './card.js';
@@ -87,15 +88,27 @@ export async function computeActionStats(card: DatasetCard, episodes: AsyncItera
   return acc.result();
 }
 
-/** Reads `data stats --out` output (optionally checked against the card's action vector). */
+/**
+ * Reads `data stats --out` output, or a run directory's statistics (its run.json's `actionStats`: a new model that
+ * keeps an existing model's action normalisation, so that a policy trained for one acts for the other); optionally
+ * checked against the card's action vector.
+ */
 export function loadActionStats(path: string, card?: DatasetCard): ActionStats {
+  const dir = existsSync(path) && statSync(path).isDirectory();
+  const file = dir ? join(path, 'run.json') : path;
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new UserError(`${path}: cannot read action statistics (${(e as Error).message})`);
+    throw new UserError(`${file}: cannot read action statistics (${(e as Error).message})`);
   }
-  return validateActionStats(raw, path, card && { names: actionNames(card), what: `card '${card.name}' action` });
+  const stats = dir ? (raw as { actionStats?: unknown })?.actionStats : raw;
+  if (dir && stats === undefined) throw new UserError(`${file}: no 'actionStats' (is ${path} a run directory?)`);
+  return validateActionStats(
+    stats,
+    dir ? `${file} actionStats` : file,
+    card && { names: actionNames(card), what: `card '${card.name}' action` },
+  );
 }
 
 /** Writes statistics atomically (temp file + rename). */

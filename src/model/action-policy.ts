@@ -47,6 +47,12 @@ export interface ActionPolicyConfig {
   fullOpening: number;
   /** Euler steps from noise to a chunk. */
   flowSteps: number;
+  /**
+   * The action statistics (the world model's run.json) the chunks are normalised by: a policy acts only with a world
+   * model of the same statistics. Files written before this field have none and are not checked.
+   */
+  actionMean?: number[];
+  actionStd?: number[];
 }
 
 export const DEFAULT_ACTION_POLICY = { imageHeight: 64, imageWidth: 80, patch: 4, channels: 32, hidden: 256, chunk: 4, flowSteps: 10 };
@@ -136,6 +142,24 @@ function checkConfig(c: ActionPolicyConfig, where: string): void {
       throw new UserError(`${where}: config field '${k}' must hold ${STATE_DIM} numbers`);
   if (c.stateStd.some((v) => v <= 0)) throw new UserError(`${where}: config field 'stateStd' must be positive`);
   if (!(c.fullOpening > 0)) throw new UserError(`${where}: config field 'fullOpening' must be a positive number of metres`);
+  for (const k of ['actionMean', 'actionStd'] as const)
+    if (c[k] !== undefined && (!Array.isArray(c[k]) || c[k].length !== c.actionNames.length || c[k].some((v) => !Number.isFinite(v))))
+      throw new UserError(`${where}: config field '${k}' must hold ${c.actionNames.length} numbers, one per action`);
+}
+
+/**
+ * Why a policy cannot act for a world model with action statistics `stats`, or undefined where it can: its
+ * actions are normalised by its own statistics, which must be the model's. A policy without them is not checked.
+ */
+export function actionStatsMismatch(c: ActionPolicyConfig, stats: { names: string[]; mean: number[]; std: number[] }): string | undefined {
+  if (c.actionNames.join(',') !== stats.names.join(','))
+    return `the policy acts in [${c.actionNames.join(', ')}], the world model in [${stats.names.join(', ')}]`;
+  if (!c.actionMean || !c.actionStd) return undefined;
+  const same = (a: number[], b: number[]) => a.every((v, i) => Math.abs(v - b[i]!) <= 1e-6 * Math.max(1, Math.abs(b[i]!)));
+  const off = c.actionNames.filter((_, i) => !same([c.actionMean![i]!, c.actionStd![i]!], [stats.mean[i]!, stats.std[i]!]));
+  return off.length
+    ? `the policy's actions are normalised by other action statistics than the world model's (${off.join(', ')} differ): it was trained for another model`
+    : undefined;
 }
 
 const FILE_KIND: WeightFileKind<ActionPolicyConfig> = {

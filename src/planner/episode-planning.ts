@@ -24,6 +24,6 @@ export async function loadEpisodePlanning(
   const run = readRunManifest(checkpoint);
   const preset = loadPlannerPreset(p.preset);
   const reading = loadGoalStateReading(preset, checkpoint);
-  const proposals = loadPolicyProposals(preset, checkpoint, run.actionStats.names);
+  const proposals = loadPolicyProposals(preset, checkpoint, run.actionStats);
   return new SimOraclePlanning(preset, run.model, run.actionStats, opts.seed ?? 0, reading, proposals);
 }

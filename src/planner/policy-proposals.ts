@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { ActionStats } from '../core/action-stats.js';
 import { UserError } from '../core/errors.js';
 import type { Observation } from '../core/types.js';
 import { embedInstruction } from '../data/language-embedding.js';
@@ -14,6 +15,7 @@ import { seededNormal } from '../flow/noise.js';
 import { toModelFrame } from '../image/resize.js';
 import {
   ACTION_POLICY_FILE,
+  actionStatsMismatch,
   loadActionPolicyWeights,
   policyCondition,
   sampleChunks,
@@ -96,7 +98,7 @@ export class PolicyProposals {
 export function loadPolicyProposals(
   preset: { name: string; proposer?: 'joint' | 'policy'; proposerNoise?: number; policyGrasp?: object },
   checkpoint: string,
-  actionNames: string[],
+  stats: ActionStats,
 ): PolicyProposals | undefined {
   if (preset.proposer !== 'policy' && !preset.policyGrasp) return undefined;
   const path = modelDirFile(checkpoint, ACTION_POLICY_FILE);
@@ -106,9 +108,10 @@ export function loadPolicyProposals(
         `(train one with: selfflow-wm model train-policy --model ${dirname(path)} --data-dir DIR)`,
     );
   const { params, cfg } = loadActionPolicyWeights(path);
-  if (cfg.actionNames.join(',') !== actionNames.join(',')) {
+  const mismatch = actionStatsMismatch(cfg, stats);
+  if (mismatch) {
     tf.dispose(Object.values(params));
-    throw new UserError(`${path}: the policy acts in [${cfg.actionNames.join(', ')}], the world model in [${actionNames.join(', ')}]`);
+    throw new UserError(`${path}: ${mismatch} (retrain it with: selfflow-wm model train-policy --model ${dirname(path)} ...)`);
   }
   return new PolicyProposals(params, cfg, preset.proposerNoise ?? 1);
 }

@@ -317,7 +317,7 @@ export async function loadWorldModelPlanning(
     const reading = loadGoalStateReading(preset, checkpoint);
     let policy: PolicyProposals | undefined;
     try {
-      policy = loadPolicyProposals(preset, checkpoint, w.manifest.actionStats.names);
+      policy = loadPolicyProposals(preset, checkpoint, w.manifest.actionStats);
     } catch (e) {
       reading?.dispose();
       throw e;

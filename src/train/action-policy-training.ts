@@ -19,6 +19,7 @@ import { resizeRgb } from '../image/resize.js';
 import { seededNormal } from '../flow/noise.js';
 import {
   actionPolicyInit,
+  actionStatsMismatch,
   DEFAULT_ACTION_POLICY,
   policyCondition,
   policyVelocity,
@@ -160,7 +161,8 @@ function checkInitPolicy(init: NonNullable<PolicyTrainOptions['init']>, s: Polic
   if (c.imageHeight !== s.height || c.imageWidth !== s.width)
     throw wrong('the picture size', `${c.imageHeight}x${c.imageWidth}`, `${s.height}x${s.width}`);
   if (c.chunk !== s.chunk) throw wrong('chunk', c.chunk, s.chunk);
-  if (c.actionNames.join() !== stats.names.join()) throw wrong('actionNames', c.actionNames, stats.names);
+  const mismatch = actionStatsMismatch(c, stats);
+  if (mismatch) throw new UserError(`${init.name}: ${mismatch}`);
   if (c.languageDim !== s.embeddings[0]!.length) throw wrong('languageDim', c.languageDim, s.embeddings[0]!.length);
   if (c.fullOpening !== fullOpening) throw wrong('fullOpening', c.fullOpening, fullOpening);
 }
@@ -222,7 +224,13 @@ function freshPolicyConfig(s: PolicySamples, stats: ActionStats, o: PolicyTrainO
     stateMean: norm.map((m) => m[0]),
     stateStd: norm.map((m) => m[1]),
     fullOpening: o.fullOpening,
+    ...actionNormalisation(stats),
   };
+}
+
+/** The statistics a policy's actions are normalised by, recorded with it (the model it was trained for). */
+function actionNormalisation(stats: ActionStats): Pick<ActionPolicyConfig, 'actionMean' | 'actionStd'> {
+  return { actionMean: [...stats.mean], actionStd: [...stats.std] };
 }
 
 export async function trainActionPolicy(
@@ -233,7 +241,8 @@ export async function trainActionPolicy(
   const { train, held } = trainAndHeld(s.val);
   if (!train.length) throw new UserError('action policy: every episode fell into the validation split; add episodes');
   if (o.init) checkInitPolicy(o.init, s, stats, o.fullOpening);
-  const cfg = o.init?.cfg ?? freshPolicyConfig(s, stats, o, train);
+  // A fine-tuned policy learns these statistics' actions, whatever its init recorded (an older file records none).
+  const cfg = o.init ? { ...o.init.cfg, ...actionNormalisation(stats) } : freshPolicyConfig(s, stats, o, train);
   const { tensors, result } = await fitSmallNet(
     o.init?.tensors ?? actionPolicyInit(cfg, o.seed),
     train,

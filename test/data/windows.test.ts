@@ -203,6 +203,14 @@ describe('action statistics files', () => {
     );
     writeFileSync(join(d, 'bad.json'), JSON.stringify({ ...stats, q99: stats.q99.slice(1) }));
     expect(() => loadActionStats(join(d, 'bad.json'))).toThrow(/bad\.json: 'q99' must be 7 finite numbers \(one per name\)/);
+    // A run directory gives its run.json's statistics (a new model keeping a model's action normalisation).
+    const { readRunManifest } = await import('../../src/core/run-manifest.js');
+    const { SHIPPED_MODEL } = await import('../../src/util/package-root.js');
+    expect(loadActionStats(SHIPPED_MODEL, loadCard('rt1'))).toEqual(readRunManifest(SHIPPED_MODEL).actionStats);
+    expect(() => loadActionStats(SHIPPED_MODEL, card)).toThrow(
+      /run\.json actionStats: dimensions \[world_vector\.x, .*\] differ from card 'bridge'/,
+    );
+    expect(() => loadActionStats(d)).toThrow(new RegExp(`${join(d, 'run.json')}: cannot read action statistics`));
   });
 });
 

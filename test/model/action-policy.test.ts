@@ -102,7 +102,7 @@ describe('the action policy', () => {
 
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-policy-'));
     writeActionPolicy(join(dir, ACTION_POLICY_FILE), r.cfg, r.tensors);
-    const policy = loadPolicyProposals({ name: 'p', proposer: 'policy' }, dir, NAMES)!;
+    const policy = loadPolicyProposals({ name: 'p', proposer: 'policy' }, dir, STATS)!;
     // Held-out rows, each with its instruction: the proposal's first action follows the cues.
     const rows = [0, 5, 10, 15, 20];
     for (const i of rows) {
@@ -126,6 +126,19 @@ describe('the action policy', () => {
     expect(() => policy.propose({ ...o, proprio: undefined }, INSTRUCTIONS[0], 1, 2, 0)).toThrow(/needs the robot state/);
     policy.dispose();
 
+    // The policy records the action statistics its chunks are normalised by, and acts only for a world model with the same;
+    // a file from before they were recorded is not checked.
+    expect([r.cfg.actionMean, r.cfg.actionStd]).toEqual([STATS.mean, STATS.std]);
+    const otherModel = { ...STATS, mean: [0, 0.5, 0] };
+    expect(() => loadPolicyProposals({ name: 'p', proposer: 'policy' }, dir, otherModel)).toThrow(
+      new RegExp(
+        `${ACTION_POLICY_FILE}: the policy's actions are normalised by other action statistics than the world model's \\(a\\.state differ\\)`,
+      ),
+    );
+    const { actionMean: _m, actionStd: _s, ...older } = r.cfg;
+    writeActionPolicy(join(dir, ACTION_POLICY_FILE), older, r.tensors);
+    loadPolicyProposals({ name: 'p', proposer: 'policy' }, dir, otherModel)!.dispose();
+
     // Fine-tuning (`--init`): a few steps from the learnt policy keep its skill and its state normalisation, where the same
     // steps from random weights learn nothing; new samples with a shifted state distribution do not renormalise it.
     const more = synthetic(200, 2, 2);
@@ -141,6 +154,15 @@ describe('the action policy', () => {
     await expect(
       trainActionPolicy(synthetic(50, 3, 3), STATS, { ...few, init: { name: 'a.safetensors', cfg: r.cfg, tensors: r.tensors } }),
     ).rejects.toThrow(new UserError('a.safetensors: chunk is 2, but this training needs 3'));
+    await expect(
+      trainActionPolicy(more, otherModel, { ...few, init: { name: 'a.safetensors', cfg: r.cfg, tensors: r.tensors } }),
+    ).rejects.toThrow(/a\.safetensors: the policy's actions are normalised by other action statistics than the world model's/);
+    // An older init without recorded statistics learns this model's, and the result records them.
+    const fromOlder = await trainActionPolicy(more, otherModel, {
+      ...few,
+      init: { name: 'a.safetensors', cfg: older, tensors: r.tensors },
+    });
+    expect(fromOlder.cfg.actionMean).toEqual(otherModel.mean);
   }, 120_000);
 
   it('presets: wm-policy acts with the action policy, the old joint query is an experiment, and a bad proposer or noise is named', () => {
@@ -160,12 +182,12 @@ describe('the action policy', () => {
 
   it('a missing, foreign or broken policy file is a UserError naming the file, the field or the train command', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sfwm-policy-bad-'));
-    expect(() => loadPolicyProposals({ name: 'wm-policy', proposer: 'policy' }, dir, NAMES)).toThrow(UserError);
-    expect(() => loadPolicyProposals({ name: 'wm-policy', proposer: 'policy' }, dir, NAMES)).toThrow(
+    expect(() => loadPolicyProposals({ name: 'wm-policy', proposer: 'policy' }, dir, STATS)).toThrow(UserError);
+    expect(() => loadPolicyProposals({ name: 'wm-policy', proposer: 'policy' }, dir, STATS)).toThrow(
       /preset 'wm-policy' takes its proposals from the model's action policy, and .*action-policy\.safetensors does not exist \(train one with: selfflow-wm model train-policy/,
     );
     // A preset without proposer "policy" loads nothing.
-    expect(loadPolicyProposals({ name: 'wm' }, dir, NAMES)).toBeUndefined();
+    expect(loadPolicyProposals({ name: 'wm' }, dir, STATS)).toBeUndefined();
     const file = join(dir, ACTION_POLICY_FILE);
     writeFileSync(file, serializeSafetensors(new Map(), { format: 'selfflow-wm/state-reader@1' }));
     expect(() => readActionPolicyFile(file)).toThrow(/action-policy\.safetensors: not a selfflow-wm action policy/);
