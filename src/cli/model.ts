@@ -92,6 +92,11 @@ export function parseImageSize(text: string | undefined): { imageHeight: number;
   return { imageHeight: Number(m[1]), imageWidth: Number(m[2]) };
 }
 
+/** `--patch`: a convolutional stem's patch side must divide the picture it cuts. */
+export function checkPatchDivides(patch: number, height: number, width: number): void {
+  if (height % patch || width % patch) throw new UsageError(`--patch ${patch} must divide --image-size ${height}x${width}`);
+}
+
 export const modelRunCommand: Command = {
   name: 'model run',
   summary: 'evaluate an official-layout Self-Flow checkpoint on named input tensors',

@@ -6,7 +6,7 @@ import { UserError } from '../core/errors.js';
 import { ACTION_POLICY_FILE, DEFAULT_ACTION_POLICY, readActionPolicyFile, writeActionPolicy } from '../model/action-policy.js';
 import { checkDirs, checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command, type ParsedOptions } from './command.js';
-import { parseImageSize } from './model.js';
+import { checkPatchDivides, parseImageSize } from './model.js';
 import { CHECKPOINT_EVERY_OPTION, runFingerprint, smallNetRun } from './small-net-run.js';
 
 export const modelTrainPolicyCommand: Command = {
@@ -166,6 +166,6 @@ function networkSizes(opts: ParsedOptions, height: number, width: number, initPa
   const net = Object.fromEntries(given.map((k) => [k, int(opts, k)]));
   for (const [k, v] of Object.entries(net)) if (!(v >= 1)) throw new UsageError(`--${k} must be >= 1, got ${v}`);
   const patch = net.patch ?? DEFAULT_ACTION_POLICY.patch;
-  if (height % patch || width % patch) throw new UsageError(`--patch ${patch} must divide --image-size ${height}x${width}`);
+  checkPatchDivides(patch, height, width);
   return net;
 }

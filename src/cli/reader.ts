@@ -4,7 +4,7 @@ import { describeChoice, initBackend } from '../backend/backends.js';
 import { STATE_READER_FILE, writeStateReader } from '../model/state-reader.js';
 import { checkedDataDirs, DATA_OPTIONS } from './data.js';
 import { BACKEND_OPTION, bool, int, num, requireStr, str, UsageError, type Command } from './command.js';
-import { parseImageSize } from './model.js';
+import { checkPatchDivides, parseImageSize } from './model.js';
 import { CHECKPOINT_EVERY_OPTION, runFingerprint, smallNetRun } from './small-net-run.js';
 
 export const modelTrainReaderCommand: Command = {
@@ -62,8 +62,7 @@ export const modelTrainReaderCommand: Command = {
     const patch = int(opts, 'patch');
     const channels = int(opts, 'channels');
     if (patch < 1 || channels < 1) throw new UsageError('--patch and --channels must be >= 1');
-    if (size.imageHeight % patch || size.imageWidth % patch)
-      throw new UsageError(`--patch ${patch} must divide --image-size ${size.imageHeight}x${size.imageWidth}`);
+    checkPatchDivides(patch, size.imageHeight, size.imageWidth);
     const valFraction = num(opts, 'val-fraction');
     if (!(valFraction >= 0 && valFraction < 1)) throw new UsageError(`--val-fraction must be in [0, 1), got ${valFraction}`);
     const choice = await initBackend(str(opts, 'backend'));

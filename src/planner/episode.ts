@@ -90,22 +90,13 @@ export function goalPictureSize(reader?: { imageHeight: number; imageWidth: numb
   return atLeastView(reader);
 }
 
-const cameraFrame = (o: Observation) => ({ data: o.image, height: o.height, width: o.width });
-
-function panel(
-  real: { data: Uint8Array; height: number; width: number },
-  imagined: Uint8Array | undefined,
-  goal: Observation,
-  imgH: number,
-  imgW: number,
-  line: string,
-): RgbImage {
+function panel(real: Observation, imagined: Uint8Array | undefined, goal: Observation, imgH: number, imgW: number, line: string): RgbImage {
   const s = VIEW.scale;
   const c = new Canvas(3 * VIEW.w * s + 4 * 4, VIEW.h * s + 8 + 16, 20);
   const put = (data: Uint8Array | undefined, h: number, w: number, i: number) => {
     if (data) c.draw({ data, width: w, height: h }, 4 + i * (VIEW.w * s + 4), 4, Math.max(1, Math.round((VIEW.w * s) / w)));
   };
-  put(real.data, real.height, real.width, 0);
+  put(real.image, real.height, real.width, 0);
   put(imagined, imgH, imgW, 1);
   put(goal.image, goal.height, goal.width, 2);
   drawText(c, line, 4, VIEW.h * s + 8, 2);
@@ -287,9 +278,7 @@ export async function runPlannedEpisode(
       if (plan.safe) safe++;
       const line = `step ${r.step} ${plan.latencyMs.toFixed(0)} ms stage ${r.stagesDone}/${r.stageCount} goal ${sequence.index + 1}/${sequence.subgoals.length}`;
       if (opts.recordGif)
-        frames.push(
-          panel(cameraFrame(r.observation), plan.imagined?.[0], goal.images[0]!, planning.cfg.imageHeight, planning.cfg.imageWidth, line),
-        );
+        frames.push(panel(r.observation, plan.imagined?.[0], goal.images[0]!, planning.cfg.imageHeight, planning.cfg.imageWidth, line));
       for (const a of plan.actions.slice(0, planning.preset.executeSteps)) {
         r = env.stepAction(opts.actor ? opts.actor.act(r, a) : a);
         if (r.done) break;
@@ -312,7 +301,7 @@ export async function runPlannedEpisode(
     if (opts.recordGif)
       frames.push(
         panel(
-          cameraFrame(r.observation),
+          r.observation,
           undefined,
           sequence.subgoals[sequence.subgoals.length - 1]!.observation,
           planning.cfg.imageHeight,
