@@ -11,6 +11,7 @@ import {
   LAYOUT_SEED_OPTIONS,
   layoutSeeds,
   requireStr,
+  SHADOWS_OPTION,
   str,
   UsageError,
   type Command,
@@ -36,6 +37,7 @@ export const modelReadGoalsCommand: Command = {
       description:
         "the size goal pictures are rendered at (default: as plan and eval take them, 64x80 or the reader's size where it reads more pixels)",
     },
+    shadows: SHADOWS_OPTION,
     worst: { type: 'string', arg: 'N', description: 'list the N readings farthest off', default: '5' },
     json: { type: 'boolean', description: 'print every reading and the summaries as JSON' },
     backend: BACKEND_OPTION,
@@ -76,7 +78,7 @@ export const modelReadGoalsCommand: Command = {
         (p) => reader.read(p),
         tasks,
         seeds,
-        { height: shown.h, width: shown.w, granularity },
+        { height: shown.h, width: shown.w, granularity, shadows: bool(opts, 'shadows') },
         (done) => progress.update(done),
         (task, seed, why) => excluded.push({ task, seed, why }),
       );
@@ -89,7 +91,7 @@ export const modelReadGoalsCommand: Command = {
     if (bool(opts, 'json')) {
       console.log(
         JSON.stringify(
-          { reader: path, imageSize: `${shown.h}x${shown.w}`, seeds, goals: granularity, all, perTask, excluded, reads },
+          { reader: path, imageSize: `${shown.h}x${shown.w}`, shadows: bool(opts, 'shadows'), seeds, goals: granularity, all, perTask, excluded, reads },
           null,
           2,
         ),
@@ -99,7 +101,9 @@ export const modelReadGoalsCommand: Command = {
     const cm = (m: number) => (100 * m).toFixed(2);
     const line = (name: string, s: typeof all) =>
       `${name.padEnd(14)} ${String(s.pictures).padStart(5)}  ${cm(s.mean).padStart(6)} ${cm(s.median).padStart(6)} ${cm(s.p90).padStart(6)} ${cm(s.max).padStart(6)} ${cm(s.alongMean).padStart(6)} ${cm(s.acrossMean).padStart(6)}   ${s.stateMisreads}/${s.stateChecked}`;
-    console.log(`${path}: goal pictures (${granularity}, ${shown.h}x${shown.w}) on layout seeds ${seeds.join(', ')}`);
+    console.log(
+      `${path}: goal pictures (${granularity}, ${shown.h}x${shown.w}${bool(opts, 'shadows') ? ', with shadows' : ''}) on layout seeds ${seeds.join(', ')}`,
+    );
     console.log(
       `${'task'.padEnd(14)} ${'pics'.padStart(5)}  ${'mean'.padStart(6)} ${'median'.padStart(6)} ${'p90'.padStart(6)} ${'max'.padStart(6)} ${'along'.padStart(6)} ${'across'.padStart(6)}   open/closed misread`,
     );

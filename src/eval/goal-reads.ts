@@ -58,7 +58,7 @@ export async function readGoalPictures(
   read: PictureReader,
   tasks: string[],
   seeds: number[],
-  o: { height: number; width: number; granularity: GoalGranularity },
+  o: { height: number; width: number; granularity: GoalGranularity; shadows?: boolean },
   onStoryboard?: (done: number) => void,
   onExcluded?: (task: string, seed: number, why: string) => void,
 ): Promise<GoalPictureRead[]> {
@@ -68,7 +68,7 @@ export async function readGoalPictures(
     for (const seed of seeds) {
       let board;
       try {
-        board = await subgoals(task, seed, o.height, o.width, o.granularity);
+        board = await subgoals(task, seed, o.height, o.width, o.granularity, { shadows: o.shadows });
       } catch (e) {
         if (!(e instanceof ExpertReplayFailed)) throw e;
         onExcluded?.(task, seed, e.message);

@@ -84,6 +84,23 @@ describe('readGoalPictures', () => {
     expect(summarizeGoalReads(reads).stateMisreads).toBe(open);
   });
 
+  it('renders the storyboard with shadows when asked, for a reader trained on shadowed pictures', async () => {
+    const seen: Uint8Array[] = [];
+    await readGoalPictures(
+      (pictures) => {
+        seen.push(...pictures.map((p) => p.image));
+        return pictures.map(() => ({ position: [0, 0, 0], closedness: 1 }));
+      },
+      ['pick-can'],
+      [100],
+      { height: 64, width: 80, granularity: 'stage', shadows: true },
+    );
+    const shadowed = await subgoals('pick-can', 100, 64, 80, 'stage', { shadows: true });
+    const plain = await subgoals('pick-can', 100, 64, 80, 'stage');
+    expect(seen).toEqual(shadowed.map((g) => g.observation.image));
+    expect(seen[0]).not.toEqual(plain[0]!.observation.image);
+  });
+
   it('skips a layout whose expert replay fails, as eval does, and says so', async () => {
     const excluded: string[] = [];
     const reads = await readGoalPictures(
