@@ -143,6 +143,14 @@ export const GOAL_NOISE_OPTION: OptionSpec = {
   default: '0',
 };
 
+export const CAMERA_JPEG_OPTION: OptionSpec = {
+  type: 'string',
+  arg: 'Q',
+  description:
+    'the simulated camera delivers frames and goal pictures through JPEG at quality Q (1-100), as `sim collect` stores its episodes (92); 0: raw renders',
+  default: '0',
+};
+
 /** The largest --goal-noise: beyond half a metre every picture's position is off the table. */
 const MAX_GOAL_NOISE = 0.5;
 
@@ -152,10 +160,25 @@ export const EPISODE_SETUP_OPTIONS = {
   shadows: SHADOWS_OPTION,
   restage: RESTAGE_OPTION,
   'goal-noise': GOAL_NOISE_OPTION,
+  'camera-jpeg': CAMERA_JPEG_OPTION,
 };
 
 export function episodeSetup(opts: ParsedOptions): Required<EpisodeSetup> {
-  return { goals: goalsOption(opts), shadows: bool(opts, 'shadows'), restage: bool(opts, 'restage'), goalNoise: goalNoiseOption(opts) };
+  return {
+    goals: goalsOption(opts),
+    shadows: bool(opts, 'shadows'),
+    restage: bool(opts, 'restage'),
+    goalNoise: goalNoiseOption(opts),
+    cameraJpeg: cameraJpegOption(opts),
+  };
+}
+
+/** --camera-jpeg: 0 (raw renders) or a JPEG quality from 1 to 100. */
+export function cameraJpegOption(opts: ParsedOptions): number {
+  const q = num(opts, 'camera-jpeg', 0);
+  if (!(Number.isInteger(q) && q >= 0 && q <= 100))
+    throw new UsageError(`--camera-jpeg must be 0 (raw) or an integer quality from 1 to 100, got ${q}`);
+  return q;
 }
 
 export function goalNoiseOption(opts: ParsedOptions): number {

@@ -5,6 +5,8 @@ import {
   ALL_TASKS,
   BACKEND_OPTION,
   bool,
+  CAMERA_JPEG_OPTION,
+  cameraJpegOption,
   goalsOption,
   GOALS_OPTION,
   int,
@@ -38,6 +40,7 @@ export const modelReadGoalsCommand: Command = {
         "the size goal pictures are rendered at (default: as plan and eval take them, 64x80 or the reader's size where it reads more pixels)",
     },
     shadows: SHADOWS_OPTION,
+    'camera-jpeg': CAMERA_JPEG_OPTION,
     worst: { type: 'string', arg: 'N', description: 'list the N readings farthest off', default: '5' },
     json: { type: 'boolean', description: 'print every reading and the summaries as JSON' },
     backend: BACKEND_OPTION,
@@ -57,6 +60,7 @@ export const modelReadGoalsCommand: Command = {
     const sizeArg = str(opts, 'image-size');
     const size = sizeArg === undefined ? undefined : parseImageSize(sizeArg);
     if (size && !('imageHeight' in size)) throw new UsageError('--image-size needs HxW');
+    const camera = { shadows: bool(opts, 'shadows'), jpegQuality: cameraJpegOption(opts) || undefined };
     const worst = int(opts, 'worst');
     if (worst < 0) throw new UsageError(`--worst must be >= 0, got ${worst}`);
     if (str(opts, 'reader') !== undefined && str(opts, 'checkpoint') !== undefined)
@@ -78,7 +82,7 @@ export const modelReadGoalsCommand: Command = {
         (p) => reader.read(p),
         tasks,
         seeds,
-        { height: shown.h, width: shown.w, granularity, shadows: bool(opts, 'shadows') },
+        { height: shown.h, width: shown.w, granularity, camera },
         (done) => progress.update(done),
         (task, seed, why) => excluded.push({ task, seed, why }),
       );
@@ -91,7 +95,18 @@ export const modelReadGoalsCommand: Command = {
     if (bool(opts, 'json')) {
       console.log(
         JSON.stringify(
-          { reader: path, imageSize: `${shown.h}x${shown.w}`, shadows: bool(opts, 'shadows'), seeds, goals: granularity, all, perTask, excluded, reads },
+          {
+            reader: path,
+            imageSize: `${shown.h}x${shown.w}`,
+            shadows: camera.shadows,
+            cameraJpeg: camera.jpegQuality ?? 0,
+            seeds,
+            goals: granularity,
+            all,
+            perTask,
+            excluded,
+            reads,
+          },
           null,
           2,
         ),
@@ -102,7 +117,7 @@ export const modelReadGoalsCommand: Command = {
     const line = (name: string, s: typeof all) =>
       `${name.padEnd(14)} ${String(s.pictures).padStart(5)}  ${cm(s.mean).padStart(6)} ${cm(s.median).padStart(6)} ${cm(s.p90).padStart(6)} ${cm(s.max).padStart(6)} ${cm(s.alongMean).padStart(6)} ${cm(s.acrossMean).padStart(6)}   ${s.stateMisreads}/${s.stateChecked}`;
     console.log(
-      `${path}: goal pictures (${granularity}, ${shown.h}x${shown.w}${bool(opts, 'shadows') ? ', with shadows' : ''}) on layout seeds ${seeds.join(', ')}`,
+      `${path}: goal pictures (${granularity}, ${shown.h}x${shown.w}${camera.shadows ? ', with shadows' : ''}${camera.jpegQuality ? `, through JPEG quality ${camera.jpegQuality}` : ''}) on layout seeds ${seeds.join(', ')}`,
     );
     console.log(
       `${'task'.padEnd(14)} ${'pics'.padStart(5)}  ${'mean'.padStart(6)} ${'median'.padStart(6)} ${'p90'.padStart(6)} ${'max'.padStart(6)} ${'along'.padStart(6)} ${'across'.padStart(6)}   open/closed misread`,

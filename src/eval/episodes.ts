@@ -4,7 +4,7 @@
  * `oracle:PRESET`: the upper bound of the planner design with a perfect world model).
  */
 import type { RgbImage } from '../image/decode.js';
-import { runPlannedEpisode, type EpisodePlanning, type EpisodeSetup } from '../planner/episode.js';
+import { cameraSettings, runPlannedEpisode, type EpisodePlanning, type EpisodeSetup } from '../planner/episode.js';
 import { loadEpisodePlanning } from '../planner/episode-planning.js';
 import { resolvePolicy, type ScriptedPolicyName } from '../planner/policy-name.js';
 import { SimEnv } from '../sim/env.js';
@@ -55,7 +55,7 @@ export class EpisodeRunner {
     recordGif: boolean,
   ): Promise<EpisodeOutcome & { frames: RgbImage[] }> {
     const [h, w] = recordGif ? [128, 160] : [8, 10];
-    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, shadows: this.setup.shadows });
+    const env = await SimEnv.create({ task, seed, imageHeight: h, imageWidth: w, ...cameraSettings(this.setup) });
     try {
       const p = makeScriptedPolicy(policy, task, seed);
       let r = env.reset(seed);

@@ -69,6 +69,7 @@ const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({
   shadows: o.shadows ?? false,
   restage: o.restage ?? false,
   goalNoise: o.goalNoise ?? 0,
+  cameraJpeg: o.cameraJpeg ?? 0,
 });
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
@@ -105,6 +106,7 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
     ...(o.shadows ? ['--shadows'] : []),
     ...(o.restage ? ['--restage'] : []),
     ...(o.goalNoise ? ['--goal-noise', String(o.goalNoise)] : []),
+    ...(o.cameraJpeg ? ['--camera-jpeg', String(o.cameraJpeg)] : []),
   ];
   const children: ChildProcess[] = [];
   const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
@@ -178,11 +180,12 @@ function checkSettings(o: EvalOptions): void {
   const file = join(o.outDir, 'settings.json');
   const mine = { checkpoint: o.checkpoint ?? null, ...setupOf(o) };
   if (existsSync(file)) {
-    // Directories from before the shadows, restage and goal-noise options ran without them.
+    // Directories from before the shadows, restage, goal-noise and camera-jpeg options ran without them.
     const prior: Record<string, unknown> = {
       shadows: false,
       restage: false,
       goalNoise: 0,
+      cameraJpeg: 0,
       ...(JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>),
     };
     for (const [k, v] of Object.entries(mine)) {

@@ -10,6 +10,7 @@ import type { ReadState } from '../model/state-reader.js';
 import { CLOSED_ABOVE } from '../planner/goal-state-reading.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { ExpertReplayFailed, subgoals, type GoalGranularity } from '../sim/goals.js';
+import type { CameraSettings } from '../sim/env.js';
 
 /** One goal picture's reading against its recorded state. */
 export interface GoalPictureRead {
@@ -58,7 +59,7 @@ export async function readGoalPictures(
   read: PictureReader,
   tasks: string[],
   seeds: number[],
-  o: { height: number; width: number; granularity: GoalGranularity; shadows?: boolean },
+  o: { height: number; width: number; granularity: GoalGranularity; camera?: CameraSettings },
   onStoryboard?: (done: number) => void,
   onExcluded?: (task: string, seed: number, why: string) => void,
 ): Promise<GoalPictureRead[]> {
@@ -68,7 +69,7 @@ export async function readGoalPictures(
     for (const seed of seeds) {
       let board;
       try {
-        board = await subgoals(task, seed, o.height, o.width, o.granularity, { shadows: o.shadows });
+        board = await subgoals(task, seed, o.height, o.width, o.granularity, o.camera);
       } catch (e) {
         if (!(e instanceof ExpertReplayFailed)) throw e;
         onExcluded?.(task, seed, e.message);

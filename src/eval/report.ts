@@ -16,6 +16,8 @@ export interface Report {
   restage?: boolean;
   /** Goal-position noise along the camera ray (m; src/sim/goal-noise.ts), absent or 0 for none. */
   goalNoise?: number;
+  /** JPEG quality the simulated camera delivered its pictures through, absent or 0 for raw renders. */
+  cameraJpeg?: number;
   /** The summary average: the unweighted mean of per-task success rates (each task counts once). */
   average: 'mean of per-task success rates';
   policies: Record<string, { tasks: Record<string, TaskSummary>; average_success_rate: number }>;
@@ -60,7 +62,7 @@ export function reportMarkdown(r: Report): string {
   const lines = [
     `# Evaluation report`,
     '',
-    `${r.created}${r.checkpoint ? `, checkpoint ${r.checkpoint}` : ''}, base seed ${r.seed}${r.goals ? `, goal pictures for planners: ${r.goals}` : ''}${r.shadows ? ', rendered with shadows' : ''}${r.restage ? ', restaged after each stage' : ''}${r.goalNoise ? `, recorded goal positions moved along the camera ray by ${r.goalNoise} m (standard deviation; a diagnostic for oracle presets)` : ''}. Success rate with Wilson 95 % interval; stages reached;`,
+    `${r.created}${r.checkpoint ? `, checkpoint ${r.checkpoint}` : ''}, base seed ${r.seed}${r.goals ? `, goal pictures for planners: ${r.goals}` : ''}${r.shadows ? ', rendered with shadows' : ''}${r.cameraJpeg ? `, camera pictures through JPEG quality ${r.cameraJpeg}` : ''}${r.restage ? ', restaged after each stage' : ''}${r.goalNoise ? `, recorded goal positions moved along the camera ray by ${r.goalNoise} m (standard deviation; a diagnostic for oracle presets)` : ''}. Success rate with Wilson 95 % interval; stages reached;`,
     `average completed stages (CALVIN's average length); mean episode length; decision latency p50/p95. Summary line: ${r.average}.`,
     '',
     `| task | ${pols.map((p) => `${p} success (95 % CI)`).join(' | ')} | ${pols.map((p) => `${p} stages reached`).join(' | ')} | ${pols.map((p) => `${p} avg stages`).join(' | ')} | ${pols.map((p) => `${p} steps`).join(' | ')} | ${pols.map((p) => `${p} latency p50/p95 ms`).join(' | ')} |`,

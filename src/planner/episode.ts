@@ -9,7 +9,7 @@ import { Canvas } from '../image/canvas.js';
 import { drawText } from '../image/font.js';
 import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
-import { SimEnv, type StepResult } from '../sim/env.js';
+import { SimEnv, type CameraSettings, type StepResult } from '../sim/env.js';
 import { shiftAlongRay } from '../sim/goal-noise.js';
 import { ExpertReplayFailed, subgoals, subgoalsFrom, type GoalGranularity, type Subgoal } from '../sim/goals.js';
 import { taskByName } from '../sim/tasks.js';
@@ -109,6 +109,11 @@ export interface EpisodeSetup {
   goals?: GoalGranularity;
   /** Render the episode and its goal pictures with shadows. */
   shadows?: boolean;
+  /**
+   * JPEG quality (1-100) through which the camera delivers the episode's frames and goal pictures,
+   * as `sim collect` stores its episodes (92); 0 or undefined: raw renders.
+   */
+  cameraJpeg?: number;
   /** After each completed stage, redo the later pictures from the scene as it now is (src/sim/goals.ts, subgoalsFrom). */
   restage?: boolean;
   /**
@@ -117,6 +122,12 @@ export interface EpisodeSetup {
    */
   goalNoise?: number;
 }
+
+/** The simulated camera of an episode setup. */
+export const cameraSettings = (setup: EpisodeSetup): CameraSettings => ({
+  shadows: setup.shadows,
+  jpegQuality: setup.cameraJpeg || undefined,
+});
 
 /** Decides, step by step, what an episode executes of its planner's actions (DAgger's labelling: src/eval/dagger.ts). */
 export interface EpisodeActor {
@@ -197,9 +208,16 @@ async function restage(
   const done = sequence.subgoals.filter((g) => g.stage === stage - 1 && g.phase !== undefined).at(-1);
   if (!done) return; // stage or dense pictures: no phase to resume from
   try {
-    const redone = await subgoalsFrom(env.snapshot(), Math.ceil(done.phase!), task, seed, size.h, size.w, opts.goals ?? 'phase', {
-      shadows: opts.shadows,
-    });
+    const redone = await subgoalsFrom(
+      env.snapshot(),
+      Math.ceil(done.phase!),
+      task,
+      seed,
+      size.h,
+      size.w,
+      opts.goals ?? 'phase',
+      cameraSettings(opts),
+    );
     const later = shiftAlongRay(
       redone.filter((g) => g.stage >= stage),
       opts.goalNoise ?? 0,
@@ -222,7 +240,7 @@ export async function runPlannedEpisode(
   const goalSize = goalPictureSize(planning.goalReading?.reader.cfg);
   try {
     board = shiftAlongRay(
-      await subgoals(task, seed, goalSize.h, goalSize.w, opts.goals ?? 'phase', { shadows: opts.shadows }),
+      await subgoals(task, seed, goalSize.h, goalSize.w, opts.goals ?? 'phase', cameraSettings(opts)),
       opts.goalNoise ?? 0,
       seed,
     );
@@ -243,7 +261,7 @@ export async function runPlannedEpisode(
     };
   }
   const frame = episodeFrameSize(planning.policyInput);
-  const env = await SimEnv.create({ task, seed, imageHeight: frame.height, imageWidth: frame.width, shadows: opts.shadows });
+  const env = await SimEnv.create({ task, seed, imageHeight: frame.height, imageWidth: frame.width, ...cameraSettings(opts) });
   planning.reset(seed);
   let r = env.reset(seed);
   planning.attach?.(env);

@@ -2,8 +2,8 @@
  * The ROS 2 messages the service exchanges, as plain objects, and their conversions to and from
  * the planner's Observation and the RT-1 action. Field names follow the .msg files in msgs/.
  */
-import jpeg from 'jpeg-js';
 import { decodeImage } from '../image/decode.js';
+import { encodeJpeg } from '../image/jpeg.js';
 import type { Observation } from '../core/types.js';
 import { UserError } from '../core/errors.js';
 import { flattenAction, gripperCommand, RT1_ACTION_SIZE, unflattenAction, type Rt1Action } from '../core/action.js';
@@ -133,19 +133,6 @@ export function observationToImage(obs: Observation, frameId: string): ImageMsg 
 export function compressedToObservation(msg: CompressedImageMsg, where = 'image', maxPixels?: number): Observation {
   const img = decodeImage(msg.data, where, { maxPixels });
   return { image: img.data, height: img.height, width: img.width, stamp: stampToMs(msg.header.stamp) };
-}
-
-/** RGB to JPEG (jpeg-js wants RGBA). */
-export function encodeJpeg(rgb: Uint8Array, width: number, height: number, quality = 85): Uint8Array {
-  const rgba = new Uint8Array(width * height * 4);
-  for (let i = 0, j = 0; i < width * height; i++, j += 4) {
-    rgba[j] = rgb[i * 3]!;
-    rgba[j + 1] = rgb[i * 3 + 1]!;
-    rgba[j + 2] = rgb[i * 3 + 2]!;
-    rgba[j + 3] = 255;
-  }
-  const out = jpeg.encode({ data: rgba, width, height }, quality).data;
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 export function observationToCompressed(obs: Observation, frameId: string, quality = 85): CompressedImageMsg {

@@ -18,7 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Plan } from '../core/types.js';
 import { flattenAction } from '../core/action.js';
-import { encodeJpeg } from '../robot/messages.js';
+import { encodeJpeg } from '../image/jpeg.js';
 import type { ServiceConfig } from '../service/config.js';
 import type { RunningService, ServiceStatus } from '../service/service.js';
 import { errorMessage, UserError } from '../core/errors.js';

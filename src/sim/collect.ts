@@ -4,7 +4,7 @@
  * Observation fields the simulator has no counterpart for are written as constants (listed in
  * docs/sim.md); each episode records its task, the stage reached and success.
  */
-import jpeg from 'jpeg-js';
+import { COLLECT_JPEG_QUALITY, encodeJpeg } from '../image/jpeg.js';
 import { loadCard } from '../data/card.js';
 import { embedInstruction } from '../data/language-embedding.js';
 import { RldsWriter, type EpisodeRecord, type StepRecord } from '../data/rlds-writer.js';
@@ -26,17 +26,6 @@ export interface CollectOptions {
   shadows?: boolean;
   episodesPerShard?: number;
   signal?: AbortSignal;
-}
-
-function encodeJpeg(rgb: Uint8Array, width: number, height: number): Uint8Array {
-  const rgba = new Uint8Array(width * height * 4);
-  for (let i = 0; i < width * height; i++) {
-    rgba[i * 4] = rgb[i * 3]!;
-    rgba[i * 4 + 1] = rgb[i * 3 + 1]!;
-    rgba[i * 4 + 2] = rgb[i * 3 + 2]!;
-    rgba[i * 4 + 3] = 255;
-  }
-  return new Uint8Array(jpeg.encode({ data: rgba, width, height }, 92).data);
 }
 
 const Z3 = [0, 0, 0];
@@ -63,7 +52,7 @@ export function stepRecord(
 ): StepRecord {
   const p = r.observation.proprio!;
   return {
-    'observation/image': encodeJpeg(r.observation.image, r.observation.width, r.observation.height),
+    'observation/image': encodeJpeg(r.observation.image, r.observation.width, r.observation.height, COLLECT_JPEG_QUALITY),
     'observation/natural_language_instruction': instruction,
     'observation/natural_language_embedding': language,
     'observation/base_pose_tool_reached': [p[0]!, p[1]!, p[2]!, Math.cos(p[3]! / 2), 0, 0, Math.sin(p[3]! / 2)],

@@ -6,6 +6,7 @@
 import type { Observation } from '../core/types.js';
 import { gripperCommand, type Rt1Action } from '../core/action.js';
 import { UserError } from '../core/errors.js';
+import { jpegRoundTrip } from '../image/jpeg.js';
 import { Rng } from '../util/rng.js';
 import type { Vec3 } from '../util/vec3.js';
 import { HEAD_CAMERA } from './camera.js';
@@ -16,7 +17,19 @@ import { taskByName, type TaskInfo, type TaskSetup, type TaskSpec } from './task
 
 export { listTasks, type TaskInfo } from './tasks.js';
 
-export interface SimEnvOptions {
+/** How the simulated head camera delivers its pictures. */
+export interface CameraSettings {
+  /** Render shadows (src/sim/render.ts); frames then differ from the data the shipped models saw. */
+  shadows?: boolean;
+  /**
+   * Deliver every picture as it comes back from a JPEG of this quality (1-100), as a compressed
+   * camera stream does and as `sim collect` stores its episodes (at 92): models trained on stored
+   * episodes saw such pictures. Undefined: the raw render.
+   */
+  jpegQuality?: number;
+}
+
+export interface SimEnvOptions extends CameraSettings {
   task: string;
   seed: number;
   imageHeight?: number;
@@ -26,8 +39,6 @@ export interface SimEnvOptions {
   /** Physics timestep (s); default the scene's 2 ms. */
   physicsTimestep?: number;
   maxSteps?: number;
-  /** Render shadows (src/sim/render.ts); frames then differ from the data the shipped models saw. */
-  shadows?: boolean;
 }
 
 export interface StepResult {
@@ -85,6 +96,7 @@ export class SimEnv {
   private readonly maxSteps: number;
   private seed: number;
   private readonly shadows: boolean;
+  private readonly jpegQuality?: number;
 
   private constructor(
     private readonly mj: Mujoco,
@@ -116,6 +128,10 @@ export class SimEnv {
     this.maxSteps = opts.maxSteps ?? this.spec.timeLimitSteps;
     this.seed = opts.seed;
     this.shadows = opts.shadows ?? false;
+    const q = opts.jpegQuality;
+    if (q !== undefined && !(Number.isInteger(q) && q >= 1 && q <= 100))
+      throw new UserError(`the camera's JPEG quality must be an integer from 1 to 100, got ${q}`);
+    this.jpegQuality = q;
   }
 
   static async create(opts: SimEnvOptions): Promise<SimEnv> {
@@ -292,7 +308,8 @@ export class SimEnv {
   }
 
   render(height = this.height, width = this.width): Uint8Array {
-    return render(this.geoms(), HEAD_CAMERA, height, width, { shadows: this.shadows }).rgb;
+    const rgb = render(this.geoms(), HEAD_CAMERA, height, width, { shadows: this.shadows }).rgb;
+    return this.jpegQuality === undefined ? rgb : jpegRoundTrip(rgb, width, height, this.jpegQuality);
   }
 
   close(): void {

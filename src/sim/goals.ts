@@ -6,7 +6,7 @@
  */
 import type { Observation } from '../core/types.js';
 import { gripperCommand } from '../core/action.js';
-import { SimEnv, type SimSnapshot, type StepResult } from './env.js';
+import { SimEnv, type CameraSettings, type SimSnapshot, type StepResult } from './env.js';
 import { DEFAULT_WAYPOINT_TOLERANCE, makeScriptedPolicy, ScriptedExpert } from './expert.js';
 import { taskByName } from './tasks.js';
 
@@ -44,9 +44,9 @@ export async function subgoals(
   height: number,
   width: number,
   granularity: GoalGranularity,
-  render: { shadows?: boolean } = {},
+  camera: CameraSettings = {},
 ): Promise<Subgoal[]> {
-  const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width, shadows: render.shadows });
+  const env = await SimEnv.create({ task, seed, imageHeight: height, imageWidth: width, ...camera });
   try {
     return recordStoryboard(env, env.reset(seed), seed, 0, granularity);
   } finally {
@@ -69,7 +69,7 @@ export async function subgoalsFrom(
   height: number,
   width: number,
   granularity: GoalGranularity,
-  render: { shadows?: boolean } = {},
+  camera: CameraSettings = {},
 ): Promise<Subgoal[]> {
   // The expert gets a full time limit of its own from the snapshot's step on.
   const env = await SimEnv.create({
@@ -77,7 +77,7 @@ export async function subgoalsFrom(
     seed,
     imageHeight: height,
     imageWidth: width,
-    shadows: render.shadows,
+    ...camera,
     maxSteps: snapshot.stepCount + taskByName(task).timeLimitSteps,
   });
   try {

@@ -57,6 +57,14 @@ describe('report arithmetic', () => {
     expect(md).toContain('| drawer-chain | 1/1 = 100.0 %');
     expect(md).toContain('the expert replay that makes the goal pictures failed on p drawer-chain: seed 1.');
   });
+
+  it("the report's header says how the simulated camera delivered its pictures", () => {
+    const eps = [ep({ stagesDone: 3, success: true, seed: 0 })];
+    const jpeg = reportMarkdown(buildReport(eps, ['p'], ['drawer-chain'], 0, undefined, { shadows: true, cameraJpeg: 92 }));
+    expect(jpeg).toContain(', rendered with shadows, camera pictures through JPEG quality 92.');
+    const raw = reportMarkdown(buildReport(eps, ['p'], ['drawer-chain'], 0, undefined, { cameraJpeg: 0 }));
+    expect(raw).not.toContain('JPEG');
+  });
 });
 
 describe('eval', () => {
@@ -98,6 +106,7 @@ describe('eval', () => {
     await expect(evaluate({ ...o, shadows: true })).rejects.toThrow(/shadows false, not true/);
     await expect(evaluate({ ...o, restage: true })).rejects.toThrow(/restage false, not true/);
     await expect(evaluate({ ...o, goalNoise: 0.02 })).rejects.toThrow(/goalNoise 0, not 0.02/);
+    await expect(evaluate({ ...o, cameraJpeg: 92 })).rejects.toThrow(/cameraJpeg 0, not 92/);
     // A directory from before the shadows option was rendered without them: it resumes as such.
     writeFileSync(join(out, 'settings.json'), JSON.stringify({ checkpoint: null, goals: 'phase' }));
     expect((await evaluate(o)).policies.expert!.tasks['pick-can']!.successes).toBe(2);

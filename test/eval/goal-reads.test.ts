@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/backends.js';
 import { readGoalPictures, summarizeGoalReads, worstGoalReads, type GoalPictureRead } from '../../src/eval/goal-reads.js';
 import { subgoals } from '../../src/sim/goals.js';
+import { jpegRoundTrip } from '../../src/image/jpeg.js';
 import { ALL_TASKS } from '../../src/cli/command.js';
 import { TASKS } from '../../src/sim/tasks.js';
 import { runCli } from '../helpers/cli.js';
@@ -93,12 +94,27 @@ describe('readGoalPictures', () => {
       },
       ['pick-can'],
       [100],
-      { height: 64, width: 80, granularity: 'stage', shadows: true },
+      { height: 64, width: 80, granularity: 'stage', camera: { shadows: true } },
     );
     const shadowed = await subgoals('pick-can', 100, 64, 80, 'stage', { shadows: true });
     const plain = await subgoals('pick-can', 100, 64, 80, 'stage');
     expect(seen).toEqual(shadowed.map((g) => g.observation.image));
     expect(seen[0]).not.toEqual(plain[0]!.observation.image);
+  });
+
+  it("hands the reader the pictures through the camera's JPEG when asked, as the stored training pictures were", async () => {
+    const seen: Uint8Array[] = [];
+    await readGoalPictures(
+      (pictures) => {
+        seen.push(...pictures.map((p) => p.image));
+        return pictures.map(() => ({ position: [0, 0, 0], closedness: 1 }));
+      },
+      ['move-near'],
+      [100],
+      { height: 64, width: 80, granularity: 'stage', camera: { jpegQuality: 92 } },
+    );
+    const plain = await subgoals('move-near', 100, 64, 80, 'stage');
+    expect(seen).toEqual(plain.map((g) => jpegRoundTrip(g.observation.image, 80, 64, 92)));
   });
 
   it('skips a layout whose expert replay fails, as eval does, and says so', async () => {
@@ -143,6 +159,15 @@ describe('selfflow-wm model read-goals', () => {
     expect(j.reads.every((x: GoalPictureRead) => x.task === 'drawer-open' && x.seed === 100)).toBe(true);
   });
 
+  it("says in its JSON and its header that the goal pictures came through the camera's JPEG", async () => {
+    const args = ['model', 'read-goals', '--tasks', 'drawer-open', '--seeds', '1', '--camera-jpeg', '92', '--backend', 'wasm'];
+    const j = await runCli([...args, '--json']);
+    expect(j.code, j.err).toBe(0);
+    expect(JSON.parse(j.out)).toMatchObject({ cameraJpeg: 92, shadows: false });
+    const t = await runCli(args);
+    expect(t.out).toMatch(/goal pictures \(phase, 64x80, through JPEG quality 92\)/);
+  });
+
   it('reads every simulator task by default', () => {
     expect(ALL_TASKS.split(',')).toEqual(TASKS.map((t) => t.name));
   });
@@ -154,6 +179,8 @@ describe('selfflow-wm model read-goals', () => {
     const both = await runCli(['model', 'read-goals', '--checkpoint', 'models/tiny-sim-explore', '--reader', 'r.safetensors']);
     expect(both.code).not.toBe(0);
     expect(both.err).toMatch(/give either --checkpoint DIR \(its state reader\) or --reader PATH, not both/);
+    const q = await runCli(['model', 'read-goals', '--camera-jpeg', '101']);
+    expect(q.err).toMatch(/--camera-jpeg must be 0 \(raw\) or an integer quality from 1 to 100, got 101/);
     const w = await runCli(['model', 'read-goals', '--worst=-1']);
     expect(w.err).toMatch(/--worst must be >= 0, got -1/);
     const m = await runCli(['model', 'read-goals', '--reader', '/nonexistent/reader.safetensors', '--seeds', '1', '--backend', 'wasm']);

@@ -5,6 +5,7 @@ import { LIMITS, listTasks, SimEnv } from '../../src/sim/env.js';
 import { makeScriptedPolicy } from '../../src/sim/expert.js';
 import { goalObservations } from '../../src/sim/goals.js';
 import { GEOM, LIGHT, render, type GeomSnapshot } from '../../src/sim/render.js';
+import { COLLECT_JPEG_QUALITY, jpegRoundTrip } from '../../src/image/jpeg.js';
 
 const I = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 const table: GeomSnapshot = { type: GEOM.plane, pos: [0, 0, 0], mat: I, size: [0, 0, 0], rgb: [0, 0, 1] };
@@ -125,6 +126,26 @@ describe('renderer geometry', () => {
     expect(a.every((v, i) => v <= b[i]!)).toBe(true);
     plain.close();
     shadowed.close();
+  });
+
+  it('a camera with a JPEG quality delivers the render as a JPEG of that quality brings it back, in observations too', async () => {
+    const raw = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 64, imageWidth: 80 });
+    const jpeg = await SimEnv.create({ task: 'pick-can', seed: 0, imageHeight: 64, imageWidth: 80, jpegQuality: COLLECT_JPEG_QUALITY });
+    const expected = jpegRoundTrip(raw.render(), 80, 64, COLLECT_JPEG_QUALITY);
+    expect(hash(jpeg.render())).toBe(hash(expected));
+    expect(hash(jpeg.observation().image)).toBe(hash(expected));
+    expect(hash(expected)).not.toBe(hash(raw.render()));
+    // Close to the render: JPEG moves pixels a little, not the scene.
+    const r = raw.render();
+    const mean = expected.reduce((a, v, i) => a + Math.abs(v - r[i]!), 0) / r.length;
+    expect(mean).toBeGreaterThan(0);
+    expect(mean).toBeLessThan(4);
+    raw.close();
+    jpeg.close();
+    for (const q of [0, 101, 50.5])
+      await expect(SimEnv.create({ task: 'pick-can', seed: 0, jpegQuality: q })).rejects.toThrow(
+        /JPEG quality must be an integer from 1 to 100/,
+      );
   });
 
   it('the same state gives identical pixels; smaller sizes are area-averaged views of the same scene', async () => {
