@@ -3,6 +3,7 @@
  * compressed camera stream (encode, then decode).
  */
 import jpeg from 'jpeg-js';
+import { decodeImage } from './decode.js';
 
 /** The quality `sim collect` stores its episodes' pictures at. */
 export const COLLECT_JPEG_QUALITY = 92;
@@ -20,8 +21,11 @@ export function encodeJpeg(rgb: Uint8Array, width: number, height: number, quali
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
-/** The RGB picture as it comes back from a JPEG of `quality`: what a model trained on stored JPEGs saw. */
+/**
+ * The RGB picture as it comes back from a JPEG of `quality`, decoded by the decoder that reads
+ * training episodes (decodeImage): what a model trained on stored JPEGs saw. Decoders differ by a
+ * pixel value here and there, and the state reader's readings move with that (docs/results.md, item 38).
+ */
 export function jpegRoundTrip(rgb: Uint8Array, width: number, height: number, quality: number): Uint8Array {
-  const d = jpeg.decode(encodeJpeg(rgb, width, height, quality), { useTArray: true, formatAsRGBA: false });
-  return new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength);
+  return decodeImage(encodeJpeg(rgb, width, height, quality), 'camera frame').data;
 }
