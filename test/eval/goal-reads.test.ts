@@ -7,6 +7,7 @@ import { initBackend } from '../../src/backend/backends.js';
 import { readGoalPictures, summarizeGoalReads, worstGoalReads, type GoalPictureRead } from '../../src/eval/goal-reads.js';
 import { subgoals } from '../../src/sim/goals.js';
 import { jpegRoundTrip } from '../../src/image/jpeg.js';
+import type { CameraSettings } from '../../src/sim/env.js';
 import { ALL_TASKS } from '../../src/cli/command.js';
 import { TASKS } from '../../src/sim/tasks.js';
 import { runCli } from '../helpers/cli.js';
@@ -85,17 +86,23 @@ describe('readGoalPictures', () => {
     expect(summarizeGoalReads(reads).stateMisreads).toBe(open);
   });
 
-  it('renders the storyboard with shadows when asked, for a reader trained on shadowed pictures', async () => {
+  /** The pixels a stand-in reader is handed for one task's stage pictures on seed 100, with the camera's settings. */
+  async function picturesHanded(task: string, camera: CameraSettings): Promise<Uint8Array[]> {
     const seen: Uint8Array[] = [];
     await readGoalPictures(
       (pictures) => {
         seen.push(...pictures.map((p) => p.image));
         return pictures.map(() => ({ position: [0, 0, 0], closedness: 1 }));
       },
-      ['pick-can'],
+      [task],
       [100],
-      { height: 64, width: 80, granularity: 'stage', camera: { shadows: true } },
+      { height: 64, width: 80, granularity: 'stage', camera },
     );
+    return seen;
+  }
+
+  it('renders the storyboard with shadows when asked, for a reader trained on shadowed pictures', async () => {
+    const seen = await picturesHanded('pick-can', { shadows: true });
     const shadowed = await subgoals('pick-can', 100, 64, 80, 'stage', { shadows: true });
     const plain = await subgoals('pick-can', 100, 64, 80, 'stage');
     expect(seen).toEqual(shadowed.map((g) => g.observation.image));
@@ -103,16 +110,7 @@ describe('readGoalPictures', () => {
   });
 
   it("hands the reader the pictures through the camera's JPEG when asked, as the stored training pictures were", async () => {
-    const seen: Uint8Array[] = [];
-    await readGoalPictures(
-      (pictures) => {
-        seen.push(...pictures.map((p) => p.image));
-        return pictures.map(() => ({ position: [0, 0, 0], closedness: 1 }));
-      },
-      ['move-near'],
-      [100],
-      { height: 64, width: 80, granularity: 'stage', camera: { jpegQuality: 92 } },
-    );
+    const seen = await picturesHanded('move-near', { jpegQuality: 92 });
     const plain = await subgoals('move-near', 100, 64, 80, 'stage');
     expect(seen).toEqual(plain.map((g) => jpegRoundTrip(g.observation.image, 80, 64, 92)));
   });
