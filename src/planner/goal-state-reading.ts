@@ -30,9 +30,33 @@ export function closedBelow(fullOpening: number): number {
 /** A closed-gripper goal this far or nearer from where the gripper was when it came (a grasp in place) is aimed at, not past. */
 export const OVERSHOOT_MIN_MOVE = 0.03;
 
+/**
+ * Preset section `closedGoalPush` (metres): while a closed-gripper goal stays the current one and
+ * the gripper has come within `reach` of where it is aimed, the aim moves `step` further along the
+ * move, up to `max` past the reading. A push or pull ends where its picture shows the gripper,
+ * but the picture shows the scene too: a drawer that a fast shove slid shut in the demonstration
+ * (drawer-close's completion picture can have the gripper 16 cm short of the closed front) stays
+ * open under a slower or slightly slanted push that reaches the same gripper position. Without
+ * this the planner holds the gripper there until the stage's patience runs out and starts the
+ * stage again.
+ */
+export interface ClosedGoalPush {
+  step: number;
+  reach: number;
+  max: number;
+}
+
+/** A goal as read, where its move started, and how far past the reading it is aimed now. */
+interface ReadGoal {
+  read: Goal;
+  start?: Vec3;
+  past: number;
+  aimed: Goal;
+}
+
 export class GoalStateReading {
   /** Per goal object: the planner is handed the same object until the goal changes. */
-  private readonly goals = new WeakMap<Goal, Goal>();
+  private readonly goals = new WeakMap<Goal, ReadGoal>();
   private readonly pictures = new WeakMap<Observation, { picture: Observation; closed: boolean }>();
   private readonly priors?: GoalPriors;
 
@@ -44,13 +68,15 @@ export class GoalStateReading {
    *
    * `priors` (preset section `goalPriors`): what the robot's own state corrects in a read goal
    * (src/planner/goal-priors.ts); `camera`, the pose of the camera that took the goal pictures,
-   * for its `setDown`.
+   * for its `setDown`. `push` (preset section `closedGoalPush`): how a reached closed-gripper
+   * goal is aimed further while it stays current.
    */
   constructor(
     readonly reader: StateReader,
     readonly overshoot = 0,
     priors?: GoalPriorSettings,
     camera?: Camera,
+    readonly push?: ClosedGoalPush,
   ) {
     if (priors) this.priors = new GoalPriors(priors, closedBelow(reader.cfg.fullOpening), camera);
   }
@@ -75,36 +101,40 @@ export class GoalStateReading {
   /**
    * The goal with every picture read, and the gripper state the last picture shows. `obs`, the
    * robot's observation when the goal is first read, gives the start of the move an overshoot
-   * extends; without its proprioception there is no overshoot. With goal priors, `obs` at every
-   * plan also lets the robot's state correct the read goal.
+   * extends; without its proprioception there is no overshoot. At every later plan `obs` moves a
+   * reached closed-gripper goal's aim on (`push`), and with goal priors lets the robot's state
+   * correct the read goal. The same goal object comes back until its aim moves.
    */
   read(goal: Goal, obs?: Observation): Goal {
-    const g = this.readGoal(goal, obs);
-    return this.priors && obs ? this.priors.apply(obs, g) : g;
+    const r = this.readGoal(goal, obs);
+    if (this.push && obs) this.pushOn(r, this.push, gripperPosition(obs));
+    return this.priors && obs ? this.priors.apply(obs, r.aimed) : r.aimed;
   }
 
-  private readGoal(goal: Goal, obs?: Observation): Goal {
-    let g = this.goals.get(goal);
-    if (!g) {
+  private readGoal(goal: Goal, obs?: Observation): ReadGoal {
+    let r = this.goals.get(goal);
+    if (!r) {
       const read = goal.images.map((o) => this.readOne(o));
-      g = { images: read.map((r) => r.picture), instruction: goal.instruction };
+      const g: Goal = { images: read.map((p) => p.picture), instruction: goal.instruction };
       if (read.length) g.gripper = read[read.length - 1]!.closed ? 'closed' : 'open';
-      if (g.gripper === 'closed' && this.overshoot > 0) g = this.aimPast(g, gripperPosition(obs));
-      this.goals.set(goal, g);
+      const start = gripperPosition(obs);
+      const past = g.gripper === 'closed' ? this.overshoot : 0;
+      r = { read: g, start, past, aimed: aimPast(g, start, past) };
+      this.goals.set(goal, r);
     }
-    return g;
+    return r;
   }
 
-  /** `g` with its last picture's gripper moved `overshoot` further along the move from `start` (the read pictures stay as read). */
-  private aimPast(g: Goal, start: Vec3 | undefined): Goal {
-    const last = g.images[g.images.length - 1]!;
-    const target = gripperPosition(last);
-    if (!start || !target) return g;
-    const length = distance(start, target);
-    if (length <= OVERSHOOT_MIN_MOVE) return g;
-    const proprio = Float32Array.from(last.proprio!);
-    for (let i = 0; i < 3; i++) proprio[i] = target[i]! + (this.overshoot * (target[i]! - start[i]!)) / length;
-    return { ...g, images: [...g.images.slice(0, -1), { ...last, proprio }] };
+  /** Moves `r`'s aim `push.step` further when the gripper at `at` has come within `push.reach` of it. */
+  private pushOn(r: ReadGoal, push: ClosedGoalPush, at: Vec3 | undefined): void {
+    if (r.read.gripper !== 'closed' || !at || r.past >= push.max) return;
+    const aim = gripperPosition(r.aimed.images[r.aimed.images.length - 1]);
+    if (!aim || distance(at, aim) > push.reach) return;
+    const past = Math.min(push.max, r.past + push.step);
+    const moved = aimPast(r.read, r.start, past);
+    if (moved === r.read) return; // a grasp in place, or no start: no move to push along
+    r.past = past;
+    r.aimed = moved;
   }
 
   /** A new episode (the priors track what the fingers hold). */
@@ -115,6 +145,21 @@ export class GoalStateReading {
   dispose(): void {
     this.reader.dispose();
   }
+}
+
+/**
+ * `g` with its last picture's gripper moved `past` metres further along the move from `start` (the
+ * read pictures stay as read); `g` itself where there is nothing to move or the move is a grasp in place.
+ */
+function aimPast(g: Goal, start: Vec3 | undefined, past: number): Goal {
+  const last = g.images[g.images.length - 1];
+  const target = gripperPosition(last);
+  if (!last || !start || !target || past <= 0) return g;
+  const length = distance(start, target);
+  if (length <= OVERSHOOT_MIN_MOVE) return g;
+  const proprio = Float32Array.from(last.proprio!);
+  for (let i = 0; i < 3; i++) proprio[i] = target[i]! + (past * (target[i]! - start[i]!)) / length;
+  return { ...g, images: [...g.images.slice(0, -1), { ...last, proprio }] };
 }
 
 /** A file shipped next to the world model: in its model directory, or in the directory holding a weight file. */
@@ -130,7 +175,13 @@ export function stateReaderPath(checkpoint: string): string {
 
 /** The goal reading a preset asks for: none unless its `goalState` is "read". */
 export function loadGoalStateReading(
-  preset: { name: string; goalState?: 'recorded' | 'read'; closedGoalOvershoot?: number; goalPriors?: GoalPriorSettings },
+  preset: {
+    name: string;
+    goalState?: 'recorded' | 'read';
+    closedGoalOvershoot?: number;
+    closedGoalPush?: ClosedGoalPush;
+    goalPriors?: GoalPriorSettings;
+  },
   checkpoint: string,
 ): GoalStateReading | undefined {
   if (preset.goalState !== 'read') return undefined;
@@ -141,7 +192,7 @@ export function loadGoalStateReading(
         `(train one with: selfflow-wm model train-reader --data-dir DIR --out ${dirname(path)})`,
     );
   const camera = preset.goalPriors?.setDown ? loadCamera(preset.name, checkpoint) : undefined;
-  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot, preset.goalPriors, camera);
+  return new GoalStateReading(loadStateReader(path), preset.closedGoalOvershoot, preset.goalPriors, camera, preset.closedGoalPush);
 }
 
 /** The pose of the camera that took the pictures a model directory's state reader reads (its camera.json). */

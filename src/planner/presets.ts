@@ -14,6 +14,7 @@ import { OPTIMIZER_KINDS, type OptimizerKind, type OptimizerSettings } from './o
 import type { WarmStartPad } from './sequence.js';
 import type { PoseHandover } from './goal-sequence.js';
 import type { GoalPriorSettings } from './goal-priors.js';
+import type { ClosedGoalPush } from './goal-state-reading.js';
 import { EMPTY_ATS, HAND_BACKS, type EmptyAt, type HandBack, type TakeoverSettings } from './grasp-takeover.js';
 import { NO_PINS, type ActionPins } from './pinned-actions.js';
 import type { CostWeights } from './plan-model.js';
@@ -48,6 +49,11 @@ export interface PlannerPreset {
    * from where the gripper was when that goal came (absent = 0; src/planner/goal-state-reading.ts).
    */
   closedGoalOvershoot?: number;
+  /**
+   * With goalState "read": a reached closed-gripper goal aimed further while it stays current (optional
+   * section `closedGoalPush`, metres; src/planner/goal-state-reading.ts).
+   */
+  closedGoalPush?: ClosedGoalPush;
   /**
    * Where proposals (the `policy` kind's action, CEM's and MPPI's proposalFraction) come from:
    * `joint` (absent = joint) is the world model's joint video-action query, `policy` the model
@@ -116,6 +122,7 @@ const FIELDS = {
     'poseProposal',
     'goalState',
     'closedGoalOvershoot',
+    'closedGoalPush',
     'proposer',
     'proposerNoise',
     'policyGrasp',
@@ -138,6 +145,7 @@ const FIELDS = {
   actions: ['hold', 'gripper', 'speed', 'carry'],
   carry: ['speed', 'minOpening'],
   handover: ['pose', 'finger'],
+  closedGoalPush: ['step', 'reach', 'max'],
   policyGrasp: ['drop', 'across', 'candidates', 'noise', 'inPlace', 'takeover', 'instructionWords'],
   takeover: ['emptyBelow', 'openAbove', 'handBack', 'emptyAt'],
   goalPriors: ['holdingAbove', 'atGrasp', 'setDown'],
@@ -186,6 +194,16 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     if (goalState !== 'read')
       throw new UserError(`${f('closedGoalOvershoot')} applies only with goalState "read" (it moves the goal the state reader reads)`);
     return num(v, 'closedGoalOvershoot', 0, 0.05);
+  };
+  const closedGoalPush = (v: unknown, goalState: unknown): ClosedGoalPush => {
+    if (goalState !== 'read')
+      throw new UserError(`${f('closedGoalPush')} applies only with goalState "read" (it moves the goal the state reader reads)`);
+    const p = section(v, 'closedGoalPush', 'closedGoalPush');
+    return {
+      step: num(p.step, 'closedGoalPush.step', 0.001, 0.05),
+      reach: num(p.reach, 'closedGoalPush.reach', 0, 0.1),
+      max: num(p.max, 'closedGoalPush.max', 0, 0.3),
+    };
   };
   const goalPriors = (gp: Json, goalState: unknown): GoalPriorSettings => {
     if (goalState !== 'read')
@@ -300,6 +318,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
     ...(top.goalState !== undefined && { goalState: oneOf<GoalState>(top.goalState, 'goalState', GOAL_STATES) }),
     ...(top.closedGoalOvershoot !== undefined && { closedGoalOvershoot: overshoot(top.closedGoalOvershoot, top.goalState) }),
+    ...(top.closedGoalPush !== undefined && { closedGoalPush: closedGoalPush(top.closedGoalPush, top.goalState) }),
     ...(top.proposer !== undefined && { proposer: oneOf<Proposer>(top.proposer, 'proposer', PROPOSERS) }),
     ...(top.proposerNoise !== undefined && { proposerNoise: proposerNoise(top.proposerNoise) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),

@@ -92,6 +92,53 @@ describe('goal states read off the pictures', () => {
     );
   });
 
+  it('pushes a reached closed-gripper goal on along its move while it stays current, up to its limit', () => {
+    const push = { step: 0.03, reach: 0.01, max: 0.1 };
+    const reading = new GoalStateReading(pixelReader().reader, 0.01, undefined, undefined, push);
+    const robotAt = (x: number, z = 0.2) => picture(0, 0, [x, 0.1, z, 0, 0.02]);
+    const aimX = (g: { images: Observation[] }) => g.images[0]!.proprio![0]!;
+    // A push towards +x: closed fingers, the picture's gripper at x 0.5, the robot at x 0.4.
+    const shove = { images: [picture(50, 60)] };
+    const first = reading.read(shove, robotAt(0.4));
+    expect(aimX(first)).toBeCloseTo(0.51, 6);
+    // On the way (more than 1 cm from the aim) the aim stays, and so does the goal object.
+    expect(reading.read(shove, robotAt(0.45))).toBe(first);
+    expect(reading.read(shove, robotAt(0.5, 0.215))).toBe(first);
+    // Reached but the goal is still current (the scene is not yet the picture's): 3 cm further, along x only.
+    const pushed = reading.read(shove, robotAt(0.505));
+    expect(aimX(pushed)).toBeCloseTo(0.54, 6);
+    expect(Array.from(pushed.images[0]!.proprio!.slice(1, 3))).toEqual([0.1, 0.2].map(Math.fround));
+    expect(reading.read(shove, robotAt(0.52))).toBe(pushed);
+    // Each arrival moves it on, never more than 10 cm past the reading.
+    expect(aimX(reading.read(shove, robotAt(0.54)))).toBeCloseTo(0.57, 6);
+    expect(aimX(reading.read(shove, robotAt(0.57)))).toBeCloseTo(0.6, 6);
+    expect(aimX(reading.read(shove, robotAt(0.6)))).toBeCloseTo(0.6, 6);
+    // The handover still sees the picture where the reader does.
+    expect(reading.readPicture(shove.images[0]!).proprio![0]).toBeCloseTo(0.5, 6);
+    // Open-gripper goals and grasps in place are never pushed.
+    const open = { images: [picture(50, 0)] };
+    reading.read(open, robotAt(0.4));
+    expect(aimX(reading.read(open, robotAt(0.5)))).toBeCloseTo(0.5, 6);
+    const inPlace = { images: [picture(50, 60)] };
+    reading.read(inPlace, robotAt(0.48));
+    expect(aimX(reading.read(inPlace, robotAt(0.5)))).toBeCloseTo(0.5, 6);
+    // A new goal object (the next picture, or the stage started again) starts from the reading.
+    expect(aimX(reading.read({ images: [picture(50, 60)] }, robotAt(0.4)))).toBeCloseTo(0.51, 6);
+    // Preset section: checked fields, and only with goalState "read".
+    const p = loadPlannerPreset('experiments/read-push');
+    expect(p.closedGoalPush).toEqual({ step: 0.03, reach: 0.01, max: 0.15 });
+    expect(() => validatePreset({ ...p, closedGoalPush: { ...push, step: 0 } }, 'x.json')).toThrow(
+      /x\.json: 'closedGoalPush\.step' must be a number in \[0\.001, 0\.05\], got 0/,
+    );
+    expect(() => validatePreset({ ...p, closedGoalPush: { step: 0.03, reach: 0.01 } }, 'x.json')).toThrow(/'closedGoalPush\.max' must be/);
+    expect(() => validatePreset({ ...p, closedGoalPush: { ...push, far: 1 } }, 'x.json')).toThrow(
+      /'closedGoalPush\.far' is not a preset field/,
+    );
+    expect(() => validatePreset({ ...loadPlannerPreset('wm-cem-fast'), closedGoalPush: push }, 'x.json')).toThrow(
+      /'closedGoalPush' applies only with goalState "read"/,
+    );
+  });
+
   it('hands the next picture over when the robot is where the reader sees the gripper, not where it was recorded', () => {
     const reading = new GoalStateReading(pixelReader().reader);
     const sub = (red: number, recorded: number[], name: string): Subgoal => ({
