@@ -190,14 +190,16 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       throw new UserError(`${f('proposerNoise')} applies only with proposer "policy" (the action policy's sampling)`);
     return num(v, 'proposerNoise', 0, 2);
   };
-  const overshoot = (v: unknown, goalState: unknown): number => {
-    if (goalState !== 'read')
-      throw new UserError(`${f('closedGoalOvershoot')} applies only with goalState "read" (it moves the goal the state reader reads)`);
+  /** Fields that change the goals the state reader reads, so they need goalState "read". */
+  const readOnly = (field: string, what: string): void => {
+    if (top.goalState !== 'read') throw new UserError(`${f(field)} applies only with goalState "read" (it ${what} the state reader reads)`);
+  };
+  const overshoot = (v: unknown): number => {
+    readOnly('closedGoalOvershoot', 'moves the goal');
     return num(v, 'closedGoalOvershoot', 0, 0.05);
   };
-  const closedGoalPush = (v: unknown, goalState: unknown): ClosedGoalPush => {
-    if (goalState !== 'read')
-      throw new UserError(`${f('closedGoalPush')} applies only with goalState "read" (it moves the goal the state reader reads)`);
+  const closedGoalPush = (v: unknown): ClosedGoalPush => {
+    readOnly('closedGoalPush', 'moves the goal');
     const p = section(v, 'closedGoalPush', 'closedGoalPush');
     return {
       step: num(p.step, 'closedGoalPush.step', 0.001, 0.05),
@@ -205,9 +207,8 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       max: num(p.max, 'closedGoalPush.max', 0, 0.3),
     };
   };
-  const goalPriors = (gp: Json, goalState: unknown): GoalPriorSettings => {
-    if (goalState !== 'read')
-      throw new UserError(`${f('goalPriors')} applies only with goalState "read" (it corrects the goals the state reader reads)`);
+  const goalPriors = (gp: Json): GoalPriorSettings => {
+    readOnly('goalPriors', 'corrects the goals');
     const sd = gp.setDown === undefined ? undefined : section(gp.setDown, 'setDown', 'goalPriors.setDown');
     return {
       holdingAbove: num(gp.holdingAbove, 'goalPriors.holdingAbove', 0, 1),
@@ -317,8 +318,8 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
       : NO_PINS,
     poseProposal: top.poseProposal === undefined ? false : bool(top.poseProposal, 'poseProposal'),
     ...(top.goalState !== undefined && { goalState: oneOf<GoalState>(top.goalState, 'goalState', GOAL_STATES) }),
-    ...(top.closedGoalOvershoot !== undefined && { closedGoalOvershoot: overshoot(top.closedGoalOvershoot, top.goalState) }),
-    ...(top.closedGoalPush !== undefined && { closedGoalPush: closedGoalPush(top.closedGoalPush, top.goalState) }),
+    ...(top.closedGoalOvershoot !== undefined && { closedGoalOvershoot: overshoot(top.closedGoalOvershoot) }),
+    ...(top.closedGoalPush !== undefined && { closedGoalPush: closedGoalPush(top.closedGoalPush) }),
     ...(top.proposer !== undefined && { proposer: oneOf<Proposer>(top.proposer, 'proposer', PROPOSERS) }),
     ...(top.proposerNoise !== undefined && { proposerNoise: proposerNoise(top.proposerNoise) }),
     ...(ho && { handover: { pose: num(ho.pose, 'handover.pose', 0, 1), finger: num(ho.finger, 'handover.finger', 0, 1) } }),
@@ -333,7 +334,7 @@ export function validatePreset(raw: unknown, file: string): PlannerPreset {
         ...(pg.instructionWords !== undefined && { instructionWords: words(pg.instructionWords, 'policyGrasp.instructionWords') }),
       },
     }),
-    ...(gp && { goalPriors: goalPriors(gp, top.goalState) }),
+    ...(gp && { goalPriors: goalPriors(gp) }),
   };
 }
 
