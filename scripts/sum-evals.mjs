@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * Sums eval directories run with the same settings (e.g. one per seed set) into one report, through the same
+ * arithmetic as `eval` (dist/src/eval/report.js: build first). Prints report.md's table over all their episodes, then
+ * the pooled totals per policy, each policy's points above the first, and the share of the gap from the first
+ * policy to the last that each closes (list the policy alone first and the oracle last to read it that way).
+ * Unfinished directories count with the episodes they hold; the count of each is printed.
+ * Usage: node scripts/sum-evals.mjs DIR...
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildReport, reportMarkdown } from '../dist/src/eval/report.js';
+import { wilson } from '../dist/src/eval/metrics.js';
+
+const dirs = process.argv.slice(2).filter((d) => existsSync(join(d, 'episodes.jsonl')));
+if (!dirs.length) {
+  console.error('usage: node scripts/sum-evals.mjs DIR... (directories holding episodes.jsonl)');
+  process.exit(1);
+}
+const settings = dirs.map((d) => readFileSync(join(d, 'settings.json'), 'utf8').trim());
+const odd = dirs.filter((_, i) => settings[i] !== settings[0]);
+if (odd.length) {
+  console.error(`${odd.join(', ')} ran with other settings than ${dirs[0]}: not summed together`);
+  process.exit(1);
+}
+const outcomes = dirs.flatMap((d) =>
+  readFileSync(join(d, 'episodes.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l)),
+);
+const policies = [...new Set(outcomes.map((o) => o.policy))];
+const tasks = [...new Set(outcomes.map((o) => o.task))];
+const setup = JSON.parse(settings[0]);
+const report = buildReport(outcomes, policies, tasks, Math.min(...outcomes.map((o) => o.seed)), setup.checkpoint ?? undefined, setup);
+for (const d of dirs) {
+  const n = readFileSync(join(d, 'episodes.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim()).length;
+  console.log(`${d}: ${n} episodes${existsSync(join(d, 'report.json')) ? '' : ' (unfinished)'}`);
+}
+console.log(`\n${reportMarkdown(report)}`);
+const pooled = policies.map((p) => {
+  const ts = Object.values(report.policies[p].tasks);
+  return { p, k: ts.reduce((s, t) => s + t.successes, 0), n: ts.reduce((s, t) => s + t.episodes, 0) };
+});
+const pct = (x) => (100 * x).toFixed(1);
+const [first, last] = [pooled[0], pooled[pooled.length - 1]];
+const rate = (x) => (x.n ? x.k / x.n : 0);
+console.log('| policy | successes | 95 % CI | points above the first | share of the gap first-to-last closed |');
+console.log('| --- | --- | --- | --- | --- |');
+for (const x of pooled) {
+  const [lo, hi] = wilson(x.k, x.n);
+  const gap = rate(last) - rate(first);
+  const closed = gap > 0 ? `${pct((rate(x) - rate(first)) / gap)} %` : 'n/a';
+  console.log(
+    `| ${x.p} | ${x.k}/${x.n} = ${pct(rate(x))} % | ${pct(lo)}-${pct(hi)} % | ${(100 * (rate(x) - rate(first))).toFixed(1)} | ${closed} |`,
+  );
+}
