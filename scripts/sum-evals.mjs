@@ -3,7 +3,7 @@
  * Sums eval directories run with the same settings (e.g. one per seed set) into one report, through the same
  * arithmetic as `eval` (dist/src/eval/report.js: build first). Prints report.md's table over all their episodes, then
  * the pooled totals per policy, each policy's points above the first, and the share of the gap from the first
- * policy to the last that each closes (list the policy alone first and the oracle last to read it that way).
+ * policy to the last that each closes (the first to run, the policy alone here, first; `oracle:` presets last).
  * Unfinished directories count with the episodes they hold; the count of each is printed.
  * Usage: node scripts/sum-evals.mjs DIR...
  */
@@ -29,7 +29,9 @@ const outcomes = dirs.flatMap((d) =>
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l)),
 );
-const policies = [...new Set(outcomes.map((o) => o.policy))];
+// In the order they first ran, with oracle: presets last, so the last column is the ceiling whatever ran after it.
+const seen = [...new Set(outcomes.map((o) => o.policy))];
+const policies = [...seen.filter((p) => !p.startsWith('oracle:')), ...seen.filter((p) => p.startsWith('oracle:'))];
 const tasks = [...new Set(outcomes.map((o) => o.task))];
 const setup = JSON.parse(settings[0]);
 const report = buildReport(outcomes, policies, tasks, Math.min(...outcomes.map((o) => o.seed)), setup.checkpoint ?? undefined, setup);
