@@ -12,35 +12,44 @@ import { join } from 'node:path';
 import { buildReport, reportMarkdown } from '../dist/src/eval/report.js';
 import { wilson } from '../dist/src/eval/metrics.js';
 
-const dirs = process.argv.slice(2).filter((d) => existsSync(join(d, 'episodes.jsonl')));
-if (!dirs.length) {
-  console.error('usage: node scripts/sum-evals.mjs DIR... (directories holding episodes.jsonl)');
+const fail = (msg) => {
+  console.error(msg);
   process.exit(1);
-}
-const settings = dirs.map((d) => readFileSync(join(d, 'settings.json'), 'utf8').trim());
-const odd = dirs.filter((_, i) => settings[i] !== settings[0]);
-if (odd.length) {
-  console.error(`${odd.join(', ')} ran with other settings than ${dirs[0]}: not summed together`);
-  process.exit(1);
-}
-const outcomes = dirs.flatMap((d) =>
-  readFileSync(join(d, 'episodes.jsonl'), 'utf8')
+};
+const dirs = process.argv.slice(2);
+if (!dirs.length) fail('usage: node scripts/sum-evals.mjs DIR... (eval --out directories)');
+/** One eval directory's settings text and finished episodes, read once. */
+const sets = dirs.map((d) => {
+  const file = join(d, 'episodes.jsonl');
+  if (!existsSync(file)) fail(`${d}: no episodes.jsonl (not an eval --out directory)`);
+  const episodes = readFileSync(file, 'utf8')
     .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l)),
-);
+    .map((l, i) => [l, i + 1])
+    .filter(([l]) => l.trim())
+    .map(([l, line]) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        return fail(`${file}:${line}: not a JSON episode record`);
+      }
+    });
+  return {
+    dir: d,
+    settings: readFileSync(join(d, 'settings.json'), 'utf8').trim(),
+    episodes,
+    finished: existsSync(join(d, 'report.json')),
+  };
+});
+const odd = sets.filter((x) => x.settings !== sets[0].settings).map((x) => x.dir);
+if (odd.length) fail(`${odd.join(', ')} ran with other settings than ${dirs[0]}: not summed together`);
+const outcomes = sets.flatMap((x) => x.episodes);
 // In the order they first ran, with oracle: presets last, so the last column is the ceiling whatever ran after it.
 const seen = [...new Set(outcomes.map((o) => o.policy))];
 const policies = [...seen.filter((p) => !p.startsWith('oracle:')), ...seen.filter((p) => p.startsWith('oracle:'))];
 const tasks = [...new Set(outcomes.map((o) => o.task))];
-const setup = JSON.parse(settings[0]);
+const setup = JSON.parse(sets[0].settings);
 const report = buildReport(outcomes, policies, tasks, Math.min(...outcomes.map((o) => o.seed)), setup.checkpoint ?? undefined, setup);
-for (const d of dirs) {
-  const n = readFileSync(join(d, 'episodes.jsonl'), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim()).length;
-  console.log(`${d}: ${n} episodes${existsSync(join(d, 'report.json')) ? '' : ' (unfinished)'}`);
-}
+for (const x of sets) console.log(`${x.dir}: ${x.episodes.length} episodes${x.finished ? '' : ' (unfinished)'}`);
 console.log(`\n${reportMarkdown(report)}`);
 const pooled = policies.map((p) => {
   const ts = Object.values(report.policies[p].tasks);
