@@ -1,4 +1,5 @@
 /** What every CLI command declares: its flags (for parsing and --help) and its action. */
+import { COLLECT_JPEG_QUALITY } from '../image/jpeg.js';
 import type { EpisodeSetup } from '../planner/episode.js';
 export type OptionType = 'string' | 'boolean';
 
@@ -147,8 +148,8 @@ export const CAMERA_JPEG_OPTION: OptionSpec = {
   type: 'string',
   arg: 'Q',
   description:
-    'the simulated camera delivers frames and goal pictures through JPEG at quality Q (1-100), as `sim collect` stores its episodes (92); 0: raw renders',
-  default: '0',
+    'the simulated camera delivers frames and goal pictures through JPEG at quality Q (1-100), as `sim collect` stores the episodes the shipped models learned from; 0: raw renders',
+  default: String(COLLECT_JPEG_QUALITY),
 };
 
 /** The largest --goal-noise: beyond half a metre every picture's position is off the table. */
@@ -175,7 +176,7 @@ export function episodeSetup(opts: ParsedOptions): Required<EpisodeSetup> {
 
 /** --camera-jpeg: 0 (raw renders) or a JPEG quality from 1 to 100. */
 export function cameraJpegOption(opts: ParsedOptions): number {
-  const q = num(opts, 'camera-jpeg', 0);
+  const q = num(opts, 'camera-jpeg', COLLECT_JPEG_QUALITY);
   if (!(Number.isInteger(q) && q >= 0 && q <= 100))
     throw new UsageError(`--camera-jpeg must be 0 (raw) or an integer quality from 1 to 100, got ${q}`);
   return q;

@@ -95,7 +95,8 @@ export async function daggerEpisode(
   if (plansTowardsGoals(planning)) {
     checkFrameSize(planning, o);
     const labels = new ExpertLabels(task, seed, o.beta);
-    const result = await runPlannedEpisode(planning, task, seed, { shadows: o.shadows, actor: labels });
+    // Raw renders, as in the goal-free branch below and in the DAgger rounds that docs/results.md reports.
+    const result = await runPlannedEpisode(planning, task, seed, { shadows: o.shadows, cameraJpeg: 0, actor: labels });
     return result.excluded ? undefined : labels.episode();
   }
   const env = await SimEnv.create({ task, seed, imageHeight: o.imageHeight, imageWidth: o.imageWidth, shadows: o.shadows });

@@ -9,6 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { writeGif } from '../image/gif.js';
+import { COLLECT_JPEG_QUALITY } from '../image/jpeg.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
@@ -69,7 +70,7 @@ const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({
   shadows: o.shadows ?? false,
   restage: o.restage ?? false,
   goalNoise: o.goalNoise ?? 0,
-  cameraJpeg: o.cameraJpeg ?? 0,
+  cameraJpeg: o.cameraJpeg ?? COLLECT_JPEG_QUALITY,
 });
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {
@@ -106,7 +107,8 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
     ...(o.shadows ? ['--shadows'] : []),
     ...(o.restage ? ['--restage'] : []),
     ...(o.goalNoise ? ['--goal-noise', String(o.goalNoise)] : []),
-    ...(o.cameraJpeg ? ['--camera-jpeg', String(o.cameraJpeg)] : []),
+    '--camera-jpeg',
+    String(setupOf(o).cameraJpeg),
   ];
   const children: ChildProcess[] = [];
   const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);

@@ -7,6 +7,7 @@
  */
 import { Canvas } from '../image/canvas.js';
 import { drawText } from '../image/font.js';
+import { COLLECT_JPEG_QUALITY } from '../image/jpeg.js';
 import type { RgbImage } from '../image/decode.js';
 import { HEAD_CAMERA, rayError } from '../sim/camera.js';
 import { SimEnv, type CameraSettings, type StepResult } from '../sim/env.js';
@@ -110,8 +111,9 @@ export interface EpisodeSetup {
   /** Render the episode and its goal pictures with shadows. */
   shadows?: boolean;
   /**
-   * JPEG quality (1-100) through which the camera delivers the episode's frames and goal pictures,
-   * as `sim collect` stores its episodes (92); 0 or undefined: raw renders.
+   * JPEG quality (1-100) through which the camera delivers the episode's frames and goal pictures;
+   * 0: raw renders. Undefined: COLLECT_JPEG_QUALITY, the pictures `sim collect` stored for the
+   * shipped models and their state reader, and what a compressed camera stream delivers.
    */
   cameraJpeg?: number;
   /** After each completed stage, redo the later pictures from the scene as it now is (src/sim/goals.ts, subgoalsFrom). */
@@ -126,7 +128,7 @@ export interface EpisodeSetup {
 /** The simulated camera of an episode setup. */
 export const cameraSettings = (setup: EpisodeSetup): CameraSettings => ({
   shadows: setup.shadows,
-  jpegQuality: setup.cameraJpeg || undefined,
+  jpegQuality: (setup.cameraJpeg ?? COLLECT_JPEG_QUALITY) || undefined,
 });
 
 /** Decides, step by step, what an episode executes of its planner's actions (DAgger's labelling: src/eval/dagger.ts). */

@@ -106,10 +106,14 @@ describe('eval', () => {
     await expect(evaluate({ ...o, shadows: true })).rejects.toThrow(/shadows false, not true/);
     await expect(evaluate({ ...o, restage: true })).rejects.toThrow(/restage false, not true/);
     await expect(evaluate({ ...o, goalNoise: 0.02 })).rejects.toThrow(/goalNoise 0, not 0.02/);
-    await expect(evaluate({ ...o, cameraJpeg: 92 })).rejects.toThrow(/cameraJpeg 0, not 92/);
-    // A directory from before the shadows option was rendered without them: it resumes as such.
+    // The camera delivers its pictures through the JPEG the training episodes were stored as, unless told otherwise.
+    expect(JSON.parse(readFileSync(join(out, 'settings.json'), 'utf8'))).toMatchObject({ cameraJpeg: 92 });
+    await expect(evaluate({ ...o, cameraJpeg: 0 })).rejects.toThrow(/cameraJpeg 92, not 0/);
+    // A directory from before the shadows and camera-jpeg options was rendered without either: it resumes as such
+    // when asked for raw renders, and refuses the JPEG default rather than mix the two.
     writeFileSync(join(out, 'settings.json'), JSON.stringify({ checkpoint: null, goals: 'phase' }));
-    expect((await evaluate(o)).policies.expert!.tasks['pick-can']!.successes).toBe(2);
+    await expect(evaluate(o)).rejects.toThrow(/cameraJpeg 0, not 92/);
+    expect((await evaluate({ ...o, cameraJpeg: 0 })).policies.expert!.tasks['pick-can']!.successes).toBe(2);
   });
 
   it('excludes a layout where the expert replay that makes the goal pictures fails, instead of stopping the evaluation', async () => {

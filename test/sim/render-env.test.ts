@@ -6,6 +6,8 @@ import { makeScriptedPolicy } from '../../src/sim/expert.js';
 import { goalObservations } from '../../src/sim/goals.js';
 import { GEOM, LIGHT, render, type GeomSnapshot } from '../../src/sim/render.js';
 import { COLLECT_JPEG_QUALITY, jpegRoundTrip } from '../../src/image/jpeg.js';
+import { episodeSetup } from '../../src/cli/command.js';
+import { cameraSettings } from '../../src/planner/episode.js';
 
 const I = [1, 0, 0, 0, 1, 0, 0, 0, 1];
 const table: GeomSnapshot = { type: GEOM.plane, pos: [0, 0, 0], mat: I, size: [0, 0, 0], rgb: [0, 0, 1] };
@@ -146,6 +148,15 @@ describe('renderer geometry', () => {
       await expect(SimEnv.create({ task: 'pick-can', seed: 0, jpegQuality: q })).rejects.toThrow(
         /JPEG quality must be an integer from 1 to 100/,
       );
+  });
+
+  it('episodes, evaluations and goal readings see the camera through the JPEG the training episodes were stored as, unless told 0', () => {
+    expect(episodeSetup({}).cameraJpeg).toBe(COLLECT_JPEG_QUALITY);
+    expect(cameraSettings({}).jpegQuality).toBe(COLLECT_JPEG_QUALITY);
+    expect(episodeSetup({ 'camera-jpeg': '0' }).cameraJpeg).toBe(0);
+    expect(cameraSettings({ cameraJpeg: 0 }).jpegQuality).toBeUndefined();
+    expect(cameraSettings({ cameraJpeg: 50, shadows: true })).toEqual({ jpegQuality: 50, shadows: true });
+    expect(() => episodeSetup({ 'camera-jpeg': '-1' })).toThrow(/--camera-jpeg must be 0 \(raw\) or an integer quality/);
   });
 
   it('the same state gives identical pixels; smaller sizes are area-averaged views of the same scene', async () => {
