@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The nineteen untouched sets through the JPEG (docs/results.md, Next steps' first bullet): the policy alone,
-# experiments/read-push with item 37's reader (training-runs/reader128-c64), and its oracle:, one --out per set; then,
-# in the same directories, the same preset with the --objective vanilla twin and the same reader, for the issue's
-# Self-Flow-against-vanilla row. eval resumes a directory episode by episode and each set is committed as it finishes,
-# so a rerun on a fresh machine goes on where the last one stopped.
+# experiments/read-push with item 37's reader (both shipped as wm-cem-read and models/tiny-sim-explore* since item
+# 41), and its oracle:, one --out per set; then, in the same directories, the same preset with the --objective vanilla
+# twin and the same reader, for the issue's Self-Flow-against-vanilla row. eval resumes a directory episode by episode
+# and each set is committed as it finishes, so a rerun on a fresh machine goes on where the last one stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-READER=training-runs/reader128-c64/state-reader.safetensors
+READER=models/tiny-sim-explore/state-reader.safetensors
 model() { # model DIR SOURCE: SOURCE's model directory with READER's reader in it
   if [ ! -f $1/state-reader.safetensors ] || ! cmp -s $1/state-reader.safetensors $READER; then
     rm -rf $1 && mkdir -p scratch && cp -r $2 $1 && cp $READER $1/

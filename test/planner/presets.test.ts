@@ -87,6 +87,13 @@ describe('planner presets', () => {
     expect(recordedGoalFields(loadPlannerPreset(write('grasp-read.json', { ...grasping, goalState: 'read' })))).toEqual([]);
   });
 
+  it('the default preset pushes on at reached closed-gripper goals, as experiments/read-push, which the nineteen-set run measured', () => {
+    const { name: _a, description: _b, ...shipped } = loadPlannerPreset('wm-cem-read');
+    const { name: _c, description: _d, ...measured } = loadPlannerPreset('experiments/read-push');
+    expect(shipped).toEqual(measured);
+    expect(shipped.closedGoalPush).toEqual({ step: 0.03, reach: 0.01, max: 0.15 });
+  });
+
   it('loads an experiment only by its experiments/ name, and says so for a bare one', () => {
     expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(UserError);
     expect(() => loadPlannerPreset('oracle-cem-straight')).toThrow(
