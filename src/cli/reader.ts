@@ -28,7 +28,12 @@ export const modelTrainReaderCommand: Command = {
       description: 'share of episodes held out (by key) for the reported errors',
       default: '0.1',
     },
-    'image-size': { type: 'string', arg: 'HxW', description: 'the size the reader reads pictures at', default: '64x80' },
+    'image-size': {
+      type: 'string',
+      arg: 'HxW',
+      description: 'the size the reader reads pictures at (the shipped reader: 128x160 with --patch 8 --channels 64)',
+      default: '64x80',
+    },
     patch: {
       type: 'string',
       arg: 'N',

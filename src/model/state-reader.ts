@@ -5,8 +5,9 @@
  * which record that state with every picture (`selfflow-wm model train-reader`), and it tells the
  * planner where the gripper is in a goal picture, which carries no recorded state.
  *
- * Layers: the convolutional trunk (src/model/conv-trunk.ts: a 4x4 patch stem, two residual 3x3
- * convolutions, spatial softmax and channel means) into a two-layer head.
+ * Layers: the convolutional trunk (src/model/conv-trunk.ts: a patch stem, 4x4 by default and 8x8 in
+ * the shipped 128x160 reader, two residual 3x3 convolutions, spatial softmax and channel means) into
+ * a two-layer head.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TensorMap } from '../checkpoint/tensor-map.js';

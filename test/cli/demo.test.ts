@@ -20,7 +20,7 @@ describe('selfflow-wm demo', () => {
       /^goal: the planner read the goal pictures and the instruction, and never the gripper positions or open\/closed states recorded/m,
     );
     expect(r.out).not.toMatch(/ORACLE/);
-    expect(r.out).toMatch(/^goal states: .* read off the pictures \(taken at 64x80\) by the learned state reader/m);
+    expect(r.out).toMatch(/^goal states: .* read off the pictures \(taken at 128x160\) by the learned state reader/m);
     expect(r.out).toMatch(/^grasps: the pictures of a grasp \(.* went to the action policy .* never the goal$/m);
     expect(r.out).toMatch(/^set-downs: .* along its camera ray .*tiny-sim-explore\/camera\.json\)$/m);
     expect(existsSync(gif)).toBe(true);

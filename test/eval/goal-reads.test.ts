@@ -148,8 +148,8 @@ describe('selfflow-wm model read-goals', () => {
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out);
     expect(j.seeds).toEqual([100]);
-    // The shipped reader reads 64x80, the camera's size, so the goal pictures are taken at that size, as plan and eval take them.
-    expect(j.imageSize).toBe('64x80');
+    // The shipped reader reads 128x160, more than the camera's 64x80 frames, so the goal pictures are taken at its size, as plan and eval take them.
+    expect(j.imageSize).toBe('128x160');
     expect(j.perTask.map((t: { task: string }) => t.task)).toEqual(['drawer-open']);
     expect(j.all.pictures).toBeGreaterThan(2);
     // The shipped reader sees a drawer pull's gripper within about a centimetre (docs/training.md).
@@ -157,13 +157,15 @@ describe('selfflow-wm model read-goals', () => {
     expect(j.reads.every((x: GoalPictureRead) => x.task === 'drawer-open' && x.seed === 100)).toBe(true);
   });
 
-  it("says in its JSON and its header that the goal pictures came through the camera's JPEG", async () => {
-    const args = ['model', 'read-goals', '--tasks', 'drawer-open', '--seeds', '1', '--camera-jpeg', '92', '--backend', 'wasm'];
+  it("says in its JSON and its header that the goal pictures came through the camera's JPEG, by default, and not with --camera-jpeg 0", async () => {
+    const args = ['model', 'read-goals', '--tasks', 'drawer-open', '--seeds', '1', '--backend', 'wasm'];
     const j = await runCli([...args, '--json']);
     expect(j.code, j.err).toBe(0);
     expect(JSON.parse(j.out)).toMatchObject({ cameraJpeg: 92, shadows: false });
     const t = await runCli(args);
-    expect(t.out).toMatch(/goal pictures \(phase, 64x80, through JPEG quality 92\)/);
+    expect(t.out).toMatch(/goal pictures \(phase, 128x160, through JPEG quality 92\)/);
+    const raw = await runCli([...args, '--camera-jpeg', '0', '--json']);
+    expect(JSON.parse(raw.out)).toMatchObject({ cameraJpeg: 0 });
   });
 
   it('reads every simulator task by default', () => {
