@@ -9,7 +9,6 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { writeGif } from '../image/gif.js';
-import { COLLECT_JPEG_QUALITY } from '../image/jpeg.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { UserError } from '../core/errors.js';
 import { packageRoot } from '../util/package-root.js';
@@ -17,7 +16,7 @@ import { Progress } from '../util/progress.js';
 import { EpisodeRunner } from './episodes.js';
 import type { EpisodeOutcome } from './metrics.js';
 import { buildReport, writeReport, type Report } from './report.js';
-import type { EpisodeSetup } from '../planner/episode.js';
+import { cameraJpegOf, type EpisodeSetup } from '../planner/episode.js';
 
 export interface EvalJob {
   policy: string;
@@ -70,7 +69,7 @@ const setupOf = (o: EvalOptions): Required<EpisodeSetup> => ({
   shadows: o.shadows ?? false,
   restage: o.restage ?? false,
   goalNoise: o.goalNoise ?? 0,
-  cameraJpeg: o.cameraJpeg ?? COLLECT_JPEG_QUALITY,
+  cameraJpeg: cameraJpegOf(o),
 });
 
 async function runInProcess(jobs: EvalJob[], o: EvalOptions, onDone: (r: EpisodeOutcome) => void): Promise<void> {

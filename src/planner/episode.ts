@@ -125,10 +125,13 @@ export interface EpisodeSetup {
   goalNoise?: number;
 }
 
+/** The JPEG quality an episode setup's camera delivers through (0: raw renders); the collection quality unless set. */
+export const cameraJpegOf = (setup: EpisodeSetup): number => setup.cameraJpeg ?? COLLECT_JPEG_QUALITY;
+
 /** The simulated camera of an episode setup. */
 export const cameraSettings = (setup: EpisodeSetup): CameraSettings => ({
   shadows: setup.shadows,
-  jpegQuality: (setup.cameraJpeg ?? COLLECT_JPEG_QUALITY) || undefined,
+  jpegQuality: cameraJpegOf(setup) || undefined,
 });
 
 /** Decides, step by step, what an episode executes of its planner's actions (DAgger's labelling: src/eval/dagger.ts). */
