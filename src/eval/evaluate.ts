@@ -107,7 +107,7 @@ async function runInWorkers(jobs: EvalJob[], o: EvalOptions, onDone: (r: Episode
     ...(o.restage ? ['--restage'] : []),
     ...(o.goalNoise ? ['--goal-noise', String(o.goalNoise)] : []),
     '--camera-jpeg',
-    String(setupOf(o).cameraJpeg),
+    String(cameraJpegOf(o)),
   ];
   const children: ChildProcess[] = [];
   const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
