@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The nineteen untouched sets through the JPEG (docs/results.md, Next steps' first bullet): the policy alone,
+# The nineteen untouched sets through the JPEG (docs/results.md, items 42 and 43): the policy alone,
 # experiments/read-push with item 37's reader (both shipped as wm-cem-read and models/tiny-sim-explore* since item
 # 41), and its oracle:, one --out per set; then, in the same directories, the same preset with the --objective vanilla
 # twin and the same reader, for the issue's Self-Flow-against-vanilla row. eval resumes a directory episode by episode
